@@ -1,0 +1,164 @@
+package game
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Kind says what a command does.
+type Kind uint8
+
+// Kinds of commands, one per thing a player can do.
+const (
+	// KindCreateRoom creates a room and starts its first round with Word.
+	KindCreateRoom Kind = iota + 1
+	// KindJoinRoom adds Player (named Name) to a room, or renames them.
+	KindJoinRoom
+	// KindGuess guesses Letter in the room's current round.
+	KindGuess
+	// KindNewRound starts the next round with Word once the last is over.
+	KindNewRound
+)
+
+// String is the name used in events ("kind" on NATS) and logs.
+func (k Kind) String() string {
+	switch k {
+	case KindCreateRoom:
+		return "create_room"
+	case KindJoinRoom:
+		return "join_room"
+	case KindGuess:
+		return "guess"
+	case KindNewRound:
+		return "new_round"
+	default:
+		return fmt.Sprintf("kind(%d)", uint8(k))
+	}
+}
+
+// Command is one entry of the replicated log. The proposer fills every field
+// the rules need, including the secret Word and the time At, so that applying
+// it needs nothing from the outside world.
+type Command struct {
+	Kind      Kind   `json:"k"`
+	Room      string `json:"r"`
+	Player    string `json:"p,omitempty"`
+	Name      string `json:"n,omitempty"`
+	Letter    string `json:"l,omitempty"`
+	Word      string `json:"w,omitempty"`
+	MaxWrong  int    `json:"m,omitempty"`
+	RequestID string `json:"q,omitempty"`
+	// At is the proposer's wall clock in Unix milliseconds; events carry it.
+	At int64 `json:"t,omitempty"`
+}
+
+// commandVersion prefixes every encoded command, so the encoding can change
+// without misreading old log entries.
+const commandVersion = 1
+
+// MaxCommandSize bounds an encoded command; anything longer is not one of
+// ours.
+const MaxCommandSize = 1024
+
+// Encode returns the log entry bytes of c: a version byte and JSON.
+func (c Command) Encode() ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s command: %w", c.Kind, err)
+	}
+	return append([]byte{commandVersion}, b...), nil
+}
+
+// DecodeCommand parses a log entry written by Encode and validates it. It
+// never panics, whatever the bytes.
+func DecodeCommand(b []byte) (Command, error) {
+	var c Command
+	if len(b) == 0 {
+		return c, errorf(CodeInvalid, "empty command")
+	}
+	if len(b) > MaxCommandSize {
+		return c, errorf(CodeInvalid, "command of %d bytes exceeds %d", len(b), MaxCommandSize)
+	}
+	if b[0] != commandVersion {
+		return c, errorf(CodeInvalid, "unknown command version %d", b[0])
+	}
+	dec := json.NewDecoder(bytes.NewReader(b[1:]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Command{}, errorf(CodeInvalid, "malformed command: %v", err)
+	}
+	if dec.More() {
+		return Command{}, errorf(CodeInvalid, "malformed command: trailing data")
+	}
+	if err := c.Validate(); err != nil {
+		return Command{}, err
+	}
+	return c, nil
+}
+
+// Validate checks the fields of c that do not depend on state: the same
+// checks run in the transport before proposing (so bad input never reaches
+// the log) and in Apply (so a bad entry can never corrupt a replica).
+func (c Command) Validate() error {
+	if !ValidRoom(c.Room) {
+		return errorf(CodeInvalid, "room name %q must be 1-%d of a-z, 0-9, '-' or '_', starting with a letter or digit", clip(c.Room), MaxRoomLen)
+	}
+	if !ValidRequestID(c.RequestID) {
+		return errorf(CodeInvalid, "request id must be at most %d printable ASCII characters", MaxRequestIDLen)
+	}
+	switch c.Kind {
+	case KindCreateRoom:
+		if c.MaxWrong < 0 || c.MaxWrong > MaxMaxWrong {
+			return errorf(CodeInvalid, "wrong-guess limit %d must be between 1 and %d (0 for the default)", c.MaxWrong, MaxMaxWrong)
+		}
+		if !ValidWord(c.Word) {
+			return errorf(CodeInvalid, "secret word must be %d-%d letters a-z", MinWordLen, MaxWordLen)
+		}
+	case KindJoinRoom:
+		if err := validPlayer(c.Player); err != nil {
+			return err
+		}
+		if !ValidName(c.Name) {
+			return errorf(CodeInvalid, "player name must be 1-%d printable characters", MaxNameLen)
+		}
+	case KindGuess:
+		if err := validPlayer(c.Player); err != nil {
+			return err
+		}
+		if _, err := NormalizeLetter(c.Letter); err != nil {
+			return err
+		}
+	case KindNewRound:
+		if c.Player != "" {
+			if err := validPlayer(c.Player); err != nil {
+				return err
+			}
+		}
+		if !ValidWord(c.Word) {
+			return errorf(CodeInvalid, "secret word must be %d-%d letters a-z", MinWordLen, MaxWordLen)
+		}
+	default:
+		return errorf(CodeInvalid, "unknown command kind %d", uint8(c.Kind))
+	}
+	return nil
+}
+
+func validPlayer(id string) error {
+	if id == "" {
+		return errorf(CodeInvalid, "player id is required")
+	}
+	if !ValidPlayerID(id) {
+		return errorf(CodeInvalid, "player id %q must be 1-%d of A-Z, a-z, 0-9, '-' or '_'", clip(id), MaxPlayerIDLen)
+	}
+	return nil
+}
+
+// clip shortens hostile input before it is echoed in an error message.
+func clip(s string) string {
+	const max = 40
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
+}

@@ -1,0 +1,347 @@
+package game
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// Scoring: a correct letter scores once per occurrence in the word, and the
+// guess that completes the word scores WinBonus more.
+const WinBonus = 5
+
+// Machine is the state of every room. It is not safe for concurrent use: the
+// replication layer applies commands from one goroutine and guards reads.
+type Machine struct {
+	rooms   map[string]*room
+	applied uint64
+}
+
+type room struct {
+	name     string
+	round    uint64
+	seq      uint64
+	word     string
+	maxWrong int
+	guessed  []byte
+	wrong    []byte
+	status   Status
+	players  []*Player
+	last     *LastGuess
+	// sessions maps a request id to what its first application returned;
+	// order is the same ids oldest first, to expire them deterministically.
+	sessions map[string]session
+	order    []string
+	// events are the most recent events, oldest first, for republishing.
+	events []Event
+}
+
+// session remembers one applied request.
+type session struct {
+	Outcome Outcome `json:"o,omitempty"`
+	Seq     uint64  `json:"s"`
+}
+
+// Result is what applying one command produced.
+type Result struct {
+	// Err is a refusal (an *Error); the Machine did not change.
+	Err error
+	// Room names the room the command addressed.
+	Room string
+	// Outcome is set for guesses.
+	Outcome Outcome
+	// Duplicate is true when the request id had been applied before; the
+	// Machine did not change and Outcome is that of the first application.
+	Duplicate bool
+	// Event is the change made, or nil if nothing changed.
+	Event *Event
+	// State is the room's public state after the command (zero on Err).
+	State State
+}
+
+// New returns an empty Machine.
+func New() *Machine {
+	return &Machine{rooms: make(map[string]*room)}
+}
+
+// Applied returns the index of the last command applied (or restored).
+func (m *Machine) Applied() uint64 { return m.applied }
+
+// Apply decodes and applies the log entry at index. Entries that do not
+// decode are refused like any invalid command: deterministically, on every
+// replica, without changing anything.
+func (m *Machine) Apply(index uint64, entry []byte) Result {
+	c, err := DecodeCommand(entry)
+	if err != nil {
+		m.applied = max(m.applied, index)
+		return Result{Err: err}
+	}
+	return m.ApplyCommand(index, c)
+}
+
+// ApplyCommand applies c as the log entry at index.
+func (m *Machine) ApplyCommand(index uint64, c Command) Result {
+	m.applied = max(m.applied, index)
+	if err := c.Validate(); err != nil {
+		return Result{Err: err, Room: c.Room}
+	}
+	r := m.rooms[c.Room]
+	if r != nil && c.RequestID != "" {
+		if s, ok := r.sessions[c.RequestID]; ok {
+			return Result{Room: c.Room, Outcome: s.Outcome, Duplicate: true, State: r.public()}
+		}
+	}
+	var (
+		ev  *Event
+		err error
+	)
+	switch c.Kind {
+	case KindCreateRoom:
+		r, ev, err = m.createRoom(c)
+	case KindJoinRoom:
+		ev, err = r.join(c)
+	case KindGuess:
+		ev, err = r.guess(c)
+	case KindNewRound:
+		ev, err = r.newRound(c)
+	}
+	if err != nil {
+		return Result{Err: err, Room: c.Room}
+	}
+	res := Result{Room: c.Room}
+	if ev != nil {
+		r.seq = index
+		ev.Seq = index
+		ev.Room = r.name
+		ev.Round = r.round
+		ev.Status = r.status
+		ev.At = time.UnixMilli(c.At).UTC()
+		r.remember(*ev)
+		res.Outcome = ev.Outcome
+		res.Event = ev
+	}
+	if c.RequestID != "" {
+		r.record(c.RequestID, session{Outcome: res.Outcome, Seq: index})
+	}
+	res.State = r.public()
+	return res
+}
+
+func (m *Machine) createRoom(c Command) (*room, *Event, error) {
+	if m.rooms[c.Room] != nil {
+		return nil, nil, errorf(CodeExists, "room %q already exists", c.Room)
+	}
+	if len(m.rooms) >= MaxRooms {
+		return nil, nil, errorf(CodePrecondition, "the cluster holds the maximum of %d rooms", MaxRooms)
+	}
+	maxWrong := c.MaxWrong
+	if maxWrong == 0 {
+		maxWrong = DefaultMaxWrong
+	}
+	r := &room{name: c.Room, maxWrong: maxWrong, sessions: make(map[string]session)}
+	r.start(c.Word)
+	m.rooms[c.Room] = r
+	return r, &Event{Kind: EventRoomCreated}, nil
+}
+
+func (r *room) start(word string) {
+	r.round++
+	r.word = word
+	r.guessed = r.guessed[:0]
+	r.wrong = r.wrong[:0]
+	r.status = StatusPlaying
+	r.last = nil
+}
+
+func (r *room) join(c Command) (*Event, error) {
+	if r == nil {
+		return nil, errorf(CodeNotFound, "room %q does not exist", c.Room)
+	}
+	if p := r.player(c.Player); p != nil {
+		if p.Name == c.Name {
+			return nil, nil
+		}
+		p.Name = c.Name
+		return &Event{Kind: EventPlayerRenamed, Player: c.Player, Name: c.Name}, nil
+	}
+	if len(r.players) >= MaxPlayers {
+		return nil, errorf(CodePrecondition, "room %q is full (%d players)", c.Room, MaxPlayers)
+	}
+	r.players = append(r.players, &Player{ID: c.Player, Name: c.Name})
+	return &Event{Kind: EventPlayerJoined, Player: c.Player, Name: c.Name}, nil
+}
+
+func (r *room) guess(c Command) (*Event, error) {
+	if r == nil {
+		return nil, errorf(CodeNotFound, "room %q does not exist", c.Room)
+	}
+	p := r.player(c.Player)
+	if p == nil {
+		return nil, errorf(CodePrecondition, "player %q has not joined room %q", c.Player, c.Room)
+	}
+	if r.status != StatusPlaying {
+		return nil, errorf(CodePrecondition, "round %d of room %q is over (%s); start a new round", r.round, c.Room, r.status)
+	}
+	letter, _ := NormalizeLetter(c.Letter) // Validate has checked it
+	var outcome Outcome
+	switch {
+	case slices.Contains(r.guessed, letter):
+		outcome = OutcomeRepeated
+	case strings.IndexByte(r.word, letter) >= 0:
+		outcome = OutcomeCorrect
+		r.guessed = append(r.guessed, letter)
+		p.Score += int64(strings.Count(r.word, string(letter)))
+		if r.solved() {
+			r.status = StatusWon
+			p.Score += WinBonus
+		}
+	default:
+		outcome = OutcomeWrong
+		r.guessed = append(r.guessed, letter)
+		r.wrong = append(r.wrong, letter)
+		if len(r.wrong) >= r.maxWrong {
+			r.status = StatusLost
+		}
+	}
+	r.last = &LastGuess{Player: c.Player, Letter: string(letter), Outcome: outcome}
+	return &Event{Kind: EventGuess, Player: c.Player, Letter: string(letter), Outcome: outcome}, nil
+}
+
+func (r *room) newRound(c Command) (*Event, error) {
+	if r == nil {
+		return nil, errorf(CodeNotFound, "room %q does not exist", c.Room)
+	}
+	if r.status == StatusPlaying {
+		return nil, errorf(CodePrecondition, "round %d of room %q is still being played", r.round, c.Room)
+	}
+	r.start(c.Word)
+	return &Event{Kind: EventRoundStarted, Player: c.Player}, nil
+}
+
+func (r *room) player(id string) *Player {
+	for _, p := range r.players {
+		if p.ID == id {
+			return p
+		}
+	}
+	return nil
+}
+
+func (r *room) solved() bool {
+	for i := 0; i < len(r.word); i++ {
+		if !slices.Contains(r.guessed, r.word[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// record remembers a request id, forgetting the oldest beyond SessionWindow.
+func (r *room) record(id string, s session) {
+	if len(r.order) >= SessionWindow {
+		delete(r.sessions, r.order[0])
+		r.order = r.order[1:]
+	}
+	r.sessions[id] = s
+	r.order = append(r.order, id)
+}
+
+// remember keeps ev among the room's recent events.
+func (r *room) remember(ev Event) {
+	if len(r.events) >= RecentEvents {
+		r.events = r.events[1:]
+	}
+	r.events = append(r.events, ev)
+}
+
+// public returns the state everyone may see: the word only once the round is
+// over.
+func (r *room) public() State {
+	masked := make([]byte, len(r.word))
+	for i := 0; i < len(r.word); i++ {
+		if slices.Contains(r.guessed, r.word[i]) || r.status != StatusPlaying {
+			masked[i] = r.word[i]
+		} else {
+			masked[i] = '_'
+		}
+	}
+	s := State{
+		Room:      r.name,
+		Round:     r.round,
+		Seq:       r.seq,
+		Masked:    string(masked),
+		Guessed:   letters(r.guessed),
+		Wrong:     letters(r.wrong),
+		WrongLeft: max(r.maxWrong-len(r.wrong), 0),
+		MaxWrong:  r.maxWrong,
+		Status:    r.status,
+		Players:   make([]Player, len(r.players)),
+	}
+	if r.status != StatusPlaying {
+		s.Word = r.word
+	}
+	for i, p := range r.players {
+		s.Players[i] = *p
+	}
+	if r.last != nil {
+		last := *r.last
+		s.LastGuess = &last
+	}
+	return s
+}
+
+func letters(b []byte) []string {
+	out := make([]string, len(b))
+	for i, c := range b {
+		out[i] = string(c)
+	}
+	return out
+}
+
+// Room returns the public state of one room.
+func (m *Machine) Room(name string) (State, bool) {
+	r := m.rooms[name]
+	if r == nil {
+		return State{}, false
+	}
+	return r.public(), true
+}
+
+// Rooms lists every room, sorted by name.
+func (m *Machine) Rooms() []Summary {
+	out := make([]Summary, 0, len(m.rooms))
+	for _, r := range m.rooms {
+		out = append(out, Summary{Room: r.name, Round: r.round, Status: r.status, Players: len(r.players), Seq: r.seq})
+	}
+	slices.SortFunc(out, func(a, b Summary) int { return strings.Compare(a.Room, b.Room) })
+	return out
+}
+
+// States returns the public state of every room, sorted by name: what a new
+// leader republishes.
+func (m *Machine) States() []State {
+	names := m.roomNames()
+	out := make([]State, len(names))
+	for i, n := range names {
+		out[i] = m.rooms[n].public()
+	}
+	return out
+}
+
+// RecentEvents returns the last events of a room, oldest first.
+func (m *Machine) RecentEvents(name string) []Event {
+	r := m.rooms[name]
+	if r == nil {
+		return nil
+	}
+	return slices.Clone(r.events)
+}
+
+func (m *Machine) roomNames() []string {
+	names := make([]string, 0, len(m.rooms))
+	for n := range m.rooms {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}

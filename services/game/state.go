@@ -1,0 +1,92 @@
+package game
+
+import "time"
+
+// Status of a round.
+type Status string
+
+// Round statuses, as they appear in the public state.
+const (
+	StatusPlaying Status = "playing"
+	StatusWon     Status = "won"
+	StatusLost    Status = "lost"
+)
+
+// Outcome of a guess.
+type Outcome string
+
+// Outcomes of a guess.
+const (
+	OutcomeCorrect  Outcome = "correct"
+	OutcomeWrong    Outcome = "wrong"
+	OutcomeRepeated Outcome = "repeated"
+)
+
+// Player is a player of a room as everyone sees them.
+type Player struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Score int64  `json:"score"`
+}
+
+// LastGuess is the most recent guess of a room's current round.
+type LastGuess struct {
+	Player  string  `json:"player"`
+	Letter  string  `json:"letter"`
+	Outcome Outcome `json:"outcome"`
+}
+
+// State is the public state of one room: the payload of
+// hangman.room.<room>.state. It never holds the secret word while the round
+// is playing.
+type State struct {
+	Room  string `json:"room"`
+	Round uint64 `json:"round"`
+	// Seq is the raft index of the last command that changed the room.
+	Seq uint64 `json:"seq"`
+	// Masked is the word with unguessed letters as '_', one byte per letter.
+	Masked string `json:"masked"`
+	// Guessed lists every letter guessed this round, in guess order.
+	Guessed []string `json:"guessed"`
+	// Wrong lists the guessed letters that are not in the word.
+	Wrong     []string   `json:"wrong"`
+	WrongLeft int        `json:"wrongLeft"`
+	MaxWrong  int        `json:"maxWrong"`
+	Status    Status     `json:"status"`
+	Word      string     `json:"word,omitempty"`
+	Players   []Player   `json:"players"`
+	LastGuess *LastGuess `json:"lastGuess,omitempty"`
+}
+
+// Event is one committed change to a room: the payload of
+// hangman.room.<room>.event.
+type Event struct {
+	Seq     uint64    `json:"seq"`
+	Room    string    `json:"room"`
+	Kind    string    `json:"kind"`
+	Round   uint64    `json:"round"`
+	Player  string    `json:"player,omitempty"`
+	Name    string    `json:"name,omitempty"`
+	Letter  string    `json:"letter,omitempty"`
+	Outcome Outcome   `json:"outcome,omitempty"`
+	Status  Status    `json:"status"`
+	At      time.Time `json:"at"`
+}
+
+// Event kinds, as they appear in Event.Kind.
+const (
+	EventRoomCreated   = "room_created"
+	EventPlayerJoined  = "player_joined"
+	EventPlayerRenamed = "player_renamed"
+	EventGuess         = "guess"
+	EventRoundStarted  = "round_started"
+)
+
+// Summary is one room as the lobby lists it.
+type Summary struct {
+	Room    string `json:"room"`
+	Round   uint64 `json:"round"`
+	Status  Status `json:"status"`
+	Players int    `json:"players"`
+	Seq     uint64 `json:"seq"`
+}

@@ -1,0 +1,137 @@
+package game
+
+import (
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of the rules. They bound what one command can make a replica hold,
+// so a hostile client cannot grow the state without bound.
+const (
+	// MaxRoomLen bounds a room name; names become NATS subject tokens.
+	MaxRoomLen = 32
+	// MaxPlayerIDLen bounds a player id.
+	MaxPlayerIDLen = 64
+	// MaxNameLen bounds a display name, in runes.
+	MaxNameLen = 32
+	// MaxRequestIDLen bounds a request id.
+	MaxRequestIDLen = 64
+	// MinWordLen and MaxWordLen bound a secret word.
+	MinWordLen, MaxWordLen = 2, 32
+	// DefaultMaxWrong is the wrong-guess limit when a room does not set one:
+	// head, body, two arms, two legs.
+	DefaultMaxWrong = 6
+	// MaxMaxWrong is the largest wrong-guess limit a room may set.
+	MaxMaxWrong = 26
+	// MaxPlayers bounds the players of one room.
+	MaxPlayers = 64
+	// MaxRooms bounds the rooms of one cluster.
+	MaxRooms = 10000
+	// SessionWindow is how many request ids a room remembers. A retry is
+	// recognised as long as fewer than this many commands were applied to
+	// the room since the original; clients retry within seconds, so this is
+	// generous.
+	SessionWindow = 1024
+	// RecentEvents is how many events a room keeps for a new leader to
+	// republish.
+	RecentEvents = 32
+)
+
+// ValidRoom reports whether s is a room name: 1-32 of [a-z0-9_-], starting
+// with a letter or digit. The alphabet keeps names safe as NATS subject
+// tokens (no '.', '*', '>' or spaces) and in URLs.
+func ValidRoom(s string) bool {
+	if len(s) == 0 || len(s) > MaxRoomLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '-' || c == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ValidPlayerID reports whether s is a player id: 1-64 of [A-Za-z0-9_-].
+func ValidPlayerID(s string) bool {
+	if len(s) == 0 || len(s) > MaxPlayerIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidName reports whether s is a display name: valid UTF-8, 1-32 runes,
+// printable, not blank. Markup is allowed here and escaped where it is shown.
+func ValidName(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	n, blank := 0, true
+	for _, r := range s {
+		n++
+		if !unicode.IsPrint(r) {
+			return false
+		}
+		if !unicode.IsSpace(r) {
+			blank = false
+		}
+	}
+	return n > 0 && n <= MaxNameLen && !blank
+}
+
+// ValidRequestID reports whether s is empty (no deduplication) or 1-64
+// printable ASCII characters.
+func ValidRequestID(s string) bool {
+	if len(s) > MaxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidWord reports whether s can be a secret word: 2-32 letters a-z.
+func ValidWord(s string) bool {
+	if len(s) < MinWordLen || len(s) > MaxWordLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'a' || s[i] > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// NormalizeLetter turns a guess as typed into one lower-case letter a-z, or
+// reports an error saying what is wrong with it.
+func NormalizeLetter(s string) (byte, error) {
+	if len(s) != 1 {
+		if utf8.RuneCountInString(s) == 1 {
+			return 0, errorf(CodeInvalid, "letter %q is not a letter a-z", s)
+		}
+		return 0, errorf(CodeInvalid, "a guess is exactly one letter, got %d characters", utf8.RuneCountInString(s))
+	}
+	c := s[0]
+	switch {
+	case c >= 'a' && c <= 'z':
+		return c, nil
+	case c >= 'A' && c <= 'Z':
+		return c - 'A' + 'a', nil
+	default:
+		return 0, errorf(CodeInvalid, "letter %q is not a letter a-z", s)
+	}
+}
