@@ -3,7 +3,9 @@ package game
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 )
 
 // Kind says what a command does.
@@ -57,6 +59,11 @@ type Command struct {
 // without misreading old log entries.
 const commandVersion = 1
 
+// maxAt is the last Unix millisecond of the year 9999: events carry At as an
+// RFC 3339 time, which JSON cannot encode for later years, and one event that
+// cannot be encoded would make every later snapshot of the Machine fail.
+const maxAt = 253402300799999
+
 // MaxCommandSize bounds an encoded command; anything longer is not one of
 // ours.
 const MaxCommandSize = 1024
@@ -88,7 +95,8 @@ func DecodeCommand(b []byte) (Command, error) {
 	if err := dec.Decode(&c); err != nil {
 		return Command{}, errorf(CodeInvalid, "malformed command: %v", err)
 	}
-	if dec.More() {
+	// More would miss a stray '}' or ']'; only whitespace may follow.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Command{}, errorf(CodeInvalid, "malformed command: trailing data")
 	}
 	if err := c.Validate(); err != nil {
@@ -106,6 +114,9 @@ func (c Command) Validate() error {
 	}
 	if !ValidRequestID(c.RequestID) {
 		return errorf(CodeInvalid, "request id must be at most %d printable ASCII characters", MaxRequestIDLen)
+	}
+	if c.At < 0 || c.At > maxAt {
+		return errorf(CodeInvalid, "command time %d must be between 0 and %d Unix milliseconds", c.At, int64(maxAt))
 	}
 	switch c.Kind {
 	case KindCreateRoom:

@@ -1,6 +1,7 @@
 package game
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ type room struct {
 	name     string
 	round    uint64
 	seq      uint64
+	prev     uint64
 	word     string
 	maxWrong int
 	guessed  []byte
@@ -110,7 +112,8 @@ func (m *Machine) ApplyCommand(index uint64, c Command) Result {
 	}
 	res := Result{Room: c.Room}
 	if ev != nil {
-		r.seq = index
+		r.prev, r.seq = r.seq, index
+		ev.Prev = r.prev
 		ev.Seq = index
 		ev.Room = r.name
 		ev.Round = r.round
@@ -214,6 +217,10 @@ func (r *room) newRound(c Command) (*Event, error) {
 	if r.status == StatusPlaying {
 		return nil, errorf(CodePrecondition, "round %d of room %q is still being played", r.round, c.Room)
 	}
+	if r.round == math.MaxUint64 {
+		// Round 0 would not restore from a snapshot.
+		return nil, errorf(CodePrecondition, "room %q has played its last round", c.Room)
+	}
 	r.start(c.Word)
 	return &Event{Kind: EventRoundStarted, Player: c.Player}, nil
 }
@@ -269,6 +276,7 @@ func (r *room) public() State {
 		Room:      r.name,
 		Round:     r.round,
 		Seq:       r.seq,
+		Prev:      r.prev,
 		Masked:    string(masked),
 		Guessed:   letters(r.guessed),
 		Wrong:     letters(r.wrong),

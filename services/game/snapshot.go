@@ -26,6 +26,7 @@ type roomRecord struct {
 	Name     string          `json:"name"`
 	Round    uint64          `json:"round"`
 	Seq      uint64          `json:"seq"`
+	Prev     uint64          `json:"prev"`
 	Word     string          `json:"word"`
 	MaxWrong int             `json:"maxWrong"`
 	Guessed  string          `json:"guessed"`
@@ -49,7 +50,7 @@ func (m *Machine) Snapshot(w io.Writer) error {
 	for _, n := range m.roomNames() {
 		r := m.rooms[n]
 		rec := roomRecord{
-			Name: r.name, Round: r.round, Seq: r.seq, Word: r.word, MaxWrong: r.maxWrong,
+			Name: r.name, Round: r.round, Seq: r.seq, Prev: r.prev, Word: r.word, MaxWrong: r.maxWrong,
 			Guessed: string(r.guessed), Wrong: string(r.wrong), Status: r.status,
 			Players: make([]Player, len(r.players)), Last: r.last,
 			Sessions: make([]sessionRecord, len(r.order)), Events: r.events,
@@ -97,6 +98,9 @@ func (m *Machine) Restore(rd io.Reader) error {
 		if rooms[r.name] != nil {
 			return fmt.Errorf("read snapshot: room %q appears twice", r.name)
 		}
+		if r.prev >= r.seq && r.seq != 0 {
+			return fmt.Errorf("read snapshot: room %q prev %d is not before seq %d", r.name, r.prev, r.seq)
+		}
 		if r.seq > f.Applied {
 			return fmt.Errorf("read snapshot: room %q seq %d is past the applied index %d", r.name, r.seq, f.Applied)
 		}
@@ -125,7 +129,7 @@ func (rec *roomRecord) room() (*room, error) {
 		return nil, fmt.Errorf("%d events exceed %d", len(rec.Events), RecentEvents)
 	}
 	r := &room{
-		name: rec.Name, round: rec.Round, seq: rec.Seq, word: rec.Word, maxWrong: rec.MaxWrong,
+		name: rec.Name, round: rec.Round, seq: rec.Seq, prev: rec.Prev, word: rec.Word, maxWrong: rec.MaxWrong,
 		guessed: []byte(rec.Guessed), wrong: []byte(rec.Wrong), status: rec.Status,
 		last: rec.Last, sessions: make(map[string]session, len(rec.Sessions)), events: rec.Events,
 	}
@@ -167,6 +171,11 @@ func (r *room) checkLetters() error {
 	}
 	if string(wrong) != string(r.wrong) {
 		return fmt.Errorf("wrong letters do not match the word")
+	}
+	// No guess follows the one that ends a round, so a round never holds more
+	// wrong letters than its limit, nor is it solved after it was lost.
+	if len(r.wrong) > r.maxWrong || len(r.wrong) == r.maxWrong && r.solved() {
+		return fmt.Errorf("%d wrong letters do not fit the limit of %d", len(r.wrong), r.maxWrong)
 	}
 	want := StatusPlaying
 	switch {

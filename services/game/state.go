@@ -44,6 +44,11 @@ type State struct {
 	Round uint64 `json:"round"`
 	// Seq is the raft index of the last command that changed the room.
 	Seq uint64 `json:"seq"`
+	// Prev is the room's Seq before that command (0 for a new room). Raft
+	// indexes are shared by all rooms, so a room's seqs are increasing but
+	// not consecutive; a consumer that last saw seq S and receives Prev != S
+	// knows it missed something.
+	Prev uint64 `json:"prev"`
 	// Masked is the word with unguessed letters as '_', one byte per letter.
 	Masked string `json:"masked"`
 	// Guessed lists every letter guessed this round, in guess order.
@@ -61,7 +66,9 @@ type State struct {
 // Event is one committed change to a room: the payload of
 // hangman.room.<room>.event.
 type Event struct {
-	Seq     uint64    `json:"seq"`
+	Seq uint64 `json:"seq"`
+	// Prev is the room's seq before this event; see State.Prev.
+	Prev    uint64    `json:"prev"`
 	Room    string    `json:"room"`
 	Kind    string    `json:"kind"`
 	Round   uint64    `json:"round"`

@@ -217,19 +217,21 @@ func (x *LastGuess) GetOutcome() string {
 // RoomState is a room's public state, the same shape as the NATS
 // hangman.room.<room>.state payload. word is empty while status is "playing".
 type RoomState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
-	Round         uint64                 `protobuf:"varint,2,opt,name=round,proto3" json:"round,omitempty"`
-	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
-	Masked        string                 `protobuf:"bytes,4,opt,name=masked,proto3" json:"masked,omitempty"`
-	Guessed       []string               `protobuf:"bytes,5,rep,name=guessed,proto3" json:"guessed,omitempty"`
-	Wrong         []string               `protobuf:"bytes,6,rep,name=wrong,proto3" json:"wrong,omitempty"`
-	WrongLeft     int32                  `protobuf:"varint,7,opt,name=wrong_left,json=wrongLeft,proto3" json:"wrong_left,omitempty"`
-	Status        string                 `protobuf:"bytes,8,opt,name=status,proto3" json:"status,omitempty"`
-	Word          string                 `protobuf:"bytes,9,opt,name=word,proto3" json:"word,omitempty"`
-	Players       []*Player              `protobuf:"bytes,10,rep,name=players,proto3" json:"players,omitempty"`
-	LastGuess     *LastGuess             `protobuf:"bytes,11,opt,name=last_guess,json=lastGuess,proto3" json:"last_guess,omitempty"`
-	MaxWrong      int32                  `protobuf:"varint,12,opt,name=max_wrong,json=maxWrong,proto3" json:"max_wrong,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Room      string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Round     uint64                 `protobuf:"varint,2,opt,name=round,proto3" json:"round,omitempty"`
+	Seq       uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Masked    string                 `protobuf:"bytes,4,opt,name=masked,proto3" json:"masked,omitempty"`
+	Guessed   []string               `protobuf:"bytes,5,rep,name=guessed,proto3" json:"guessed,omitempty"`
+	Wrong     []string               `protobuf:"bytes,6,rep,name=wrong,proto3" json:"wrong,omitempty"`
+	WrongLeft int32                  `protobuf:"varint,7,opt,name=wrong_left,json=wrongLeft,proto3" json:"wrong_left,omitempty"`
+	Status    string                 `protobuf:"bytes,8,opt,name=status,proto3" json:"status,omitempty"`
+	Word      string                 `protobuf:"bytes,9,opt,name=word,proto3" json:"word,omitempty"`
+	Players   []*Player              `protobuf:"bytes,10,rep,name=players,proto3" json:"players,omitempty"`
+	LastGuess *LastGuess             `protobuf:"bytes,11,opt,name=last_guess,json=lastGuess,proto3" json:"last_guess,omitempty"`
+	MaxWrong  int32                  `protobuf:"varint,12,opt,name=max_wrong,json=maxWrong,proto3" json:"max_wrong,omitempty"`
+	// prev is the room's seq before the change that produced seq.
+	Prev          uint64 `protobuf:"varint,13,opt,name=prev,proto3" json:"prev,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -344,6 +346,13 @@ func (x *RoomState) GetLastGuess() *LastGuess {
 func (x *RoomState) GetMaxWrong() int32 {
 	if x != nil {
 		return x.MaxWrong
+	}
+	return 0
+}
+
+func (x *RoomState) GetPrev() uint64 {
+	if x != nil {
+		return x.Prev
 	}
 	return 0
 }
@@ -643,8 +652,8 @@ type GuessResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// outcome is "correct", "wrong" or "repeated".
 	Outcome string `protobuf:"bytes,1,opt,name=outcome,proto3" json:"outcome,omitempty"`
-	// duplicate is true when request_id had already been applied; outcome and
-	// state then describe the original application.
+	// duplicate is true when request_id had already been applied; outcome is
+	// then that of the original application and state is the room now.
 	Duplicate bool       `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	State     *RoomState `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
 	// index is the raft index that committed the guess.
@@ -1655,7 +1664,7 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\tLastGuess\x12\x16\n" +
 	"\x06player\x18\x01 \x01(\tR\x06player\x12\x16\n" +
 	"\x06letter\x18\x02 \x01(\tR\x06letter\x12\x18\n" +
-	"\aoutcome\x18\x03 \x01(\tR\aoutcome\"\xdb\x02\n" +
+	"\aoutcome\x18\x03 \x01(\tR\aoutcome\"\xef\x02\n" +
 	"\tRoomState\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x04R\x05round\x12\x10\n" +
@@ -1671,7 +1680,8 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	" \x03(\v2\x12.hangman.v1.PlayerR\aplayers\x124\n" +
 	"\n" +
 	"last_guess\x18\v \x01(\v2\x15.hangman.v1.LastGuessR\tlastGuess\x12\x1b\n" +
-	"\tmax_wrong\x18\f \x01(\x05R\bmaxWrong\"c\n" +
+	"\tmax_wrong\x18\f \x01(\x05R\bmaxWrong\x12\x12\n" +
+	"\x04prev\x18\r \x01(\x04R\x04prev\"c\n" +
 	"\x11CreateRoomRequest\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x1b\n" +
 	"\tmax_wrong\x18\x02 \x01(\x05R\bmaxWrong\x12\x1d\n" +

@@ -1,0 +1,116 @@
+// Command hangman runs every part of the distributed Hangman game: game
+// nodes (raft, serf, gRPC, embedded NATS), websocket relays, the whole system
+// on one machine for development, and the load generator.
+//
+//	hangman dev      3 game nodes + 2 relays on loopback, in one process
+//	hangman node     one game node
+//	hangman relay    one websocket relay
+//	hangman bench    the load generator and its report
+//
+// Every flag can also be set from the environment as HANGMAN_<FLAG>, with
+// dashes as underscores (--data-dir is HANGMAN_DATA_DIR); a flag on the
+// command line wins.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// commands maps each subcommand to the function that runs it until ctx ends.
+var commands = map[string]struct {
+	run     func(ctx context.Context, args []string) error
+	summary string
+}{
+	"dev":   {runDev, "the whole system on one machine: 3 game nodes + 2 relays on loopback"},
+	"node":  {runNode, "one game node (raft + serf + gRPC + embedded NATS)"},
+	"relay": {runRelay, "one websocket relay serving the web page"},
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "hangman:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return errors.New("a command is required")
+		}
+		return nil
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		usage(stderr)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return cmd.run(ctx, args[1:])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: hangman <command> [flags]\n\ncommands:")
+	for _, name := range []string{"dev", "node", "relay", "bench"} {
+		if c, ok := commands[name]; ok {
+			fmt.Fprintf(w, "  %-6s %s\n", name, c.summary)
+		}
+	}
+	fmt.Fprintln(w, "\nRun 'hangman <command> -h' for its flags; every flag is also HANGMAN_<FLAG> in the environment.")
+}
+
+// parseFlags parses args into fs after taking defaults from HANGMAN_*
+// environment variables, so containers can be configured either way.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := "HANGMAN_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(key); ok && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("environment %s=%q: %w", key, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// newLogger builds the process logger from the common --log-level and
+// --log-format flags.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	}
+}

@@ -1,0 +1,361 @@
+// Package api implements the hangman.v1 GameService over gRPC on top of a
+// replicated game.Machine.
+//
+// The service turns requests into game commands (choosing the secret word
+// with its own randomness, stamping the time) and hands them to a Replica,
+// the consensus layer. A node that does not lead forwards the request, as
+// is, to the leader's GameService and retries when leadership moves, so a
+// client may talk to any node. Every write carries a request id (the
+// client's, or one the service makes up before the first attempt), so a
+// retry after a lost reply or a lost leader is applied at most once.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/services/game"
+)
+
+// ErrNotLeader is returned by a Replica that cannot propose or serve a
+// leader read because another node leads (or none does yet).
+var ErrNotLeader = errors.New("not the leader")
+
+// ErrUnknownOutcome is returned by a Replica when a proposal was handed to
+// raft but leadership was lost before its fate was known: it may or may not
+// commit. Retrying with the same request id is safe.
+var ErrUnknownOutcome = errors.New("outcome unknown: leadership lost while applying")
+
+// Replica is what the service needs from the consensus layer.
+type Replica interface {
+	// Propose appends an encoded command to the log and waits for it to be
+	// applied on this node, returning what the state machine returned.
+	// It fails with ErrNotLeader when this node does not lead and with
+	// ErrUnknownOutcome when leadership was lost mid-flight.
+	Propose(ctx context.Context, cmd []byte) (game.Result, uint64, error)
+	// ReadIndex makes the next local read linearizable: it confirms
+	// leadership with a quorum and waits until this node has applied
+	// everything committed before the call. ErrNotLeader if not the leader.
+	ReadIndex(ctx context.Context) error
+	// IsLeader reports whether this node believes it leads.
+	IsLeader() bool
+	// Read calls fn with the local state machine under a read lock and
+	// returns the index applied at that moment.
+	Read(fn func(m *game.Machine)) uint64
+	// LeaderChanged returns a channel closed at the next leadership change
+	// this node observes, to wait for a new leader without polling.
+	LeaderChanged() <-chan struct{}
+	// LeaderConn returns a client connection to the leader's gRPC server,
+	// or nil if no leader is known or this node leads.
+	LeaderConn() *grpc.ClientConn
+}
+
+// forwardedKey marks a request forwarded by another node. A forwarded
+// request that meets a non-leader is not forwarded again (that would loop
+// while leadership moves); it fails UNAVAILABLE and its first node retries.
+const forwardedKey = "hangman-forwarded"
+
+// DefaultTimeout bounds a request that arrives without a deadline.
+const DefaultTimeout = 10 * time.Second
+
+// Service implements hangmanv1.GameServiceServer.
+type Service struct {
+	hangmanv1.UnimplementedGameServiceServer
+	replica Replica
+	log     *slog.Logger
+	// now and pick are the service's clock and word choice; tests set them.
+	now  func() time.Time
+	pick func() string
+}
+
+// New returns a Service proposing through r.
+func New(r Replica, log *slog.Logger) *Service {
+	return &Service{replica: r, log: log, now: time.Now, pick: randomWord}
+}
+
+// Register adds the service to s.
+func (s *Service) Register(srv grpc.ServiceRegistrar) {
+	hangmanv1.RegisterGameServiceServer(srv, s)
+}
+
+func randomWord() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return game.WordAt(binary.LittleEndian.Uint64(b[:]))
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "srv-" + hex.EncodeToString(b[:])
+}
+
+// CreateRoom creates a room and its first round.
+func (s *Service) CreateRoom(ctx context.Context, req *hangmanv1.CreateRoomRequest) (*hangmanv1.CreateRoomResponse, error) {
+	cmd := game.Command{Kind: game.KindCreateRoom, Room: req.GetRoom(), MaxWrong: int(req.GetMaxWrong()), RequestID: req.GetRequestId()}
+	var out *hangmanv1.CreateRoomResponse
+	err := s.write(ctx, &cmd, func(res game.Result, _ uint64) {
+		out = &hangmanv1.CreateRoomResponse{State: StateProto(res.State)}
+	}, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
+		r, err := c.CreateRoom(ctx, req)
+		out = r
+		return err
+	})
+	return out, err
+}
+
+// JoinRoom adds or renames a player.
+func (s *Service) JoinRoom(ctx context.Context, req *hangmanv1.JoinRoomRequest) (*hangmanv1.JoinRoomResponse, error) {
+	cmd := game.Command{Kind: game.KindJoinRoom, Room: req.GetRoom(), Player: req.GetPlayerId(), Name: req.GetName(), RequestID: req.GetRequestId()}
+	var out *hangmanv1.JoinRoomResponse
+	err := s.write(ctx, &cmd, func(res game.Result, _ uint64) {
+		out = &hangmanv1.JoinRoomResponse{State: StateProto(res.State)}
+	}, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
+		r, err := c.JoinRoom(ctx, req)
+		out = r
+		return err
+	})
+	return out, err
+}
+
+// Guess proposes one letter.
+func (s *Service) Guess(ctx context.Context, req *hangmanv1.GuessRequest) (*hangmanv1.GuessResponse, error) {
+	cmd := game.Command{Kind: game.KindGuess, Room: req.GetRoom(), Player: req.GetPlayerId(), Letter: req.GetLetter(), RequestID: req.GetRequestId()}
+	var out *hangmanv1.GuessResponse
+	err := s.write(ctx, &cmd, func(res game.Result, index uint64) {
+		out = &hangmanv1.GuessResponse{Outcome: string(res.Outcome), Duplicate: res.Duplicate, State: StateProto(res.State), Index: index}
+	}, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
+		r, err := c.Guess(ctx, req)
+		out = r
+		return err
+	})
+	return out, err
+}
+
+// NewRound starts the next round of a finished room.
+func (s *Service) NewRound(ctx context.Context, req *hangmanv1.NewRoundRequest) (*hangmanv1.NewRoundResponse, error) {
+	cmd := game.Command{Kind: game.KindNewRound, Room: req.GetRoom(), Player: req.GetPlayerId(), RequestID: req.GetRequestId()}
+	var out *hangmanv1.NewRoundResponse
+	err := s.write(ctx, &cmd, func(res game.Result, _ uint64) {
+		out = &hangmanv1.NewRoundResponse{State: StateProto(res.State)}
+	}, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
+		r, err := c.NewRound(ctx, req)
+		out = r
+		return err
+	})
+	return out, err
+}
+
+// GetRoom reads one room.
+func (s *Service) GetRoom(ctx context.Context, req *hangmanv1.GetRoomRequest) (*hangmanv1.GetRoomResponse, error) {
+	if !game.ValidRoom(req.GetRoom()) {
+		return nil, status.Errorf(codes.InvalidArgument, "room name %q must be 1-%d of a-z, 0-9, '-' or '_'", clip(req.GetRoom()), game.MaxRoomLen)
+	}
+	var out *hangmanv1.GetRoomResponse
+	err := s.read(ctx, req.GetConsistency(), func() error {
+		var (
+			st    game.State
+			found bool
+		)
+		idx := s.replica.Read(func(m *game.Machine) { st, found = m.Room(req.GetRoom()) })
+		if !found {
+			return status.Errorf(codes.NotFound, "room %q does not exist", req.GetRoom())
+		}
+		out = &hangmanv1.GetRoomResponse{State: StateProto(st), AppliedIndex: idx}
+		return nil
+	}, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
+		r, err := c.GetRoom(ctx, req)
+		out = r
+		return err
+	})
+	return out, err
+}
+
+// ListRooms lists every room.
+func (s *Service) ListRooms(ctx context.Context, req *hangmanv1.ListRoomsRequest) (*hangmanv1.ListRoomsResponse, error) {
+	var out *hangmanv1.ListRoomsResponse
+	err := s.read(ctx, req.GetConsistency(), func() error {
+		var rooms []game.Summary
+		idx := s.replica.Read(func(m *game.Machine) { rooms = m.Rooms() })
+		out = &hangmanv1.ListRoomsResponse{AppliedIndex: idx, Rooms: make([]*hangmanv1.RoomSummary, len(rooms))}
+		for i, r := range rooms {
+			out.Rooms[i] = &hangmanv1.RoomSummary{Room: r.Room, Round: r.Round, Status: string(r.Status), Players: int32(r.Players), Seq: r.Seq}
+		}
+		return nil
+	}, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
+		r, err := c.ListRooms(ctx, req)
+		out = r
+		return err
+	})
+	return out, err
+}
+
+// write validates cmd, fills in what the proposer chooses, and commits it
+// locally when leading or through the leader otherwise, until ctx ends.
+func (s *Service) write(ctx context.Context, cmd *game.Command, local func(game.Result, uint64), forward func(context.Context, hangmanv1.GameServiceClient) error) error {
+	if cmd.Kind == game.KindCreateRoom || cmd.Kind == game.KindNewRound {
+		cmd.Word = s.pick()
+	}
+	if err := cmd.Validate(); err != nil {
+		return toStatus(err)
+	}
+	if cmd.RequestID == "" {
+		cmd.RequestID = newRequestID()
+	}
+	cmd.At = s.now().UnixMilli()
+	data, err := cmd.Encode()
+	if err != nil {
+		return status.Errorf(codes.Internal, "%v", err)
+	}
+	return s.route(ctx, func(ctx context.Context) error {
+		res, index, err := s.replica.Propose(ctx, data)
+		if err != nil {
+			return err
+		}
+		if res.Err != nil {
+			return toStatus(res.Err)
+		}
+		local(res, index)
+		return nil
+	}, forward)
+}
+
+// read serves a read at the requested consistency.
+func (s *Service) read(ctx context.Context, c hangmanv1.Consistency, local func() error, forward func(context.Context, hangmanv1.GameServiceClient) error) error {
+	switch c {
+	case hangmanv1.Consistency_CONSISTENCY_STALE:
+		return local()
+	case hangmanv1.Consistency_CONSISTENCY_UNSPECIFIED, hangmanv1.Consistency_CONSISTENCY_LEADER:
+		return s.route(ctx, func(context.Context) error {
+			if !s.replica.IsLeader() {
+				return ErrNotLeader
+			}
+			return local()
+		}, forward)
+	case hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE:
+		return s.route(ctx, func(ctx context.Context) error {
+			if err := s.replica.ReadIndex(ctx); err != nil {
+				return err
+			}
+			return local()
+		}, forward)
+	default:
+		return status.Errorf(codes.InvalidArgument, "unknown consistency %d", c)
+	}
+}
+
+// route runs local while this node leads and forward to the leader
+// otherwise, retrying across leadership changes until ctx ends. Only
+// failures that say "ask the leader again" are retried; every answer from
+// the rules is final.
+func (s *Service) route(ctx context.Context, local func(context.Context) error, forward func(context.Context, hangmanv1.GameServiceClient) error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	forwarded := isForwarded(ctx)
+	var last error
+	for attempt := 0; ; attempt++ {
+		changed := s.replica.LeaderChanged()
+		var err error
+		if conn := s.replica.LeaderConn(); s.replica.IsLeader() || conn == nil {
+			err = local(ctx)
+		} else if forwarded {
+			err = ErrNotLeader
+		} else {
+			err = forward(ctx, hangmanv1.NewGameServiceClient(conn))
+			if err == nil || !retryableForward(err) {
+				return err
+			}
+		}
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, ErrNotLeader), errors.Is(err, ErrUnknownOutcome), retryableForward(err):
+			last = err
+		default:
+			return toStatus(err)
+		}
+		if forwarded {
+			return status.Errorf(codes.Unavailable, "forwarded to a node that no longer leads: %v", err)
+		}
+		// Wait for leadership to move, but not forever: a leader that
+		// steps down and returns sends no change this node can see.
+		backoff := time.Duration(min(attempt+1, 10)) * 10 * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return unavailable(ctx.Err(), last)
+		case <-changed:
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func unavailable(ctxErr, last error) error {
+	if errors.Is(last, ErrUnknownOutcome) {
+		return status.Errorf(codes.Unavailable, "%v; retry with the same request_id (%v)", last, ctxErr)
+	}
+	return status.Errorf(codes.Unavailable, "no leader could take the request before the deadline: %v (last error: %v); it was not applied unless an earlier attempt lost its reply, so retry with the same request_id", ctxErr, last)
+}
+
+// retryableForward reports whether a forwarded call failed in a way that
+// another attempt, perhaps at a new leader, may fix.
+func retryableForward(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.Unavailable
+}
+
+func isForwarded(ctx context.Context) bool {
+	md, ok := metadata.FromIncomingContext(ctx)
+	return ok && len(md.Get(forwardedKey)) > 0
+}
+
+// ForwardingInterceptor marks every call a node makes to another node's
+// GameService as forwarded; install it on the clients behind LeaderConn.
+func ForwardingInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return invoker(metadata.AppendToOutgoingContext(ctx, forwardedKey, "1"), method, req, reply, cc, opts...)
+}
+
+// toStatus maps errors of the rules and the replica to gRPC statuses.
+func toStatus(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch game.CodeOf(err) {
+	case game.CodeInvalid:
+		return status.Error(codes.InvalidArgument, err.Error())
+	case game.CodeNotFound:
+		return status.Error(codes.NotFound, err.Error())
+	case game.CodeExists:
+		return status.Error(codes.AlreadyExists, err.Error())
+	case game.CodePrecondition:
+		return status.Error(codes.FailedPrecondition, err.Error())
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	}
+	return status.Error(codes.Internal, fmt.Sprintf("internal error: %v", err))
+}
+
+func clip(s string) string {
+	if len(s) <= 40 {
+		return s
+	}
+	return s[:40] + "…"
+}
