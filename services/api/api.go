@@ -132,6 +132,7 @@ func (s *Service) JoinRoom(ctx context.Context, req *hangmanv1.JoinRoomRequest) 
 
 // Guess proposes one letter.
 func (s *Service) Guess(ctx context.Context, req *hangmanv1.GuessRequest) (*hangmanv1.GuessResponse, error) {
+	ctx = withUncertainty(ctx)
 	cmd := game.Command{Kind: game.KindGuess, Room: req.GetRoom(), Player: req.GetPlayerId(), Letter: req.GetLetter(), RequestID: req.GetRequestId()}
 	var out *hangmanv1.GuessResponse
 	err := s.write(ctx, &cmd, func(res game.Result, index uint64) {
@@ -141,6 +142,11 @@ func (s *Service) Guess(ctx context.Context, req *hangmanv1.GuessRequest) (*hang
 		out = r
 		return err
 	})
+	if err == nil && retriedUncertain(ctx) {
+		// An earlier attempt of this very call may have committed; the
+		// duplicate it met is this call's own, not the client's.
+		out.Duplicate = false
+	}
 	return out, err
 }
 
@@ -267,6 +273,7 @@ func (s *Service) route(ctx context.Context, local func(context.Context) error, 
 		defer cancel()
 	}
 	forwarded := isForwarded(ctx)
+	uncertain := uncertainFrom(ctx)
 	var last error
 	for attempt := 0; ; attempt++ {
 		changed := s.replica.LeaderChanged()
@@ -284,14 +291,20 @@ func (s *Service) route(ctx context.Context, local func(context.Context) error, 
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, ErrNotLeader), errors.Is(err, ErrUnknownOutcome), retryableForward(err):
+		case errors.Is(err, ErrNotLeader):
 			last = err
+		case errors.Is(err, ErrUnknownOutcome), retryableForward(err):
+			last = err
+			if uncertain != nil {
+				*uncertain = true
+			}
 		default:
 			return toStatus(err)
 		}
 		if forwarded {
 			return status.Errorf(codes.Unavailable, "forwarded to a node that no longer leads: %v", err)
 		}
+		s.log.Debug("retrying request", "attempt", attempt, "err", err)
 		// Wait for leadership to move, but not forever: a leader that
 		// steps down and returns sends no change this node can see.
 		backoff := time.Duration(min(attempt+1, 10)) * 10 * time.Millisecond
@@ -316,6 +329,26 @@ func unavailable(ctxErr, last error) error {
 func retryableForward(err error) bool {
 	st, ok := status.FromError(err)
 	return ok && st.Code() == codes.Unavailable
+}
+
+type uncertainKey struct{}
+
+// withUncertainty lets route record, for the caller, that an attempt whose
+// outcome is unknown was retried.
+func withUncertainty(ctx context.Context) context.Context {
+	return context.WithValue(ctx, uncertainKey{}, new(bool))
+}
+
+func uncertainFrom(ctx context.Context) *bool {
+	b, _ := ctx.Value(uncertainKey{}).(*bool)
+	return b
+}
+
+// retriedUncertain reports whether route retried after an attempt of
+// unknown outcome.
+func retriedUncertain(ctx context.Context) bool {
+	b := uncertainFrom(ctx)
+	return b != nil && *b
 }
 
 func isForwarded(ctx context.Context) bool {

@@ -652,8 +652,10 @@ type GuessResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// outcome is "correct", "wrong" or "repeated".
 	Outcome string `protobuf:"bytes,1,opt,name=outcome,proto3" json:"outcome,omitempty"`
-	// duplicate is true when request_id had already been applied; outcome is
-	// then that of the original application and state is the room now.
+	// duplicate is true when request_id had been applied before this call
+	// (a client retry); outcome is then that of the original application and
+	// state is the room now. Retries the node makes itself within one call do
+	// not count.
 	Duplicate bool       `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	State     *RoomState `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
 	// index is the raft index that committed the guess.

@@ -1,0 +1,148 @@
+package raftnode
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hashicorp/serf/serf"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+)
+
+// The leader reconciles serf's view of the cluster into the raft
+// configuration, conservatively, as Consul's autopilot does:
+//
+//   - a live node missing from the configuration joins as a non-voter;
+//   - a non-voter is promoted once it has been alive for PromoteAfter and
+//     its log has caught up with where the leader's commit index was;
+//   - a voter that serf reports failed (or that left) is removed only after
+//     ReapAfter, only one at a time, never leaving fewer than MinQuorum
+//     voters and never when the remaining voters could not form a quorum.
+//
+// A single serf "failed" event therefore never removes a voter.
+
+// maxPromoteLag is how many entries a non-voter may trail the leader's
+// commit index and still count as caught up.
+const maxPromoteLag = 256
+
+// reconcileNow asks the reconcile loop to run soon.
+func (n *Node) reconcileNow() {
+	select {
+	case n.reconcileCh <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) reconcileLoop(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-n.reconcileCh:
+		}
+		if n.raft.State() == raft.Leader && n.readyTerm.Load() == n.raft.CurrentTerm() {
+			n.reconcile(ctx)
+		}
+	}
+}
+
+func (n *Node) reconcile(ctx context.Context) {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		n.log.Warn("reconcile: read configuration", "err", err)
+		return
+	}
+	servers := cf.Configuration().Servers
+	inConfig := make(map[string]raft.Server, len(servers))
+	voters := 0
+	for _, s := range servers {
+		inConfig[string(s.ID)] = s
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	now := time.Now()
+	members := n.members.all()
+	for _, m := range members {
+		s, ok := inConfig[m.ID]
+		switch {
+		case m.Status == serf.StatusAlive && !ok:
+			n.log.Info("adding non-voter", "member", m.ID, "raft", m.Raft)
+			if err := n.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.Raft), 0, 5*time.Second).Error(); err != nil {
+				n.log.Warn("add non-voter", "member", m.ID, "err", err)
+			}
+			return // one change per pass: the configuration just moved
+		case m.Status == serf.StatusAlive && string(s.Address) != m.Raft && m.Raft != "":
+			n.log.Info("updating raft address", "member", m.ID, "from", s.Address, "to", m.Raft)
+			var f raft.IndexFuture
+			if s.Suffrage == raft.Voter {
+				f = n.raft.AddVoter(s.ID, raft.ServerAddress(m.Raft), 0, 5*time.Second)
+			} else {
+				f = n.raft.AddNonvoter(s.ID, raft.ServerAddress(m.Raft), 0, 5*time.Second)
+			}
+			if err := f.Error(); err != nil {
+				n.log.Warn("update raft address", "member", m.ID, "err", err)
+			}
+			return
+		case m.Status == serf.StatusAlive && s.Suffrage == raft.Nonvoter:
+			if now.Sub(m.Since) >= n.cfg.PromoteAfter && n.caughtUp(ctx, m) {
+				n.log.Info("promoting to voter", "member", m.ID)
+				if err := n.raft.AddVoter(s.ID, s.Address, 0, 5*time.Second).Error(); err != nil {
+					n.log.Warn("promote", "member", m.ID, "err", err)
+				}
+				return
+			}
+		case ok && (m.Status == serf.StatusFailed || m.Status == serf.StatusLeft) && m.ID != n.cfg.ID:
+			if now.Sub(m.Since) >= n.cfg.ReapAfter && n.canRemove(s, voters, members) {
+				n.log.Warn("removing dead server", "member", m.ID, "status", m.Status.String(), "for", now.Sub(m.Since).Round(time.Second))
+				if err := n.raft.RemoveServer(s.ID, 0, 5*time.Second).Error(); err != nil {
+					n.log.Warn("remove server", "member", m.ID, "err", err)
+				}
+				return
+			}
+		}
+	}
+}
+
+// canRemove applies the reaping limits to removing s.
+func (n *Node) canRemove(s raft.Server, voters int, members []member) bool {
+	if s.Suffrage != raft.Voter {
+		return true
+	}
+	remaining := voters - 1
+	if remaining < n.cfg.MinQuorum {
+		return false
+	}
+	healthy := 0
+	for _, m := range members {
+		if m.Status == serf.StatusAlive {
+			healthy++
+		}
+	}
+	return healthy >= remaining/2+1
+}
+
+// caughtUp asks a non-voter over gRPC how far its log is, and compares it
+// with the leader's commit index.
+func (n *Node) caughtUp(ctx context.Context, m member) bool {
+	if m.GRPC == "" {
+		return false
+	}
+	conn, err := n.conns.get(m.GRPC)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	want := n.raft.CommitIndex()
+	st, err := hangmanv1.NewClusterServiceClient(conn).Status(ctx, &hangmanv1.StatusRequest{})
+	if err != nil {
+		n.log.Debug("status of non-voter", "member", m.ID, "err", err)
+		return false
+	}
+	return st.GetTerm() == n.raft.CurrentTerm() && st.GetLastLogIndex()+maxPromoteLag >= want
+}

@@ -1,0 +1,153 @@
+package raftnode
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Config says how to run one node. Addresses are host:port; an advertise
+// address is what other nodes dial and must be an IP for raft.
+type Config struct {
+	// ID names the node in raft, serf and NATS; unique in the cluster.
+	ID string
+	// DataDir holds the raft log, snapshots and serf's snapshot. A node
+	// restarted on the same directory rejoins with its state.
+	DataDir string
+
+	// Bind addresses.
+	GRPCAddr        string
+	RaftAddr        string
+	SerfAddr        string
+	NATSAddr        string
+	NATSClusterAddr string
+	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables it.
+	HTTPAddr string
+	// Advertise is the IP other nodes use to reach this one. Empty means the
+	// host of each bind address, which must then not be unspecified.
+	Advertise string
+
+	// Join lists serf addresses of other nodes, tried until one answers.
+	Join []string
+	// BootstrapExpect forms a new cluster once this many nodes (all started
+	// with the same value) see each other. 0 means: wait to be added by an
+	// existing leader.
+	BootstrapExpect int
+
+	// Raft timing. Zero values take the LAN defaults below.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// SnapshotThreshold is how many log entries trigger a snapshot, and
+	// TrailingLogs how many stay behind it for slow followers.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+
+	// Membership reconciliation (autopilot).
+	// PromoteAfter is how long a non-voter must be alive and caught up
+	// before it becomes a voter.
+	PromoteAfter time.Duration
+	// ReapAfter is how long a voter must be failed before it is removed.
+	ReapAfter time.Duration
+	// MinQuorum is the fewest voters reaping may leave; 0 means
+	// BootstrapExpect (or 3 when that is 0).
+	MinQuorum int
+	// FastGossip selects memberlist's local-network timing (quick failure
+	// detection), for loopback clusters.
+	FastGossip bool
+
+	Logger *slog.Logger
+
+	// walSegmentSize overrides the raft-wal segment size (tests use tiny
+	// segments so that compaction really drops entries).
+	walSegmentSize int
+}
+
+// Defaults tuned for a LAN: a dead leader is replaced well within a second.
+const (
+	DefaultHeartbeatTimeout   = 400 * time.Millisecond
+	DefaultElectionTimeout    = 400 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 300 * time.Millisecond
+	DefaultCommitTimeout      = 5 * time.Millisecond
+	DefaultSnapshotThreshold  = 8192
+	DefaultSnapshotInterval   = 30 * time.Second
+	DefaultTrailingLogs       = 10240
+	DefaultPromoteAfter       = 2 * time.Second
+	DefaultReapAfter          = 30 * time.Second
+)
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	def(&c.ElectionTimeout, DefaultElectionTimeout)
+	def(&c.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout)
+	def(&c.CommitTimeout, DefaultCommitTimeout)
+	def(&c.SnapshotInterval, DefaultSnapshotInterval)
+	def(&c.PromoteAfter, DefaultPromoteAfter)
+	def(&c.ReapAfter, DefaultReapAfter)
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = DefaultTrailingLogs
+	}
+	if c.MinQuorum == 0 {
+		c.MinQuorum = c.BootstrapExpect
+		if c.MinQuorum == 0 {
+			c.MinQuorum = 3
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.ID == "" {
+		errs = append(errs, errors.New("node id is required"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir is required"))
+	}
+	for name, addr := range map[string]string{"grpc": c.GRPCAddr, "raft": c.RaftAddr, "serf": c.SerfAddr, "nats": c.NATSAddr, "nats cluster": c.NATSClusterAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s address %q: %w", name, addr, err))
+		}
+	}
+	if c.BootstrapExpect < 0 {
+		errs = append(errs, fmt.Errorf("bootstrap-expect %d must not be negative", c.BootstrapExpect))
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("leader lease timeout %v must not exceed the heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// advertised returns the address others should dial for a bind address:
+// the advertise IP with the bind port, or the bind address itself.
+func (c *Config) advertised(bind string) (string, error) {
+	host, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		return "", err
+	}
+	if c.Advertise != "" {
+		host = c.Advertise
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return "", fmt.Errorf("advertise host %q is not an IP address", host)
+	}
+	if ip.IsUnspecified() {
+		return "", fmt.Errorf("bind address %s is unspecified: set an advertise address", bind)
+	}
+	return net.JoinHostPort(host, port), nil
+}

@@ -1,0 +1,18 @@
+// Package raftnode runs one game node: the consensus and membership layer
+// that makes the pure game.Machine a replicated, fault-tolerant service.
+//
+// A Node wires together
+//
+//   - hashicorp/raft with a durable write-ahead log (raft-wal) and file
+//     snapshots, applying committed commands to a game.Machine in batches;
+//   - hashicorp/serf for membership: nodes find each other by gossip, form
+//     the cluster with --bootstrap-expect, and the leader reconciles serf
+//     members into raft voters the way Consul's autopilot does;
+//   - an embedded nats-server whose routes follow serf, and a publisher that
+//     puts every committed change on NATS subjects while this node leads;
+//   - the gRPC server: the game service (services/api) and the cluster
+//     service, with reflection and grpc.health.v1.
+//
+// The dependency arrow points inward: this package imports the game rules
+// and the API, never the other way round.
+package raftnode

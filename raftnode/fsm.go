@@ -1,0 +1,121 @@
+package raftnode
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/hangman/hangman/services/game"
+)
+
+// fsm adapts game.Machine to raft. It applies committed entries in batches
+// (raft.BatchingFSM) and hands every change to onChange while holding its
+// lock, so the publisher sees changes in log order.
+type fsm struct {
+	mu      sync.RWMutex
+	machine *game.Machine
+	// applied is closed and replaced after every batch, to wake readers
+	// waiting for an index.
+	applied chan struct{}
+	// onChange, if set, receives each change made by a batch (called with
+	// mu held; it must not block).
+	onChange func([]change)
+}
+
+// change is one committed command that changed a room.
+type change struct {
+	state game.State
+	event game.Event
+}
+
+// applyResult is what Raft.Apply's future returns on the proposing node.
+type applyResult struct {
+	res   game.Result
+	index uint64
+}
+
+var _ raft.BatchingFSM = (*fsm)(nil)
+
+func newFSM() *fsm {
+	return &fsm{machine: game.New(), applied: make(chan struct{})}
+}
+
+// Apply applies one entry; raft calls ApplyBatch instead, this satisfies
+// the raft.FSM interface.
+func (f *fsm) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies a batch of committed entries under one lock.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	var changes []change
+	f.mu.Lock()
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		res := f.machine.Apply(l.Index, l.Data)
+		out[i] = &applyResult{res: res, index: l.Index}
+		if res.Event != nil {
+			changes = append(changes, change{state: res.State, event: *res.Event})
+		}
+	}
+	if len(changes) > 0 && f.onChange != nil {
+		f.onChange(changes)
+	}
+	close(f.applied)
+	f.applied = make(chan struct{})
+	f.mu.Unlock()
+	return out
+}
+
+// waitApplied returns a channel closed at the next applied batch, and the
+// index applied now.
+func (f *fsm) waitApplied() (<-chan struct{}, uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied, f.machine.Applied()
+}
+
+// Snapshot serialises the state under the read lock; raft persists the
+// bytes while applying goes on.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var buf bytes.Buffer
+	if err := f.machine.Snapshot(&buf); err != nil {
+		return nil, fmt.Errorf("snapshot game state: %w", err)
+	}
+	return snapshot(buf.Bytes()), nil
+}
+
+// Restore replaces the state with a snapshot.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	m := game.New()
+	if err := m.Restore(rc); err != nil {
+		return fmt.Errorf("restore game state: %w", err)
+	}
+	f.mu.Lock()
+	f.machine = m
+	close(f.applied)
+	f.applied = make(chan struct{})
+	f.mu.Unlock()
+	return nil
+}
+
+type snapshot []byte
+
+func (s snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s snapshot) Release() {}

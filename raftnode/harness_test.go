@@ -1,0 +1,269 @@
+package raftnode
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/services/game"
+)
+
+// testCluster runs real nodes in this process: real raft over TCP with a
+// log on disk, real serf gossip on loopback, real embedded NATS servers,
+// real gRPC. Killing a node closes everything it has, without leaving.
+type testCluster struct {
+	t     *testing.T
+	mu    sync.Mutex
+	cfgs  []Config
+	nodes []*Node
+}
+
+// freePorts reserves n distinct loopback TCP ports that are free for UDP
+// too (serf uses both).
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var held []io.Closer
+	defer func() {
+		for _, h := range held {
+			h.Close()
+		}
+	}()
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("reserve port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			l.Close()
+			continue
+		}
+		held = append(held, l, u)
+		ports = append(ports, port)
+	}
+	return ports
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	t.Helper()
+	if os.Getenv("HANGMAN_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// newTestCluster starts size nodes that bootstrap together.
+func newTestCluster(t *testing.T, size int, tweak func(*Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t}
+	ports := freePorts(t, 6*size)
+	dir := t.TempDir()
+	var joins []string
+	for i := range size {
+		p := ports[6*i:]
+		addr := func(k int) string { return "127.0.0.1:" + strconv.Itoa(p[k]) }
+		cfg := Config{
+			ID:              fmt.Sprintf("n%d", i+1),
+			DataDir:         filepath.Join(dir, fmt.Sprintf("n%d", i+1)),
+			GRPCAddr:        addr(0),
+			RaftAddr:        addr(1),
+			SerfAddr:        addr(2),
+			NATSAddr:        addr(3),
+			NATSClusterAddr: addr(4),
+			HTTPAddr:        addr(5),
+			BootstrapExpect: size,
+			FastGossip:      true,
+			PromoteAfter:    200 * time.Millisecond,
+			ReapAfter:       time.Hour,
+			Logger:          testLogger(t).With("n", i+1),
+		}
+		joins = append(joins, cfg.SerfAddr)
+		c.cfgs = append(c.cfgs, cfg)
+	}
+	for i := range c.cfgs {
+		c.cfgs[i].Join = joins
+		if tweak != nil {
+			tweak(&c.cfgs[i])
+		}
+	}
+	c.nodes = make([]*Node, size)
+	for i := range c.cfgs {
+		c.start(i)
+	}
+	t.Cleanup(func() {
+		for i := range c.nodes {
+			c.kill(i)
+		}
+	})
+	return c
+}
+
+func (c *testCluster) start(i int) *Node {
+	c.t.Helper()
+	n, err := Start(context.Background(), c.cfgs[i])
+	if err != nil {
+		c.t.Fatalf("start node %s: %v", c.cfgs[i].ID, err)
+	}
+	c.mu.Lock()
+	c.nodes[i] = n
+	c.mu.Unlock()
+	return n
+}
+
+func (c *testCluster) kill(i int) {
+	c.mu.Lock()
+	n := c.nodes[i]
+	c.nodes[i] = nil
+	c.mu.Unlock()
+	if n != nil {
+		if err := n.Close(); err != nil {
+			c.t.Logf("close %s: %v", n.ID(), err)
+		}
+	}
+}
+
+func (c *testCluster) alive() []*Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*Node
+	for _, n := range c.nodes {
+		if n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// leader waits until every live node agrees on one leader and returns its
+// index in c.nodes.
+func (c *testCluster) leader() int {
+	c.t.Helper()
+	var idx int
+	waitFor(c.t, 15*time.Second, "an agreed leader", func() error {
+		var leader string
+		for _, n := range c.alive() {
+			_, id := n.raft.LeaderWithID()
+			if id == "" {
+				return fmt.Errorf("%s knows no leader", n.ID())
+			}
+			if leader != "" && string(id) != leader {
+				return fmt.Errorf("leaders disagree: %s vs %s", leader, id)
+			}
+			leader = string(id)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i, n := range c.nodes {
+			if n != nil && n.ID() == leader && n.IsLeader() && n.readyTerm.Load() == n.raft.CurrentTerm() {
+				idx = i
+				return nil
+			}
+		}
+		return fmt.Errorf("leader %q is not a ready live node", leader)
+	})
+	return idx
+}
+
+// client dials node i's gRPC server.
+func (c *testCluster) client(i int) hangmanv1.GameServiceClient {
+	c.t.Helper()
+	conn, err := grpc.NewClient(c.cfgs[i].GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		c.t.Fatalf("dial %s: %v", c.cfgs[i].GRPCAddr, err)
+	}
+	c.t.Cleanup(func() { conn.Close() })
+	return hangmanv1.NewGameServiceClient(conn)
+}
+
+func (c *testCluster) clusterClient(i int) hangmanv1.ClusterServiceClient {
+	c.t.Helper()
+	conn, err := grpc.NewClient(c.cfgs[i].GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		c.t.Fatalf("dial %s: %v", c.cfgs[i].GRPCAddr, err)
+	}
+	c.t.Cleanup(func() { conn.Close() })
+	return hangmanv1.NewClusterServiceClient(conn)
+}
+
+// snapshotOf returns the serialised state machine of a node.
+func snapshotOf(t *testing.T, n *Node) string {
+	t.Helper()
+	var s string
+	n.Read(func(m *game.Machine) {
+		var b strings.Builder
+		if err := m.Snapshot(&b); err != nil {
+			t.Fatalf("snapshot %s: %v", n.ID(), err)
+		}
+		s = b.String()
+	})
+	return s
+}
+
+// roomsOf returns the public state of every room of a node, as JSON.
+func roomsOf(t *testing.T, n *Node) string {
+	t.Helper()
+	var states []game.State
+	n.Read(func(m *game.Machine) { states = m.States() })
+	b, err := json.Marshal(states)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// converged waits until every live node has applied the same state.
+func (c *testCluster) converged() string {
+	c.t.Helper()
+	var state string
+	waitFor(c.t, 15*time.Second, "replicas to converge", func() error {
+		nodes := c.alive()
+		first := snapshotOf(c.t, nodes[0])
+		for _, n := range nodes[1:] {
+			if s := snapshotOf(c.t, n); s != first {
+				return fmt.Errorf("%s differs from %s", n.ID(), nodes[0].ID())
+			}
+		}
+		state = first
+		return nil
+	})
+	return state
+}
+
+func ctxT(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,96 @@
+package raftnode
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+)
+
+// MaxGRPCMessage bounds a gRPC message either way. Requests are a few
+// short strings; answers are one room or the lobby.
+const MaxGRPCMessage = 4 << 20
+
+func grpcServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(64 << 10),
+		grpc.MaxSendMsgSize(MaxGRPCMessage),
+		grpc.MaxConcurrentStreams(1024),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	}
+}
+
+// Ready reports whether the node can serve: it is in a raft configuration
+// that has a leader. It says why not otherwise.
+func (n *Node) Ready() error {
+	if n.raft.State() == raft.Shutdown {
+		return errors.New("raft is shut down")
+	}
+	addr, id := n.raft.LeaderWithID()
+	if addr == "" || id == "" {
+		return errors.New("no known leader")
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("raft configuration: %w", err)
+	}
+	for _, s := range cf.Configuration().Servers {
+		if string(s.ID) == n.cfg.ID {
+			return nil
+		}
+	}
+	return errors.New("not yet in the raft configuration")
+}
+
+// updateHealth mirrors readiness into grpc.health.v1 (service "" and the
+// game service).
+func (n *Node) updateHealth() {
+	st := healthpb.HealthCheckResponse_SERVING
+	if n.Ready() != nil {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	n.health.SetServingStatus("", st)
+	n.health.SetServingStatus("hangman.v1.GameService", st)
+}
+
+func (n *Node) startHTTP() error {
+	if n.cfg.HTTPAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", n.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen on %s: %w", n.cfg.HTTPAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": n.cfg.ID})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := n.Ready(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "node": n.cfg.ID, "reason": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "node": n.cfg.ID})
+	})
+	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	n.goRun(func() {
+		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http server stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,81 @@
+package raftnode
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// notifyLoop consumes raft's NotifyCh (which must never block) and wakes
+// everyone waiting for a leadership change.
+func (n *Node) notifyLoop(ctx context.Context, ch <-chan bool) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			n.signalLeaderChange()
+		}
+	}
+}
+
+// watchLeadership follows who leads. Every change wakes waiters; when this
+// node gains leadership it runs a barrier (so it has applied everything
+// earlier leaders committed), then republishes every room so consumers that
+// missed the old leader's last messages converge.
+func (n *Node) watchLeadership(ctx context.Context) {
+	obs := make(chan raft.Observation, 16)
+	observer := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(observer)
+	defer n.raft.DeregisterObserver(observer)
+	var lastLeader raft.ServerID
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-obs:
+			lo := o.Data.(raft.LeaderObservation)
+			n.signalLeaderChange()
+			if lo.LeaderID == lastLeader {
+				continue
+			}
+			lastLeader = lo.LeaderID
+			n.log.Info("leader changed", "leader", lo.LeaderID, "term", n.raft.CurrentTerm())
+			n.updateHealth()
+			if string(lo.LeaderID) == n.cfg.ID {
+				n.goRun(func() { n.becomeLeader(ctx) })
+			} else {
+				n.pub.setLeader(false)
+			}
+		}
+	}
+}
+
+// becomeLeader runs once per term in which this node leads.
+func (n *Node) becomeLeader(ctx context.Context) {
+	term := n.raft.CurrentTerm()
+	for n.raft.State() == raft.Leader && ctx.Err() == nil {
+		if err := n.raft.Barrier(5 * time.Second).Error(); err != nil {
+			n.log.Warn("leader barrier failed", "term", term, "err", err)
+			continue
+		}
+		break
+	}
+	if n.raft.State() != raft.Leader || n.raft.CurrentTerm() != term {
+		return
+	}
+	n.readyTerm.Store(term)
+	n.signalLeaderChange()
+	// Start publishing and republish under the FSM lock, so the republished
+	// states sit in the queue exactly where the log is.
+	n.fsm.mu.RLock()
+	n.pub.setLeader(true)
+	n.pub.enqueueRepublish(n.fsm.machine, term)
+	n.fsm.mu.RUnlock()
+	n.log.Info("leading", "term", term, "applied", n.raft.AppliedIndex())
+	n.reconcileNow()
+}

@@ -1,0 +1,278 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hashicorp/serf/serf"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/hangman/hangman/services/api"
+)
+
+// Node is one running game node. Create it with Start; stop it with Close.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	fsm       *fsm
+	raft      *raft.Raft
+	logStore  *wal.WAL
+	walMeta   *metadb.BoltMetaDB
+	transport *raft.NetworkTransport
+
+	serf    *serf.Serf
+	serfEv  chan serf.Event
+	members *memberTable
+	// reconcileCh asks the autopilot loop for a pass.
+	reconcileCh chan struct{}
+
+	nats *natsServer
+	pub  *publisher
+
+	grpc   *grpc.Server
+	health *health.Server
+	http   *http.Server
+	conns  *connPool
+
+	// leadership
+	leaderMu      sync.Mutex
+	leaderChanged chan struct{}
+	// readyTerm is the term in which this node, as leader, has applied
+	// everything committed by earlier leaders (a barrier); linearizable
+	// reads wait for it.
+	readyTerm atomic.Uint64
+
+	grpcAdvertise string
+	raftAdvertise string
+
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+// Start starts a node and returns once its servers listen; joining and
+// forming the cluster go on in the background.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("node config: %w", err)
+	}
+	n := &Node{
+		cfg:           cfg,
+		log:           cfg.Logger.With("node", cfg.ID),
+		leaderChanged: make(chan struct{}),
+		members:       newMemberTable(),
+		reconcileCh:   make(chan struct{}, 1),
+	}
+	var err error
+	if n.grpcAdvertise, err = cfg.advertised(cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("grpc: %w", err)
+	}
+	if n.raftAdvertise, err = cfg.advertised(cfg.RaftAddr); err != nil {
+		return nil, fmt.Errorf("raft: %w", err)
+	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	n.stop = stop
+	if err := n.start(runCtx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) start(ctx context.Context) error {
+	if err := os.MkdirAll(n.cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	n.fsm = newFSM()
+	n.conns = newConnPool()
+
+	var err error
+	if n.nats, err = startNATS(n.cfg, n.log); err != nil {
+		return err
+	}
+	if n.pub, err = newPublisher(n.nats.srv, n.cfg.ID, n.log); err != nil {
+		return err
+	}
+	n.fsm.onChange = n.pub.enqueueChanges
+	if err := n.startRaft(ctx); err != nil {
+		return err
+	}
+	if err := n.startSerf(); err != nil {
+		return err
+	}
+	if err := n.startGRPC(); err != nil {
+		return err
+	}
+	if err := n.startHTTP(); err != nil {
+		return err
+	}
+	n.goRun(func() { n.pub.run(ctx) })
+	n.goRun(func() { n.watchLeadership(ctx) })
+	n.goRun(func() { n.serfLoop(ctx) })
+	n.goRun(func() { n.joinLoop(ctx) })
+	n.goRun(func() { n.reconcileLoop(ctx) })
+	n.log.Info("node started", "grpc", n.grpcAdvertise, "raft", n.raftAdvertise, "serf", n.cfg.SerfAddr,
+		"nats", n.nats.ClientURL(), "bootstrap_expect", n.cfg.BootstrapExpect)
+	return nil
+}
+
+func (n *Node) goRun(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+func (n *Node) startRaft(ctx context.Context) error {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.ID)
+	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = n.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = n.cfg.CommitTimeout
+	rc.SnapshotThreshold = n.cfg.SnapshotThreshold
+	rc.SnapshotInterval = n.cfg.SnapshotInterval
+	rc.TrailingLogs = n.cfg.TrailingLogs
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 512
+	rc.Logger = newHCLog(n.log, "raft")
+	notify := make(chan bool, 16)
+	rc.NotifyCh = notify
+
+	dir := filepath.Join(n.cfg.DataDir, "raft")
+	if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o750); err != nil {
+		return fmt.Errorf("raft dir: %w", err)
+	}
+	var err error
+	// The WAL does not close a meta store it opened itself, so a node
+	// restarted in the same process would wait on its file lock forever:
+	// open it here and close it in Close.
+	n.walMeta = &metadb.BoltMetaDB{}
+	segment := wal.WithSegmentSize(64 << 20) // raft-wal's default
+	if n.cfg.walSegmentSize > 0 {
+		segment = wal.WithSegmentSize(n.cfg.walSegmentSize)
+	}
+	n.logStore, err = wal.Open(filepath.Join(dir, "wal"), wal.WithLogger(newHCLog(n.log, "wal")), wal.WithMetaStore(n.walMeta), segment)
+	if err != nil {
+		return fmt.Errorf("open raft log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, newHCLog(n.log, "snapshots"))
+	if err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	adv, err := net.ResolveTCPAddr("tcp", n.raftAdvertise)
+	if err != nil {
+		return fmt.Errorf("raft advertise address: %w", err)
+	}
+	n.transport, err = raft.NewTCPTransportWithConfig(n.cfg.RaftAddr, adv, &raft.NetworkTransportConfig{
+		MaxPool: 5, Timeout: 5 * time.Second, Logger: newHCLog(n.log, "raft-net"),
+	})
+	if err != nil {
+		return fmt.Errorf("raft transport on %s: %w", n.cfg.RaftAddr, err)
+	}
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.logStore, n.logStore, snaps, n.transport)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	n.goRun(func() { n.notifyLoop(ctx, notify) })
+	return nil
+}
+
+func (n *Node) startGRPC() error {
+	ln, err := net.Listen("tcp", n.cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("grpc listen on %s: %w", n.cfg.GRPCAddr, err)
+	}
+	n.grpc = grpc.NewServer(grpcServerOptions()...)
+	api.New(n, n.log).Register(n.grpc)
+	(&clusterService{node: n}).register(n.grpc)
+	n.health = health.NewServer()
+	healthpb.RegisterHealthServer(n.grpc, n.health)
+	reflection.Register(n.grpc)
+	n.goRun(func() {
+		if err := n.grpc.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			n.log.Error("grpc server stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// GRPCAddr returns the address the node's gRPC server is advertised at.
+func (n *Node) GRPCAddr() string { return n.grpcAdvertise }
+
+// NATSURL returns the client URL of the node's embedded NATS server.
+func (n *Node) NATSURL() string { return n.nats.ClientURL() }
+
+// NATSServer returns the embedded NATS server, for in-process clients.
+func (n *Node) NATSServer() *natsserver.Server { return n.nats.srv }
+
+// Raft exposes the raft instance for tests and diagnostics.
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// Close stops the node as a crash would look to its peers: it does not
+// leave serf or the raft configuration, so a restart on the same data dir
+// rejoins as the same member.
+func (n *Node) Close() error {
+	if !n.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if n.stop != nil {
+		n.stop()
+	}
+	var errs []error
+	if n.http != nil {
+		_ = n.http.Close()
+	}
+	if n.grpc != nil {
+		n.grpc.Stop()
+	}
+	if n.serf != nil {
+		errs = append(errs, n.serf.Shutdown())
+	}
+	if n.raft != nil {
+		errs = append(errs, n.raft.Shutdown().Error())
+	}
+	if n.transport != nil {
+		errs = append(errs, n.transport.Close())
+	}
+	if n.pub != nil {
+		n.pub.close()
+	}
+	if n.nats != nil {
+		n.nats.shutdown()
+	}
+	n.wg.Wait()
+	if n.logStore != nil {
+		errs = append(errs, n.logStore.Close())
+	}
+	if n.walMeta != nil {
+		errs = append(errs, n.walMeta.Close())
+	}
+	if n.conns != nil {
+		n.conns.close()
+	}
+	n.log.Info("node stopped")
+	return errors.Join(errs...)
+}

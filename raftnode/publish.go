@@ -1,0 +1,214 @@
+package raftnode
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/hangman/hangman/services/game"
+)
+
+// Subjects of DESIGN.md.
+const (
+	subjectLeader = "hangman.cluster.leader"
+	subjectMember = "hangman.cluster.member"
+)
+
+// RoomStateSubject is where the full public state of a room is published.
+func RoomStateSubject(room string) string { return "hangman.room." + room + ".state" }
+
+// RoomEventSubject is where each committed event of a room is published.
+func RoomEventSubject(room string) string { return "hangman.room." + room + ".event" }
+
+// publisher puts committed changes on NATS while this node leads. The FSM
+// enqueues changes under its lock, in log order; one goroutine publishes
+// them, so every subscriber sees a room's messages in seq order. Messages
+// carry Nats-Msg-Id <room>.<seq> and consumers drop what they have seen, so
+// republishing (at-least-once) is always safe.
+type publisher struct {
+	nc     *nats.Conn
+	svc    micro.Service
+	nodeID string
+	log    *slog.Logger
+
+	leader atomic.Bool
+
+	mu    sync.Mutex
+	queue []*nats.Msg
+	wake  chan struct{}
+
+	events, states, republishes, cluster, failures atomic.Uint64
+}
+
+func newPublisher(srv *natsserver.Server, nodeID string, log *slog.Logger) (*publisher, error) {
+	nc, err := nats.Connect(srv.ClientURL(), nats.InProcessServer(srv), nats.Name("hangman-node-"+nodeID),
+		nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("connect publisher to embedded nats: %w", err)
+	}
+	p := &publisher{nc: nc, nodeID: nodeID, log: log.With("component", "publisher"), wake: make(chan struct{}, 1)}
+	p.svc, err = micro.AddService(nc, micro.Config{
+		Name:        "hangman-node",
+		Version:     "1.0.0",
+		Description: "hangman game node: raft + serf + gRPC; publishes committed changes",
+		Metadata:    map[string]string{"node": nodeID},
+		Endpoint: &micro.EndpointConfig{
+			Subject:  "svc.hangman.node." + nodeID + ".stats",
+			Handler:  micro.HandlerFunc(p.handleStats),
+			Metadata: map[string]string{"description": "publisher counters"},
+		},
+		StatsHandler: func(*micro.Endpoint) any { return p.stats() },
+	})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("register nats micro service: %w", err)
+	}
+	return p, nil
+}
+
+// PublisherStats are the counters of a node's publisher, shown by
+// `nats micro stats hangman-node`.
+type PublisherStats struct {
+	Leader      bool   `json:"leader"`
+	Events      uint64 `json:"events_published"`
+	States      uint64 `json:"states_published"`
+	Republishes uint64 `json:"republishes"`
+	Cluster     uint64 `json:"cluster_published"`
+	Failures    uint64 `json:"publish_failures"`
+}
+
+func (p *publisher) stats() PublisherStats {
+	return PublisherStats{
+		Leader: p.leader.Load(), Events: p.events.Load(), States: p.states.Load(),
+		Republishes: p.republishes.Load(), Cluster: p.cluster.Load(), Failures: p.failures.Load(),
+	}
+}
+
+func (p *publisher) handleStats(req micro.Request) {
+	_ = req.RespondJSON(p.stats())
+}
+
+func (p *publisher) setLeader(v bool) { p.leader.Store(v) }
+
+// enqueueChanges is the FSM's onChange hook: called with the FSM lock held.
+func (p *publisher) enqueueChanges(changes []change) {
+	if !p.leader.Load() {
+		return
+	}
+	msgs := make([]*nats.Msg, 0, 2*len(changes))
+	for i := range changes {
+		c := &changes[i]
+		msgs = append(msgs, roomMsg(RoomEventSubject(c.event.Room), c.event.Room, c.event.Seq, c.event))
+		msgs = append(msgs, roomMsg(RoomStateSubject(c.state.Room), c.state.Room, c.state.Seq, c.state))
+	}
+	p.push(msgs...)
+}
+
+// enqueueRepublish queues the recent events and current state of every room,
+// and the leader announcement. Called with the FSM lock held.
+func (p *publisher) enqueueRepublish(m *game.Machine, term uint64) {
+	p.republishes.Add(1)
+	msgs := []*nats.Msg{jsonMsg(subjectLeader, leaderMsg{Leader: p.nodeID, Term: term, At: time.Now().UTC()})}
+	for _, st := range m.States() {
+		for _, ev := range m.RecentEvents(st.Room) {
+			msgs = append(msgs, roomMsg(RoomEventSubject(ev.Room), ev.Room, ev.Seq, ev))
+		}
+		msgs = append(msgs, roomMsg(RoomStateSubject(st.Room), st.Room, st.Seq, st))
+	}
+	p.push(msgs...)
+}
+
+// publishMember announces a membership change (leader only).
+func (p *publisher) publishMember(node, status string) {
+	if p.leader.Load() {
+		p.push(jsonMsg(subjectMember, memberMsg{Node: node, Status: status, At: time.Now().UTC()}))
+	}
+}
+
+type leaderMsg struct {
+	Leader string    `json:"leader"`
+	Term   uint64    `json:"term"`
+	At     time.Time `json:"at"`
+}
+
+type memberMsg struct {
+	Node   string    `json:"node"`
+	Status string    `json:"status"`
+	At     time.Time `json:"at"`
+}
+
+func roomMsg(subject, room string, seq uint64, v any) *nats.Msg {
+	m := jsonMsg(subject, v)
+	m.Header = nats.Header{nats.MsgIdHdr: []string{room + "." + strconv.FormatUint(seq, 10)}}
+	return m
+}
+
+func jsonMsg(subject string, v any) *nats.Msg {
+	data, err := json.Marshal(v)
+	if err != nil {
+		// Every value published is a plain struct of strings and numbers.
+		panic(fmt.Sprintf("encode %s: %v", subject, err))
+	}
+	return &nats.Msg{Subject: subject, Data: data}
+}
+
+func (p *publisher) push(msgs ...*nats.Msg) {
+	p.mu.Lock()
+	p.queue = append(p.queue, msgs...)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run publishes queued messages in order until ctx ends.
+func (p *publisher) run(ctx context.Context) {
+	var batch []*nats.Msg
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		}
+		p.mu.Lock()
+		batch, p.queue = p.queue, batch[:0]
+		p.mu.Unlock()
+		for _, m := range batch {
+			if err := p.nc.PublishMsg(m); err != nil {
+				p.failures.Add(1)
+				p.log.Warn("publish", "subject", m.Subject, "err", err)
+				continue
+			}
+			p.count(m.Subject)
+		}
+		clear(batch)
+	}
+}
+
+func (p *publisher) count(subject string) {
+	switch {
+	case subject == subjectLeader || subject == subjectMember:
+		p.cluster.Add(1)
+	case len(subject) > 6 && subject[len(subject)-6:] == ".event":
+		p.events.Add(1)
+	default:
+		p.states.Add(1)
+	}
+}
+
+func (p *publisher) close() {
+	if p.svc != nil {
+		_ = p.svc.Stop()
+	}
+	p.nc.Close()
+}

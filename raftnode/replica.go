@@ -1,0 +1,164 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/hangman/hangman/services/api"
+	"github.com/hangman/hangman/services/game"
+)
+
+// The Node is the api.Replica of its gRPC game service.
+var _ api.Replica = (*Node)(nil)
+
+// enqueueTimeout bounds how long a proposal waits to enter raft's queue.
+const enqueueTimeout = 2 * time.Second
+
+// Propose commits an encoded command and returns its result.
+func (n *Node) Propose(ctx context.Context, cmd []byte) (game.Result, uint64, error) {
+	if n.raft.State() != raft.Leader {
+		return game.Result{}, 0, api.ErrNotLeader
+	}
+	timeout := enqueueTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	f := n.raft.Apply(cmd, timeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):
+			return game.Result{}, 0, api.ErrNotLeader
+		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrAbortedByRestore):
+			return game.Result{}, 0, fmt.Errorf("%w: %v", api.ErrUnknownOutcome, err)
+		default:
+			return game.Result{}, 0, fmt.Errorf("apply: %w", err)
+		}
+	}
+	r, ok := f.Response().(*applyResult)
+	if !ok {
+		return game.Result{}, 0, fmt.Errorf("apply: unexpected response %T", f.Response())
+	}
+	return r.res, r.index, nil
+}
+
+// ReadIndex confirms leadership and waits until everything committed before
+// the call is applied here (the read-index protocol of the Raft
+// dissertation, §6.4).
+func (n *Node) ReadIndex(ctx context.Context) error {
+	if n.raft.State() != raft.Leader {
+		return api.ErrNotLeader
+	}
+	// A new leader's commit index is only known once an entry of its own
+	// term has committed; watchLeadership runs that barrier.
+	for n.readyTerm.Load() != n.raft.CurrentTerm() {
+		changed := n.LeaderChanged()
+		if n.raft.State() != raft.Leader {
+			return api.ErrNotLeader
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	commit := n.raft.CommitIndex()
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return api.ErrNotLeader
+	}
+	for {
+		wait, applied := n.fsm.waitApplied()
+		if applied >= commit {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wait:
+		}
+	}
+}
+
+// IsLeader reports whether this node is the raft leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Read runs fn against the local state machine.
+func (n *Node) Read(fn func(m *game.Machine)) uint64 {
+	n.fsm.mu.RLock()
+	defer n.fsm.mu.RUnlock()
+	fn(n.fsm.machine)
+	return n.fsm.machine.Applied()
+}
+
+// LeaderChanged returns a channel closed at the next leadership change.
+func (n *Node) LeaderChanged() <-chan struct{} {
+	n.leaderMu.Lock()
+	defer n.leaderMu.Unlock()
+	return n.leaderChanged
+}
+
+func (n *Node) signalLeaderChange() {
+	n.leaderMu.Lock()
+	close(n.leaderChanged)
+	n.leaderChanged = make(chan struct{})
+	n.leaderMu.Unlock()
+}
+
+// LeaderConn returns a connection to the leader's gRPC server, or nil when
+// this node leads or no leader is known.
+func (n *Node) LeaderConn() *grpc.ClientConn {
+	_, id := n.raft.LeaderWithID()
+	if id == "" || string(id) == n.cfg.ID {
+		return nil
+	}
+	addr := n.members.grpcAddr(string(id))
+	if addr == "" {
+		return nil
+	}
+	conn, err := n.conns.get(addr)
+	if err != nil {
+		n.log.Warn("dial leader", "leader", id, "addr", addr, "err", err)
+		return nil
+	}
+	return conn
+}
+
+// connPool keeps one client connection per peer gRPC address.
+type connPool struct {
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newConnPool() *connPool { return &connPool{conns: make(map[string]*grpc.ClientConn)} }
+
+func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(api.ForwardingInterceptor))
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	p.conns[addr] = c
+	return c, nil
+}
+
+func (p *connPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, c := range p.conns {
+		_ = c.Close()
+		delete(p.conns, addr)
+	}
+}

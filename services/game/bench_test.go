@@ -1,0 +1,126 @@
+package game
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"testing"
+)
+
+// BenchmarkApplyGuess measures what a replica does per guess: decode the
+// log entry, apply it (with its request id) and build the public state.
+// A new round starts whenever one ends.
+func BenchmarkApplyGuess(b *testing.B) {
+	m := New()
+	var index uint64
+	apply := func(c Command) Result {
+		index++
+		e, err := c.Encode()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m.Apply(index, e)
+	}
+	apply(create("bench", WordAt(0)))
+	players := []string{"p1", "p2", "p3", "p4"}
+	for _, p := range players {
+		apply(join("bench", p, "Player "+p))
+	}
+	// More entries than SessionWindow, so that ids expire as in a long game.
+	const n = 4 * SessionWindow
+	const order = "etaoinshrdlucmfwypvbgkqjxz"
+	guesses := make([][]byte, n)
+	for i := range guesses {
+		c := withID(guess("bench", players[i%len(players)], string(order[i%len(order)])), fmt.Sprintf("req-%d", i))
+		guesses[i] = encode(b, c)
+	}
+	rounds := make([][]byte, len(words))
+	for i := range rounds {
+		rounds[i] = encode(b, newRound("bench", "", WordAt(uint64(i))))
+	}
+	b.ReportAllocs()
+	i, round := 0, 0
+	for b.Loop() {
+		index++
+		res := m.Apply(index, guesses[i%n])
+		i++
+		if res.Err != nil {
+			index++
+			round++
+			if r := m.Apply(index, rounds[round%len(rounds)]); r.Err != nil {
+				b.Fatalf("new round: %v (after guess: %v)", r.Err, res.Err)
+			}
+		}
+	}
+}
+
+// BenchmarkEncodeState measures the payload of hangman.room.<room>.state.
+func BenchmarkEncodeState(b *testing.B) {
+	h := newHarness(b)
+	c := create("bench", "hippopotamus")
+	c.MaxWrong = 10
+	h.ok(c)
+	for i := range 8 {
+		h.ok(join("bench", fmt.Sprintf("player-%d", i), fmt.Sprintf("Player <%d>", i)))
+	}
+	for i, l := range []string{"e", "p", "z", "o", "x", "t"} {
+		h.ok(guess("bench", fmt.Sprintf("player-%d", i), l))
+	}
+	s, _ := h.m.Room("bench")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// manyRooms returns a Machine of n busy rooms.
+func manyRooms(b *testing.B, n int) *Machine {
+	b.Helper()
+	h := newHarness(b)
+	for r := range n {
+		room := fmt.Sprintf("room-%d", r)
+		h.ok(withID(create(room, WordAt(uint64(r))), room+"-c"))
+		for p := range 4 {
+			h.ok(withID(join(room, fmt.Sprintf("p%d", p), fmt.Sprintf("Player %d", p)), fmt.Sprintf("%s-j%d", room, p)))
+		}
+		for i, l := range "etaoin" {
+			if res := h.apply(withID(guess(room, fmt.Sprintf("p%d", i%4), string(l)), fmt.Sprintf("%s-g%d", room, i))); res.Err != nil {
+				break // round over
+			}
+		}
+	}
+	return h.m
+}
+
+func BenchmarkSnapshot(b *testing.B) {
+	m := manyRooms(b, 1000)
+	var buf bytes.Buffer
+	if err := m.Snapshot(&buf); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(buf.Len()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := m.Snapshot(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRestore(b *testing.B) {
+	var buf bytes.Buffer
+	if err := manyRooms(b, 1000).Snapshot(&buf); err != nil {
+		b.Fatal(err)
+	}
+	snap := buf.Bytes()
+	b.SetBytes(int64(len(snap)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := New().Restore(bytes.NewReader(snap)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,254 @@
+package game
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+// Run a fuzzer with, for example:
+//
+//	go test -run='^$' -fuzz=FuzzApply -fuzztime=30s ./services/game
+//
+// Its seeds are the files under testdata/fuzz/<FuzzName>/; the ones written
+// by fuzzSeeds are regenerated with
+//
+//	go test -run='^TestFuzzSeeds$' -update-seeds ./services/game
+//
+// and any crasher the fuzzer finds is kept there next to them.
+
+var updateSeeds = flag.Bool("update-seeds", false, "rewrite the generated seed corpora under testdata/fuzz")
+
+func FuzzDecodeCommand(f *testing.F) {
+	f.Fuzz(func(t *testing.T, entry []byte) {
+		c, err := DecodeCommand(entry)
+		if err != nil {
+			if CodeOf(err) != CodeInvalid {
+				t.Fatalf("DecodeCommand error %v has code %v, want invalid", err, CodeOf(err))
+			}
+			if c != (Command{}) {
+				t.Fatalf("DecodeCommand returned %+v with error %v", c, err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("decoded command %+v does not validate: %v", c, err)
+		}
+		b, err := c.Encode()
+		if err != nil {
+			t.Fatalf("decoded command %+v does not encode: %v", c, err)
+		}
+		if len(b) > MaxCommandSize {
+			t.Fatalf("re-encoded command is %d bytes, over MaxCommandSize", len(b))
+		}
+		c2, err := DecodeCommand(b)
+		if err != nil {
+			t.Fatalf("re-encoded command %q does not decode: %v", b, err)
+		}
+		if c2 != c {
+			t.Fatalf("round trip changed the command:\n%+v\n%+v", c, c2)
+		}
+		if b2, _ := c2.Encode(); !bytes.Equal(b, b2) {
+			t.Fatalf("encoding is not stable:\n%q\n%q", b, b2)
+		}
+	})
+}
+
+// FuzzApply applies the lines of its input as log entries to replicas that
+// must stay identical, one of them restored from a snapshot half way.
+func FuzzApply(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		entries := bytes.Split(data, []byte("\n"))
+		if len(entries) > 256 {
+			entries = entries[:256]
+		}
+		rs := newReplicas(t, 2)
+		for i, e := range entries {
+			if i == len(entries)/2 {
+				rs.restoreReplica()
+			}
+			rs.apply(e)
+		}
+		rs.restoreReplica()
+	})
+}
+
+// FuzzRestore restores arbitrary bytes. A refused snapshot leaves the
+// machine as it was; an accepted one round-trips and keeps taking commands
+// like a replica restored from it.
+func FuzzRestore(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m := New()
+		m.ApplyCommand(1, join("keep", "p1", "Ann")) // refused: no room
+		m.ApplyCommand(2, create("keep", "melon"))
+		before := snapshotBytes(t, m)
+		if err := m.Restore(bytes.NewReader(data)); err != nil {
+			if after := snapshotBytes(t, m); !bytes.Equal(before, after) {
+				t.Fatalf("failed restore (%v) changed the machine", err)
+			}
+			return
+		}
+		snap := snapshotBytes(t, m)
+		r := restored(t, snap)
+		if again := snapshotBytes(t, r); !bytes.Equal(snap, again) {
+			t.Fatalf("snapshot does not round-trip:\n%s\n%s", snap, again)
+		}
+		if m.Applied() > math.MaxUint64-1000 {
+			return // raft indexes never get there
+		}
+		// Play in every restored room, on both machines.
+		index := m.Applied()
+		for _, s := range m.Rooms() {
+			st, _ := m.Room(s.Room)
+			player := "fz"
+			if len(st.Players) > 0 {
+				player = st.Players[0].ID
+			}
+			for _, c := range []Command{
+				guess(s.Room, player, "e"), join(s.Room, "fz", "Fuzz"), withID(guess(s.Room, "fz", "a"), "fz-1"),
+				newRound(s.Room, "", "ox"), guess(s.Room, player, "o"), guess(s.Room, player, "x"),
+				withID(guess(s.Room, "fz", "a"), "fz-1"), newRound(s.Room, "fz", "kiwi"),
+			} {
+				index++
+				a, b := m.ApplyCommand(index, c), r.ApplyCommand(index, c)
+				if !reflect.DeepEqual(a, b) {
+					t.Fatalf("%+v: results differ:\n%+v\n%+v", c, a, b)
+				}
+				snap = snapshotBytes(t, m)
+				if other := snapshotBytes(t, r); !bytes.Equal(snap, other) {
+					t.Fatalf("%+v: replicas diverged:\n%s\n%s", c, snap, other)
+				}
+				if err := New().Restore(bytes.NewReader(snap)); err != nil {
+					t.Fatalf("%+v: snapshot after the command does not restore: %v\n%s", c, err, snap)
+				}
+			}
+		}
+	})
+}
+
+// fuzzSeeds returns the generated seed inputs of each fuzzer, by file name.
+func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
+	t.Helper()
+	lines := func(cmds ...any) []byte {
+		var b bytes.Buffer
+		for i, c := range cmds {
+			if i > 0 {
+				b.WriteByte('\n')
+			}
+			switch c := c.(type) {
+			case Command:
+				b.Write(encode(t, c))
+			case string:
+				b.WriteString(c)
+			}
+		}
+		return b.Bytes()
+	}
+	hard := create("r", "ox")
+	hard.MaxWrong = 2
+	lastRound := corrupt(t, func(s *snapshotFile) { s.Rooms[1].Round = math.MaxUint64 }) // den: won
+
+	return map[string]map[string][]byte{
+		"FuzzDecodeCommand": {
+			"create":            encode(t, Command{Kind: KindCreateRoom, Room: "lobby", Word: "apple", MaxWrong: 6, RequestID: "c-1", At: at0}),
+			"join":              encode(t, withID(join("lobby", "p1", "Zoë <b>"), "j-1")),
+			"guess":             encode(t, withID(guess("lobby", "p1", "E"), "g-1")),
+			"new_round":         encode(t, newRound("lobby", "p1", "banana")),
+			"new_round_nobody":  encode(t, Command{Kind: KindNewRound, Room: "lobby", Word: "kiwi"}),
+			"trailing_brace":    append(encode(t, guess("lobby", "p1", "a")), '}'),
+			"two_letters":       encode(t, guess("lobby", "p1", "ab")),
+			"escaped":           []byte("\x01{\"k\":2,\"r\":\"lobby\",\"p\":\"p1\",\"n\":\"\\u003c\\ud83d\\ude00\\u00e9\"}"),
+			"case_folded_keys":  []byte("\x01{\"K\":3,\"R\":\"lobby\",\"P\":\"p1\",\"L\":\"q\"}"),
+			"invalid_utf8_name": []byte("\x01{\"k\":2,\"r\":\"lobby\",\"p\":\"p1\",\"n\":\"\xff\xfe\"}"),
+		},
+		"FuzzApply": {
+			"won_then_lost": lines(
+				hard, join("r", "p1", "Ann"), join("r", "p2", "Bob"), guess("r", "p1", "o"), guess("r", "p2", "X"),
+				guess("r", "p1", "z"), newRound("r", "p2", "kiwi"), guess("r", "p1", "z"), guess("r", "p1", "q"),
+				guess("r", "p1", "k"), newRound("r", "", "apple"), join("r", "p1", "Anna"),
+			),
+			"retries": lines(
+				withID(create("r", "apple"), "c"), withID(create("r", "apple"), "c"),
+				withID(join("r", "p1", "Ann"), "j"), withID(guess("r", "p1", "p"), "g"),
+				withID(guess("r", "p1", "p"), "g"), withID(guess("r", "p1", "z"), "g"), guess("r", "p1", "p"),
+			),
+			"refusals": lines(
+				guess("nope", "p1", "a"), create("r", "apple"), create("r", "melon"), guess("r", "p1", "a"),
+				join("r", "p1", "Ann"), newRound("r", "p1", "kiwi"), guess("r", "p1", "ab"),
+				append(encode(t, guess("r", "p1", "a")), '}'), "", "\x01{}", "\x00garbage",
+			),
+			"two_rooms": lines(
+				create("a", "ox"), create("b", "ox"), join("a", "p1", "Ann"), join("b", "p1", "Ann"),
+				guess("a", "p1", "o"), guess("b", "p1", "x"), guess("a", "p1", "x"), newRound("a", "p1", "kiwi"),
+			),
+		},
+		"FuzzRestore": {
+			"game":       snapshotBytes(t, gameMachine(t)),
+			"empty":      snapshotBytes(t, New()),
+			"last_round": lastRound,
+			"bad_status": corrupt(t, func(s *snapshotFile) { s.Rooms[0].Status = StatusWon }),
+		},
+	}
+}
+
+// corpusFile returns data in the format of the go fuzzing corpus.
+func corpusFile(data []byte) []byte {
+	return fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", data)
+}
+
+// TestFuzzSeeds checks that the generated seed corpora on disk are current
+// (rewriting them with -update-seeds), and that every seed is meaningful.
+func TestFuzzSeeds(t *testing.T) {
+	for fuzzer, seeds := range fuzzSeeds(t) {
+		dir := filepath.Join("testdata", "fuzz", fuzzer)
+		if *updateSeeds {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, data := range seeds {
+			path := filepath.Join(dir, name)
+			want := corpusFile(data)
+			if *updateSeeds {
+				if err := os.WriteFile(path, want, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (regenerate with -update-seeds)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s is stale (regenerate with -update-seeds)", path)
+			}
+		}
+	}
+
+	// The valid seeds are valid, so that the fuzzers start from real input.
+	seeds := fuzzSeeds(t)
+	for _, name := range []string{"create", "join", "guess", "new_round", "new_round_nobody", "escaped", "case_folded_keys", "invalid_utf8_name"} {
+		if _, err := DecodeCommand(seeds["FuzzDecodeCommand"][name]); err != nil {
+			t.Errorf("FuzzDecodeCommand seed %s does not decode: %v", name, err)
+		}
+	}
+	for _, name := range []string{"game", "empty", "last_round"} {
+		if err := New().Restore(bytes.NewReader(seeds["FuzzRestore"][name])); err != nil {
+			t.Errorf("FuzzRestore seed %s does not restore: %v", name, err)
+		}
+	}
+	m := New()
+	for i, e := range bytes.Split(seeds["FuzzApply"]["won_then_lost"], []byte("\n")) {
+		if res := m.Apply(uint64(i+1), e); res.Err != nil && i != 5 && i != 9 { // 5 and 9 guess after the round
+			t.Errorf("FuzzApply seed won_then_lost: entry %d refused: %v", i, res.Err)
+		}
+	}
+	if s, _ := m.Room("r"); s.Round != 3 || s.Players[0].Name != "Anna" {
+		t.Errorf("FuzzApply seed won_then_lost ends in %+v", s)
+	}
+}

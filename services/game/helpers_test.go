@@ -1,0 +1,204 @@
+package game
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// at0 is the proposer's clock stamped on test commands (2023-11-14, UTC).
+const at0 = 1700000000000
+
+func create(room, word string) Command {
+	return Command{Kind: KindCreateRoom, Room: room, Word: word, At: at0}
+}
+
+func join(room, player, name string) Command {
+	return Command{Kind: KindJoinRoom, Room: room, Player: player, Name: name, At: at0}
+}
+
+func guess(room, player, letter string) Command {
+	return Command{Kind: KindGuess, Room: room, Player: player, Letter: letter, At: at0}
+}
+
+func newRound(room, player, word string) Command {
+	return Command{Kind: KindNewRound, Room: room, Player: player, Word: word, At: at0}
+}
+
+// withID returns c carrying request id id.
+func withID(c Command, id string) Command {
+	c.RequestID = id
+	return c
+}
+
+// harness applies commands to one Machine at consecutive log indexes,
+// starting at 1, as the replication layer would.
+type harness struct {
+	tb    testing.TB
+	m     *Machine
+	index uint64
+}
+
+func newHarness(tb testing.TB) *harness {
+	tb.Helper()
+	return &harness{tb: tb, m: New()}
+}
+
+// apply applies c at the next index and returns whatever happened.
+func (h *harness) apply(c Command) Result {
+	h.index++
+	return h.m.ApplyCommand(h.index, c)
+}
+
+// ok applies c, which must be accepted as a new (not duplicate) command.
+func (h *harness) ok(c Command) Result {
+	h.tb.Helper()
+	res := h.apply(c)
+	if res.Err != nil {
+		h.tb.Fatalf("apply %s %+v: unexpected error: %v", c.Kind, c, res.Err)
+	}
+	if res.Duplicate {
+		h.tb.Fatalf("apply %s %+v: unexpectedly a duplicate", c.Kind, c)
+	}
+	if res.Room != c.Room {
+		h.tb.Fatalf("apply %s: Result.Room = %q, want %q", c.Kind, res.Room, c.Room)
+	}
+	return res
+}
+
+// refused applies c, which must be refused with code, and checks that the
+// refusal changed nothing but the applied index.
+func (h *harness) refused(c Command, code Code) Result {
+	h.tb.Helper()
+	return h.refusedBy(func(index uint64) Result { return h.m.ApplyCommand(index, c) }, code)
+}
+
+// refusedEntry is refused for a raw log entry, applied with Apply.
+func (h *harness) refusedEntry(entry []byte, code Code) Result {
+	h.tb.Helper()
+	return h.refusedBy(func(index uint64) Result { return h.m.Apply(index, entry) }, code)
+}
+
+func (h *harness) refusedBy(apply func(index uint64) Result, code Code) Result {
+	h.tb.Helper()
+	before := snapshotBytes(h.tb, h.m)
+	beforeRooms := roomsBytes(h.tb, h.m)
+	h.index++
+	res := apply(h.index)
+	checkRefused(h.tb, res, code)
+	if after := roomsBytes(h.tb, h.m); !bytes.Equal(beforeRooms, after) {
+		h.tb.Fatalf("refused command changed the machine:\nbefore %s\nafter  %s", before, after)
+	}
+	if got := h.m.Applied(); got != h.index {
+		h.tb.Fatalf("Applied() = %d after a refused entry at %d, want %d", got, h.index, h.index)
+	}
+	// A redelivery at the same index leaves even the snapshot bytes as they
+	// were (the applied index only ever moves forward).
+	now := snapshotBytes(h.tb, h.m)
+	h.m.applied--
+	if b := snapshotBytes(h.tb, h.m); !bytes.Equal(b, before) {
+		h.m.applied++
+		h.tb.Fatalf("snapshot after the refusal, applied index aside:\n got %s\nwant %s", b, before)
+	}
+	h.m.applied++
+	if b := snapshotBytes(h.tb, h.m); !bytes.Equal(b, now) {
+		h.tb.Fatal("snapshot not reproducible")
+	}
+	return res
+}
+
+// checkRefused checks that res is a refusal with code that reports no change.
+func checkRefused(tb testing.TB, res Result, code Code) {
+	tb.Helper()
+	if res.Err == nil {
+		tb.Fatalf("accepted (state %+v), want a refusal with code %v", res.State, code)
+	}
+	var e *Error
+	if !errors.As(res.Err, &e) {
+		tb.Fatalf("error %v (%T) is not an *Error", res.Err, res.Err)
+	}
+	if got := CodeOf(res.Err); got != code {
+		tb.Fatalf("refused with code %v (%v), want %v", got, res.Err, code)
+	}
+	if res.Err.Error() == "" {
+		tb.Fatalf("refusal with code %v has no message", code)
+	}
+	if res.Event != nil || res.Duplicate || res.Outcome != "" {
+		tb.Fatalf("refusal reports a change: event %+v duplicate %v outcome %q", res.Event, res.Duplicate, res.Outcome)
+	}
+	if !reflect.DeepEqual(res.State, State{}) {
+		tb.Fatalf("refusal carries a state: %+v", res.State)
+	}
+}
+
+// snapshotBytes returns the snapshot of m.
+func snapshotBytes(tb testing.TB, m *Machine) []byte {
+	tb.Helper()
+	var b bytes.Buffer
+	if err := m.Snapshot(&b); err != nil {
+		tb.Fatalf("snapshot: %v", err)
+	}
+	return b.Bytes()
+}
+
+// roomsBytes returns the snapshot of m without its applied index: everything
+// a command can change besides the index every log entry advances.
+func roomsBytes(tb testing.TB, m *Machine) []byte {
+	tb.Helper()
+	c := *m // shares the rooms, which Snapshot only reads
+	c.applied = 0
+	return snapshotBytes(tb, &c)
+}
+
+// restored returns a fresh Machine restored from snapshot b.
+func restored(tb testing.TB, b []byte) *Machine {
+	tb.Helper()
+	m := New()
+	if err := m.Restore(bytes.NewReader(b)); err != nil {
+		tb.Fatalf("restore: %v\nsnapshot %s", err, b)
+	}
+	return m
+}
+
+// decodeSnapshot parses snapshot bytes into their file structure.
+func decodeSnapshot(tb testing.TB, b []byte) snapshotFile {
+	tb.Helper()
+	var f snapshotFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		tb.Fatalf("decode snapshot: %v", err)
+	}
+	return f
+}
+
+// encode returns the log entry of c, which must encode.
+func encode(tb testing.TB, c Command) []byte {
+	tb.Helper()
+	b, err := c.Encode()
+	if err != nil {
+		tb.Fatalf("encode %+v: %v", c, err)
+	}
+	return b
+}
+
+// mustJSON returns the JSON of v.
+func mustJSON(tb testing.TB, v any) string {
+	tb.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		tb.Fatalf("marshal %T: %v", v, err)
+	}
+	return string(b)
+}
+
+// scores returns the players of s as "id=score" in join order.
+func scores(s State) string {
+	parts := make([]string, len(s.Players))
+	for i, p := range s.Players {
+		parts[i] = p.ID + "=" + strconv.FormatInt(p.Score, 10)
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,384 @@
+package game
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var seedFlag = flag.Uint64("seed", 0, "seed of the property tests (0: a new one each run)")
+
+// testSeed returns the seed of a property test and logs how to replay it.
+func testSeed(t *testing.T) uint64 {
+	t.Helper()
+	seed := *seedFlag
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (replay with: go test -run '^%s$' -seed=%d ./services/game)", seed, t.Name(), seed)
+	return seed
+}
+
+// gen makes random log entries: mostly commands a real proposer could send
+// (with a small cast of rooms, players and request ids, so that they meet),
+// some retries, some invalid commands and some garbage.
+type gen struct {
+	r       *rand.Rand
+	history [][]byte // recent entries, for retries
+	ids     int      // request ids issued
+	// words is the last word proposed for each room: guesses aim at it
+	// two times in three, so that rounds are won as well as lost.
+	words map[string]string
+}
+
+func newGen(seed, stream uint64) *gen {
+	return &gen{r: rand.New(rand.NewPCG(seed, stream)), words: map[string]string{}}
+}
+
+var (
+	genRooms   = []string{"alpha", "b-2", "c_3", "0d"}
+	genPlayers = []string{"p1", "p2", "P-3", "p_4"}
+	genNames   = []string{"Ann", "Bob", "Zoë", "<b>x</b>", " pad ", "李"}
+	// letters, weighted towards ones the words contain, plus bad ones
+	genLetters = strings.Split("eeaaiioorrttnnsslluuccddmmpphbgyfkwvzxqjEATS", "")
+	badLetters = []string{"", "ab", "1", "é", " ", "?"}
+)
+
+func (g *gen) pick(s []string) string { return s[g.r.IntN(len(s))] }
+
+func (g *gen) command() Command {
+	c := Command{Room: g.pick(genRooms), At: g.r.Int64N(maxAt + 1)}
+	if g.r.IntN(3) > 0 {
+		g.ids++
+		c.RequestID = fmt.Sprintf("q%d", g.ids)
+	}
+	switch n := g.r.IntN(100); {
+	case n < 8:
+		c.Kind = KindCreateRoom
+		c.Word = WordAt(g.r.Uint64())
+		c.MaxWrong = []int{0, 0, 2, 10, MaxMaxWrong}[g.r.IntN(5)]
+		g.words[c.Room] = c.Word
+	case n < 22:
+		c.Kind = KindJoinRoom
+		c.Player = g.pick(genPlayers)
+		c.Name = g.pick(genNames)
+	case n < 88:
+		c.Kind = KindGuess
+		c.Player = g.pick(genPlayers)
+		c.Letter = g.pick(genLetters)
+		if w := g.words[c.Room]; w != "" && g.r.IntN(3) > 0 {
+			c.Letter = string(w[g.r.IntN(len(w))])
+		}
+	default:
+		c.Kind = KindNewRound
+		c.Word = WordAt(g.r.Uint64())
+		g.words[c.Room] = c.Word
+		if g.r.IntN(2) == 0 {
+			c.Player = g.pick(genPlayers)
+		}
+	}
+	// Break one field now and then.
+	if g.r.IntN(15) == 0 {
+		switch g.r.IntN(7) {
+		case 0:
+			c.Letter = g.pick(badLetters)
+		case 1:
+			c.Room = g.pick([]string{"", "A", "a.b", "a>", strings.Repeat("r", 33)})
+		case 2:
+			c.Word = g.pick([]string{"", "x", "Word", "w0rd"})
+		case 3:
+			c.Player = g.pick([]string{"p 1", "p.1", ""})
+		case 4:
+			c.Name = g.pick([]string{"", " ", "a\x01"})
+		case 5:
+			c.Kind = Kind(g.r.IntN(256))
+		case 6:
+			c.MaxWrong = g.r.IntN(60) - 30
+		}
+	}
+	return c
+}
+
+// entry returns the next log entry.
+func (g *gen) entry() []byte {
+	var e []byte
+	switch n := g.r.IntN(100); {
+	case n < 8 && len(g.history) > 0: // a retry
+		e = g.history[g.r.IntN(len(g.history))]
+	case n < 11: // garbage
+		e = make([]byte, g.r.IntN(40))
+		for i := range e {
+			e[i] = byte(g.r.UintN(256))
+		}
+	case n < 15: // a damaged command
+		b, _ := g.command().Encode()
+		switch g.r.IntN(3) {
+		case 0:
+			b = b[:g.r.IntN(len(b))]
+		case 1:
+			b[g.r.IntN(len(b))] = byte(g.r.UintN(256))
+		default:
+			b = append(b, "}"...)
+		}
+		e = b
+	default:
+		b, err := g.command().Encode()
+		if err != nil {
+			panic(err)
+		}
+		e = b
+	}
+	g.history = append(g.history, e)
+	if len(g.history) > 30 {
+		g.history = g.history[1:]
+	}
+	return e
+}
+
+// replicas applies the same entries to several Machines and checks after
+// every entry that they agree, byte for byte.
+type replicas struct {
+	t     *testing.T
+	ms    []*Machine
+	index uint64
+	last  []byte            // snapshot of ms[0] after the last entry
+	seqs  map[string]uint64 // each room's seq as last seen
+}
+
+func newReplicas(t *testing.T, n int) *replicas {
+	rs := &replicas{t: t, seqs: map[string]uint64{}}
+	for range n {
+		rs.ms = append(rs.ms, New())
+	}
+	rs.last = snapshotBytes(t, rs.ms[0])
+	return rs
+}
+
+// roomsPart is a snapshot from its rooms on: what a command can change.
+func roomsPart(tb testing.TB, snap []byte) []byte {
+	tb.Helper()
+	i := bytes.Index(snap, []byte(`"rooms":`))
+	if i < 0 {
+		tb.Fatalf("snapshot without rooms: %s", snap)
+	}
+	return snap[i:]
+}
+
+// apply applies entry to every replica: the first with Apply, the others
+// by decoding it first when it decodes, and checks what they did.
+func (rs *replicas) apply(entry []byte) Result {
+	t := rs.t
+	t.Helper()
+	rs.index++
+	var res Result
+	for i, m := range rs.ms {
+		var r Result
+		if c, err := DecodeCommand(entry); i > 0 && err == nil {
+			r = m.ApplyCommand(rs.index, c)
+		} else {
+			r = m.Apply(rs.index, entry)
+		}
+		if i == 0 {
+			res = r
+		} else if !reflect.DeepEqual(r, res) {
+			t.Fatalf("entry %d %q: replica %d returned\n%+v\nreplica 0 returned\n%+v", rs.index, entry, i, r, res)
+		}
+	}
+	snap := snapshotBytes(t, rs.ms[0])
+	for i, m := range rs.ms[1:] {
+		if other := snapshotBytes(t, m); !bytes.Equal(snap, other) {
+			t.Fatalf("entry %d %q: replica %d diverged:\n%s\nreplica 0:\n%s", rs.index, entry, i+1, other, snap)
+		}
+	}
+	rs.check(entry, res, snap)
+	rs.last = snap
+	return res
+}
+
+// check verifies what one entry did against the rules every entry obeys.
+func (rs *replicas) check(entry []byte, res Result, snap []byte) {
+	t := rs.t
+	t.Helper()
+	m := rs.ms[0]
+	if m.Applied() != rs.index {
+		t.Fatalf("entry %d: Applied() = %d", rs.index, m.Applied())
+	}
+	unchanged := bytes.Equal(roomsPart(t, rs.last), roomsPart(t, snap))
+	switch {
+	case res.Err != nil:
+		if CodeOf(res.Err) == 0 {
+			t.Fatalf("entry %d %q: error %v has no code", rs.index, entry, res.Err)
+		}
+		if !unchanged {
+			t.Fatalf("entry %d %q: refused (%v) but changed the machine", rs.index, entry, res.Err)
+		}
+	case res.Duplicate:
+		if !unchanged || res.Event != nil {
+			t.Fatalf("entry %d %q: duplicate but changed the machine", rs.index, entry)
+		}
+	case res.Event != nil:
+		ev := res.Event
+		if ev.Seq != rs.index || res.State.Seq != rs.index || ev.Prev != rs.seqs[res.Room] || res.State.Prev != ev.Prev {
+			t.Fatalf("entry %d: event seq %d prev %d, state seq %d prev %d; room was at %d", rs.index, ev.Seq, ev.Prev, res.State.Seq, res.State.Prev, rs.seqs[res.Room])
+		}
+		if ev.Room != res.Room || ev.Round != res.State.Round || ev.Status != res.State.Status || ev.Outcome != res.Outcome {
+			t.Fatalf("entry %d: event %+v does not match result %+v", rs.index, ev, res)
+		}
+		rs.seqs[res.Room] = ev.Seq
+	}
+	if res.Err == nil {
+		if s, _ := m.Room(res.Room); !reflect.DeepEqual(s, res.State) {
+			t.Fatalf("entry %d: result state %+v, room state %+v", rs.index, res.State, s)
+		}
+	}
+	for _, s := range m.States() {
+		r := m.rooms[s.Room]
+		if s.Seq > m.Applied() || s.Seq != rs.seqs[s.Room] {
+			t.Fatalf("room %s: seq %d, last event %d, applied %d", s.Room, s.Seq, rs.seqs[s.Room], m.Applied())
+		}
+		if len(s.Masked) != len(r.word) || s.WrongLeft != s.MaxWrong-len(s.Wrong) || s.WrongLeft < 0 {
+			t.Fatalf("room %s: inconsistent state %+v", s.Room, s)
+		}
+		playing := s.Status == StatusPlaying
+		if playing != (s.Word == "") || playing == (s.Masked == r.word) {
+			t.Fatalf("room %s: status %s with word %q masked %q (secret %q)", s.Room, s.Status, s.Word, s.Masked, r.word)
+		}
+		if playing && strings.Contains(mustJSON(t, s), `"word"`) {
+			t.Fatalf("room %s: state JSON has a word while playing: %s", s.Room, mustJSON(t, s))
+		}
+	}
+}
+
+// restoreReplica adds a replica restored from a snapshot of the first.
+func (rs *replicas) restoreReplica() {
+	t := rs.t
+	t.Helper()
+	snap := snapshotBytes(t, rs.ms[0])
+	m := restored(t, snap)
+	if again := snapshotBytes(t, m); !bytes.Equal(snap, again) {
+		t.Fatalf("entry %d: restored replica differs:\n%s\noriginal:\n%s", rs.index, again, snap)
+	}
+	if m.Applied() != rs.index {
+		t.Fatalf("restored Applied() = %d, want %d", m.Applied(), rs.index)
+	}
+	if !reflect.DeepEqual(m.States(), rs.ms[0].States()) {
+		t.Fatal("restored replica shows other states")
+	}
+	for _, s := range m.Rooms() {
+		if !reflect.DeepEqual(m.RecentEvents(s.Room), rs.ms[0].RecentEvents(s.Room)) {
+			t.Fatalf("restored replica has other events in %s", s.Room)
+		}
+	}
+	rs.ms = append(rs.ms, m)
+	if len(rs.ms) > 4 {
+		rs.ms = append(rs.ms[:2], rs.ms[3:]...) // drop the oldest restored one
+	}
+}
+
+// propertySteps is how many entries a property test applies per run: the
+// race detector makes every step ten times slower.
+func propertySteps(n int) int {
+	if raceEnabled {
+		return n / 5
+	}
+	return n
+}
+
+func TestPropertyReplicasAgree(t *testing.T) {
+	seed := testSeed(t)
+	runs, steps := 4, propertySteps(1000)
+	for run := range runs {
+		g := newGen(seed, uint64(run))
+		rs := newReplicas(t, 2)
+		for range steps {
+			rs.apply(g.entry())
+			if g.r.IntN(40) == 0 {
+				rs.restoreReplica()
+			}
+		}
+		rs.restoreReplica()
+	}
+}
+
+// TestGeneratorCoverage checks, with a fixed seed, that the generator of the
+// property tests reaches every part of the rules; else they prove little.
+func TestGeneratorCoverage(t *testing.T) {
+	g := newGen(1, 1)
+	m := New()
+	outcomes := map[string]int{}
+	for i := range 3000 {
+		res := m.Apply(uint64(i+1), g.entry())
+		switch {
+		case res.Err != nil:
+			outcomes["refused "+CodeOf(res.Err).String()]++
+		case res.Duplicate:
+			outcomes["duplicate"]++
+		case res.Event != nil:
+			outcomes[res.Event.Kind+" "+string(res.Outcome)+" "+string(res.State.Status)]++
+		}
+	}
+	t.Logf("outcomes: %v", outcomes)
+	for _, kind := range []string{
+		"refused invalid", "refused not found", "refused exists", "refused precondition", "duplicate",
+		"room_created  playing", "player_joined  playing", "player_renamed  playing",
+		"guess correct playing", "guess wrong playing", "guess repeated playing",
+		"guess correct won", "guess wrong lost", "round_started  playing",
+	} {
+		want := 5
+		if strings.HasPrefix(kind, EventRoomCreated) {
+			want = len(genRooms) // each is created once
+		}
+		if outcomes[kind] < want {
+			t.Errorf("the generator produced %q %d times, want at least %d", kind, outcomes[kind], want)
+		}
+	}
+}
+
+// TestPropertySnapshotRestore checks that a Machine restored from a
+// snapshot is indistinguishable from the original, now and after the same
+// further commands.
+func TestPropertySnapshotRestore(t *testing.T) {
+	seed := testSeed(t)
+	g := newGen(seed, 99)
+	h := newHarness(t)
+	for range 300 {
+		h.index++
+		h.m.Apply(h.index, g.entry())
+	}
+	orig := snapshotBytes(t, h.m)
+	r := restored(t, orig)
+	if got := snapshotBytes(t, r); !bytes.Equal(got, orig) {
+		t.Fatalf("restored snapshot differs:\n%s\n%s", got, orig)
+	}
+	// Restore replaces whatever the machine held.
+	other := newHarness(t)
+	other.ok(create("zzz-gone", "apple"))
+	if err := other.m.Restore(bytes.NewReader(orig)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := other.m.Room("zzz-gone"); ok {
+		t.Fatal("restore kept a room of the old state")
+	}
+	for range propertySteps(500) {
+		h.index++
+		e := g.entry()
+		a, b, c := h.m.Apply(h.index, e), r.Apply(h.index, e), other.m.Apply(h.index, e)
+		if !reflect.DeepEqual(a, b) || !reflect.DeepEqual(a, c) {
+			t.Fatalf("entry %d %q: results differ after restore:\n%+v\n%+v\n%+v", h.index, e, a, b, c)
+		}
+		want := snapshotBytes(t, h.m)
+		if !bytes.Equal(want, snapshotBytes(t, r)) || !bytes.Equal(want, snapshotBytes(t, other.m)) {
+			t.Fatalf("entry %d: restored machines diverged", h.index)
+		}
+	}
+	var f snapshotFile
+	if err := json.Unmarshal(orig, &f); err != nil || len(f.Rooms) == 0 {
+		t.Fatalf("snapshot of %d rooms (%v): the generator made no rooms", len(f.Rooms), err)
+	}
+}

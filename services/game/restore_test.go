@@ -1,0 +1,221 @@
+package game
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// gameMachine returns a machine in the middle of things: a room whose
+// round was won and another being played, with players, sessions and
+// events.
+func gameMachine(t testing.TB) *Machine {
+	t.Helper()
+	h := newHarness(t)
+	h.ok(withID(create("den", "ox"), "c1"))
+	h.ok(withID(join("den", "p1", "Ann"), "j1"))
+	h.ok(join("den", "p2", "Zoë"))
+	h.ok(withID(guess("den", "p1", "z"), "g1"))
+	h.ok(guess("den", "p2", "o"))
+	h.ok(guess("den", "p1", "x"))
+	c := create("attic", "banana")
+	c.MaxWrong = 3
+	h.ok(c)
+	h.ok(join("attic", "p1", "Ann"))
+	h.ok(withID(guess("attic", "p1", "a"), "g2"))
+	h.ok(guess("attic", "p1", "q"))
+	h.refused(guess("attic", "p1", "1"), CodeInvalid) // applied index 11
+	return h.m
+}
+
+func TestRestoreRoundTrip(t *testing.T) {
+	for name, m := range map[string]*Machine{"empty": New(), "game": gameMachine(t)} {
+		t.Run(name, func(t *testing.T) {
+			snap := snapshotBytes(t, m)
+			r := restored(t, snap)
+			if got := snapshotBytes(t, r); !bytes.Equal(got, snap) {
+				t.Fatalf("round trip:\n got %s\nwant %s", got, snap)
+			}
+			if r.Applied() != m.Applied() {
+				t.Fatalf("Applied() = %d, want %d", r.Applied(), m.Applied())
+			}
+			// Snapshot writes rooms in name order, whatever the map order.
+			f := decodeSnapshot(t, snap)
+			for i := 1; i < len(f.Rooms); i++ {
+				if f.Rooms[i-1].Name >= f.Rooms[i].Name {
+					t.Fatalf("rooms out of order: %q before %q", f.Rooms[i-1].Name, f.Rooms[i].Name)
+				}
+			}
+		})
+	}
+}
+
+// corrupt returns the snapshot of gameMachine changed by f.
+func corrupt(t *testing.T, f func(*snapshotFile)) []byte {
+	t.Helper()
+	s := decodeSnapshot(t, snapshotBytes(t, gameMachine(t)))
+	if len(s.Rooms) != 2 || s.Rooms[0].Name != "attic" || s.Rooms[1].Name != "den" {
+		t.Fatalf("unexpected base snapshot: %+v", s)
+	}
+	f(&s)
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
+	// attic: word banana, max 3 wrong, guessed "aq", wrong "q", playing.
+	// den:   word ox, guessed "zox", wrong "z", won.
+	attic := func(f func(*roomRecord)) func(*snapshotFile) {
+		return func(s *snapshotFile) { f(&s.Rooms[0]) }
+	}
+	den := func(f func(*roomRecord)) func(*snapshotFile) {
+		return func(s *snapshotFile) { f(&s.Rooms[1]) }
+	}
+	players := func(n int) []Player {
+		ps := make([]Player, n)
+		for i := range ps {
+			ps[i] = Player{ID: fmt.Sprintf("p%d", i), Name: "P"}
+		}
+		return ps
+	}
+	sessions := func(n int) []sessionRecord {
+		ss := make([]sessionRecord, n)
+		for i := range ss {
+			ss[i] = sessionRecord{ID: fmt.Sprintf("s%d", i)}
+		}
+		return ss
+	}
+	tests := []struct {
+		name string
+		snap []byte
+	}{
+		{"version 0", corrupt(t, func(s *snapshotFile) { s.Version = 0 })},
+		{"version 2", corrupt(t, func(s *snapshotFile) { s.Version = 2 })},
+		{"duplicate room", corrupt(t, func(s *snapshotFile) { s.Rooms = append(s.Rooms, s.Rooms[1]) })},
+		{"invalid room name", corrupt(t, attic(func(r *roomRecord) { r.Name = "At.tic" }))},
+		{"empty room name", corrupt(t, attic(func(r *roomRecord) { r.Name = "" }))},
+		{"upper-case word", corrupt(t, attic(func(r *roomRecord) { r.Word = "Banana" }))},
+		{"one letter word", corrupt(t, den(func(r *roomRecord) { r.Word = "o"; r.Guessed = "zo" }))},
+		{"empty word", corrupt(t, attic(func(r *roomRecord) { r.Word = "" }))},
+		{"long word", corrupt(t, attic(func(r *roomRecord) { r.Word = strings.Repeat("a", MaxWordLen+1) }))},
+		{"limit 0", corrupt(t, attic(func(r *roomRecord) { r.MaxWrong = 0 }))},
+		{"limit too high", corrupt(t, attic(func(r *roomRecord) { r.MaxWrong = MaxMaxWrong + 1 }))},
+		{"round 0", corrupt(t, attic(func(r *roomRecord) { r.Round = 0 }))},
+		{"guessed non-letter", corrupt(t, attic(func(r *roomRecord) { r.Guessed = "a!" }))},
+		{"guessed upper-case", corrupt(t, attic(func(r *roomRecord) { r.Guessed = "aQ"; r.Wrong = "Q" }))},
+		{"guessed twice", corrupt(t, attic(func(r *roomRecord) { r.Guessed = "aqa" }))},
+		{"wrong letters missing", corrupt(t, attic(func(r *roomRecord) { r.Wrong = "" }))},
+		{"correct letter listed wrong", corrupt(t, attic(func(r *roomRecord) { r.Wrong = "aq" }))},
+		{"wrong letter not guessed", corrupt(t, attic(func(r *roomRecord) { r.Wrong = "qz" }))},
+		{"playing when solved", corrupt(t, den(func(r *roomRecord) { r.Status = StatusPlaying }))},
+		{"won when not solved", corrupt(t, attic(func(r *roomRecord) { r.Status = StatusWon }))},
+		{"lost under the limit", corrupt(t, attic(func(r *roomRecord) { r.Status = StatusLost }))},
+		{"playing at the limit", corrupt(t, attic(func(r *roomRecord) { r.Guessed, r.Wrong = "aqxy", "qxy" }))},
+		{"unknown status", corrupt(t, attic(func(r *roomRecord) { r.Status = "paused" }))},
+		{"more wrong than the limit", corrupt(t, attic(func(r *roomRecord) {
+			r.Guessed, r.Wrong, r.Status = "aqxyz", "qxyz", StatusLost
+		}))},
+		{"solved after it was lost", corrupt(t, den(func(r *roomRecord) {
+			r.MaxWrong, r.Guessed, r.Wrong, r.Status = 1, "zox", "z", StatusWon
+		}))},
+		{"too many players", corrupt(t, attic(func(r *roomRecord) { r.Players = players(MaxPlayers + 1) }))},
+		{"repeated player", corrupt(t, den(func(r *roomRecord) { r.Players[1].ID = r.Players[0].ID }))},
+		{"invalid player id", corrupt(t, den(func(r *roomRecord) { r.Players[1].ID = "p 2" }))},
+		{"empty player id", corrupt(t, den(func(r *roomRecord) { r.Players[1].ID = "" }))},
+		{"blank player name", corrupt(t, den(func(r *roomRecord) { r.Players[1].Name = " " }))},
+		{"control char in name", corrupt(t, den(func(r *roomRecord) { r.Players[1].Name = "a\x07" }))},
+		{"too many sessions", corrupt(t, den(func(r *roomRecord) { r.Sessions = sessions(SessionWindow + 1) }))},
+		{"repeated session", corrupt(t, den(func(r *roomRecord) { r.Sessions[1].ID = r.Sessions[0].ID }))},
+		{"empty session id", corrupt(t, den(func(r *roomRecord) { r.Sessions[0].ID = "" }))},
+		{"invalid session id", corrupt(t, den(func(r *roomRecord) { r.Sessions[0].ID = "a b" }))},
+		{"too many events", corrupt(t, den(func(r *roomRecord) {
+			for len(r.Events) <= RecentEvents {
+				r.Events = append(r.Events, r.Events[0])
+			}
+		}))},
+		{"seq past applied", corrupt(t, func(s *snapshotFile) { s.Applied = s.Rooms[0].Seq - 1 })},
+		{"prev not before seq", corrupt(t, attic(func(r *roomRecord) { r.Prev = r.Seq }))},
+		{"too many rooms", corrupt(t, func(s *snapshotFile) {
+			for i := len(s.Rooms); i <= MaxRooms; i++ {
+				r := s.Rooms[0]
+				r.Name = fmt.Sprintf("r%d", i)
+				s.Rooms = append(s.Rooms, r)
+			}
+		})},
+	}
+	valid := snapshotBytes(t, gameMachine(t))
+	raw := []struct {
+		name string
+		snap []byte
+	}{
+		{"empty", nil},
+		{"null", []byte("null")},
+		{"empty object", []byte("{}")},
+		{"garbage", []byte("\x00\x01hangman")},
+		{"truncated", valid[:len(valid)/2]},
+		{"unknown field", bytes.Replace(valid, []byte(`"applied"`), []byte(`"extra":1,"applied"`), 1)},
+		{"unknown room field", bytes.Replace(valid, []byte(`"round"`), []byte(`"secret":1,"round"`), 1)},
+		{"string version", bytes.Replace(valid, []byte(`"version":1`), []byte(`"version":"1"`), 1)},
+		{"negative applied", bytes.Replace(valid, []byte(`"applied":11`), []byte(`"applied":-11`), 1)},
+	}
+	tests = append(tests, raw...)
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The target holds state of its own, which must survive.
+			h := newHarness(t)
+			h.ok(create("keep", "melon"))
+			h.ok(join("keep", "p9", "Nine"))
+			before := snapshotBytes(t, h.m)
+			if err := h.m.Restore(bytes.NewReader(tt.snap)); err == nil {
+				t.Fatalf("restored a corrupt snapshot: %.300s", tt.snap)
+			} else if !strings.HasPrefix(err.Error(), "read snapshot") {
+				t.Fatalf("error %q does not say what failed", err)
+			}
+			if after := snapshotBytes(t, h.m); !bytes.Equal(before, after) {
+				t.Fatalf("failed restore changed the machine:\nbefore %s\nafter  %s", before, after)
+			}
+			if h.m.Applied() != 2 {
+				t.Fatalf("Applied() = %d after a failed restore", h.m.Applied())
+			}
+		})
+	}
+
+	// The corruptions are the only thing wrong with the base snapshot.
+	if err := New().Restore(bytes.NewReader(corrupt(t, func(*snapshotFile) {}))); err != nil {
+		t.Fatalf("base snapshot does not restore: %v", err)
+	}
+}
+
+func TestRestoreReadErrors(t *testing.T) {
+	m := gameMachine(t)
+	snap := snapshotBytes(t, m)
+	if err := New().Restore(iotest.TimeoutReader(iotest.HalfReader(bytes.NewReader(snap)))); err == nil {
+		t.Fatal("restore from a failing reader succeeded")
+	}
+	if err := New().Restore(iotest.OneByteReader(bytes.NewReader(snap))); err != nil {
+		t.Fatalf("restore from a slow reader: %v", err)
+	}
+}
+
+type failingWriter struct{ n int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.n -= len(p); w.n < 0 {
+		return 0, fmt.Errorf("disk full")
+	}
+	return len(p), nil
+}
+
+func TestSnapshotWriteError(t *testing.T) {
+	m := gameMachine(t)
+	if err := m.Snapshot(&failingWriter{n: 10}); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Snapshot to a failing writer: %v", err)
+	}
+}

@@ -1,0 +1,237 @@
+package game
+
+import (
+	"bytes"
+	"fmt"
+	"reflect"
+	"testing"
+)
+
+func TestRetryIsAppliedOnce(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup []Command // before the request
+		req   Command
+		then  []Command // between the request and its retry
+		// outcome the retry reports, which a fresh application would not
+		outcome Outcome
+	}{
+		{
+			name:    "correct guess",
+			setup:   []Command{create("r", "apple"), join("r", "p1", "Ann"), join("r", "p2", "Bob")},
+			req:     guess("r", "p1", "a"),
+			then:    []Command{guess("r", "p2", "e")},
+			outcome: OutcomeCorrect, // not repeated, and no second point
+		},
+		{
+			name:    "wrong guess",
+			setup:   []Command{create("r", "apple"), join("r", "p1", "Ann")},
+			req:     guess("r", "p1", "z"),
+			then:    []Command{guess("r", "p1", "l")},
+			outcome: OutcomeWrong, // and no second wrong letter
+		},
+		{
+			name:    "winning guess",
+			setup:   []Command{create("r", "ox"), join("r", "p1", "Ann"), guess("r", "p1", "o")},
+			req:     guess("r", "p1", "x"),
+			outcome: OutcomeCorrect, // not refused as after the round
+		},
+		{
+			name:  "create",
+			req:   create("r", "apple"),
+			then:  []Command{join("r", "p1", "Ann")},
+			setup: nil, // not refused as existing
+		},
+		{
+			name:  "join",
+			setup: []Command{create("r", "apple")},
+			req:   join("r", "p1", "Ann"),
+			then:  []Command{join("r", "p1", "Annie")}, // not renamed back
+		},
+		{
+			name:  "new round",
+			setup: []Command{create("r", "ox"), join("r", "p1", "Ann"), guess("r", "p1", "o"), guess("r", "p1", "x")},
+			req:   newRound("r", "p1", "melon"),
+			then:  []Command{guess("r", "p1", "m")}, // neither refused nor a third round
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			for _, c := range tt.setup {
+				h.ok(c)
+			}
+			req := withID(tt.req, "req-1")
+			first := h.ok(req)
+			if first.Outcome != tt.outcome {
+				t.Fatalf("first outcome %q, want %q", first.Outcome, tt.outcome)
+			}
+			for _, c := range tt.then {
+				h.ok(c)
+			}
+			before := roomsBytes(t, h.m)
+			current, _ := h.m.Room("r")
+			events := h.m.RecentEvents("r")
+			for retry := range 3 {
+				res := h.apply(req)
+				if res.Err != nil || !res.Duplicate {
+					t.Fatalf("retry %d: err %v duplicate %v, want a duplicate", retry, res.Err, res.Duplicate)
+				}
+				if res.Outcome != first.Outcome {
+					t.Fatalf("retry %d: outcome %q, want the original %q", retry, res.Outcome, first.Outcome)
+				}
+				if res.Event != nil {
+					t.Fatalf("retry %d produced event %+v", retry, res.Event)
+				}
+				if res.Room != "r" || !reflect.DeepEqual(res.State, current) {
+					t.Fatalf("retry %d: state\n got %+v\nwant %+v", retry, res.State, current)
+				}
+				if after := roomsBytes(t, h.m); !bytes.Equal(before, after) {
+					t.Fatalf("retry %d changed the machine:\nbefore %s\nafter  %s", retry, before, after)
+				}
+				if !reflect.DeepEqual(h.m.RecentEvents("r"), events) {
+					t.Fatalf("retry %d added an event", retry)
+				}
+				if h.m.Applied() != h.index {
+					t.Fatalf("Applied() = %d, want %d", h.m.Applied(), h.index)
+				}
+			}
+		})
+	}
+}
+
+func TestRetryMatchesByIDOnly(t *testing.T) {
+	// A request id names one request; whatever else a retry carries, it is
+	// answered from the first application.
+	h := newHarness(t)
+	h.ok(create("r", "apple"))
+	h.ok(join("r", "p1", "Ann"))
+	first := h.ok(withID(guess("r", "p1", "a"), "same"))
+	res := h.apply(withID(guess("r", "p1", "z"), "same"))
+	if !res.Duplicate || res.Outcome != first.Outcome {
+		t.Fatalf("retry with another letter: %+v", res)
+	}
+	if s, _ := h.m.Room("r"); len(s.Wrong) != 0 {
+		t.Fatalf("the retry's letter was applied: %+v", s)
+	}
+}
+
+func TestRefusedRequestIsNotRemembered(t *testing.T) {
+	h := newHarness(t)
+	h.ok(create("r", "apple"))
+	req := withID(guess("r", "p1", "a"), "early")
+	h.refused(req, CodePrecondition) // p1 has not joined yet
+	h.ok(join("r", "p1", "Ann"))
+	if res := h.ok(req); res.Outcome != OutcomeCorrect {
+		t.Fatalf("after joining: %+v", res)
+	}
+	// Invalid commands are not remembered either.
+	bad := withID(guess("r", "p1", "ab"), "bad")
+	h.refused(bad, CodeInvalid)
+	if res := h.ok(withID(guess("r", "p1", "p"), "bad")); res.Outcome != OutcomeCorrect {
+		t.Fatalf("id of an invalid command was remembered: %+v", res)
+	}
+	// A request refused for an unknown room is not remembered by the room
+	// created afterwards.
+	h.refused(withID(join("later", "p1", "Ann"), "j"), CodeNotFound)
+	h.ok(create("later", "melon"))
+	if res := h.ok(withID(join("later", "p1", "Ann"), "j")); res.Event == nil {
+		t.Fatal("join after creation produced no event")
+	}
+}
+
+func TestRequestIDsArePerRoom(t *testing.T) {
+	h := newHarness(t)
+	for _, r := range []string{"r1", "r2"} {
+		h.ok(create(r, "apple"))
+		h.ok(join(r, "p1", "Ann"))
+	}
+	h.ok(withID(guess("r1", "p1", "a"), "x"))
+	res := h.ok(withID(guess("r2", "p1", "a"), "x"))
+	if res.Outcome != OutcomeCorrect {
+		t.Fatalf("same id in another room: %+v", res)
+	}
+	if s, _ := h.m.Room("r2"); s.Players[0].Score != 1 {
+		t.Fatalf("guess in r2 not applied: %+v", s)
+	}
+}
+
+func TestNoRequestIDNoDeduplication(t *testing.T) {
+	h := newHarness(t)
+	h.ok(create("r", "apple"))
+	h.ok(join("r", "p1", "Ann"))
+	h.ok(guess("r", "p1", "a"))
+	if res := h.ok(guess("r", "p1", "a")); res.Outcome != OutcomeRepeated {
+		t.Fatalf("second guess without an id: %+v", res)
+	}
+}
+
+// sessionIDs returns the request ids room remembers, oldest first, as its
+// snapshot lists them.
+func sessionIDs(t *testing.T, m *Machine, room string) []string {
+	t.Helper()
+	for _, r := range decodeSnapshot(t, snapshotBytes(t, m)).Rooms {
+		if r.Name == room {
+			ids := make([]string, len(r.Sessions))
+			for i, s := range r.Sessions {
+				ids[i] = s.ID
+			}
+			return ids
+		}
+	}
+	t.Fatalf("no room %q in the snapshot", room)
+	return nil
+}
+
+func TestSessionWindow(t *testing.T) {
+	h := newHarness(t)
+	h.ok(withID(create("r", "apple"), "create"))
+	h.ok(withID(create("other", "apple"), "other-0"))
+	// Same-name joins change nothing but are remembered: SessionWindow-1 of
+	// them fill the window exactly.
+	for i := 1; i < SessionWindow; i++ {
+		h.ok(withID(join("r", "p1", "Ann"), fmt.Sprintf("j-%d", i)))
+	}
+	ids := sessionIDs(t, h.m, "r")
+	if len(ids) != SessionWindow || ids[0] != "create" || ids[SessionWindow-1] != fmt.Sprintf("j-%d", SessionWindow-1) {
+		t.Fatalf("window holds %d ids, %q..%q", len(ids), ids[0], ids[len(ids)-1])
+	}
+	if res := h.apply(withID(create("r", "apple"), "create")); !res.Duplicate {
+		t.Fatalf("oldest id forgotten too early: %+v", res)
+	}
+
+	// One more, and the oldest goes: retrying it is a new request (and a
+	// create of an existing room).
+	h.ok(withID(guess("r", "p1", "a"), "g-last"))
+	ids = sessionIDs(t, h.m, "r")
+	if len(ids) != SessionWindow || ids[0] != "j-1" || ids[SessionWindow-1] != "g-last" {
+		t.Fatalf("after overflow window holds %d ids, %q..%q", len(ids), ids[0], ids[len(ids)-1])
+	}
+	h.refused(withID(create("r", "apple"), "create"), CodeExists)
+	if res := h.apply(withID(join("r", "p1", "Ann"), "j-1")); !res.Duplicate {
+		t.Fatalf("j-1 should still be remembered: %+v", res)
+	}
+	if res := h.apply(withID(guess("r", "p1", "a"), "g-last")); !res.Duplicate || res.Outcome != OutcomeCorrect {
+		t.Fatalf("newest id not remembered: %+v", res)
+	}
+	// Other rooms keep their own windows.
+	if ids := sessionIDs(t, h.m, "other"); len(ids) != 1 || ids[0] != "other-0" {
+		t.Fatalf("other room's window %q", ids)
+	}
+
+	// Expiry is the same on a replica restored from a snapshot.
+	r := restored(t, snapshotBytes(t, h.m))
+	for _, m := range []*Machine{h.m, r} {
+		m.ApplyCommand(h.index+1, withID(join("r", "p2", "Bob"), "after-restore"))
+	}
+	h.index++
+	if a, b := snapshotBytes(t, h.m), snapshotBytes(t, r); !bytes.Equal(a, b) {
+		t.Fatalf("restored replica expires differently:\n%s\n%s", a, b)
+	}
+	if ids := sessionIDs(t, r, "r"); ids[0] != "j-2" {
+		t.Fatalf("restored replica's oldest id %q, want j-2", ids[0])
+	}
+	if res := r.ApplyCommand(h.index+1, withID(join("r", "p1", "Ann"), "j-1")); res.Duplicate {
+		t.Fatal("j-1 still remembered after expiring")
+	}
+}
