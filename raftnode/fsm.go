@@ -17,6 +17,9 @@ import (
 type fsm struct {
 	mu      sync.RWMutex
 	machine *game.Machine
+	// lastIndex is the index of the last entry raft handed over, whatever
+	// its type: what linearizable reads wait for.
+	lastIndex uint64
 	// applied is closed and replaced after every batch, to wake readers
 	// waiting for an index.
 	applied chan struct{}
@@ -55,7 +58,8 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	var changes []change
 	f.mu.Lock()
 	for i, l := range logs {
-		if l.Type != raft.LogCommand {
+		f.lastIndex = max(f.lastIndex, l.Index)
+		if l.Type != raft.LogCommand || isMarker(l.Data) {
 			continue
 		}
 		res := f.machine.Apply(l.Index, l.Data)
@@ -78,8 +82,17 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 func (f *fsm) waitApplied() (<-chan struct{}, uint64) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.applied, f.machine.Applied()
+	return f.applied, f.lastIndex
 }
+
+// leaderMarker is the entry a new leader commits before serving
+// linearizable reads. Raft's own no-op and barrier entries never reach the
+// FSM, so a read index pointing at one could never be waited for; after
+// this marker, every entry the leader appends reaches the FSM. Game
+// commands start with a version byte of 1 or more, so the two never mix.
+var leaderMarker = []byte{0}
+
+func isMarker(data []byte) bool { return len(data) == 1 && data[0] == 0 }
 
 // Snapshot serialises the state under the read lock; raft persists the
 // bytes while applying goes on.
@@ -102,6 +115,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.machine = m
+	f.lastIndex = m.Applied()
 	close(f.applied)
 	f.applied = make(chan struct{})
 	f.mu.Unlock()

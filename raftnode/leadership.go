@@ -21,8 +21,8 @@ func (n *Node) notifyLoop(ctx context.Context, ch <-chan bool) {
 }
 
 // watchLeadership follows who leads. Every change wakes waiters; when this
-// node gains leadership it runs a barrier (so it has applied everything
-// earlier leaders committed), then republishes every room so consumers that
+// node gains leadership it commits a marker entry (so it has applied
+// everything earlier leaders committed), then republishes every room so consumers that
 // missed the old leader's last messages converge.
 func (n *Node) watchLeadership(ctx context.Context) {
 	obs := make(chan raft.Observation, 16)
@@ -58,9 +58,11 @@ func (n *Node) watchLeadership(ctx context.Context) {
 // becomeLeader runs once per term in which this node leads.
 func (n *Node) becomeLeader(ctx context.Context) {
 	term := n.raft.CurrentTerm()
-	for n.raft.State() == raft.Leader && ctx.Err() == nil {
-		if err := n.raft.Barrier(5 * time.Second).Error(); err != nil {
-			n.log.Warn("leader barrier failed", "term", term, "err", err)
+	for n.raft.State() == raft.Leader && n.raft.CurrentTerm() == term && ctx.Err() == nil {
+		// Committing an entry of its own term settles everything earlier
+		// leaders committed, and once it is applied here so is all of that.
+		if err := n.raft.Apply(leaderMarker, 5*time.Second).Error(); err != nil {
+			n.log.Warn("leader marker failed", "term", term, "err", err)
 			continue
 		}
 		break

@@ -50,8 +50,19 @@ type publisher struct {
 }
 
 func newPublisher(srv *natsserver.Server, nodeID string, log *slog.Logger) (*publisher, error) {
-	nc, err := nats.Connect(srv.ClientURL(), nats.InProcessServer(srv), nats.Name("hangman-node-"+nodeID),
-		nats.MaxReconnects(-1))
+	// Over TCP rather than in-process: the client learns the other servers
+	// of the NATS cluster from its gossip, so if this node's own server
+	// dies the publisher reconnects to another and publishing goes on
+	// (messages published meanwhile wait in the reconnect buffer).
+	nc, err := nats.Connect(srv.ClientURL(), nats.Name("hangman-node-"+nodeID),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.DontRandomize(),
+		nats.ReconnectBufSize(64<<20),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("publisher disconnected from nats", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("publisher reconnected to nats", "server", nc.ConnectedUrlRedacted())
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("connect publisher to embedded nats: %w", err)
 	}

@@ -56,7 +56,7 @@ func (n *Node) ReadIndex(ctx context.Context) error {
 		return api.ErrNotLeader
 	}
 	// A new leader's commit index is only known once an entry of its own
-	// term has committed; watchLeadership runs that barrier.
+	// term has committed; becomeLeader commits that marker.
 	for n.readyTerm.Load() != n.raft.CurrentTerm() {
 		changed := n.LeaderChanged()
 		if n.raft.State() != raft.Leader {
@@ -94,7 +94,7 @@ func (n *Node) Read(fn func(m *game.Machine)) uint64 {
 	n.fsm.mu.RLock()
 	defer n.fsm.mu.RUnlock()
 	fn(n.fsm.machine)
-	return n.fsm.machine.Applied()
+	return n.fsm.lastIndex
 }
 
 // LeaderChanged returns a channel closed at the next leadership change.

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/hangman/hangman/raftnode"
+	"github.com/hangman/hangman/relay"
+)
+
+// Dev-mode ports: node i (1-based) listens on base+i, relay j on 8080+j.
+// Everything stays on loopback.
+const (
+	devGRPCBase        = 9000
+	devRaftBase        = 7000
+	devSerfBase        = 7100
+	devNATSBase        = 4221
+	devNATSClusterBase = 6221
+	devHTTPBase        = 9100
+	devRelayBase       = 8080
+)
+
+// runDev runs the whole system in one process: game nodes that bootstrap
+// together and relays in front of them, on loopback.
+func runDev(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("hangman dev", flag.ContinueOnError)
+	var (
+		dataDir             string
+		nodes, relays       int
+		offset              int
+		logLevel, logFormat string
+	)
+	fs.StringVar(&dataDir, "data-dir", "", "data directory (default: a fresh temporary directory, removed on exit)")
+	fs.IntVar(&nodes, "nodes", 3, "number of game nodes (1-9)")
+	fs.IntVar(&relays, "relays", 2, "number of relays (0-9)")
+	fs.IntVar(&offset, "port-offset", 0, "added to every port, to run several dev systems side by side")
+	fs.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if nodes < 1 || nodes > 9 {
+		return fmt.Errorf("--nodes %d: want 1-9", nodes)
+	}
+	if relays < 0 || relays > 9 {
+		return fmt.Errorf("--relays %d: want 0-9", relays)
+	}
+	if offset < 0 || offset > 50000 {
+		return fmt.Errorf("--port-offset %d: want 0-50000", offset)
+	}
+	log, err := newLogger(os.Stderr, logLevel, logFormat)
+	if err != nil {
+		return err
+	}
+	if dataDir == "" {
+		if dataDir, err = os.MkdirTemp("", "hangman-dev-"); err != nil {
+			return fmt.Errorf("temporary data dir: %w", err)
+		}
+		defer os.RemoveAll(dataDir)
+	}
+	sys, err := startDev(ctx, devOptions{DataDir: dataDir, Nodes: nodes, Relays: relays, PortOffset: offset, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer sys.Close()
+	sys.printURLs(os.Stdout)
+	<-ctx.Done()
+	fmt.Fprintln(os.Stdout, "stopping…")
+	return nil
+}
+
+type devOptions struct {
+	DataDir            string
+	Nodes, Relays      int
+	PortOffset         int
+	Logger             *slog.Logger
+	HeartbeatTimeout   time.Duration
+	ElectionTimeoutDev time.Duration
+}
+
+// devSystem is a running dev system.
+type devSystem struct {
+	opts      devOptions
+	nodes     []*raftnode.Node
+	relays    []*relay.Relay
+	relayURLs []string
+	natsURLs  []string
+	grpcAddrs []string
+}
+
+func devAddr(base, i, offset int) string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i+offset))
+}
+
+func startDev(ctx context.Context, opts devOptions) (*devSystem, error) {
+	sys := &devSystem{opts: opts}
+	var joins []string
+	for i := 1; i <= opts.Nodes; i++ {
+		joins = append(joins, devAddr(devSerfBase, i, opts.PortOffset))
+		sys.grpcAddrs = append(sys.grpcAddrs, devAddr(devGRPCBase, i, opts.PortOffset))
+		sys.natsURLs = append(sys.natsURLs, "nats://"+devAddr(devNATSBase, i, opts.PortOffset))
+	}
+	for i := 1; i <= opts.Nodes; i++ {
+		id := "node" + strconv.Itoa(i)
+		n, err := raftnode.Start(ctx, raftnode.Config{
+			ID:              id,
+			DataDir:         filepath.Join(opts.DataDir, id),
+			GRPCAddr:        devAddr(devGRPCBase, i, opts.PortOffset),
+			RaftAddr:        devAddr(devRaftBase, i, opts.PortOffset),
+			SerfAddr:        devAddr(devSerfBase, i, opts.PortOffset),
+			NATSAddr:        devAddr(devNATSBase, i, opts.PortOffset),
+			NATSClusterAddr: devAddr(devNATSClusterBase, i, opts.PortOffset),
+			HTTPAddr:        devAddr(devHTTPBase, i, opts.PortOffset),
+			Join:            joins,
+			BootstrapExpect: opts.Nodes,
+			FastGossip:      true,
+			Logger:          opts.Logger,
+		})
+		if err != nil {
+			sys.Close()
+			return nil, fmt.Errorf("start %s: %w", id, err)
+		}
+		sys.nodes = append(sys.nodes, n)
+	}
+	var origins []string
+	for j := range opts.Relays {
+		port := strconv.Itoa(devRelayBase + j + opts.PortOffset)
+		sys.relayURLs = append(sys.relayURLs, "http://127.0.0.1:"+port)
+		origins = append(origins, "http://127.0.0.1:"+port, "http://localhost:"+port)
+	}
+	for j := range opts.Relays {
+		addr := devAddr(devRelayBase, j, opts.PortOffset)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			sys.Close()
+			return nil, fmt.Errorf("relay %d listen on %s: %w", j+1, addr, err)
+		}
+		r, err := relay.New(ctx, relay.Config{
+			Name:           "relay-" + strconv.Itoa(j+1),
+			PublicURL:      sys.relayURLs[j],
+			NATSURLs:       sys.natsURLs,
+			GRPCAddrs:      sys.grpcAddrs,
+			AllowedOrigins: origins,
+			Logger:         opts.Logger,
+		})
+		if err != nil {
+			ln.Close()
+			sys.Close()
+			return nil, fmt.Errorf("start relay %d: %w", j+1, err)
+		}
+		go func() {
+			if err := r.Serve(ln); err != nil {
+				opts.Logger.Error("relay stopped", "relay", j+1, "err", err)
+			}
+		}()
+		sys.relays = append(sys.relays, r)
+	}
+	return sys, nil
+}
+
+func (s *devSystem) printURLs(w *os.File) {
+	fmt.Fprintf(w, "hangman dev: %d game nodes, %d relays (data in %s)\n\n", len(s.nodes), len(s.relays), s.opts.DataDir)
+	for _, u := range s.relayURLs {
+		fmt.Fprintf(w, "  play      %s\n", u)
+	}
+	for i, n := range s.nodes {
+		fmt.Fprintf(w, "  %-9s grpc %s   nats %s   http http://%s\n", n.ID(), s.grpcAddrs[i], s.natsURLs[i], devAddr(devHTTPBase, i+1, s.opts.PortOffset))
+	}
+	fmt.Fprintf(w, "\n  watch     nats sub 'hangman.>'%s\n", natsServerFlag(s.natsURLs[0]))
+	fmt.Fprintf(w, "  inspect   grpcurl -plaintext %s list\n\nCtrl-C stops everything.\n", s.grpcAddrs[0])
+}
+
+func natsServerFlag(url string) string {
+	if url == "nats://127.0.0.1:4222" {
+		return ""
+	}
+	return " --server " + url
+}
+
+// Close stops relays first (browsers see their sockets drop), then nodes.
+func (s *devSystem) Close() {
+	for _, r := range s.relays {
+		_ = r.Close()
+	}
+	for _, n := range s.nodes {
+		_ = n.Close()
+	}
+}

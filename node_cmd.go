@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hangman/hangman/raftnode"
+)
+
+// runNode runs one game node until ctx ends.
+func runNode(ctx context.Context, args []string) error {
+	host, _ := os.Hostname()
+	fs := flag.NewFlagSet("hangman node", flag.ContinueOnError)
+	var (
+		cfg                  raftnode.Config
+		join                 string
+		logLevel, logFormat  string
+		advertise            string
+		heartbeat, election  time.Duration
+		reapAfter, promoteAt time.Duration
+	)
+	fs.StringVar(&cfg.ID, "id", host, "node id, unique in the cluster")
+	fs.StringVar(&cfg.DataDir, "data-dir", "data", "directory for the raft log, snapshots and serf state")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "0.0.0.0:9001", "gRPC listen address (game and cluster services)")
+	fs.StringVar(&cfg.RaftAddr, "raft-addr", "0.0.0.0:7001", "raft transport listen address")
+	fs.StringVar(&cfg.SerfAddr, "serf-addr", "0.0.0.0:7946", "serf gossip listen address (TCP and UDP)")
+	fs.StringVar(&cfg.NATSAddr, "nats-addr", "0.0.0.0:4222", "embedded NATS client listen address")
+	fs.StringVar(&cfg.NATSClusterAddr, "nats-cluster-addr", "0.0.0.0:6222", "embedded NATS route listen address")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "0.0.0.0:9101", "HTTP address for /healthz and /readyz (empty: off)")
+	fs.StringVar(&advertise, "advertise", "", "host or IP other nodes reach this node at (default: the bind host, or this host's first non-loopback IP)")
+	fs.StringVar(&join, "join", "", "comma-separated serf addresses of other nodes, retried until one answers")
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many nodes see each other (0: wait to be added)")
+	fs.DurationVar(&heartbeat, "raft-heartbeat-timeout", raftnode.DefaultHeartbeatTimeout, "raft heartbeat timeout")
+	fs.DurationVar(&election, "raft-election-timeout", raftnode.DefaultElectionTimeout, "raft election timeout")
+	fs.DurationVar(&promoteAt, "promote-after", raftnode.DefaultPromoteAfter, "how long a new node must be healthy before it becomes a voter")
+	fs.DurationVar(&reapAfter, "reap-after", raftnode.DefaultReapAfter, "how long a voter must be failed before it is removed")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(os.Stderr, logLevel, logFormat)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	cfg.Join = splitList(join)
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout = heartbeat, election
+	cfg.LeaderLeaseTimeout = min(raftnode.DefaultLeaderLeaseTimeout, heartbeat)
+	cfg.PromoteAfter, cfg.ReapAfter = promoteAt, reapAfter
+	if cfg.Advertise, err = resolveAdvertise(ctx, advertise, cfg.GRPCAddr); err != nil {
+		return err
+	}
+	node, err := raftnode.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	return node.Close()
+}
+
+// resolveAdvertise turns --advertise into an IP (raft needs one), retrying
+// a name for a while since a container's own name may resolve late.
+func resolveAdvertise(ctx context.Context, advertise, bind string) (string, error) {
+	if advertise == "" {
+		host, _, err := net.SplitHostPort(bind)
+		if err != nil {
+			return "", fmt.Errorf("bind address %q: %w", bind, err)
+		}
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			return "", nil
+		}
+		return firstPrivateIP()
+	}
+	if ip := net.ParseIP(advertise); ip != nil {
+		return ip.String(), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		ips, err := net.DefaultResolver.LookupIP(ctx, "ip4", advertise)
+		if err == nil && len(ips) > 0 {
+			return ips[0].String(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("resolve advertise host %q: %w", advertise, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func firstPrivateIP() (string, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", fmt.Errorf("list interface addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			return ipn.IP.String(), nil
+		}
+	}
+	return "", fmt.Errorf("no non-loopback IPv4 address found: set --advertise")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
