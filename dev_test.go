@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +38,14 @@ func startTestDev(t *testing.T, offset int) *devSystem {
 		cancel()
 	})
 	deadline := time.Now().Add(20 * time.Second)
+	for _, n := range sys.nodes {
+		for n.Ready() != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s not ready: %v", n.ID(), n.Ready())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	for _, u := range sys.relayURLs {
 		for {
 			resp, err := http.Get(u + "/readyz")
@@ -96,5 +107,119 @@ func TestGrpcurlListsServicesOfDevNode(t *testing.T) {
 	out, err = exec.Command(grpcurl, "-plaintext", "-d", `{"room":"grpcurl"}`, sys.grpcAddrs[1], "hangman.v1.GameService/CreateRoom").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `"masked"`) {
 		t.Fatalf("grpcurl CreateRoom: %v\n%s", err, out)
+	}
+}
+
+func TestNatsCLIWatchesGamesAndListsServices(t *testing.T) {
+	natsCLI, err := exec.LookPath("nats")
+	if err != nil {
+		t.Skip("nats CLI not installed (.ci/run installs it with go install github.com/nats-io/natscli/nats)")
+	}
+	sys := startTestDev(t, devOffset+200)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// Watch on the leader's own server, so the subscription is in place
+	// for the publisher the moment the CLI says so.
+	var leaderURL string
+	waitUntil(t, 10*time.Second, "a leader", func() bool {
+		for i, n := range sys.nodes {
+			if n.IsLeader() {
+				leaderURL = sys.natsURLs[i]
+			}
+		}
+		return leaderURL != ""
+	})
+	sub := exec.CommandContext(ctx, natsCLI, "--server", leaderURL, "sub", "hangman.room.clitest.>", "--count", "4")
+	var out safeBuffer
+	sub.Stdout, sub.Stderr = &out, &out
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "nats sub to subscribe", func() bool { return strings.Contains(out.String(), "Subscribing on") })
+
+	conn, err := grpc.NewClient(sys.grpcAddrs[2], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cl := hangmanv1.NewGameServiceClient(conn)
+	if _, err := cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "clitest"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "clitest", PlayerId: "p1", Name: "Ann"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Wait(); err != nil {
+		t.Fatalf("nats sub: %v\n%s", err, out.String())
+	}
+	got := out.String()
+	for _, want := range []string{`hangman.room.clitest.event`, `hangman.room.clitest.state`, `"kind":"room_created"`, `"kind":"player_joined"`, `Nats-Msg-Id: clitest.`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("nats sub output lacks %s:\n%s", want, got)
+		}
+	}
+
+	ls, err := exec.CommandContext(ctx, natsCLI, "--server", sys.natsURLs[0], "micro", "ls", "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nats micro ls: %v\n%s", err, ls)
+	}
+	if n := strings.Count(string(ls), `"name": "hangman-node"`); n != 3 {
+		t.Errorf("nats micro ls shows %d hangman-node instances, want 3:\n%s", n, ls)
+	}
+	stats, err := exec.CommandContext(ctx, natsCLI, "--server", sys.natsURLs[1], "micro", "stats", "hangman-node", "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nats micro stats: %v\n%s", err, stats)
+	}
+	var resp []struct {
+		Endpoints []struct {
+			Data struct {
+				Leader bool   `json:"leader"`
+				Events uint64 `json:"events_published"`
+			} `json:"data"`
+		} `json:"endpoints"`
+	}
+	if err := json.Unmarshal(stats, &resp); err != nil {
+		t.Fatalf("nats micro stats --json: %v\n%s", err, stats)
+	}
+	var published uint64
+	for _, r := range resp {
+		for _, e := range r.Endpoints {
+			if e.Data.Leader {
+				published += e.Data.Events
+			}
+		}
+	}
+	if published < 2 {
+		t.Errorf("nats micro stats shows %d events published by the leader, want at least 2:\n%s", published, stats)
+	}
+}
+
+// safeBuffer is a bytes.Buffer safe for a writing process and a reading test.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
