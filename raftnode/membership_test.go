@@ -1,0 +1,95 @@
+package raftnode
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// suffrage returns the suffrage of id in the leader's configuration, or ""
+// if id is not in it.
+func (c *testCluster) suffrage(id string) string {
+	c.t.Helper()
+	l := c.nodes[c.leader()]
+	for _, s := range l.raft.GetConfiguration().Configuration().Servers {
+		if string(s.ID) == id {
+			return s.Suffrage.String()
+		}
+	}
+	return ""
+}
+
+// addNode starts one more node that joins the cluster without
+// bootstrapping; the leader must add it.
+func (c *testCluster) addNode(id string) int {
+	c.t.Helper()
+	ports := freePorts(c.t, 6)
+	addr := func(k int) string { return fmt.Sprintf("127.0.0.1:%d", ports[k]) }
+	cfg := c.cfgs[0]
+	cfg.ID = id
+	cfg.DataDir = filepath.Join(filepath.Dir(c.cfgs[0].DataDir), id)
+	cfg.GRPCAddr, cfg.RaftAddr, cfg.SerfAddr = addr(0), addr(1), addr(2)
+	cfg.NATSAddr, cfg.NATSClusterAddr, cfg.HTTPAddr = addr(3), addr(4), addr(5)
+	cfg.BootstrapExpect = 0
+	cfg.Logger = testLogger(c.t).With("n", id)
+	c.mu.Lock()
+	c.cfgs = append(c.cfgs, cfg)
+	c.nodes = append(c.nodes, nil)
+	i := len(c.nodes) - 1
+	c.mu.Unlock()
+	c.start(i)
+	return i
+}
+
+func TestNewNodeJoinsAsNonVoterAndIsPromoted(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.leader()
+	setupRoom(t, c, 0, "growing")
+	i := c.addNode("n4")
+	waitFor(t, 15*time.Second, "n4 to become a voter", func() error {
+		if s := c.suffrage("n4"); s != raft.Voter.String() {
+			return fmt.Errorf("n4 is %q", s)
+		}
+		return nil
+	})
+	c.converged()
+	if got := snapshotOf(t, c.nodes[i]); got != snapshotOf(t, c.nodes[0]) {
+		t.Fatalf("new voter's state differs")
+	}
+}
+
+func TestDeadVoterIsReapedOnlyAboveMinimumQuorum(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.ReapAfter = 500 * time.Millisecond })
+	c.leader()
+	i := c.addNode("n4")
+	waitFor(t, 15*time.Second, "n4 to become a voter", func() error {
+		if s := c.suffrage("n4"); s != raft.Voter.String() {
+			return fmt.Errorf("n4 is %q", s)
+		}
+		return nil
+	})
+	// Four voters, minimum three: the dead n4 is removed after the grace.
+	c.kill(i)
+	waitFor(t, 20*time.Second, "dead n4 to be removed", func() error {
+		if s := c.suffrage("n4"); s != "" {
+			return fmt.Errorf("n4 still %q", s)
+		}
+		return nil
+	})
+	// Three voters, minimum three: a dead follower stays a voter, however
+	// long it is dead, so the cluster never shrinks below its quorum size.
+	leader := c.leader()
+	victim := (leader + 1) % 3
+	c.kill(victim)
+	dead := c.cfgs[victim].ID
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if s := c.suffrage(dead); s != raft.Voter.String() {
+			t.Fatalf("%s was removed (suffrage %q) although that leaves fewer than 3 voters", dead, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
