@@ -1,0 +1,134 @@
+package relay
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config configures a Relay. Zero limits take the defaults below, so a
+// Config with only the addresses filled in is a sane production relay.
+type Config struct {
+	// Name identifies the relay to browsers (the connection badge) and to
+	// operators (logs, NATS micro service metadata).
+	Name string
+	// PublicURL is how browsers reach this relay, e.g.
+	// http://127.0.0.1:8080. It is advertised to the browsers of every relay
+	// as a failover target, and its origin is accepted by every relay.
+	PublicURL string
+	// NATSURLs are the NATS servers to subscribe to (any one suffices).
+	NATSURLs []string
+	// GRPCAddrs are the game nodes' gRPC addresses; the relay fails over
+	// between them.
+	GRPCAddrs []string
+	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
+	// may open a websocket besides the relay's own and those of the relays
+	// it discovered. "*" allows any origin. Loopback hosts (localhost,
+	// 127.0.0.1, [::1]) are treated as one.
+	AllowedOrigins []string
+
+	// MaxConns bounds the open websockets; more get 503 before the upgrade.
+	MaxConns int
+	// MaxFrameBytes bounds one client frame; a bigger one is answered with a
+	// frame_too_large error and the connection is closed (1009).
+	MaxFrameBytes int64
+	// MessageRate and MessageBurst are the token bucket of one connection:
+	// client frames per second, and how many may come at once.
+	MessageRate  float64
+	MessageBurst int
+	// FloodStrikes is how many rate-limited frames in a row close the
+	// connection (1008): a client that keeps flooding after being told to
+	// slow down is not a browser.
+	FloodStrikes int
+	// SendBuffer is how many frames may wait for one slow client; when it
+	// overflows the client is dropped so that it never stalls the others.
+	SendBuffer int
+	// WriteTimeout bounds one websocket write; a client that does not read
+	// within it is dropped.
+	WriteTimeout time.Duration
+	// IdleTimeout is how long a connection may stay silent (no pong to the
+	// relay's pings) before it is closed.
+	IdleTimeout time.Duration
+	// RequestTimeout bounds one browser command end to end, across retries
+	// on other nodes; AttemptTimeout bounds one try on one node.
+	RequestTimeout time.Duration
+	AttemptTimeout time.Duration
+	// HeartbeatInterval is how often the relay announces itself on
+	// hangman.relay.heartbeat; a relay silent for three intervals is
+	// dropped from the list browsers fail over to.
+	HeartbeatInterval time.Duration
+
+	// Logger receives the relay's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Defaults of the limits, chosen for a human player on a phone: a few frames
+// per second, small frames, and no patience for clients that do not read.
+const (
+	DefaultMaxConns          = 10000
+	DefaultMaxFrameBytes     = 4096
+	DefaultMessageRate       = 10
+	DefaultMessageBurst      = 20
+	DefaultFloodStrikes      = 50
+	DefaultSendBuffer        = 64
+	DefaultWriteTimeout      = 5 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultRequestTimeout    = 15 * time.Second
+	DefaultAttemptTimeout    = 5 * time.Second
+	DefaultHeartbeatInterval = 2 * time.Second
+)
+
+// withDefaults returns cfg with zero fields filled in, or an error naming the
+// field that cannot work.
+func (cfg Config) withDefaults() (Config, error) {
+	if len(cfg.NATSURLs) == 0 {
+		return cfg, fmt.Errorf("relay config: at least one NATS URL is required")
+	}
+	if len(cfg.GRPCAddrs) == 0 {
+		return cfg, fmt.Errorf("relay config: at least one gRPC node address is required")
+	}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cfg, fmt.Errorf("relay config: public URL %q must be http(s)://host[:port]", cfg.PublicURL)
+		}
+		cfg.PublicURL = strings.TrimRight(u.Scheme+"://"+u.Host+u.Path, "/")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "relay"
+		if cfg.PublicURL != "" {
+			u, _ := url.Parse(cfg.PublicURL)
+			cfg.Name = u.Host
+		}
+	}
+	setDefault(&cfg.MaxConns, DefaultMaxConns)
+	setDefault(&cfg.MaxFrameBytes, DefaultMaxFrameBytes)
+	setDefault(&cfg.MessageRate, DefaultMessageRate)
+	setDefault(&cfg.MessageBurst, DefaultMessageBurst)
+	setDefault(&cfg.FloodStrikes, DefaultFloodStrikes)
+	setDefault(&cfg.SendBuffer, DefaultSendBuffer)
+	setDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&cfg.RequestTimeout, DefaultRequestTimeout)
+	setDefault(&cfg.AttemptTimeout, DefaultAttemptTimeout)
+	setDefault(&cfg.HeartbeatInterval, DefaultHeartbeatInterval)
+	// Each refused frame is answered with an error frame; closing a flood
+	// before those answers can fill the send queue keeps a flooder from
+	// being mistaken for (and counted as) a slow reader.
+	cfg.FloodStrikes = max(1, min(cfg.FloodStrikes, cfg.SendBuffer*3/4))
+	if cfg.MaxFrameBytes < 256 {
+		return cfg, fmt.Errorf("relay config: max frame size %d is below 256 bytes, too small for a join", cfg.MaxFrameBytes)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg, nil
+}
+
+func setDefault[T int | int64 | float64 | time.Duration](p *T, def T) {
+	if *p <= 0 {
+		*p = def
+	}
+}

@@ -1,0 +1,224 @@
+package relay
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// Discovery subjects and names.
+const (
+	// HeartbeatSubject carries every relay's periodic announcement.
+	HeartbeatSubject = "hangman.relay.heartbeat"
+	// StatusSubject is answered by every relay with its status (no queue
+	// group: a request with several replies reaches all of them).
+	StatusSubject = "hangman.relay.status"
+	// ServiceName is the NATS micro service every relay registers as.
+	ServiceName = "hangman-relay"
+)
+
+// heartbeat is the payload of HeartbeatSubject.
+type heartbeat struct {
+	Name     string    `json:"name"`
+	URL      string    `json:"url"`
+	Sessions int64     `json:"sessions"`
+	At       time.Time `json:"at"`
+}
+
+type peer struct {
+	name string
+	seen time.Time
+}
+
+// startDiscovery registers the relay as a NATS micro service, subscribes to
+// heartbeats and starts announcing itself.
+func (r *Relay) startDiscovery() error {
+	svc, err := micro.AddService(r.nc, micro.Config{
+		Name:        ServiceName,
+		Version:     "1.0.0",
+		Description: "hangman websocket relay",
+		Metadata:    map[string]string{"name": r.cfg.Name, "public_url": r.cfg.PublicURL},
+		StatsHandler: func(*micro.Endpoint) any {
+			return r.status()
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("register NATS micro service: %w", err)
+	}
+	r.svc = svc
+	err = svc.AddEndpoint("status", micro.HandlerFunc(func(req micro.Request) {
+		_ = req.RespondJSON(r.status())
+	}), micro.WithEndpointSubject(StatusSubject), micro.WithEndpointQueueGroupDisabled())
+	if err != nil {
+		return fmt.Errorf("add status endpoint: %w", err)
+	}
+	r.hbSub, err = r.nc.Subscribe(HeartbeatSubject, r.onHeartbeat)
+	if err != nil {
+		return fmt.Errorf("subscribe to %s: %w", HeartbeatSubject, err)
+	}
+	r.goBG(r.heartbeatLoop)
+	return nil
+}
+
+func (r *Relay) heartbeatLoop() {
+	t := time.NewTicker(r.cfg.HeartbeatInterval)
+	defer t.Stop()
+	r.announce()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+			r.announce()
+			r.expirePeers()
+		case <-r.announceNow:
+			r.announce()
+		}
+	}
+}
+
+func (r *Relay) announce() {
+	if r.cfg.PublicURL == "" {
+		return
+	}
+	b, _ := json.Marshal(heartbeat{Name: r.cfg.Name, URL: r.cfg.PublicURL, Sessions: r.stats.sessions.Load(), At: time.Now().UTC()})
+	_ = r.nc.Publish(HeartbeatSubject, b)
+}
+
+func (r *Relay) onHeartbeat(m *nats.Msg) {
+	var hb heartbeat
+	if err := json.Unmarshal(m.Data, &hb); err != nil || hb.URL == "" || hb.URL == r.cfg.PublicURL {
+		return
+	}
+	if u, err := url.Parse(hb.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return
+	}
+	r.peersMu.Lock()
+	_, known := r.peers[hb.URL]
+	r.peers[hb.URL] = peer{name: hb.Name, seen: time.Now()}
+	r.peersMu.Unlock()
+	if !known {
+		r.log.Info("discovered relay", "relay", hb.Name, "url", hb.URL)
+		// Answer a newcomer at once so it knows us without waiting for
+		// our next tick.
+		select {
+		case r.announceNow <- struct{}{}:
+		default:
+		}
+		r.relaysChanged()
+	}
+}
+
+func (r *Relay) expirePeers() {
+	deadline := time.Now().Add(-3 * r.cfg.HeartbeatInterval)
+	changed := false
+	r.peersMu.Lock()
+	for u, p := range r.peers {
+		if p.seen.Before(deadline) {
+			delete(r.peers, u)
+			changed = true
+			r.log.Info("relay went silent", "relay", p.name, "url", u)
+		}
+	}
+	r.peersMu.Unlock()
+	if changed {
+		r.relaysChanged()
+	}
+}
+
+// relayURLs lists the relays browsers may use: this one first, then the
+// others sorted.
+func (r *Relay) relayURLs() []string {
+	r.peersMu.Lock()
+	others := make([]string, 0, len(r.peers))
+	for u := range r.peers {
+		others = append(others, u)
+	}
+	r.peersMu.Unlock()
+	slices.Sort(others)
+	if r.cfg.PublicURL == "" {
+		return others
+	}
+	return append([]string{r.cfg.PublicURL}, others...)
+}
+
+// relaysChanged tells every browser of this relay the new relay list. It
+// scans all sessions, which is fine for an event this rare.
+func (r *Relay) relaysChanged() {
+	frame := encode(relaysFrame{Type: "relays", Relays: r.relayURLs()})
+	r.clientsMu.Lock()
+	defer r.clientsMu.Unlock()
+	for c := range r.clients {
+		r.send(c, frame)
+	}
+}
+
+// originAllowed reports whether a browser page at origin may open a
+// websocket here: the relay's own origin (same host as the request), a
+// configured origin, or the origin of a relay it knows.
+func (r *Relay) originAllowed(origin, host string) bool {
+	if origin == "" {
+		return true // not a browser; browsers always send Origin
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	o := normOrigin(u.Scheme, u.Host)
+	if strings.EqualFold(u.Host, host) || o == normOrigin(u.Scheme, host) {
+		return true
+	}
+	for _, a := range r.cfg.AllowedOrigins {
+		if a == "*" || sameOrigin(a, o) {
+			return true
+		}
+	}
+	if sameOrigin(r.cfg.PublicURL, o) {
+		return true
+	}
+	r.peersMu.Lock()
+	defer r.peersMu.Unlock()
+	for p := range r.peers {
+		if sameOrigin(p, o) {
+			return true
+		}
+	}
+	return false
+}
+
+func sameOrigin(rawURL, norm string) bool {
+	u, err := url.Parse(strings.TrimSpace(rawURL))
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return normOrigin(u.Scheme, u.Host) == norm
+}
+
+// normOrigin lower-cases an origin and folds the loopback names together,
+// so a page on http://localhost:8080 may fail over to 127.0.0.1:8081.
+func normOrigin(scheme, host string) string {
+	h, port := host, ""
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		h, port = host[:i], host[i+1:]
+	}
+	h = strings.ToLower(strings.Trim(h, "[]"))
+	switch h {
+	case "localhost", "127.0.0.1", "::1":
+		h = "loopback"
+	}
+	if port == "" {
+		switch scheme {
+		case "http", "ws":
+			port = "80"
+		case "https", "wss":
+			port = "443"
+		}
+	}
+	return strings.ToLower(scheme) + "://" + h + ":" + port
+}

@@ -1,0 +1,18 @@
+// Package relay is the stateless websocket fan-out between browsers and the
+// game cluster.
+//
+// A relay serves the embedded web page and a websocket endpoint (melody). It
+// subscribes on NATS only to the rooms its browsers watch, keeps the latest
+// state of each watched room (ordered by seq, the raft index), hands it to a
+// joining browser at once, and forwards every NATS message of a room to that
+// room's sessions as one frame built once and shared by all of them. Browser
+// commands become gRPC calls to the game nodes, each with a request id so a
+// retry (across nodes, leader changes or relays) is applied at most once.
+//
+// Nothing a relay holds matters: killing one loses no state, its browsers
+// reconnect to another relay, whose address they learnt from the relays
+// themselves (relays find each other with heartbeats on NATS and register as
+// the NATS micro service "hangman-relay").
+//
+// The websocket protocol is documented in PROTOCOL.md beside this file.
+package relay

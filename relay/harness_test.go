@@ -1,0 +1,384 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/services/api"
+	"github.com/hangman/hangman/services/game"
+)
+
+// memReplica is the one stand-in of these tests: an in-memory game.Machine
+// behind a mutex that always leads, and publishes what changed to NATS the
+// way a leader does.
+type memReplica struct {
+	mu          sync.Mutex
+	m           *game.Machine
+	index       uint64
+	nc          *nats.Conn
+	noStates    atomic.Bool // drop state messages (to make seq gaps)
+	noPublish   atomic.Bool // drop everything
+	publishWait sync.WaitGroup
+}
+
+func (r *memReplica) Propose(_ context.Context, cmd []byte) (game.Result, uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.index++
+	res := r.m.Apply(r.index, cmd)
+	if res.Event != nil && !r.noPublish.Load() {
+		if !r.noStates.Load() {
+			b, _ := json.Marshal(res.State)
+			_ = r.nc.Publish("hangman.room."+res.Room+".state", b)
+		}
+		b, _ := json.Marshal(res.Event)
+		_ = r.nc.Publish("hangman.room."+res.Room+".event", b)
+	}
+	return res, r.index, nil
+}
+
+func (r *memReplica) ReadIndex(context.Context) error { return nil }
+func (r *memReplica) IsLeader() bool                  { return true }
+func (r *memReplica) Read(fn func(m *game.Machine)) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fn(r.m)
+	return r.m.Applied()
+}
+func (r *memReplica) LeaderChanged() <-chan struct{} { return make(chan struct{}) }
+func (r *memReplica) LeaderConn() *grpc.ClientConn   { return nil }
+
+// cluster is a NATS server plus one gRPC game "node" over memReplica.
+type cluster struct {
+	natsURL  string
+	nsrv     *server.Server
+	grpcAddr string
+	rep      *memReplica
+	game     hangmanv1.GameServiceClient
+	nc       *nats.Conn
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("RELAY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func startCluster(t testing.TB) *cluster {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	rep := &memReplica{m: game.New(), nc: nc}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	api.New(rep, testLogger(t)).Register(gs)
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(gs.Stop)
+	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecureCreds()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return &cluster{natsURL: ns.ClientURL(), nsrv: ns, grpcAddr: ln.Addr().String(), rep: rep, game: hangmanv1.NewGameServiceClient(cc), nc: nc}
+}
+
+// createRoom makes a room through the game service, as another relay would.
+func (cl *cluster) createRoom(t testing.TB, room string) *hangmanv1.RoomState {
+	t.Helper()
+	res, err := cl.game.CreateRoom(context.Background(), &hangmanv1.CreateRoomRequest{Room: room})
+	if err != nil {
+		t.Fatalf("create room %s: %v", room, err)
+	}
+	return res.GetState()
+}
+
+type testRelay struct {
+	*Relay
+	url  string // http://127.0.0.1:port
+	addr string
+}
+
+func startRelay(t testing.TB, cl *cluster, mod func(*Config)) *testRelay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "http://" + ln.Addr().String()
+	cfg := Config{Name: "test-" + ln.Addr().String(), PublicURL: u, NATSURLs: []string{cl.natsURL}, GRPCAddrs: []string{cl.grpcAddr}, Logger: testLogger(t), HeartbeatInterval: 200 * time.Millisecond}
+	if mod != nil {
+		mod(&cfg)
+	}
+	r, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = r.Serve(ln) }()
+	t.Cleanup(func() { _ = r.Close() })
+	return &testRelay{Relay: r, url: u, addr: ln.Addr().String()}
+}
+
+// frame is a server frame as the tests read it.
+type frame struct {
+	Type      string          `json:"type"`
+	ID        string          `json:"id"`
+	Op        string          `json:"op"`
+	Code      string          `json:"code"`
+	Message   string          `json:"message"`
+	Outcome   string          `json:"outcome"`
+	Duplicate bool            `json:"duplicate"`
+	Relay     string          `json:"relay"`
+	Relays    []string        `json:"relays"`
+	Data      json.RawMessage `json:"data"`
+	Rooms     []roomSummary   `json:"rooms"`
+	Seq       uint64          `json:"seq"`
+	raw       []byte
+	state     *game.State
+	event     *game.Event
+}
+
+// wsClient is a test browser: it reads every frame into a channel.
+type wsClient struct {
+	t      testing.TB
+	conn   *websocket.Conn
+	frames chan frame
+	done   chan struct{}
+	err    error // read error, valid after done
+	seen   []frame
+	taken  []bool
+	wmu    sync.Mutex
+}
+
+func dial(t testing.TB, base string, hdr http.Header) (*wsClient, *http.Response, error) {
+	t.Helper()
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	conn, resp, err := d.Dial(strings.Replace(base, "http://", "ws://", 1)+"/ws", hdr)
+	if err != nil {
+		return nil, resp, err
+	}
+	c := &wsClient{t: t, conn: conn, frames: make(chan frame, 4096), done: make(chan struct{})}
+	go c.readLoop()
+	t.Cleanup(func() { _ = conn.Close() })
+	return c, resp, nil
+}
+
+func mustDial(t testing.TB, base string) *wsClient {
+	t.Helper()
+	c, _, err := dial(t, base, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", base, err)
+	}
+	c.expect("welcome", nil)
+	return c
+}
+
+func (c *wsClient) readLoop() {
+	defer close(c.done)
+	for {
+		_, b, err := c.conn.ReadMessage()
+		if err != nil {
+			c.err = err
+			return
+		}
+		var f frame
+		if err := json.Unmarshal(b, &f); err != nil {
+			c.err = fmt.Errorf("server sent a frame that is not JSON: %q: %w", b, err)
+			return
+		}
+		f.raw = b
+		switch f.Type {
+		case "state":
+			f.state = new(game.State)
+			if err := json.Unmarshal(f.Data, f.state); err != nil {
+				c.err = fmt.Errorf("bad state %s: %w", f.Data, err)
+				return
+			}
+		case "event":
+			f.event = new(game.Event)
+			if err := json.Unmarshal(f.Data, f.event); err != nil {
+				c.err = fmt.Errorf("bad event %s: %w", f.Data, err)
+				return
+			}
+		}
+		select {
+		case c.frames <- f:
+		default:
+			c.err = fmt.Errorf("test client buffer full")
+			return
+		}
+	}
+}
+
+func (c *wsClient) send(v any) {
+	c.t.Helper()
+	var b []byte
+	switch v := v.(type) {
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	default:
+		b, _ = json.Marshal(v)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+const waitFor = 10 * time.Second
+
+// expect returns the first frame not yet taken by an earlier expect that
+// has type typ and satisfies ok (nil: any), waiting for it with a deadline.
+// Frames before it stay available to later expects; they are returned as
+// well, in order, so a test can check what came first.
+func (c *wsClient) expect(typ string, ok func(frame) bool) (frame, []frame) {
+	c.t.Helper()
+	timeout := time.After(waitFor)
+	ended := false
+	for {
+		var before []frame
+		for i, f := range c.seen {
+			if c.taken[i] {
+				continue
+			}
+			if f.Type == typ && (ok == nil || ok(f)) {
+				c.taken[i] = true
+				return f, before
+			}
+			before = append(before, f)
+		}
+		if ended {
+			c.t.Fatalf("connection ended (%v) before a %q frame; unmatched %s", c.err, typ, describe(before))
+		}
+		select {
+		case f := <-c.frames:
+			c.seen = append(c.seen, f)
+			c.taken = append(c.taken, false)
+		case <-c.done:
+			for {
+				select {
+				case f := <-c.frames:
+					c.seen = append(c.seen, f)
+					c.taken = append(c.taken, false)
+					continue
+				default:
+				}
+				break
+			}
+			ended = true
+		case <-timeout:
+			c.t.Fatalf("no %q frame within %v; unmatched %s", typ, waitFor, describe(before))
+		}
+	}
+}
+
+// expectError waits for an error frame with the given code.
+func (c *wsClient) expectError(code string) frame {
+	c.t.Helper()
+	f, _ := c.expect("error", func(f frame) bool { return f.Code == code })
+	if f.Message == "" {
+		c.t.Errorf("error frame %s has no message", f.raw)
+	}
+	return f
+}
+
+// waitClosed waits for the connection to end and returns the read error.
+func (c *wsClient) waitClosed() error {
+	c.t.Helper()
+	select {
+	case <-c.done:
+		return c.err
+	case <-time.After(waitFor):
+		c.t.Fatal("connection still open")
+		return nil
+	}
+}
+
+func describe(fs []frame) string {
+	var b strings.Builder
+	for i, f := range fs {
+		if i == 8 {
+			fmt.Fprintf(&b, " …(%d more)", len(fs)-i)
+			break
+		}
+		b.Write(clipBytes(f.raw, 160))
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
+
+func clipBytes(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+// eventually polls cond until it holds, failing after a deadline. It waits
+// on a condition, never for a fixed time.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func httpGet(t testing.TB, u string, hdr http.Header) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
+
+var serverConnzOpts = server.ConnzOptions{Subscriptions: true, Limit: 1000}

@@ -1,0 +1,395 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/olahol/melody"
+	"golang.org/x/time/rate"
+
+	"github.com/hangman/hangman/web"
+)
+
+// Relay is one websocket relay. Create it with New, serve with Serve, stop
+// with Close (abrupt) or Shutdown (graceful).
+type Relay struct {
+	cfg   Config
+	log   *slog.Logger
+	ctx   context.Context
+	stop  context.CancelFunc
+	nc    *nats.Conn
+	nodes *nodes
+	svc   micro.Service
+	hbSub *nats.Subscription
+	m     *melody.Melody
+	srv   *http.Server
+	page  http.Handler
+
+	roomsMu sync.Mutex
+	rooms   map[string]*room
+
+	clientsMu sync.Mutex
+	clients   map[*client]struct{}
+	conns     map[*trackedConn]struct{}
+	closed    bool
+	handlers  sync.WaitGroup // websocket handlers running
+
+	peersMu     sync.Mutex
+	peers       map[string]peer // public URL -> relay
+	announceNow chan struct{}
+
+	bgMu      sync.Mutex
+	bgClosed  bool
+	bg        sync.WaitGroup // background goroutines (fetches, heartbeats)
+	open      atomic.Int64   // websockets open or being opened
+	closeOnce sync.Once
+	stats     counters
+}
+
+// counters are the relay's statistics, reported on /readyz, by the status
+// endpoint and by `nats micro stats hangman-relay`.
+type counters struct {
+	sessions, framesOut, framesIn               atomic.Int64
+	dupStates, dupEvents, gaps, fetches         atomic.Int64
+	slowDropped, rateLimited, tooBig, badFrames atomic.Int64
+	originRefused, connsRefused, commandsFailed atomic.Int64
+}
+
+// New connects to NATS and the game nodes (reconnecting in the background
+// if they are not up yet) and returns a relay ready to Serve.
+func New(ctx context.Context, cfg Config) (*Relay, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	r := &Relay{
+		cfg:         cfg,
+		log:         cfg.Logger.With("relay", cfg.Name),
+		rooms:       make(map[string]*room),
+		clients:     make(map[*client]struct{}),
+		conns:       make(map[*trackedConn]struct{}),
+		peers:       make(map[string]peer),
+		announceNow: make(chan struct{}, 1),
+	}
+	// The relay's lifetime is Close's business, not the caller's: a
+	// cancelled ctx would otherwise stop fetches under live sessions.
+	r.ctx, r.stop = context.WithCancel(context.WithoutCancel(ctx))
+
+	r.nc, err = nats.Connect(strings.Join(cfg.NATSURLs, ","),
+		nats.Name("hangman-relay "+cfg.Name),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.ConnectHandler(func(*nats.Conn) { r.log.Info("connected to NATS") }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { r.log.Warn("disconnected from NATS", "err", err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			r.log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
+			// Messages may have been missed while away.
+			r.refetchAll()
+		}),
+	)
+	if err != nil {
+		r.stop()
+		return nil, fmt.Errorf("connect to NATS %v: %w", cfg.NATSURLs, err)
+	}
+	r.nodes, err = dialNodes(cfg.GRPCAddrs, cfg.AttemptTimeout, r.log)
+	if err != nil {
+		r.nc.Close()
+		r.stop()
+		return nil, err
+	}
+	if err := r.startDiscovery(); err != nil {
+		r.nodes.close()
+		r.nc.Close()
+		r.stop()
+		return nil, err
+	}
+
+	r.m = melody.New()
+	r.m.Config.MaxMessageSize = cfg.MaxFrameBytes
+	r.m.Config.MessageBufferSize = cfg.SendBuffer
+	r.m.Config.WriteWait = cfg.WriteTimeout
+	r.m.Config.PongWait = cfg.IdleTimeout
+	r.m.Config.PingPeriod = cfg.IdleTimeout * 9 / 10
+	r.m.Upgrader.CheckOrigin = func(*http.Request) bool { return true } // checked before, with a JSON answer
+	r.m.Upgrader.Error = func(w http.ResponseWriter, _ *http.Request, code int, reason error) {
+		httpError(w, code, CodeNotWebsocket, "websocket handshake failed: "+reason.Error())
+	}
+	r.m.HandleConnect(r.onConnect)
+	r.m.HandleDisconnect(r.onDisconnect)
+	r.m.HandleMessage(r.onMessage)
+	r.m.HandleMessageBinary(func(s *melody.Session, _ []byte) {
+		r.stats.badFrames.Add(1)
+		r.send(clientOf(s), errFrame(CodeBinary, "frames must be JSON text, not binary", ""))
+	})
+	r.m.HandleError(r.onError)
+
+	r.page = http.FileServerFS(web.FS)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", r.serveWS)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", r.serveReady)
+	mux.HandleFunc("GET /relays", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, relaysFrame{Type: "relays", Relays: r.relayURLs()})
+	})
+	mux.HandleFunc("GET /", r.servePage)
+	r.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+	}
+	r.log.Info("relay ready", "public_url", cfg.PublicURL, "nats", cfg.NATSURLs, "grpc", cfg.GRPCAddrs)
+	return r, nil
+}
+
+// Serve serves the page, /ws, /healthz and /readyz on ln until Close.
+func (r *Relay) Serve(ln net.Listener) error {
+	err := r.srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("relay serve: %w", err)
+}
+
+// Close stops the relay at once, like a crash as the browsers see it: every
+// websocket drops without a close frame, so they fail over to another relay.
+func (r *Relay) Close() error {
+	r.closeOnce.Do(func() {
+		r.clientsMu.Lock()
+		r.closed = true
+		conns := make([]*trackedConn, 0, len(r.conns))
+		for c := range r.conns {
+			conns = append(conns, c)
+		}
+		r.clientsMu.Unlock()
+		_ = r.srv.Close()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		r.handlers.Wait()
+		_ = r.m.Close()
+		r.stop()
+		if r.svc != nil {
+			_ = r.svc.Stop()
+		}
+		r.nc.Close()
+		r.bgMu.Lock()
+		r.bgClosed = true
+		r.bgMu.Unlock()
+		r.bg.Wait()
+		r.nodes.close()
+		r.log.Info("relay closed")
+	})
+	return nil
+}
+
+// Shutdown stops the relay gracefully: it refuses new websockets, tells
+// every browser to go elsewhere (close 1001) and waits until they left or
+// ctx ends, then closes.
+func (r *Relay) Shutdown(ctx context.Context) error {
+	r.clientsMu.Lock()
+	r.closed = true
+	clients := make([]*client, 0, len(r.clients))
+	for c := range r.clients {
+		clients = append(clients, c)
+	}
+	r.clientsMu.Unlock()
+	bye := websocket.FormatCloseMessage(websocket.CloseGoingAway, "relay shutting down; reconnect to another relay")
+	for _, c := range clients {
+		_ = c.sess.CloseWithMsg(bye)
+	}
+	done := make(chan struct{})
+	go func() { r.handlers.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("relay shutdown: %w", ctx.Err())
+	}
+	_ = r.Close()
+	return err
+}
+
+// goBG runs f in a goroutine that Close waits for, unless the relay is
+// closing.
+func (r *Relay) goBG(f func()) {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	if r.bgClosed {
+		return
+	}
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		f()
+	}()
+}
+
+// send queues frame for c without blocking. A full queue makes melody call
+// onError, which drops the client.
+func (r *Relay) send(c *client, frame []byte) {
+	if c == nil || c.sess == nil {
+		return
+	}
+	if c.sess.Write(frame) == nil {
+		r.stats.framesOut.Add(1)
+	}
+}
+
+func (r *Relay) servePage(w http.ResponseWriter, req *http.Request) {
+	h := w.Header()
+	// Defence in depth against XSS: only our own scripts run, and the
+	// page may open websockets to the other relays.
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-cache")
+	r.page.ServeHTTP(w, req)
+}
+
+// serveWS applies the connection limits and hands the connection to melody.
+func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
+	if origin := req.Header.Get("Origin"); !r.originAllowed(origin, req.Host) {
+		r.stats.originRefused.Add(1)
+		r.log.Warn("refused websocket from foreign origin", "origin", origin, "remote", req.RemoteAddr)
+		httpError(w, http.StatusForbidden, CodeOriginForbidden, fmt.Sprintf("origin %q may not open a websocket on this relay", clipString(origin, 100)))
+		return
+	}
+	if n := r.open.Add(1); n > int64(r.cfg.MaxConns) {
+		r.open.Add(-1)
+		r.stats.connsRefused.Add(1)
+		w.Header().Set("Retry-After", "5")
+		httpError(w, http.StatusServiceUnavailable, CodeTooManyConns, fmt.Sprintf("this relay has reached its limit of %d connections; try another relay", r.cfg.MaxConns))
+		return
+	}
+	defer r.open.Add(-1)
+	r.clientsMu.Lock()
+	if r.closed {
+		r.clientsMu.Unlock()
+		httpError(w, http.StatusServiceUnavailable, CodeShuttingDown, "this relay is shutting down; try another relay")
+		return
+	}
+	r.handlers.Add(1)
+	r.clientsMu.Unlock()
+	defer r.handlers.Done()
+
+	c := &client{
+		r:       r,
+		limiter: rate.NewLimiter(rate.Limit(r.cfg.MessageRate), r.cfg.MessageBurst),
+		tooBig:  errFrame(CodeFrameTooLarge, fmt.Sprintf("frame exceeds the limit of %d bytes; closing", r.cfg.MaxFrameBytes), ""),
+	}
+	hw := &hijackWriter{ResponseWriter: w, wrap: func(nc net.Conn) net.Conn {
+		tc := &trackedConn{Conn: nc, tooBig: c.tooBig}
+		c.conn = tc
+		r.clientsMu.Lock()
+		r.conns[tc] = struct{}{}
+		closed := r.closed
+		r.clientsMu.Unlock()
+		if closed {
+			_ = tc.Close()
+		}
+		return tc
+	}}
+	err := r.m.HandleRequestWithKeys(hw, req, map[string]any{clientKey: c})
+	if c.conn != nil {
+		_ = c.conn.Close()
+		r.clientsMu.Lock()
+		delete(r.conns, c.conn)
+		r.clientsMu.Unlock()
+	}
+	if err != nil && !errors.Is(err, melody.ErrClosed) {
+		r.log.Debug("websocket ended", "err", err)
+	}
+}
+
+// readyStatus is the body of /readyz and of the status endpoint.
+type readyStatus struct {
+	Ready    bool              `json:"ready"`
+	Relay    string            `json:"relay"`
+	URL      string            `json:"url,omitempty"`
+	NATS     string            `json:"nats"`
+	Nodes    map[string]string `json:"nodes"`
+	Sessions int64             `json:"sessions"`
+	Rooms    int               `json:"rooms"`
+	Relays   []string          `json:"relays"`
+	Counters map[string]int64  `json:"counters"`
+}
+
+func (r *Relay) status() readyStatus {
+	r.roomsMu.Lock()
+	rooms := len(r.rooms)
+	r.roomsMu.Unlock()
+	natsOK := r.nc.IsConnected()
+	return readyStatus{
+		Ready:    natsOK && r.nodes.ready(),
+		Relay:    r.cfg.Name,
+		URL:      r.cfg.PublicURL,
+		NATS:     r.nc.Status().String(),
+		Nodes:    r.nodes.states(),
+		Sessions: r.stats.sessions.Load(),
+		Rooms:    rooms,
+		Relays:   r.relayURLs(),
+		Counters: map[string]int64{
+			"frames_out":      r.stats.framesOut.Load(),
+			"frames_in":       r.stats.framesIn.Load(),
+			"dup_states":      r.stats.dupStates.Load(),
+			"dup_events":      r.stats.dupEvents.Load(),
+			"seq_gaps":        r.stats.gaps.Load(),
+			"state_fetches":   r.stats.fetches.Load(),
+			"slow_dropped":    r.stats.slowDropped.Load(),
+			"rate_limited":    r.stats.rateLimited.Load(),
+			"too_big":         r.stats.tooBig.Load(),
+			"bad_frames":      r.stats.badFrames.Load(),
+			"origin_refused":  r.stats.originRefused.Load(),
+			"conns_refused":   r.stats.connsRefused.Load(),
+			"commands_failed": r.stats.commandsFailed.Load(),
+		},
+	}
+}
+
+// serveReady answers 200 when the relay can do its job: NATS connected and
+// at least one game node reachable; 503 otherwise, with the details.
+func (r *Relay) serveReady(w http.ResponseWriter, _ *http.Request) {
+	st := r.status()
+	code := http.StatusOK
+	if !st.Ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, st)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// httpError refuses a request before the upgrade with the same error shape
+// as the websocket's error frames.
+func httpError(w http.ResponseWriter, code int, errCode, msg string) {
+	writeJSON(w, code, errorFrame{Type: "error", Code: errCode, Message: msg})
+}
+
+func clipString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,589 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/services/game"
+)
+
+func join(c *wsClient, room, player, name string) frame {
+	c.t.Helper()
+	c.send(map[string]any{"type": "join", "room": room, "playerId": player, "name": name, "id": "join-" + player})
+	f, _ := c.expect("ack", func(f frame) bool { return f.Op == "join" })
+	return f
+}
+
+func stateWith(room string, seq uint64) func(frame) bool {
+	return func(f frame) bool { return f.state != nil && f.state.Room == room && f.state.Seq >= seq }
+}
+
+// roomSubs counts the relay's room subscriptions as the NATS server sees
+// them: the relay subscribes on NATS only to rooms its browsers watch.
+func roomSubs(cl *cluster, tr *testRelay) int {
+	connz, err := cl.nsrv.Connz(&serverConnzOpts)
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, c := range connz.Conns {
+		if !strings.HasPrefix(c.Name, "hangman-relay "+tr.cfg.Name) {
+			continue
+		}
+		for _, s := range c.Subs {
+			if strings.HasPrefix(s, "hangman.room.") {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func TestSubscribesOnlyToWatchedRooms(t *testing.T) {
+	cl := startCluster(t)
+	cl.createRoom(t, "alpha")
+	cl.createRoom(t, "beta")
+	cl.createRoom(t, "gamma") // nobody watches it
+	tr := startRelay(t, cl, nil)
+	eventually(t, "no room subscription before anyone joins", func() bool { return roomSubs(cl, tr) == 0 })
+
+	a1 := mustDial(t, tr.url)
+	join(a1, "alpha", "p1", "one")
+	eventually(t, "one subscription", func() bool { return roomSubs(cl, tr) == 1 })
+	a2 := mustDial(t, tr.url)
+	join(a2, "alpha", "p2", "two")
+	b := mustDial(t, tr.url)
+	join(b, "beta", "p3", "three")
+	eventually(t, "two subscriptions", func() bool { return roomSubs(cl, tr) == 2 })
+
+	// The last session of a room leaving drops the subscription: leave by
+	// message for one, by disconnecting for the others.
+	b.send(`{"type":"leave"}`)
+	b.expect("ack", func(f frame) bool { return f.Op == "leave" })
+	eventually(t, "beta unsubscribed", func() bool { return roomSubs(cl, tr) == 1 })
+	_ = a1.conn.Close()
+	a2.send(`{"type":"ping"}`)
+	a2.expect("pong", nil)
+	if n := roomSubs(cl, tr); n != 1 {
+		t.Fatalf("alpha still has a watcher, got %d subscriptions", n)
+	}
+	_ = a2.conn.Close()
+	eventually(t, "no subscriptions left", func() bool { return roomSubs(cl, tr) == 0 })
+	eventually(t, "rooms forgotten", func() bool {
+		tr.roomsMu.Lock()
+		defer tr.roomsMu.Unlock()
+		return len(tr.rooms) == 0
+	})
+}
+
+func TestFramesReachOnlyTheirRoom(t *testing.T) {
+	cl := startCluster(t)
+	cl.createRoom(t, "alpha")
+	cl.createRoom(t, "beta")
+	tr := startRelay(t, cl, nil)
+	a := mustDial(t, tr.url)
+	join(a, "alpha", "pa", "Ann")
+	b := mustDial(t, tr.url)
+	join(b, "beta", "pb", "Bob")
+	lobby := mustDial(t, tr.url)
+
+	a.send(`{"type":"guess","letter":"e","id":"g1"}`)
+	ack, _ := a.expect("ack", func(f frame) bool { return f.ID == "g1" })
+	if ack.Outcome == "" || ack.Seq == 0 {
+		t.Fatalf("guess ack lacks outcome or seq: %s", ack.raw)
+	}
+	a.expect("state", stateWith("alpha", ack.Seq))
+	a.expect("event", func(f frame) bool { return f.event.Seq == ack.Seq && f.event.Kind == game.EventGuess })
+
+	// Then something in beta, which b must see; it must never have seen
+	// anything of alpha.
+	b.send(`{"type":"guess","letter":"a","id":"g2"}`)
+	bAck, _ := b.expect("ack", func(f frame) bool { return f.ID == "g2" })
+	b.expect("state", stateWith("beta", bAck.Seq))
+	for _, f := range b.seen {
+		if bytes.Contains(f.raw, []byte(`"alpha"`)) {
+			t.Fatalf("beta's session got a frame of alpha: %s", f.raw)
+		}
+	}
+	// The lobby session watches nothing and gets nothing.
+	lobby.send(`{"type":"ping","id":"x"}`)
+	lobby.expect("pong", nil)
+	for _, f := range lobby.seen {
+		if f.Type == "state" || f.Type == "event" {
+			t.Fatalf("lobby session got %s", f.raw)
+		}
+	}
+}
+
+func TestJoiningGetsCachedStateAtOnce(t *testing.T) {
+	cl := startCluster(t)
+	cl.createRoom(t, "alpha")
+	tr := startRelay(t, cl, nil)
+	a := mustDial(t, tr.url)
+	j := join(a, "alpha", "pa", "Ann")
+	a.expect("state", stateWith("alpha", j.Seq))
+
+	// The second browser is sent the cached state before its own join has
+	// gone through the cluster.
+	b := mustDial(t, tr.url)
+	b.send(`{"type":"join","room":"alpha","playerId":"pb","name":"Bob","id":"j"}`)
+	st, skipped := b.expect("state", stateWith("alpha", 1))
+	for _, f := range skipped {
+		if f.Type == "ack" {
+			t.Fatalf("ack came before the cached state: %s", f.raw)
+		}
+	}
+	if st.state.Seq < j.Seq {
+		t.Fatalf("cached state seq %d older than the first join %d", st.state.Seq, j.Seq)
+	}
+}
+
+func TestColdCacheFetchedOverGRPC(t *testing.T) {
+	cl := startCluster(t)
+	created := cl.createRoom(t, "alpha")
+	// Nothing will be published from now on: only gRPC can tell the relay.
+	cl.rep.noPublish.Store(true)
+	tr := startRelay(t, cl, nil)
+	s := mustDial(t, tr.url)
+	s.send(`{"type":"watch","room":"alpha","id":"w"}`)
+	s.expect("ack", func(f frame) bool { return f.Op == "watch" })
+	f, _ := s.expect("state", stateWith("alpha", created.GetSeq()))
+	if f.state.Masked == "" || f.state.Status != game.StatusPlaying || f.state.Word != "" {
+		t.Fatalf("fetched state is not the public state of a fresh room: %s", f.Data)
+	}
+	if tr.stats.fetches.Load() == 0 {
+		t.Fatal("no fetch counted")
+	}
+}
+
+func TestDedupeBySeq(t *testing.T) {
+	cl := startCluster(t)
+	cl.createRoom(t, "alpha")
+	tr := startRelay(t, cl, nil)
+	a := mustDial(t, tr.url)
+	join(a, "alpha", "pa", "Ann")
+	a.expect("state", stateWith("alpha", 1))
+
+	pub := func(seq uint64, masked string) {
+		b, _ := json.Marshal(game.State{Room: "alpha", Seq: seq, Prev: seq - 1, Masked: masked, Status: game.StatusPlaying, Guessed: []string{}, Wrong: []string{}, Players: []game.Player{}})
+		if err := cl.nc.Publish("hangman.room.alpha.state", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub(1000, "new")
+	pub(500, "older") // must never reach the browser
+	pub(1000, "dup")  // a republished state: dropped
+	pub(1001, "newest")
+	var got []string
+	for len(got) < 2 {
+		f, _ := a.expect("state", stateWith("alpha", 500))
+		got = append(got, f.state.Masked)
+	}
+	if got[0] != "new" || got[1] != "newest" {
+		t.Fatalf("states delivered %v, want [new newest]", got)
+	}
+	if tr.stats.dupStates.Load() < 2 {
+		t.Fatalf("dropped %d states, want 2", tr.stats.dupStates.Load())
+	}
+	// A joining browser gets the newest state from the cache.
+	b := mustDial(t, tr.url)
+	b.send(`{"type":"watch","room":"alpha"}`)
+	f, _ := b.expect("state", nil)
+	if f.state.Masked != "newest" {
+		t.Fatalf("joining browser got %q, want newest", f.state.Masked)
+	}
+}
+
+func TestEventGapFetchesState(t *testing.T) {
+	cl := startCluster(t)
+	cl.createRoom(t, "alpha")
+	tr := startRelay(t, cl, nil)
+	a := mustDial(t, tr.url)
+	j := join(a, "alpha", "pa", "Ann")
+	a.expect("state", stateWith("alpha", j.Seq))
+
+	// From now on only events are published. The first is consecutive;
+	// the relay cannot know the state changed until the second event says
+	// it followed a seq the relay never saw.
+	cl.rep.noStates.Store(true)
+	g1, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: "alpha", PlayerId: "pa", Letter: "e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.expect("event", func(f frame) bool { return f.event.Seq == g1.GetIndex() })
+	cl.rep.noPublish.Store(true)
+	if _, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: "alpha", PlayerId: "pa", Letter: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	cl.rep.noPublish.Store(false)
+	g3, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: "alpha", PlayerId: "pa", Letter: "o"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := a.expect("state", stateWith("alpha", g3.GetIndex()))
+	if len(f.state.Guessed) != 3 {
+		t.Fatalf("fetched state has guesses %v, want 3", f.state.Guessed)
+	}
+	if tr.stats.gaps.Load() == 0 {
+		t.Fatal("no gap counted")
+	}
+}
+
+func TestGuessRetriedWithSameIDAppliedOnce(t *testing.T) {
+	cl := startCluster(t)
+	cl.createRoom(t, "alpha")
+	tr := startRelay(t, cl, nil)
+	other := startRelay(t, cl, nil)
+	a := mustDial(t, tr.url)
+	join(a, "alpha", "pa", "Ann")
+	a.send(`{"type":"guess","letter":"Q","id":"same"}`)
+	first, _ := a.expect("ack", func(f frame) bool { return f.ID == "same" })
+	if first.Duplicate || first.Outcome == "" {
+		t.Fatalf("first ack: %s", first.raw)
+	}
+	// The browser lost its relay and sends the guess again elsewhere.
+	b := mustDial(t, other.url)
+	join(b, "alpha", "pa", "Ann")
+	b.send(`{"type":"guess","letter":"Q","id":"same"}`)
+	again, _ := b.expect("ack", func(f frame) bool { return f.ID == "same" })
+	if !again.Duplicate || again.Outcome != first.Outcome {
+		t.Fatalf("retried guess: %s, first %s", again.raw, first.raw)
+	}
+	st, err := cl.game.GetRoom(context.Background(), &hangmanv1.GetRoomRequest{Room: "alpha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.GetState().GetGuessed()) != 1 {
+		t.Fatalf("guessed %v after a retried guess", st.GetState().GetGuessed())
+	}
+}
+
+func TestCommandErrors(t *testing.T) {
+	cl := startCluster(t)
+	cl.createRoom(t, "alpha")
+	tr := startRelay(t, cl, nil)
+	c := mustDial(t, tr.url)
+	for _, tc := range []struct{ frame, code string }{
+		{`not json`, CodeBadJSON},
+		{`["type","guess"]`, CodeBadJSON},
+		{`{"type":"dance"}`, CodeUnknownType},
+		{`{"room":"alpha"}`, CodeBadRequest},
+		{`{"type":"guess","letter":"e"}`, CodeNotJoined},
+		{`{"type":"join","room":"Bad Room","playerId":"p","name":"n"}`, CodeBadRequest},
+		{`{"type":"join","room":"alpha","playerId":"p","name":"   "}`, CodeBadRequest},
+		{`{"type":"join","room":"nosuch","playerId":"p","name":"n"}`, CodeNotFound},
+		{`{"type":"create","room":"alpha"}`, CodeExists},
+	} {
+		c.send(tc.frame)
+		c.expectError(tc.code)
+	}
+	join(c, "alpha", "p", "n")
+	c.send(`{"type":"guess","letter":"ab","id":"x"}`)
+	if f := c.expectError(CodeInvalid); f.ID != "x" {
+		t.Fatalf("error frame does not echo the id: %s", f.raw)
+	}
+	c.send(`{"type":"newRound"}`)
+	c.expectError(CodePrecondition)
+	if err := c.conn.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	c.expectError(CodeBinary)
+	// After all that the connection still works.
+	c.send(`{"type":"list","id":"l"}`)
+	rooms, _ := c.expect("rooms", nil)
+	if len(rooms.Rooms) != 1 || rooms.Rooms[0].Room != "alpha" {
+		t.Fatalf("rooms: %s", rooms.raw)
+	}
+}
+
+func TestCreateAndList(t *testing.T) {
+	cl := startCluster(t)
+	tr := startRelay(t, cl, nil)
+	c := mustDial(t, tr.url)
+	c.send(`{"type":"create","room":"fresh","maxWrong":8,"id":"c1","playerId":"p"}`)
+	c.expect("ack", func(f frame) bool { return f.Op == "create" && f.ID == "c1" })
+	j := join(c, "fresh", "p", "Pat")
+	f, _ := c.expect("state", stateWith("fresh", j.Seq))
+	if f.state.MaxWrong != 8 || len(f.state.Players) != 1 || f.state.Players[0].Name != "Pat" {
+		t.Fatalf("state after create+join: %s", f.Data)
+	}
+}
+
+func TestOversizedFrameRefused(t *testing.T) {
+	cl := startCluster(t)
+	tr := startRelay(t, cl, nil)
+	c := mustDial(t, tr.url)
+	big := `{"type":"ping","id":"` + strings.Repeat("x", 1<<20) + `"}`
+	// The relay may stop reading before all of it is written.
+	_ = c.conn.WriteMessage(websocket.TextMessage, []byte(big))
+	c.expectError(CodeFrameTooLarge)
+	err := c.waitClosed()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
+		t.Fatalf("connection ended with %v, want close 1009", err)
+	}
+}
+
+func TestFloodRateLimitedOthersUnaffected(t *testing.T) {
+	cl := startCluster(t)
+	tr := startRelay(t, cl, func(c *Config) { c.MessageRate = 5; c.MessageBurst = 5 })
+	flooder := mustDial(t, tr.url)
+	calm := mustDial(t, tr.url)
+	for i := 0; i < 30; i++ {
+		flooder.send(`{"type":"ping","id":"f"}`)
+	}
+	if f := flooder.expectError(CodeRateLimited); f.ID != "f" {
+		t.Fatalf("rate error does not echo the id: %s", f.raw)
+	}
+	calm.send(`{"type":"ping","id":"c1"}`)
+	calm.expect("pong", func(f frame) bool { return f.ID == "c1" })
+	calm.send(`{"type":"ping","id":"c2"}`)
+	calm.expect("pong", func(f frame) bool { return f.ID == "c2" })
+	// Every refused frame is answered, and the flooder stays connected.
+	for i := 0; i < 20; i++ {
+		flooder.expectError(CodeRateLimited)
+	}
+	if n := tr.stats.rateLimited.Load(); n < 20 {
+		t.Fatalf("rate limited %d of 30 frames with a burst of 5", n)
+	}
+}
+
+func TestFloodClosesConnection(t *testing.T) {
+	cl := startCluster(t)
+	tr := startRelay(t, cl, func(c *Config) { c.MessageRate = 1; c.MessageBurst = 1; c.FloodStrikes = 10 })
+	c := mustDial(t, tr.url)
+	for i := 0; i < 20; i++ {
+		if err := c.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)); err != nil {
+			break
+		}
+	}
+	c.expectError(CodeFlood)
+	var ce *websocket.CloseError
+	if err := c.waitClosed(); !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation {
+		t.Fatalf("flooder ended with %v, want close 1008", err)
+	}
+}
+
+func TestOriginCheck(t *testing.T) {
+	cl := startCluster(t)
+	tr := startRelay(t, cl, func(c *Config) { c.AllowedOrigins = []string{"https://game.example"} })
+	peer := startRelay(t, cl, nil)
+
+	_, resp, err := dial(t, tr.url, http.Header{"Origin": {"http://evil.example"}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("foreign origin: err %v resp %v", err, resp)
+	}
+	var ef errorFrame
+	_ = json.NewDecoder(resp.Body).Decode(&ef)
+	if ef.Type != "error" || ef.Code != CodeOriginForbidden {
+		t.Fatalf("refusal body %+v", ef)
+	}
+	for _, origin := range []string{
+		"https://game.example", // configured
+		tr.url,                 // its own page
+		strings.Replace(tr.url, "127.0.0.1", "localhost", 1), // same, by another loopback name
+		peer.url, // a relay it discovered
+	} {
+		eventually(t, "origin "+origin+" accepted", func() bool {
+			c, _, err := dial(t, tr.url, http.Header{"Origin": {origin}})
+			if err == nil {
+				_ = c.conn.Close()
+			}
+			return err == nil
+		})
+	}
+	if tr.stats.originRefused.Load() != 1 {
+		t.Fatalf("refused %d origins", tr.stats.originRefused.Load())
+	}
+}
+
+func TestMaxConns(t *testing.T) {
+	cl := startCluster(t)
+	tr := startRelay(t, cl, func(c *Config) { c.MaxConns = 2 })
+	a := mustDial(t, tr.url)
+	mustDial(t, tr.url)
+	_, resp, err := dial(t, tr.url, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("third connection: err %v resp %v", err, resp)
+	}
+	var ef errorFrame
+	_ = json.NewDecoder(resp.Body).Decode(&ef)
+	if ef.Code != CodeTooManyConns {
+		t.Fatalf("refusal body %+v", ef)
+	}
+	_ = a.conn.Close()
+	eventually(t, "a slot freed", func() bool {
+		c, _, err := dial(t, tr.url, nil)
+		if err == nil {
+			_ = c.conn.Close()
+		}
+		return err == nil
+	})
+}
+
+func TestSlowClientDroppedOthersServed(t *testing.T) {
+	cl := startCluster(t)
+	cl.createRoom(t, "alpha")
+	tr := startRelay(t, cl, func(c *Config) { c.SendBuffer = 8; c.WriteTimeout = 30 * time.Second })
+	fast := mustDial(t, tr.url)
+	join(fast, "alpha", "pf", "Fast")
+	// The slow client's socket buffers are tiny and it never reads.
+	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
+		conn, err := net.Dial(network, addr)
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(1024)
+		}
+		return conn, err
+	}}
+	slow, _, err := d.Dial(strings.Replace(tr.url, "http://", "ws://", 1)+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if err := slow.WriteMessage(websocket.TextMessage, []byte(`{"type":"watch","room":"alpha"}`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "slow client watching", func() bool {
+		tr.roomsMu.Lock()
+		defer tr.roomsMu.Unlock()
+		return tr.rooms["alpha"] != nil && len(tr.rooms["alpha"].sessions) == 2
+	})
+	// Big states, each delivered to the fast client before the next: the
+	// slow client's socket fills, then its queue, then it is dropped, and
+	// the fast one never waits.
+	pad := strings.Repeat("x", 60000)
+	for i := 1; tr.stats.slowDropped.Load() == 0; i++ {
+		if i > 2000 {
+			t.Fatal("slow client never dropped")
+		}
+		b, _ := json.Marshal(game.State{Room: "alpha", Seq: uint64(1000 + i), Masked: pad, Status: game.StatusPlaying})
+		if err := cl.nc.Publish("hangman.room.alpha.state", b); err != nil {
+			t.Fatal(err)
+		}
+		fast.expect("state", stateWith("alpha", uint64(1000+i)))
+	}
+	eventually(t, "slow session gone", func() bool {
+		tr.roomsMu.Lock()
+		defer tr.roomsMu.Unlock()
+		return len(tr.rooms["alpha"].sessions) == 1
+	})
+}
+
+func TestRelaysDiscoverEachOther(t *testing.T) {
+	cl := startCluster(t)
+	a := startRelay(t, cl, nil)
+	c := mustDial(t, a.url)
+	b := startRelay(t, cl, nil)
+	f, _ := c.expect("relays", func(f frame) bool { return len(f.Relays) == 2 })
+	if f.Relays[0] != a.url || f.Relays[1] != b.url {
+		t.Fatalf("relays %v, want [%s %s]", f.Relays, a.url, b.url)
+	}
+	// A relay that dies is forgotten after three silent heartbeats.
+	_ = b.Close()
+	c.expect("relays", func(f frame) bool { return len(f.Relays) == 1 })
+	code, body := httpGet(t, a.url+"/readyz", nil)
+	if code != http.StatusOK || !bytes.Contains(body, []byte(`"ready":true`)) {
+		t.Fatalf("readyz %d %s", code, body)
+	}
+	// And it is a NATS micro service.
+	msg, err := cl.nc.Request("$SRV.INFO."+ServiceName, nil, 5*time.Second)
+	if err != nil || !bytes.Contains(msg.Data, []byte(a.url)) {
+		t.Fatalf("$SRV.INFO: %v %s", err, msg.Data)
+	}
+}
+
+func TestCloseDropsWebsockets(t *testing.T) {
+	cl := startCluster(t)
+	tr := startRelay(t, cl, nil)
+	c := mustDial(t, tr.url)
+	_ = tr.Close()
+	err := c.waitClosed()
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
+		t.Fatalf("Close sent a close frame %d; it should drop the connection like a crash", ce.Code)
+	}
+	if _, _, err := dial(t, tr.url, nil); err == nil {
+		t.Fatal("relay still accepts connections after Close")
+	}
+}
+
+func TestFailsOverBetweenNodes(t *testing.T) {
+	cl := startCluster(t)
+	cl.createRoom(t, "alpha")
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	tr := startRelay(t, cl, func(c *Config) { c.GRPCAddrs = []string{deadAddr, cl.grpcAddr} })
+	c := mustDial(t, tr.url)
+	join(c, "alpha", "p", "n")
+	c.send(`{"type":"guess","letter":"e","id":"g"}`)
+	c.expect("ack", func(f frame) bool { return f.ID == "g" })
+}
+
+func TestPageServed(t *testing.T) {
+	cl := startCluster(t)
+	tr := startRelay(t, cl, nil)
+	code, body := httpGet(t, tr.url+"/", nil)
+	if code != http.StatusOK || !bytes.Contains(body, []byte("<html")) {
+		t.Fatalf("GET / = %d %.200s", code, body)
+	}
+	if code, _ := httpGet(t, tr.url+"/healthz", nil); code != http.StatusOK {
+		t.Fatalf("healthz %d", code)
+	}
+}
+
+func TestWatchBeforeCreate(t *testing.T) {
+	cl := startCluster(t)
+	tr := startRelay(t, cl, nil)
+	c := mustDial(t, tr.url)
+	c.send(`{"type":"watch","room":"later"}`)
+	c.expect("ack", func(f frame) bool { return f.Op == "watch" })
+	eventually(t, "subscribed", func() bool { return roomSubs(cl, tr) == 1 })
+	created := cl.createRoom(t, "later")
+	c.expect("state", stateWith("later", created.GetSeq()))
+	c.expect("event", func(f frame) bool { return f.event.Kind == game.EventRoomCreated })
+}
+
+func TestShutdownTellsBrowsersToGo(t *testing.T) {
+	cl := startCluster(t)
+	tr := startRelay(t, cl, nil)
+	c := mustDial(t, tr.url)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var ce *websocket.CloseError
+	if err := c.waitClosed(); !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Fatalf("connection ended with %v, want close 1001", err)
+	}
+}
+
+func TestPageHeaders(t *testing.T) {
+	cl := startCluster(t)
+	tr := startRelay(t, cl, nil)
+	resp, err := http.Get(tr.url + "/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Fatalf("CSP %q", csp)
+	}
+	if code, body := httpGet(t, tr.url+"/ws", nil); code != http.StatusBadRequest || !bytes.Contains(body, []byte(CodeNotWebsocket)) {
+		t.Fatalf("plain GET /ws = %d %s", code, body)
+	}
+}

@@ -1,0 +1,401 @@
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/gorilla/websocket"
+	"github.com/olahol/melody"
+	"golang.org/x/time/rate"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/services/game"
+)
+
+const clientKey = "hangman.client"
+
+// client is one browser connection.
+//
+// Frames are read, limited and parsed on the connection's read goroutine,
+// which answers pings itself; commands then run one at a time, in order, on
+// the client's worker goroutine, so a command waiting on the cluster (a
+// leader election takes seconds) never stops the connection from being
+// read, pinged or limited. room, playerID and joined belong to the worker
+// (and to onDisconnect, once the worker has ended).
+type client struct {
+	r       *Relay
+	sess    *melody.Session
+	conn    *trackedConn
+	limiter *rate.Limiter
+	tooBig  []byte
+	dropped atomic.Bool // dropped as a slow reader
+
+	// read goroutine only
+	strikes int
+	closing bool
+
+	ctx      context.Context // ends when the connection does
+	cancel   context.CancelFunc
+	cmds     chan inbound
+	workDone chan struct{}
+
+	// worker only
+	room     string // the watched room, "" in the lobby
+	playerID string // set by a successful join
+	joined   bool
+}
+
+// maxQueued bounds the commands waiting for the worker; the rate limit
+// keeps a browser far below it.
+const maxQueued = 32
+
+func clientOf(s *melody.Session) *client {
+	v, _ := s.Get(clientKey)
+	c, _ := v.(*client)
+	return c
+}
+
+func (r *Relay) onConnect(s *melody.Session) {
+	c := clientOf(s)
+	c.sess = s
+	c.ctx, c.cancel = context.WithCancel(r.ctx)
+	c.cmds = make(chan inbound, maxQueued)
+	c.workDone = make(chan struct{})
+	go c.work()
+	r.clientsMu.Lock()
+	r.clients[c] = struct{}{}
+	r.clientsMu.Unlock()
+	r.stats.sessions.Add(1)
+	r.send(c, encode(welcomeFrame{
+		Type:   "welcome",
+		Relay:  r.cfg.Name,
+		URL:    r.cfg.PublicURL,
+		Relays: r.relayURLs(),
+		Limits: limits{MaxFrameBytes: r.cfg.MaxFrameBytes, MessageRate: r.cfg.MessageRate, MessageBurst: r.cfg.MessageBurst},
+	}))
+}
+
+func (r *Relay) onDisconnect(s *melody.Session) {
+	c := clientOf(s)
+	c.cancel()
+	close(c.cmds)
+	<-c.workDone
+	if c.room != "" {
+		r.unwatch(c, c.room)
+	}
+	r.clientsMu.Lock()
+	delete(r.clients, c)
+	r.clientsMu.Unlock()
+	r.stats.sessions.Add(-1)
+}
+
+// onError drops a client whose send queue overflowed: a slow reader must
+// never hold up the others, and its queue is what is stuck, so the network
+// connection is closed directly.
+func (r *Relay) onError(s *melody.Session, err error) {
+	c := clientOf(s)
+	switch {
+	case errors.Is(err, melody.ErrMessageBufferFull):
+		if c.conn != nil && c.dropped.CompareAndSwap(false, true) {
+			r.stats.slowDropped.Add(1)
+			r.log.Info("dropping slow client", "remote", s.Request.RemoteAddr)
+			_ = c.conn.Close()
+		}
+	case errors.Is(err, websocket.ErrReadLimit):
+		r.stats.tooBig.Add(1)
+		r.log.Info("closed client that sent an oversized frame", "remote", s.Request.RemoteAddr, "limit", r.cfg.MaxFrameBytes)
+	}
+}
+
+// onMessage handles one client frame: limits first, then the command.
+func (r *Relay) onMessage(s *melody.Session, data []byte) {
+	c := clientOf(s)
+	r.stats.framesIn.Add(1)
+	if c.closing {
+		return
+	}
+	if !c.limiter.Allow() {
+		r.stats.rateLimited.Add(1)
+		c.strikes++
+		if c.strikes >= r.cfg.FloodStrikes {
+			c.closing = true
+			r.send(c, errFrame(CodeFlood, "too many frames after being rate limited; closing", ""))
+			_ = s.CloseWithMsg(websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "flood"))
+			return
+		}
+		r.send(c, errFrame(CodeRateLimited, fmt.Sprintf("slow down: at most %g frames per second (bursts of %d); this frame was ignored", r.cfg.MessageRate, r.cfg.MessageBurst), idOf(data)))
+		return
+	}
+	c.strikes = 0
+	var in inbound
+	if err := json.Unmarshal(data, &in); err != nil {
+		r.stats.badFrames.Add(1)
+		r.send(c, errFrame(CodeBadJSON, "frame is not a JSON object: "+clipString(err.Error(), 120), ""))
+		return
+	}
+	if !game.ValidRequestID(in.ID) {
+		r.stats.badFrames.Add(1)
+		r.send(c, errFrame(CodeBadRequest, fmt.Sprintf("id must be at most %d printable ASCII characters", game.MaxRequestIDLen), ""))
+		return
+	}
+	switch in.Type {
+	case typePing:
+		r.send(c, encode(pongFrame{Type: "pong", ID: in.ID}))
+	case typeJoin, typeWatch, typeLeave, typeGuess, typeCreate, typeNewRound, typeList:
+		select {
+		case c.cmds <- in:
+		default:
+			r.send(c, errFrame(CodeBusy, fmt.Sprintf("%d commands are already waiting; wait for their answers", maxQueued), in.ID))
+		}
+	case "":
+		r.stats.badFrames.Add(1)
+		r.send(c, errFrame(CodeBadRequest, `frame has no "type"`, in.ID))
+	default:
+		r.stats.badFrames.Add(1)
+		r.send(c, errFrame(CodeUnknownType, fmt.Sprintf("unknown frame type %q; expected join, watch, leave, guess, create, newRound, list or ping", clipString(in.Type, 32)), in.ID))
+	}
+}
+
+// work runs the client's commands in order until the connection ends.
+func (c *client) work() {
+	defer close(c.workDone)
+	for in := range c.cmds {
+		if c.ctx.Err() == nil {
+			c.run(in)
+		}
+	}
+}
+
+func (c *client) run(in inbound) {
+	r := c.r
+	switch in.Type {
+	case typeJoin:
+		c.join(in)
+	case typeWatch:
+		c.watch(in)
+	case typeLeave:
+		if c.room != "" {
+			r.unwatch(c, c.room)
+		}
+		c.room, c.joined = "", false
+		r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeLeave}))
+	case typeGuess:
+		c.guess(in)
+	case typeCreate:
+		c.create(in)
+	case typeNewRound:
+		c.newRound(in)
+	case typeList:
+		c.list(in)
+	}
+}
+
+// idOf pulls the id out of a frame that will not be processed, so even a
+// refusal can be matched to its request.
+func idOf(data []byte) string {
+	var v struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(data, &v) != nil || !game.ValidRequestID(v.ID) {
+		return ""
+	}
+	return v.ID
+}
+
+func (c *client) fail(id, code, msg string) {
+	c.r.send(c, errFrame(code, msg, id))
+}
+
+func (c *client) failCall(id string, err error) {
+	c.r.stats.commandsFailed.Add(1)
+	code, msg := grpcError(err)
+	c.fail(id, code, msg)
+}
+
+// requestID turns the id a browser gave a command into the request id sent
+// to the cluster. It is scoped by player, since different browsers may pick
+// the same ids, and stable, so the same command sent again (after a relay
+// died, to another relay) is applied at most once. Without an id, every
+// frame is a new command.
+func requestID(playerID, id string) string {
+	if id == "" {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		return "relay-" + hex.EncodeToString(b[:])
+	}
+	sum := sha256.Sum256([]byte(playerID + "\x00" + id))
+	return "ws-" + base64.RawURLEncoding.EncodeToString(sum[:24])
+}
+
+// reqCtx bounds one command; it ends early if the connection does.
+func (c *client) reqCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.ctx, c.r.cfg.RequestTimeout)
+}
+
+// join watches a room and adds the player to it. The room is watched first,
+// so no update after the join can be missed.
+func (c *client) join(in inbound) {
+	switch {
+	case !game.ValidRoom(in.Room):
+		c.fail(in.ID, CodeBadRequest, fmt.Sprintf("room must be 1-%d of a-z, 0-9, '-' or '_', starting with a letter or digit", game.MaxRoomLen))
+		return
+	case !game.ValidPlayerID(in.PlayerID):
+		c.fail(in.ID, CodeBadRequest, fmt.Sprintf("playerId must be 1-%d of A-Z, a-z, 0-9, '-' or '_'", game.MaxPlayerIDLen))
+		return
+	case !game.ValidName(in.Name):
+		c.fail(in.ID, CodeBadRequest, fmt.Sprintf("name must be 1-%d printable characters", game.MaxNameLen))
+		return
+	}
+	r := c.r
+	newWatch := c.room != in.Room
+	if newWatch {
+		if c.room != "" {
+			r.unwatch(c, c.room)
+		}
+		c.room, c.joined = in.Room, false
+		r.watch(c, in.Room)
+	}
+	ctx, cancel := c.reqCtx()
+	defer cancel()
+	req := &hangmanv1.JoinRoomRequest{Room: in.Room, PlayerId: in.PlayerID, Name: in.Name, RequestId: requestID(in.PlayerID, in.ID)}
+	var res *hangmanv1.JoinRoomResponse
+	_, err := r.nodes.call(ctx, "join", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
+		res, err = g.JoinRoom(ctx, req)
+		return err
+	})
+	if err != nil {
+		if newWatch {
+			r.unwatch(c, c.room)
+			c.room = ""
+		}
+		c.failCall(in.ID, err)
+		return
+	}
+	c.playerID, c.joined = in.PlayerID, true
+	r.offerProto(res.GetState())
+	r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeJoin, Room: in.Room, Seq: res.GetState().GetSeq()}))
+}
+
+// watch follows a room as a spectator, without joining it: the state comes
+// at once from the cache or, for a room nobody here watches, over gRPC.
+func (c *client) watch(in inbound) {
+	if !game.ValidRoom(in.Room) {
+		c.fail(in.ID, CodeBadRequest, fmt.Sprintf("room must be 1-%d of a-z, 0-9, '-' or '_', starting with a letter or digit", game.MaxRoomLen))
+		return
+	}
+	if c.room != in.Room {
+		if c.room != "" {
+			c.r.unwatch(c, c.room)
+		}
+		c.room = in.Room
+		c.r.watch(c, in.Room)
+	}
+	c.joined = false
+	c.r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeWatch, Room: in.Room}))
+}
+
+func (c *client) guess(in inbound) {
+	if !c.joined {
+		c.fail(in.ID, CodeNotJoined, "join a room before guessing")
+		return
+	}
+	if _, err := game.NormalizeLetter(in.Letter); err != nil {
+		c.fail(in.ID, CodeInvalid, err.Error())
+		return
+	}
+	ctx, cancel := c.reqCtx()
+	defer cancel()
+	req := &hangmanv1.GuessRequest{Room: c.room, PlayerId: c.playerID, Letter: in.Letter, RequestId: requestID(c.playerID, in.ID)}
+	var res *hangmanv1.GuessResponse
+	retried, err := c.r.nodes.call(ctx, "guess", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
+		res, err = g.Guess(ctx, req)
+		return err
+	})
+	if err != nil {
+		c.failCall(in.ID, err)
+		return
+	}
+	if retried {
+		// The duplicate met may be this command's own earlier attempt,
+		// as the nodes also report for their own retries.
+		res.Duplicate = false
+	}
+	c.r.offerProto(res.GetState())
+	c.r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeGuess, Room: c.room, Outcome: res.GetOutcome(), Duplicate: res.GetDuplicate(), Seq: res.GetIndex()}))
+}
+
+func (c *client) create(in inbound) {
+	if !game.ValidRoom(in.Room) {
+		c.fail(in.ID, CodeBadRequest, fmt.Sprintf("room must be 1-%d of a-z, 0-9, '-' or '_', starting with a letter or digit", game.MaxRoomLen))
+		return
+	}
+	if in.MaxWrong < 0 || in.MaxWrong > game.MaxMaxWrong {
+		c.fail(in.ID, CodeBadRequest, fmt.Sprintf("maxWrong must be 1-%d (0 for the default)", game.MaxMaxWrong))
+		return
+	}
+	scope := in.PlayerID
+	if scope == "" {
+		scope = c.playerID
+	}
+	ctx, cancel := c.reqCtx()
+	defer cancel()
+	req := &hangmanv1.CreateRoomRequest{Room: in.Room, MaxWrong: int32(in.MaxWrong), RequestId: requestID(scope, in.ID)}
+	var res *hangmanv1.CreateRoomResponse
+	_, err := c.r.nodes.call(ctx, "create", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
+		res, err = g.CreateRoom(ctx, req)
+		return err
+	})
+	if err != nil {
+		c.failCall(in.ID, err)
+		return
+	}
+	c.r.offerProto(res.GetState())
+	c.r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeCreate, Room: in.Room, Seq: res.GetState().GetSeq()}))
+}
+
+func (c *client) newRound(in inbound) {
+	if !c.joined {
+		c.fail(in.ID, CodeNotJoined, "join a room before starting a round")
+		return
+	}
+	ctx, cancel := c.reqCtx()
+	defer cancel()
+	req := &hangmanv1.NewRoundRequest{Room: c.room, PlayerId: c.playerID, RequestId: requestID(c.playerID, in.ID)}
+	var res *hangmanv1.NewRoundResponse
+	_, err := c.r.nodes.call(ctx, "new_round", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
+		res, err = g.NewRound(ctx, req)
+		return err
+	})
+	if err != nil {
+		c.failCall(in.ID, err)
+		return
+	}
+	c.r.offerProto(res.GetState())
+	c.r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeNewRound, Room: c.room, Seq: res.GetState().GetSeq()}))
+}
+
+func (c *client) list(in inbound) {
+	ctx, cancel := c.reqCtx()
+	defer cancel()
+	var res *hangmanv1.ListRoomsResponse
+	_, err := c.r.nodes.call(ctx, "list", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
+		res, err = g.ListRooms(ctx, &hangmanv1.ListRoomsRequest{Consistency: hangmanv1.Consistency_CONSISTENCY_LEADER})
+		return err
+	})
+	if err != nil {
+		c.failCall(in.ID, err)
+		return
+	}
+	out := roomsFrame{Type: "rooms", ID: in.ID, Rooms: make([]roomSummary, len(res.GetRooms()))}
+	for i, s := range res.GetRooms() {
+		out.Rooms[i] = roomSummary{Room: s.GetRoom(), Round: s.GetRound(), Status: s.GetStatus(), Players: s.GetPlayers(), Seq: s.GetSeq()}
+	}
+	c.r.send(c, encode(out))
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/hangman/hangman/relay"
+)
+
+// runRelay runs one websocket relay until ctx ends, then shuts it down
+// gracefully (browsers are told to reconnect elsewhere).
+func runRelay(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("hangman relay", flag.ContinueOnError)
+	var (
+		cfg                 relay.Config
+		listen, nats, nodes string
+		origins             string
+		logLevel, logFormat string
+	)
+	fs.StringVar(&listen, "listen", "0.0.0.0:8080", "HTTP address serving the page, /ws, /healthz and /readyz")
+	fs.StringVar(&nats, "nats", "nats://127.0.0.1:4222", "comma-separated NATS server URLs")
+	fs.StringVar(&nodes, "grpc", "127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003", "comma-separated gRPC addresses of game nodes")
+	fs.StringVar(&cfg.Name, "name", "", "relay name shown to browsers and operators (default: hostname:port)")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "URL browsers reach this relay at, advertised to other relays' browsers for failover (default: http://<listen>, with the hostname for 0.0.0.0)")
+	fs.StringVar(&origins, "allowed-origins", "", "comma-separated extra browser origins allowed to open websockets (\"*\" for any); the relay's own and other relays' origins are always allowed")
+	fs.IntVar(&cfg.MaxConns, "max-conns", relay.DefaultMaxConns, "maximum open websockets; more get 503")
+	fs.Int64Var(&cfg.MaxFrameBytes, "max-frame-bytes", relay.DefaultMaxFrameBytes, "largest client frame accepted; bigger ones are refused and the connection closed")
+	fs.Float64Var(&cfg.MessageRate, "message-rate", relay.DefaultMessageRate, "client frames per second allowed on one connection")
+	fs.IntVar(&cfg.MessageBurst, "message-burst", relay.DefaultMessageBurst, "client frames allowed at once on one connection")
+	fs.IntVar(&cfg.FloodStrikes, "flood-strikes", relay.DefaultFloodStrikes, "rate-limited frames in a row that close the connection")
+	fs.IntVar(&cfg.SendBuffer, "send-buffer", relay.DefaultSendBuffer, "frames queued for one client before it is dropped as too slow")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", relay.DefaultWriteTimeout, "longest a client may take to accept one frame")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", relay.DefaultIdleTimeout, "longest a connection may stay silent (no pong)")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", relay.DefaultRequestTimeout, "longest one browser command may take across retries")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(os.Stderr, logLevel, logFormat)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	cfg.NATSURLs = splitList(nats)
+	cfg.GRPCAddrs = splitList(nodes)
+	cfg.AllowedOrigins = splitList(origins)
+
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("relay listen: %w", err)
+	}
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	hostname, _ := os.Hostname()
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() && hostname != "" {
+		host = hostname
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + net.JoinHostPort(host, port)
+	}
+	if cfg.Name == "" {
+		cfg.Name = net.JoinHostPort(hostname, port)
+	}
+
+	r, err := relay.New(ctx, cfg)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- r.Serve(ln) }()
+	log.Info("relay listening", "addr", ln.Addr().String(), "url", cfg.PublicURL)
+	select {
+	case err := <-served:
+		_ = r.Close()
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}

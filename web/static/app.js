@@ -1,0 +1,495 @@
+// Hangman in the browser: one websocket to a relay, failing over to the
+// other relays it announces. Every piece of text that a player controls is
+// inserted with textContent, never as HTML.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const LETTERS = "abcdefghijklmnopqrstuvwxyz";
+  const STAGES = 6; // head, body, two arms, two legs
+
+  // ---- identity -----------------------------------------------------------
+  // The player id lives in sessionStorage: one player per tab, kept across
+  // reloads and relay changes. The nickname is remembered per browser.
+  const randomId = (bytes) => {
+    const b = new Uint8Array(bytes);
+    crypto.getRandomValues(b);
+    return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  };
+  let playerId = sessionStorage.getItem("hangman.playerId");
+  if (!playerId || !/^[A-Za-z0-9_-]{1,64}$/.test(playerId)) {
+    playerId = "p-" + randomId(9);
+    sessionStorage.setItem("hangman.playerId", playerId);
+  }
+  let nickname = localStorage.getItem("hangman.nickname") || "";
+
+  // ---- connection ---------------------------------------------------------
+  const here = location.protocol + "//" + location.host;
+  let relays = [here]; // http(s) URLs, from the relays themselves
+  let currentURL = here;
+  let ws = null;
+  let relayName = "";
+  let attempt = 0;
+  let reconnectTimer = 0;
+  let pingTimer = 0;
+  let pongTimer = 0;
+  let welcomed = false;
+
+  // Commands not yet acknowledged, by id. They are sent again, with the same
+  // id, after a reconnect: the cluster applies each id at most once.
+  const pending = new Map();
+
+  // ---- game ---------------------------------------------------------------
+  let room = roomFromHash();
+  let joined = false;
+  let feedRoom = "";
+  let state = null; // last state of the room
+  let names = new Map(); // player id -> name, from states and events
+
+  function roomFromHash() {
+    const m = /^#room=([a-z0-9][a-z0-9_-]{0,31})$/.exec(location.hash);
+    return m ? m[1] : "";
+  }
+
+  function wsURL(httpURL) {
+    const u = new URL("/ws", httpURL);
+    u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+    return u.toString();
+  }
+
+  function setBadge(kind, text) {
+    $("badge").dataset.state = kind;
+    $("badge-text").textContent = text;
+  }
+
+  function connect(url) {
+    clearTimeout(reconnectTimer);
+    currentURL = url;
+    welcomed = false;
+    setBadge("connecting", "Connecting to " + new URL(url).host + "…");
+    let sock;
+    try {
+      sock = new WebSocket(wsURL(url));
+    } catch (e) {
+      scheduleReconnect();
+      return;
+    }
+    ws = sock;
+    const openTimer = setTimeout(() => { if (sock.readyState !== WebSocket.OPEN) sock.close(); }, 4000);
+    sock.onopen = () => { clearTimeout(openTimer); };
+    sock.onmessage = (ev) => { if (sock === ws) onFrame(ev.data); };
+    sock.onclose = (ev) => {
+      clearTimeout(openTimer);
+      if (sock !== ws) return;
+      ws = null;
+      joined = false;
+      clearInterval(pingTimer);
+      clearTimeout(pongTimer);
+      if (ev.code === 1009) toast("A message was too large for the relay.");
+      setBadge("offline", relayName ? "Lost " + relayName + ", reconnecting…" : "Reconnecting…");
+      scheduleReconnect();
+    };
+  }
+
+  // The next relay to try: the others first (in turn), the lost one last.
+  function nextURL() {
+    const others = relays.filter((u) => u !== currentURL);
+    if (others.length === 0) return currentURL;
+    const order = others.concat([currentURL]);
+    return order[attempt % order.length];
+  }
+
+  function scheduleReconnect() {
+    const delay = Math.min(250 * Math.pow(1.6, Math.max(0, attempt - 1)), 5000) * (attempt === 0 ? 0 : 1);
+    const url = nextURL();
+    attempt++;
+    reconnectTimer = setTimeout(() => connect(url), delay + Math.random() * 100);
+  }
+
+  function send(msg) {
+    if (!ws || ws.readyState !== WebSocket.OPEN || !welcomed) return false;
+    ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  // command sends a command with an id and remembers it until acknowledged.
+  function command(msg) {
+    msg.id = msg.id || randomId(8);
+    pending.set(msg.id, msg);
+    send(msg);
+    return msg.id;
+  }
+
+  function startPings() {
+    clearInterval(pingTimer);
+    pingTimer = setInterval(() => {
+      if (!send({ type: "ping" })) return;
+      clearTimeout(pongTimer);
+      // No answer in time: the relay is gone without a word; move on.
+      pongTimer = setTimeout(() => { if (ws) ws.close(); }, 8000);
+    }, 20000);
+  }
+
+  function onFrame(text) {
+    let f;
+    try { f = JSON.parse(text); } catch (e) { return; }
+    switch (f.type) {
+      case "welcome": onWelcome(f); break;
+      case "relays": setRelays(f.relays); break;
+      case "state": onState(f.data); break;
+      case "event": onEvent(f.data); break;
+      case "ack": onAck(f); break;
+      case "error": onError(f); break;
+      case "rooms": renderRooms(f.rooms || []); break;
+      case "pong": clearTimeout(pongTimer); break;
+    }
+  }
+
+  function onWelcome(f) {
+    welcomed = true;
+    attempt = 0;
+    relayName = f.relay || new URL(currentURL).host;
+    setBadge("connected", "Connected to " + relayName);
+    $("badge").title = currentURL;
+    setRelays(f.relays);
+    startPings();
+    send({ type: "list" });
+    if (room && nickname) {
+      joinRoom(room);
+    }
+    // Commands still unanswered when the last relay died.
+    for (const msg of pending.values()) {
+      if (msg.type !== "join") send(msg);
+    }
+  }
+
+  function setRelays(list) {
+    if (Array.isArray(list) && list.length > 0) {
+      const valid = list.filter((u) => { try { return /^https?:$/.test(new URL(u).protocol); } catch (e) { return false; } });
+      if (!valid.includes(currentURL)) valid.unshift(currentURL);
+      relays = valid;
+    }
+    const out = $("relays");
+    out.textContent = "";
+    relays.forEach((u, i) => {
+      if (i > 0) out.append(", ");
+      const s = document.createElement("span");
+      s.textContent = new URL(u).host;
+      if (u === currentURL) { s.className = "current"; s.setAttribute("aria-current", "true"); }
+      out.append(s);
+    });
+  }
+
+  // ---- lobby --------------------------------------------------------------
+  function renderRooms(list) {
+    const ul = $("rooms");
+    ul.textContent = "";
+    $("no-rooms").hidden = list.length > 0;
+    for (const r of list) {
+      const li = document.createElement("li");
+      const info = document.createElement("div");
+      const name = document.createElement("div");
+      name.className = "room-name";
+      name.textContent = r.room;
+      const meta = document.createElement("div");
+      meta.className = "meta";
+      meta.textContent = `round ${r.round} · ${r.players} player${r.players === 1 ? "" : "s"} · ${r.status}`;
+      info.append(name, meta);
+      const btn = document.createElement("button");
+      btn.type = "button";
+      btn.textContent = "Join";
+      btn.dataset.room = r.room;
+      btn.setAttribute("aria-label", "Join room " + r.room);
+      btn.addEventListener("click", () => enterRoom(r.room));
+      li.append(info, btn);
+      ul.append(li);
+    }
+  }
+
+  function needName() {
+    if (nickname) return false;
+    toast("Choose a nickname first.");
+    $("name").focus();
+    return true;
+  }
+
+  function enterRoom(name) {
+    room = name;
+    if (location.hash !== "#room=" + name) history.replaceState(null, "", "#room=" + name);
+    if (needName()) { showPendingRoom(); return; }
+    joinRoom(name);
+  }
+
+  function showPendingRoom() {
+    const p = $("pending-room");
+    p.hidden = !room || !!nickname;
+    p.textContent = room ? "Choose a nickname to join room “" + room + "”." : "";
+  }
+
+  function joinRoom(name) {
+    // A join is sent afresh on every connection (it is idempotent), so it
+    // is not kept among the pending commands.
+    send({ type: "join", room: name, playerId, name: nickname, id: "join-" + randomId(6) });
+  }
+
+  function leaveRoom() {
+    send({ type: "leave" });
+    room = "";
+    joined = false;
+    state = null;
+    history.replaceState(null, "", location.pathname);
+    showView();
+    send({ type: "list" });
+  }
+
+  // ---- game ---------------------------------------------------------------
+  function showView() {
+    const inGame = !!room && joined;
+    if (inGame && $("toast").dataset.kind === "info") $("toast").hidden = true;
+    $("lobby").hidden = inGame;
+    $("game").hidden = !inGame;
+    showPendingRoom();
+  }
+
+  function onAck(f) {
+    const cmd = pending.get(f.id);
+    pending.delete(f.id);
+    switch (f.op) {
+      case "join":
+        if (f.room === room) {
+          if (feedRoom !== room) { $("feed").textContent = ""; feedRoom = room; }
+          joined = true;
+          showView();
+          if (state) render();
+        }
+        break;
+      case "create":
+        enterRoom(f.room);
+        break;
+      case "guess":
+        if (cmd) markPending();
+        break;
+    }
+  }
+
+  function onError(f) {
+    const cmd = f.id ? pending.get(f.id) : null;
+    if (f.id) pending.delete(f.id);
+    if (f.code === "not_found" && !joined && room) {
+      // The room of the link does not exist (any more).
+      toast("Room “" + room + "” does not exist.");
+      room = "";
+      history.replaceState(null, "", location.pathname);
+      showView();
+      return;
+    }
+    if (cmd && cmd.type === "guess") markPending();
+    toast(f.message || f.code || "Something went wrong.");
+  }
+
+  function onState(s) {
+    if (!s || s.room !== room) return;
+    if (state && state.room === s.room && s.seq < state.seq) return; // older than what we show
+    state = s;
+    for (const p of s.players || []) names.set(p.id, p.name);
+    render();
+  }
+
+  function render() {
+    if (!state) return;
+    const s = state;
+    $("room-name").textContent = s.room;
+    $("round").textContent = "Round " + s.round;
+
+    // Masked word: one cell per letter; the word in full once the round is over.
+    const word = s.status !== "playing" && s.word ? s.word : "";
+    const masked = $("masked");
+    masked.textContent = "";
+    const spoken = [];
+    for (let i = 0; i < s.masked.length; i++) {
+      const c = s.masked[i];
+      const cell = document.createElement("span");
+      cell.className = "cell";
+      if (c === "_") {
+        if (word) { cell.textContent = word[i]; cell.classList.add("revealed"); spoken.push(word[i]); }
+        else { cell.textContent = "_"; cell.classList.add("blank"); spoken.push("blank"); }
+      } else {
+        cell.textContent = c;
+        spoken.push(c);
+      }
+      cell.setAttribute("aria-hidden", "true");
+      masked.append(cell);
+    }
+    masked.setAttribute("aria-label", `Word of ${s.masked.length} letters: ${spoken.join(", ")}`);
+    masked.setAttribute("role", "img");
+
+    // Gallows: stages in proportion to the misses allowed.
+    const wrong = (s.wrong || []).length;
+    const max = s.maxWrong || STAGES;
+    const stage = wrong >= max ? STAGES : Math.ceil((wrong * STAGES) / max);
+    for (const part of document.querySelectorAll("#gallows .part")) {
+      part.classList.toggle("on", Number(part.dataset.stage) <= stage);
+    }
+    const g = $("gallows");
+    g.classList.toggle("lost", s.status === "lost");
+    g.classList.toggle("won", s.status === "won");
+    $("gallows-title").textContent = `Gallows: ${wrong} of ${max} misses`;
+
+    $("wrong").textContent = (s.wrong || []).join(" ") || "none";
+    $("wrong-left").textContent = s.status === "playing" ? `(${s.wrongLeft} left)` : "";
+
+    const st = $("status");
+    st.className = "status " + s.status;
+    if (s.status === "won") st.textContent = "Solved! The word was “" + (s.word || s.masked) + "”.";
+    else if (s.status === "lost") st.textContent = "Hanged. The word was “" + (s.word || "?") + "”.";
+    else st.textContent = "Guess a letter.";
+    $("new-round").hidden = s.status === "playing";
+
+    renderKeyboard();
+    renderScores();
+  }
+
+  function renderKeyboard() {
+    const kb = $("keyboard");
+    if (kb.children.length === 0) {
+      for (const l of LETTERS) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.textContent = l;
+        b.dataset.letter = l;
+        b.addEventListener("click", () => guess(l));
+        kb.append(b);
+      }
+    }
+    const s = state;
+    const guessed = new Set(s ? s.guessed : []);
+    const wrong = new Set(s ? s.wrong : []);
+    for (const b of kb.children) {
+      const l = b.dataset.letter;
+      const done = guessed.has(l);
+      b.classList.toggle("hit", done && !wrong.has(l));
+      b.classList.toggle("miss", wrong.has(l));
+      b.disabled = done || !s || s.status !== "playing";
+      b.setAttribute("aria-label", l.toUpperCase() + (done ? (wrong.has(l) ? ", missed" : ", found") : ""));
+    }
+    markPending();
+  }
+
+  function markPending() {
+    const waiting = new Set();
+    for (const m of pending.values()) if (m.type === "guess") waiting.add(m.letter);
+    for (const b of $("keyboard").children) b.classList.toggle("pending", waiting.has(b.dataset.letter));
+  }
+
+  function renderScores() {
+    const ol = $("scores");
+    ol.textContent = "";
+    const players = [...(state.players || [])].sort((a, b) => b.score - a.score || a.name.localeCompare(b.name));
+    for (const p of players) {
+      const li = document.createElement("li");
+      if (p.id === playerId) li.className = "me";
+      const n = document.createElement("span");
+      n.className = "pname";
+      n.textContent = p.name + (p.id === playerId ? " (you)" : "");
+      const sc = document.createElement("span");
+      sc.className = "score";
+      sc.textContent = String(p.score);
+      sc.setAttribute("aria-label", p.score + " points");
+      li.append(n, sc);
+      ol.append(li);
+    }
+  }
+
+  function guess(letter) {
+    if (!state || state.status !== "playing" || !joined) return;
+    letter = letter.toLowerCase();
+    if (!LETTERS.includes(letter) || state.guessed.includes(letter)) return;
+    for (const m of pending.values()) if (m.type === "guess" && m.letter === letter) return;
+    command({ type: "guess", letter });
+    markPending();
+  }
+
+  function onEvent(e) {
+    if (!e || e.room !== room) return;
+    if (e.name) names.set(e.player, e.name);
+    const who = (id) => (id === playerId ? "You" : names.get(id) || "someone");
+    let text = "";
+    switch (e.kind) {
+      case "room_created": text = "Room created."; break;
+      case "player_joined": text = who(e.player) + " joined."; break;
+      case "player_renamed": text = "A player is now called " + e.name + "."; break;
+      case "round_started": text = "Round " + e.round + " started."; break;
+      case "guess":
+        text = `${who(e.player)} guessed ${String(e.letter).toUpperCase()}: ${e.outcome}.`;
+        if (e.status === "won") text += " The word is solved!";
+        if (e.status === "lost") text += " The man is hanged.";
+        break;
+      default: text = e.kind + ".";
+    }
+    const li = document.createElement("li");
+    if (e.outcome) li.className = e.outcome;
+    const t = document.createElement("time");
+    const at = new Date(e.at);
+    if (!isNaN(at)) { t.dateTime = at.toISOString(); t.textContent = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
+    li.append(t, document.createTextNode(text));
+    const feed = $("feed");
+    feed.append(li);
+    while (feed.children.length > 50) feed.firstChild.remove();
+    feed.scrollTop = feed.scrollHeight;
+  }
+
+  // toast shows a message for a while; an "info" one also goes as soon as
+  // the player moves on (enters a room).
+  let toastTimer = 0;
+  function toast(msg, kind) {
+    const t = $("toast");
+    t.textContent = msg;
+    t.dataset.kind = kind || "error";
+    t.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { t.hidden = true; }, kind === "info" ? 2500 : 6000);
+  }
+
+  // ---- wiring -------------------------------------------------------------
+  $("name").value = nickname;
+  $("name-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const v = $("name").value.trim();
+    if (!v) { toast("A nickname cannot be blank."); return; }
+    nickname = v.slice(0, 32);
+    localStorage.setItem("hangman.nickname", nickname);
+    showPendingRoom();
+    if (room) joinRoom(room);
+    else toast("Nickname saved.", "info");
+  });
+  $("create-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (needName()) return;
+    const name = $("new-room").value.trim().toLowerCase();
+    if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(name)) { toast("Room names are 1-32 of a-z, 0-9, - or _."); return; }
+    command({ type: "create", room: name, maxWrong: Number($("max-wrong").value), playerId });
+  });
+  $("refresh").addEventListener("click", () => send({ type: "list" }));
+  $("leave").addEventListener("click", leaveRoom);
+  $("new-round").addEventListener("click", () => command({ type: "newRound" }));
+  document.addEventListener("keydown", (ev) => {
+    if ($("game").hidden || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const tag = ev.target && ev.target.tagName;
+    if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA") return;
+    if (ev.key && ev.key.length === 1 && /[a-z]/i.test(ev.key)) {
+      ev.preventDefault();
+      guess(ev.key);
+    } else if (ev.key === "Enter" && state && state.status !== "playing" && tag !== "BUTTON") {
+      command({ type: "newRound" });
+    }
+  });
+  window.addEventListener("hashchange", () => {
+    const r = roomFromHash();
+    if (r && r !== room) enterRoom(r);
+  });
+
+  renderKeyboard();
+  showView();
+  setRelays(relays);
+  connect(here);
+})();
