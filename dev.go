@@ -76,13 +76,12 @@ func runDev(ctx context.Context, args []string) error {
 	return nil
 }
 
+// devOptions sizes a dev system.
 type devOptions struct {
-	DataDir            string
-	Nodes, Relays      int
-	PortOffset         int
-	Logger             *slog.Logger
-	HeartbeatTimeout   time.Duration
-	ElectionTimeoutDev time.Duration
+	DataDir       string
+	Nodes, Relays int
+	PortOffset    int
+	Logger        *slog.Logger
 }
 
 // devSystem is a running dev system.
@@ -184,10 +183,15 @@ func natsServerFlag(url string) string {
 	return " --server " + url
 }
 
-// Close stops relays first (browsers see their sockets drop), then nodes.
+// Close stops relays first, telling browsers to go (close 1001), then the
+// nodes.
 func (s *devSystem) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
 	for _, r := range s.relays {
-		_ = r.Close()
+		if err := r.Shutdown(ctx); err != nil {
+			_ = r.Close()
+		}
 	}
 	for _, n := range s.nodes {
 		_ = n.Close()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -80,6 +81,11 @@ func (n *Node) startHTTP() error {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "node": n.cfg.ID})
 	})
+	// Profiles, for `go tool pprof http://<http-addr>/debug/pprof/profile`:
+	// the HTTP address is an operator's port, like the metrics one.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	n.goRun(func() {
 		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
