@@ -33,6 +33,7 @@ var commands = map[string]struct {
 	"dev":   {runDev, "the whole system on one machine: 3 game nodes + 2 relays on loopback"},
 	"node":  {runNode, "one game node (raft + serf + gRPC + embedded NATS)"},
 	"relay": {runRelay, "one websocket relay serving the web page"},
+	"bench": {runBench, "start a system and measure throughput, latency, fan-out and failover"},
 }
 
 func main() {

@@ -1,0 +1,239 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+)
+
+// proc is one child process of the system under test.
+type proc struct {
+	name string
+	args []string
+	cmd  *exec.Cmd
+	http string // health address
+	done chan struct{}
+}
+
+// System is a cluster of game nodes and relays running as child processes
+// of the bench, on loopback.
+type System struct {
+	bin     string
+	dir     string
+	log     io.Writer
+	nodes   []*proc
+	relays  []*proc
+	conns   []*grpc.ClientConn
+	Cluster []hangmanv1.ClusterServiceClient
+	// GRPCAddrs, NATSURLs and RelayURLs say where the parts listen.
+	GRPCAddrs []string
+	NATSURLs  []string
+	RelayURLs []string
+	mu        sync.Mutex
+}
+
+// SystemConfig sizes the system.
+type SystemConfig struct {
+	// Binary is the hangman executable to run.
+	Binary string
+	// Dir holds the nodes' data; it should be on the disk being measured.
+	Dir           string
+	Nodes, Relays int
+	// BasePort: node i uses BasePort+10*i+{0..5}; relay j BasePort+100+j.
+	BasePort int
+	// RelayArgs are extra flags for every relay (limits).
+	RelayArgs []string
+	// Log receives the children's output; nil discards it.
+	Log io.Writer
+}
+
+// StartSystem starts the nodes and relays and waits until all are ready.
+func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
+	s := &System{bin: cfg.Binary, dir: cfg.Dir, log: cfg.Log}
+	if s.log == nil {
+		s.log = io.Discard
+	}
+	port := func(i, k int) string { return "127.0.0.1:" + strconv.Itoa(cfg.BasePort+10*i+k) }
+	var joins []string
+	for i := range cfg.Nodes {
+		joins = append(joins, port(i, 2))
+		s.GRPCAddrs = append(s.GRPCAddrs, port(i, 0))
+		s.NATSURLs = append(s.NATSURLs, "nats://"+port(i, 3))
+	}
+	for i := range cfg.Nodes {
+		id := "bench" + strconv.Itoa(i+1)
+		p := &proc{name: id, http: port(i, 5), args: []string{"node",
+			"--id", id, "--data-dir", filepath.Join(cfg.Dir, id),
+			"--grpc-addr", port(i, 0), "--raft-addr", port(i, 1), "--serf-addr", port(i, 2),
+			"--nats-addr", port(i, 3), "--nats-cluster-addr", port(i, 4), "--http-addr", port(i, 5),
+			"--join", strings.Join(joins, ","), "--bootstrap-expect", strconv.Itoa(cfg.Nodes),
+			"--log-level", "warn"}}
+		s.nodes = append(s.nodes, p)
+		if err := s.start(p); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	for j := range cfg.Relays {
+		addr := "127.0.0.1:" + strconv.Itoa(cfg.BasePort+100+j)
+		url := "http://" + addr
+		s.RelayURLs = append(s.RelayURLs, url)
+		args := append([]string{"relay", "--listen", addr, "--name", "bench-relay-" + strconv.Itoa(j+1),
+			"--public-url", url, "--nats", strings.Join(s.NATSURLs, ","), "--grpc", strings.Join(s.GRPCAddrs, ","),
+			"--log-level", "warn"}, cfg.RelayArgs...)
+		p := &proc{name: "relay" + strconv.Itoa(j+1), http: addr, args: args}
+		s.relays = append(s.relays, p)
+		if err := s.start(p); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	for _, addr := range s.GRPCAddrs {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		s.conns = append(s.conns, conn)
+		s.Cluster = append(s.Cluster, hangmanv1.NewClusterServiceClient(conn))
+	}
+	for _, p := range append(append([]*proc(nil), s.nodes...), s.relays...) {
+		if err := waitReady(ctx, p, 30*time.Second); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *System) start(p *proc) error {
+	p.cmd = exec.Command(s.bin, p.args...)
+	p.cmd.Stdout, p.cmd.Stderr = s.log, s.log
+	p.done = make(chan struct{})
+	if err := p.cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", p.name, err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	return nil
+}
+
+func waitReady(ctx context.Context, p *proc, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited while starting (%v)", p.name, p.cmd.ProcessState)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		resp, err := http.Get("http://" + p.http + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("readyz: %s", resp.Status)
+		}
+		last = err
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready after %v: %v", p.name, timeout, last)
+}
+
+// Leader returns the index of the node that leads, asking every node.
+func (s *System) Leader(ctx context.Context) (int, error) {
+	for i, c := range s.Cluster {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := c.Status(ctx, &hangmanv1.StatusRequest{})
+		cancel()
+		if err == nil && st.GetState() == "Leader" {
+			return i, nil
+		}
+	}
+	return -1, errors.New("no node leads")
+}
+
+// KillLeader sends SIGKILL to the leader's process and returns its index.
+func (s *System) KillLeader(ctx context.Context) (int, error) {
+	i, err := s.Leader(ctx)
+	if err != nil {
+		return -1, err
+	}
+	p := s.nodes[i]
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return -1, fmt.Errorf("kill %s: %w", p.name, err)
+	}
+	<-p.done
+	return i, nil
+}
+
+// RelayPIDs returns the relay processes' ids, for CPU and memory readings.
+func (s *System) RelayPIDs() []int {
+	var out []int
+	for _, p := range s.relays {
+		out = append(out, p.cmd.Process.Pid)
+	}
+	return out
+}
+
+// Close stops every process (SIGTERM, then SIGKILL after 5 s).
+func (s *System) Close() {
+	for _, c := range s.conns {
+		_ = c.Close()
+	}
+	all := append(append([]*proc(nil), s.relays...), s.nodes...)
+	for _, p := range all {
+		if p.cmd != nil && p.cmd.Process != nil {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	for _, p := range all {
+		if p.done == nil {
+			continue
+		}
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+}
+
+// procStat reads a process's CPU time (user+system) and resident memory.
+func procStat(pid int) (cpu time.Duration, rss int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("read stat of %d: %w", pid, err)
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(f) < 22 {
+		return 0, 0, fmt.Errorf("short stat of %d", pid)
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	pages, _ := strconv.ParseInt(f[21], 10, 64)
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / hz, pages * int64(os.Getpagesize()), nil
+}

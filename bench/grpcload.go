@@ -1,0 +1,202 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+)
+
+// ackLog collects what guessers saw, merged after the run.
+type ackLog struct {
+	committed, errors atomic.Int64
+	mu                sync.Mutex
+	latencies         []time.Duration
+	// firstAfterKill is the earliest acknowledgement of a guess sent after
+	// the kill, in Unix nanoseconds.
+	killAt         atomic.Int64
+	firstAfterKill atomic.Int64
+}
+
+func (a *ackLog) ack(sent, now time.Time, lat *[]time.Duration) {
+	a.committed.Add(1)
+	*lat = append(*lat, now.Sub(sent))
+	if k := a.killAt.Load(); k != 0 && sent.UnixNano() >= k {
+		a.firstAfterKill.CompareAndSwap(0, now.UnixNano())
+	}
+}
+
+func (a *ackLog) merge(lat []time.Duration) {
+	a.mu.Lock()
+	a.latencies = append(a.latencies, lat...)
+	a.mu.Unlock()
+}
+
+func (a *ackLog) failoverGap() float64 {
+	k, f := a.killAt.Load(), a.firstAfterKill.Load()
+	if k == 0 || f == 0 {
+		return 0
+	}
+	return float64(f-k) / float64(time.Millisecond)
+}
+
+// gameClients dials every node once; guessers spread over them.
+func gameClients(addrs []string) ([]hangmanv1.GameServiceClient, func(), error) {
+	var conns []*grpc.ClientConn
+	var out []hangmanv1.GameServiceClient
+	closeAll := func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}
+	for _, a := range addrs {
+		c, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("dial %s: %w", a, err)
+		}
+		conns = append(conns, c)
+		out = append(out, hangmanv1.NewGameServiceClient(c))
+	}
+	return out, closeAll, nil
+}
+
+// createRooms creates rooms named prefix-0.. (maxWrong 26, so rounds last)
+// and joins one player per worker.
+func createRooms(ctx context.Context, cl hangmanv1.GameServiceClient, prefix string, rooms int) ([]string, error) {
+	names := make([]string, rooms)
+	for i := range rooms {
+		names[i] = fmt.Sprintf("%s-%d", prefix, i)
+		_, err := cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: names[i], MaxWrong: 26, RequestId: "create-" + names[i]})
+		if err != nil && status.Code(err) != codes.AlreadyExists {
+			return nil, fmt.Errorf("create room %s: %w", names[i], err)
+		}
+	}
+	return names, nil
+}
+
+// guessLoop guesses in room as player until ctx ends, paced by lim (nil:
+// as fast as answers come), starting a new round when one ends.
+func guessLoop(ctx context.Context, cl hangmanv1.GameServiceClient, room, player string, lim *rate.Limiter, acks *ackLog, onAck func(seq uint64, sent time.Time)) {
+	var lat []time.Duration
+	defer func() { acks.merge(lat) }()
+	rng := rand.New(rand.NewPCG(rand.Uint64(), 0))
+	for n := 0; ; n++ {
+		if lim != nil {
+			if err := lim.Wait(ctx); err != nil {
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		letter := string(rune('a' + rng.IntN(26)))
+		sent := time.Now()
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		r, err := cl.Guess(cctx, &hangmanv1.GuessRequest{Room: room, PlayerId: player, Letter: letter, RequestId: fmt.Sprintf("%s-%d-%d", player, sent.UnixNano(), n)})
+		cancel()
+		switch {
+		case err == nil:
+			acks.ack(sent, time.Now(), &lat)
+			if onAck != nil {
+				onAck(r.GetIndex(), sent)
+			}
+			if r.GetState().GetStatus() != "playing" {
+				newRound(ctx, cl, room, player)
+			}
+		case status.Code(err) == codes.FailedPrecondition:
+			newRound(ctx, cl, room, player)
+		case ctx.Err() != nil:
+			return
+		default:
+			acks.errors.Add(1)
+		}
+	}
+}
+
+func newRound(ctx context.Context, cl hangmanv1.GameServiceClient, room, player string) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// Another guesser may have started it already: that is fine.
+	_, _ = cl.NewRound(cctx, &hangmanv1.NewRoundRequest{Room: room, PlayerId: player})
+}
+
+// GRPCConfig drives raw commit throughput.
+type GRPCConfig struct {
+	Workers, Rooms int
+	// Rate caps guesses/s over all workers; 0 is as fast as possible.
+	Rate         float64
+	Duration     time.Duration
+	Warmup       time.Duration
+	KillLeaderAt time.Duration
+}
+
+// RunGRPC measures raw commit throughput over gRPC.
+func RunGRPC(ctx context.Context, sys *System, cfg GRPCConfig) (*Report, error) {
+	clients, closeClients, err := gameClients(sys.GRPCAddrs)
+	if err != nil {
+		return nil, err
+	}
+	defer closeClients()
+	rooms, err := createRooms(ctx, clients[0], "grpc", cfg.Rooms)
+	if err != nil {
+		return nil, err
+	}
+	for w := range cfg.Workers {
+		room := rooms[w%len(rooms)]
+		if _, err := clients[0].JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: room, PlayerId: fmt.Sprintf("w%d", w), Name: fmt.Sprintf("worker %d", w)}); err != nil {
+			return nil, fmt.Errorf("join %s: %w", room, err)
+		}
+	}
+	var lim *rate.Limiter
+	if cfg.Rate > 0 {
+		lim = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/100)))
+	}
+	run := func(d time.Duration, acks *ackLog, kill bool) time.Duration {
+		lctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		var wg sync.WaitGroup
+		for w := range cfg.Workers {
+			wg.Go(func() {
+				guessLoop(lctx, clients[w%len(clients)], rooms[w%len(rooms)], fmt.Sprintf("w%d", w), lim, acks, nil)
+			})
+		}
+		if kill {
+			go killLater(lctx, sys, cfg.KillLeaderAt, acks)
+		}
+		start := time.Now()
+		wg.Wait()
+		return time.Since(start)
+	}
+	run(cfg.Warmup, &ackLog{}, false)
+	acks := &ackLog{}
+	elapsed := run(cfg.Duration, acks, cfg.KillLeaderAt > 0)
+	return &Report{
+		Mode: "grpc", Duration: elapsed.Seconds(), Nodes: len(sys.GRPCAddrs), Relays: len(sys.RelayURLs), Rooms: cfg.Rooms,
+		Workers: cfg.Workers, TargetRate: cfg.Rate, Committed: acks.committed.Load(),
+		CommittedPerSec: float64(acks.committed.Load()) / elapsed.Seconds(), Errors: acks.errors.Load(),
+		AckLatency: summarise(acks.latencies), FailoverGapMS: acks.failoverGap(),
+	}, nil
+}
+
+func killLater(ctx context.Context, sys *System, after time.Duration, acks *ackLog) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(after):
+	}
+	acks.killAt.Store(time.Now().UnixNano())
+	if _, err := sys.KillLeader(ctx); err != nil {
+		acks.killAt.Store(0)
+	}
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hangman/hangman/bench"
+)
+
+// runBench starts a system of separate processes and measures it.
+func runBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("hangman bench", flag.ContinueOnError)
+	var (
+		mode             string
+		nodes, relays    int
+		clients, rooms   int
+		workers          int
+		rate             float64
+		duration, warmup time.Duration
+		killAt           time.Duration
+		out, dataDir     string
+		basePort         int
+		noRaw            bool
+		childLogs        bool
+	)
+	fs.StringVar(&mode, "mode", "ws", "ws: websocket clients through relays; grpc: raw commit throughput")
+	fs.IntVar(&nodes, "nodes", 3, "game nodes to start")
+	fs.IntVar(&relays, "relays", 2, "relays to start")
+	fs.IntVar(&clients, "clients", 1000, "websocket clients (ws mode)")
+	fs.IntVar(&rooms, "rooms", 100, "rooms; in ws mode one player per room guesses, the other clients watch")
+	fs.IntVar(&workers, "workers", 256, "concurrent gRPC guessers (grpc mode)")
+	fs.Float64Var(&rate, "rate", 0, "guesses per second over all guessers (0: ws mode 1000, grpc mode as fast as possible)")
+	fs.DurationVar(&duration, "duration", 20*time.Second, "measured time")
+	fs.DurationVar(&warmup, "warmup", 3*time.Second, "load before measuring")
+	fs.DurationVar(&killAt, "kill-leader-at", 0, "kill -9 the leader this far into the measured time (0: never) and report the failover gap")
+	fs.StringVar(&out, "out", "bench-report.json", "where to write the JSON report (the SVG plot goes next to it)")
+	fs.StringVar(&dataDir, "data-dir", "", "where the nodes keep their logs (default: a temporary directory on the same disk as the system temp dir)")
+	fs.IntVar(&basePort, "base-port", 31000, "first port of the system under test")
+	fs.BoolVar(&noRaw, "no-raw-nats", false, "ws mode: skip the raw NATS comparison run")
+	fs.BoolVar(&childLogs, "child-logs", false, "show the nodes' and relays' logs")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if mode != "ws" && mode != "grpc" {
+		return fmt.Errorf("--mode %q: want ws or grpc", mode)
+	}
+	if rooms < 1 || clients < rooms && mode == "ws" || workers < 1 || nodes < 1 || relays < 0 {
+		return fmt.Errorf("need at least 1 room, 1 node, 1 worker, and (ws mode) a client per room")
+	}
+	if mode == "ws" && relays < 1 {
+		return fmt.Errorf("ws mode needs at least one relay")
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the hangman binary: %w", err)
+	}
+	if dataDir == "" {
+		if dataDir, err = os.MkdirTemp("", "hangman-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dataDir)
+	}
+	scfg := bench.SystemConfig{Binary: bin, Dir: dataDir, Nodes: nodes, Relays: relays, BasePort: basePort,
+		RelayArgs: []string{"--max-conns", "100000", "--message-rate", "1000", "--message-burst", "1000"}}
+	if childLogs {
+		scfg.Log = os.Stderr
+	}
+	fmt.Fprintf(os.Stderr, "starting %d nodes and %d relays…\n", nodes, relays)
+	sys, err := bench.StartSystem(ctx, scfg)
+	if err != nil {
+		return err
+	}
+	defer sys.Close()
+
+	var rep *bench.Report
+	switch mode {
+	case "grpc":
+		fmt.Fprintf(os.Stderr, "driving %d gRPC guessers for %v (after %v warm-up)…\n", workers, duration, warmup)
+		rep, err = bench.RunGRPC(ctx, sys, bench.GRPCConfig{Workers: workers, Rooms: rooms, Rate: rate, Duration: duration, Warmup: warmup, KillLeaderAt: killAt})
+	case "ws":
+		if rate == 0 {
+			rate = 1000
+		}
+		fmt.Fprintf(os.Stderr, "driving %d websocket clients in %d rooms at %.0f guesses/s for %v…\n", clients, rooms, rate, duration)
+		rep, err = bench.RunWS(ctx, sys, bench.WSConfig{Clients: clients, Rooms: rooms, Rate: rate, Duration: duration, Warmup: warmup, KillLeaderAt: killAt, RawNATS: !noRaw})
+	}
+	if err != nil {
+		return err
+	}
+	rep.Started = time.Now().UTC()
+	rep.Command = "hangman bench " + strings.Join(args, " ")
+	rep.WriteText(os.Stdout)
+	if out != "" {
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		svg, err := rep.Save(out)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\n  report %s\n  plot   %s\n", out, svg)
+	}
+	return nil
+}
