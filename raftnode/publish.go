@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +44,7 @@ type publisher struct {
 	leader atomic.Bool
 
 	mu    sync.Mutex
-	queue []*nats.Msg
+	queue []pubItem
 	wake  chan struct{}
 
 	events, states, republishes, cluster, failures atomic.Uint64
@@ -110,18 +111,24 @@ func (p *publisher) handleStats(req micro.Request) {
 
 func (p *publisher) setLeader(v bool) { p.leader.Store(v) }
 
+// pubItem is one queued publication: a ready message, or a committed
+// change still to be encoded (encoding happens on the publisher's
+// goroutine, not under the FSM lock on the apply path).
+type pubItem struct {
+	msg    *nats.Msg
+	change *change
+}
+
 // enqueueChanges is the FSM's onChange hook: called with the FSM lock held.
 func (p *publisher) enqueueChanges(changes []change) {
 	if !p.leader.Load() {
 		return
 	}
-	msgs := make([]*nats.Msg, 0, 2*len(changes))
+	items := make([]pubItem, len(changes))
 	for i := range changes {
-		c := &changes[i]
-		msgs = append(msgs, roomMsg(RoomEventSubject(c.event.Room), c.event.Room, c.event.Seq, c.event))
-		msgs = append(msgs, roomMsg(RoomStateSubject(c.state.Room), c.state.Room, c.state.Seq, c.state))
+		items[i] = pubItem{change: &changes[i]}
 	}
-	p.push(msgs...)
+	p.pushItems(items)
 }
 
 // enqueueRepublish queues the recent events and current state of every room,
@@ -173,8 +180,16 @@ func jsonMsg(subject string, v any) *nats.Msg {
 }
 
 func (p *publisher) push(msgs ...*nats.Msg) {
+	items := make([]pubItem, len(msgs))
+	for i, m := range msgs {
+		items[i] = pubItem{msg: m}
+	}
+	p.pushItems(items)
+}
+
+func (p *publisher) pushItems(items []pubItem) {
 	p.mu.Lock()
-	p.queue = append(p.queue, msgs...)
+	p.queue = append(p.queue, items...)
 	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
@@ -184,7 +199,7 @@ func (p *publisher) push(msgs ...*nats.Msg) {
 
 // run publishes queued messages in order until ctx ends.
 func (p *publisher) run(ctx context.Context) {
-	var batch []*nats.Msg
+	var batch []pubItem
 	for {
 		select {
 		case <-ctx.Done():
@@ -194,23 +209,32 @@ func (p *publisher) run(ctx context.Context) {
 		p.mu.Lock()
 		batch, p.queue = p.queue, batch[:0]
 		p.mu.Unlock()
-		for _, m := range batch {
-			if err := p.nc.PublishMsg(m); err != nil {
-				p.failures.Add(1)
-				p.log.Warn("publish", "subject", m.Subject, "err", err)
+		for _, it := range batch {
+			if c := it.change; c != nil {
+				p.publish(roomMsg(RoomEventSubject(c.event.Room), c.event.Room, c.event.Seq, c.event))
+				p.publish(roomMsg(RoomStateSubject(c.state.Room), c.state.Room, c.state.Seq, c.state))
 				continue
 			}
-			p.count(m.Subject)
+			p.publish(it.msg)
 		}
 		clear(batch)
 	}
+}
+
+func (p *publisher) publish(m *nats.Msg) {
+	if err := p.nc.PublishMsg(m); err != nil {
+		p.failures.Add(1)
+		p.log.Warn("publish", "subject", m.Subject, "err", err)
+		return
+	}
+	p.count(m.Subject)
 }
 
 func (p *publisher) count(subject string) {
 	switch {
 	case subject == subjectLeader || subject == subjectMember:
 		p.cluster.Add(1)
-	case len(subject) > 6 && subject[len(subject)-6:] == ".event":
+	case strings.HasSuffix(subject, ".event"):
 		p.events.Add(1)
 	default:
 		p.states.Add(1)
