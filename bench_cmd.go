@@ -16,17 +16,17 @@ import (
 func runBench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("hangman bench", flag.ContinueOnError)
 	var (
-		mode             string
-		nodes, relays    int
-		clients, rooms   int
-		workers          int
-		rate             float64
-		duration, warmup time.Duration
-		killAt           time.Duration
-		out, dataDir     string
-		basePort         int
-		noRaw            bool
-		childLogs        bool
+		mode              string
+		nodes, relays     int
+		clients, rooms    int
+		workers           int
+		rate              float64
+		duration, warmup  time.Duration
+		killAt            time.Duration
+		out, dataDir      string
+		basePort          int
+		noRaw, leaderOnly bool
+		childLogs         bool
 	)
 	fs.StringVar(&mode, "mode", "ws", "ws: websocket clients through relays; grpc: raw commit throughput")
 	fs.IntVar(&nodes, "nodes", 3, "game nodes to start")
@@ -42,6 +42,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.StringVar(&dataDir, "data-dir", "", "where the nodes keep their logs (default: a temporary directory on the same disk as the system temp dir)")
 	fs.IntVar(&basePort, "base-port", 31000, "first port of the system under test")
 	fs.BoolVar(&noRaw, "no-raw-nats", false, "ws mode: skip the raw NATS comparison run")
+	fs.BoolVar(&leaderOnly, "leader-only", false, "grpc mode: send every guess to the leader instead of spreading them over all nodes")
 	fs.BoolVar(&childLogs, "child-logs", false, "show the nodes' and relays' logs")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -81,7 +82,7 @@ func runBench(ctx context.Context, args []string) error {
 	switch mode {
 	case "grpc":
 		fmt.Fprintf(os.Stderr, "driving %d gRPC guessers for %v (after %v warm-up)…\n", workers, duration, warmup)
-		rep, err = bench.RunGRPC(ctx, sys, bench.GRPCConfig{Workers: workers, Rooms: rooms, Rate: rate, Duration: duration, Warmup: warmup, KillLeaderAt: killAt})
+		rep, err = bench.RunGRPC(ctx, sys, bench.GRPCConfig{Workers: workers, Rooms: rooms, Rate: rate, Duration: duration, Warmup: warmup, KillLeaderAt: killAt, LeaderOnly: leaderOnly})
 	case "ws":
 		if rate == 0 {
 			rate = 1000

@@ -160,13 +160,13 @@ func TestNatsCLIWatchesGamesAndListsServices(t *testing.T) {
 		}
 	}
 
-	ls, err := exec.CommandContext(ctx, natsCLI, "--server", sys.natsURLs[0], "micro", "ls", "--json").CombinedOutput()
-	if err != nil {
-		t.Fatalf("nats micro ls: %v\n%s", err, ls)
-	}
-	if n := strings.Count(string(ls), `"name": "hangman-node"`); n != 3 {
-		t.Errorf("nats micro ls shows %d hangman-node instances, want 3:\n%s", n, ls)
-	}
+	// The embedded servers mesh their routes in the background: wait until
+	// the CLI, on node 1's server, sees every node's service.
+	var ls []byte
+	waitUntil(t, 15*time.Second, "nats micro ls to list 3 hangman-node instances", func() bool {
+		ls, err = exec.CommandContext(ctx, natsCLI, "--server", sys.natsURLs[0], "micro", "ls", "--json").CombinedOutput()
+		return err == nil && strings.Count(string(ls), `"name": "hangman-node"`) == 3
+	})
 	stats, err := exec.CommandContext(ctx, natsCLI, "--server", sys.natsURLs[1], "micro", "stats", "hangman-node", "--json").CombinedOutput()
 	if err != nil {
 		t.Fatalf("nats micro stats: %v\n%s", err, stats)

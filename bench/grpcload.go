@@ -86,8 +86,11 @@ func createRooms(ctx context.Context, cl hangmanv1.GameServiceClient, prefix str
 }
 
 // guessLoop guesses in room as player until ctx ends, paced by lim (nil:
-// as fast as answers come), starting a new round when one ends.
-func guessLoop(ctx context.Context, cl hangmanv1.GameServiceClient, room, player string, lim *rate.Limiter, acks *ackLog, onAck func(seq uint64, sent time.Time)) {
+// as fast as answers come), starting a new round when one ends. It starts
+// with clients[first] and moves to the next node when one fails, as a
+// client of a real deployment would.
+func guessLoop(ctx context.Context, clients []hangmanv1.GameServiceClient, first int, room, player string, lim *rate.Limiter, acks *ackLog, onAck func(seq uint64, sent time.Time)) {
+	next := first
 	var lat []time.Duration
 	defer func() { acks.merge(lat) }()
 	rng := rand.New(rand.NewPCG(rand.Uint64(), 0))
@@ -101,6 +104,7 @@ func guessLoop(ctx context.Context, cl hangmanv1.GameServiceClient, room, player
 			return
 		}
 		letter := string(rune('a' + rng.IntN(26)))
+		cl := clients[next%len(clients)]
 		sent := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		r, err := cl.Guess(cctx, &hangmanv1.GuessRequest{Room: room, PlayerId: player, Letter: letter, RequestId: fmt.Sprintf("%s-%d-%d", player, sent.UnixNano(), n)})
@@ -120,6 +124,7 @@ func guessLoop(ctx context.Context, cl hangmanv1.GameServiceClient, room, player
 			return
 		default:
 			acks.errors.Add(1)
+			next++
 		}
 	}
 }
@@ -139,6 +144,9 @@ type GRPCConfig struct {
 	Duration     time.Duration
 	Warmup       time.Duration
 	KillLeaderAt time.Duration
+	// LeaderOnly sends every guess to the leader instead of spreading them
+	// over all nodes (followers forward, at the cost of a hop).
+	LeaderOnly bool
 }
 
 // RunGRPC measures raw commit throughput over gRPC.
@@ -148,6 +156,13 @@ func RunGRPC(ctx context.Context, sys *System, cfg GRPCConfig) (*Report, error) 
 		return nil, err
 	}
 	defer closeClients()
+	if cfg.LeaderOnly {
+		l, err := sys.Leader(ctx)
+		if err != nil {
+			return nil, err
+		}
+		clients = clients[l : l+1]
+	}
 	rooms, err := createRooms(ctx, clients[0], "grpc", cfg.Rooms)
 	if err != nil {
 		return nil, err
@@ -168,7 +183,7 @@ func RunGRPC(ctx context.Context, sys *System, cfg GRPCConfig) (*Report, error) 
 		var wg sync.WaitGroup
 		for w := range cfg.Workers {
 			wg.Go(func() {
-				guessLoop(lctx, clients[w%len(clients)], rooms[w%len(rooms)], fmt.Sprintf("w%d", w), lim, acks, nil)
+				guessLoop(lctx, clients, w, rooms[w%len(rooms)], fmt.Sprintf("w%d", w), lim, acks, nil)
 			})
 		}
 		if kill {
