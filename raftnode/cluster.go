@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
@@ -106,6 +107,19 @@ func (c *clusterService) TransferLeadership(ctx context.Context, req *hangmanv1.
 	if err := f.Error(); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "leadership transfer: %v", err)
 	}
-	_, id := n.raft.LeaderWithID()
-	return &hangmanv1.TransferLeadershipResponse{LeaderId: string(id), Term: n.raft.CurrentTerm()}, nil
+	// The transfer is done when the target has started its election; wait
+	// (briefly) until this node hears who won, to name the new leader.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for {
+		changed := n.LeaderChanged()
+		if _, id := n.raft.LeaderWithID(); id != "" && string(id) != n.cfg.ID {
+			return &hangmanv1.TransferLeadershipResponse{LeaderId: string(id), Term: n.raft.CurrentTerm()}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return &hangmanv1.TransferLeadershipResponse{Term: n.raft.CurrentTerm()}, nil
+		case <-changed:
+		}
+	}
 }

@@ -290,8 +290,12 @@ func TestClusterServiceReportsAndTransfersLeadership(t *testing.T) {
 		t.Fatalf("members %v, err %v", m.GetMembers(), err)
 	}
 	target := c.cfgs[(old+2)%3].ID
-	if _, err := cc.TransferLeadership(ctx, &hangmanv1.TransferLeadershipRequest{TargetId: target}); err != nil {
+	tr, err := cc.TransferLeadership(ctx, &hangmanv1.TransferLeadershipRequest{TargetId: target})
+	if err != nil {
 		t.Fatalf("transfer: %v", err)
+	}
+	if tr.GetLeaderId() != target {
+		t.Fatalf("transfer answered leader %q, want %q", tr.GetLeaderId(), target)
 	}
 	waitFor(t, 10*time.Second, "leadership to move to "+target, func() error {
 		st, err := cc.Status(ctx, &hangmanv1.StatusRequest{})
