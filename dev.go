@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hangman/hangman/raftnode"
@@ -84,14 +85,24 @@ type devOptions struct {
 	Logger        *slog.Logger
 }
 
-// devSystem is a running dev system.
+// devSystem is a running dev system. Its chaos controls (dev_chaos.go)
+// stop and start nodes and relays while it runs: a stopped one is nil in
+// nodes or relays, and starts again from its config in nodeCfgs or
+// relayCfgs.
 type devSystem struct {
-	opts      devOptions
-	nodes     []*raftnode.Node
-	relays    []*relay.Relay
-	relayURLs []string
-	natsURLs  []string
-	grpcAddrs []string
+	opts       devOptions
+	ctx        context.Context
+	nodeCfgs   []raftnode.Config
+	relayCfgs  []relay.Config
+	relayAddrs []string
+	relayURLs  []string
+	natsURLs   []string
+	grpcAddrs  []string
+
+	mu     sync.Mutex // guards nodes, relays and closed
+	nodes  []*raftnode.Node
+	relays []*relay.Relay
+	closed bool
 }
 
 func devAddr(base, i, offset int) string {
@@ -99,7 +110,7 @@ func devAddr(base, i, offset int) string {
 }
 
 func startDev(ctx context.Context, opts devOptions) (*devSystem, error) {
-	sys := &devSystem{opts: opts}
+	sys := &devSystem{opts: opts, ctx: ctx}
 	var joins []string
 	for i := 1; i <= opts.Nodes; i++ {
 		joins = append(joins, devAddr(devSerfBase, i, opts.PortOffset))
@@ -108,7 +119,7 @@ func startDev(ctx context.Context, opts devOptions) (*devSystem, error) {
 	}
 	for i := 1; i <= opts.Nodes; i++ {
 		id := "node" + strconv.Itoa(i)
-		n, err := raftnode.Start(ctx, raftnode.Config{
+		cfg := raftnode.Config{
 			ID:              id,
 			DataDir:         filepath.Join(opts.DataDir, id),
 			GRPCAddr:        devAddr(devGRPCBase, i, opts.PortOffset),
@@ -121,7 +132,9 @@ func startDev(ctx context.Context, opts devOptions) (*devSystem, error) {
 			BootstrapExpect: opts.Nodes,
 			FastGossip:      true,
 			Logger:          opts.Logger,
-		})
+		}
+		sys.nodeCfgs = append(sys.nodeCfgs, cfg)
+		n, err := raftnode.Start(ctx, cfg)
 		if err != nil {
 			sys.Close()
 			return nil, fmt.Errorf("start %s: %w", id, err)
@@ -134,32 +147,29 @@ func startDev(ctx context.Context, opts devOptions) (*devSystem, error) {
 		sys.relayURLs = append(sys.relayURLs, "http://127.0.0.1:"+port)
 		origins = append(origins, "http://127.0.0.1:"+port, "http://localhost:"+port)
 	}
+	// The chaos controls, on every relay of this process and nowhere else.
+	dev := newDevControl(sys)
 	for j := range opts.Relays {
-		addr := devAddr(devRelayBase, j, opts.PortOffset)
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			sys.Close()
-			return nil, fmt.Errorf("relay %d listen on %s: %w", j+1, addr, err)
-		}
-		r, err := relay.New(ctx, relay.Config{
+		sys.relayAddrs = append(sys.relayAddrs, devAddr(devRelayBase, j, opts.PortOffset))
+		sys.relayCfgs = append(sys.relayCfgs, relay.Config{
 			Name:           "relay-" + strconv.Itoa(j+1),
 			PublicURL:      sys.relayURLs[j],
 			NATSURLs:       sys.natsURLs,
 			GRPCAddrs:      sys.grpcAddrs,
 			AllowedOrigins: origins,
 			Logger:         opts.Logger,
+			DevHandler:     dev,
 		})
-		if err != nil {
-			ln.Close()
-			sys.Close()
-			return nil, fmt.Errorf("start relay %d: %w", j+1, err)
+		sys.mu.Lock()
+		r, err := sys.serveRelayLocked(j)
+		if err == nil {
+			sys.relays = append(sys.relays, r)
 		}
-		go func() {
-			if err := r.Serve(ln); err != nil {
-				opts.Logger.Error("relay stopped", "relay", j+1, "err", err)
-			}
-		}()
-		sys.relays = append(sys.relays, r)
+		sys.mu.Unlock()
+		if err != nil {
+			sys.Close()
+			return nil, fmt.Errorf("relay %d: %w", j+1, err)
+		}
 	}
 	return sys, nil
 }
@@ -186,14 +196,23 @@ func natsServerFlag(url string) string {
 // Close stops relays first, telling browsers to go (close 1001), then the
 // nodes.
 func (s *devSystem) Close() {
+	s.mu.Lock()
+	s.closed = true
+	relays, nodes := s.relays, s.nodes
+	s.relays, s.nodes = make([]*relay.Relay, len(relays)), make([]*raftnode.Node, len(nodes))
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	for _, r := range s.relays {
-		if err := r.Shutdown(ctx); err != nil {
-			_ = r.Close()
+	for _, r := range relays {
+		if r != nil {
+			if err := r.Shutdown(ctx); err != nil {
+				_ = r.Close()
+			}
 		}
 	}
-	for _, n := range s.nodes {
-		_ = n.Close()
+	for _, n := range nodes {
+		if n != nil {
+			_ = n.Close()
+		}
 	}
 }

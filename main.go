@@ -34,6 +34,7 @@ var commands = map[string]struct {
 	"node":  {runNode, "one game node (raft + serf + gRPC + embedded NATS)"},
 	"relay": {runRelay, "one websocket relay serving the web page"},
 	"bench": {runBench, "start a system and measure throughput, latency, fan-out and failover"},
+	"certs": {runCerts, "make a dev CA, node and relay certificates, a gossip key and NATS passwords"},
 }
 
 func main() {
@@ -66,7 +67,7 @@ func run(args []string, stderr io.Writer) error {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: hangman <command> [flags]\n\ncommands:")
-	for _, name := range []string{"dev", "node", "relay", "bench"} {
+	for _, name := range []string{"dev", "node", "relay", "bench", "certs"} {
 		if c, ok := commands[name]; ok {
 			fmt.Fprintf(w, "  %-6s %s\n", name, c.summary)
 		}

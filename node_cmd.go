@@ -23,6 +23,7 @@ func runNode(ctx context.Context, args []string) error {
 		advertise            string
 		heartbeat, election  time.Duration
 		reapAfter, promoteAt time.Duration
+		sec                  securityFlags
 	)
 	fs.StringVar(&cfg.ID, "id", host, "node id, unique in the cluster")
 	fs.StringVar(&cfg.DataDir, "data-dir", "data", "directory for the raft log, snapshots and serf state")
@@ -39,6 +40,11 @@ func runNode(ctx context.Context, args []string) error {
 	fs.DurationVar(&election, "raft-election-timeout", raftnode.DefaultElectionTimeout, "raft election timeout")
 	fs.DurationVar(&promoteAt, "promote-after", raftnode.DefaultPromoteAfter, "how long a new node must be healthy before it becomes a voter")
 	fs.DurationVar(&reapAfter, "reap-after", raftnode.DefaultReapAfter, "how long a voter must be failed before it is removed")
+	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", raftnode.DefaultStallTimeout, "how long a leader may fail to commit pending writes (a stalled disk) before it gives up leadership")
+	sec.register(fs)
+	fs.StringVar(&cfg.NATSAuth.NodePassword, "nats-node-password", "", "NATS password of the \"node\" user (publishes hangman.>; also authenticates routes); setting any NATS password turns NATS users on")
+	fs.StringVar(&cfg.NATSAuth.RelayPassword, "nats-relay-password", "", "NATS password of the \"relay\" user (subscribes to rooms, may not publish their state); empty: no such user")
+	fs.StringVar(&cfg.NATSAuth.WatcherPassword, "nats-watcher-password", "", "NATS password of the read-only \"watcher\" user for the nats CLI; empty: no such user")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	if err := parseFlags(fs, args); err != nil {
@@ -49,6 +55,13 @@ func runNode(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Logger = log
+	if cfg.TLS, cfg.GossipKey, err = sec.load(); err != nil {
+		return err
+	}
+	if cfg.TLS == nil || cfg.GossipKey == nil || !cfg.NATSAuth.Enabled() {
+		log.Warn("running without full security: set --tls-cert/--tls-key/--tls-ca, --gossip-key and the NATS passwords in production (see `hangman certs`)",
+			"tls", cfg.TLS != nil, "gossip_key", cfg.GossipKey != nil, "nats_users", cfg.NATSAuth.Enabled())
+	}
 	cfg.Join = splitList(join)
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout = heartbeat, election
 	cfg.LeaderLeaseTimeout = min(raftnode.DefaultLeaderLeaseTimeout, heartbeat)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hangman/hangman/relay"
+	"github.com/hangman/hangman/tlsutil"
 )
 
 // runRelay runs one websocket relay until ctx ends, then shuts it down
@@ -21,6 +22,8 @@ func runRelay(ctx context.Context, args []string) error {
 		listen, nats, nodes string
 		origins             string
 		logLevel, logFormat string
+		tlsCert, tlsKey     string
+		tlsCA               string
 	)
 	fs.StringVar(&listen, "listen", "0.0.0.0:8080", "HTTP address serving the page, /ws, /healthz and /readyz")
 	fs.StringVar(&nats, "nats", "nats://127.0.0.1:4222", "comma-separated NATS server URLs")
@@ -37,6 +40,11 @@ func runRelay(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", relay.DefaultWriteTimeout, "longest a client may take to accept one frame")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", relay.DefaultIdleTimeout, "longest a connection may stay silent (no pong)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", relay.DefaultRequestTimeout, "longest one browser command may take across retries")
+	fs.StringVar(&tlsCert, "tls-cert", "", "PEM client certificate for gRPC (mutual TLS) and NATS (with --tls-key and --tls-ca; see \"hangman certs\")")
+	fs.StringVar(&tlsKey, "tls-key", "", "PEM key of --tls-cert")
+	fs.StringVar(&tlsCA, "tls-ca", "", "PEM CA the nodes' certificates must chain to")
+	fs.StringVar(&cfg.NATSUser, "nats-user", "relay", "NATS user, used when --nats-password is set")
+	fs.StringVar(&cfg.NATSPassword, "nats-password", "", "NATS password of --nats-user (the nodes' --nats-relay-password); empty: connect anonymously")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	if err := parseFlags(fs, args); err != nil {
@@ -47,6 +55,12 @@ func runRelay(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Logger = log
+	if cfg.NATSPassword == "" {
+		cfg.NATSUser = ""
+	}
+	if cfg.TLS, err = tlsutil.LoadOptional(tlsCert, tlsKey, tlsCA); err != nil {
+		return err
+	}
 	cfg.NATSURLs = splitList(nats)
 	cfg.GRPCAddrs = splitList(nodes)
 	cfg.AllowedOrigins = splitList(origins)

@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -71,6 +72,12 @@ func (n *Node) reconcile(ctx context.Context) {
 		s, ok := inConfig[m.ID]
 		switch {
 		case m.Status == serf.StatusAlive && !ok:
+			// Gossip alone is not proof: only a node that answers over
+			// gRPC (with a node certificate, when TLS is on) is added.
+			if _, err := n.statusOf(ctx, m); err != nil {
+				n.log.Debug("not adding a member that does not answer", "member", m.ID, "err", err)
+				continue
+			}
 			n.log.Info("adding non-voter", "member", m.ID, "raft", m.Raft)
 			if err := n.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.Raft), 0, 5*time.Second).Error(); err != nil {
 				n.log.Warn("add non-voter", "member", m.ID, "err", err)
@@ -129,20 +136,32 @@ func (n *Node) canRemove(s raft.Server, voters int, members []member) bool {
 // caughtUp asks a non-voter over gRPC how far its log is, and compares it
 // with the leader's commit index.
 func (n *Node) caughtUp(ctx context.Context, m member) bool {
-	if m.GRPC == "" {
-		return false
-	}
-	conn, err := n.conns.get(m.GRPC)
-	if err != nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
 	want := n.raft.CommitIndex()
-	st, err := hangmanv1.NewClusterServiceClient(conn).Status(ctx, &hangmanv1.StatusRequest{})
+	st, err := n.statusOf(ctx, m)
 	if err != nil {
 		n.log.Debug("status of non-voter", "member", m.ID, "err", err)
 		return false
 	}
 	return st.GetTerm() == n.raft.CurrentTerm() && st.GetLastLogIndex()+maxPromoteLag >= want
+}
+
+// statusOf asks a member for its raft status over gRPC.
+func (n *Node) statusOf(ctx context.Context, m member) (*hangmanv1.StatusResponse, error) {
+	if m.GRPC == "" {
+		return nil, fmt.Errorf("member %s gossips no gRPC address", m.ID)
+	}
+	conn, err := n.conns.get(m.GRPC)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	st, err := hangmanv1.NewClusterServiceClient(conn).Status(ctx, &hangmanv1.StatusRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("status of %s: %w", m.ID, err)
+	}
+	if st.GetNodeId() != m.ID {
+		return nil, fmt.Errorf("member %s answers as %q", m.ID, st.GetNodeId())
+	}
+	return st, nil
 }

@@ -3,9 +3,12 @@ package raftnode
 import (
 	"errors"
 	"fmt"
+	"github.com/hashicorp/raft"
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/hangman/hangman/tlsutil"
 )
 
 // Config says how to run one node. Addresses are host:port; an advertise
@@ -60,11 +63,29 @@ type Config struct {
 	// detection), for loopback clusters.
 	FastGossip bool
 
+	// TLS, when set, secures every link of the node: mutual TLS on the
+	// gRPC server and the node's gRPC clients, the raft transport and the
+	// NATS routes (node certificates only), and server TLS on the NATS
+	// client port. Nil keeps everything plaintext (dev mode, tests).
+	TLS *tlsutil.Bundle
+	// GossipKey encrypts and authenticates serf gossip (16, 24 or 32
+	// bytes); a node without it cannot join. Nil gossips in the clear.
+	GossipKey []byte
+	// NATSAuth turns on NATS users and permissions when any password is
+	// set; the zero value leaves NATS open (dev mode).
+	NATSAuth NATSAuth
+
 	Logger *slog.Logger
+
+	// StallTimeout is how long a leader may be unable to commit (a stalled
+	// disk) before it gives up leadership; 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
 
 	// walSegmentSize overrides the raft-wal segment size (tests use tiny
 	// segments so that compaction really drops entries).
 	walSegmentSize int
+	// wrapLogStore, if set, wraps the raft log store (tests inject faults).
+	wrapLogStore func(raft.LogStore) raft.LogStore
 }
 
 // Defaults tuned for a LAN: a dead leader is replaced well within a second.
@@ -78,6 +99,7 @@ const (
 	DefaultTrailingLogs       = 10240
 	DefaultPromoteAfter       = 2 * time.Second
 	DefaultReapAfter          = 30 * time.Second
+	DefaultStallTimeout       = 5 * time.Second
 )
 
 func (c *Config) setDefaults() {
@@ -93,6 +115,7 @@ func (c *Config) setDefaults() {
 	def(&c.SnapshotInterval, DefaultSnapshotInterval)
 	def(&c.PromoteAfter, DefaultPromoteAfter)
 	def(&c.ReapAfter, DefaultReapAfter)
+	def(&c.StallTimeout, DefaultStallTimeout)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = DefaultSnapshotThreshold
 	}
@@ -125,6 +148,15 @@ func (c *Config) validate() error {
 	}
 	if c.BootstrapExpect < 0 {
 		errs = append(errs, fmt.Errorf("bootstrap-expect %d must not be negative", c.BootstrapExpect))
+	}
+	if c.TLS != nil && !c.TLS.IsNode() {
+		errs = append(errs, fmt.Errorf("TLS certificate is not a node certificate (it lacks the %s name): issue it with `hangman certs`", tlsutil.NodeName))
+	}
+	if k := len(c.GossipKey); k != 0 && k != 16 && k != 24 && k != 32 {
+		errs = append(errs, fmt.Errorf("gossip key is %d bytes; want 16, 24 or 32", k))
+	}
+	if err := c.NATSAuth.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		errs = append(errs, fmt.Errorf("leader lease timeout %v must not exceed the heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout))

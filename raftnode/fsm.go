@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -26,6 +28,9 @@ type fsm struct {
 	// onChange, if set, receives each change made by a batch (called with
 	// mu held; it must not block).
 	onChange func([]change)
+	// progress is when the last batch was applied (Unix nanoseconds), for
+	// the leader's stall watchdog. It never feeds the game state.
+	progress atomic.Int64
 }
 
 // change is one committed command that changed a room.
@@ -74,6 +79,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	close(f.applied)
 	f.applied = make(chan struct{})
 	f.mu.Unlock()
+	f.progress.Store(time.Now().UnixNano())
 	return out
 }
 

@@ -35,6 +35,9 @@ func (n *Node) Ready() error {
 	if n.raft.State() == raft.Shutdown {
 		return errors.New("raft is shut down")
 	}
+	if n.stalled.Load() {
+		return errStalled
+	}
 	addr, id := n.raft.LeaderWithID()
 	if addr == "" || id == "" {
 		return errors.New("no known leader")
@@ -81,6 +84,8 @@ func (n *Node) startHTTP() error {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "node": n.cfg.ID})
 	})
+	// Prometheus series of this node only (its own registry).
+	mux.Handle("GET /metrics", n.metrics.handler())
 	// Profiles, for `go tool pprof http://<http-addr>/debug/pprof/profile`:
 	// the HTTP address is an operator's port, like the metrics one.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

@@ -81,3 +81,22 @@ func (n *Node) becomeLeader(ctx context.Context) {
 	n.log.Info("leading", "term", term, "applied", n.raft.AppliedIndex())
 	n.reconcileNow()
 }
+
+// republishOnReconnect republishes every room whenever the publisher's NATS
+// connection comes back while this node leads: messages published during
+// the outage may not have reached anyone, and consumers drop repeats.
+func (n *Node) republishOnReconnect(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.pub.reconnected:
+		}
+		n.fsm.mu.RLock()
+		if n.pub.leader.Load() {
+			n.log.Info("republishing after NATS reconnect")
+			n.pub.enqueueRepublish(n.fsm.machine, n.raft.CurrentTerm())
+		}
+		n.fsm.mu.RUnlock()
+	}
+}

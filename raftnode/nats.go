@@ -23,6 +23,9 @@ type natsServer struct {
 	srv *natsserver.Server
 	log *slog.Logger
 
+	// auth adds the route credentials to each route URL.
+	auth NATSAuth
+
 	mu     sync.Mutex
 	opts   natsserver.Options
 	routes []string
@@ -55,6 +58,7 @@ func startNATS(cfg Config, log *slog.Logger) (*natsServer, error) {
 			Advertise: adv,
 		},
 	}
+	secureNATS(&opts, cfg)
 	srv, err := natsserver.NewServer(&opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
@@ -66,7 +70,7 @@ func startNATS(cfg Config, log *slog.Logger) (*natsServer, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("nats server on %s did not start within 10s", cfg.NATSAddr)
 	}
-	return &natsServer{srv: srv, log: nlog, opts: opts}, nil
+	return &natsServer{srv: srv, log: nlog, opts: opts, auth: cfg.NATSAuth}, nil
 }
 
 // ClientURL is the URL NATS clients use to reach this server.
@@ -87,7 +91,7 @@ func (s *natsServer) setRoutes(routes []string) {
 			s.log.Warn("ignoring bad route", "route", r, "err", err)
 			continue
 		}
-		urls = append(urls, u)
+		urls = append(urls, s.auth.routeURL(u))
 	}
 	opts := s.opts
 	opts.Routes = urls

@@ -313,6 +313,14 @@ func TestPublishingSurvivesLossOfAnEmbeddedNATSServer(t *testing.T) {
 		}
 		return nil
 	})
+	// Back on another server, the leader republished every room, since
+	// what it sent while cut off may be lost.
+	waitFor(t, 10*time.Second, "a republish after the reconnect", func() error {
+		if n := c.nodes[leader].pub.republishes.Load(); n < 2 {
+			return fmt.Errorf("%d republishes", n)
+		}
+		return nil
+	})
 	evs := dedupe(t, rec.events("natsloss"))
 	var prev uint64
 	for _, ev := range evs {

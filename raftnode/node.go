@@ -36,6 +36,7 @@ type Node struct {
 	logStore  *wal.WAL
 	walMeta   *metadb.BoltMetaDB
 	transport *raft.NetworkTransport
+	raftLayer *cuttableLayer
 
 	serf    *serf.Serf
 	serfEv  chan serf.Event
@@ -51,6 +52,9 @@ type Node struct {
 	http   *http.Server
 	conns  *connPool
 
+	// metrics are the node's own Prometheus series (metrics.go).
+	metrics *nodeMetrics
+
 	// leadership
 	leaderMu      sync.Mutex
 	leaderChanged chan struct{}
@@ -58,6 +62,14 @@ type Node struct {
 	// everything committed by earlier leaders (a barrier); linearizable
 	// reads wait for it.
 	readyTerm atomic.Uint64
+
+	// stalled is set once this node gave up leadership because it could
+	// not commit; it stays unready until restarted.
+	stalled atomic.Bool
+	// inflight counts proposals waiting for raft; inflightSince is when
+	// the count last rose from zero (Unix nanoseconds).
+	inflight      atomic.Int64
+	inflightSince atomic.Int64
 
 	grpcAdvertise string
 	raftAdvertise string
@@ -102,13 +114,13 @@ func (n *Node) start(ctx context.Context) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	n.fsm = newFSM()
-	n.conns = newConnPool()
+	n.conns = newConnPool(n.grpcClientCreds())
 
 	var err error
 	if n.nats, err = startNATS(n.cfg, n.log); err != nil {
 		return err
 	}
-	if n.pub, err = newPublisher(n.nats.srv, n.cfg.ID, n.log); err != nil {
+	if n.pub, err = newPublisher(n.nats.srv, n.cfg.ID, n.log, n.publisherAuth()); err != nil {
 		return err
 	}
 	n.fsm.onChange = n.pub.enqueueChanges
@@ -118,6 +130,7 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.startSerf(); err != nil {
 		return err
 	}
+	n.metrics = newNodeMetrics(n)
 	if err := n.startGRPC(); err != nil {
 		return err
 	}
@@ -126,6 +139,8 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.goRun(func() { n.pub.run(ctx) })
 	n.goRun(func() { n.watchLeadership(ctx) })
+	n.goRun(func() { n.republishOnReconnect(ctx) })
+	n.goRun(func() { n.watchStall(ctx) })
 	n.goRun(func() { n.serfLoop(ctx) })
 	n.goRun(func() { n.joinLoop(ctx) })
 	n.goRun(func() { n.reconcileLoop(ctx) })
@@ -183,13 +198,17 @@ func (n *Node) startRaft(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("raft advertise address: %w", err)
 	}
-	n.transport, err = raft.NewTCPTransportWithConfig(n.cfg.RaftAddr, adv, &raft.NetworkTransportConfig{
+	n.transport, err = n.newRaftTransport(adv, &raft.NetworkTransportConfig{
 		MaxPool: 5, Timeout: 5 * time.Second, Logger: newHCLog(n.log, "raft-net"),
 	})
 	if err != nil {
 		return fmt.Errorf("raft transport on %s: %w", n.cfg.RaftAddr, err)
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, n.logStore, n.logStore, snaps, n.transport)
+	var logs raft.LogStore = n.logStore
+	if n.cfg.wrapLogStore != nil {
+		logs = n.cfg.wrapLogStore(logs)
+	}
+	n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logStore, snaps, n.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
@@ -202,7 +221,7 @@ func (n *Node) startGRPC() error {
 	if err != nil {
 		return fmt.Errorf("grpc listen on %s: %w", n.cfg.GRPCAddr, err)
 	}
-	n.grpc = grpc.NewServer(grpcServerOptions()...)
+	n.grpc = grpc.NewServer(append(append(grpcServerOptions(), n.grpcServerCreds()...), n.metrics.grpcOptions()...)...)
 	api.New(n, n.log).Register(n.grpc)
 	(&clusterService{node: n}).register(n.grpc)
 	n.health = health.NewServer()

@@ -48,14 +48,20 @@ type publisher struct {
 	wake  chan struct{}
 
 	events, states, republishes, cluster, failures atomic.Uint64
+
+	// reconnected is signalled when the connection to NATS comes back:
+	// whatever was published while it was down may be lost, so a leader
+	// republishes every room then.
+	reconnected chan struct{}
 }
 
-func newPublisher(srv *natsserver.Server, nodeID string, log *slog.Logger) (*publisher, error) {
+func newPublisher(srv *natsserver.Server, nodeID string, log *slog.Logger, auth nats.Option) (*publisher, error) {
 	// Over TCP rather than in-process: the client learns the other servers
 	// of the NATS cluster from its gossip, so if this node's own server
 	// dies the publisher reconnects to another and publishing goes on
 	// (messages published meanwhile wait in the reconnect buffer).
-	nc, err := nats.Connect(srv.ClientURL(), nats.Name("hangman-node-"+nodeID),
+	reconnected := make(chan struct{}, 1)
+	nc, err := nats.Connect(srv.ClientURL(), auth, nats.Name("hangman-node-"+nodeID),
 		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.DontRandomize(),
 		nats.ReconnectBufSize(64<<20),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -63,11 +69,15 @@ func newPublisher(srv *natsserver.Server, nodeID string, log *slog.Logger) (*pub
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("publisher reconnected to nats", "server", nc.ConnectedUrlRedacted())
+			select {
+			case reconnected <- struct{}{}:
+			default:
+			}
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("connect publisher to embedded nats: %w", err)
 	}
-	p := &publisher{nc: nc, nodeID: nodeID, log: log.With("component", "publisher"), wake: make(chan struct{}, 1)}
+	p := &publisher{nc: nc, nodeID: nodeID, log: log.With("component", "publisher"), wake: make(chan struct{}, 1), reconnected: reconnected}
 	p.svc, err = micro.AddService(nc, micro.Config{
 		Name:        "hangman-node",
 		Version:     "1.0.0",

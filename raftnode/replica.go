@@ -9,7 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/game"
@@ -21,8 +21,16 @@ var _ api.Replica = (*Node)(nil)
 // enqueueTimeout bounds how long a proposal waits to enter raft's queue.
 const enqueueTimeout = 2 * time.Second
 
-// Propose commits an encoded command and returns its result.
+// Propose commits an encoded command and returns its result. Its duration
+// is the hangman_apply_seconds histogram.
 func (n *Node) Propose(ctx context.Context, cmd []byte) (game.Result, uint64, error) {
+	start := time.Now()
+	res, index, err := n.propose(ctx, cmd)
+	n.metrics.observeApply(time.Since(start), err)
+	return res, index, err
+}
+
+func (n *Node) propose(ctx context.Context, cmd []byte) (game.Result, uint64, error) {
 	if n.raft.State() != raft.Leader {
 		return game.Result{}, 0, api.ErrNotLeader
 	}
@@ -30,8 +38,25 @@ func (n *Node) Propose(ctx context.Context, cmd []byte) (game.Result, uint64, er
 	if d, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(d))
 	}
+	// The stall watchdog counts proposals in flight, and when the first of
+	// them started.
+	if n.inflight.Add(1) == 1 {
+		n.inflightSince.Store(time.Now().UnixNano())
+	}
+	defer n.inflight.Add(-1)
 	f := n.raft.Apply(cmd, timeout)
-	if err := f.Error(); err != nil {
+	// The future has no channel: wait for it aside, so that a caller whose
+	// deadline passes (a stalled leader) is answered "outcome unknown"
+	// instead of waiting forever.
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return game.Result{}, 0, fmt.Errorf("%w: %v", api.ErrUnknownOutcome, ctx.Err())
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):
 			return game.Result{}, 0, api.ErrNotLeader
@@ -134,9 +159,12 @@ func (n *Node) LeaderConn() *grpc.ClientConn {
 type connPool struct {
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
+	creds credentials.TransportCredentials // the node's certificate, or plaintext
 }
 
-func newConnPool() *connPool { return &connPool{conns: make(map[string]*grpc.ClientConn)} }
+func newConnPool(creds credentials.TransportCredentials) *connPool {
+	return &connPool{conns: make(map[string]*grpc.ClientConn), creds: creds}
+}
 
 func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
 	p.mu.Lock()
@@ -145,7 +173,7 @@ func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
 		return c, nil
 	}
 	c, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(p.creds),
 		grpc.WithUnaryInterceptor(api.ForwardingInterceptor))
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)

@@ -123,6 +123,14 @@ func (n *Node) startSerf() error {
 	sc.MemberlistConfig.AdvertiseAddr = advHost
 	sc.MemberlistConfig.AdvertisePort = advPort
 	sc.MemberlistConfig.Logger = newStdLogger(n.log, "memberlist")
+	if len(n.cfg.GossipKey) > 0 {
+		// Encrypted, authenticated gossip: messages without the key
+		// (a stranger's, or plaintext) are dropped, so such a node
+		// never becomes a member.
+		sc.MemberlistConfig.SecretKey = n.cfg.GossipKey
+		sc.MemberlistConfig.GossipVerifyIncoming = true
+		sc.MemberlistConfig.GossipVerifyOutgoing = true
+	}
 	sc.Logger = newStdLogger(n.log, "serf")
 	sc.SnapshotPath = filepath.Join(n.cfg.DataDir, "serf", "local.snapshot")
 	sc.RejoinAfterLeave = true

@@ -3,9 +3,12 @@ package relay
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/hangman/hangman/tlsutil"
 )
 
 // Config configures a Relay. Zero limits take the defaults below, so a
@@ -60,8 +63,23 @@ type Config struct {
 	// dropped from the list browsers fail over to.
 	HeartbeatInterval time.Duration
 
+	// TLS, when set, is the relay's client certificate and the cluster CA:
+	// it dials the nodes' gRPC servers with mutual TLS and NATS over TLS,
+	// verifying both as cluster nodes. Nil is plaintext (dev mode, tests).
+	TLS *tlsutil.Bundle
+	// NATSUser and NATSPassword authenticate to NATS when the nodes run
+	// with users (the "relay" user may subscribe to rooms but never
+	// publish their state); empty connects anonymously.
+	NATSUser     string
+	NATSPassword string
+
 	// Logger receives the relay's logs; nil discards them.
 	Logger *slog.Logger
+
+	// DevHandler, when set, serves everything under /dev/. Only `hangman
+	// dev` sets it (its chaos controls: stop and start nodes and relays);
+	// `hangman relay` never does, and without it /dev/ answers 404.
+	DevHandler http.Handler
 }
 
 // Defaults of the limits, chosen for a human player on a phone: a few frames

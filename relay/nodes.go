@@ -8,14 +8,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/tlsutil"
 )
 
 // nodes is the relay's view of the game nodes: one gRPC connection per
@@ -31,11 +34,11 @@ type nodes struct {
 	log     *slog.Logger
 }
 
-func dialNodes(addrs []string, attempt time.Duration, log *slog.Logger) (*nodes, error) {
+func dialNodes(addrs []string, attempt time.Duration, creds credentials.TransportCredentials, log *slog.Logger) (*nodes, error) {
 	n := &nodes{addrs: addrs, attempt: attempt, log: log}
 	for _, a := range addrs {
 		cc, err := grpc.NewClient(a,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithTransportCredentials(creds),
 			// Come back quickly after a node restarts: the default
 			// backoff grows to two minutes.
 			grpc.WithConnectParams(grpc.ConnectParams{
@@ -129,4 +132,28 @@ func retryable(err error) bool {
 		return true
 	}
 	return false
+}
+
+// grpcCreds are the relay's gRPC transport credentials: its client
+// certificate, verifying each node as a cluster node, or plaintext.
+func grpcCreds(b *tlsutil.Bundle) credentials.TransportCredentials {
+	if b == nil {
+		return insecure.NewCredentials()
+	}
+	return credentials.NewTLS(b.ClientConfig())
+}
+
+// natsAuth is the relay's NATS connect option: user, password and TLS as
+// configured; with none it changes nothing.
+func natsAuth(cfg Config) nats.Option {
+	return func(o *nats.Options) error {
+		if cfg.NATSUser != "" || cfg.NATSPassword != "" {
+			o.User, o.Password = cfg.NATSUser, cfg.NATSPassword
+		}
+		if cfg.TLS != nil {
+			o.Secure = true
+			o.TLSConfig = cfg.TLS.ClientConfig()
+		}
+		return nil
+	}
 }

@@ -56,6 +56,9 @@ type Relay struct {
 	open      atomic.Int64   // websockets open or being opened
 	closeOnce sync.Once
 	stats     counters
+
+	// cluster assembles the live cluster view (cluster.go).
+	cluster *clusterView
 }
 
 // counters are the relay's statistics, reported on /readyz, by the status
@@ -88,7 +91,7 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 	r.ctx, r.stop = context.WithCancel(context.WithoutCancel(ctx))
 
 	r.nc, err = nats.Connect(strings.Join(cfg.NATSURLs, ","),
-		nats.Name("hangman-relay "+cfg.Name),
+		nats.Name("hangman-relay "+cfg.Name), natsAuth(cfg),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
@@ -104,7 +107,7 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		r.stop()
 		return nil, fmt.Errorf("connect to NATS %v: %w", cfg.NATSURLs, err)
 	}
-	r.nodes, err = dialNodes(cfg.GRPCAddrs, cfg.AttemptTimeout, r.log)
+	r.nodes, err = dialNodes(cfg.GRPCAddrs, cfg.AttemptTimeout, grpcCreds(cfg.TLS), r.log)
 	if err != nil {
 		r.nc.Close()
 		r.stop()
@@ -116,6 +119,13 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		r.stop()
 		return nil, err
 	}
+	if err := r.startCluster(); err != nil {
+		r.stop()
+		r.nc.Close()
+		r.bg.Wait()
+		r.nodes.close()
+		return nil, fmt.Errorf("cluster view: %w", err)
+	}
 
 	r.m = melody.New()
 	r.m.Config.MaxMessageSize = cfg.MaxFrameBytes
@@ -124,6 +134,11 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 	r.m.Config.PongWait = cfg.IdleTimeout
 	r.m.Config.PingPeriod = cfg.IdleTimeout * 9 / 10
 	r.m.Upgrader.CheckOrigin = func(*http.Request) bool { return true } // checked before, with a JSON answer
+	// Idle connections dominate a relay's memory: a small read buffer of
+	// their own, and write buffers borrowed from a pool only while writing.
+	r.m.Upgrader.ReadBufferSize = 1024
+	r.m.Upgrader.WriteBufferSize = 1024
+	r.m.Upgrader.WriteBufferPool = &sync.Pool{}
 	r.m.Upgrader.Error = func(w http.ResponseWriter, _ *http.Request, code int, reason error) {
 		httpError(w, code, CodeNotWebsocket, "websocket handshake failed: "+reason.Error())
 	}
@@ -148,9 +163,11 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 	mux.HandleFunc("GET /relays", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, relaysFrame{Type: "relays", Relays: r.relayURLs()})
 	})
+	mux.Handle("GET /metrics", metricsHandler(r.newMetrics()))
+	mux.HandleFunc("GET /cluster", r.serveCluster)
 	mux.HandleFunc("GET /", r.servePage)
 	r.srv = &http.Server{
-		Handler:           mux,
+		Handler:           withDev(mux, cfg.DevHandler),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
 	}
@@ -256,7 +273,16 @@ func (r *Relay) servePage(w http.ResponseWriter, req *http.Request) {
 	h := w.Header()
 	// Defence in depth against XSS: only our own scripts run, and the
 	// page may open websockets to the other relays.
-	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+	// It may also fetch from the relays it knows and the origins allowed
+	// here (the cluster view's development controls talk to whichever
+	// relay the page is connected to).
+	connect := "'self' ws: wss:"
+	for _, u := range append(r.relayURLs(), r.cfg.AllowedOrigins...) {
+		if safeOrigin(u) {
+			connect += " " + originOf(u)
+		}
+	}
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src "+connect+"; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-cache")

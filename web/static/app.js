@@ -39,6 +39,11 @@
   // id, after a reconnect: the cluster applies each id at most once.
   const pending = new Map();
 
+  // ---- views ----------------------------------------------------------------
+  // "play" (the lobby or a room) or "cluster" (#/cluster).
+  let view = viewFromHash();
+  function viewFromHash() { return location.hash === "#/cluster" ? "cluster" : "play"; }
+
   // ---- game ---------------------------------------------------------------
   let room = roomFromHash();
   let joined = false;
@@ -142,6 +147,7 @@
       case "error": onError(f); break;
       case "rooms": renderRooms(f.rooms || []); break;
       case "pong": clearTimeout(pongTimer); break;
+      case "cluster": onCluster(f); break;
     }
   }
 
@@ -154,6 +160,7 @@
     setRelays(f.relays);
     startPings();
     send({ type: "list" });
+    if (view === "cluster") send({ type: "cluster", watch: true });
     if (room && nickname) {
       joinRoom(room);
     }
@@ -244,10 +251,15 @@
 
   // ---- game ---------------------------------------------------------------
   function showView() {
-    const inGame = !!room && joined;
+    const inCluster = view === "cluster";
+    const inGame = !inCluster && !!room && joined;
     if (inGame && $("toast").dataset.kind === "info") $("toast").hidden = true;
-    $("lobby").hidden = inGame;
+    $("lobby").hidden = inGame || inCluster;
     $("game").hidden = !inGame;
+    $("cluster").hidden = !inCluster;
+    $("tab-play").href = room ? "#room=" + room : "#";
+    if (inCluster) { $("tab-cluster").setAttribute("aria-current", "page"); $("tab-play").removeAttribute("aria-current"); }
+    else { $("tab-play").setAttribute("aria-current", "page"); $("tab-cluster").removeAttribute("aria-current"); }
     showPendingRoom();
   }
 
@@ -438,6 +450,213 @@
     feed.scrollTop = feed.scrollHeight;
   }
 
+  // ---- cluster view -------------------------------------------------------
+  // The relay pushes a "cluster" frame (the whole view) while we watch. In
+  // `hangman dev` the relays also serve /dev/ (chaos controls); elsewhere
+  // /dev/state is a 404 and no control is shown.
+  let cluster = null; // the latest cluster frame
+  let dev = null; // the answer of GET /dev/state, null outside hangman dev
+  let devTimer = 0;
+  let devBusy = "";
+
+  // The dev controls are asked of the relay the websocket is on: the page's
+  // own relay may be the one that was stopped.
+  function devBase() { return welcomed ? currentURL : here; }
+
+  function startDevPolling() {
+    clearInterval(devTimer);
+    refreshDev();
+    devTimer = setInterval(refreshDev, 2000);
+  }
+  function stopDevPolling() { clearInterval(devTimer); devTimer = 0; }
+
+  async function refreshDev() {
+    try {
+      const res = await fetch(devBase() + "/dev/state", { cache: "no-store" });
+      dev = res.ok ? await res.json() : null;
+    } catch (e) {
+      // The relay asked is going away; the next poll asks the new one.
+    }
+    renderCluster();
+  }
+
+  async function devAction(path, done) {
+    if (devBusy) return;
+    devBusy = path;
+    renderCluster();
+    try {
+      const res = await fetch(devBase() + path, { method: "POST", cache: "no-store" });
+      const body = await res.json().catch(() => ({}));
+      if (!res.ok) toast(body.error || "The control failed (" + res.status + ").");
+      else {
+        if (body.state) dev = body.state;
+        toast(done + ".", "info");
+      }
+    } catch (e) {
+      toast("The control failed: " + e.message);
+    } finally {
+      devBusy = "";
+      renderCluster();
+      refreshDev(); // the answer may have been lost with a stopped relay
+    }
+  }
+
+  function onCluster(f) {
+    cluster = f;
+    renderCluster();
+  }
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function controlButton(label, path, done, kind, name) {
+    const b = el("button", kind || "", label);
+    b.type = "button";
+    b.dataset.action = label.toLowerCase().split(" ")[0];
+    b.setAttribute("aria-label", label + " " + name);
+    b.disabled = !!devBusy;
+    if (devBusy === path) b.textContent = label + "…";
+    b.addEventListener("click", () => devAction(path, done));
+    return b;
+  }
+
+  function stat(label, value) {
+    const d = el("div");
+    d.append(el("dt", "", label), el("dd", "", String(value)));
+    return d;
+  }
+
+  function renderCluster() {
+    if (view !== "cluster") return;
+    const c = cluster;
+    $("chaos").hidden = !dev;
+    $("transfer").disabled = !!devBusy;
+
+    // Summary: who leads.
+    const sum = $("cluster-summary");
+    sum.textContent = "";
+    sum.className = "summary";
+    if (!c) sum.textContent = "Waiting for the cluster view…";
+    else if (c.leader) {
+      sum.append("Leader ", el("span", "lead", c.leader), " · term " + c.term + " · seen by " + c.relay);
+    } else {
+      sum.className = "summary noleader";
+      sum.textContent = "No leader: the nodes are electing one (term " + c.term + ")";
+    }
+
+    // Nodes: the relay's view, with the ones dev knows stopped.
+    const nodes = c ? [...c.nodes] : [];
+    const devNodes = new Map(((dev && dev.nodes) || []).map((n) => [n.id, n]));
+    for (const d of devNodes.values()) {
+      if (!nodes.some((n) => n.id === d.id)) nodes.push({ id: d.id, addr: d.grpc, role: "unknown" });
+    }
+    nodes.sort((a, b) => String(a.id || a.addr).localeCompare(String(b.id || b.addr)));
+    const ul = $("nodes");
+    ul.textContent = "";
+    for (const n of nodes) {
+      const d = devNodes.get(n.id);
+      const stopped = d && !d.running;
+      const role = stopped ? "stopped" : n.role;
+      const isLeader = !!c && !stopped && n.role === "leader" && n.id === c.leader;
+      const li = el("li", "node" + (isLeader ? " leader" : "") + (role === "unreachable" || stopped ? " down" : ""));
+      li.dataset.node = n.id || n.addr;
+      li.dataset.role = role;
+      const top = el("div", "node-top");
+      const dot = el("span", "health " + (n.healthy && !stopped ? "ok" : role === "unreachable" || stopped ? "" : "warn"));
+      const health = stopped ? "stopped" : n.healthy ? "healthy" : role === "unreachable" ? "unreachable" : "no leader known";
+      dot.setAttribute("role", "img");
+      dot.setAttribute("aria-label", health);
+      dot.title = health + (n.error ? ": " + n.error : "");
+      top.append(dot, el("span", "node-name", n.id || n.addr), el("span", "role " + role, role));
+      li.append(top);
+      const dl = el("dl", "stats");
+      const known = role !== "unreachable" && !stopped && role !== "unknown";
+      dl.append(stat("term", known ? n.term : "–"), stat("commit", known ? n.commitIndex : "–"), stat("applied", known ? n.appliedIndex : "–"));
+      li.append(dl, el("div", "where", (n.addr || "") + " · " + health));
+      if (dev && d) {
+        const acts = el("div", "actions");
+        const id = d.id;
+        if (d.running) {
+          acts.append(controlButton("Stop", "/dev/nodes/" + encodeURIComponent(id) + "/stop", id + " stopped", "danger", id));
+          if (!isLeader && n.role === "follower") {
+            acts.append(controlButton("Make leader", "/dev/leader/transfer?to=" + encodeURIComponent(id), "Leadership moved to " + id, "", id));
+          }
+        } else {
+          acts.append(controlButton("Start", "/dev/nodes/" + encodeURIComponent(id) + "/start", id + " started", "go", id));
+        }
+        li.append(acts);
+      }
+      ul.append(li);
+    }
+
+    // Relays, with their open connections.
+    const relays = c && c.relayList ? [...c.relayList] : [];
+    const devRelays = new Map(((dev && dev.relays) || []).map((r) => [r.name, r]));
+    for (const d of devRelays.values()) {
+      if (!relays.some((r) => r.name === d.name)) relays.push({ name: d.name, url: d.url, sessions: null });
+    }
+    relays.sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    const rl = $("relay-list");
+    rl.textContent = "";
+    for (const r of relays) {
+      const d = devRelays.get(r.name);
+      const stopped = d && !d.running;
+      const li = el("li", "relay" + (stopped || r.sessions === null ? " down" : ""));
+      li.dataset.relay = r.name;
+      const top = el("div", "node-top");
+      const dot = el("span", "health " + (stopped || r.sessions === null ? "" : "ok"));
+      dot.setAttribute("role", "img");
+      dot.setAttribute("aria-label", stopped ? "stopped" : r.sessions === null ? "silent" : "up");
+      let host = r.url;
+      try { host = new URL(r.url).host; } catch (e) { /* shown as given */ }
+      top.append(dot, el("span", "node-name", r.name));
+      if (r.url === currentURL && welcomed) top.append(el("span", "role", "this page"));
+      else if (stopped) top.append(el("span", "role stopped", "stopped"));
+      li.append(top);
+      const sessions = el("div", "sessions", r.sessions === null ? "–" : String(r.sessions));
+      sessions.append(el("small", "", r.sessions === 1 ? " connection" : " connections"));
+      li.append(sessions, el("div", "where", host));
+      if (dev && d) {
+        const acts = el("div", "actions");
+        if (d.running) acts.append(controlButton("Stop", "/dev/relays/" + encodeURIComponent(d.name) + "/stop", d.name + " stopped", "danger", d.name));
+        else acts.append(controlButton("Start", "/dev/relays/" + encodeURIComponent(d.name) + "/start", d.name + " started", "go", d.name));
+        li.append(acts);
+      }
+      rl.append(li);
+    }
+
+    // Events, newest first.
+    const ol = $("cluster-events");
+    ol.textContent = "";
+    const events = c ? [...c.events].reverse() : [];
+    $("no-events").hidden = events.length > 0;
+    for (const e of events) {
+      const li = el("li", e.kind === "leader" ? "leader" : e.status || "");
+      const t = el("time");
+      const at = new Date(e.at);
+      if (!isNaN(at)) { t.dateTime = at.toISOString(); t.textContent = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
+      li.append(t, document.createTextNode(eventText(e)));
+      ol.append(li);
+    }
+  }
+
+  function eventText(e) {
+    switch (e.kind) {
+      case "leader": return e.node + " became leader (term " + e.term + ")";
+      case "member": {
+        const what = { join: "joined", leave: "left", fail: "failed", reap: "was reaped", update: "rejoined or changed" }[e.status] || e.status;
+        return e.node + " " + what + " (membership)";
+      }
+      case "node": return e.node + (e.status === "down" ? " stopped answering" : " is answering again");
+      case "relay": return "Relay " + e.relay + (e.status === "join" ? " appeared" : " went silent");
+      default: return e.kind;
+    }
+  }
+
   // toast shows a message for a while; an "info" one also goes as soon as
   // the player moves on (enters a room).
   let toastTimer = 0;
@@ -484,12 +703,22 @@
     }
   });
   window.addEventListener("hashchange", () => {
+    const was = view;
+    view = viewFromHash();
+    if (view !== was) {
+      send({ type: "cluster", watch: view === "cluster" });
+      if (view === "cluster") startDevPolling(); else stopDevPolling();
+    }
     const r = roomFromHash();
     if (r && r !== room) enterRoom(r);
+    else showView();
+    if (view === "cluster") renderCluster();
   });
+  $("transfer").addEventListener("click", () => devAction("/dev/leader/transfer", "Leadership transferred"));
 
   renderKeyboard();
   showView();
   setRelays(relays);
+  if (view === "cluster") { startDevPolling(); renderCluster(); }
   connect(here);
 })();

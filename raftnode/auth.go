@@ -1,0 +1,149 @@
+package raftnode
+
+import (
+	"errors"
+	"net/url"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/hangman/hangman/tlsutil"
+)
+
+// NATS users of the embedded servers when NATSAuth is on. Each may do only
+// what its role needs, so a compromised relay or a curious operator cannot
+// forge a room's state: only nodes publish under hangman.room.
+const (
+	// NATSUserNode is the nodes' own user: it publishes hangman.>.
+	NATSUserNode = "node"
+	// NATSUserRelay is the relays' user: it subscribes to rooms and cluster
+	// subjects and publishes only its heartbeat and micro-service answers.
+	NATSUserRelay = "relay"
+	// NATSUserWatcher is the read-only user for the nats CLI: it
+	// subscribes to hangman.> and may ask the micro services for stats.
+	NATSUserWatcher = "watcher"
+	// natsRouteUser authenticates routes between the embedded servers;
+	// its password is the node password.
+	natsRouteUser = "hangman-route"
+)
+
+// NATSAuth holds the passwords of the NATS users. Auth is on when any is
+// set, and then NodePassword is required (nodes publish with it and routes
+// authenticate with it); a user whose password is empty does not exist.
+type NATSAuth struct {
+	NodePassword    string
+	RelayPassword   string
+	WatcherPassword string
+}
+
+// Enabled reports whether the embedded servers require users.
+func (a NATSAuth) Enabled() bool {
+	return a.NodePassword != "" || a.RelayPassword != "" || a.WatcherPassword != ""
+}
+
+func (a NATSAuth) validate() error {
+	if a.Enabled() && a.NodePassword == "" {
+		return errors.New("NATS auth: the node password is required when any NATS password is set")
+	}
+	return nil
+}
+
+// users are the embedded servers' users and their permissions.
+func (a NATSAuth) users() []*natsserver.User {
+	if !a.Enabled() {
+		return nil
+	}
+	// Requests from `nats micro` arrive on $SRV.>, answers go to the
+	// requester's inbox; Response also allows answering a custom inbox.
+	answer := &natsserver.ResponsePermission{MaxMsgs: 1}
+	users := []*natsserver.User{{
+		Username: NATSUserNode,
+		Password: a.NodePassword,
+		Permissions: &natsserver.Permissions{
+			Publish:   &natsserver.SubjectPermission{Allow: []string{"hangman.>", "_INBOX.>", "$SRV.>"}},
+			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX.>", "$SRV.>", "svc.hangman.>"}},
+			Response:  answer,
+		},
+	}}
+	if a.RelayPassword != "" {
+		users = append(users, &natsserver.User{
+			Username: NATSUserRelay,
+			Password: a.RelayPassword,
+			Permissions: &natsserver.Permissions{
+				Publish: &natsserver.SubjectPermission{
+					Allow: []string{"hangman.relay.>", "_INBOX.>"},
+					Deny:  []string{"hangman.room.>", "hangman.cluster.>"},
+				},
+				// Relays subscribe hangman.room.<room>.* for the state
+				// and events of each watched room.
+				Subscribe: &natsserver.SubjectPermission{Allow: []string{"hangman.room.>", "hangman.cluster.>", "hangman.relay.>", "$SRV.>", "_INBOX.>"}},
+				Response:  answer,
+			},
+		})
+	}
+	if a.WatcherPassword != "" {
+		users = append(users, &natsserver.User{
+			Username: NATSUserWatcher,
+			Password: a.WatcherPassword,
+			Permissions: &natsserver.Permissions{
+				// Requests only: `nats micro ls|stats|info`, the nodes'
+				// stats endpoints and the relays' status endpoint.
+				Publish: &natsserver.SubjectPermission{
+					Allow: []string{"$SRV.>", "_INBOX.>", "svc.hangman.>", "hangman.relay.status"},
+					Deny:  []string{"hangman.room.>", "hangman.cluster.>", "hangman.relay.heartbeat"},
+				},
+				Subscribe: &natsserver.SubjectPermission{Allow: []string{"hangman.>", "$SRV.>", "_INBOX.>"}},
+			},
+		})
+	}
+	return users
+}
+
+// routeURL adds the route credentials to a peer's route URL (they are
+// never gossiped: serf carries the bare URL).
+func (a NATSAuth) routeURL(u *url.URL) *url.URL {
+	if a.NodePassword == "" {
+		return u
+	}
+	c := *u
+	c.User = url.UserPassword(natsRouteUser, a.NodePassword)
+	return &c
+}
+
+// publisherAuth is the connect option of the node's own NATS client: the
+// node user, and TLS verifying the server as a node.
+func (n *Node) publisherAuth() nats.Option {
+	return natsClientOption(n.cfg.TLS, NATSUserNode, n.cfg.NATSAuth.NodePassword)
+}
+
+// natsClientOption returns one nats.Option that sets user, password and
+// TLS as configured; with none it changes nothing.
+func natsClientOption(b *tlsutil.Bundle, user, password string) nats.Option {
+	return func(o *nats.Options) error {
+		if password != "" {
+			o.User, o.Password = user, password
+		}
+		if b != nil {
+			o.Secure = true
+			o.TLSConfig = b.ClientConfig()
+		}
+		return nil
+	}
+}
+
+// secureNATS applies users, route authentication and TLS to the embedded
+// server's options. Routes carry their own credentials (and, with TLS,
+// node certificates both ways), so a foreign server cannot join the NATS
+// cluster; clients use TLS without certificates and authenticate as users.
+func secureNATS(opts *natsserver.Options, cfg Config) {
+	opts.Users = cfg.NATSAuth.users()
+	if cfg.NATSAuth.Enabled() {
+		opts.Cluster.Username, opts.Cluster.Password = natsRouteUser, cfg.NATSAuth.NodePassword
+	}
+	if cfg.TLS != nil {
+		opts.TLSConfig = cfg.TLS.ServerConfig(false)
+		opts.TLSTimeout = 2
+		opts.Cluster.TLSConfig = cfg.TLS.PeerConfig()
+		opts.Cluster.TLSTimeout = 2
+	}
+}

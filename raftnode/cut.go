@@ -1,0 +1,108 @@
+package raftnode
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// errCut is returned for raft traffic after the node cut itself off.
+var errCut = errors.New("raft transport cut off: this node gave up leadership")
+
+// cuttableLayer wraps raft's stream layer so a node can cut itself off the
+// cluster at once: closing a raft.NetworkTransport stops accepting but
+// leaves pooled outbound connections (and a stuck leader's heartbeats)
+// running; cut closes every connection either way and refuses new ones.
+type cuttableLayer struct {
+	raft.StreamLayer
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]struct{}
+}
+
+func newCuttableLayer(l raft.StreamLayer) *cuttableLayer {
+	return &cuttableLayer{StreamLayer: l, conns: make(map[net.Conn]struct{})}
+}
+
+func (c *cuttableLayer) track(conn net.Conn) (net.Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cut {
+		_ = conn.Close()
+		return nil, errCut
+	}
+	c.conns[conn] = struct{}{}
+	return &trackedRaftConn{Conn: conn, layer: c}, nil
+}
+
+// Accept accepts a peer's connection unless the layer is cut.
+func (c *cuttableLayer) Accept() (net.Conn, error) {
+	for {
+		conn, err := c.StreamLayer.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if t, err := c.track(conn); err == nil {
+			return t, nil
+		}
+	}
+}
+
+// Dial connects to a peer unless the layer is cut.
+func (c *cuttableLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	conn, err := c.StreamLayer.Dial(address, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return c.track(conn)
+}
+
+// cutOff closes every raft connection and refuses new ones.
+func (c *cuttableLayer) cutOff() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cut = true
+	for conn := range c.conns {
+		_ = conn.Close()
+	}
+	clear(c.conns)
+}
+
+type trackedRaftConn struct {
+	net.Conn
+	layer *cuttableLayer
+	once  sync.Once
+}
+
+func (t *trackedRaftConn) Close() error {
+	t.once.Do(func() {
+		t.layer.mu.Lock()
+		delete(t.layer.conns, t.Conn)
+		t.layer.mu.Unlock()
+	})
+	return t.Conn.Close()
+}
+
+// tcpLayer is raft's stream layer over plain TCP (without TLS).
+type tcpLayer struct {
+	ln        net.Listener
+	advertise net.Addr
+}
+
+func newTCPLayer(bind string, advertise net.Addr) (*tcpLayer, error) {
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, err
+	}
+	return &tcpLayer{ln: ln, advertise: advertise}, nil
+}
+
+func (l *tcpLayer) Accept() (net.Conn, error) { return l.ln.Accept() }
+func (l *tcpLayer) Close() error              { return l.ln.Close() }
+func (l *tcpLayer) Addr() net.Addr            { return l.advertise }
+func (l *tcpLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", string(address), timeout)
+}

@@ -1,0 +1,261 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hashicorp/serf/serf"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
+	"github.com/hangman/hangman/services/api"
+)
+
+// nodeMetrics are a node's Prometheus series, served on /metrics of its
+// HTTP address. Each node has its own registry, never the global one:
+// `hangman dev` runs several nodes in one process and each must report its
+// own values.
+//
+// Most series are read at scrape time from the source of truth (raft, the
+// member table, the publisher's counters), so they cannot drift from what
+// the node reports elsewhere (ClusterService.Status, nats micro stats).
+type nodeMetrics struct {
+	reg *prometheus.Registry
+
+	apply          *prometheus.HistogramVec
+	grpcRequests   *prometheus.CounterVec
+	grpcSeconds    *prometheus.HistogramVec
+	leaderChanges  prometheus.Counter
+	failedHeartbts prometheus.Counter
+}
+
+// raftStates are the values of the hangman_raft_state label.
+var raftStates = []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown}
+
+// serfStatuses are the values of the hangman_serf_members label.
+var serfStatuses = []serf.MemberStatus{serf.StatusAlive, serf.StatusLeaving, serf.StatusLeft, serf.StatusFailed}
+
+// newNodeMetrics registers the node's series. It is called once raft
+// exists, before the gRPC server starts.
+func newNodeMetrics(n *Node) *nodeMetrics {
+	m := &nodeMetrics{reg: prometheus.NewRegistry()}
+	reg := m.reg
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	gauge := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	counter := func(name, help string, labels prometheus.Labels, f func() float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, f))
+	}
+	for _, st := range raftStates {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "hangman_raft_state",
+			Help:        "1 for the raft state this node is in (follower, candidate, leader, shutdown), 0 for the others.",
+			ConstLabels: prometheus.Labels{"state": stateLabel(st)},
+		}, func() float64 { return b2f(n.raft.State() == st) }))
+	}
+	gauge("hangman_raft_term", "Current raft term.", func() float64 { return float64(n.raft.CurrentTerm()) })
+	gauge("hangman_raft_commit_index", "Highest raft log index known to be committed.", func() float64 { return float64(n.raft.CommitIndex()) })
+	gauge("hangman_raft_applied_index", "Highest raft log index applied to the game state machine.", func() float64 { return float64(n.raft.AppliedIndex()) })
+	gauge("hangman_raft_last_log_index", "Index of the last entry in this node's raft log.", func() float64 { return float64(n.raft.LastIndex()) })
+	gauge("hangman_raft_has_leader", "1 when this node knows a raft leader.", func() float64 {
+		_, id := n.raft.LeaderWithID()
+		return b2f(id != "")
+	})
+	gauge("hangman_raft_voters", "Voters in the latest raft configuration this node knows.", func() float64 {
+		voters := 0
+		for _, s := range n.raft.GetConfiguration().Configuration().Servers {
+			if s.Suffrage == raft.Voter {
+				voters++
+			}
+		}
+		return float64(voters)
+	})
+	gauge("hangman_raft_last_contact_seconds", "Seconds since this node last heard from the leader (0 on the leader).", func() float64 {
+		if n.raft.State() == raft.Leader {
+			return 0
+		}
+		lc := n.raft.LastContact()
+		if lc.IsZero() {
+			return -1
+		}
+		return time.Since(lc).Seconds()
+	})
+	gauge("hangman_node_ready", "1 when /readyz answers 200: the node is in a raft configuration that has a leader.", func() float64 {
+		return b2f(n.Ready() == nil)
+	})
+	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: "hangman_raft_leader_changes_total", Help: "Leader changes this node observed (including losing the leader)."})
+	m.failedHeartbts = prometheus.NewCounter(prometheus.CounterOpts{Name: "hangman_raft_failed_heartbeats_total", Help: "Heartbeats this node, as leader, failed to deliver to a follower."})
+	reg.MustRegister(m.leaderChanges, m.failedHeartbts)
+	// A filter that never lets an observation through costs no channel
+	// and no goroutine: raft calls it inline for every observation.
+	n.raft.RegisterObserver(raft.NewObserver(nil, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.LeaderObservation:
+			m.leaderChanges.Inc()
+		case raft.FailedHeartbeatObservation:
+			m.failedHeartbts.Inc()
+		}
+		return false
+	}))
+
+	m.apply = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "hangman_apply_seconds",
+		Help:    "Time from proposing a command to raft until it is committed and applied here (leader only), by result: ok, not_leader, unknown (leadership lost mid-apply), error.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"result"})
+	reg.MustRegister(m.apply)
+
+	for _, kind := range []string{"event", "state", "cluster"} {
+		counter("hangman_published_total", "Messages this node published to NATS, by kind: room events, room states, cluster announcements.",
+			prometheus.Labels{"kind": kind}, func() float64 {
+				if n.pub == nil {
+					return 0
+				}
+				st := n.pub.stats()
+				switch kind {
+				case "event":
+					return float64(st.Events)
+				case "state":
+					return float64(st.States)
+				default:
+					return float64(st.Cluster)
+				}
+			})
+	}
+	counter("hangman_publish_failures_total", "Messages the publisher failed to hand to NATS.", nil, func() float64 {
+		if n.pub == nil {
+			return 0
+		}
+		return float64(n.pub.stats().Failures)
+	})
+	counter("hangman_republishes_total", "Times this node, on becoming leader, republished every room.", nil, func() float64 {
+		if n.pub == nil {
+			return 0
+		}
+		return float64(n.pub.stats().Republishes)
+	})
+	gauge("hangman_publisher_leader", "1 while this node publishes (it leads and has applied everything earlier leaders committed).", func() float64 {
+		return b2f(n.pub != nil && n.pub.stats().Leader)
+	})
+
+	for _, st := range serfStatuses {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "hangman_serf_members",
+			Help:        "Game nodes serf knows, by status (alive, leaving, left, failed).",
+			ConstLabels: prometheus.Labels{"status": st.String()},
+		}, func() float64 {
+			c := 0
+			for _, mb := range n.members.all() {
+				if mb.Status == st {
+					c++
+				}
+			}
+			return float64(c)
+		}))
+	}
+	gauge("hangman_nats_clients", "Client connections to this node's embedded NATS server.", func() float64 {
+		if n.nats == nil {
+			return 0
+		}
+		return float64(n.nats.srv.NumClients())
+	})
+	gauge("hangman_nats_routes", "Routes from this node's embedded NATS server to the other nodes'.", func() float64 {
+		if n.nats == nil {
+			return 0
+		}
+		return float64(n.nats.srv.NumRoutes())
+	})
+
+	m.grpcRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hangman_grpc_requests_total",
+		Help: "gRPC requests this node served, by full method and status code.",
+	}, []string{"method", "code"})
+	m.grpcSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "hangman_grpc_request_seconds",
+		Help:    "Time this node took to answer a gRPC request, by full method (forwarding to the leader included).",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"method"})
+	reg.MustRegister(m.grpcRequests, m.grpcSeconds)
+	return m
+}
+
+// handler serves the registry in the Prometheus text format.
+func (m *nodeMetrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// observeApply records one Propose. A nil receiver (a node built without
+// metrics) records nothing.
+func (m *nodeMetrics) observeApply(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, api.ErrNotLeader):
+		result = "not_leader"
+	case errors.Is(err, api.ErrUnknownOutcome):
+		result = "unknown"
+	default:
+		result = "error"
+	}
+	m.apply.WithLabelValues(result).Observe(d.Seconds())
+}
+
+// grpcOptions are the server options that count and time every call.
+func (m *nodeMetrics) grpcOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(m.unaryInterceptor),
+		grpc.ChainStreamInterceptor(m.streamInterceptor),
+	}
+}
+
+func (m *nodeMetrics) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	m.observeRPC(info.FullMethod, start, err)
+	return resp, err
+}
+
+func (m *nodeMetrics) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	start := time.Now()
+	err := handler(srv, ss)
+	m.observeRPC(info.FullMethod, start, err)
+	return err
+}
+
+func (m *nodeMetrics) observeRPC(method string, start time.Time, err error) {
+	m.grpcRequests.WithLabelValues(method, status.Code(err).String()).Inc()
+	m.grpcSeconds.WithLabelValues(method).Observe(time.Since(start).Seconds())
+}
+
+func stateLabel(s raft.RaftState) string {
+	switch s {
+	case raft.Follower:
+		return "follower"
+	case raft.Candidate:
+		return "candidate"
+	case raft.Leader:
+		return "leader"
+	default:
+		return "shutdown"
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

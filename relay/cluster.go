@@ -1,0 +1,502 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc/connectivity"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+)
+
+// The cluster view: what the page's Cluster tab shows, live. A relay
+// already talks to every part of the system, so it is the natural place to
+// assemble it:
+//
+//   - each game node's role, term and indexes, from ClusterService.Status
+//     polled over the relay's own gRPC connections (about once a second,
+//     only while a browser watches);
+//   - leader changes and membership events the leader announces on NATS
+//     (hangman.cluster.leader, hangman.cluster.member);
+//   - the relays and their session counts, from hangman.relay.heartbeat.
+//
+// Browsers ask for it with {"type":"cluster","watch":true} and are sent a
+// "cluster" frame at once and whenever it changes (see PROTOCOL.md).
+
+const (
+	// clusterSubjects are the nodes' cluster announcements.
+	clusterSubjects = "hangman.cluster.>"
+	// clusterPoll is how often node statuses are read while watched.
+	clusterPoll = time.Second
+	// clusterEventsKept is how many recent events a cluster frame carries.
+	clusterEventsKept = 40
+	typeCluster       = "cluster"
+)
+
+// clusterFrame is the "cluster" frame: the whole view, so a client only
+// ever needs the latest one.
+type clusterFrame struct {
+	Type string `json:"type"`
+	// Relay names the relay that assembled the view.
+	Relay string `json:"relay"`
+	// Leader is the id of the node that leads in the highest term seen,
+	// "" while there is none; Term is that term.
+	Leader string         `json:"leader"`
+	Term   uint64         `json:"term"`
+	Nodes  []clusterNode  `json:"nodes"`
+	Relays []clusterRelay `json:"relayList"`
+	// Events are the most recent first-hand events, oldest first.
+	Events []clusterEvent `json:"events"`
+}
+
+// clusterNode is one game node as its last Status answer showed it.
+type clusterNode struct {
+	ID   string `json:"id"`   // node id ("" until it answered once)
+	Addr string `json:"addr"` // gRPC address the relay polls
+	// Role is leader, follower, candidate or shutdown as raft says, or
+	// unreachable when the node did not answer.
+	Role         string `json:"role"`
+	Leader       string `json:"leader"` // the leader this node knows
+	Term         uint64 `json:"term"`
+	CommitIndex  uint64 `json:"commitIndex"`
+	AppliedIndex uint64 `json:"appliedIndex"`
+	LastLogIndex uint64 `json:"lastLogIndex"`
+	// Healthy is true when the node answered and knows a leader: it can
+	// serve (what its /readyz reports).
+	Healthy bool   `json:"healthy"`
+	Error   string `json:"error,omitempty"`
+}
+
+// clusterRelay is one relay and its open sessions.
+type clusterRelay struct {
+	Name     string `json:"name"`
+	URL      string `json:"url"`
+	Sessions int64  `json:"sessions"`
+	Self     bool   `json:"self,omitempty"`
+}
+
+// clusterEvent is one line of the events feed. Kind is leader (Node leads
+// in Term), member (serf saw Node join, leave or fail: Status), node (this
+// relay lost or regained Node: Status down/up) or relay (Relay appeared or
+// went silent: Status join/leave).
+type clusterEvent struct {
+	Kind   string    `json:"kind"`
+	Node   string    `json:"node,omitempty"`
+	Relay  string    `json:"relay,omitempty"`
+	Status string    `json:"status,omitempty"`
+	Term   uint64    `json:"term,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+type peerView struct {
+	name     string
+	sessions int64
+	seen     time.Time
+}
+
+// clusterView assembles and pushes the cluster frame.
+type clusterView struct {
+	r       *Relay
+	started time.Time
+	kick    chan struct{}
+
+	mu       sync.Mutex
+	watchers map[*client]func() bool // value stops the disconnect hook
+	nodes    []clusterNode           // by index of r.nodes.conns
+	polled   []bool                  // the node answered or failed once
+	peers    map[string]*peerView    // other relays, by URL
+	events   []clusterEvent
+	lastTerm uint64
+	last     []byte // the frame last pushed
+}
+
+func newClusterView(r *Relay) *clusterView {
+	cv := &clusterView{
+		r:        r,
+		started:  time.Now(),
+		kick:     make(chan struct{}, 1),
+		watchers: make(map[*client]func() bool),
+		nodes:    make([]clusterNode, len(r.nodes.addrs)),
+		polled:   make([]bool, len(r.nodes.addrs)),
+		peers:    make(map[string]*peerView),
+	}
+	for i, a := range r.nodes.addrs {
+		cv.nodes[i] = clusterNode{Addr: a, Role: "unknown"}
+	}
+	return cv
+}
+
+// startCluster subscribes to the cluster announcements and relay
+// heartbeats and starts the poll loop.
+func (r *Relay) startCluster() error {
+	r.cluster = newClusterView(r)
+	if _, err := r.nc.Subscribe(clusterSubjects, r.cluster.onAnnouncement); err != nil {
+		return err
+	}
+	if _, err := r.nc.Subscribe(HeartbeatSubject, r.cluster.onHeartbeat); err != nil {
+		return err
+	}
+	r.goBG(r.cluster.loop)
+	return nil
+}
+
+func (cv *clusterView) watcherCount() int {
+	if cv == nil {
+		return 0
+	}
+	cv.mu.Lock()
+	defer cv.mu.Unlock()
+	return len(cv.watchers)
+}
+
+// onClusterFrame handles {"type":"cluster","watch":bool}: watching (the
+// default) sends the view at once and on every change; watch:false stops.
+func (r *Relay) onClusterFrame(c *client, id string, data []byte) {
+	var in struct {
+		Watch *bool `json:"watch"`
+	}
+	_ = json.Unmarshal(data, &in) // already parsed once as an object
+	watch := in.Watch == nil || *in.Watch
+	cv := r.cluster
+	r.send(c, encode(ackFrame{Type: "ack", ID: id, Op: typeCluster}))
+	if !watch {
+		cv.removeWatcher(c)
+		return
+	}
+	cv.mu.Lock()
+	if _, ok := cv.watchers[c]; !ok {
+		cv.watchers[c] = context.AfterFunc(c.ctx, func() { cv.removeWatcher(c) })
+	}
+	first := len(cv.watchers) == 1
+	frame := cv.frameLocked()
+	cv.mu.Unlock()
+	r.send(c, frame)
+	if first {
+		cv.poke() // statuses are only polled while watched: refresh now
+	}
+}
+
+func (cv *clusterView) removeWatcher(c *client) {
+	cv.mu.Lock()
+	defer cv.mu.Unlock()
+	if stop, ok := cv.watchers[c]; ok {
+		stop()
+		delete(cv.watchers, c)
+	}
+}
+
+func (cv *clusterView) poke() {
+	select {
+	case cv.kick <- struct{}{}:
+	default:
+	}
+}
+
+// loop polls node statuses while someone watches, expires silent relays
+// and pushes the view when it changed.
+func (cv *clusterView) loop() {
+	t := time.NewTicker(clusterPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-cv.r.ctx.Done():
+			return
+		case <-t.C:
+		case <-cv.kick:
+		}
+		cv.expirePeers()
+		if cv.watcherCount() > 0 {
+			cv.poll(cv.r.ctx)
+		}
+		cv.push()
+	}
+}
+
+// poll asks every node for its status, all at once, each within a bound.
+func (cv *clusterView) poll(ctx context.Context) {
+	n := cv.r.nodes
+	results := make([]clusterNode, len(n.conns))
+	var wg sync.WaitGroup
+	for i, cc := range n.conns {
+		wg.Go(func() {
+			cn := clusterNode{Addr: n.addrs[i], Role: "unreachable"}
+			actx, cancel := context.WithTimeout(ctx, 800*time.Millisecond)
+			defer cancel()
+			st, err := hangmanv1.NewClusterServiceClient(cc).Status(actx, &hangmanv1.StatusRequest{})
+			if err != nil {
+				if cc.GetState() != connectivity.Ready {
+					cn.Error = "not connected: " + strings.ToLower(cc.GetState().String())
+				} else {
+					cn.Error = clipString(err.Error(), 160)
+				}
+				results[i] = cn
+				return
+			}
+			cn.ID = st.GetNodeId()
+			cn.Role = strings.ToLower(st.GetState())
+			cn.Leader = st.GetLeaderId()
+			cn.Term = st.GetTerm()
+			cn.CommitIndex = st.GetCommitIndex()
+			cn.AppliedIndex = st.GetAppliedIndex()
+			cn.LastLogIndex = st.GetLastLogIndex()
+			cn.Healthy = cn.Leader != "" && cn.Role != "shutdown"
+			results[i] = cn
+		})
+	}
+	wg.Wait()
+	now := time.Now().UTC()
+	cv.mu.Lock()
+	defer cv.mu.Unlock()
+	for i, cn := range results {
+		old := cv.nodes[i]
+		if cn.ID == "" {
+			cn.ID = old.ID // keep the name of a node that went away
+		}
+		name := cn.ID
+		if name == "" {
+			name = cn.Addr
+		}
+		wasUp, isUp := old.Role != "unreachable" && old.Role != "unknown", cn.Role != "unreachable"
+		if cv.polled[i] && wasUp != isUp {
+			status := "down"
+			if isUp {
+				status = "up"
+			}
+			cv.addEventLocked(clusterEvent{Kind: "node", Node: name, Status: status, At: now})
+		}
+		cv.polled[i] = true
+		cv.nodes[i] = cn
+	}
+	if leader, term := cv.leaderLocked(); leader != "" && term > cv.lastTerm {
+		cv.lastTerm = term
+		cv.addEventLocked(clusterEvent{Kind: "leader", Node: leader, Term: term, At: now})
+	}
+}
+
+// leaderLocked is the leader of the highest term any reachable node is
+// in, as a node that says it leads reports it.
+func (cv *clusterView) leaderLocked() (string, uint64) {
+	var leader string
+	var term uint64
+	for _, n := range cv.nodes {
+		if n.Role == "leader" && n.Term >= term {
+			leader, term = n.ID, n.Term
+		}
+	}
+	return leader, term
+}
+
+// onAnnouncement takes hangman.cluster.leader and hangman.cluster.member.
+func (cv *clusterView) onAnnouncement(m *nats.Msg) {
+	var msg struct {
+		Leader string    `json:"leader"`
+		Node   string    `json:"node"`
+		Status string    `json:"status"`
+		Term   uint64    `json:"term"`
+		At     time.Time `json:"at"`
+	}
+	if err := json.Unmarshal(m.Data, &msg); err != nil {
+		return
+	}
+	if msg.At.IsZero() {
+		msg.At = time.Now().UTC()
+	}
+	cv.mu.Lock()
+	switch {
+	case strings.HasSuffix(m.Subject, ".leader") && validName(msg.Leader):
+		if msg.Term > cv.lastTerm {
+			cv.lastTerm = msg.Term
+			cv.addEventLocked(clusterEvent{Kind: "leader", Node: msg.Leader, Term: msg.Term, At: msg.At})
+		}
+	case strings.HasSuffix(m.Subject, ".member") && validName(msg.Node) && validName(msg.Status):
+		cv.addEventLocked(clusterEvent{Kind: "member", Node: msg.Node, Status: msg.Status, At: msg.At})
+	}
+	cv.mu.Unlock()
+	cv.poke()
+}
+
+// onHeartbeat follows the other relays and their session counts.
+func (cv *clusterView) onHeartbeat(m *nats.Msg) {
+	var hb heartbeat
+	if err := json.Unmarshal(m.Data, &hb); err != nil || hb.URL == "" || hb.URL == cv.r.cfg.PublicURL || !validName(hb.Name) {
+		return
+	}
+	if !safeOrigin(hb.URL) {
+		return
+	}
+	now := time.Now()
+	cv.mu.Lock()
+	p, known := cv.peers[hb.URL]
+	if !known {
+		p = &peerView{name: hb.Name}
+		cv.peers[hb.URL] = p
+		// Relays found while this one starts were there before it.
+		if now.Sub(cv.started) > 3*cv.r.cfg.HeartbeatInterval {
+			cv.addEventLocked(clusterEvent{Kind: "relay", Relay: hb.Name, Status: "join", At: now.UTC()})
+		}
+	}
+	p.sessions, p.seen = hb.Sessions, now
+	cv.mu.Unlock()
+	if !known {
+		cv.poke()
+	}
+}
+
+func (cv *clusterView) expirePeers() {
+	deadline := time.Now().Add(-3 * cv.r.cfg.HeartbeatInterval)
+	cv.mu.Lock()
+	defer cv.mu.Unlock()
+	for u, p := range cv.peers {
+		if p.seen.Before(deadline) {
+			delete(cv.peers, u)
+			cv.addEventLocked(clusterEvent{Kind: "relay", Relay: p.name, Status: "leave", At: time.Now().UTC()})
+		}
+	}
+}
+
+func (cv *clusterView) addEventLocked(e clusterEvent) {
+	cv.events = append(cv.events, e)
+	if len(cv.events) > clusterEventsKept {
+		cv.events = slices.Delete(cv.events, 0, len(cv.events)-clusterEventsKept)
+	}
+	attrs := []any{"kind", e.Kind}
+	if e.Node != "" {
+		attrs = append(attrs, "node", e.Node)
+	}
+	if e.Relay != "" {
+		attrs = append(attrs, "peer", e.Relay)
+	}
+	if e.Status != "" {
+		attrs = append(attrs, "status", e.Status)
+	}
+	if e.Term != 0 {
+		attrs = append(attrs, "term", e.Term)
+	}
+	cv.r.log.Info("cluster event", attrs...)
+}
+
+// frameLocked encodes the current view.
+func (cv *clusterView) frameLocked() []byte {
+	r := cv.r
+	f := clusterFrame{Type: typeCluster, Relay: r.cfg.Name, Nodes: slices.Clone(cv.nodes), Events: slices.Clone(cv.events)}
+	f.Leader, f.Term = cv.leaderLocked()
+	for _, n := range cv.nodes {
+		f.Term = max(f.Term, n.Term)
+	}
+	slices.SortStableFunc(f.Nodes, func(a, b clusterNode) int {
+		return strings.Compare(a.ID+"\x00"+a.Addr, b.ID+"\x00"+b.Addr)
+	})
+	f.Relays = append(f.Relays, clusterRelay{Name: r.cfg.Name, URL: r.cfg.PublicURL, Sessions: r.stats.sessions.Load(), Self: true})
+	for u, p := range cv.peers {
+		f.Relays = append(f.Relays, clusterRelay{Name: p.name, URL: u, Sessions: p.sessions})
+	}
+	slices.SortFunc(f.Relays, func(a, b clusterRelay) int { return strings.Compare(a.Name+a.URL, b.Name+b.URL) })
+	if f.Events == nil {
+		f.Events = []clusterEvent{}
+	}
+	return encode(f)
+}
+
+// push sends the view to every watcher if it changed since the last push.
+func (cv *clusterView) push() {
+	cv.mu.Lock()
+	defer cv.mu.Unlock()
+	if len(cv.watchers) == 0 {
+		cv.last = nil
+		return
+	}
+	frame := cv.frameLocked()
+	if string(frame) == string(cv.last) {
+		return
+	}
+	cv.last = frame
+	for c := range cv.watchers {
+		cv.r.send(c, frame)
+	}
+}
+
+// serveCluster answers GET /cluster with a freshly polled view, for
+// operators and scripts (curl …/cluster | jq).
+func (r *Relay) serveCluster(w http.ResponseWriter, req *http.Request) {
+	r.cluster.expirePeers()
+	r.cluster.poll(req.Context())
+	r.cluster.mu.Lock()
+	frame := r.cluster.frameLocked()
+	r.cluster.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(append(frame, '\n'))
+}
+
+// withDev sends everything under /dev/ to dev, the development controls
+// only `hangman dev` gives its relays, and answers 404 there, whatever the
+// method, when there are none.
+func withDev(mux http.Handler, dev http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path != "/dev" && !strings.HasPrefix(req.URL.Path, "/dev/") {
+			mux.ServeHTTP(w, req)
+			return
+		}
+		if dev == nil {
+			httpError(w, http.StatusNotFound, "not_found", "no such endpoint")
+			return
+		}
+		dev.ServeHTTP(w, req)
+	})
+}
+
+// readyCount is how many node connections are up (for the metrics).
+func (n *nodes) readyCount() int {
+	c := 0
+	for _, cc := range n.conns {
+		if cc.GetState() == connectivity.Ready {
+			c++
+		}
+	}
+	return c
+}
+
+// validName accepts the short printable names nodes and relays go by, so
+// nothing odd reaches the page from a stray publisher.
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// originOf returns scheme://host of an http(s) URL, or "".
+func originOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// safeOrigin reports whether rawURL is an http(s) URL whose origin may be
+// written into a header (the page's Content-Security-Policy).
+func safeOrigin(rawURL string) bool {
+	o := originOf(rawURL)
+	if o == "" {
+		return false
+	}
+	for _, c := range o[strings.Index(o, "://")+3:] {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-:[]", c)) {
+			return false
+		}
+	}
+	return true
+}

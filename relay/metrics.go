@@ -1,0 +1,87 @@
+package relay
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// newMetrics builds the relay's Prometheus registry. Each relay has its own
+// (never the global default): `hangman dev` runs two relays in one process
+// and each /metrics must report its own values. Every series is read at
+// scrape time from the same counters /readyz and `nats micro stats` show,
+// so the three never disagree.
+func (r *Relay) newMetrics() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	gauge := func(name, help string, labels prometheus.Labels, f func() float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, f))
+	}
+	counter := func(name, help string, labels prometheus.Labels, f func() float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, f))
+	}
+	load := func(v interface{ Load() int64 }) func() float64 {
+		return func() float64 { return float64(v.Load()) }
+	}
+	s := &r.stats
+
+	gauge("hangman_relay_connections", "Open websocket sessions.", nil, load(&s.sessions))
+	gauge("hangman_relay_rooms", "Rooms watched by at least one session (one NATS subscription each).", nil, func() float64 {
+		r.roomsMu.Lock()
+		defer r.roomsMu.Unlock()
+		return float64(len(r.rooms))
+	})
+	gauge("hangman_relay_cluster_watchers", "Sessions watching the cluster view.", nil, func() float64 {
+		return float64(r.cluster.watcherCount())
+	})
+	gauge("hangman_relay_peers", "Other relays this relay heard from recently (failover targets for its browsers).", nil, func() float64 {
+		r.peersMu.Lock()
+		defer r.peersMu.Unlock()
+		return float64(len(r.peers))
+	})
+	gauge("hangman_relay_nats_connected", "1 while the relay is connected to NATS.", nil, func() float64 {
+		if r.nc.IsConnected() {
+			return 1
+		}
+		return 0
+	})
+	gauge("hangman_relay_nodes_reachable", "Game nodes whose gRPC connection is ready.", nil, func() float64 {
+		return float64(r.nodes.readyCount())
+	})
+	gauge("hangman_relay_ready", "1 when /readyz answers 200: NATS connected and a game node reachable.", nil, func() float64 {
+		if r.nc.IsConnected() && r.nodes.ready() {
+			return 1
+		}
+		return 0
+	})
+
+	counter("hangman_relay_messages_out_total", "Frames queued to browsers.", nil, load(&s.framesOut))
+	counter("hangman_relay_messages_in_total", "Frames received from browsers.", nil, load(&s.framesIn))
+	counter("hangman_relay_dropped_total", "Websockets the relay closed on a client, by reason: slow_reader (its send queue overflowed), frame_too_large.",
+		prometheus.Labels{"reason": "slow_reader"}, load(&s.slowDropped))
+	counter("hangman_relay_dropped_total", "Websockets the relay closed on a client, by reason: slow_reader (its send queue overflowed), frame_too_large.",
+		prometheus.Labels{"reason": "frame_too_large"}, load(&s.tooBig))
+	counter("hangman_relay_refused_total", "Websocket upgrades refused, by reason: origin, too_many_connections.",
+		prometheus.Labels{"reason": "origin"}, load(&s.originRefused))
+	counter("hangman_relay_refused_total", "Websocket upgrades refused, by reason: origin, too_many_connections.",
+		prometheus.Labels{"reason": "too_many_connections"}, load(&s.connsRefused))
+	counter("hangman_relay_rate_limited_total", "Client frames ignored by the per-connection rate limit.", nil, load(&s.rateLimited))
+	counter("hangman_relay_bad_frames_total", "Client frames refused as malformed (bad JSON, unknown type, binary).", nil, load(&s.badFrames))
+	counter("hangman_relay_commands_failed_total", "Browser commands the game cluster refused or could not take.", nil, load(&s.commandsFailed))
+	counter("hangman_relay_duplicates_total", "NATS messages dropped as already seen (by seq), by kind.",
+		prometheus.Labels{"kind": "state"}, load(&s.dupStates))
+	counter("hangman_relay_duplicates_total", "NATS messages dropped as already seen (by seq), by kind.",
+		prometheus.Labels{"kind": "event"}, load(&s.dupEvents))
+	counter("hangman_relay_seq_gaps_total", "Events showing a missed change, each answered by a state fetch.", nil, load(&s.gaps))
+	counter("hangman_relay_state_fetches_total", "Room states read over gRPC (cold cache or after a gap).", nil, load(&s.fetches))
+	return reg
+}
+
+func metricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
