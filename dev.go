@@ -179,6 +179,9 @@ func (s *devSystem) printURLs(w *os.File) {
 	for _, u := range s.relayURLs {
 		fmt.Fprintf(w, "  play      %s\n", u)
 	}
+	if len(s.relayURLs) > 0 {
+		fmt.Fprintf(w, "  cluster   %s/#/cluster   (live view, with chaos controls)\n", s.relayURLs[0])
+	}
 	for i, n := range s.nodes {
 		fmt.Fprintf(w, "  %-9s grpc %s   nats %s   http http://%s\n", n.ID(), s.grpcAddrs[i], s.natsURLs[i], devAddr(devHTTPBase, i+1, s.opts.PortOffset))
 	}

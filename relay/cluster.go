@@ -114,7 +114,8 @@ type clusterView struct {
 	peers    map[string]*peerView    // other relays, by URL
 	events   []clusterEvent
 	lastTerm uint64
-	last     []byte // the frame last pushed
+	last     []byte    // the frame last pushed
+	polledAt time.Time // when the last poll ended
 }
 
 func newClusterView(r *Relay) *clusterView {
@@ -254,6 +255,7 @@ func (cv *clusterView) poll(ctx context.Context) {
 	now := time.Now().UTC()
 	cv.mu.Lock()
 	defer cv.mu.Unlock()
+	cv.polledAt = now
 	for i, cn := range results {
 		old := cv.nodes[i]
 		if cn.ID == "" {
@@ -426,7 +428,13 @@ func (cv *clusterView) push() {
 // operators and scripts (curl …/cluster | jq).
 func (r *Relay) serveCluster(w http.ResponseWriter, req *http.Request) {
 	r.cluster.expirePeers()
-	r.cluster.poll(req.Context())
+	r.cluster.mu.Lock()
+	fresh := time.Since(r.cluster.polledAt) < clusterPoll/2
+	r.cluster.mu.Unlock()
+	if !fresh {
+		// At most a couple of polls a second, however often it is asked.
+		r.cluster.poll(req.Context())
+	}
 	r.cluster.mu.Lock()
 	frame := r.cluster.frameLocked()
 	r.cluster.mu.Unlock()

@@ -257,6 +257,7 @@
     $("lobby").hidden = inGame || inCluster;
     $("game").hidden = !inGame;
     $("cluster").hidden = !inCluster;
+    $("keys-hint").hidden = inCluster;
     $("tab-play").href = room ? "#room=" + room : "#";
     if (inCluster) { $("tab-cluster").setAttribute("aria-current", "page"); $("tab-play").removeAttribute("aria-current"); }
     else { $("tab-play").setAttribute("aria-current", "page"); $("tab-cluster").removeAttribute("aria-current"); }
