@@ -80,6 +80,9 @@ type Report struct {
 
 	RelayCPUPercent     float64 `json:"relay_cpu_percent,omitempty"`
 	RelayIdleKiBPerConn float64 `json:"relay_idle_kib_per_conn,omitempty"`
+	// RelayLiveKiBPerConn is the growth of the relays' Go heap and stacks
+	// in use per connection: live memory, without uncollected garbage.
+	RelayLiveKiBPerConn float64 `json:"relay_live_kib_per_conn,omitempty"`
 	RelayRSSMiB         float64 `json:"relay_rss_mib,omitempty"`
 
 	// FailoverGap is kill of the leader → first acknowledgement of a guess
@@ -120,7 +123,7 @@ func (r *Report) WriteText(w io.Writer) {
 		lat("guess → raw NATS sub", r.RawNATSLatency)
 	}
 	if r.RelayIdleKiBPerConn > 0 {
-		fmt.Fprintf(w, "  relay memory          %10.1f KiB per idle connection (%.0f MiB resident in all)\n", r.RelayIdleKiBPerConn, r.RelayRSSMiB)
+		fmt.Fprintf(w, "  relay memory          %10.1f KiB per idle connection resident, %.1f KiB live heap+stack (%.0f MiB resident in all)\n", r.RelayIdleKiBPerConn, r.RelayLiveKiBPerConn, r.RelayRSSMiB)
 	}
 	if r.RelayCPUPercent > 0 {
 		fmt.Fprintf(w, "  relay CPU             %10.1f %% of one core, all relays, under load\n", r.RelayCPUPercent)

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -199,6 +200,7 @@ func RunWS(ctx context.Context, sys *System, cfg WSConfig) (*Report, error) {
 	}
 	rep := &Report{Mode: "ws", Nodes: len(sys.GRPCAddrs), Relays: len(sys.RelayURLs), Clients: cfg.Clients, Rooms: cfg.Rooms, TargetRate: cfg.Rate}
 	rss0 := relayRSS(sys)
+	live0 := relayLiveBytes(sys)
 
 	var frames atomic.Int64
 	clients := make([]*wsClient, cfg.Clients)
@@ -251,6 +253,9 @@ func RunWS(ctx context.Context, sys *System, cfg WSConfig) (*Report, error) {
 	}
 	if rss1 := relayRSS(sys); rss1 > rss0 {
 		rep.RelayIdleKiBPerConn = float64(rss1-rss0) / 1024 / float64(cfg.Clients)
+	}
+	if live1 := relayLiveBytes(sys); live1 > live0 {
+		rep.RelayLiveKiBPerConn = float64(live1-live0) / 1024 / float64(cfg.Clients)
 	}
 
 	sends := newSendLog(cfg.Rooms)
@@ -461,6 +466,32 @@ func relayRSS(sys *System) int64 {
 		if _, rss, err := procStat(pid); err == nil {
 			total += rss
 		}
+	}
+	return total
+}
+
+// relayLiveBytes sums the relays' Go heap and stacks in use, read from
+// their /metrics: memory held by live objects, without the garbage a
+// resident-set reading also counts until the next collection.
+func relayLiveBytes(sys *System) int64 {
+	var total int64
+	for _, u := range sys.RelayURLs {
+		resp, err := http.Get(u + "/metrics")
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			line := sc.Text()
+			for _, name := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_stack_inuse_bytes "} {
+				if strings.HasPrefix(line, name) {
+					if v, err := strconv.ParseFloat(strings.TrimPrefix(line, name), 64); err == nil {
+						total += int64(v)
+					}
+				}
+			}
+		}
+		resp.Body.Close()
 	}
 	return total
 }

@@ -134,9 +134,9 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 	r.m.Config.PongWait = cfg.IdleTimeout
 	r.m.Config.PingPeriod = cfg.IdleTimeout * 9 / 10
 	r.m.Upgrader.CheckOrigin = func(*http.Request) bool { return true } // checked before, with a JSON answer
-	// Idle connections dominate a relay's memory: a small read buffer of
-	// their own, and write buffers borrowed from a pool only while writing.
-	r.m.Upgrader.ReadBufferSize = 1024
+	// Idle connections dominate a relay's memory: reads reuse the buffer
+	// net/http already holds for the connection, and write buffers are
+	// borrowed from a pool only while writing.
 	r.m.Upgrader.WriteBufferSize = 1024
 	r.m.Upgrader.WriteBufferPool = &sync.Pool{}
 	r.m.Upgrader.Error = func(w http.ResponseWriter, _ *http.Request, code int, reason error) {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/gorilla/websocket"
@@ -41,10 +42,14 @@ type client struct {
 	strikes int
 	closing bool
 
-	ctx      context.Context // ends when the connection does
-	cancel   context.CancelFunc
-	cmds     chan *inbound
-	workDone chan struct{}
+	ctx    context.Context // ends when the connection does
+	cancel context.CancelFunc
+	// Commands wait in queue for a worker goroutine that runs only while
+	// there is work: an idle connection costs no goroutine of its own.
+	qmu     sync.Mutex
+	queue   []*inbound
+	working bool
+	workers sync.WaitGroup
 
 	// worker only
 	room     string // the watched room, "" in the lobby
@@ -66,11 +71,6 @@ func (r *Relay) onConnect(s *melody.Session) {
 	c := clientOf(s)
 	c.sess = s
 	c.ctx, c.cancel = context.WithCancel(r.ctx)
-	// Pointers keep the idle buffer small: 32 slots cost 256 bytes, not
-	// 32 copies of the frame struct.
-	c.cmds = make(chan *inbound, maxQueued)
-	c.workDone = make(chan struct{})
-	go c.work()
 	r.clientsMu.Lock()
 	r.clients[c] = struct{}{}
 	r.clientsMu.Unlock()
@@ -87,8 +87,7 @@ func (r *Relay) onConnect(s *melody.Session) {
 func (r *Relay) onDisconnect(s *melody.Session) {
 	c := clientOf(s)
 	c.cancel()
-	close(c.cmds)
-	<-c.workDone
+	c.workers.Wait()
 	if c.room != "" {
 		r.unwatch(c, c.room)
 	}
@@ -153,9 +152,7 @@ func (r *Relay) onMessage(s *melody.Session, data []byte) {
 	case typeCluster:
 		r.onClusterFrame(c, in.ID, data)
 	case typeJoin, typeWatch, typeLeave, typeGuess, typeCreate, typeNewRound, typeList:
-		select {
-		case c.cmds <- &in:
-		default:
+		if !c.enqueue(&in) {
 			r.send(c, errFrame(CodeBusy, fmt.Sprintf("%d commands are already waiting; wait for their answers", maxQueued), in.ID))
 		}
 	case "":
@@ -167,10 +164,38 @@ func (r *Relay) onMessage(s *melody.Session, data []byte) {
 	}
 }
 
-// work runs the client's commands in order until the connection ends.
+// enqueue queues a command, starting a worker if none runs; false if the
+// queue is full. Called from the connection's read goroutine only.
+func (c *client) enqueue(in *inbound) bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if len(c.queue) >= maxQueued {
+		return false
+	}
+	c.queue = append(c.queue, in)
+	if !c.working {
+		c.working = true
+		c.workers.Add(1)
+		go c.work()
+	}
+	return true
+}
+
+// work runs the queued commands in order and ends when the queue is empty.
+// One worker at a time, so the worker-only fields are never shared.
 func (c *client) work() {
-	defer close(c.workDone)
-	for in := range c.cmds {
+	defer c.workers.Done()
+	for {
+		c.qmu.Lock()
+		if len(c.queue) == 0 {
+			c.working = false
+			c.queue = nil
+			c.qmu.Unlock()
+			return
+		}
+		in := c.queue[0]
+		c.queue = c.queue[1:]
+		c.qmu.Unlock()
 		if c.ctx.Err() == nil {
 			c.run(*in)
 		}
