@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -44,7 +43,6 @@ type System struct {
 	GRPCAddrs []string
 	NATSURLs  []string
 	RelayURLs []string
-	mu        sync.Mutex
 }
 
 // SystemConfig sizes the system.

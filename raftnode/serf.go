@@ -70,13 +70,6 @@ func (t *memberTable) grpcAddr(id string) string {
 	return t.byID[id].GRPC
 }
 
-func (t *memberTable) get(id string) (member, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	m, ok := t.byID[id]
-	return m, ok
-}
-
 func (t *memberTable) all() []member {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
