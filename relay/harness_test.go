@@ -31,13 +31,12 @@ import (
 // behind a mutex that always leads, and publishes what changed to NATS the
 // way a leader does.
 type memReplica struct {
-	mu          sync.Mutex
-	m           *game.Machine
-	index       uint64
-	nc          *nats.Conn
-	noStates    atomic.Bool // drop state messages (to make seq gaps)
-	noPublish   atomic.Bool // drop everything
-	publishWait sync.WaitGroup
+	mu        sync.Mutex
+	m         *game.Machine
+	index     uint64
+	nc        *nats.Conn
+	noStates  atomic.Bool // drop state messages (to make seq gaps)
+	noPublish atomic.Bool // drop everything
 }
 
 func (r *memReplica) Propose(_ context.Context, cmd []byte) (game.Result, uint64, error) {

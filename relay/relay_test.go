@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -211,6 +212,11 @@ func TestEventGapFetchesState(t *testing.T) {
 	a := mustDial(t, tr.url)
 	j := join(a, "alpha", "pa", "Ann")
 	a.expect("state", stateWith("alpha", j.Seq))
+	// The relay fetched the room when it began to watch it. Let that read
+	// be done before the guesses: read after the unpublished guess below,
+	// it would tell the relay that state itself, and the last event would
+	// then follow a seq the relay did see (no gap to detect).
+	eventually(t, "the cold-cache fetch", func() bool { return tr.stats.fetches.Load() > 0 })
 
 	// From now on only events are published. The first is consecutive;
 	// the relay cannot know the state changed until the second event says
@@ -585,5 +591,28 @@ func TestPageHeaders(t *testing.T) {
 	}
 	if code, body := httpGet(t, tr.url+"/ws", nil); code != http.StatusBadRequest || !bytes.Contains(body, []byte(CodeNotWebsocket)) {
 		t.Fatalf("plain GET /ws = %d %s", code, body)
+	}
+}
+
+// Events of commands committed right after a join's ack reach the browser:
+// the relay answers only once the NATS server has its room subscription
+// (a fetched state would make up for a missed state, not for the event).
+func TestEventsRightAfterJoinAreDelivered(t *testing.T) {
+	cl := startCluster(t)
+	tr := startRelay(t, cl, nil)
+	for i := range 20 {
+		room := fmt.Sprintf("room%d", i)
+		cl.createRoom(t, room)
+		a := mustDial(t, tr.url)
+		j := join(a, room, "pa", "Ann")
+		if n := roomSubs(cl, tr); n != i+1 {
+			t.Fatalf("join of %s acknowledged with %d room subscriptions on the NATS server, want %d", room, n, i+1)
+		}
+		g, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: room, PlayerId: "pa", Letter: "e"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.expect("event", func(f frame) bool { return f.event.Seq == j.Seq && f.event.Kind == game.EventPlayerJoined })
+		a.expect("event", func(f frame) bool { return f.event.Seq == g.GetIndex() && f.event.Kind == game.EventGuess })
 	}
 }

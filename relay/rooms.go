@@ -25,12 +25,15 @@ type room struct {
 	mu       sync.Mutex
 	sessions map[*client]struct{}
 	sub      *nats.Subscription
-	seq      uint64 // seq of frame
-	frame    []byte // latest state frame, shared by all sessions
-	eventSeq uint64 // seq of the last event forwarded
-	fetching bool
-	again    bool // a fetch was asked for while one ran: run once more
-	gone     bool // the last session left; a new watcher makes a new room
+	// subscribed is closed once the NATS server has sub (or confirming it
+	// failed): until then, what is published for the room is not ours.
+	subscribed chan struct{}
+	seq        uint64 // seq of frame
+	frame      []byte // latest state frame, shared by all sessions
+	eventSeq   uint64 // seq of the last event forwarded
+	fetching   bool
+	again      bool // a fetch was asked for while one ran: run once more
+	gone       bool // the last session left; a new watcher makes a new room
 }
 
 // seqs is the part of a state or event payload the relay reads.
@@ -41,13 +44,15 @@ type seqs struct {
 
 // watch adds c to the sessions of the named room, subscribing to the room
 // on NATS if c is its first watcher, and sends c the cached state at once.
-// A cold room is fetched over gRPC.
+// A cold room is fetched over gRPC. It returns once the NATS server has the
+// room's subscription, so every event published after that (the caller's
+// own join, the guesses after its ack) reaches c.
 func (r *Relay) watch(c *client, name string) {
 	r.roomsMu.Lock()
 	rm := r.rooms[name]
 	fresh := rm == nil
 	if fresh {
-		rm = &room{name: name, sessions: make(map[*client]struct{})}
+		rm = &room{name: name, sessions: make(map[*client]struct{}), subscribed: make(chan struct{})}
 		sub, err := r.nc.Subscribe("hangman.room."+name+".*", func(m *nats.Msg) { r.onRoomMsg(rm, m) })
 		if err != nil {
 			r.log.Error("subscribe to room", "room", name, "err", err)
@@ -62,10 +67,26 @@ func (r *Relay) watch(c *client, name string) {
 	}
 	rm.mu.Unlock()
 	r.roomsMu.Unlock()
-	if fresh {
-		r.log.Debug("watching room", "room", name)
-		r.fetch(rm)
+	if !fresh {
+		// The first watcher is confirming the subscription (for at
+		// most a second).
+		<-rm.subscribed
+		return
 	}
+	r.log.Debug("watching room", "room", name)
+	r.fetch(rm)
+	// Subscribe only queues the SUB on the connection: until the server
+	// has processed it, events published for the room are dropped there,
+	// and the fetch above restores the state but not the events. A
+	// PING/PONG round trip after the SUB confirms it. While NATS is away
+	// there is nothing to wait for: the reconnect re-subscribes and
+	// re-fetches every room.
+	if r.nc.IsConnected() {
+		if err := r.nc.FlushTimeout(time.Second); err != nil {
+			r.log.Warn("confirming room subscription", "room", name, "err", err)
+		}
+	}
+	close(rm.subscribed)
 }
 
 // unwatch removes c from the named room and drops the room (and its NATS
