@@ -81,9 +81,6 @@ type Config struct {
 	// disk) before it gives up leadership; 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
 
-	// walSegmentSize overrides the raft-wal segment size (tests use tiny
-	// segments so that compaction really drops entries).
-	walSegmentSize int
 	// wrapLogStore, if set, wraps the raft log store (tests inject faults).
 	wrapLogStore func(raft.LogStore) raft.LogStore
 }

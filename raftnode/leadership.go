@@ -82,19 +82,41 @@ func (n *Node) becomeLeader(ctx context.Context) {
 	n.reconcileNow()
 }
 
-// republishOnReconnect republishes every room whenever the publisher's NATS
-// connection comes back while this node leads: messages published during
-// the outage may not have reached anyone, and consumers drop repeats.
+// republishOnReconnect republishes every room when what this node
+// publishes may have been lost on the way, while it leads:
+//
+//   - its publisher's connection to NATS came back (messages published
+//     while it was down may not have reached anyone);
+//   - its NATS server gained a route (the embedded servers form a full
+//     mesh, so a server cut off from this one missed everything this node
+//     published meanwhile, and its subscribers, relays among them, would
+//     otherwise wait for the room's next change to catch up).
+//
+// Consumers drop repeats by seq, so republishing is always safe.
 func (n *Node) republishOnReconnect(ctx context.Context) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	routes := n.nats.srv.NumRoutes()
 	for {
+		why := ""
 		select {
 		case <-ctx.Done():
 			return
 		case <-n.pub.reconnected:
+			why = "publisher reconnected to NATS"
+		case <-tick.C:
+			now := n.nats.srv.NumRoutes()
+			if now > routes {
+				why = "NATS route restored"
+			}
+			routes = now
+		}
+		if why == "" {
+			continue
 		}
 		n.fsm.mu.RLock()
 		if n.pub.leader.Load() {
-			n.log.Info("republishing after NATS reconnect")
+			n.log.Info("republishing every room", "why", why)
 			n.pub.enqueueRepublish(n.fsm.machine, n.raft.CurrentTerm())
 		}
 		n.fsm.mu.RUnlock()

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/hashicorp/serf/serf"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"google.golang.org/grpc"
@@ -33,8 +31,7 @@ type Node struct {
 
 	fsm       *fsm
 	raft      *raft.Raft
-	logStore  *wal.WAL
-	walMeta   *metadb.BoltMetaDB
+	logStore  *logStore
 	transport *raft.NetworkTransport
 	raftLayer *cuttableLayer
 
@@ -174,21 +171,13 @@ func (n *Node) startRaft(ctx context.Context) error {
 	rc.NotifyCh = notify
 
 	dir := filepath.Join(n.cfg.DataDir, "raft")
-	if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("raft dir: %w", err)
 	}
 	var err error
-	// The WAL does not close a meta store it opened itself, so a node
-	// restarted in the same process would wait on its file lock forever:
-	// open it here and close it in Close.
-	n.walMeta = &metadb.BoltMetaDB{}
-	segment := wal.WithSegmentSize(64 << 20) // raft-wal's default
-	if n.cfg.walSegmentSize > 0 {
-		segment = wal.WithSegmentSize(n.cfg.walSegmentSize)
-	}
-	n.logStore, err = wal.Open(filepath.Join(dir, "wal"), wal.WithLogger(newHCLog(n.log, "wal")), wal.WithMetaStore(n.walMeta), segment)
+	n.logStore, err = openLogStore(filepath.Join(dir, "raft.db"))
 	if err != nil {
-		return fmt.Errorf("open raft log: %w", err)
+		return err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, newHCLog(n.log, "snapshots"))
 	if err != nil {
@@ -207,6 +196,10 @@ func (n *Node) startRaft(ctx context.Context) error {
 	var logs raft.LogStore = n.logStore
 	if n.cfg.wrapLogStore != nil {
 		logs = n.cfg.wrapLogStore(logs)
+	}
+	// Recent entries stay in memory for replication to followers.
+	if logs, err = raft.NewLogCache(1024, logs); err != nil {
+		return fmt.Errorf("raft log cache: %w", err)
 	}
 	n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logStore, snaps, n.transport)
 	if err != nil {
@@ -285,9 +278,6 @@ func (n *Node) Close() error {
 	n.wg.Wait()
 	if n.logStore != nil {
 		errs = append(errs, n.logStore.Close())
-	}
-	if n.walMeta != nil {
-		errs = append(errs, n.walMeta.Close())
 	}
 	if n.conns != nil {
 		n.conns.close()

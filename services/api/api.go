@@ -135,8 +135,8 @@ func (s *Service) Guess(ctx context.Context, req *hangmanv1.GuessRequest) (*hang
 	ctx = withUncertainty(ctx)
 	cmd := game.Command{Kind: game.KindGuess, Room: req.GetRoom(), Player: req.GetPlayerId(), Letter: req.GetLetter(), RequestID: req.GetRequestId()}
 	var out *hangmanv1.GuessResponse
-	err := s.write(ctx, &cmd, func(res game.Result, index uint64) {
-		out = &hangmanv1.GuessResponse{Outcome: string(res.Outcome), Duplicate: res.Duplicate, State: StateProto(res.State), Index: index}
+	err := s.write(ctx, &cmd, func(res game.Result, _ uint64) {
+		out = &hangmanv1.GuessResponse{Outcome: string(res.Outcome), Duplicate: res.Duplicate, State: StateProto(res.State), Index: res.Index}
 	}, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
 		r, err := c.Guess(ctx, req)
 		out = r

@@ -55,6 +55,9 @@ type Result struct {
 	// Duplicate is true when the request id had been applied before; the
 	// Machine did not change and Outcome is that of the first application.
 	Duplicate bool
+	// Index is the log index that applied the command: for a duplicate,
+	// the index of the first application.
+	Index uint64
 	// Event is the change made, or nil if nothing changed.
 	Event *Event
 	// State is the room's public state after the command (zero on Err).
@@ -90,7 +93,7 @@ func (m *Machine) ApplyCommand(index uint64, c Command) Result {
 	r := m.rooms[c.Room]
 	if r != nil && c.RequestID != "" {
 		if s, ok := r.sessions[c.RequestID]; ok {
-			return Result{Room: c.Room, Outcome: s.Outcome, Duplicate: true, State: r.public()}
+			return Result{Room: c.Room, Outcome: s.Outcome, Duplicate: true, Index: s.Seq, State: r.public()}
 		}
 	}
 	var (
@@ -110,7 +113,7 @@ func (m *Machine) ApplyCommand(index uint64, c Command) Result {
 	if err != nil {
 		return Result{Err: err, Room: c.Room}
 	}
-	res := Result{Room: c.Room}
+	res := Result{Room: c.Room, Index: index}
 	if ev != nil {
 		r.prev, r.seq = r.seq, index
 		ev.Prev = r.prev

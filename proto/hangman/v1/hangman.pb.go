@@ -658,7 +658,8 @@ type GuessResponse struct {
 	// not count.
 	Duplicate bool       `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	State     *RoomState `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
-	// index is the raft index that committed the guess.
+	// index is the raft index that applied the guess (for a duplicate, the
+	// index of its first application).
 	Index         uint64 `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
