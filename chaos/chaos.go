@@ -1,0 +1,307 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+)
+
+// Config describes one chaos run.
+type Config struct {
+	// Binary is the hangman binary to run.
+	Binary string
+	// Dir receives the nodes' data directories and every process's log.
+	Dir    string
+	Nodes  int
+	Relays int
+	// Duration is how long faults are injected; the run takes longer
+	// (start-up, healing, checking).
+	Duration time.Duration
+	// Hold is how long a partition, a dead node or a dead relay lasts.
+	Hold time.Duration
+	// Pause is how long a SIGSTOP lasts; it must exceed the election
+	// timeout (400ms by default) for the pause to matter.
+	Pause time.Duration
+	// Gap is the calm between two faults.
+	Gap time.Duration
+	// Faults are the kinds injected, each once per cycle in a random
+	// order; empty means AllFaults.
+	Faults []FaultKind
+	// Seed makes the fault schedule repeatable (the cluster is not).
+	Seed     uint64
+	Workload WorkloadConfig
+	// CheckTimeout bounds the linearizability check.
+	CheckTimeout time.Duration
+	Log          *slog.Logger
+}
+
+// Run starts a lab, plays the workload while injecting faults for
+// cfg.Duration, heals everything and checks the result. The error is for
+// a harness that could not do its job; what the checks found is in the
+// Report, whose Failures are empty when every guarantee held.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	log := cfg.Log
+	rep := &Report{Faults: map[FaultKind]int{}, Config: cfg}
+	started := time.Now()
+	defer func() { rep.Elapsed = time.Since(started) }()
+
+	lab, err := StartLab(ctx, LabConfig{Binary: cfg.Binary, Dir: cfg.Dir, Nodes: cfg.Nodes, Relays: cfg.Relays, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	defer lab.Close()
+	log.Info("lab ready", "nodes", len(lab.Nodes), "relays", len(lab.Relays), "dir", cfg.Dir)
+
+	obs := newObservers(log)
+	defer obs.close()
+	for _, n := range lab.Nodes {
+		if err := obs.subscribeNATS(n.ID, n.NATSURL()); err != nil {
+			return nil, err
+		}
+	}
+
+	hist := newHistory()
+	w := newWorkload(lab, hist, log, cfg.Workload)
+	obsCtx, stopObs := context.WithCancel(ctx)
+	defer stopObs()
+	soft, stopSoft := context.WithCancel(ctx)
+	defer stopSoft()
+	hard, stopHard := context.WithCancel(ctx)
+	defer stopHard()
+
+	// Watch every room through every relay as soon as it exists.
+	go func() {
+		for obsCtx.Err() == nil {
+			for _, room := range w.Rooms() {
+				for _, r := range lab.Relays {
+					obs.watchRelay(obsCtx, r, room)
+				}
+			}
+			select {
+			case <-obsCtx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+
+	workDone := make(chan error, 1)
+	go func() { workDone <- w.Run(soft, hard) }()
+
+	// The fault schedule: every kind once per cycle, in a random order.
+	inj := &injector{lab: lab, rnd: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed)), hold: cfg.Hold, pause: cfg.Pause}
+	deadline := time.Now().Add(cfg.Duration)
+	inj.sleep(ctx, cfg.Gap)
+	kinds := cfg.Faults
+	if len(kinds) == 0 {
+		kinds = AllFaults
+	}
+	// At least one whole cycle runs, whatever the duration, so that every
+	// kind of fault is injected at least once.
+	var cycle []FaultKind
+	for cycles := 0; (cycles == 0 || len(cycle) > 0 && cycles == 1 || time.Now().Before(deadline)) && ctx.Err() == nil; {
+		if len(cycle) == 0 {
+			cycles++
+			cycle = append(cycle, kinds...)
+			inj.rnd.Shuffle(len(cycle), func(i, j int) { cycle[i], cycle[j] = cycle[j], cycle[i] })
+		}
+		kind := cycle[0]
+		cycle = cycle[1:]
+		log.Info("fault begins", "kind", kind)
+		what, err := inj.inject(ctx, kind)
+		rep.Faults[kind]++
+		log.Info("fault healed", "kind", kind, "did", what, "err", err)
+		if err != nil {
+			rep.fail("injecting %q: %v", kind, err)
+			_ = inj.healAll()
+		}
+		if err := lab.WaitReady(ctx, 30*time.Second); err != nil {
+			rep.fail("after %q (%s): %v", kind, what, err)
+			if errors.Is(err, ErrCrashed) {
+				// A node that cannot start again leaves no quorum to
+				// spare: stop injecting, check what happened so far.
+				break
+			}
+			_ = inj.healAll()
+		}
+		inj.sleep(ctx, cfg.Gap)
+	}
+
+	// Heal, let the cluster settle under load, then stop the clients.
+	if err := inj.healAll(); err != nil && lab.crashed() == nil {
+		rep.fail("healing: %v", err)
+	}
+	if err := lab.WaitReady(ctx, 30*time.Second); err != nil && !errors.Is(err, ErrCrashed) {
+		rep.fail("after healing: %v", err)
+	}
+	for _, r := range lab.Relays {
+		if err := waitHTTP(ctx, r.URL()+"/readyz", 30*time.Second); err != nil {
+			rep.fail("relay %s after healing: %v", r.Name, err)
+		}
+	}
+	obs.markHealed()
+	inj.sleep(ctx, 3*time.Second)
+	stopSoft()
+	select {
+	case err := <-workDone:
+		if err != nil {
+			rep.fail("workload: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		stopHard()
+		if err := <-workDone; err != nil {
+			rep.fail("workload: %v", err)
+		}
+	}
+	stopHard()
+
+	// Final state of every room, read linearizably through the leader; the
+	// reads enter the history, after every other operation.
+	finals, err := finalStates(ctx, lab, w)
+	if err != nil {
+		rep.fail("final reads: %v", err)
+		return rep, nil
+	}
+	rep.convergence(ctx, obs, finals)
+	stopObs()
+
+	rep.collect(w, obs, finals)
+	rep.checkLinearizable(hist, finals, cfg.CheckTimeout)
+	return rep, nil
+}
+
+// finalStates reads every room on the leader, retrying through any late
+// hiccup, and records the reads in the history.
+func finalStates(ctx context.Context, lab *Lab, w *Workload) (map[string]*hangmanv1.RoomState, error) {
+	client := w.hist.newClient()
+	out := map[string]*hangmanv1.RoomState{}
+	for _, room := range w.Rooms() {
+		var errs []error
+		for attempt := 0; attempt < 20; attempt++ {
+			leader, err := lab.Leader(ctx)
+			if err == nil {
+				st, rerr := w.read(ctx, client, room, leader)
+				if rerr == nil {
+					out[room] = st
+					break
+				}
+				err = rerr
+			}
+			errs = append(errs, err)
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+		if out[room] == nil {
+			return nil, fmt.Errorf("room %s: %w", room, errors.Join(errs...))
+		}
+	}
+	return out, nil
+}
+
+// convergence checks that every relay (and every node's NATS server) shows
+// each room at the leader's seq within 2 s of the last write.
+func (r *Report) convergence(ctx context.Context, obs *Observers, finals map[string]*hangmanv1.RoomState) {
+	const within = 2 * time.Second
+	deadline := time.Now().Add(within)
+	for {
+		var behind, natsBehind []string
+		for room, st := range finals {
+			latest := obs.Latest(room)
+			for _, name := range r.observerNames() {
+				seq, ok := latest[name]
+				switch {
+				case ok && seq == st.GetSeq():
+					continue
+				case !strings.HasPrefix(name, "relay-"):
+					natsBehind = append(natsBehind, fmt.Sprintf("%s %s %d/%d", name, room, seq, st.GetSeq()))
+				case !ok:
+					behind = append(behind, fmt.Sprintf("%s never showed %s", name, room))
+				default:
+					behind = append(behind, fmt.Sprintf("%s shows %s at seq %d, leader %d", name, room, seq, st.GetSeq()))
+				}
+			}
+		}
+		r.NATSBehind = len(natsBehind)
+		if len(behind) == 0 {
+			r.Converged = true
+			if len(natsBehind) > 0 {
+				r.note("rooms whose last state a node's NATS subscriber never got (no later change, no leader change to republish): %s", clipList(natsBehind, 10))
+			}
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			r.fail("relays not converged %v after the last write: %s", within, clipList(behind, 10))
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func clipList(items []string, n int) string {
+	if len(items) > n {
+		items = append(items[:n:n], fmt.Sprintf("… and %d more", len(items)-n))
+	}
+	return strings.Join(items, "; ")
+}
+
+func (r *Report) observerNames() []string {
+	var out []string
+	for i := range r.Config.Relays {
+		out = append(out, fmt.Sprintf("relay-r%d", i+1))
+	}
+	for i := range r.Config.Nodes {
+		out = append(out, fmt.Sprintf("nats-n%d", i+1))
+	}
+	return out
+}
+
+// checkLinearizable runs porcupine over the history with the room model.
+func (r *Report) checkLinearizable(hist *History, finals map[string]*hangmanv1.RoomState, timeout time.Duration) {
+	classes := wordClasses{}
+	for room, st := range finals {
+		c := map[byte]bool{}
+		for _, l := range st.GetGuessed() {
+			c[l[0]] = true
+		}
+		for _, l := range st.GetWrong() {
+			c[l[0]] = false
+		}
+		classes[room] = c
+	}
+	r.model = newModel(classes)
+	r.history = hist.Operations()
+	start := time.Now()
+	res, info := porcupine.CheckOperationsVerbose(r.model, r.history, timeout)
+	r.CheckTook = time.Since(start)
+	r.info = info
+	switch res {
+	case porcupine.Ok:
+		r.Verdict = "linearizable"
+	case porcupine.Illegal:
+		r.Verdict = "NOT linearizable"
+		// Name the rooms whose histories fail, to start reading there.
+		var bad []string
+		for _, part := range r.model.Partition(r.history) {
+			if porcupine.CheckOperationsTimeout(r.model, part, timeout) == porcupine.Illegal {
+				bad = append(bad, part[0].Input.(Input).Room)
+			}
+		}
+		r.fail("porcupine: the history is not linearizable (rooms %s; see the visualization)", strings.Join(bad, ", "))
+	default:
+		r.Verdict = fmt.Sprintf("unknown (check timed out after %v)", timeout)
+		r.fail("porcupine could not decide within %v", timeout)
+	}
+}

@@ -1,0 +1,347 @@
+package chaos
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+
+	"github.com/hangman/hangman/services/game"
+)
+
+// seenMsg is one room message as an observer received it.
+type seenMsg struct {
+	Kind string // "event" or "state"
+	Room string
+	Seq  uint64
+	Prev uint64
+	// Key is the message's content in a canonical form: two messages with
+	// the same room, kind and seq must have the same key.
+	Key string
+	At  time.Time
+	// Event fields, for the duplicate check.
+	EventKind, Player, Letter, Outcome string
+}
+
+// stream is what one observer connection saw of one room and kind: the
+// order check runs per stream.
+type stream struct {
+	last     uint64
+	received int
+	// healedBase is set once the stream got an event after the heal.
+	healedBase bool
+	// recent remembers the contents of the last streamWindow seqs, enough
+	// to recognise a republished message (a new leader republishes the 32
+	// most recent events of a room) without growing over a soak.
+	recent map[uint64]string
+	order  []uint64
+}
+
+const streamWindow = 256
+
+func (s *stream) remember(seq uint64, key string) {
+	if _, ok := s.recent[seq]; !ok {
+		s.order = append(s.order, seq)
+		if len(s.order) > streamWindow {
+			delete(s.recent, s.order[0])
+			s.order = s.order[1:]
+		}
+	}
+	s.recent[seq] = key
+}
+
+// Observers records every room message reaching the harness, over NATS
+// (one subscriber per node, pinned to that node's server) and over every
+// relay's websocket (one connection per relay and room), and checks order
+// as messages arrive.
+type Observers struct {
+	log *slog.Logger
+
+	mu sync.Mutex
+	// streams by observer/epoch/room/kind.
+	streams map[string]*stream
+	// latest state seq per observer (not epoch) and room: what convergence
+	// compares with the leader's.
+	latest map[string]map[string]uint64
+	// every event by room, merged over observers, by seq; and the
+	// content of every state by room and seq.
+	events map[string]map[uint64]seenMsg
+	states map[string]map[uint64]string
+	// violations found so far.
+	orderViolations, conflicts, gapsAfterHeal, lateNATS, lateNATSStates, repeatedStates int
+	examples                                                                            []string
+	healedAt                                                                            time.Time
+	natsConns                                                                           []*nats.Conn
+	wsWatch                                                                             map[string]bool // relay/room watched
+	wg                                                                                  sync.WaitGroup
+	received                                                                            int
+}
+
+func newObservers(log *slog.Logger) *Observers {
+	return &Observers{log: log, streams: map[string]*stream{}, latest: map[string]map[string]uint64{},
+		events: map[string]map[uint64]seenMsg{}, states: map[string]map[uint64]string{}, wsWatch: map[string]bool{}}
+}
+
+// parse decodes a state or event payload.
+func parse(kind string, data []byte) (seenMsg, error) {
+	m := seenMsg{Kind: kind}
+	switch kind {
+	case "state":
+		var st game.State
+		if err := json.Unmarshal(data, &st); err != nil {
+			return m, fmt.Errorf("decode state: %w", err)
+		}
+		last := ""
+		if st.LastGuess != nil {
+			last = st.LastGuess.Player + "/" + st.LastGuess.Letter + "/" + string(st.LastGuess.Outcome)
+		}
+		m.Room, m.Seq, m.Prev = st.Room, st.Seq, st.Prev
+		m.Key = fmt.Sprintf("r%d p%d %s g%s w%s %s %s %s %d", st.Round, st.Prev, st.Masked, strings.Join(st.Guessed, ""), strings.Join(st.Wrong, ""), st.Status, st.Word, last, len(st.Players))
+	case "event":
+		var ev game.Event
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return m, fmt.Errorf("decode event: %w", err)
+		}
+		m.Room, m.Seq, m.Prev = ev.Room, ev.Seq, ev.Prev
+		m.EventKind, m.Player, m.Letter, m.Outcome = ev.Kind, ev.Player, ev.Letter, string(ev.Outcome)
+		m.Key = fmt.Sprintf("r%d p%d %s %s %s %s %s %s", ev.Round, ev.Prev, ev.Kind, ev.Player, ev.Name, ev.Letter, ev.Outcome, ev.Status)
+	default:
+		return m, fmt.Errorf("unknown kind %q", kind)
+	}
+	return m, nil
+}
+
+// record takes one message from observer obs (connection epoch epoch).
+func (o *Observers) record(obs string, epoch int, m seenMsg) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.received++
+	example := func(format string, args ...any) {
+		if len(o.examples) < 20 {
+			o.examples = append(o.examples, fmt.Sprintf(format, args...))
+		}
+	}
+	// Same seq, different content, anywhere: two different commits at one
+	// index, or a corrupt message.
+	var prevKey string
+	var seen bool
+	if m.Kind == "event" {
+		if o.events[m.Room] == nil {
+			o.events[m.Room] = map[uint64]seenMsg{}
+		}
+		var prev seenMsg
+		if prev, seen = o.events[m.Room][m.Seq]; seen {
+			prevKey = prev.Key
+		} else {
+			o.events[m.Room][m.Seq] = m
+		}
+	} else {
+		if o.states[m.Room] == nil {
+			o.states[m.Room] = map[uint64]string{}
+		}
+		if prevKey, seen = o.states[m.Room][m.Seq]; !seen {
+			o.states[m.Room][m.Seq] = m.Key
+		}
+	}
+	if seen && prevKey != m.Key {
+		o.conflicts++
+		example("conflict: %s %s seq %d: %q vs %q (%s)", m.Room, m.Kind, m.Seq, prevKey, m.Key, obs)
+	}
+	// Per stream: strictly increasing once exact duplicates are dropped.
+	sk := fmt.Sprintf("%s#%d/%s/%s", obs, epoch, m.Room, m.Kind)
+	s := o.streams[sk]
+	if s == nil {
+		s = &stream{recent: map[uint64]string{}}
+		o.streams[sk] = s
+	}
+	s.received++
+	if k, ok := s.recent[m.Seq]; ok && k == m.Key {
+		// A duplicate, which the seq lets consumers drop; but a relay
+		// promises never to send a session the same state twice.
+		if m.Kind == "state" && strings.HasPrefix(obs, "relay-") {
+			o.repeatedStates++
+			example("repeated state: %s sent %s seq %d twice on one websocket", obs, m.Room, m.Seq)
+		}
+		return
+	}
+	s.remember(m.Seq, m.Key)
+	if m.Seq <= s.last {
+		// NATS is at-least-once and a new leader republishes recent
+		// events, so a subscriber that missed one may get it late; the
+		// relays must never show a websocket an older seq.
+		if strings.HasPrefix(obs, "nats-") {
+			o.lateNATS++
+			if m.Kind == "state" {
+				o.lateNATSStates++
+				if o.lateNATSStates <= 3 {
+					example("late state: %s got %s state seq %d after seq %d at %s", obs, m.Room, m.Seq, s.last, m.At.UTC().Format("15:04:05.000"))
+				}
+			}
+			return
+		}
+		o.orderViolations++
+		example("order: %s got %s %s seq %d after seq %d at %s", obs, m.Room, m.Kind, m.Seq, s.last, m.At.UTC().Format("15:04:05.000"))
+		return
+	}
+	// Once healed, events must chain by prev. The first event a stream
+	// gets after the heal may still reveal what it missed during the
+	// faults; from the second on, a gap is a message lost while healthy.
+	if m.Kind == "event" && !o.healedAt.IsZero() && m.At.After(o.healedAt) {
+		if s.healedBase && m.Prev != s.last {
+			o.gapsAfterHeal++
+			example("gap after heal: %s got %s event seq %d prev %d after seq %d", obs, m.Room, m.Seq, m.Prev, s.last)
+		}
+		s.healedBase = true
+	}
+	s.last = m.Seq
+	if m.Kind == "state" {
+		if o.latest[obs] == nil {
+			o.latest[obs] = map[string]uint64{}
+		}
+		o.latest[obs][m.Room] = max(o.latest[obs][m.Room], m.Seq)
+	}
+}
+
+// markHealed starts the gap check: events arriving from now on must chain.
+func (o *Observers) markHealed() {
+	o.mu.Lock()
+	o.healedAt = time.Now()
+	o.mu.Unlock()
+}
+
+// subscribeNATS subscribes to every room on one node's NATS server, and
+// only that server: the subscriber sees what that node's server delivers.
+func (o *Observers) subscribeNATS(name, url string) error {
+	nc, err := nats.Connect(url, nats.Name("chaos-"+name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true),
+		func(opts *nats.Options) error { opts.IgnoreDiscoveredServers = true; return nil })
+	if err != nil {
+		return fmt.Errorf("nats subscriber on %s: %w", url, err)
+	}
+	_, err = nc.Subscribe("hangman.room.>", func(msg *nats.Msg) {
+		parts := strings.Split(msg.Subject, ".")
+		if len(parts) != 4 {
+			return
+		}
+		m, err := parse(parts[3], msg.Data)
+		if err != nil {
+			o.log.Warn("bad nats message", "subject", msg.Subject, "err", err)
+			return
+		}
+		m.At = time.Now()
+		o.record("nats-"+name, 0, m)
+	})
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("subscribe on %s: %w", url, err)
+	}
+	o.mu.Lock()
+	o.natsConns = append(o.natsConns, nc)
+	o.mu.Unlock()
+	return nil
+}
+
+// watchRelay keeps a websocket open to relay r watching room until ctx
+// ends, reconnecting (a new epoch) whenever the connection drops.
+func (o *Observers) watchRelay(ctx context.Context, r *Relay, room string) {
+	o.mu.Lock()
+	if o.wsWatch[r.Name+"/"+room] {
+		o.mu.Unlock()
+		return
+	}
+	o.wsWatch[r.Name+"/"+room] = true
+	o.mu.Unlock()
+	obs := "relay-" + r.Name
+	o.wg.Go(func() {
+		for epoch := 0; ctx.Err() == nil; epoch++ {
+			err := o.watchOnce(ctx, r, room, obs, epoch)
+			if ctx.Err() != nil {
+				return
+			}
+			o.log.Debug("websocket closed", "relay", r.Name, "room", room, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
+func (o *Observers) watchOnce(ctx context.Context, r *Relay, room, obs string, epoch int) error {
+	d := websocket.Dialer{HandshakeTimeout: 2 * time.Second}
+	h := http.Header{"Origin": []string{r.URL()}}
+	c, _, err := d.DialContext(ctx, "ws://"+r.Addr+"/ws", h)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", r.Name, err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	defer stop()
+	if err := c.WriteJSON(map[string]string{"type": "watch", "room": room}); err != nil {
+		return fmt.Errorf("watch: %w", err)
+	}
+	for {
+		var f struct {
+			Type string          `json:"type"`
+			Data json.RawMessage `json:"data"`
+		}
+		if err := c.ReadJSON(&f); err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		if f.Type != "state" && f.Type != "event" {
+			continue
+		}
+		m, err := parse(f.Type, f.Data)
+		if err != nil {
+			o.log.Warn("bad websocket frame", "relay", r.Name, "err", err)
+			continue
+		}
+		m.At = time.Now()
+		o.record(obs, epoch, m)
+	}
+}
+
+// Latest returns, per observer, the highest state seq seen for room.
+func (o *Observers) Latest(room string) map[string]uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[string]uint64{}
+	for obs, rooms := range o.latest {
+		out[obs] = rooms[room]
+	}
+	return out
+}
+
+// Events returns the guess events seen for room, merged over observers,
+// in seq order.
+func (o *Observers) Events(room string) []seenMsg {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []seenMsg
+	for _, m := range o.events[room] {
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b seenMsg) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out
+}
+
+// close stops every observer connection.
+func (o *Observers) close() {
+	o.mu.Lock()
+	conns := o.natsConns
+	o.mu.Unlock()
+	for _, nc := range conns {
+		nc.Close()
+	}
+	o.wg.Wait()
+}
