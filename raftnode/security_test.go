@@ -186,6 +186,14 @@ func TestSecureCluster(t *testing.T) {
 		if _, err := g.ListRooms(ctxT(t), &hangmanv1.ListRoomsRequest{}); err != nil {
 			t.Fatalf("relay certificate refused: %v", err)
 		}
+		// but it may not move leadership: that is for nodes.
+		cc := hangmanv1.NewClusterServiceClient(dialGRPC(t, addr, relayCreds))
+		if _, err := cc.TransferLeadership(ctxT(t), &hangmanv1.TransferLeadershipRequest{}); status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("relay TransferLeadership = %v, want PermissionDenied", err)
+		}
+		if _, err := cc.Status(ctxT(t), &hangmanv1.StatusRequest{}); err != nil {
+			t.Fatalf("relay Status: %v", err)
+		}
 	})
 
 	t.Run("raft transport refuses non-node certificates", func(t *testing.T) {

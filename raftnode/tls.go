@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -10,8 +11,14 @@ import (
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/tlsutil"
 )
 
 // tlsStreamLayer is raft's network layer over mutual TLS: both ends present
@@ -140,7 +147,35 @@ func (n *Node) grpcServerCreds() []grpc.ServerOption {
 	if n.cfg.TLS == nil {
 		return nil
 	}
-	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(n.cfg.TLS.ServerConfig(true)))}
+	return []grpc.ServerOption{
+		grpc.Creds(credentials.NewTLS(n.cfg.TLS.ServerConfig(true))),
+		grpc.ChainUnaryInterceptor(nodesOnly),
+	}
+}
+
+// nodeOnlyMethods change the cluster itself: with TLS on, only a node's
+// certificate may call them, not a relay's (relays play the game; they do
+// not move leadership).
+var nodeOnlyMethods = map[string]bool{
+	hangmanv1.ClusterService_TransferLeadership_FullMethodName: true,
+}
+
+// nodesOnly refuses nodeOnlyMethods to callers without a node certificate.
+func nodesOnly(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if nodeOnlyMethods[info.FullMethod] {
+		p, ok := peer.FromContext(ctx)
+		tlsInfo, isTLS := credentials.TLSInfo{}, false
+		if ok {
+			tlsInfo, isTLS = p.AuthInfo.(credentials.TLSInfo)
+		}
+		if !isTLS {
+			return nil, status.Error(codes.PermissionDenied, "only game nodes may call "+info.FullMethod)
+		}
+		if err := tlsutil.VerifyNodePeer(tlsInfo.State); err != nil {
+			return nil, status.Errorf(codes.PermissionDenied, "only game nodes may call %s: %v", info.FullMethod, err)
+		}
+	}
+	return handler(ctx, req)
 }
 
 // grpcClientCreds are the credentials of the node's gRPC clients (to the
