@@ -1,11 +1,14 @@
 package chaos
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,6 +62,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer lab.Close()
 	log.Info("lab ready", "nodes", len(lab.Nodes), "relays", len(lab.Relays), "dir", cfg.Dir)
+
+	// The NATS mesh as it is when whole: after the faults, the check that
+	// no event is lost while healthy starts only once it is whole again.
+	routes, err := natsRoutes(ctx, lab, nil, 30*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("NATS routes at start: %w", err)
+	}
 
 	obs := newObservers(log)
 	defer obs.close()
@@ -145,6 +155,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if err := waitHTTP(ctx, r.URL()+"/readyz", 30*time.Second); err != nil {
 			rep.fail("relay %s after healing: %v", r.Name, err)
 		}
+	}
+	if _, err := natsRoutes(ctx, lab, routes, 30*time.Second); err != nil && lab.crashed() == nil {
+		rep.fail("after healing: %v", err)
 	}
 	obs.markHealed()
 	inj.sleep(ctx, 3*time.Second)
@@ -304,4 +317,57 @@ func (r *Report) checkLinearizable(hist *History, finals map[string]*hangmanv1.R
 		r.Verdict = fmt.Sprintf("unknown (check timed out after %v)", timeout)
 		r.fail("porcupine could not decide within %v", timeout)
 	}
+}
+
+// natsRoutes reads every node's NATS route count from its /metrics. With
+// want set, it waits until each node has at least as many routes as want
+// says (the mesh is whole again); without, until each has at least one.
+func natsRoutes(ctx context.Context, lab *Lab, want map[string]int, timeout time.Duration) (map[string]int, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		got := map[string]int{}
+		var short []string
+		for _, n := range lab.Nodes {
+			r, err := metricValue(ctx, n.httpURL()+"/metrics", "hangman_nats_routes")
+			if err != nil {
+				short = append(short, fmt.Sprintf("%s: %v", n.ID, err))
+				continue
+			}
+			got[n.ID] = int(r)
+			if need := max(1, want[n.ID]); int(r) < need {
+				short = append(short, fmt.Sprintf("%s has %d routes, wants %d", n.ID, int(r), need))
+			}
+		}
+		if len(short) == 0 {
+			return got, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("NATS mesh not whole after %v: %s", timeout, strings.Join(short, "; "))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// metricValue reads one unlabelled series from a Prometheus text page.
+func metricValue(ctx context.Context, url, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("%s not in %s", name, url)
 }
