@@ -63,6 +63,7 @@ func (r *Relay) startDiscovery() error {
 		return fmt.Errorf("subscribe to %s: %w", HeartbeatSubject, err)
 	}
 	r.goBG(r.heartbeatLoop)
+	r.goBG(r.antiEntropy)
 	return nil
 }
 

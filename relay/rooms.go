@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,6 +35,9 @@ type room struct {
 	fetching   bool
 	again      bool // a fetch was asked for while one ran: run once more
 	gone       bool // the last session left; a new watcher makes a new room
+	// heard is when NATS last delivered a message of the room, or a fetch
+	// last completed (Unix nanoseconds), for the anti-entropy sweep.
+	heard atomic.Int64
 }
 
 // seqs is the part of a state or event payload the relay reads.
@@ -116,6 +120,7 @@ func (r *Relay) unwatch(c *client, name string) {
 
 // onRoomMsg handles one NATS message of a watched room.
 func (r *Relay) onRoomMsg(rm *room, m *nats.Msg) {
+	rm.heard.Store(time.Now().UnixNano())
 	kind := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	var s seqs
 	if err := json.Unmarshal(m.Data, &s); err != nil || s.Seq == 0 {
@@ -225,6 +230,7 @@ func (r *Relay) fetchOnce(rm *room) {
 	for attempt := 0; ; attempt++ {
 		st, err := r.getRoom(rm.name)
 		if err == nil {
+			rm.heard.Store(time.Now().UnixNano())
 			r.stats.fetches.Add(1)
 			r.offerState(rm, st.GetSeq(), stateFrame(st))
 			return
@@ -317,4 +323,39 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// quietAfter is how long a watched room may go without a message before
+// the relay reads its state over gRPC.
+const quietAfter = time.Second
+
+// antiEntropy bounds how stale a watched room can be, whatever happened on
+// NATS: every room that has been quiet for quietAfter is read over gRPC and
+// offered like any state (seqs keep it from going backwards). A room whose
+// messages flow is never read; an idle room costs one read per second per
+// relay. Without it a relay whose server missed a room's last changes (a
+// NATS route lost and back, an interest not yet propagated) would show
+// them only at the room's next change.
+func (r *Relay) antiEntropy() {
+	tick := time.NewTicker(quietAfter)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cutoff := time.Now().Add(-quietAfter).UnixNano()
+		r.roomsMu.Lock()
+		var quiet []*room
+		for _, rm := range r.rooms {
+			if rm.heard.Load() < cutoff {
+				quiet = append(quiet, rm)
+			}
+		}
+		r.roomsMu.Unlock()
+		for _, rm := range quiet {
+			r.fetch(rm)
+		}
+	}
 }
