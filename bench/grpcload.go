@@ -20,8 +20,11 @@ import (
 // ackLog collects what guessers saw, merged after the run.
 type ackLog struct {
 	committed, errors atomic.Int64
-	mu                sync.Mutex
-	latencies         []time.Duration
+	// codes counts failed guesses by gRPC status code (or relay error code).
+	codesMu   sync.Mutex
+	codes     map[string]int64
+	mu        sync.Mutex
+	latencies []time.Duration
 	// firstAfterKill is the earliest acknowledgement of a guess sent after
 	// the kill, in Unix nanoseconds.
 	killAt         atomic.Int64
@@ -34,6 +37,16 @@ func (a *ackLog) ack(sent, now time.Time, lat *[]time.Duration) {
 	if k := a.killAt.Load(); k != 0 && sent.UnixNano() >= k {
 		a.firstAfterKill.CompareAndSwap(0, now.UnixNano())
 	}
+}
+
+func (a *ackLog) fail(code string) {
+	a.errors.Add(1)
+	a.codesMu.Lock()
+	if a.codes == nil {
+		a.codes = map[string]int64{}
+	}
+	a.codes[code]++
+	a.codesMu.Unlock()
 }
 
 func (a *ackLog) merge(lat []time.Duration) {
@@ -123,7 +136,7 @@ func guessLoop(ctx context.Context, clients []hangmanv1.GameServiceClient, first
 		case ctx.Err() != nil:
 			return
 		default:
-			acks.errors.Add(1)
+			acks.fail(status.Code(err).String())
 			next++
 		}
 	}
@@ -199,7 +212,7 @@ func RunGRPC(ctx context.Context, sys *System, cfg GRPCConfig) (*Report, error) 
 	return &Report{
 		Mode: "grpc", Duration: elapsed.Seconds(), Nodes: len(sys.GRPCAddrs), Relays: len(sys.RelayURLs), Rooms: cfg.Rooms,
 		Workers: cfg.Workers, TargetRate: cfg.Rate, Committed: acks.committed.Load(),
-		CommittedPerSec: float64(acks.committed.Load()) / elapsed.Seconds(), Errors: acks.errors.Load(),
+		CommittedPerSec: float64(acks.committed.Load()) / elapsed.Seconds(), Errors: acks.errors.Load(), ErrorCodes: acks.codes,
 		AckLatency: summarise(acks.latencies), FailoverGapMS: acks.failoverGap(),
 	}, nil
 }
@@ -210,8 +223,10 @@ func killLater(ctx context.Context, sys *System, after time.Duration, acks *ackL
 		return
 	case <-time.After(after):
 	}
-	acks.killAt.Store(time.Now().UnixNano())
-	if _, err := sys.KillLeader(ctx); err != nil {
-		acks.killAt.Store(0)
+	// The clock starts once the leader is dead (KillLeader waits for the
+	// process to exit), so guesses the old leader still answered before
+	// the signal do not count as recovered.
+	if _, err := sys.KillLeader(ctx); err == nil {
+		acks.killAt.Store(time.Now().UnixNano())
 	}
 }

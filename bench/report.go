@@ -66,6 +66,8 @@ type Report struct {
 	Committed       int64   `json:"committed_guesses"`
 	CommittedPerSec float64 `json:"committed_guesses_per_s"`
 	Errors          int64   `json:"errors"`
+	// ErrorCodes breaks Errors down by gRPC status or relay error code.
+	ErrorCodes map[string]int64 `json:"error_codes,omitempty"`
 	// AckLatency is guess sent → acknowledgement received by the guesser.
 	AckLatency Latency `json:"ack_latency"`
 	// DeliveryLatency is guess sent → its event received, at every
@@ -106,6 +108,14 @@ func (r *Report) WriteText(w io.Writer) {
 		target = fmt.Sprintf("target %.0f/s", r.TargetRate)
 	}
 	fmt.Fprintf(w, "  committed guesses     %10.0f /s   (%d in all, %d errors; %s)\n", r.CommittedPerSec, r.Committed, r.Errors, target)
+	if len(r.ErrorCodes) > 0 {
+		codes := make([]string, 0, len(r.ErrorCodes))
+		for c, n := range r.ErrorCodes {
+			codes = append(codes, fmt.Sprintf("%s %d", c, n))
+		}
+		slices.Sort(codes)
+		fmt.Fprintf(w, "  errors by code        %s\n", strings.Join(codes, ", "))
+	}
 	lat := func(name string, l *Latency) {
 		fmt.Fprintf(w, "  %-21s p50 %7.2f ms  p90 %7.2f ms  p99 %7.2f ms  p99.9 %7.2f ms  (%d samples)\n", name, l.P50, l.P90, l.P99, l.P999, l.Samples)
 	}

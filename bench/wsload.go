@@ -293,7 +293,7 @@ func RunWS(ctx context.Context, sys *System, cfg WSConfig) (*Report, error) {
 	f1 := frames.Load()
 	cpu1 := relayCPU(sys)
 	rep.Duration = elapsed.Seconds()
-	rep.Committed, rep.Errors = acks.committed.Load(), acks.errors.Load()
+	rep.Committed, rep.Errors, rep.ErrorCodes = acks.committed.Load(), acks.errors.Load(), acks.codes
 	rep.CommittedPerSec = float64(rep.Committed) / elapsed.Seconds()
 	rep.AckLatency = summarise(acks.latencies)
 	rep.FailoverGapMS = acks.failoverGap()
@@ -336,7 +336,7 @@ func wsGuessLoop(ctx context.Context, c *wsClient, perSecond float64, acks *ackL
 		id := fmt.Sprintf("q%d-%d", time.Now().UnixNano(), n)
 		sent := time.Now()
 		if err := c.send(map[string]any{"type": "guess", "letter": string(rune('a' + n%26)), "id": id}); err != nil {
-			acks.errors.Add(1)
+			acks.fail("send")
 			return
 		}
 		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -356,7 +356,7 @@ func wsGuessLoop(ctx context.Context, c *wsClient, perSecond float64, acks *ackL
 		case ctx.Err() != nil:
 			return
 		default:
-			acks.errors.Add(1)
+			acks.fail(f.Code)
 		}
 	}
 }
