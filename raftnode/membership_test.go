@@ -2,7 +2,6 @@ package raftnode
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,26 +21,20 @@ func (c *testCluster) suffrage(id string) string {
 	return ""
 }
 
-// addNode starts one more node that joins the cluster without
-// bootstrapping; the leader must add it.
+// addNode starts one more node like the others that waits to be added
+// (see addNodeWith) and returns its index in c.nodes.
 func (c *testCluster) addNode(id string) int {
 	c.t.Helper()
-	ports := freePorts(c.t, 6)
-	addr := func(k int) string { return fmt.Sprintf("127.0.0.1:%d", ports[k]) }
-	cfg := c.cfgs[0]
-	cfg.ID = id
-	cfg.DataDir = filepath.Join(filepath.Dir(c.cfgs[0].DataDir), id)
-	cfg.GRPCAddr, cfg.RaftAddr, cfg.SerfAddr = addr(0), addr(1), addr(2)
-	cfg.NATSAddr, cfg.NATSClusterAddr, cfg.HTTPAddr = addr(3), addr(4), addr(5)
-	cfg.BootstrapExpect = 0
-	cfg.Logger = testLogger(c.t).With("n", id)
+	n := c.addNodeWith(id, func(*Config) {})
 	c.mu.Lock()
-	c.cfgs = append(c.cfgs, cfg)
-	c.nodes = append(c.nodes, nil)
-	i := len(c.nodes) - 1
-	c.mu.Unlock()
-	c.start(i)
-	return i
+	defer c.mu.Unlock()
+	for i, m := range c.nodes {
+		if m == n {
+			return i
+		}
+	}
+	c.t.Fatalf("added node %s is not in the cluster", id)
+	return -1
 }
 
 func TestNewNodeJoinsAsNonVoterAndIsPromoted(t *testing.T) {
