@@ -33,17 +33,15 @@ const (
 func runDev(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("hangman dev", flag.ContinueOnError)
 	var (
-		dataDir             string
-		nodes, relays       int
-		offset              int
-		logLevel, logFormat string
+		dataDir       string
+		nodes, relays int
+		offset        int
 	)
 	fs.StringVar(&dataDir, "data-dir", "", "data directory (default: a fresh temporary directory, removed on exit)")
 	fs.IntVar(&nodes, "nodes", 3, "number of game nodes (1-9)")
 	fs.IntVar(&relays, "relays", 2, "number of relays (0-9)")
 	fs.IntVar(&offset, "port-offset", 0, "added to every port, to run several dev systems side by side")
-	fs.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
-	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	logger := logFlags(fs, "warn")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -56,7 +54,7 @@ func runDev(ctx context.Context, args []string) error {
 	if offset < 0 || offset > 50000 {
 		return fmt.Errorf("--port-offset %d: want 0-50000", offset)
 	}
-	log, err := newLogger(os.Stderr, logLevel, logFormat)
+	log, err := logger()
 	if err != nil {
 		return err
 	}

@@ -99,6 +99,16 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// logFlags registers the common --log-level and --log-format flags on fs
+// and returns the function that builds the process logger from them, to be
+// called once fs is parsed.
+func logFlags(fs *flag.FlagSet, level string) func() (*slog.Logger, error) {
+	format := "text"
+	fs.StringVar(&level, "log-level", level, "log level: debug, info, warn, error")
+	fs.StringVar(&format, "log-format", format, "log format: text or json")
+	return func() (*slog.Logger, error) { return newLogger(os.Stderr, level, format) }
+}
+
 // newLogger builds the process logger from the common --log-level and
 // --log-format flags.
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

@@ -19,7 +19,6 @@ func runNode(ctx context.Context, args []string) error {
 	var (
 		cfg                  raftnode.Config
 		join                 string
-		logLevel, logFormat  string
 		advertise            string
 		heartbeat, election  time.Duration
 		reapAfter, promoteAt time.Duration
@@ -45,12 +44,11 @@ func runNode(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.NATSAuth.NodePassword, "nats-node-password", "", "NATS password of the \"node\" user (publishes hangman.>; also authenticates routes); setting any NATS password turns NATS users on")
 	fs.StringVar(&cfg.NATSAuth.RelayPassword, "nats-relay-password", "", "NATS password of the \"relay\" user (subscribes to rooms, may not publish their state); empty: no such user")
 	fs.StringVar(&cfg.NATSAuth.WatcherPassword, "nats-watcher-password", "", "NATS password of the read-only \"watcher\" user for the nats CLI; empty: no such user")
-	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	logger := logFlags(fs, "info")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	log, err := newLogger(os.Stderr, logLevel, logFormat)
+	log, err := logger()
 	if err != nil {
 		return err
 	}

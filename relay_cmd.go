@@ -21,7 +21,6 @@ func runRelay(ctx context.Context, args []string) error {
 		cfg                 relay.Config
 		listen, nats, nodes string
 		origins             string
-		logLevel, logFormat string
 		tlsCert, tlsKey     string
 		tlsCA               string
 	)
@@ -45,12 +44,11 @@ func runRelay(ctx context.Context, args []string) error {
 	fs.StringVar(&tlsCA, "tls-ca", "", "PEM CA the nodes' certificates must chain to")
 	fs.StringVar(&cfg.NATSUser, "nats-user", "relay", "NATS user, used when --nats-password is set")
 	fs.StringVar(&cfg.NATSPassword, "nats-password", "", "NATS password of --nats-user (the nodes' --nats-relay-password); empty: connect anonymously")
-	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	logger := logFlags(fs, "info")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	log, err := newLogger(os.Stderr, logLevel, logFormat)
+	log, err := logger()
 	if err != nil {
 		return err
 	}
