@@ -87,16 +87,17 @@ func (n *Node) becomeLeader(ctx context.Context) {
 //
 //   - its publisher's connection to NATS came back (messages published
 //     while it was down may not have reached anyone);
-//   - its NATS server gained a route (the embedded servers form a full
-//     mesh, so a server cut off from this one missed everything this node
-//     published meanwhile, and its subscribers, relays among them, would
-//     otherwise wait for the room's next change to catch up).
+//   - its NATS server gained a route to a server it had none to in the
+//     last sample (the embedded servers form a full mesh, so a server cut
+//     off from this one missed everything this node published meanwhile,
+//     and its subscribers, relays among them, would otherwise wait for the
+//     room's next change to catch up).
 //
 // Consumers drop repeats by seq, so republishing is always safe.
 func (n *Node) republishOnReconnect(ctx context.Context) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	routes := n.nats.srv.NumRoutes()
+	remotes := n.nats.remotes()
 	for {
 		why := ""
 		select {
@@ -105,11 +106,14 @@ func (n *Node) republishOnReconnect(ctx context.Context) {
 		case <-n.pub.reconnected:
 			why = "publisher reconnected to NATS"
 		case <-tick.C:
-			now := n.nats.srv.NumRoutes()
-			if now > routes {
-				why = "NATS route restored"
+			now := n.nats.remotes()
+			for id := range now {
+				if !remotes[id] {
+					why = "NATS route restored"
+					break
+				}
 			}
-			routes = now
+			remotes = now
 		}
 		if why == "" {
 			continue

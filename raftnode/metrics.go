@@ -169,11 +169,11 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		}
 		return float64(n.nats.srv.NumClients())
 	})
-	gauge("hangman_nats_routes", "Routes from this node's embedded NATS server to the other nodes'.", func() float64 {
+	gauge("hangman_nats_routes", "Other nodes' NATS servers this node's embedded server has a route to.", func() float64 {
 		if n.nats == nil {
 			return 0
 		}
-		return float64(n.nats.srv.NumRoutes())
+		return float64(n.nats.srv.NumRemotes())
 	})
 
 	m.grpcRequests = prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -104,6 +104,24 @@ func (s *natsServer) setRoutes(routes []string) {
 	s.log.Debug("nats routes", "routes", routes)
 }
 
+// remotes returns the IDs of the other NATS servers this one has a route
+// to. It counts servers, not route connections: with route pooling each
+// remote is reached over several connections, which open one by one for a
+// while after start, so a connection count would rise with nothing new
+// reachable. A restarted server comes back under a new ID.
+func (s *natsServer) remotes() map[string]bool {
+	rz, err := s.srv.Routez(nil)
+	if err != nil {
+		s.log.Warn("nats routez", "err", err)
+		return nil
+	}
+	ids := make(map[string]bool, len(rz.Routes))
+	for _, r := range rz.Routes {
+		ids[r.RemoteID] = true
+	}
+	return ids
+}
+
 func (s *natsServer) shutdown() {
 	s.srv.Shutdown()
 	s.srv.WaitForShutdown()
