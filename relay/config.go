@@ -150,3 +150,8 @@ func setDefault[T int | int64 | float64 | time.Duration](p *T, def T) {
 		*p = def
 	}
 }
+
+// wsReadBuffer is the read buffer of one websocket. A browser frame is a few
+// dozen bytes and at most DefaultMaxFrameBytes; a buffer this size holds the
+// common frame whole and keeps an idle connection cheap.
+const wsReadBuffer = 512

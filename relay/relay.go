@@ -45,6 +45,7 @@ type Relay struct {
 	conns     map[*trackedConn]struct{}
 	closed    bool
 	handlers  sync.WaitGroup // websocket handlers running
+	frames    chan frameJob  // frames for the frame pool (session.go)
 
 	peersMu     sync.Mutex
 	peers       map[string]peer // public URL -> relay
@@ -127,6 +128,7 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		return nil, fmt.Errorf("cluster view: %w", err)
 	}
 
+	r.startFramePool()
 	r.m = melody.New()
 	r.m.Config.MaxMessageSize = cfg.MaxFrameBytes
 	r.m.Config.MessageBufferSize = cfg.SendBuffer
@@ -134,9 +136,12 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 	r.m.Config.PongWait = cfg.IdleTimeout
 	r.m.Config.PingPeriod = cfg.IdleTimeout * 9 / 10
 	r.m.Upgrader.CheckOrigin = func(*http.Request) bool { return true } // checked before, with a JSON answer
-	// Idle connections dominate a relay's memory: reads reuse the buffer
-	// net/http already holds for the connection, and write buffers are
-	// borrowed from a pool only while writing.
+	// Idle connections dominate a relay's memory. Each websocket reads
+	// through a small buffer of its own (browser frames are small; larger
+	// ones are read through it), so net/http's 4 KiB connection buffers can
+	// be freed once serveWS hands the connection over, and write buffers
+	// are borrowed from a pool only while writing.
+	r.m.Upgrader.ReadBufferSize = wsReadBuffer
 	r.m.Upgrader.WriteBufferSize = 1024
 	r.m.Upgrader.WriteBufferPool = &sync.Pool{}
 	r.m.Upgrader.Error = func(w http.ResponseWriter, _ *http.Request, code int, reason error) {
@@ -304,23 +309,30 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, CodeTooManyConns, fmt.Sprintf("this relay has reached its limit of %d connections; try another relay", r.cfg.MaxConns))
 		return
 	}
-	defer r.open.Add(-1)
 	r.clientsMu.Lock()
 	if r.closed {
 		r.clientsMu.Unlock()
+		r.open.Add(-1)
 		httpError(w, http.StatusServiceUnavailable, CodeShuttingDown, "this relay is shutting down; try another relay")
 		return
 	}
 	r.handlers.Add(1)
 	r.clientsMu.Unlock()
-	defer r.handlers.Done()
 
 	c := &client{
 		r:       r,
+		handled: make(chan struct{}, 1),
 		limiter: rate.NewLimiter(rate.Limit(r.cfg.MessageRate), r.cfg.MessageBurst),
 		tooBig:  errFrame(CodeFrameTooLarge, fmt.Sprintf("frame exceeds the limit of %d bytes; closing", r.cfg.MaxFrameBytes), ""),
 	}
+	// The session runs on a goroutine of its own, and this handler returns
+	// as soon as the connection is hijacked (or the upgrade has failed and
+	// answered): net/http then drops its per-connection state (buffers,
+	// the serving goroutine's grown stack), which would otherwise stay
+	// alive for as long as the websocket does.
+	hijacked := make(chan struct{})
 	hw := &hijackWriter{ResponseWriter: w, wrap: func(nc net.Conn) net.Conn {
+		defer close(hijacked)
 		tc := &trackedConn{Conn: nc, tooBig: c.tooBig}
 		c.conn = tc
 		r.clientsMu.Lock()
@@ -332,16 +344,45 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 		}
 		return tc
 	}}
-	err := r.m.HandleRequestWithKeys(hw, req, map[string]any{clientKey: c})
-	if c.conn != nil {
-		_ = c.conn.Close()
-		r.clientsMu.Lock()
-		delete(r.conns, c.conn)
-		r.clientsMu.Unlock()
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		defer r.handlers.Done()
+		defer r.open.Add(-1)
+		err := r.m.HandleRequestWithKeys(hw, upgradeRequest(req), map[string]any{clientKey: c})
+		if c.conn != nil {
+			_ = c.conn.Close()
+			r.clientsMu.Lock()
+			delete(r.conns, c.conn)
+			r.clientsMu.Unlock()
+		}
+		if err != nil && !errors.Is(err, melody.ErrClosed) {
+			r.log.Debug("websocket ended", "err", err)
+		}
+	}()
+	select {
+	case <-hijacked:
+	case <-ended:
 	}
-	if err != nil && !errors.Is(err, melody.ErrClosed) {
-		r.log.Debug("websocket ended", "err", err)
+}
+
+// upgradeHeaders are the request headers the websocket handshake reads.
+var upgradeHeaders = []string{"Connection", "Upgrade", "Sec-Websocket-Version", "Sec-Websocket-Key", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions"}
+
+// upgradeRequest is the part of a websocket request the handshake needs.
+// The melody session keeps its request for as long as the connection
+// lives; a browser's request carries cookies, a user agent and a dozen
+// other headers the relay never reads again, which would otherwise cost
+// every idle connection a kilobyte or more.
+func upgradeRequest(req *http.Request) *http.Request {
+	h := make(http.Header, len(upgradeHeaders))
+	for _, k := range upgradeHeaders {
+		if v, ok := req.Header[k]; ok {
+			h[k] = v
+		}
 	}
+	return &http.Request{Method: req.Method, URL: req.URL, Proto: req.Proto, ProtoMajor: req.ProtoMajor, ProtoMinor: req.ProtoMinor,
+		Header: h, Host: req.Host, RemoteAddr: req.RemoteAddr, RequestURI: req.RequestURI}
 }
 
 // readyStatus is the body of /readyz and of the status endpoint.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -24,12 +25,13 @@ const clientKey = "hangman.client"
 
 // client is one browser connection.
 //
-// Frames are read, limited and parsed on the connection's read goroutine,
-// which answers pings itself; commands then run one at a time, in order, on
-// the client's worker goroutine, so a command waiting on the cluster (a
-// leader election takes seconds) never stops the connection from being
-// read, pinged or limited. room, playerID and joined belong to the worker
-// (and to onDisconnect, once the worker has ended).
+// Frames are read on the connection's read goroutine and limited, parsed
+// and answered (pings, errors) on the relay's frame pool, one frame at a
+// time, in order; commands then run one at a time, in order, on the
+// client's worker goroutine, so a command waiting on the cluster (a leader
+// election takes seconds) never stops the connection from being read,
+// pinged or limited. room, playerID and joined belong to the worker (and to
+// onDisconnect, once the worker has ended).
 type client struct {
 	r       *Relay
 	sess    *melody.Session
@@ -38,9 +40,10 @@ type client struct {
 	tooBig  []byte
 	dropped atomic.Bool // dropped as a slow reader
 
-	// read goroutine only
+	// frame handling only (one frame of a client at a time)
 	strikes int
 	closing bool
+	handled chan struct{} // the frame pool is done with this client's frame
 
 	ctx    context.Context // ends when the connection does
 	cancel context.CancelFunc
@@ -116,8 +119,56 @@ func (r *Relay) onError(s *melody.Session, err error) {
 }
 
 // onMessage handles one client frame: limits first, then the command.
+// frameJob is one frame on its way to the frame pool.
+type frameJob struct {
+	c    *client
+	s    *melody.Session
+	data []byte
+}
+
+// startFramePool starts the goroutines that handle every connection's
+// frames.
+//
+// Decoding JSON and encoding answers needs more than the 4 KiB stack a
+// goroutine that has read from a socket already holds; done on a
+// connection's read goroutine, it would double that stack for as long as
+// the connection lives, idle or not, since the runtime shrinks a stack only
+// while little of it is in use. Run here, on a few goroutines that keep
+// their grown stacks, the read goroutine stays small. Each read goroutine
+// waits for its frame to be handled, so a client's frames keep their order
+// and a fast sender is held back by its own socket.
+func (r *Relay) startFramePool() {
+	r.frames = make(chan frameJob)
+	for range max(4, 2*runtime.GOMAXPROCS(0)) {
+		r.bg.Add(1)
+		go func() {
+			defer r.bg.Done()
+			for {
+				select {
+				case j := <-r.frames:
+					r.handleFrame(j.c, j.s, j.data)
+					j.c.handled <- struct{}{}
+				case <-r.ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+}
+
+// onMessage hands a text frame to the frame pool and waits until it has
+// been handled.
 func (r *Relay) onMessage(s *melody.Session, data []byte) {
 	c := clientOf(s)
+	select {
+	case r.frames <- frameJob{c: c, s: s, data: data}:
+		<-c.handled
+	case <-r.ctx.Done():
+	}
+}
+
+// handleFrame limits, parses and dispatches one text frame of c.
+func (r *Relay) handleFrame(c *client, s *melody.Session, data []byte) {
 	r.stats.framesIn.Add(1)
 	if c.closing {
 		return
@@ -165,7 +216,7 @@ func (r *Relay) onMessage(s *melody.Session, data []byte) {
 }
 
 // enqueue queues a command, starting a worker if none runs; false if the
-// queue is full. Called from the connection's read goroutine only.
+// queue is full. Called from handleFrame only.
 func (c *client) enqueue(in *inbound) bool {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
