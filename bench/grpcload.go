@@ -133,13 +133,25 @@ func guessLoop(ctx context.Context, clients []hangmanv1.GameServiceClient, first
 			}
 		case status.Code(err) == codes.FailedPrecondition:
 			newRound(ctx, cl, room, player)
-		case ctx.Err() != nil:
+		case ended(ctx):
 			return
 		default:
 			acks.fail(status.Code(err).String())
 			next++
 		}
 	}
+}
+
+// ended reports whether the run behind ctx is over. A call can fail with
+// DeadlineExceeded a moment before ctx.Err() says so: gRPC compares the
+// deadline with the clock, while ctx learns of it from a timer that fires
+// late on a busy machine. Those are the run ending, not failed guesses.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 func newRound(ctx context.Context, cl hangmanv1.GameServiceClient, room, player string) {

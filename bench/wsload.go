@@ -353,7 +353,7 @@ func wsGuessLoop(ctx context.Context, c *wsClient, perSecond float64, acks *ackL
 				_, _ = c.await(actx, rid)
 				cancel()
 			}
-		case ctx.Err() != nil:
+		case ended(ctx):
 			return
 		default:
 			acks.fail(f.Code)

@@ -39,10 +39,11 @@ type change struct {
 	event game.Event
 }
 
-// applyResult is what Raft.Apply's future returns on the proposing node.
+// applyResult is what Raft.Apply's future returns on the proposing node:
+// one result per command of the entry.
 type applyResult struct {
-	res   game.Result
-	index uint64
+	results []game.Result
+	index   uint64
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -67,10 +68,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		if l.Type != raft.LogCommand || isMarker(l.Data) {
 			continue
 		}
-		res := f.machine.Apply(l.Index, l.Data)
-		out[i] = &applyResult{res: res, index: l.Index}
-		if res.Event != nil {
-			changes = append(changes, change{state: res.State, event: *res.Event})
+		results := f.machine.ApplyEntry(l.Index, l.Data)
+		out[i] = &applyResult{results: results, index: l.Index}
+		for _, res := range results {
+			if res.Event != nil {
+				changes = append(changes, change{state: res.State, event: *res.Event})
+			}
 		}
 	}
 	if len(changes) > 0 && f.onChange != nil {

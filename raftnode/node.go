@@ -31,6 +31,7 @@ type Node struct {
 
 	fsm       *fsm
 	raft      *raft.Raft
+	batcher   *batcher
 	logStore  *logStore
 	transport *raft.NetworkTransport
 	raftLayer *cuttableLayer
@@ -205,6 +206,8 @@ func (n *Node) startRaft(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
+	n.batcher = newBatcher(n.raft)
+	n.goRun(func() { n.batcher.run(ctx) })
 	n.goRun(func() { n.notifyLoop(ctx, notify) })
 	return nil
 }

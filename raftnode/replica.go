@@ -2,7 +2,6 @@ package raftnode
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -21,22 +20,19 @@ var _ api.Replica = (*Node)(nil)
 // enqueueTimeout bounds how long a proposal waits to enter raft's queue.
 const enqueueTimeout = 2 * time.Second
 
-// Propose commits an encoded command and returns its result. Its duration
-// is the hangman_apply_seconds histogram.
-func (n *Node) Propose(ctx context.Context, cmd []byte) (game.Result, uint64, error) {
+// Propose commits an encoded command addressed to room and returns its
+// result; under load it shares its log entry with other rooms' commands
+// (batcher.go). Its duration is the hangman_apply_seconds histogram.
+func (n *Node) Propose(ctx context.Context, room string, cmd []byte) (game.Result, uint64, error) {
 	start := time.Now()
-	res, index, err := n.propose(ctx, cmd)
+	res, index, err := n.propose(ctx, room, cmd)
 	n.metrics.observeApply(time.Since(start), err)
 	return res, index, err
 }
 
-func (n *Node) propose(ctx context.Context, cmd []byte) (game.Result, uint64, error) {
+func (n *Node) propose(ctx context.Context, room string, cmd []byte) (game.Result, uint64, error) {
 	if n.raft.State() != raft.Leader {
 		return game.Result{}, 0, api.ErrNotLeader
-	}
-	timeout := enqueueTimeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(d))
 	}
 	// The stall watchdog counts proposals in flight, and when the first of
 	// them started.
@@ -44,33 +40,8 @@ func (n *Node) propose(ctx context.Context, cmd []byte) (game.Result, uint64, er
 		n.inflightSince.Store(time.Now().UnixNano())
 	}
 	defer n.inflight.Add(-1)
-	f := n.raft.Apply(cmd, timeout)
-	// The future has no channel: wait for it aside, so that a caller whose
-	// deadline passes (a stalled leader) is answered "outcome unknown"
-	// instead of waiting forever.
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		return game.Result{}, 0, fmt.Errorf("%w: %v", api.ErrUnknownOutcome, ctx.Err())
-	}
-	if err != nil {
-		switch {
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):
-			return game.Result{}, 0, api.ErrNotLeader
-		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrAbortedByRestore):
-			return game.Result{}, 0, fmt.Errorf("%w: %v", api.ErrUnknownOutcome, err)
-		default:
-			return game.Result{}, 0, fmt.Errorf("apply: %w", err)
-		}
-	}
-	r, ok := f.Response().(*applyResult)
-	if !ok {
-		return game.Result{}, 0, fmt.Errorf("apply: unexpected response %T", f.Response())
-	}
-	return r.res, r.index, nil
+	r := n.batcher.propose(ctx, room, cmd)
+	return r.res, r.index, r.err
 }
 
 // ReadIndex confirms leadership and waits until everything committed before

@@ -95,7 +95,7 @@ func TestLeaderWithStalledDiskStepsDown(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_, _, err := c.nodes[old].Propose(ctx, mustEncode(t, "stall", "alice", "z"))
+		_, _, err := c.nodes[old].Propose(ctx, "stall", mustEncode(t, "stall", "alice", "z"))
 		stuck <- err
 	}()
 

@@ -39,7 +39,7 @@ type memReplica struct {
 	noPublish atomic.Bool // drop everything
 }
 
-func (r *memReplica) Propose(_ context.Context, cmd []byte) (game.Result, uint64, error) {
+func (r *memReplica) Propose(_ context.Context, _ string, cmd []byte) (game.Result, uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.index++

@@ -40,11 +40,13 @@ var ErrUnknownOutcome = errors.New("outcome unknown: leadership lost while apply
 
 // Replica is what the service needs from the consensus layer.
 type Replica interface {
-	// Propose appends an encoded command to the log and waits for it to be
-	// applied on this node, returning what the state machine returned.
-	// It fails with ErrNotLeader when this node does not lead and with
-	// ErrUnknownOutcome when leadership was lost mid-flight.
-	Propose(ctx context.Context, cmd []byte) (game.Result, uint64, error)
+	// Propose appends an encoded command addressed to room to the log and
+	// waits for it to be applied on this node, returning what the state
+	// machine returned. (The room lets a replica pack commands for
+	// different rooms into one log entry.) It fails with ErrNotLeader when
+	// this node does not lead and with ErrUnknownOutcome when leadership
+	// was lost mid-flight.
+	Propose(ctx context.Context, room string, cmd []byte) (game.Result, uint64, error)
 	// ReadIndex makes the next local read linearizable: it confirms
 	// leadership with a quorum and waits until this node has applied
 	// everything committed before the call. ErrNotLeader if not the leader.
@@ -226,7 +228,7 @@ func (s *Service) write(ctx context.Context, cmd *game.Command, local func(game.
 		return status.Errorf(codes.Internal, "%v", err)
 	}
 	return s.route(ctx, func(ctx context.Context) error {
-		res, index, err := s.replica.Propose(ctx, data)
+		res, index, err := s.replica.Propose(ctx, cmd.Room, data)
 		if err != nil {
 			return err
 		}

@@ -127,6 +127,16 @@ func (g *gen) entry() []byte {
 			b = append(b, "}"...)
 		}
 		e = b
+	case n < 25: // a batch, its rooms sometimes repeated
+		cmds := make([][]byte, 1+g.r.IntN(4))
+		for i := range cmds {
+			b, err := g.command().Encode()
+			if err != nil {
+				panic(err)
+			}
+			cmds[i] = b
+		}
+		e = EncodeBatch(cmds)
 	default:
 		b, err := g.command().Encode()
 		if err != nil {
@@ -175,6 +185,10 @@ func roomsPart(tb testing.TB, snap []byte) []byte {
 func (rs *replicas) apply(entry []byte) Result {
 	t := rs.t
 	t.Helper()
+	if IsBatch(entry) {
+		rs.applyBatch(entry)
+		return Result{}
+	}
 	rs.index++
 	var res Result
 	for i, m := range rs.ms {
@@ -199,6 +213,57 @@ func (rs *replicas) apply(entry []byte) Result {
 	rs.check(entry, res, snap)
 	rs.last = snap
 	return res
+}
+
+// applyBatch applies a batch entry to every replica and checks that they
+// agree and that the batch obeyed the rules: every change at the entry's
+// index, each room changed at most once, and a refused batch or command
+// changing nothing.
+func (rs *replicas) applyBatch(entry []byte) {
+	t := rs.t
+	t.Helper()
+	rs.index++
+	var res []Result
+	for i, m := range rs.ms {
+		r := m.ApplyEntry(rs.index, entry)
+		if i == 0 {
+			res = r
+		} else if !reflect.DeepEqual(r, res) {
+			t.Fatalf("batch %d %q: replica %d returned\n%+v\nreplica 0 returned\n%+v", rs.index, entry, i, r, res)
+		}
+	}
+	snap := snapshotBytes(t, rs.ms[0])
+	for i, m := range rs.ms[1:] {
+		if other := snapshotBytes(t, m); !bytes.Equal(snap, other) {
+			t.Fatalf("batch %d %q: replica %d diverged:\n%s\nreplica 0:\n%s", rs.index, entry, i+1, other, snap)
+		}
+	}
+	if rs.ms[0].Applied() != rs.index {
+		t.Fatalf("batch %d: Applied() = %d", rs.index, rs.ms[0].Applied())
+	}
+	changed := map[string]bool{}
+	refused := true // every command refused or a duplicate
+	for _, r := range res {
+		refused = refused && (r.Err != nil || r.Duplicate)
+		if r.Err != nil && CodeOf(r.Err) == 0 {
+			t.Fatalf("batch %d: error %v has no code", rs.index, r.Err)
+		}
+		if r.Event == nil {
+			continue
+		}
+		if changed[r.Room] {
+			t.Fatalf("batch %d: room %s changed twice", rs.index, r.Room)
+		}
+		changed[r.Room] = true
+		if r.Event.Seq != rs.index || r.Event.Prev != rs.seqs[r.Room] || r.State.Seq != rs.index {
+			t.Fatalf("batch %d: room %s event seq %d prev %d, state seq %d; room was at %d", rs.index, r.Room, r.Event.Seq, r.Event.Prev, r.State.Seq, rs.seqs[r.Room])
+		}
+		rs.seqs[r.Room] = r.Event.Seq
+	}
+	if refused && !bytes.Equal(roomsPart(t, rs.last), roomsPart(t, snap)) {
+		t.Fatalf("batch %d %q: every command refused or a duplicate, but the machine changed", rs.index, entry)
+	}
+	rs.last = snap
 }
 
 // check verifies what one entry did against the rules every entry obeys.

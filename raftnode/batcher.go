@@ -1,0 +1,197 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/hangman/hangman/services/api"
+	"github.com/hangman/hangman/services/game"
+)
+
+// Group commit. Every guess is a raft entry's worth of work: an append to
+// the leader's log, a replication message, an fsync on each follower, an
+// apply and a future. Under load the batcher packs the commands proposed
+// at the same moment into one entry (game.EncodeBatch), so one entry's cost
+// is shared by up to maxBatch commands.
+//
+// It never waits for a batch to fill: a proposal to an idle leader is
+// appended at once, as its own single-command entry. Only while
+// maxInflightEntries entries are on their way through raft do new
+// proposals wait, and then they leave together in the next entry; the
+// busier the leader, the bigger its entries. This is the group commit of
+// databases, and rqlite's queued writes, without a timer.
+//
+// Commands of one entry are applied at the same index, so an entry holds
+// at most one command per room (a room's seq is the index of the entry that
+// changed it, and must grow with every change); a second command for a
+// room waits for the next entry, which keeps each room's commands in the
+// order they were proposed.
+const (
+	maxBatch           = 256
+	maxBatchBytes      = 256 << 10
+	maxInflightEntries = 2
+	// maxPending bounds the proposals the batcher holds; beyond it
+	// proposers wait on the channel (backpressure).
+	maxPending = 4 * maxBatch
+)
+
+// proposal is one command waiting for its entry.
+type proposal struct {
+	room string
+	cmd  []byte
+	done chan proposed // buffered: the batcher never waits for a proposer
+}
+
+// proposed is what became of a proposal.
+type proposed struct {
+	res   game.Result
+	index uint64
+	err   error
+}
+
+// batcher packs proposals into log entries for one node's raft.
+type batcher struct {
+	raft     *raft.Raft
+	in       chan *proposal
+	inflight chan struct{} // a token per entry raft has not answered yet
+	stopped  chan struct{} // closed when run has returned
+}
+
+func newBatcher(r *raft.Raft) *batcher {
+	return &batcher{raft: r, in: make(chan *proposal, maxPending), inflight: make(chan struct{}, maxInflightEntries), stopped: make(chan struct{})}
+}
+
+// run packs and applies entries until ctx ends; proposals it still holds
+// then were never appended, and are told to find the leader again.
+func (b *batcher) run(ctx context.Context) {
+	var pending []*proposal
+	defer func() {
+		for _, p := range pending {
+			p.done <- proposed{err: api.ErrNotLeader}
+		}
+		close(b.stopped)
+	}()
+	for {
+		if len(pending) == 0 {
+			select {
+			case p := <-b.in:
+				pending = append(pending, p)
+			case <-ctx.Done():
+				return
+			}
+		}
+		// Proposals that arrive while raft is busy join this entry.
+		select {
+		case b.inflight <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+	drain:
+		for len(pending) < maxPending {
+			select {
+			case p := <-b.in:
+				pending = append(pending, p)
+			default:
+				break drain
+			}
+		}
+		var batch []*proposal
+		batch, pending = pack(pending)
+		entry := batch[0].cmd
+		if len(batch) > 1 {
+			cmds := make([][]byte, len(batch))
+			for i, p := range batch {
+				cmds[i] = p.cmd
+			}
+			entry = game.EncodeBatch(cmds)
+		}
+		f := b.raft.Apply(entry, enqueueTimeout)
+		go b.answer(f, batch)
+	}
+}
+
+// pack takes the next entry's proposals from pending, in order: at most
+// one per room, at most maxBatch and maxBatchBytes. It returns the entry's
+// proposals and those left for later, still in order.
+func pack(pending []*proposal) (batch, rest []*proposal) {
+	rooms := make(map[string]bool, min(len(pending), maxBatch))
+	size := 0
+	for _, p := range pending {
+		if len(batch) == maxBatch || rooms[p.room] || (len(batch) > 0 && size+len(p.cmd) > maxBatchBytes) {
+			rest = append(rest, p)
+			continue
+		}
+		rooms[p.room] = true
+		size += len(p.cmd)
+		batch = append(batch, p)
+	}
+	return batch, rest
+}
+
+// answer waits for an entry's future and gives each proposal its result.
+func (b *batcher) answer(f raft.ApplyFuture, batch []*proposal) {
+	err := f.Error()
+	<-b.inflight
+	if err != nil {
+		err = applyError(err)
+		for _, p := range batch {
+			p.done <- proposed{err: err}
+		}
+		return
+	}
+	r, ok := f.Response().(*applyResult)
+	if !ok || len(r.results) != len(batch) {
+		err := fmt.Errorf("apply: unexpected response %T for %d commands", f.Response(), len(batch))
+		for _, p := range batch {
+			p.done <- proposed{err: err}
+		}
+		return
+	}
+	for i, p := range batch {
+		p.done <- proposed{res: r.results[i], index: r.index}
+	}
+}
+
+// applyError says what a failed raft future means for its callers.
+func applyError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):
+		return api.ErrNotLeader
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrAbortedByRestore):
+		return fmt.Errorf("%w: %v", api.ErrUnknownOutcome, err)
+	default:
+		return fmt.Errorf("apply: %w", err)
+	}
+}
+
+// propose hands cmd, addressed to room, to the batcher and waits for its
+// result.
+func (b *batcher) propose(ctx context.Context, room string, cmd []byte) proposed {
+	p := &proposal{room: room, cmd: cmd, done: make(chan proposed, 1)}
+	select {
+	case b.in <- p:
+	case <-b.stopped:
+		return proposed{err: api.ErrNotLeader}
+	case <-ctx.Done():
+		return proposed{err: fmt.Errorf("%w: %v", api.ErrUnknownOutcome, ctx.Err())}
+	}
+	select {
+	case r := <-p.done:
+		return r
+	case <-b.stopped:
+		// It may have been appended before the node stopped.
+		select {
+		case r := <-p.done:
+			return r
+		default:
+			return proposed{err: fmt.Errorf("%w: node stopped", api.ErrUnknownOutcome)}
+		}
+	case <-ctx.Done():
+		// A stalled leader: the caller is answered "outcome unknown"
+		// instead of waiting forever.
+		return proposed{err: fmt.Errorf("%w: %v", api.ErrUnknownOutcome, ctx.Err())}
+	}
+}

@@ -1,0 +1,151 @@
+package raftnode
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hangman/hangman/services/game"
+)
+
+func TestPack(t *testing.T) {
+	p := func(room string, size int) *proposal { return &proposal{room: room, cmd: make([]byte, size)} }
+	many := make([]*proposal, maxBatch+3)
+	for i := range many {
+		many[i] = p(fmt.Sprintf("r%d", i), 10)
+	}
+	rooms := func(ps []*proposal) string {
+		var s []string
+		for _, p := range ps {
+			s = append(s, p.room)
+		}
+		return strings.Join(s, ",")
+	}
+	for _, tc := range []struct {
+		name                string
+		pending             []*proposal
+		wantBatch, wantRest string
+	}{
+		{"one", []*proposal{p("a", 10)}, "a", ""},
+		{"distinct rooms share the entry", []*proposal{p("a", 10), p("b", 10), p("c", 10)}, "a,b,c", ""},
+		{"a room once per entry, its order kept", []*proposal{p("a", 10), p("b", 10), p("a", 11), p("c", 10), p("a", 12)}, "a,b,c", "a,a"},
+		{"bytes bound the entry", []*proposal{p("a", maxBatchBytes-5), p("b", 10), p("c", 5)}, "a,c", "b"},
+		{"an oversized first command still goes", []*proposal{p("a", maxBatchBytes+1), p("b", 1)}, "a", "b"},
+		{"count bounds the entry", many, rooms(many[:maxBatch]), rooms(many[maxBatch:])},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			batch, rest := pack(tc.pending)
+			if got := rooms(batch); got != tc.wantBatch {
+				t.Errorf("batch %s, want %s", got, tc.wantBatch)
+			}
+			if got := rooms(rest); got != tc.wantRest {
+				t.Errorf("rest %s, want %s", got, tc.wantRest)
+			}
+			if len(batch)+len(rest) != len(tc.pending) {
+				t.Errorf("%d + %d proposals out of %d in", len(batch), len(rest), len(tc.pending))
+			}
+			// Every room's proposals keep their order across batch and rest.
+			order := slices.Concat(batch, rest)
+			for _, r := range []string{"a"} {
+				var sizes []int
+				for _, q := range order {
+					if q.room == r {
+						sizes = append(sizes, len(q.cmd))
+					}
+				}
+				if !slices.IsSorted(sizes) {
+					t.Errorf("room %s reordered: sizes %v", r, sizes)
+				}
+			}
+		})
+	}
+}
+
+// TestProposalsWhileRaftIsBusyShareOneEntry holds the batcher's in-flight
+// slots, as entries on their way through raft would, lets proposals pile up
+// on a real single-node raft, then releases it: the commands for distinct
+// rooms commit in one entry, each room's second command in the next one,
+// and every proposer gets its own command's result.
+func TestProposalsWhileRaftIsBusyShareOneEntry(t *testing.T) {
+	c := newTestCluster(t, 1, nil)
+	n := c.nodes[c.leader()]
+	const rooms = 8
+	for r := range rooms {
+		setupRoom(t, c, 0, fmt.Sprintf("b%d", r))
+	}
+	for range maxInflightEntries {
+		n.batcher.inflight <- struct{}{}
+	}
+	type answer struct {
+		room, letter string
+		res          game.Result
+		index        uint64
+		err          error
+	}
+	answers := make(chan answer, 2*rooms)
+	var wg sync.WaitGroup
+	propose := func(room, letter string) {
+		cmd, err := game.Command{Kind: game.KindGuess, Room: room, Player: "alice", Letter: letter, RequestID: room + letter}.Encode()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		wg.Go(func() {
+			res, index, err := n.Propose(ctxT(t), room, cmd)
+			answers <- answer{room, letter, res, index, err}
+		})
+	}
+	for r := range rooms {
+		propose(fmt.Sprintf("b%d", r), "e")
+	}
+	// Each room's second guess queues behind its first. (The batcher
+	// holds the first proposal it took while it waits for a slot.)
+	waitFor(t, 5*time.Second, "the first guesses queued", func() error {
+		if got := len(n.batcher.in); got < rooms-1 {
+			return fmt.Errorf("%d queued", got)
+		}
+		return nil
+	})
+	for r := range rooms {
+		propose(fmt.Sprintf("b%d", r), "t")
+	}
+	waitFor(t, 5*time.Second, "all guesses queued", func() error {
+		if got := len(n.batcher.in); got < 2*rooms-1 {
+			return fmt.Errorf("%d queued", got)
+		}
+		return nil
+	})
+	for range maxInflightEntries {
+		<-n.batcher.inflight
+	}
+	wg.Wait()
+	close(answers)
+
+	indexes := map[string]map[uint64]bool{} // letter -> indexes
+	byRoom := map[string][]answer{}
+	for a := range answers {
+		if a.err != nil || a.res.Err != nil {
+			t.Fatalf("guess %s in %s: %v %v", a.letter, a.room, a.err, a.res.Err)
+		}
+		if a.res.Room != a.room || a.res.Event == nil || a.res.Event.Letter != a.letter || a.res.Index != a.index {
+			t.Fatalf("guess %s in %s got someone else's result: %+v at %d", a.letter, a.room, a.res, a.index)
+		}
+		if indexes[a.letter] == nil {
+			indexes[a.letter] = map[uint64]bool{}
+		}
+		indexes[a.letter][a.index] = true
+		byRoom[a.room] = append(byRoom[a.room], a)
+	}
+	if len(indexes["e"]) != 1 || len(indexes["t"]) != 1 {
+		t.Fatalf("first guesses at indexes %v, second at %v: want one entry each", indexes["e"], indexes["t"])
+	}
+	for room, as := range byRoom {
+		slices.SortFunc(as, func(a, b answer) int { return int(a.index) - int(b.index) })
+		if len(as) != 2 || as[0].letter != "e" || as[1].letter != "t" || as[1].res.Event.Prev != as[0].index {
+			t.Fatalf("room %s: guesses %+v, want e then t, linked by prev", room, as)
+		}
+	}
+}
