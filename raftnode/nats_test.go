@@ -162,11 +162,22 @@ func TestSubscriberOnAnotherNodeSeesEveryEventInOrder(t *testing.T) {
 
 	setupRoom(t, c, 0, "ordered")
 	acks := playGuesses(t, c.client(0), "ordered", "alice", 40)
-	last := acks[len(acks)-1].GetIndex()
-	waitFor(t, 10*time.Second, "the last event on node 3's NATS", func() error {
+	// The room's last change may be a new round after the last guess.
+	final, err := c.client(0).GetRoom(ctxT(t), &hangmanv1.GetRoomRequest{Room: "ordered", Consistency: hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := final.GetState().GetSeq()
+	if last < acks[len(acks)-1].GetIndex() {
+		t.Fatalf("room at seq %d, before the last guess's index %d", last, acks[len(acks)-1].GetIndex())
+	}
+	waitFor(t, 10*time.Second, "the last event and state on node 3's NATS", func() error {
 		evs := rec.events("ordered")
 		if len(evs) == 0 || evs[len(evs)-1].Seq < last {
 			return fmt.Errorf("have %d events", len(evs))
+		}
+		if st, _ := rec.latestState("ordered"); st.Seq < last {
+			return fmt.Errorf("latest state at seq %d", st.Seq)
 		}
 		return nil
 	})
