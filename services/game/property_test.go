@@ -189,30 +189,41 @@ func (rs *replicas) apply(entry []byte) Result {
 		rs.applyBatch(entry)
 		return Result{}
 	}
-	rs.index++
-	var res Result
-	for i, m := range rs.ms {
-		var r Result
+	r0, snap := rs.applyAll("entry", entry, func(i int, m *Machine) any {
 		if c, err := DecodeCommand(entry); i > 0 && err == nil {
-			r = m.ApplyCommand(rs.index, c)
-		} else {
-			r = m.Apply(rs.index, entry)
+			return m.ApplyCommand(rs.index, c)
 		}
+		return m.Apply(rs.index, entry)
+	})
+	res := r0.(Result)
+	rs.check(entry, res, snap)
+	rs.last = snap
+	return res
+}
+
+// applyAll applies the next entry to every replica with apply and checks
+// that they all returned the same and agree byte for byte; it returns the
+// first replica's result and snapshot.
+func (rs *replicas) applyAll(what string, entry []byte, apply func(i int, m *Machine) any) (any, []byte) {
+	t := rs.t
+	t.Helper()
+	rs.index++
+	var res any
+	for i, m := range rs.ms {
+		r := apply(i, m)
 		if i == 0 {
 			res = r
 		} else if !reflect.DeepEqual(r, res) {
-			t.Fatalf("entry %d %q: replica %d returned\n%+v\nreplica 0 returned\n%+v", rs.index, entry, i, r, res)
+			t.Fatalf("%s %d %q: replica %d returned\n%+v\nreplica 0 returned\n%+v", what, rs.index, entry, i, r, res)
 		}
 	}
 	snap := snapshotBytes(t, rs.ms[0])
 	for i, m := range rs.ms[1:] {
 		if other := snapshotBytes(t, m); !bytes.Equal(snap, other) {
-			t.Fatalf("entry %d %q: replica %d diverged:\n%s\nreplica 0:\n%s", rs.index, entry, i+1, other, snap)
+			t.Fatalf("%s %d %q: replica %d diverged:\n%s\nreplica 0:\n%s", what, rs.index, entry, i+1, other, snap)
 		}
 	}
-	rs.check(entry, res, snap)
-	rs.last = snap
-	return res
+	return res, snap
 }
 
 // applyBatch applies a batch entry to every replica and checks that they
@@ -222,22 +233,8 @@ func (rs *replicas) apply(entry []byte) Result {
 func (rs *replicas) applyBatch(entry []byte) {
 	t := rs.t
 	t.Helper()
-	rs.index++
-	var res []Result
-	for i, m := range rs.ms {
-		r := m.ApplyEntry(rs.index, entry)
-		if i == 0 {
-			res = r
-		} else if !reflect.DeepEqual(r, res) {
-			t.Fatalf("batch %d %q: replica %d returned\n%+v\nreplica 0 returned\n%+v", rs.index, entry, i, r, res)
-		}
-	}
-	snap := snapshotBytes(t, rs.ms[0])
-	for i, m := range rs.ms[1:] {
-		if other := snapshotBytes(t, m); !bytes.Equal(snap, other) {
-			t.Fatalf("batch %d %q: replica %d diverged:\n%s\nreplica 0:\n%s", rs.index, entry, i+1, other, snap)
-		}
-	}
+	r0, snap := rs.applyAll("batch", entry, func(_ int, m *Machine) any { return m.ApplyEntry(rs.index, entry) })
+	res := r0.([]Result)
 	if rs.ms[0].Applied() != rs.index {
 		t.Fatalf("batch %d: Applied() = %d", rs.index, rs.ms[0].Applied())
 	}
