@@ -52,20 +52,44 @@ type proposed struct {
 	err   error
 }
 
-// batcher packs proposals into log entries for one node's raft.
+// batcher is the group-commit loop. Two of them run on a node: the one
+// that packs proposals into raft entries (newBatcher, while leading) and
+// the one that carries a follower's writes to the leader in batches
+// (newForwarder, forward.go).
 type batcher struct {
-	raft     *raft.Raft
 	in       chan *proposal
-	inflight chan struct{} // a token per entry raft has not answered yet
+	inflight chan struct{} // a token per batch not answered yet
 	stopped  chan struct{} // closed when run has returned
+	// pack takes the next batch from pending; see pack.
+	pack func(pending []*proposal) (batch, rest []*proposal)
+	// start sends a batch on its way, in the order batches are made, and
+	// returns what waits for its answers and hands them out (run on a
+	// goroutine of its own).
+	start func(batch []*proposal) (await func())
 }
 
+func newLoop(inflight int, pack func([]*proposal) ([]*proposal, []*proposal), start func([]*proposal) func()) *batcher {
+	return &batcher{in: make(chan *proposal, maxPending), inflight: make(chan struct{}, inflight), stopped: make(chan struct{}), pack: pack, start: start}
+}
+
+// newBatcher returns the loop that packs proposals into r's log entries.
 func newBatcher(r *raft.Raft) *batcher {
-	return &batcher{raft: r, in: make(chan *proposal, maxPending), inflight: make(chan struct{}, maxInflightEntries), stopped: make(chan struct{})}
+	return newLoop(maxInflightEntries, pack, func(batch []*proposal) func() {
+		entry := batch[0].cmd
+		if len(batch) > 1 {
+			cmds := make([][]byte, len(batch))
+			for i, p := range batch {
+				cmds[i] = p.cmd
+			}
+			entry = game.EncodeBatch(cmds)
+		}
+		f := r.Apply(entry, enqueueTimeout)
+		return func() { answer(f, batch) }
+	})
 }
 
-// run packs and applies entries until ctx ends; proposals it still holds
-// then were never appended, and are told to find the leader again.
+// run makes and sends batches until ctx ends; proposals it still holds
+// then were never sent, and are told to find the leader again.
 func (b *batcher) run(ctx context.Context) {
 	var pending []*proposal
 	defer func() {
@@ -83,7 +107,8 @@ func (b *batcher) run(ctx context.Context) {
 				return
 			}
 		}
-		// Proposals that arrive while raft is busy join this entry.
+		// Proposals that arrive while the earlier batches are on their
+		// way join this one.
 		select {
 		case b.inflight <- struct{}{}:
 		case <-ctx.Done():
@@ -99,17 +124,12 @@ func (b *batcher) run(ctx context.Context) {
 			}
 		}
 		var batch []*proposal
-		batch, pending = pack(pending)
-		entry := batch[0].cmd
-		if len(batch) > 1 {
-			cmds := make([][]byte, len(batch))
-			for i, p := range batch {
-				cmds[i] = p.cmd
-			}
-			entry = game.EncodeBatch(cmds)
-		}
-		f := b.raft.Apply(entry, enqueueTimeout)
-		go b.answer(f, batch)
+		batch, pending = b.pack(pending)
+		await := b.start(batch)
+		go func() {
+			await()
+			<-b.inflight
+		}()
 	}
 }
 
@@ -132,26 +152,26 @@ func pack(pending []*proposal) (batch, rest []*proposal) {
 }
 
 // answer waits for an entry's future and gives each proposal its result.
-func (b *batcher) answer(f raft.ApplyFuture, batch []*proposal) {
+func answer(f raft.ApplyFuture, batch []*proposal) {
 	err := f.Error()
-	<-b.inflight
 	if err != nil {
-		err = applyError(err)
-		for _, p := range batch {
-			p.done <- proposed{err: err}
-		}
+		fail(batch, applyError(err))
 		return
 	}
 	r, ok := f.Response().(*applyResult)
 	if !ok || len(r.results) != len(batch) {
-		err := fmt.Errorf("apply: unexpected response %T for %d commands", f.Response(), len(batch))
-		for _, p := range batch {
-			p.done <- proposed{err: err}
-		}
+		fail(batch, fmt.Errorf("apply: unexpected response %T for %d commands", f.Response(), len(batch)))
 		return
 	}
 	for i, p := range batch {
 		p.done <- proposed{res: r.results[i], index: r.index}
+	}
+}
+
+// fail answers every proposal of batch with err.
+func fail(batch []*proposal, err error) {
+	for _, p := range batch {
+		p.done <- proposed{err: err}
 	}
 }
 
@@ -167,31 +187,40 @@ func applyError(err error) error {
 	}
 }
 
-// propose hands cmd, addressed to room, to the batcher and waits for its
+// propose hands cmd, addressed to room, to the loop and waits for its
 // result.
 func (b *batcher) propose(ctx context.Context, room string, cmd []byte) proposed {
+	return b.enqueue(ctx, room, cmd)()
+}
+
+// enqueue hands cmd, addressed to room, to the loop and returns what waits
+// for its result: proposals enqueued one after another keep their order.
+func (b *batcher) enqueue(ctx context.Context, room string, cmd []byte) func() proposed {
 	p := &proposal{room: room, cmd: cmd, done: make(chan proposed, 1)}
 	select {
 	case b.in <- p:
 	case <-b.stopped:
-		return proposed{err: api.ErrNotLeader}
+		return func() proposed { return proposed{err: api.ErrNotLeader} }
 	case <-ctx.Done():
-		return proposed{err: fmt.Errorf("%w: %v", api.ErrUnknownOutcome, ctx.Err())}
+		err := ctx.Err()
+		return func() proposed { return proposed{err: fmt.Errorf("%w: %v", api.ErrUnknownOutcome, err)} }
 	}
-	select {
-	case r := <-p.done:
-		return r
-	case <-b.stopped:
-		// It may have been appended before the node stopped.
+	return func() proposed {
 		select {
 		case r := <-p.done:
 			return r
-		default:
-			return proposed{err: fmt.Errorf("%w: node stopped", api.ErrUnknownOutcome)}
+		case <-b.stopped:
+			// It may have been sent before the loop stopped.
+			select {
+			case r := <-p.done:
+				return r
+			default:
+				return proposed{err: fmt.Errorf("%w: node stopped", api.ErrUnknownOutcome)}
+			}
+		case <-ctx.Done():
+			// A stalled leader: the caller is answered "outcome unknown"
+			// instead of waiting forever.
+			return proposed{err: fmt.Errorf("%w: %v", api.ErrUnknownOutcome, ctx.Err())}
 		}
-	case <-ctx.Done():
-		// A stalled leader: the caller is answered "outcome unknown"
-		// instead of waiting forever.
-		return proposed{err: fmt.Errorf("%w: %v", api.ErrUnknownOutcome, ctx.Err())}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
 )
 
@@ -146,6 +147,88 @@ func TestProposalsWhileRaftIsBusyShareOneEntry(t *testing.T) {
 		slices.SortFunc(as, func(a, b answer) int { return int(a.index) - int(b.index) })
 		if len(as) != 2 || as[0].letter != "e" || as[1].letter != "t" || as[1].res.Event.Prev != as[0].index {
 			t.Fatalf("room %s: guesses %+v, want e then t, linked by prev", room, as)
+		}
+	}
+}
+
+// TestFollowerForwardsWritesInBatches holds a follower's forwarding slots,
+// as calls on their way to the leader would, sends it guesses for several
+// rooms (two per room) through its game service, then releases it: they
+// all reach the leader in one ReplicaService call, and each caller gets
+// its own guess's result, each room's two guesses in order.
+func TestFollowerForwardsWritesInBatches(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.leader()
+	fi := (leader + 1) % 3
+	f := c.nodes[fi]
+	const rooms = 4
+	for r := range rooms {
+		setupRoom(t, c, leader, fmt.Sprintf("f%d", r))
+	}
+	for range maxInflightForwards {
+		f.forwarder.inflight <- struct{}{}
+	}
+	calls, cmds := f.forwardCalls.Load(), f.forwarded.Load()
+	cl := c.client(fi)
+	type answer struct {
+		room, letter string
+		resp         *hangmanv1.GuessResponse
+		err          error
+	}
+	answers := make(chan answer, 2*rooms)
+	var wg sync.WaitGroup
+	guess := func(room, letter string) {
+		wg.Go(func() {
+			r, err := cl.Guess(ctxT(t), &hangmanv1.GuessRequest{Room: room, PlayerId: "alice", Letter: letter, RequestId: room + letter})
+			answers <- answer{room, letter, r, err}
+		})
+	}
+	queued := func(n int) func() error {
+		return func() error {
+			// The forwarder holds the first proposal it took while it
+			// waits for a slot.
+			if got := len(f.forwarder.in); got < n-1 {
+				return fmt.Errorf("%d queued", got)
+			}
+			return nil
+		}
+	}
+	for r := range rooms {
+		guess(fmt.Sprintf("f%d", r), "e")
+	}
+	waitFor(t, 5*time.Second, "the first guesses queued", queued(rooms))
+	for r := range rooms {
+		guess(fmt.Sprintf("f%d", r), "t")
+	}
+	waitFor(t, 5*time.Second, "all guesses queued", queued(2*rooms))
+	for range maxInflightForwards {
+		<-f.forwarder.inflight
+	}
+	wg.Wait()
+	close(answers)
+
+	if got := f.forwardCalls.Load() - calls; got != 1 {
+		t.Errorf("%d forwarding calls, want 1", got)
+	}
+	if got := f.forwarded.Load() - cmds; got != 2*rooms {
+		t.Errorf("%d commands forwarded, want %d", got, 2*rooms)
+	}
+	byRoom := map[string]map[string]uint64{}
+	for a := range answers {
+		if a.err != nil {
+			t.Fatalf("guess %s in %s: %v", a.letter, a.room, a.err)
+		}
+		if a.resp.GetState().GetRoom() != a.room || a.resp.GetIndex() == 0 || a.resp.GetDuplicate() {
+			t.Fatalf("guess %s in %s got %+v", a.letter, a.room, a.resp)
+		}
+		if byRoom[a.room] == nil {
+			byRoom[a.room] = map[string]uint64{}
+		}
+		byRoom[a.room][a.letter] = a.resp.GetIndex()
+	}
+	for room, idx := range byRoom {
+		if idx["e"] == 0 || idx["t"] <= idx["e"] {
+			t.Fatalf("room %s: e at %d, t at %d; want e first", room, idx["e"], idx["t"])
 		}
 	}
 }

@@ -138,6 +138,12 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		}
 		return float64(n.pub.stats().Failures)
 	})
+	counter("hangman_forward_calls_total", "Calls in which this node, following, handed writes to the leader (ReplicaService.Propose).", nil, func() float64 {
+		return float64(n.forwardCalls.Load())
+	})
+	counter("hangman_forwarded_commands_total", "Writes this node, following, handed to the leader; over hangman_forward_calls_total, the forwarding batch size.", nil, func() float64 {
+		return float64(n.forwarded.Load())
+	})
 	counter("hangman_republishes_total", "Times this node, on becoming leader, republished every room.", nil, func() float64 {
 		if n.pub == nil {
 			return 0

@@ -31,7 +31,8 @@ type Node struct {
 
 	fsm       *fsm
 	raft      *raft.Raft
-	batcher   *batcher
+	batcher   *batcher // packs proposals into entries while leading
+	forwarder *batcher // carries writes to the leader while following
 	logStore  *logStore
 	transport *raft.NetworkTransport
 	raftLayer *cuttableLayer
@@ -68,6 +69,9 @@ type Node struct {
 	// the count last rose from zero (Unix nanoseconds).
 	inflight      atomic.Int64
 	inflightSince atomic.Int64
+	// forwardCalls and forwarded count this node's ReplicaService.Propose
+	// calls to the leader and the commands they carried.
+	forwardCalls, forwarded atomic.Uint64
 
 	grpcAdvertise string
 	raftAdvertise string
@@ -207,7 +211,9 @@ func (n *Node) startRaft(ctx context.Context) error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.batcher = newBatcher(n.raft)
+	n.forwarder = newForwarder(n)
 	n.goRun(func() { n.batcher.run(ctx) })
+	n.goRun(func() { n.forwarder.run(ctx) })
 	n.goRun(func() { n.notifyLoop(ctx, notify) })
 	return nil
 }
@@ -220,6 +226,7 @@ func (n *Node) startGRPC() error {
 	n.grpc = grpc.NewServer(append(append(grpcServerOptions(), n.grpcServerCreds()...), n.metrics.grpcOptions()...)...)
 	api.New(n, n.log).Register(n.grpc)
 	(&clusterService{node: n}).register(n.grpc)
+	(&replicaService{node: n}).register(n.grpc)
 	n.health = health.NewServer()
 	healthpb.RegisterHealthServer(n.grpc, n.health)
 	reflection.Register(n.grpc)

@@ -29,6 +29,7 @@ import (
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/relay"
+	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/tlsutil"
 )
 
@@ -193,6 +194,19 @@ func TestSecureCluster(t *testing.T) {
 		}
 		if _, err := cc.Status(ctxT(t), &hangmanv1.StatusRequest{}); err != nil {
 			t.Fatalf("relay Status: %v", err)
+		}
+		// nor append commands of its own making (a chosen secret word,
+		// here) past the game service.
+		cmd, err := game.Command{Kind: game.KindCreateRoom, Room: "rigged", Word: "zebra", RequestID: "rig"}.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := hangmanv1.NewReplicaServiceClient(dialGRPC(t, addr, relayCreds))
+		if _, err := rc.Propose(ctxT(t), &hangmanv1.ProposeRequest{Proposals: []*hangmanv1.Proposal{{Room: "rigged", Command: cmd}}}); status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("relay ReplicaService.Propose = %v, want PermissionDenied", err)
+		}
+		if _, err := g.GetRoom(ctxT(t), &hangmanv1.GetRoomRequest{Room: "rigged", Consistency: hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE}); status.Code(err) != codes.NotFound {
+			t.Fatalf("GetRoom of the rigged room = %v, want NotFound", err)
 		}
 	})
 

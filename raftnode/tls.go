@@ -153,11 +153,13 @@ func (n *Node) grpcServerCreds() []grpc.ServerOption {
 	}
 }
 
-// nodeOnlyMethods change the cluster itself: with TLS on, only a node's
-// certificate may call them, not a relay's (relays play the game; they do
-// not move leadership).
+// nodeOnlyMethods change the cluster itself or bypass the game service:
+// with TLS on, only a node's certificate may call them, not a relay's
+// (relays play the game; they do not move leadership, nor append commands
+// of their own making, a chosen secret word, say, to the log).
 var nodeOnlyMethods = map[string]bool{
 	hangmanv1.ClusterService_TransferLeadership_FullMethodName: true,
+	hangmanv1.ReplicaService_Propose_FullMethodName:            true,
 }
 
 // nodesOnly refuses nodeOnlyMethods to callers without a node certificate.

@@ -55,6 +55,11 @@ func (r *memReplica) Propose(_ context.Context, _ string, cmd []byte) (game.Resu
 	return res, r.index, nil
 }
 
+// Forward is never called: the in-memory replica always leads.
+func (r *memReplica) Forward(ctx context.Context, room string, cmd []byte) (game.Result, uint64, error) {
+	return r.Propose(ctx, room, cmd)
+}
+
 func (r *memReplica) ReadIndex(context.Context) error { return nil }
 func (r *memReplica) IsLeader() bool                  { return true }
 func (r *memReplica) Read(fn func(m *game.Machine)) uint64 {

@@ -47,6 +47,10 @@ type Replica interface {
 	// this node does not lead and with ErrUnknownOutcome when leadership
 	// was lost mid-flight.
 	Propose(ctx context.Context, room string, cmd []byte) (game.Result, uint64, error)
+	// Forward does what Propose does on a node that does not lead: it
+	// hands the command to the leader (batched with the node's other
+	// writes) and returns the leader's result, with the same errors.
+	Forward(ctx context.Context, room string, cmd []byte) (game.Result, uint64, error)
 	// ReadIndex makes the next local read linearizable: it confirms
 	// leadership with a quorum and waits until this node has applied
 	// everything committed before the call. ErrNotLeader if not the leader.
@@ -110,10 +114,6 @@ func (s *Service) CreateRoom(ctx context.Context, req *hangmanv1.CreateRoomReque
 	var out *hangmanv1.CreateRoomResponse
 	err := s.write(ctx, &cmd, func(res game.Result, _ uint64) {
 		out = &hangmanv1.CreateRoomResponse{State: StateProto(res.State)}
-	}, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
-		r, err := c.CreateRoom(ctx, req)
-		out = r
-		return err
 	})
 	return out, err
 }
@@ -124,10 +124,6 @@ func (s *Service) JoinRoom(ctx context.Context, req *hangmanv1.JoinRoomRequest) 
 	var out *hangmanv1.JoinRoomResponse
 	err := s.write(ctx, &cmd, func(res game.Result, _ uint64) {
 		out = &hangmanv1.JoinRoomResponse{State: StateProto(res.State)}
-	}, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
-		r, err := c.JoinRoom(ctx, req)
-		out = r
-		return err
 	})
 	return out, err
 }
@@ -139,10 +135,6 @@ func (s *Service) Guess(ctx context.Context, req *hangmanv1.GuessRequest) (*hang
 	var out *hangmanv1.GuessResponse
 	err := s.write(ctx, &cmd, func(res game.Result, _ uint64) {
 		out = &hangmanv1.GuessResponse{Outcome: string(res.Outcome), Duplicate: res.Duplicate, State: StateProto(res.State), Index: res.Index}
-	}, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
-		r, err := c.Guess(ctx, req)
-		out = r
-		return err
 	})
 	if err == nil && retriedUncertain(ctx) {
 		// An earlier attempt of this very call may have committed; the
@@ -158,10 +150,6 @@ func (s *Service) NewRound(ctx context.Context, req *hangmanv1.NewRoundRequest) 
 	var out *hangmanv1.NewRoundResponse
 	err := s.write(ctx, &cmd, func(res game.Result, _ uint64) {
 		out = &hangmanv1.NewRoundResponse{State: StateProto(res.State)}
-	}, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
-		r, err := c.NewRound(ctx, req)
-		out = r
-		return err
 	})
 	return out, err
 }
@@ -212,7 +200,7 @@ func (s *Service) ListRooms(ctx context.Context, req *hangmanv1.ListRoomsRequest
 
 // write validates cmd, fills in what the proposer chooses, and commits it
 // locally when leading or through the leader otherwise, until ctx ends.
-func (s *Service) write(ctx context.Context, cmd *game.Command, local func(game.Result, uint64), forward func(context.Context, hangmanv1.GameServiceClient) error) error {
+func (s *Service) write(ctx context.Context, cmd *game.Command, done func(game.Result, uint64)) error {
 	if cmd.Kind == game.KindCreateRoom || cmd.Kind == game.KindNewRound {
 		cmd.Word = s.pick()
 	}
@@ -227,17 +215,25 @@ func (s *Service) write(ctx context.Context, cmd *game.Command, local func(game.
 	if err != nil {
 		return status.Errorf(codes.Internal, "%v", err)
 	}
-	return s.route(ctx, func(ctx context.Context) error {
-		res, index, err := s.replica.Propose(ctx, cmd.Room, data)
-		if err != nil {
-			return err
+	// Either way the command is the same bytes: proposed here, or handed
+	// to the leader, which commits it as it is.
+	commit := func(propose func(context.Context, string, []byte) (game.Result, uint64, error)) func(context.Context) error {
+		return func(ctx context.Context) error {
+			res, index, err := propose(ctx, cmd.Room, data)
+			if err != nil {
+				return err
+			}
+			if res.Err != nil {
+				return toStatus(res.Err)
+			}
+			done(res, index)
+			return nil
 		}
-		if res.Err != nil {
-			return toStatus(res.Err)
-		}
-		local(res, index)
-		return nil
-	}, forward)
+	}
+	forward := commit(s.replica.Forward)
+	return s.route(ctx, commit(s.replica.Propose), func(ctx context.Context, _ hangmanv1.GameServiceClient) error {
+		return forward(ctx)
+	})
 }
 
 // read serves a read at the requested consistency.
@@ -286,8 +282,8 @@ func (s *Service) route(ctx context.Context, local func(context.Context) error, 
 			err = ErrNotLeader
 		} else {
 			err = forward(ctx, hangmanv1.NewGameServiceClient(conn))
-			if err == nil || !retryableForward(err) {
-				return err
+			if err == nil || !(retryableForward(err) || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrUnknownOutcome)) {
+				return toStatus(err)
 			}
 		}
 		switch {
