@@ -118,11 +118,9 @@ func (r *Relay) onError(s *melody.Session, err error) {
 	}
 }
 
-// onMessage handles one client frame: limits first, then the command.
 // frameJob is one frame on its way to the frame pool.
 type frameJob struct {
 	c    *client
-	s    *melody.Session
 	data []byte
 }
 
@@ -146,7 +144,7 @@ func (r *Relay) startFramePool() {
 			for {
 				select {
 				case j := <-r.frames:
-					r.handleFrame(j.c, j.s, j.data)
+					r.handleFrame(j.c, j.data)
 					j.c.handled <- struct{}{}
 				case <-r.ctx.Done():
 					return
@@ -161,14 +159,15 @@ func (r *Relay) startFramePool() {
 func (r *Relay) onMessage(s *melody.Session, data []byte) {
 	c := clientOf(s)
 	select {
-	case r.frames <- frameJob{c: c, s: s, data: data}:
+	case r.frames <- frameJob{c: c, data: data}:
 		<-c.handled
 	case <-r.ctx.Done():
 	}
 }
 
-// handleFrame limits, parses and dispatches one text frame of c.
-func (r *Relay) handleFrame(c *client, s *melody.Session, data []byte) {
+// handleFrame limits, parses and dispatches one text frame of c: limits
+// first, then the command.
+func (r *Relay) handleFrame(c *client, data []byte) {
 	r.stats.framesIn.Add(1)
 	if c.closing {
 		return
@@ -179,7 +178,7 @@ func (r *Relay) handleFrame(c *client, s *melody.Session, data []byte) {
 		if c.strikes >= r.cfg.FloodStrikes {
 			c.closing = true
 			r.send(c, errFrame(CodeFlood, "too many frames after being rate limited; closing", ""))
-			_ = s.CloseWithMsg(websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "flood"))
+			_ = c.sess.CloseWithMsg(websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "flood"))
 			return
 		}
 		r.send(c, errFrame(CodeRateLimited, fmt.Sprintf("slow down: at most %g frames per second (bursts of %d); this frame was ignored", r.cfg.MessageRate, r.cfg.MessageBurst), idOf(data)))
