@@ -80,7 +80,9 @@ type injector struct {
 // description of what it did.
 func (f *injector) inject(ctx context.Context, kind FaultKind) (string, error) {
 	lab := f.lab
-	leader, err := lab.Leader(ctx)
+	// The last fault's healing may have left an election under way; the
+	// cluster must have a leader again within a few election timeouts.
+	leader, err := lab.WaitLeader(ctx, 10*time.Second)
 	if err != nil {
 		return "", err
 	}

@@ -467,6 +467,26 @@ func (l *Lab) Leader(ctx context.Context) (int, error) {
 	return best, nil
 }
 
+// WaitLeader waits up to timeout for a node that says it leads, as after a
+// healed fault the others may still be electing one.
+func (l *Lab) WaitLeader(ctx context.Context, timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		i, err := l.Leader(ctx)
+		if err == nil || time.Now().After(deadline) {
+			if err != nil {
+				err = fmt.Errorf("after %v: %w", timeout, err)
+			}
+			return i, err
+		}
+		select {
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // Close stops every process and removes the network.
 func (l *Lab) Close() {
 	var wg sync.WaitGroup
