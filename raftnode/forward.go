@@ -2,7 +2,6 @@ package raftnode
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -125,19 +124,7 @@ func (s *replicaService) Propose(ctx context.Context, req *hangmanv1.ProposeRequ
 	return out, nil
 }
 
-// wireResult is a game.Result as the leader sends it back: the public
-// state and event, as published on NATS, and a refusal as code and text.
-type wireResult struct {
-	Room      string       `json:"room,omitempty"`
-	Outcome   game.Outcome `json:"outcome,omitempty"`
-	Duplicate bool         `json:"duplicate,omitempty"`
-	Index     uint64       `json:"index,omitempty"`
-	Event     *game.Event  `json:"event,omitempty"`
-	State     game.State   `json:"state"`
-	ErrCode   game.Code    `json:"errCode,omitempty"`
-	ErrMsg    string       `json:"errMsg,omitempty"`
-}
-
+// toWire is the leader's answer for one forwarded command.
 func toWire(r proposed) *hangmanv1.Proposed {
 	switch {
 	case r.err == nil:
@@ -148,17 +135,18 @@ func toWire(r proposed) *hangmanv1.Proposed {
 	default:
 		return &hangmanv1.Proposed{Failure: hangmanv1.ProposeFailure_PROPOSE_FAILURE_INTERNAL, Message: r.err.Error()}
 	}
-	w := wireResult{Room: r.res.Room, Outcome: r.res.Outcome, Duplicate: r.res.Duplicate, Index: r.res.Index, Event: r.res.Event, State: r.res.State}
+	a := &hangmanv1.Applied{Room: r.res.Room, Outcome: string(r.res.Outcome), Duplicate: r.res.Duplicate, Index: r.res.Index}
 	if r.res.Err != nil {
-		w.ErrCode, w.ErrMsg = game.CodeOf(r.res.Err), r.res.Err.Error()
+		a.ErrorCode, a.ErrorMessage = uint32(game.CodeOf(r.res.Err)), r.res.Err.Error()
+	} else {
+		a.State = api.StateProto(r.res.State)
 	}
-	b, err := json.Marshal(w)
-	if err != nil {
-		return &hangmanv1.Proposed{Failure: hangmanv1.ProposeFailure_PROPOSE_FAILURE_INTERNAL, Message: fmt.Sprintf("encode result: %v", err)}
-	}
-	return &hangmanv1.Proposed{Result: b, Index: r.index}
+	return &hangmanv1.Proposed{Index: r.index, Applied: a}
 }
 
+// fromWire reads the leader's answer for one forwarded command. The
+// result carries no Event: the leader publishes it, and a forwarding
+// node's callers need only the state and outcome.
 func fromWire(p *hangmanv1.Proposed) proposed {
 	switch p.GetFailure() {
 	case hangmanv1.ProposeFailure_PROPOSE_FAILURE_UNSPECIFIED:
@@ -169,13 +157,16 @@ func fromWire(p *hangmanv1.Proposed) proposed {
 	default:
 		return proposed{err: fmt.Errorf("leader: %s", p.GetMessage())}
 	}
-	var w wireResult
-	if err := json.Unmarshal(p.GetResult(), &w); err != nil {
-		return proposed{err: fmt.Errorf("%w: undecodable result from the leader: %v", api.ErrUnknownOutcome, err)}
+	a := p.GetApplied()
+	if a == nil || (a.GetState() == nil && a.GetErrorCode() == 0) {
+		// Neither a state nor a refusal: not an answer this node can read.
+		return proposed{err: fmt.Errorf("%w: the leader's answer holds no result", api.ErrUnknownOutcome)}
 	}
-	res := game.Result{Room: w.Room, Outcome: w.Outcome, Duplicate: w.Duplicate, Index: w.Index, Event: w.Event, State: w.State}
-	if w.ErrCode != 0 {
-		res.Err = &game.Error{Code: w.ErrCode, Msg: w.ErrMsg}
+	res := game.Result{Room: a.GetRoom(), Outcome: game.Outcome(a.GetOutcome()), Duplicate: a.GetDuplicate(), Index: a.GetIndex()}
+	if code := a.GetErrorCode(); code != 0 {
+		res.Err = &game.Error{Code: game.Code(min(code, 255)), Msg: a.GetErrorMessage()}
+	} else {
+		res.State = api.StateFromProto(a.GetState())
 	}
 	return proposed{res: res, index: p.GetIndex()}
 }

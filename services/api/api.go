@@ -49,7 +49,8 @@ type Replica interface {
 	Propose(ctx context.Context, room string, cmd []byte) (game.Result, uint64, error)
 	// Forward does what Propose does on a node that does not lead: it
 	// hands the command to the leader (batched with the node's other
-	// writes) and returns the leader's result, with the same errors.
+	// writes) and returns the leader's result, with the same errors. The
+	// result carries no Event: the leader publishes it.
 	Forward(ctx context.Context, room string, cmd []byte) (game.Result, uint64, error)
 	// ReadIndex makes the next local read linearizable: it confirms
 	// leadership with a quorum and waits until this node has applied

@@ -29,3 +29,38 @@ func StateProto(s game.State) *hangmanv1.RoomState {
 	}
 	return out
 }
+
+// StateFromProto is the inverse of StateProto: nodes use it to read a
+// state another node sent them.
+func StateFromProto(p *hangmanv1.RoomState) game.State {
+	s := game.State{
+		Room:      p.GetRoom(),
+		Round:     p.GetRound(),
+		Seq:       p.GetSeq(),
+		Prev:      p.GetPrev(),
+		Masked:    p.GetMasked(),
+		Guessed:   nonNil(p.GetGuessed()),
+		Wrong:     nonNil(p.GetWrong()),
+		WrongLeft: int(p.GetWrongLeft()),
+		MaxWrong:  int(p.GetMaxWrong()),
+		Status:    game.Status(p.GetStatus()),
+		Word:      p.GetWord(),
+		Players:   make([]game.Player, len(p.GetPlayers())),
+	}
+	for i, pl := range p.GetPlayers() {
+		s.Players[i] = game.Player{ID: pl.GetId(), Name: pl.GetName(), Score: pl.GetScore()}
+	}
+	if lg := p.GetLastGuess(); lg != nil {
+		s.LastGuess = &game.LastGuess{Player: lg.GetPlayer(), Letter: lg.GetLetter(), Outcome: game.Outcome(lg.GetOutcome())}
+	}
+	return s
+}
+
+// nonNil keeps an empty list a list: the wire does not tell nil from empty,
+// and a state's lists are never nil.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

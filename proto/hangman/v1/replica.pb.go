@@ -185,13 +185,13 @@ func (x *ProposeRequest) GetProposals() []*Proposal {
 
 type Proposed struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// failure is unset when the command was applied; result then holds what
-	// the state machine returned, as JSON.
+	// failure is unset when the command was applied; applied then holds what
+	// the state machine returned.
 	Failure ProposeFailure `protobuf:"varint,1,opt,name=failure,proto3,enum=hangman.v1.ProposeFailure" json:"failure,omitempty"`
 	Message string         `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	Result  []byte         `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
 	// index is the log index that applied the command.
-	Index         uint64 `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
+	Index         uint64   `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
+	Applied       *Applied `protobuf:"bytes,5,opt,name=applied,proto3" json:"applied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -240,18 +240,116 @@ func (x *Proposed) GetMessage() string {
 	return ""
 }
 
-func (x *Proposed) GetResult() []byte {
-	if x != nil {
-		return x.Result
-	}
-	return nil
-}
-
 func (x *Proposed) GetIndex() uint64 {
 	if x != nil {
 		return x.Index
 	}
 	return 0
+}
+
+func (x *Proposed) GetApplied() *Applied {
+	if x != nil {
+		return x.Applied
+	}
+	return nil
+}
+
+// Applied is what the state machine returned for one command: a refusal
+// (error_code set), or the room's state after the command. The event it
+// made is not carried: the leader publishes it.
+type Applied struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Room  string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// outcome is set for guesses.
+	Outcome string `protobuf:"bytes,2,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// duplicate: the request id had been applied before, at index.
+	Duplicate bool       `protobuf:"varint,3,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	Index     uint64     `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
+	State     *RoomState `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	// error_code is the rules' refusal code (services/game Code), 0 if none.
+	ErrorCode     uint32 `protobuf:"varint,6,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage  string `protobuf:"bytes,7,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Applied) Reset() {
+	*x = Applied{}
+	mi := &file_hangman_v1_replica_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Applied) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Applied) ProtoMessage() {}
+
+func (x *Applied) ProtoReflect() protoreflect.Message {
+	mi := &file_hangman_v1_replica_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Applied.ProtoReflect.Descriptor instead.
+func (*Applied) Descriptor() ([]byte, []int) {
+	return file_hangman_v1_replica_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Applied) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *Applied) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *Applied) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+func (x *Applied) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Applied) GetState() *RoomState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *Applied) GetErrorCode() uint32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *Applied) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
 }
 
 type ProposeResponse struct {
@@ -264,7 +362,7 @@ type ProposeResponse struct {
 
 func (x *ProposeResponse) Reset() {
 	*x = ProposeResponse{}
-	mi := &file_hangman_v1_replica_proto_msgTypes[3]
+	mi := &file_hangman_v1_replica_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -276,7 +374,7 @@ func (x *ProposeResponse) String() string {
 func (*ProposeResponse) ProtoMessage() {}
 
 func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_replica_proto_msgTypes[3]
+	mi := &file_hangman_v1_replica_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -289,7 +387,7 @@ func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeResponse.ProtoReflect.Descriptor instead.
 func (*ProposeResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_replica_proto_rawDescGZIP(), []int{3}
+	return file_hangman_v1_replica_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ProposeResponse) GetResults() []*Proposed {
@@ -304,17 +402,26 @@ var File_hangman_v1_replica_proto protoreflect.FileDescriptor
 const file_hangman_v1_replica_proto_rawDesc = "" +
 	"\n" +
 	"\x18hangman/v1/replica.proto\x12\n" +
-	"hangman.v1\"8\n" +
+	"hangman.v1\x1a\x18hangman/v1/hangman.proto\"8\n" +
 	"\bProposal\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\fR\acommand\"D\n" +
 	"\x0eProposeRequest\x122\n" +
-	"\tproposals\x18\x01 \x03(\v2\x14.hangman.v1.ProposalR\tproposals\"\x88\x01\n" +
+	"\tproposals\x18\x01 \x03(\v2\x14.hangman.v1.ProposalR\tproposals\"\xad\x01\n" +
 	"\bProposed\x124\n" +
 	"\afailure\x18\x01 \x01(\x0e2\x1a.hangman.v1.ProposeFailureR\afailure\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
-	"\x06result\x18\x03 \x01(\fR\x06result\x12\x14\n" +
-	"\x05index\x18\x04 \x01(\x04R\x05index\"A\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
+	"\x05index\x18\x04 \x01(\x04R\x05index\x12-\n" +
+	"\aapplied\x18\x05 \x01(\v2\x13.hangman.v1.AppliedR\aappliedJ\x04\b\x03\x10\x04R\x06result\"\xdc\x01\n" +
+	"\aApplied\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x18\n" +
+	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12\x1c\n" +
+	"\tduplicate\x18\x03 \x01(\bR\tduplicate\x12\x14\n" +
+	"\x05index\x18\x04 \x01(\x04R\x05index\x12+\n" +
+	"\x05state\x18\x05 \x01(\v2\x15.hangman.v1.RoomStateR\x05state\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x06 \x01(\rR\terrorCode\x12#\n" +
+	"\rerror_message\x18\a \x01(\tR\ferrorMessage\"A\n" +
 	"\x0fProposeResponse\x12.\n" +
 	"\aresults\x18\x01 \x03(\v2\x14.hangman.v1.ProposedR\aresults*\x94\x01\n" +
 	"\x0eProposeFailure\x12\x1f\n" +
@@ -338,25 +445,29 @@ func file_hangman_v1_replica_proto_rawDescGZIP() []byte {
 }
 
 var file_hangman_v1_replica_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hangman_v1_replica_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_hangman_v1_replica_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_hangman_v1_replica_proto_goTypes = []any{
 	(ProposeFailure)(0),     // 0: hangman.v1.ProposeFailure
 	(*Proposal)(nil),        // 1: hangman.v1.Proposal
 	(*ProposeRequest)(nil),  // 2: hangman.v1.ProposeRequest
 	(*Proposed)(nil),        // 3: hangman.v1.Proposed
-	(*ProposeResponse)(nil), // 4: hangman.v1.ProposeResponse
+	(*Applied)(nil),         // 4: hangman.v1.Applied
+	(*ProposeResponse)(nil), // 5: hangman.v1.ProposeResponse
+	(*RoomState)(nil),       // 6: hangman.v1.RoomState
 }
 var file_hangman_v1_replica_proto_depIdxs = []int32{
 	1, // 0: hangman.v1.ProposeRequest.proposals:type_name -> hangman.v1.Proposal
 	0, // 1: hangman.v1.Proposed.failure:type_name -> hangman.v1.ProposeFailure
-	3, // 2: hangman.v1.ProposeResponse.results:type_name -> hangman.v1.Proposed
-	2, // 3: hangman.v1.ReplicaService.Propose:input_type -> hangman.v1.ProposeRequest
-	4, // 4: hangman.v1.ReplicaService.Propose:output_type -> hangman.v1.ProposeResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	4, // 2: hangman.v1.Proposed.applied:type_name -> hangman.v1.Applied
+	6, // 3: hangman.v1.Applied.state:type_name -> hangman.v1.RoomState
+	3, // 4: hangman.v1.ProposeResponse.results:type_name -> hangman.v1.Proposed
+	2, // 5: hangman.v1.ReplicaService.Propose:input_type -> hangman.v1.ProposeRequest
+	5, // 6: hangman.v1.ReplicaService.Propose:output_type -> hangman.v1.ProposeResponse
+	6, // [6:7] is the sub-list for method output_type
+	5, // [5:6] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_hangman_v1_replica_proto_init() }
@@ -364,13 +475,14 @@ func file_hangman_v1_replica_proto_init() {
 	if File_hangman_v1_replica_proto != nil {
 		return
 	}
+	file_hangman_v1_hangman_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hangman_v1_replica_proto_rawDesc), len(file_hangman_v1_replica_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
