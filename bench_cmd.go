@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ func runBench(ctx context.Context, args []string) error {
 		basePort          int
 		noRaw, leaderOnly bool
 		childLogs         bool
+		cpuProfile        string
 	)
 	fs.StringVar(&mode, "mode", "ws", "ws: websocket clients through relays; grpc: raw commit throughput")
 	fs.IntVar(&nodes, "nodes", 3, "game nodes to start")
@@ -44,6 +46,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.BoolVar(&noRaw, "no-raw-nats", false, "ws mode: skip the raw NATS comparison run")
 	fs.BoolVar(&leaderOnly, "leader-only", false, "grpc mode: send every guess to the leader instead of spreading them over all nodes")
 	fs.BoolVar(&childLogs, "child-logs", false, "show the nodes' and relays' logs")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile here (the nodes serve theirs at /debug/pprof)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -78,6 +81,13 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	defer sys.Close()
 
+	if cpuProfile != "" {
+		stop, err := startCPUProfile(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	var rep *bench.Report
 	switch mode {
 	case "grpc":
@@ -107,4 +117,22 @@ func runBench(ctx context.Context, args []string) error {
 		fmt.Printf("\n  report %s\n  plot   %s\n", out, svg)
 	}
 	return nil
+}
+
+// startCPUProfile profiles this process into path until the returned stop
+// is called: the load generator shares the machine with what it measures,
+// so what it costs is part of any result.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
