@@ -235,3 +235,67 @@ func procStat(pid int) (cpu time.Duration, rss int64, err error) {
 	const hz = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / hz, pages * int64(os.Getpagesize()), nil
 }
+
+// cpuClock reads the CPU time every process of a run has used so far: the
+// nodes by name, the relays together, and the load generator itself.
+// Everything shares one machine, so where the CPU goes is as much a
+// result as the throughput it buys.
+type cpuClock struct {
+	sys    *System
+	leader int
+}
+
+// cpuReading is CPU time used so far, by process.
+type cpuReading map[string]time.Duration
+
+// labels are the processes of a reading in report order.
+func (c cpuClock) labels() []string {
+	var out []string
+	for i, p := range c.sys.nodes {
+		role := "follower"
+		if i == c.leader {
+			role = "leader"
+		}
+		out = append(out, p.name+" ("+role+")")
+	}
+	return append(out, "relays", "load generator")
+}
+
+func (c cpuClock) read() cpuReading {
+	r := cpuReading{}
+	labels := c.labels()
+	for i, p := range c.sys.nodes {
+		if cpu, _, err := procStat(p.cmd.Process.Pid); err == nil {
+			r[labels[i]] = cpu
+		}
+	}
+	for _, pid := range c.sys.RelayPIDs() {
+		if cpu, _, err := procStat(pid); err == nil {
+			r["relays"] += cpu
+		}
+	}
+	if cpu, _, err := procStat(os.Getpid()); err == nil {
+		r["load generator"] = cpu
+	}
+	return r
+}
+
+// shares turns two readings, elapsed apart, into each process's CPU per
+// committed guess; a process missing from either reading (killed) is left
+// out.
+func (c cpuClock) shares(before, after cpuReading, elapsed time.Duration, committed int64) []CPUShare {
+	if committed == 0 || elapsed <= 0 {
+		return nil
+	}
+	var out []CPUShare
+	for _, l := range c.labels() {
+		b, ok1 := before[l]
+		a, ok2 := after[l]
+		if !ok1 || !ok2 {
+			continue
+		}
+		used := a - b
+		out = append(out, CPUShare{Process: l, MicrosPerGuess: float64(used.Microseconds()) / float64(committed), Cores: used.Seconds() / elapsed.Seconds()})
+	}
+	return out
+}

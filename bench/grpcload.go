@@ -219,13 +219,20 @@ func RunGRPC(ctx context.Context, sys *System, cfg GRPCConfig) (*Report, error) 
 		return time.Since(start)
 	}
 	run(cfg.Warmup, &ackLog{}, false)
+	clock := cpuClock{sys: sys, leader: -1}
+	if l, err := sys.Leader(ctx); err == nil {
+		clock.leader = l
+	}
 	acks := &ackLog{}
+	before := clock.read()
 	elapsed := run(cfg.Duration, acks, cfg.KillLeaderAt > 0)
+	after := clock.read()
 	return &Report{
 		Mode: "grpc", Duration: elapsed.Seconds(), Nodes: len(sys.GRPCAddrs), Relays: len(sys.RelayURLs), Rooms: cfg.Rooms,
 		Workers: cfg.Workers, TargetRate: cfg.Rate, Committed: acks.committed.Load(),
 		CommittedPerSec: float64(acks.committed.Load()) / elapsed.Seconds(), Errors: acks.errors.Load(), ErrorCodes: acks.codes,
 		AckLatency: summarise(acks.latencies), FailoverGapMS: acks.failoverGap(),
+		CPU: clock.shares(before, after, elapsed, acks.committed.Load()),
 	}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -87,10 +88,23 @@ type Report struct {
 	RelayLiveKiBPerConn float64 `json:"relay_live_kib_per_conn,omitempty"`
 	RelayRSSMiB         float64 `json:"relay_rss_mib,omitempty"`
 
+	// CPU is where the machine's CPU went during the measured run (grpc
+	// mode): every process of the system, and the load generator.
+	CPU []CPUShare `json:"cpu,omitempty"`
+
 	// FailoverGap is kill of the leader → first acknowledgement of a guess
 	// sent after it, when a kill was asked for.
 	FailoverGapMS float64 `json:"failover_gap_ms,omitempty"`
 	Command       string  `json:"command"`
+}
+
+// CPUShare is one process's CPU time over a measured run.
+type CPUShare struct {
+	Process string `json:"process"`
+	// MicrosPerGuess is its CPU time per committed guess, in µs.
+	MicrosPerGuess float64 `json:"cpu_us_per_guess"`
+	// Cores is its CPU time over the run's wall time.
+	Cores float64 `json:"cores"`
 }
 
 // WriteText writes the human summary.
@@ -137,6 +151,15 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	if r.RelayCPUPercent > 0 {
 		fmt.Fprintf(w, "  relay CPU             %10.1f %% of one core, all relays, under load\n", r.RelayCPUPercent)
+	}
+	if len(r.CPU) > 0 {
+		var us, cores float64
+		fmt.Fprintf(w, "  CPU per guess\n")
+		for _, c := range r.CPU {
+			fmt.Fprintf(w, "    %-24s %8.1f µs  (%.2f cores)\n", c.Process, c.MicrosPerGuess, c.Cores)
+			us, cores = us+c.MicrosPerGuess, cores+c.Cores
+		}
+		fmt.Fprintf(w, "    %-24s %8.1f µs  (%.2f cores of the machine's %d)\n", "in all", us, cores, runtime.NumCPU())
 	}
 	if r.FailoverGapMS > 0 {
 		fmt.Fprintf(w, "  failover gap          %10.0f ms (leader killed → next guess acknowledged)\n", r.FailoverGapMS)
