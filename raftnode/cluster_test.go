@@ -172,35 +172,46 @@ func (c *testCluster) logLastIndexOnDisk(i int) (uint64, error) {
 	return lastIndexInDir(c.cfgs[i].DataDir)
 }
 
+// guessClients are the two ways to send a guess: a unary Guess call, and
+// the Guesses stream that relays use. Each must answer alike.
+func guessClients(c *testCluster) map[string]func(i int) hangmanv1.GameServiceClient {
+	return map[string]func(int) hangmanv1.GameServiceClient{"unary": c.client, "stream": c.streamClient}
+}
+
 func TestRetriedGuessIsAppliedOnce(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	c.leader()
-	setupRoom(t, c, 0, "retry")
-	ctx := ctxT(t)
-	req := &hangmanv1.GuessRequest{Room: "retry", PlayerId: "alice", Letter: "z", RequestId: "once"}
-	first, err := c.client(0).Guess(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The retry arrives at another node, as after a lost reply.
-	second, err := c.client(2).Guess(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if first.GetDuplicate() || !second.GetDuplicate() {
-		t.Fatalf("duplicate flags: first %v second %v", first.GetDuplicate(), second.GetDuplicate())
-	}
-	if first.GetOutcome() != second.GetOutcome() {
-		t.Fatalf("outcome changed on retry: %q then %q", first.GetOutcome(), second.GetOutcome())
-	}
-	if first.GetIndex() == 0 || second.GetIndex() != first.GetIndex() {
-		t.Fatalf("retry reports index %d, the original was applied at %d", second.GetIndex(), first.GetIndex())
-	}
-	if a, b := first.GetState().GetSeq(), second.GetState().GetSeq(); a != b {
-		t.Fatalf("retry changed the room: seq %d then %d", a, b)
-	}
-	if n := len(second.GetState().GetGuessed()); n != 1 {
-		t.Fatalf("guessed %v after a retried guess, want one letter", second.GetState().GetGuessed())
+	for name, client := range guessClients(c) {
+		t.Run(name, func(t *testing.T) {
+			room := "retry-" + name
+			setupRoom(t, c, 0, room)
+			ctx := ctxT(t)
+			req := &hangmanv1.GuessRequest{Room: room, PlayerId: "alice", Letter: "z", RequestId: "once"}
+			first, err := client(0).Guess(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The retry arrives at another node, as after a lost reply.
+			second, err := client(2).Guess(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first.GetDuplicate() || !second.GetDuplicate() {
+				t.Fatalf("duplicate flags: first %v second %v", first.GetDuplicate(), second.GetDuplicate())
+			}
+			if first.GetOutcome() != second.GetOutcome() {
+				t.Fatalf("outcome changed on retry: %q then %q", first.GetOutcome(), second.GetOutcome())
+			}
+			if first.GetIndex() == 0 || second.GetIndex() != first.GetIndex() {
+				t.Fatalf("retry reports index %d, the original was applied at %d", second.GetIndex(), first.GetIndex())
+			}
+			if a, b := first.GetState().GetSeq(), second.GetState().GetSeq(); a != b {
+				t.Fatalf("retry changed the room: seq %d then %d", a, b)
+			}
+			if n := len(second.GetState().GetGuessed()); n != 1 {
+				t.Fatalf("guessed %v after a retried guess, want one letter", second.GetState().GetGuessed())
+			}
+		})
 	}
 }
 
@@ -211,32 +222,34 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	c.converged()
 	before := roomsOf(t, c.nodes[0])
 	ctx := ctxT(t)
-	cl := c.client(1)
-	for _, tc := range []struct {
-		name string
-		req  *hangmanv1.GuessRequest
-		code codes.Code
-	}{
-		{"two letters", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "ab"}, codes.InvalidArgument},
-		{"digit", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "7"}, codes.InvalidArgument},
-		{"empty letter", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice"}, codes.InvalidArgument},
-		{"unicode letter", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "é"}, codes.InvalidArgument},
-		{"empty player", &hangmanv1.GuessRequest{Room: "strict", Letter: "a"}, codes.InvalidArgument},
-		{"subject injection", &hangmanv1.GuessRequest{Room: "strict.>", PlayerId: "alice", Letter: "a"}, codes.InvalidArgument},
-		{"unknown room", &hangmanv1.GuessRequest{Room: "nowhere", PlayerId: "alice", Letter: "a"}, codes.NotFound},
-		{"player not joined", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "mallory", Letter: "a"}, codes.FailedPrecondition},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := cl.Guess(ctx, tc.req)
-			if got := status.Code(err); got != tc.code {
-				t.Fatalf("code %v (%v), want %v", got, err, tc.code)
-			}
-			if msg := status.Convert(err).Message(); msg == "" {
-				t.Fatalf("error without a message")
-			}
-		})
+	for name, client := range guessClients(c) {
+		cl := client(1)
+		for _, tc := range []struct {
+			name string
+			req  *hangmanv1.GuessRequest
+			code codes.Code
+		}{
+			{"two letters", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "ab"}, codes.InvalidArgument},
+			{"digit", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "7"}, codes.InvalidArgument},
+			{"empty letter", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice"}, codes.InvalidArgument},
+			{"unicode letter", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "é"}, codes.InvalidArgument},
+			{"empty player", &hangmanv1.GuessRequest{Room: "strict", Letter: "a"}, codes.InvalidArgument},
+			{"subject injection", &hangmanv1.GuessRequest{Room: "strict.>", PlayerId: "alice", Letter: "a"}, codes.InvalidArgument},
+			{"unknown room", &hangmanv1.GuessRequest{Room: "nowhere", PlayerId: "alice", Letter: "a"}, codes.NotFound},
+			{"player not joined", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "mallory", Letter: "a"}, codes.FailedPrecondition},
+		} {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				_, err := cl.Guess(ctx, tc.req)
+				if got := status.Code(err); got != tc.code {
+					t.Fatalf("code %v (%v), want %v", got, err, tc.code)
+				}
+				if msg := status.Convert(err).Message(); msg == "" {
+					t.Fatalf("error without a message")
+				}
+			})
+		}
 	}
-	if _, err := cl.GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: "nowhere"}); status.Code(err) != codes.NotFound {
+	if _, err := c.client(1).GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: "nowhere"}); status.Code(err) != codes.NotFound {
 		t.Fatalf("get unknown room: %v", err)
 	}
 	// Refusals by the rules still take a log index; no room may change.

@@ -20,6 +20,7 @@ import (
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
+	"github.com/hangman/hangman/services/gameclient"
 )
 
 // testCluster runs real nodes in this process: real raft over TCP with a
@@ -205,6 +206,18 @@ func (c *testCluster) client(i int) hangmanv1.GameServiceClient {
 	}
 	c.t.Cleanup(func() { conn.Close() })
 	return hangmanv1.NewGameServiceClient(conn)
+}
+
+// streamClient dials node i's gRPC server with the client relays use,
+// which sends guesses over one Guesses stream.
+func (c *testCluster) streamClient(i int) hangmanv1.GameServiceClient {
+	c.t.Helper()
+	conn, err := grpc.NewClient(c.cfgs[i].GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		c.t.Fatalf("dial %s: %v", c.cfgs[i].GRPCAddr, err)
+	}
+	c.t.Cleanup(func() { conn.Close() })
+	return gameclient.New(conn)
 }
 
 func (c *testCluster) clusterClient(i int) hangmanv1.ClusterServiceClient {

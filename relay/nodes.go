@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/services/gameclient"
 	"github.com/hangman/hangman/tlsutil"
 )
 
@@ -55,7 +56,9 @@ func dialNodes(addrs []string, attempt time.Duration, creds credentials.Transpor
 		}
 		cc.Connect()
 		n.conns = append(n.conns, cc)
-		n.clients = append(n.clients, hangmanv1.NewGameServiceClient(cc))
+		// Guesses from every browser of this relay share one stream per
+		// node.
+		n.clients = append(n.clients, gameclient.New(cc))
 	}
 	return n, nil
 }

@@ -723,6 +723,140 @@ func (x *GuessResponse) GetIndex() uint64 {
 	return 0
 }
 
+type GuessStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tag is the caller's name for this guess, echoed in its answer.
+	Tag   uint64        `protobuf:"varint,1,opt,name=tag,proto3" json:"tag,omitempty"`
+	Guess *GuessRequest `protobuf:"bytes,2,opt,name=guess,proto3" json:"guess,omitempty"`
+	// timeout_ms bounds this guess as a deadline bounds a Guess call (0: the
+	// server's default of 10 s).
+	TimeoutMs     uint32 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GuessStreamRequest) Reset() {
+	*x = GuessStreamRequest{}
+	mi := &file_hangman_v1_hangman_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GuessStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GuessStreamRequest) ProtoMessage() {}
+
+func (x *GuessStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hangman_v1_hangman_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GuessStreamRequest.ProtoReflect.Descriptor instead.
+func (*GuessStreamRequest) Descriptor() ([]byte, []int) {
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GuessStreamRequest) GetTag() uint64 {
+	if x != nil {
+		return x.Tag
+	}
+	return 0
+}
+
+func (x *GuessStreamRequest) GetGuess() *GuessRequest {
+	if x != nil {
+		return x.Guess
+	}
+	return nil
+}
+
+func (x *GuessStreamRequest) GetTimeoutMs() uint32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+type GuessStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Tag   uint64                 `protobuf:"varint,1,opt,name=tag,proto3" json:"tag,omitempty"`
+	// guess is the answer when code is 0 (OK).
+	Guess *GuessResponse `protobuf:"bytes,2,opt,name=guess,proto3" json:"guess,omitempty"`
+	// code and message are the guess's gRPC status (google.rpc.Code), as a
+	// Guess call would have failed.
+	Code          int32  `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GuessStreamResponse) Reset() {
+	*x = GuessStreamResponse{}
+	mi := &file_hangman_v1_hangman_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GuessStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GuessStreamResponse) ProtoMessage() {}
+
+func (x *GuessStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hangman_v1_hangman_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GuessStreamResponse.ProtoReflect.Descriptor instead.
+func (*GuessStreamResponse) Descriptor() ([]byte, []int) {
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GuessStreamResponse) GetTag() uint64 {
+	if x != nil {
+		return x.Tag
+	}
+	return 0
+}
+
+func (x *GuessStreamResponse) GetGuess() *GuessResponse {
+	if x != nil {
+		return x.Guess
+	}
+	return nil
+}
+
+func (x *GuessStreamResponse) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *GuessStreamResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type NewRoundRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
@@ -734,7 +868,7 @@ type NewRoundRequest struct {
 
 func (x *NewRoundRequest) Reset() {
 	*x = NewRoundRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[9]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +880,7 @@ func (x *NewRoundRequest) String() string {
 func (*NewRoundRequest) ProtoMessage() {}
 
 func (x *NewRoundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[9]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +893,7 @@ func (x *NewRoundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewRoundRequest.ProtoReflect.Descriptor instead.
 func (*NewRoundRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{9}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *NewRoundRequest) GetRoom() string {
@@ -792,7 +926,7 @@ type NewRoundResponse struct {
 
 func (x *NewRoundResponse) Reset() {
 	*x = NewRoundResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[10]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +938,7 @@ func (x *NewRoundResponse) String() string {
 func (*NewRoundResponse) ProtoMessage() {}
 
 func (x *NewRoundResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[10]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +951,7 @@ func (x *NewRoundResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewRoundResponse.ProtoReflect.Descriptor instead.
 func (*NewRoundResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{10}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NewRoundResponse) GetState() *RoomState {
@@ -837,7 +971,7 @@ type GetRoomRequest struct {
 
 func (x *GetRoomRequest) Reset() {
 	*x = GetRoomRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[11]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +983,7 @@ func (x *GetRoomRequest) String() string {
 func (*GetRoomRequest) ProtoMessage() {}
 
 func (x *GetRoomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[11]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +996,7 @@ func (x *GetRoomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoomRequest.ProtoReflect.Descriptor instead.
 func (*GetRoomRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{11}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetRoomRequest) GetRoom() string {
@@ -890,7 +1024,7 @@ type GetRoomResponse struct {
 
 func (x *GetRoomResponse) Reset() {
 	*x = GetRoomResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[12]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -902,7 +1036,7 @@ func (x *GetRoomResponse) String() string {
 func (*GetRoomResponse) ProtoMessage() {}
 
 func (x *GetRoomResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[12]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -915,7 +1049,7 @@ func (x *GetRoomResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoomResponse.ProtoReflect.Descriptor instead.
 func (*GetRoomResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{12}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetRoomResponse) GetState() *RoomState {
@@ -941,7 +1075,7 @@ type ListRoomsRequest struct {
 
 func (x *ListRoomsRequest) Reset() {
 	*x = ListRoomsRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[13]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1087,7 @@ func (x *ListRoomsRequest) String() string {
 func (*ListRoomsRequest) ProtoMessage() {}
 
 func (x *ListRoomsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[13]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1100,7 @@ func (x *ListRoomsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoomsRequest.ProtoReflect.Descriptor instead.
 func (*ListRoomsRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{13}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListRoomsRequest) GetConsistency() Consistency {
@@ -990,7 +1124,7 @@ type RoomSummary struct {
 
 func (x *RoomSummary) Reset() {
 	*x = RoomSummary{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[14]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1136,7 @@ func (x *RoomSummary) String() string {
 func (*RoomSummary) ProtoMessage() {}
 
 func (x *RoomSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[14]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1149,7 @@ func (x *RoomSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomSummary.ProtoReflect.Descriptor instead.
 func (*RoomSummary) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{14}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RoomSummary) GetRoom() string {
@@ -1063,7 +1197,7 @@ type ListRoomsResponse struct {
 
 func (x *ListRoomsResponse) Reset() {
 	*x = ListRoomsResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[15]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1209,7 @@ func (x *ListRoomsResponse) String() string {
 func (*ListRoomsResponse) ProtoMessage() {}
 
 func (x *ListRoomsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[15]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1222,7 @@ func (x *ListRoomsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoomsResponse.ProtoReflect.Descriptor instead.
 func (*ListRoomsResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{15}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListRoomsResponse) GetRooms() []*RoomSummary {
@@ -1113,7 +1247,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[16]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1259,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[16]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1272,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{16}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{18}
 }
 
 type StatusResponse struct {
@@ -1160,7 +1294,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[17]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1306,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[17]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1319,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{17}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -1259,7 +1393,7 @@ type MembersRequest struct {
 
 func (x *MembersRequest) Reset() {
 	*x = MembersRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[18]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1405,7 @@ func (x *MembersRequest) String() string {
 func (*MembersRequest) ProtoMessage() {}
 
 func (x *MembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[18]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1418,7 @@ func (x *MembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
 func (*MembersRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{18}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{20}
 }
 
 type Member struct {
@@ -1300,7 +1434,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[19]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1446,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[19]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1459,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{19}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Member) GetName() string {
@@ -1365,7 +1499,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[20]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1511,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[20]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1524,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{20}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MembersResponse) GetMembers() []*Member {
@@ -1408,7 +1542,7 @@ type RaftConfigurationRequest struct {
 
 func (x *RaftConfigurationRequest) Reset() {
 	*x = RaftConfigurationRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[21]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1554,7 @@ func (x *RaftConfigurationRequest) String() string {
 func (*RaftConfigurationRequest) ProtoMessage() {}
 
 func (x *RaftConfigurationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[21]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1567,7 @@ func (x *RaftConfigurationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftConfigurationRequest.ProtoReflect.Descriptor instead.
 func (*RaftConfigurationRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{21}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{23}
 }
 
 type RaftServer struct {
@@ -1449,7 +1583,7 @@ type RaftServer struct {
 
 func (x *RaftServer) Reset() {
 	*x = RaftServer{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[22]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1595,7 @@ func (x *RaftServer) String() string {
 func (*RaftServer) ProtoMessage() {}
 
 func (x *RaftServer) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[22]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1608,7 @@ func (x *RaftServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftServer.ProtoReflect.Descriptor instead.
 func (*RaftServer) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{22}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RaftServer) GetId() string {
@@ -1515,7 +1649,7 @@ type RaftConfigurationResponse struct {
 
 func (x *RaftConfigurationResponse) Reset() {
 	*x = RaftConfigurationResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[23]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1661,7 @@ func (x *RaftConfigurationResponse) String() string {
 func (*RaftConfigurationResponse) ProtoMessage() {}
 
 func (x *RaftConfigurationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[23]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1674,7 @@ func (x *RaftConfigurationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftConfigurationResponse.ProtoReflect.Descriptor instead.
 func (*RaftConfigurationResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{23}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RaftConfigurationResponse) GetServers() []*RaftServer {
@@ -1567,7 +1701,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[24]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1579,7 +1713,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[24]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1592,7 +1726,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{24}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TransferLeadershipRequest) GetTargetId() string {
@@ -1612,7 +1746,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[25]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1758,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[25]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1771,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{25}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -1710,7 +1844,17 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\aoutcome\x18\x01 \x01(\tR\aoutcome\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12+\n" +
 	"\x05state\x18\x03 \x01(\v2\x15.hangman.v1.RoomStateR\x05state\x12\x14\n" +
-	"\x05index\x18\x04 \x01(\x04R\x05index\"a\n" +
+	"\x05index\x18\x04 \x01(\x04R\x05index\"u\n" +
+	"\x12GuessStreamRequest\x12\x10\n" +
+	"\x03tag\x18\x01 \x01(\x04R\x03tag\x12.\n" +
+	"\x05guess\x18\x02 \x01(\v2\x18.hangman.v1.GuessRequestR\x05guess\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\rR\ttimeoutMs\"\x86\x01\n" +
+	"\x13GuessStreamResponse\x12\x10\n" +
+	"\x03tag\x18\x01 \x01(\x04R\x03tag\x12/\n" +
+	"\x05guess\x18\x02 \x01(\v2\x19.hangman.v1.GuessResponseR\x05guess\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"a\n" +
 	"\x0fNewRoundRequest\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x1b\n" +
 	"\tplayer_id\x18\x02 \x01(\tR\bplayerId\x12\x1d\n" +
@@ -1776,12 +1920,13 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CONSISTENCY_STALE\x10\x01\x12\x16\n" +
 	"\x12CONSISTENCY_LEADER\x10\x02\x12\x1c\n" +
-	"\x18CONSISTENCY_LINEARIZABLE\x10\x032\xb4\x03\n" +
+	"\x18CONSISTENCY_LINEARIZABLE\x10\x032\x84\x04\n" +
 	"\vGameService\x12K\n" +
 	"\n" +
 	"CreateRoom\x12\x1d.hangman.v1.CreateRoomRequest\x1a\x1e.hangman.v1.CreateRoomResponse\x12E\n" +
 	"\bJoinRoom\x12\x1b.hangman.v1.JoinRoomRequest\x1a\x1c.hangman.v1.JoinRoomResponse\x12<\n" +
-	"\x05Guess\x12\x18.hangman.v1.GuessRequest\x1a\x19.hangman.v1.GuessResponse\x12E\n" +
+	"\x05Guess\x12\x18.hangman.v1.GuessRequest\x1a\x19.hangman.v1.GuessResponse\x12N\n" +
+	"\aGuesses\x12\x1e.hangman.v1.GuessStreamRequest\x1a\x1f.hangman.v1.GuessStreamResponse(\x010\x01\x12E\n" +
 	"\bNewRound\x12\x1b.hangman.v1.NewRoundRequest\x1a\x1c.hangman.v1.NewRoundResponse\x12B\n" +
 	"\aGetRoom\x12\x1a.hangman.v1.GetRoomRequest\x1a\x1b.hangman.v1.GetRoomResponse\x12H\n" +
 	"\tListRooms\x12\x1c.hangman.v1.ListRoomsRequest\x1a\x1d.hangman.v1.ListRoomsResponse2\xdc\x02\n" +
@@ -1804,7 +1949,7 @@ func file_hangman_v1_hangman_proto_rawDescGZIP() []byte {
 }
 
 var file_hangman_v1_hangman_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hangman_v1_hangman_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_hangman_v1_hangman_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_hangman_v1_hangman_proto_goTypes = []any{
 	(Consistency)(0),                   // 0: hangman.v1.Consistency
 	(*Player)(nil),                     // 1: hangman.v1.Player
@@ -1816,24 +1961,26 @@ var file_hangman_v1_hangman_proto_goTypes = []any{
 	(*JoinRoomResponse)(nil),           // 7: hangman.v1.JoinRoomResponse
 	(*GuessRequest)(nil),               // 8: hangman.v1.GuessRequest
 	(*GuessResponse)(nil),              // 9: hangman.v1.GuessResponse
-	(*NewRoundRequest)(nil),            // 10: hangman.v1.NewRoundRequest
-	(*NewRoundResponse)(nil),           // 11: hangman.v1.NewRoundResponse
-	(*GetRoomRequest)(nil),             // 12: hangman.v1.GetRoomRequest
-	(*GetRoomResponse)(nil),            // 13: hangman.v1.GetRoomResponse
-	(*ListRoomsRequest)(nil),           // 14: hangman.v1.ListRoomsRequest
-	(*RoomSummary)(nil),                // 15: hangman.v1.RoomSummary
-	(*ListRoomsResponse)(nil),          // 16: hangman.v1.ListRoomsResponse
-	(*StatusRequest)(nil),              // 17: hangman.v1.StatusRequest
-	(*StatusResponse)(nil),             // 18: hangman.v1.StatusResponse
-	(*MembersRequest)(nil),             // 19: hangman.v1.MembersRequest
-	(*Member)(nil),                     // 20: hangman.v1.Member
-	(*MembersResponse)(nil),            // 21: hangman.v1.MembersResponse
-	(*RaftConfigurationRequest)(nil),   // 22: hangman.v1.RaftConfigurationRequest
-	(*RaftServer)(nil),                 // 23: hangman.v1.RaftServer
-	(*RaftConfigurationResponse)(nil),  // 24: hangman.v1.RaftConfigurationResponse
-	(*TransferLeadershipRequest)(nil),  // 25: hangman.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 26: hangman.v1.TransferLeadershipResponse
-	nil,                                // 27: hangman.v1.Member.TagsEntry
+	(*GuessStreamRequest)(nil),         // 10: hangman.v1.GuessStreamRequest
+	(*GuessStreamResponse)(nil),        // 11: hangman.v1.GuessStreamResponse
+	(*NewRoundRequest)(nil),            // 12: hangman.v1.NewRoundRequest
+	(*NewRoundResponse)(nil),           // 13: hangman.v1.NewRoundResponse
+	(*GetRoomRequest)(nil),             // 14: hangman.v1.GetRoomRequest
+	(*GetRoomResponse)(nil),            // 15: hangman.v1.GetRoomResponse
+	(*ListRoomsRequest)(nil),           // 16: hangman.v1.ListRoomsRequest
+	(*RoomSummary)(nil),                // 17: hangman.v1.RoomSummary
+	(*ListRoomsResponse)(nil),          // 18: hangman.v1.ListRoomsResponse
+	(*StatusRequest)(nil),              // 19: hangman.v1.StatusRequest
+	(*StatusResponse)(nil),             // 20: hangman.v1.StatusResponse
+	(*MembersRequest)(nil),             // 21: hangman.v1.MembersRequest
+	(*Member)(nil),                     // 22: hangman.v1.Member
+	(*MembersResponse)(nil),            // 23: hangman.v1.MembersResponse
+	(*RaftConfigurationRequest)(nil),   // 24: hangman.v1.RaftConfigurationRequest
+	(*RaftServer)(nil),                 // 25: hangman.v1.RaftServer
+	(*RaftConfigurationResponse)(nil),  // 26: hangman.v1.RaftConfigurationResponse
+	(*TransferLeadershipRequest)(nil),  // 27: hangman.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 28: hangman.v1.TransferLeadershipResponse
+	nil,                                // 29: hangman.v1.Member.TagsEntry
 }
 var file_hangman_v1_hangman_proto_depIdxs = []int32{
 	1,  // 0: hangman.v1.RoomState.players:type_name -> hangman.v1.Player
@@ -1841,39 +1988,43 @@ var file_hangman_v1_hangman_proto_depIdxs = []int32{
 	3,  // 2: hangman.v1.CreateRoomResponse.state:type_name -> hangman.v1.RoomState
 	3,  // 3: hangman.v1.JoinRoomResponse.state:type_name -> hangman.v1.RoomState
 	3,  // 4: hangman.v1.GuessResponse.state:type_name -> hangman.v1.RoomState
-	3,  // 5: hangman.v1.NewRoundResponse.state:type_name -> hangman.v1.RoomState
-	0,  // 6: hangman.v1.GetRoomRequest.consistency:type_name -> hangman.v1.Consistency
-	3,  // 7: hangman.v1.GetRoomResponse.state:type_name -> hangman.v1.RoomState
-	0,  // 8: hangman.v1.ListRoomsRequest.consistency:type_name -> hangman.v1.Consistency
-	15, // 9: hangman.v1.ListRoomsResponse.rooms:type_name -> hangman.v1.RoomSummary
-	27, // 10: hangman.v1.Member.tags:type_name -> hangman.v1.Member.TagsEntry
-	20, // 11: hangman.v1.MembersResponse.members:type_name -> hangman.v1.Member
-	23, // 12: hangman.v1.RaftConfigurationResponse.servers:type_name -> hangman.v1.RaftServer
-	4,  // 13: hangman.v1.GameService.CreateRoom:input_type -> hangman.v1.CreateRoomRequest
-	6,  // 14: hangman.v1.GameService.JoinRoom:input_type -> hangman.v1.JoinRoomRequest
-	8,  // 15: hangman.v1.GameService.Guess:input_type -> hangman.v1.GuessRequest
-	10, // 16: hangman.v1.GameService.NewRound:input_type -> hangman.v1.NewRoundRequest
-	12, // 17: hangman.v1.GameService.GetRoom:input_type -> hangman.v1.GetRoomRequest
-	14, // 18: hangman.v1.GameService.ListRooms:input_type -> hangman.v1.ListRoomsRequest
-	17, // 19: hangman.v1.ClusterService.Status:input_type -> hangman.v1.StatusRequest
-	19, // 20: hangman.v1.ClusterService.Members:input_type -> hangman.v1.MembersRequest
-	22, // 21: hangman.v1.ClusterService.RaftConfiguration:input_type -> hangman.v1.RaftConfigurationRequest
-	25, // 22: hangman.v1.ClusterService.TransferLeadership:input_type -> hangman.v1.TransferLeadershipRequest
-	5,  // 23: hangman.v1.GameService.CreateRoom:output_type -> hangman.v1.CreateRoomResponse
-	7,  // 24: hangman.v1.GameService.JoinRoom:output_type -> hangman.v1.JoinRoomResponse
-	9,  // 25: hangman.v1.GameService.Guess:output_type -> hangman.v1.GuessResponse
-	11, // 26: hangman.v1.GameService.NewRound:output_type -> hangman.v1.NewRoundResponse
-	13, // 27: hangman.v1.GameService.GetRoom:output_type -> hangman.v1.GetRoomResponse
-	16, // 28: hangman.v1.GameService.ListRooms:output_type -> hangman.v1.ListRoomsResponse
-	18, // 29: hangman.v1.ClusterService.Status:output_type -> hangman.v1.StatusResponse
-	21, // 30: hangman.v1.ClusterService.Members:output_type -> hangman.v1.MembersResponse
-	24, // 31: hangman.v1.ClusterService.RaftConfiguration:output_type -> hangman.v1.RaftConfigurationResponse
-	26, // 32: hangman.v1.ClusterService.TransferLeadership:output_type -> hangman.v1.TransferLeadershipResponse
-	23, // [23:33] is the sub-list for method output_type
-	13, // [13:23] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	8,  // 5: hangman.v1.GuessStreamRequest.guess:type_name -> hangman.v1.GuessRequest
+	9,  // 6: hangman.v1.GuessStreamResponse.guess:type_name -> hangman.v1.GuessResponse
+	3,  // 7: hangman.v1.NewRoundResponse.state:type_name -> hangman.v1.RoomState
+	0,  // 8: hangman.v1.GetRoomRequest.consistency:type_name -> hangman.v1.Consistency
+	3,  // 9: hangman.v1.GetRoomResponse.state:type_name -> hangman.v1.RoomState
+	0,  // 10: hangman.v1.ListRoomsRequest.consistency:type_name -> hangman.v1.Consistency
+	17, // 11: hangman.v1.ListRoomsResponse.rooms:type_name -> hangman.v1.RoomSummary
+	29, // 12: hangman.v1.Member.tags:type_name -> hangman.v1.Member.TagsEntry
+	22, // 13: hangman.v1.MembersResponse.members:type_name -> hangman.v1.Member
+	25, // 14: hangman.v1.RaftConfigurationResponse.servers:type_name -> hangman.v1.RaftServer
+	4,  // 15: hangman.v1.GameService.CreateRoom:input_type -> hangman.v1.CreateRoomRequest
+	6,  // 16: hangman.v1.GameService.JoinRoom:input_type -> hangman.v1.JoinRoomRequest
+	8,  // 17: hangman.v1.GameService.Guess:input_type -> hangman.v1.GuessRequest
+	10, // 18: hangman.v1.GameService.Guesses:input_type -> hangman.v1.GuessStreamRequest
+	12, // 19: hangman.v1.GameService.NewRound:input_type -> hangman.v1.NewRoundRequest
+	14, // 20: hangman.v1.GameService.GetRoom:input_type -> hangman.v1.GetRoomRequest
+	16, // 21: hangman.v1.GameService.ListRooms:input_type -> hangman.v1.ListRoomsRequest
+	19, // 22: hangman.v1.ClusterService.Status:input_type -> hangman.v1.StatusRequest
+	21, // 23: hangman.v1.ClusterService.Members:input_type -> hangman.v1.MembersRequest
+	24, // 24: hangman.v1.ClusterService.RaftConfiguration:input_type -> hangman.v1.RaftConfigurationRequest
+	27, // 25: hangman.v1.ClusterService.TransferLeadership:input_type -> hangman.v1.TransferLeadershipRequest
+	5,  // 26: hangman.v1.GameService.CreateRoom:output_type -> hangman.v1.CreateRoomResponse
+	7,  // 27: hangman.v1.GameService.JoinRoom:output_type -> hangman.v1.JoinRoomResponse
+	9,  // 28: hangman.v1.GameService.Guess:output_type -> hangman.v1.GuessResponse
+	11, // 29: hangman.v1.GameService.Guesses:output_type -> hangman.v1.GuessStreamResponse
+	13, // 30: hangman.v1.GameService.NewRound:output_type -> hangman.v1.NewRoundResponse
+	15, // 31: hangman.v1.GameService.GetRoom:output_type -> hangman.v1.GetRoomResponse
+	18, // 32: hangman.v1.GameService.ListRooms:output_type -> hangman.v1.ListRoomsResponse
+	20, // 33: hangman.v1.ClusterService.Status:output_type -> hangman.v1.StatusResponse
+	23, // 34: hangman.v1.ClusterService.Members:output_type -> hangman.v1.MembersResponse
+	26, // 35: hangman.v1.ClusterService.RaftConfiguration:output_type -> hangman.v1.RaftConfigurationResponse
+	28, // 36: hangman.v1.ClusterService.TransferLeadership:output_type -> hangman.v1.TransferLeadershipResponse
+	26, // [26:37] is the sub-list for method output_type
+	15, // [15:26] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_hangman_v1_hangman_proto_init() }
@@ -1887,7 +2038,7 @@ func file_hangman_v1_hangman_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hangman_v1_hangman_proto_rawDesc), len(file_hangman_v1_hangman_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -34,6 +34,7 @@ const (
 	GameService_CreateRoom_FullMethodName = "/hangman.v1.GameService/CreateRoom"
 	GameService_JoinRoom_FullMethodName   = "/hangman.v1.GameService/JoinRoom"
 	GameService_Guess_FullMethodName      = "/hangman.v1.GameService/Guess"
+	GameService_Guesses_FullMethodName    = "/hangman.v1.GameService/Guesses"
 	GameService_NewRound_FullMethodName   = "/hangman.v1.GameService/NewRound"
 	GameService_GetRoom_FullMethodName    = "/hangman.v1.GameService/GetRoom"
 	GameService_ListRooms_FullMethodName  = "/hangman.v1.GameService/ListRooms"
@@ -52,6 +53,14 @@ type GameServiceClient interface {
 	JoinRoom(ctx context.Context, in *JoinRoomRequest, opts ...grpc.CallOption) (*JoinRoomResponse, error)
 	// Guess proposes one letter. A retried request_id is applied at most once.
 	Guess(ctx context.Context, in *GuessRequest, opts ...grpc.CallOption) (*GuessResponse, error)
+	// Guesses carries many guesses over one stream, for a client that speaks
+	// for many players (a relay, a load generator): one HTTP/2 stream instead
+	// of one per guess. Each GuessStreamRequest is answered by exactly one
+	// GuessStreamResponse with the same tag, in the order the guesses finish,
+	// not the order they were sent; a guess that fails has its status in its
+	// answer, and the stream goes on. A guess in flight when the stream breaks
+	// has an unknown outcome: retry it with the same request_id.
+	Guesses(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[GuessStreamRequest, GuessStreamResponse], error)
 	// NewRound starts the next round of a room once the current one is over.
 	NewRound(ctx context.Context, in *NewRoundRequest, opts ...grpc.CallOption) (*NewRoundResponse, error)
 	// GetRoom reads one room's public state at the requested consistency.
@@ -98,6 +107,19 @@ func (c *gameServiceClient) Guess(ctx context.Context, in *GuessRequest, opts ..
 	return out, nil
 }
 
+func (c *gameServiceClient) Guesses(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[GuessStreamRequest, GuessStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &GameService_ServiceDesc.Streams[0], GameService_Guesses_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[GuessStreamRequest, GuessStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type GameService_GuessesClient = grpc.BidiStreamingClient[GuessStreamRequest, GuessStreamResponse]
+
 func (c *gameServiceClient) NewRound(ctx context.Context, in *NewRoundRequest, opts ...grpc.CallOption) (*NewRoundResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(NewRoundResponse)
@@ -141,6 +163,14 @@ type GameServiceServer interface {
 	JoinRoom(context.Context, *JoinRoomRequest) (*JoinRoomResponse, error)
 	// Guess proposes one letter. A retried request_id is applied at most once.
 	Guess(context.Context, *GuessRequest) (*GuessResponse, error)
+	// Guesses carries many guesses over one stream, for a client that speaks
+	// for many players (a relay, a load generator): one HTTP/2 stream instead
+	// of one per guess. Each GuessStreamRequest is answered by exactly one
+	// GuessStreamResponse with the same tag, in the order the guesses finish,
+	// not the order they were sent; a guess that fails has its status in its
+	// answer, and the stream goes on. A guess in flight when the stream breaks
+	// has an unknown outcome: retry it with the same request_id.
+	Guesses(grpc.BidiStreamingServer[GuessStreamRequest, GuessStreamResponse]) error
 	// NewRound starts the next round of a room once the current one is over.
 	NewRound(context.Context, *NewRoundRequest) (*NewRoundResponse, error)
 	// GetRoom reads one room's public state at the requested consistency.
@@ -165,6 +195,9 @@ func (UnimplementedGameServiceServer) JoinRoom(context.Context, *JoinRoomRequest
 }
 func (UnimplementedGameServiceServer) Guess(context.Context, *GuessRequest) (*GuessResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Guess not implemented")
+}
+func (UnimplementedGameServiceServer) Guesses(grpc.BidiStreamingServer[GuessStreamRequest, GuessStreamResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method Guesses not implemented")
 }
 func (UnimplementedGameServiceServer) NewRound(context.Context, *NewRoundRequest) (*NewRoundResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method NewRound not implemented")
@@ -249,6 +282,13 @@ func _GameService_Guess_Handler(srv interface{}, ctx context.Context, dec func(i
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _GameService_Guesses_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(GameServiceServer).Guesses(&grpc.GenericServerStream[GuessStreamRequest, GuessStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type GameService_GuessesServer = grpc.BidiStreamingServer[GuessStreamRequest, GuessStreamResponse]
 
 func _GameService_NewRound_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(NewRoundRequest)
@@ -336,7 +376,14 @@ var GameService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _GameService_ListRooms_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Guesses",
+			Handler:       _GameService_Guesses_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "hangman/v1/hangman.proto",
 }
 

@@ -1,0 +1,116 @@
+package raftnode
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+)
+
+// TestGuessesStreamCarriesConcurrentGuesses sends many guesses at once
+// over one stream to a follower: each is answered once, with its own
+// outcome, and every room ends up with exactly the letters sent to it.
+func TestGuessesStreamCarriesConcurrentGuesses(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.leader()
+	follower := (leader + 1) % 3
+	const rooms = 6
+	letters := "etaoinshrd"
+	for r := range rooms {
+		setupRoom(t, c, follower, fmt.Sprintf("s%d", r))
+	}
+	cl := c.streamClient(follower)
+	ctx := ctxT(t)
+	type ack struct {
+		room, letter string
+		resp         *hangmanv1.GuessResponse
+		err          error
+	}
+	acks := make(chan ack, rooms*len(letters))
+	var wg sync.WaitGroup
+	for r := range rooms {
+		for _, l := range letters {
+			wg.Go(func() {
+				room := fmt.Sprintf("s%d", r)
+				resp, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: room, PlayerId: "alice", Letter: string(l), RequestId: room + "-" + string(l)})
+				acks <- ack{room, string(l), resp, err}
+			})
+		}
+	}
+	wg.Wait()
+	close(acks)
+	seen := map[string][]string{}
+	indexes := map[string]map[uint64]bool{}
+	for a := range acks {
+		if a.err != nil {
+			t.Fatalf("guess %s in %s: %v", a.letter, a.room, a.err)
+		}
+		if a.resp.GetDuplicate() || a.resp.GetIndex() == 0 || !slices.Contains(a.resp.GetState().GetGuessed(), a.letter) {
+			t.Fatalf("guess %s in %s: answer %v is not this guess's", a.letter, a.room, a.resp)
+		}
+		if indexes[a.room] == nil {
+			indexes[a.room] = map[uint64]bool{}
+		}
+		if indexes[a.room][a.resp.GetIndex()] {
+			t.Fatalf("two guesses in %s answered with index %d", a.room, a.resp.GetIndex())
+		}
+		indexes[a.room][a.resp.GetIndex()] = true
+		seen[a.room] = append(seen[a.room], a.letter)
+	}
+	for r := range rooms {
+		room := fmt.Sprintf("s%d", r)
+		got, err := c.client(leader).GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: room, Consistency: hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := strings.Split(letters, "")
+		have := slices.Clone(got.GetState().GetGuessed())
+		slices.Sort(want)
+		slices.Sort(have)
+		if !slices.Equal(have, want) || len(seen[room]) != len(letters) {
+			t.Fatalf("room %s guessed %v after %d acknowledged guesses, want %v", room, have, len(seen[room]), want)
+		}
+	}
+}
+
+// TestGuessesStreamEndsCleanly: a guess on a stream whose node died fails
+// UNAVAILABLE and says to retry, a cancelled guess fails CANCELED, and the
+// client opens a fresh stream once its node is back.
+func TestGuessesStreamEndsCleanly(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.leader()
+	follower := (leader + 1) % 3
+	setupRoom(t, c, leader, "brk")
+	cl := c.streamClient(follower)
+	ctx := ctxT(t)
+	if _, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "brk", PlayerId: "alice", Letter: "e"}); err != nil {
+		t.Fatal(err)
+	}
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := cl.Guess(cancelled, &hangmanv1.GuessRequest{Room: "brk", PlayerId: "alice", Letter: "t"}); status.Code(err) != codes.Canceled {
+		t.Fatalf("cancelled guess: %v, want CANCELED", err)
+	}
+
+	c.kill(follower)
+	_, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "brk", PlayerId: "alice", Letter: "a", RequestId: "after-kill"})
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("guess to a dead node: %v, want UNAVAILABLE", err)
+	}
+
+	c.start(follower)
+	c.leader()
+	waitFor(t, 15*time.Second, "a guess over a new stream", func() error {
+		_, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "brk", PlayerId: "alice", Letter: "a", RequestId: "after-restart"})
+		return err
+	})
+}

@@ -1,0 +1,91 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+)
+
+// MaxStreamInflight bounds the guesses of one Guesses stream being
+// committed at once. Beyond it the service stops reading the stream, and
+// HTTP/2 flow control pushes back on the sender: one client cannot queue
+// unbounded work on a node.
+const MaxStreamInflight = 1024
+
+// Guesses commits the guesses of one stream concurrently, each exactly as
+// Guess would, and answers each as it finishes. Many guesses share the
+// stream's HTTP/2 stream and its framing, which is most of what a unary
+// call costs both ends.
+func (s *Service) Guesses(stream hangmanv1.GameService_GuessesServer) error {
+	ctx := stream.Context()
+	answers := make(chan *hangmanv1.GuessStreamResponse, MaxStreamInflight)
+	sent := make(chan error, 1)
+	go func() {
+		var err error
+		for a := range answers {
+			if err == nil {
+				err = stream.Send(a)
+			}
+			// After a failed send the rest are dropped, never blocked on:
+			// the caller is gone and treats them as unknown.
+		}
+		sent <- err
+	}()
+	slots := make(chan struct{}, MaxStreamInflight)
+	var wg sync.WaitGroup
+	recvErr := func() error {
+		for {
+			req, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return status.FromContextError(ctx.Err()).Err()
+			}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				answers <- s.streamGuess(ctx, req)
+			})
+		}
+	}()
+	wg.Wait()
+	close(answers)
+	if err := <-sent; err != nil {
+		return err
+	}
+	return recvErr
+}
+
+// streamGuess answers one guess of a stream.
+func (s *Service) streamGuess(ctx context.Context, req *hangmanv1.GuessStreamRequest) *hangmanv1.GuessStreamResponse {
+	if ms := req.GetTimeoutMs(); ms > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
+		defer cancel()
+	}
+	out := &hangmanv1.GuessStreamResponse{Tag: req.GetTag()}
+	if req.GetGuess() == nil {
+		out.Code, out.Message = int32(codes.InvalidArgument), "guess missing"
+		return out
+	}
+	res, err := s.Guess(ctx, req.GetGuess())
+	if err != nil {
+		st := status.Convert(toStatus(err))
+		out.Code, out.Message = int32(st.Code()), st.Message()
+		return out
+	}
+	out.Guess = res
+	return out
+}
