@@ -27,6 +27,7 @@ func runBench(ctx context.Context, args []string) error {
 		out, dataDir      string
 		basePort          int
 		noRaw, leaderOnly bool
+		unary             bool
 		childLogs         bool
 		cpuProfile        string
 	)
@@ -45,6 +46,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&basePort, "base-port", 31000, "first port of the system under test")
 	fs.BoolVar(&noRaw, "no-raw-nats", false, "ws mode: skip the raw NATS comparison run")
 	fs.BoolVar(&leaderOnly, "leader-only", false, "grpc mode: send every guess to the leader instead of spreading them over all nodes")
+	fs.BoolVar(&unary, "unary", false, "grpc mode: send each guess as its own Guess call instead of over one Guesses stream per node, as relays do")
 	fs.BoolVar(&childLogs, "child-logs", false, "show the nodes' and relays' logs")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile here (the nodes serve theirs at /debug/pprof)")
 	if err := parseFlags(fs, args); err != nil {
@@ -92,7 +94,7 @@ func runBench(ctx context.Context, args []string) error {
 	switch mode {
 	case "grpc":
 		fmt.Fprintf(os.Stderr, "driving %d gRPC guessers for %v (after %v warm-up)…\n", workers, duration, warmup)
-		rep, err = bench.RunGRPC(ctx, sys, bench.GRPCConfig{Workers: workers, Rooms: rooms, Rate: rate, Duration: duration, Warmup: warmup, KillLeaderAt: killAt, LeaderOnly: leaderOnly})
+		rep, err = bench.RunGRPC(ctx, sys, bench.GRPCConfig{Workers: workers, Rooms: rooms, Rate: rate, Duration: duration, Warmup: warmup, KillLeaderAt: killAt, LeaderOnly: leaderOnly, Unary: unary})
 	case "ws":
 		if rate == 0 {
 			rate = 1000

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/services/gameclient"
 )
 
 // ackLog collects what guessers saw, merged after the run.
@@ -63,8 +64,10 @@ func (a *ackLog) failoverGap() float64 {
 	return float64(f-k) / float64(time.Millisecond)
 }
 
-// gameClients dials every node once; guessers spread over them.
-func gameClients(addrs []string) ([]hangmanv1.GameServiceClient, func(), error) {
+// gameClients dials every node once; guessers spread over them. With
+// stream, guesses share one Guesses stream per node, as a relay's do;
+// otherwise each is a unary call.
+func gameClients(addrs []string, stream bool) ([]hangmanv1.GameServiceClient, func(), error) {
 	var conns []*grpc.ClientConn
 	var out []hangmanv1.GameServiceClient
 	closeAll := func() {
@@ -79,7 +82,11 @@ func gameClients(addrs []string) ([]hangmanv1.GameServiceClient, func(), error) 
 			return nil, nil, fmt.Errorf("dial %s: %w", a, err)
 		}
 		conns = append(conns, c)
-		out = append(out, hangmanv1.NewGameServiceClient(c))
+		if stream {
+			out = append(out, gameclient.New(c))
+		} else {
+			out = append(out, hangmanv1.NewGameServiceClient(c))
+		}
 	}
 	return out, closeAll, nil
 }
@@ -172,11 +179,14 @@ type GRPCConfig struct {
 	// LeaderOnly sends every guess to the leader instead of spreading them
 	// over all nodes (followers forward, at the cost of a hop).
 	LeaderOnly bool
+	// Unary sends each guess as its own Guess call instead of over the
+	// Guesses stream relays use.
+	Unary bool
 }
 
 // RunGRPC measures raw commit throughput over gRPC.
 func RunGRPC(ctx context.Context, sys *System, cfg GRPCConfig) (*Report, error) {
-	clients, closeClients, err := gameClients(sys.GRPCAddrs)
+	clients, closeClients, err := gameClients(sys.GRPCAddrs, !cfg.Unary)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +239,7 @@ func RunGRPC(ctx context.Context, sys *System, cfg GRPCConfig) (*Report, error) 
 	after := clock.read()
 	return &Report{
 		Mode: "grpc", Duration: elapsed.Seconds(), Nodes: len(sys.GRPCAddrs), Relays: len(sys.RelayURLs), Rooms: cfg.Rooms,
-		Workers: cfg.Workers, TargetRate: cfg.Rate, Committed: acks.committed.Load(),
+		Workers: cfg.Workers, API: map[bool]string{true: "unary", false: "stream"}[cfg.Unary], TargetRate: cfg.Rate, Committed: acks.committed.Load(),
 		CommittedPerSec: float64(acks.committed.Load()) / elapsed.Seconds(), Errors: acks.errors.Load(), ErrorCodes: acks.codes,
 		AckLatency: summarise(acks.latencies), FailoverGapMS: acks.failoverGap(),
 		CPU: clock.shares(before, after, elapsed, acks.committed.Load()),

@@ -61,6 +61,9 @@ type Report struct {
 	Clients  int       `json:"clients,omitempty"`
 	Rooms    int       `json:"rooms"`
 	Workers  int       `json:"workers,omitempty"`
+	// API is how grpc-mode workers send guesses: "stream" (one Guesses
+	// stream per node, as relays do) or "unary" (a Guess call each).
+	API string `json:"api,omitempty"`
 	// TargetRate is the guesses/s asked for (0: as fast as possible).
 	TargetRate float64 `json:"target_guesses_per_s"`
 
@@ -114,7 +117,7 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, ", %d websocket clients", r.Clients)
 	}
 	if r.Workers > 0 {
-		fmt.Fprintf(w, ", %d gRPC workers", r.Workers)
+		fmt.Fprintf(w, ", %d gRPC workers (%s)", r.Workers, r.API)
 	}
 	fmt.Fprintf(w, ", %.0fs\n  %s\n\n", r.Duration, r.Command)
 	target := "as fast as possible"

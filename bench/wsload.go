@@ -189,7 +189,7 @@ func dialClient(ctx context.Context, relayURL string, frames *atomic.Int64) (*ws
 // RunWS measures the path players see: guess → relay → raft → NATS →
 // relays → every browser of the room.
 func RunWS(ctx context.Context, sys *System, cfg WSConfig) (*Report, error) {
-	gc, closeGC, err := gameClients(sys.GRPCAddrs)
+	gc, closeGC, err := gameClients(sys.GRPCAddrs, false)
 	if err != nil {
 		return nil, err
 	}
