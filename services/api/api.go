@@ -85,11 +85,14 @@ type Service struct {
 	// now and pick are the service's clock and word choice; tests set them.
 	now  func() time.Time
 	pick func() string
+	// streamGuesses holds a token per guess of any Guesses stream being
+	// committed (at most MaxStreamGuesses).
+	streamGuesses chan struct{}
 }
 
 // New returns a Service proposing through r.
 func New(r Replica, log *slog.Logger) *Service {
-	return &Service{replica: r, log: log, now: time.Now, pick: randomWord}
+	return &Service{replica: r, log: log, now: time.Now, pick: randomWord, streamGuesses: make(chan struct{}, MaxStreamGuesses)}
 }
 
 // Register adds the service to s.

@@ -14,10 +14,14 @@ import (
 )
 
 // MaxStreamInflight bounds the guesses of one Guesses stream being
-// committed at once. Beyond it the service stops reading the stream, and
-// HTTP/2 flow control pushes back on the sender: one client cannot queue
-// unbounded work on a node.
-const MaxStreamInflight = 1024
+// committed at once, and MaxStreamGuesses those of all streams of the
+// node. Beyond either the service stops reading the stream and HTTP/2
+// flow control pushes back on the sender, so the work and memory that
+// streams can queue on a node stay bounded however many a client opens.
+const (
+	MaxStreamInflight = 256
+	MaxStreamGuesses  = 8192
+)
 
 // Guesses commits the guesses of one stream concurrently, each exactly as
 // Guess would, and answers each as it finishes. Many guesses share the
@@ -39,6 +43,10 @@ func (s *Service) Guesses(stream hangmanv1.GameService_GuessesServer) error {
 		sent <- err
 	}()
 	slots := make(chan struct{}, MaxStreamInflight)
+	release := func() {
+		<-slots
+		<-s.streamGuesses
+	}
 	var wg sync.WaitGroup
 	recvErr := func() error {
 		for {
@@ -54,8 +62,14 @@ func (s *Service) Guesses(stream hangmanv1.GameService_GuessesServer) error {
 			case <-ctx.Done():
 				return status.FromContextError(ctx.Err()).Err()
 			}
+			select {
+			case s.streamGuesses <- struct{}{}:
+			case <-ctx.Done():
+				<-slots
+				return status.FromContextError(ctx.Err()).Err()
+			}
 			wg.Go(func() {
-				defer func() { <-slots }()
+				defer release()
 				answers <- s.streamGuess(ctx, req)
 			})
 		}
