@@ -148,9 +148,9 @@ func (p *publisher) enqueueRepublish(m *game.Machine, term uint64) {
 	msgs := []*nats.Msg{jsonMsg(subjectLeader, leaderMsg{Leader: p.nodeID, Term: term, At: time.Now().UTC()})}
 	for _, st := range m.States() {
 		for _, ev := range m.RecentEvents(st.Room) {
-			msgs = append(msgs, roomMsg(RoomEventSubject(ev.Room), ev.Room, ev.Seq, ev))
+			msgs = append(msgs, eventMsg(&ev, nil))
 		}
-		msgs = append(msgs, roomMsg(RoomStateSubject(st.Room), st.Room, st.Seq, st))
+		msgs = append(msgs, stateMsg(&st, nil))
 	}
 	p.push(msgs...)
 }
@@ -174,10 +174,18 @@ type memberMsg struct {
 	At     time.Time `json:"at"`
 }
 
-func roomMsg(subject, room string, seq uint64, v any) *nats.Msg {
-	m := jsonMsg(subject, v)
-	m.Header = nats.Header{nats.MsgIdHdr: []string{room + "." + strconv.FormatUint(seq, 10)}}
-	return m
+// eventMsg and stateMsg are a room's messages, their JSON appended to buf,
+// with the Nats-Msg-Id header DESIGN.md promises.
+func eventMsg(ev *game.Event, buf []byte) *nats.Msg {
+	return roomMsg(RoomEventSubject(ev.Room), ev.Room, ev.Seq, ev.AppendJSON(buf))
+}
+
+func stateMsg(st *game.State, buf []byte) *nats.Msg {
+	return roomMsg(RoomStateSubject(st.Room), st.Room, st.Seq, st.AppendJSON(buf))
+}
+
+func roomMsg(subject, room string, seq uint64, data []byte) *nats.Msg {
+	return &nats.Msg{Subject: subject, Data: data, Header: nats.Header{nats.MsgIdHdr: []string{room + "." + strconv.FormatUint(seq, 10)}}}
 }
 
 func jsonMsg(subject string, v any) *nats.Msg {
@@ -207,9 +215,12 @@ func (p *publisher) pushItems(items []pubItem) {
 	}
 }
 
-// run publishes queued messages in order until ctx ends.
+// run publishes queued messages in order until ctx ends. A change's two
+// messages are encoded into one buffer the loop reuses: the connection
+// copies a message out before PublishMsg returns.
 func (p *publisher) run(ctx context.Context) {
 	var batch []pubItem
+	buf := make([]byte, 0, 1024)
 	for {
 		select {
 		case <-ctx.Done():
@@ -221,8 +232,11 @@ func (p *publisher) run(ctx context.Context) {
 		p.mu.Unlock()
 		for _, it := range batch {
 			if c := it.change; c != nil {
-				p.publish(roomMsg(RoomEventSubject(c.event.Room), c.event.Room, c.event.Seq, c.event))
-				p.publish(roomMsg(RoomStateSubject(c.state.Room), c.state.Room, c.state.Seq, c.state))
+				m := eventMsg(&c.event, buf[:0])
+				p.publish(m)
+				m = stateMsg(&c.state, m.Data[:0])
+				p.publish(m)
+				buf = m.Data
 				continue
 			}
 			p.publish(it.msg)

@@ -1,0 +1,112 @@
+package game
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// tricky are strings whose JSON needs escaping of every kind
+// encoding/json does.
+var tricky = []string{
+	"", "alice", "Ada Lovelace", `quote "`, `back\slash`, "a<b", "a>b", "a&b", "<script>&amp;</script>",
+	"tab\tnewline\ncontrol\x01", "é ü 漢字 🙂", "line\u2028para\u2029", "bad utf8 \xff\xfe", "\x7f",
+}
+
+func pick(r *rand.Rand) string { return tricky[r.IntN(len(tricky))] }
+
+func randomState(r *rand.Rand) State {
+	s := State{
+		Room: pick(r), Round: r.Uint64(), Seq: r.Uint64(), Prev: r.Uint64(), Masked: pick(r),
+		WrongLeft: r.IntN(30) - 3, MaxWrong: r.IntN(27), Status: Status(pick(r)), Word: pick(r),
+	}
+	if r.IntN(4) > 0 {
+		s.Guessed, s.Wrong = []string{}, []string{}
+		for range r.IntN(5) {
+			s.Guessed = append(s.Guessed, pick(r))
+		}
+		for range r.IntN(3) {
+			s.Wrong = append(s.Wrong, pick(r))
+		}
+	}
+	if r.IntN(4) > 0 {
+		s.Players = []Player{}
+		for range r.IntN(4) {
+			s.Players = append(s.Players, Player{ID: pick(r), Name: pick(r), Score: r.Int64() - r.Int64()})
+		}
+	}
+	if r.IntN(2) == 0 {
+		s.LastGuess = &LastGuess{Player: pick(r), Letter: pick(r), Outcome: Outcome(pick(r))}
+	}
+	return s
+}
+
+func randomEvent(r *rand.Rand) Event {
+	return Event{
+		Seq: r.Uint64(), Prev: r.Uint64(), Room: pick(r), Kind: pick(r), Round: r.Uint64(), Player: pick(r), Name: pick(r),
+		Letter: pick(r), Outcome: Outcome(pick(r)), Status: Status(pick(r)),
+		At: time.UnixMilli(r.Int64N(maxAt)).In(time.FixedZone("", r.IntN(48)*1800-12*3600)),
+	}
+}
+
+// TestAppendJSONIsEncodingJSON holds the hand-written encoders to
+// encoding/json's bytes, for states and events of every shape.
+func TestAppendJSONIsEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 5000 {
+		s := randomState(r)
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("state %d:\n got %s\nwant %s", i, got, want)
+		}
+		e := randomEvent(r)
+		if want, err = json.Marshal(e); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("event %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}
+
+// TestAppendJSONOfAPlayedRoom checks a state the Machine made, as published.
+func TestAppendJSONOfAPlayedRoom(t *testing.T) {
+	h := newHarness(t)
+	h.ok(create("json", "hippo"))
+	h.ok(join("json", "p1", `Zoë "the <b>"`))
+	res := h.ok(guess("json", "p1", "p"))
+	for _, v := range []interface{ AppendJSON([]byte) []byte }{&res.State, res.Event} {
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := v.AppendJSON([]byte("prefix")); !bytes.Equal(got, append([]byte("prefix"), want...)) {
+			t.Fatalf("got %s\nwant prefix%s", got, want)
+		}
+	}
+}
+
+func FuzzAppendJSON(f *testing.F) {
+	for _, s := range tricky {
+		f.Add(s, "bob", uint64(7), int64(-3), int64(1700000000000))
+	}
+	f.Fuzz(func(t *testing.T, a, b string, n uint64, score, at int64) {
+		s := State{Room: a, Masked: b, Seq: n, Guessed: []string{a, b}, Wrong: []string{}, Status: Status(b), Word: a,
+			Players: []Player{{ID: a, Name: b, Score: score}}, LastGuess: &LastGuess{Player: b, Letter: a}}
+		e := Event{Seq: n, Room: a, Kind: b, Player: a, Name: b, Letter: a, Status: Status(a), At: time.UnixMilli(at % maxAt).UTC()}
+		for _, v := range []interface{ AppendJSON([]byte) []byte }{&s, &e} {
+			want, err := json.Marshal(v)
+			if err != nil {
+				t.Skip(err) // a time encoding/json refuses
+			}
+			if got := v.AppendJSON(nil); !bytes.Equal(got, want) {
+				t.Fatalf("got %s\nwant %s", got, want)
+			}
+		}
+	})
+}
