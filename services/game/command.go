@@ -2,10 +2,12 @@ package game
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 )
 
 // Kind says what a command does.
@@ -41,7 +43,8 @@ func (k Kind) String() string {
 
 // Command is one entry of the replicated log. The proposer fills every field
 // the rules need, including the secret Word and the time At, so that applying
-// it needs nothing from the outside world.
+// it needs nothing from the outside world. The JSON names are those of the
+// first encoding, which old logs hold.
 type Command struct {
 	Kind      Kind   `json:"k"`
 	Room      string `json:"r"`
@@ -55,9 +58,14 @@ type Command struct {
 	At int64 `json:"t,omitempty"`
 }
 
-// commandVersion prefixes every encoded command, so the encoding can change
-// without misreading old log entries.
-const commandVersion = 1
+// Versions of an encoded command: the first byte of its log entry, so the
+// encoding can change without misreading old entries. Version 1 is JSON,
+// the first encoding, still read from old logs; version 3 is binary, what
+// Encode writes. (Version 2 frames a batch of commands; see EncodeBatch.)
+const (
+	commandJSON   = 1
+	commandBinary = 3
+)
 
 // maxAt is the last Unix millisecond of the year 9999: events carry At as an
 // RFC 3339 time, which JSON cannot encode for later years, and one event that
@@ -68,29 +76,99 @@ const maxAt = 253402300799999
 // ours.
 const MaxCommandSize = 1024
 
-// Encode returns the log entry bytes of c: a version byte and JSON.
+// Encode returns the log entry bytes of c. Every replica decodes every
+// command, so the encoding is binary: the version byte, the kind, the six
+// strings of the command each after its length (room, player, name,
+// letter, word, request id), then MaxWrong and At as signed varints.
+// Encode never fails; the error is kept for encodings that could.
 func (c Command) Encode() ([]byte, error) {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s command: %w", c.Kind, err)
+	n := 2 + 6*binary.MaxVarintLen16 + 2*binary.MaxVarintLen64 +
+		len(c.Room) + len(c.Player) + len(c.Name) + len(c.Letter) + len(c.Word) + len(c.RequestID)
+	b := make([]byte, 0, n)
+	b = append(b, commandBinary, byte(c.Kind))
+	for _, f := range [...]string{c.Room, c.Player, c.Name, c.Letter, c.Word, c.RequestID} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
 	}
-	return append([]byte{commandVersion}, b...), nil
+	b = binary.AppendVarint(b, int64(c.MaxWrong))
+	b = binary.AppendVarint(b, c.At)
+	return b, nil
 }
 
-// DecodeCommand parses a log entry written by Encode and validates it. It
-// never panics, whatever the bytes.
+// DecodeCommand parses a log entry written by Encode (or by the JSON
+// encoding of old logs) and validates it. It never panics, whatever the
+// bytes.
 func DecodeCommand(b []byte) (Command, error) {
-	var c Command
 	if len(b) == 0 {
-		return c, errorf(CodeInvalid, "empty command")
+		return Command{}, errorf(CodeInvalid, "empty command")
 	}
 	if len(b) > MaxCommandSize {
-		return c, errorf(CodeInvalid, "command of %d bytes exceeds %d", len(b), MaxCommandSize)
+		return Command{}, errorf(CodeInvalid, "command of %d bytes exceeds %d", len(b), MaxCommandSize)
 	}
-	if b[0] != commandVersion {
-		return c, errorf(CodeInvalid, "unknown command version %d", b[0])
+	var (
+		c   Command
+		err error
+	)
+	switch b[0] {
+	case commandBinary:
+		c, err = decodeBinary(b[1:])
+	case commandJSON:
+		c, err = decodeJSON(b[1:])
+	default:
+		return Command{}, errorf(CodeInvalid, "unknown command version %d", b[0])
 	}
-	dec := json.NewDecoder(bytes.NewReader(b[1:]))
+	if err != nil {
+		return Command{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return Command{}, err
+	}
+	return c, nil
+}
+
+func decodeBinary(b []byte) (Command, error) {
+	malformed := func(what string) (Command, error) {
+		return Command{}, errorf(CodeInvalid, "malformed command: %s", what)
+	}
+	if len(b) == 0 {
+		return malformed("no kind")
+	}
+	c := Command{Kind: Kind(b[0])}
+	b = b[1:]
+	// The strings share one allocation: the rest of the entry, copied once.
+	rest := string(b)
+	at := 0
+	var fields [6]string
+	for i := range fields {
+		l, k := binary.Uvarint(b[at:])
+		if k <= 0 || l > uint64(len(b)-at-k) {
+			return malformed("bad string length")
+		}
+		at += k
+		fields[i] = rest[at : at+int(l)]
+		at += int(l)
+	}
+	c.Room, c.Player, c.Name, c.Letter, c.Word, c.RequestID = fields[0], fields[1], fields[2], fields[3], fields[4], fields[5]
+	maxWrong, k := binary.Varint(b[at:])
+	if k <= 0 || maxWrong < math.MinInt32 || maxWrong > math.MaxInt32 {
+		return malformed("bad wrong-guess limit")
+	}
+	at += k
+	c.MaxWrong = int(maxWrong)
+	if c.At, k = binary.Varint(b[at:]); k <= 0 {
+		return malformed("bad time")
+	}
+	if at += k; at != len(b) {
+		return malformed(fmt.Sprintf("%d bytes of trailing data", len(b)-at))
+	}
+	return c, nil
+}
+
+// decodeJSON reads the first encoding: strict JSON with the field names of
+// Command's tags and nothing else.
+func decodeJSON(b []byte) (Command, error) {
+	var c Command
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return Command{}, errorf(CodeInvalid, "malformed command: %v", err)
@@ -98,9 +176,6 @@ func DecodeCommand(b []byte) (Command, error) {
 	// More would miss a stray '}' or ']'; only whitespace may follow.
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Command{}, errorf(CodeInvalid, "malformed command: trailing data")
-	}
-	if err := c.Validate(); err != nil {
-		return Command{}, err
 	}
 	return c, nil
 }

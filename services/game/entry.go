@@ -4,9 +4,10 @@ import (
 	"encoding/binary"
 )
 
-// A log entry carries either one command (Command.Encode: version byte 1,
-// then JSON) or a batch of them (EncodeBatch: version byte 2, then the
-// encoded commands, each with its length). Batches are how a leader under
+// A log entry carries either one command (Command.Encode: version byte 3,
+// or 1 in logs of the first, JSON encoding) or a batch of them
+// (EncodeBatch: version byte 2, then the encoded commands, each with its
+// length). Batches are how a leader under
 // load commits many commands for the price of one entry: one append, one
 // replication message and one fsync per follower carry them all.
 const batchVersion = 2

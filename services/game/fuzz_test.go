@@ -2,6 +2,7 @@ package game
 
 import (
 	"bytes"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"math"
@@ -59,14 +60,12 @@ func FuzzDecodeCommand(f *testing.F) {
 	})
 }
 
-// FuzzApply applies the lines of its input as log entries to replicas that
-// must stay identical, one of them restored from a snapshot half way.
+// FuzzApply applies the entries of its input (see unframe) as log entries
+// to replicas that must stay identical, one of them restored from a
+// snapshot half way.
 func FuzzApply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		entries := bytes.Split(data, []byte("\n"))
-		if len(entries) > 256 {
-			entries = entries[:256]
-		}
+		entries := unframe(data)
 		rs := newReplicas(t, 2)
 		for i, e := range entries {
 			if i == len(entries)/2 {
@@ -131,23 +130,51 @@ func FuzzRestore(f *testing.F) {
 	})
 }
 
+// unframe splits FuzzApply's input into at most 256 log entries, each
+// after its length as a uvarint; bytes that do not frame are the last
+// entry. (Entries are binary, so no separator byte could delimit them.)
+func unframe(data []byte) [][]byte {
+	var out [][]byte
+	for len(data) > 0 && len(out) < 256 {
+		n, k := binary.Uvarint(data)
+		if k <= 0 || n > uint64(len(data)-k) {
+			return append(out, data)
+		}
+		out = append(out, data[k:k+int(n)])
+		data = data[k+int(n):]
+	}
+	return out
+}
+
 // fuzzSeeds returns the generated seed inputs of each fuzzer, by file name.
 func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 	t.Helper()
-	lines := func(cmds ...any) []byte {
-		var b bytes.Buffer
-		for i, c := range cmds {
-			if i > 0 {
-				b.WriteByte('\n')
-			}
-			switch c := c.(type) {
-			case Command:
-				b.Write(encode(t, c))
-			case string:
-				b.WriteString(c)
-			}
+	entry := func(c any) []byte {
+		switch c := c.(type) {
+		case Command:
+			return encode(t, c)
+		case string:
+			return []byte(c)
+		case []byte:
+			return c
 		}
-		return b.Bytes()
+		t.Fatalf("no entry for %T", c)
+		return nil
+	}
+	frames := func(entries ...any) []byte {
+		var b []byte
+		for _, e := range entries {
+			e := entry(e)
+			b = append(binary.AppendUvarint(b, uint64(len(e))), e...)
+		}
+		return b
+	}
+	batch := func(cmds ...Command) []byte {
+		enc := make([][]byte, len(cmds))
+		for i, c := range cmds {
+			enc[i] = encode(t, c)
+		}
+		return EncodeBatch(enc)
 	}
 	hard := create("r", "ox")
 	hard.MaxWrong = 2
@@ -156,35 +183,46 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 	return map[string]map[string][]byte{
 		"FuzzDecodeCommand": {
 			"create":            encode(t, Command{Kind: KindCreateRoom, Room: "lobby", Word: "apple", MaxWrong: 6, RequestID: "c-1", At: at0}),
+			"json_create":       encodeJSON(t, Command{Kind: KindCreateRoom, Room: "lobby", Word: "apple", MaxWrong: 6, RequestID: "c-1", At: at0}),
 			"join":              encode(t, withID(join("lobby", "p1", "Zoë <b>"), "j-1")),
 			"guess":             encode(t, withID(guess("lobby", "p1", "E"), "g-1")),
 			"new_round":         encode(t, newRound("lobby", "p1", "banana")),
 			"new_round_nobody":  encode(t, Command{Kind: KindNewRound, Room: "lobby", Word: "kiwi"}),
-			"trailing_brace":    append(encode(t, guess("lobby", "p1", "a")), '}'),
+			"trailing_brace":    append(encodeJSON(t, guess("lobby", "p1", "a")), '}'),
+			"trailing_byte":     append(encode(t, guess("lobby", "p1", "a")), 0),
 			"two_letters":       encode(t, guess("lobby", "p1", "ab")),
 			"escaped":           []byte("\x01{\"k\":2,\"r\":\"lobby\",\"p\":\"p1\",\"n\":\"\\u003c\\ud83d\\ude00\\u00e9\"}"),
 			"case_folded_keys":  []byte("\x01{\"K\":3,\"R\":\"lobby\",\"P\":\"p1\",\"L\":\"q\"}"),
 			"invalid_utf8_name": []byte("\x01{\"k\":2,\"r\":\"lobby\",\"p\":\"p1\",\"n\":\"\xff\xfe\"}"),
 		},
 		"FuzzApply": {
-			"won_then_lost": lines(
+			"won_then_lost": frames(
 				hard, join("r", "p1", "Ann"), join("r", "p2", "Bob"), guess("r", "p1", "o"), guess("r", "p2", "X"),
 				guess("r", "p1", "z"), newRound("r", "p2", "kiwi"), guess("r", "p1", "z"), guess("r", "p1", "q"),
 				guess("r", "p1", "k"), newRound("r", "", "apple"), join("r", "p1", "Anna"),
 			),
-			"retries": lines(
+			"retries": frames(
 				withID(create("r", "apple"), "c"), withID(create("r", "apple"), "c"),
 				withID(join("r", "p1", "Ann"), "j"), withID(guess("r", "p1", "p"), "g"),
 				withID(guess("r", "p1", "p"), "g"), withID(guess("r", "p1", "z"), "g"), guess("r", "p1", "p"),
 			),
-			"refusals": lines(
+			"refusals": frames(
 				guess("nope", "p1", "a"), create("r", "apple"), create("r", "melon"), guess("r", "p1", "a"),
 				join("r", "p1", "Ann"), newRound("r", "p1", "kiwi"), guess("r", "p1", "ab"),
-				append(encode(t, guess("r", "p1", "a")), '}'), "", "\x01{}", "\x00garbage",
+				append(encode(t, guess("r", "p1", "a")), 0), "", "\x01{}", "\x00garbage", "\x03",
 			),
-			"two_rooms": lines(
+			"two_rooms": frames(
 				create("a", "ox"), create("b", "ox"), join("a", "p1", "Ann"), join("b", "p1", "Ann"),
 				guess("a", "p1", "o"), guess("b", "p1", "x"), guess("a", "p1", "x"), newRound("a", "p1", "kiwi"),
+			),
+			"batches": frames(
+				batch(create("a", "ox"), create("b", "ox")), batch(join("a", "p1", "Ann"), join("b", "p1", "Ann")),
+				batch(guess("a", "p1", "o"), guess("b", "p1", "x"), guess("a", "p1", "x")), // a twice: refused
+				batch(guess("a", "p1", "x"), newRound("b", "p1", "kiwi")), batch(),
+			),
+			"old_json_log": frames(
+				encodeJSON(t, create("a", "ox")), encodeJSON(t, join("a", "p1", "Ann")), encodeJSON(t, withID(guess("a", "p1", "o"), "g")),
+				guess("a", "p1", "x"), encodeJSON(t, withID(guess("a", "p1", "o"), "g")),
 			),
 		},
 		"FuzzRestore": {
@@ -232,7 +270,7 @@ func TestFuzzSeeds(t *testing.T) {
 
 	// The valid seeds are valid, so that the fuzzers start from real input.
 	seeds := fuzzSeeds(t)
-	for _, name := range []string{"create", "join", "guess", "new_round", "new_round_nobody", "escaped", "case_folded_keys", "invalid_utf8_name"} {
+	for _, name := range []string{"create", "json_create", "join", "guess", "new_round", "new_round_nobody", "escaped", "case_folded_keys", "invalid_utf8_name"} {
 		if _, err := DecodeCommand(seeds["FuzzDecodeCommand"][name]); err != nil {
 			t.Errorf("FuzzDecodeCommand seed %s does not decode: %v", name, err)
 		}
@@ -243,7 +281,7 @@ func TestFuzzSeeds(t *testing.T) {
 		}
 	}
 	m := New()
-	for i, e := range bytes.Split(seeds["FuzzApply"]["won_then_lost"], []byte("\n")) {
+	for i, e := range unframe(seeds["FuzzApply"]["won_then_lost"]) {
 		if res := m.Apply(uint64(i+1), e); res.Err != nil && i != 5 && i != 9 { // 5 and 9 guess after the round
 			t.Errorf("FuzzApply seed won_then_lost: entry %d refused: %v", i, res.Err)
 		}

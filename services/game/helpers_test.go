@@ -184,6 +184,17 @@ func encode(tb testing.TB, c Command) []byte {
 	return b
 }
 
+// encodeJSON returns the log entry of c in the first encoding, version 1:
+// what logs written before the binary encoding hold.
+func encodeJSON(tb testing.TB, c Command) []byte {
+	tb.Helper()
+	b, err := json.Marshal(c)
+	if err != nil {
+		tb.Fatalf("encode %+v: %v", c, err)
+	}
+	return append([]byte{commandJSON}, b...)
+}
+
 // mustJSON returns the JSON of v.
 func mustJSON(tb testing.TB, v any) string {
 	tb.Helper()

@@ -571,9 +571,11 @@ func TestValidLimits(t *testing.T) {
 			if err := tt.c.Validate(); err != nil {
 				t.Fatalf("Validate() = %v", err)
 			}
-			d, err := DecodeCommand(encode(t, tt.c))
-			if err != nil || d != tt.c {
-				t.Fatalf("DecodeCommand(Encode(c)) = %+v, %v; want %+v", d, err, tt.c)
+			for _, entry := range [][]byte{encode(t, tt.c), encodeJSON(t, tt.c)} {
+				d, err := DecodeCommand(entry)
+				if err != nil || d != tt.c {
+					t.Fatalf("DecodeCommand(%q) = %+v, %v; want %+v", entry, d, err, tt.c)
+				}
 			}
 			if tt.c.Room == "hard" && tt.c.Kind == KindGuess {
 				return // validated only: p1 never joined "hard"
@@ -586,18 +588,35 @@ func TestValidLimits(t *testing.T) {
 }
 
 func TestDecodeCommandRejectsGarbage(t *testing.T) {
-	valid := encode(t, guess("r", "p1", "a"))
+	valid := encodeJSON(t, guess("r", "p1", "a"))
 	body := string(valid[1:])
+	bin := encode(t, guess("r", "p1", "a"))
+	withBin := func(tail ...byte) []byte { return append(append([]byte{}, bin...), tail...) }
+	// bare ends in MaxWrong 0 and At 0, a byte each.
+	bare := encode(t, Command{Kind: KindGuess, Room: "r", Player: "p1", Letter: "a"})
 	tests := []struct {
 		name  string
 		entry []byte
 	}{
 		{"nil", nil},
 		{"empty", []byte{}},
-		{"version only", []byte{commandVersion}},
+		{"version only", []byte{commandJSON}},
+		{"binary version only", []byte{commandBinary}},
 		{"version zero", append([]byte{0}, valid[1:]...)},
 		{"version two", append([]byte{2}, valid[1:]...)},
+		{"json as binary", append([]byte{commandBinary}, valid[1:]...)},
+		{"binary as json", append([]byte{commandJSON}, bin[1:]...)},
 		{"plain json", valid[1:]},
+		{"binary kind only", []byte{commandBinary, byte(KindGuess)}},
+		{"binary truncated", bin[:len(bin)-1]},
+		{"binary truncated string", bin[:5]},
+		{"binary trailing byte", withBin(0)},
+		{"binary string past the end", []byte{commandBinary, byte(KindGuess), 0x7f, 'r'}},
+		{"binary huge string length", []byte{commandBinary, byte(KindGuess), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
+		{"binary unterminated varint", []byte{commandBinary, byte(KindGuess), 0x80, 0x80}},
+		{"binary limit beyond int32", append(bare[:len(bare)-2:len(bare)-2], 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0)},
+		{"binary negative time", encode(t, Command{Kind: KindGuess, Room: "r", Player: "p1", Letter: "a", At: -1})},
+		{"binary unknown kind", append([]byte{commandBinary, 9}, bin[2:]...)},
 		{"null", []byte("\x01null")},
 		{"empty object", []byte("\x01{}")},
 		{"array", []byte("\x01[]")},
