@@ -88,11 +88,12 @@ type Service struct {
 	// streamGuesses holds a token per guess of any Guesses stream being
 	// committed (at most MaxStreamGuesses).
 	streamGuesses chan struct{}
+	workers       workers
 }
 
 // New returns a Service proposing through r.
 func New(r Replica, log *slog.Logger) *Service {
-	return &Service{replica: r, log: log, now: time.Now, pick: randomWord, streamGuesses: make(chan struct{}, MaxStreamGuesses)}
+	return &Service{replica: r, log: log, now: time.Now, pick: randomWord, streamGuesses: make(chan struct{}, MaxStreamGuesses), workers: workers{jobs: make(chan func())}}
 }
 
 // Register adds the service to s.

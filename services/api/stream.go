@@ -68,7 +68,9 @@ func (s *Service) Guesses(stream hangmanv1.GameService_GuessesServer) error {
 				<-slots
 				return status.FromContextError(ctx.Err()).Err()
 			}
-			wg.Go(func() {
+			wg.Add(1)
+			s.workers.run(func() {
+				defer wg.Done()
 				defer release()
 				answers <- s.streamGuess(ctx, req)
 			})
@@ -102,4 +104,41 @@ func (s *Service) streamGuess(ctx context.Context, req *hangmanv1.GuessStreamReq
 	}
 	out.Guess = res
 	return out
+}
+
+// workerIdle is how long a stream worker waits for its next guess before it
+// exits.
+const workerIdle = 10 * time.Second
+
+// workers run the guesses of streams. A guess goes through the service,
+// the batcher and raft on a deep stack; on a fresh goroutine that stack
+// grows, by copying, for every guess, which cost a busy node more than
+// decoding the guess. Workers live on between guesses, so their stacks
+// grow once. There are never more than guesses in flight
+// (MaxStreamGuesses), and a worker idle for workerIdle exits.
+type workers struct {
+	jobs chan func()
+}
+
+// run hands f to an idle worker, or to a new one if none is idle.
+func (w *workers) run(f func()) {
+	select {
+	case w.jobs <- f:
+	default:
+		go w.work(f)
+	}
+}
+
+func (w *workers) work(f func()) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		f()
+		idle.Reset(workerIdle)
+		select {
+		case f = <-w.jobs:
+		case <-idle.C:
+			return
+		}
+	}
 }
