@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -61,6 +62,9 @@ func runBench(ctx context.Context, args []string) error {
 	if mode == "ws" && relays < 1 {
 		return fmt.Errorf("ws mode needs at least one relay")
 	}
+	// The load generator shares the machine with what it measures: what
+	// it spends collecting garbage is taken from the system under test.
+	setGCPercent(slog.Default())
 	bin, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find the hangman binary: %w", err)

@@ -14,22 +14,24 @@ import (
 	"github.com/hangman/hangman/raftnode"
 )
 
-// nodeGCPercent is the garbage collector's target of a node unless GOGC
-// says otherwise. A node's live heap is small (the rooms, the raft log
-// cache, buffers) while every command allocates as it passes through gRPC,
-// raft, the state machine and the publisher, so at Go's default of 100 the
-// collector runs constantly under load: a fifth of a busy leader's CPU.
-// Letting the heap grow to five times what is live before collecting costs
-// tens of megabytes and buys that CPU back for committing.
-const nodeGCPercent = 400
+// busyGCPercent is the garbage collector's target of a node, and of the
+// load generator, unless GOGC says otherwise. A node's live heap is small
+// (the rooms, the raft log cache, buffers) while every command allocates as
+// it passes through gRPC, raft, the state machine and the publisher, so at
+// Go's default of 100 the collector runs constantly under load: a fifth of
+// a busy leader's CPU. Letting the heap grow to five times what is live
+// before collecting costs tens of megabytes and buys that CPU back. (Relays
+// keep the default: their memory per connection is what they are judged
+// by.)
+const busyGCPercent = 400
 
-// setGCPercent applies nodeGCPercent unless the operator set GOGC.
+// setGCPercent applies busyGCPercent unless the operator set GOGC.
 func setGCPercent(log *slog.Logger) {
 	if os.Getenv("GOGC") != "" {
 		return
 	}
-	debug.SetGCPercent(nodeGCPercent)
-	log.Debug("garbage collector target set", "gogc", nodeGCPercent)
+	debug.SetGCPercent(busyGCPercent)
+	log.Debug("garbage collector target set", "gogc", busyGCPercent)
 }
 
 // runNode runs one game node until ctx ends.
