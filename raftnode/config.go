@@ -87,9 +87,9 @@ type Config struct {
 
 // Defaults tuned for a LAN: a dead leader is replaced well within a second.
 const (
-	DefaultHeartbeatTimeout   = 400 * time.Millisecond
-	DefaultElectionTimeout    = 400 * time.Millisecond
-	DefaultLeaderLeaseTimeout = 300 * time.Millisecond
+	DefaultHeartbeatTimeout   = 300 * time.Millisecond
+	DefaultElectionTimeout    = 300 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
 	DefaultCommitTimeout      = 5 * time.Millisecond
 	DefaultSnapshotThreshold  = 8192
 	DefaultSnapshotInterval   = 30 * time.Second
