@@ -1,7 +1,6 @@
 package game
 
 import (
-	"encoding/json"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -10,8 +9,9 @@ import (
 // The leader encodes a state and an event for every committed command, the
 // payloads of DESIGN.md's room subjects. encoding/json walks the structs by
 // reflection each time, which made encoding the largest single cost of
-// publishing; these appenders write the same bytes directly. The tests
-// hold them to encoding/json's output, byte for byte.
+// publishing; these appenders write the same bytes directly, escaping
+// included. The tests and a fuzz target hold them to encoding/json's
+// output, byte for byte.
 
 // AppendJSON appends s as encoding/json would marshal it.
 func (s *State) AppendJSON(b []byte) []byte {
@@ -121,18 +121,54 @@ func appendStrings(b []byte, ss []string) []byte {
 	return append(b, ']')
 }
 
-// appendString appends s as a JSON string. Text that needs no escaping
-// (almost all of it: names, letters, room names) is copied as it is; the
-// rest goes through encoding/json, whose escaping (HTML characters, U+2028,
-// invalid UTF-8) is the reference.
+// appendString appends s as a JSON string, escaped as encoding/json
+// escapes it (HTML characters included, invalid UTF-8 as U+FFFD).
 func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
+	const hex = "0123456789abcdef"
 	b = append(b, '"')
-	b = append(b, s...)
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }

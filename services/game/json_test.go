@@ -12,7 +12,7 @@ import (
 // encoding/json does.
 var tricky = []string{
 	"", "alice", "Ada Lovelace", `quote "`, `back\slash`, "a<b", "a>b", "a&b", "<script>&amp;</script>",
-	"tab\tnewline\ncontrol\x01", "é ü 漢字 🙂", "line\u2028para\u2029", "bad utf8 \xff\xfe", "\x7f",
+	"tab\tnewline\ncontrol\x01", "\b\f\r\x1f\x00", "é ü 漢字 🙂", "line\u2028para\u2029", "bad utf8 \xff\xfe", "\x7f",
 }
 
 func pick(r *rand.Rand) string { return tricky[r.IntN(len(tricky))] }
