@@ -29,19 +29,20 @@ const (
 // call costs both ends.
 func (s *Service) Guesses(stream hangmanv1.GameService_GuessesServer) error {
 	ctx := stream.Context()
-	answers := make(chan *hangmanv1.GuessStreamResponse, MaxStreamInflight)
-	sent := make(chan error, 1)
-	go func() {
-		var err error
-		for a := range answers {
-			if err == nil {
-				err = stream.Send(a)
-			}
-			// After a failed send the rest are dropped, never blocked on:
-			// the caller is gone and treats them as unknown.
+	// Each guess's worker sends its own answer (a stream takes one sender
+	// at a time); after a failed send the rest are dropped: the caller is
+	// gone and treats them as unknown.
+	var (
+		sendMu  sync.Mutex
+		sendErr error
+	)
+	answer := func(a *hangmanv1.GuessStreamResponse) {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		if sendErr == nil {
+			sendErr = stream.Send(a)
 		}
-		sent <- err
-	}()
+	}
 	slots := make(chan struct{}, MaxStreamInflight)
 	release := func() {
 		<-slots
@@ -72,14 +73,13 @@ func (s *Service) Guesses(stream hangmanv1.GameService_GuessesServer) error {
 			s.workers.run(func() {
 				defer wg.Done()
 				defer release()
-				answers <- s.streamGuess(ctx, req)
+				answer(s.streamGuess(ctx, req))
 			})
 		}
 	}()
 	wg.Wait()
-	close(answers)
-	if err := <-sent; err != nil {
-		return err
+	if sendErr != nil {
+		return sendErr
 	}
 	return recvErr
 }
