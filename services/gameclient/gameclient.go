@@ -77,7 +77,11 @@ func (m *mux) guess(ctx context.Context, req *hangmanv1.GuessRequest) (*hangmanv
 	}
 	sreq := &hangmanv1.GuessStreamRequest{Tag: tag, Guess: req}
 	if d, ok := ctx.Deadline(); ok {
-		sreq.TimeoutMs = uint32(min(max(time.Until(d).Milliseconds(), 1), math.MaxUint32))
+		// Rounded up: the node must not give up on a guess before its
+		// caller does, or the caller would hear "outcome unknown" where
+		// its own deadline says the call simply ran out of time.
+		ms := (time.Until(d) + time.Millisecond - 1) / time.Millisecond
+		sreq.TimeoutMs = uint32(min(max(ms, 1), math.MaxUint32))
 	}
 	st.sendMu.Lock()
 	err = st.s.Send(sreq)
