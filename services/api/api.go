@@ -3,11 +3,13 @@
 //
 // The service turns requests into game commands (choosing the secret word
 // with its own randomness, stamping the time) and hands them to a Replica,
-// the consensus layer. A node that does not lead forwards the request, as
-// is, to the leader's GameService and retries when leadership moves, so a
-// client may talk to any node. Every write carries a request id (the
-// client's, or one the service makes up before the first attempt), so a
-// retry after a lost reply or a lost leader is applied at most once.
+// the consensus layer. A node that does not lead hands its writes to the
+// leader through the Replica (batched), sends its leader reads to the
+// leader's GameService, and retries when leadership moves, so a client
+// may talk to any node. Every write carries a request id (the client's,
+// or one the service makes up before the first attempt), so a retry after
+// a lost reply or a lost leader is applied at most once. Guesses may come
+// one per call (Guess) or many over one stream (Guesses, stream.go).
 package api
 
 import (
