@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
-	"github.com/hangman/hangman/services/game"
+	"github.com/hangman/hangman/services/api"
 )
 
 // room is one watched room: its sessions, its NATS subscription and the
@@ -291,38 +291,8 @@ func (r *Relay) refetchAll() {
 // stateFrame encodes a state read over gRPC exactly as the nodes publish it
 // on NATS (game.State), so the page sees one shape whatever the source.
 func stateFrame(p *hangmanv1.RoomState) []byte {
-	s := game.State{
-		Room:      p.GetRoom(),
-		Round:     p.GetRound(),
-		Seq:       p.GetSeq(),
-		Prev:      p.GetPrev(),
-		Masked:    p.GetMasked(),
-		Guessed:   nonNil(p.GetGuessed()),
-		Wrong:     nonNil(p.GetWrong()),
-		WrongLeft: int(p.GetWrongLeft()),
-		MaxWrong:  int(p.GetMaxWrong()),
-		Status:    game.Status(p.GetStatus()),
-		Word:      p.GetWord(),
-		Players:   make([]game.Player, len(p.GetPlayers())),
-	}
-	for i, pl := range p.GetPlayers() {
-		s.Players[i] = game.Player{ID: pl.GetId(), Name: pl.GetName(), Score: pl.GetScore()}
-	}
-	if lg := p.GetLastGuess(); lg != nil {
-		s.LastGuess = &game.LastGuess{Player: lg.GetPlayer(), Letter: lg.GetLetter(), Outcome: game.Outcome(lg.GetOutcome())}
-	}
-	b, err := json.Marshal(s)
-	if err != nil {
-		return errFrame(CodeInternal, "the relay failed to encode a room state", "")
-	}
-	return wrapPayload("state", b)
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
+	s := api.StateFromProto(p)
+	return wrapPayload("state", s.AppendJSON(nil))
 }
 
 // quietAfter is how long a watched room may go without a message before

@@ -10,6 +10,10 @@
 // as UNAVAILABLE with an unknown outcome, safe to retry with the same
 // request id on any node. The stream is opened on first use and again
 // after it breaks.
+//
+// It is tested against real nodes, in raftnode (stream_test.go and the
+// retry and bad-input tests, which run through both clients), and through
+// the relay's tests.
 package gameclient
 
 import (
