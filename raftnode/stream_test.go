@@ -3,6 +3,7 @@ package raftnode
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -113,4 +114,46 @@ func TestGuessesStreamEndsCleanly(t *testing.T) {
 		_, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "brk", PlayerId: "alice", Letter: "a", RequestId: "after-restart"})
 		return err
 	})
+}
+
+// TestGuessesStreamAnswersMalformedRequests speaks the stream directly,
+// as a client other than gameclient might: a request without a guess
+// gets its own InvalidArgument answer, and the stream goes on.
+func TestGuessesStreamAnswersMalformedRequests(t *testing.T) {
+	c := newTestCluster(t, 1, nil)
+	c.leader()
+	setupRoom(t, c, 0, "raw")
+	ctx := ctxT(t)
+	st, err := c.client(0).Guesses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []*hangmanv1.GuessStreamRequest{
+		{Tag: 7},
+		{Tag: 8, Guess: &hangmanv1.GuessRequest{Room: "raw", PlayerId: "alice", Letter: "e"}, TimeoutMs: 5000},
+	} {
+		if err := st.Send(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[uint64]*hangmanv1.GuessStreamResponse{}
+	for len(got) < 2 {
+		r, err := st.Recv()
+		if err != nil {
+			t.Fatalf("stream ended after %d answers: %v", len(got), err)
+		}
+		got[r.GetTag()] = r
+	}
+	if r := got[7]; codes.Code(r.GetCode()) != codes.InvalidArgument || r.GetMessage() == "" || r.GetGuess() != nil {
+		t.Fatalf("request without a guess answered %v, want INVALID_ARGUMENT with a message", r)
+	}
+	if r := got[8]; r.GetCode() != 0 || r.GetGuess().GetIndex() == 0 {
+		t.Fatalf("valid guess after a malformed one answered %v", r)
+	}
+	if err := st.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != io.EOF {
+		t.Fatalf("after CloseSend the stream ends with %v, want EOF", err)
+	}
 }
