@@ -148,9 +148,9 @@ func (p *publisher) enqueueRepublish(m *game.Machine, term uint64) {
 	msgs := []*nats.Msg{jsonMsg(subjectLeader, leaderMsg{Leader: p.nodeID, Term: term, At: time.Now().UTC()})}
 	for _, st := range m.States() {
 		for _, ev := range m.RecentEvents(st.Room) {
-			msgs = append(msgs, eventMsg(&ev, nil))
+			msgs = append(msgs, eventMsg(&ev))
 		}
-		msgs = append(msgs, stateMsg(&st, nil))
+		msgs = append(msgs, stateMsg(&st))
 	}
 	p.push(msgs...)
 }
@@ -174,18 +174,26 @@ type memberMsg struct {
 	At     time.Time `json:"at"`
 }
 
-// eventMsg and stateMsg are a room's messages, their JSON appended to buf,
-// with the Nats-Msg-Id header DESIGN.md promises.
-func eventMsg(ev *game.Event, buf []byte) *nats.Msg {
-	return roomMsg(RoomEventSubject(ev.Room), ev.Room, ev.Seq, ev.AppendJSON(buf))
+// eventMsg and stateMsg are a room's messages, with the Nats-Msg-Id
+// header DESIGN.md promises.
+func eventMsg(ev *game.Event) *nats.Msg {
+	return roomMsg(RoomEventSubject(ev.Room), ev.Room, ev.Seq, ev.AppendJSON(nil))
 }
 
-func stateMsg(st *game.State, buf []byte) *nats.Msg {
-	return roomMsg(RoomStateSubject(st.Room), st.Room, st.Seq, st.AppendJSON(buf))
+func stateMsg(st *game.State) *nats.Msg {
+	return roomMsg(RoomStateSubject(st.Room), st.Room, st.Seq, st.AppendJSON(nil))
 }
 
 func roomMsg(subject, room string, seq uint64, data []byte) *nats.Msg {
-	return &nats.Msg{Subject: subject, Data: data, Header: nats.Header{nats.MsgIdHdr: []string{room + "." + strconv.FormatUint(seq, 10)}}}
+	return setRoomMsg(&nats.Msg{Header: nats.Header{nats.MsgIdHdr: []string{""}}}, subject, room, seq, data)
+}
+
+// setRoomMsg makes m, which has a Nats-Msg-Id header, the message of
+// room's change seq on subject.
+func setRoomMsg(m *nats.Msg, subject, room string, seq uint64, data []byte) *nats.Msg {
+	m.Subject, m.Data = subject, data
+	m.Header[nats.MsgIdHdr][0] = room + "." + strconv.FormatUint(seq, 10)
+	return m
 }
 
 func jsonMsg(subject string, v any) *nats.Msg {
@@ -215,12 +223,14 @@ func (p *publisher) pushItems(items []pubItem) {
 	}
 }
 
-// run publishes queued messages in order until ctx ends. A change's two
-// messages are encoded into one buffer the loop reuses: the connection
-// copies a message out before PublishMsg returns.
+// run publishes queued messages in order until ctx ends. Every change's
+// two messages are built in one message, header and buffer that the loop
+// reuses: the connection copies a message out before PublishMsg returns,
+// and a fresh header map per message was a good part of publishing.
 func (p *publisher) run(ctx context.Context) {
 	var batch []pubItem
 	buf := make([]byte, 0, 1024)
+	m := roomMsg("", "", 0, nil)
 	for {
 		select {
 		case <-ctx.Done():
@@ -232,11 +242,11 @@ func (p *publisher) run(ctx context.Context) {
 		p.mu.Unlock()
 		for _, it := range batch {
 			if c := it.change; c != nil {
-				m := eventMsg(&c.event, buf[:0])
-				p.publish(m)
-				m = stateMsg(&c.state, m.Data[:0])
-				p.publish(m)
-				buf = m.Data
+				ev, st := &c.event, &c.state
+				buf = ev.AppendJSON(buf[:0])
+				p.publish(setRoomMsg(m, RoomEventSubject(ev.Room), ev.Room, ev.Seq, buf))
+				buf = st.AppendJSON(buf[:0])
+				p.publish(setRoomMsg(m, RoomStateSubject(st.Room), st.Room, st.Seq, buf))
 				continue
 			}
 			p.publish(it.msg)
