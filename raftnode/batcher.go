@@ -73,7 +73,10 @@ func newLoop(inflight int, pack func([]*proposal) ([]*proposal, []*proposal), st
 }
 
 // newBatcher returns the loop that packs proposals into r's log entries.
-func newBatcher(r *raft.Raft) *batcher {
+// Each entry carries self, the proposing node's id, in its Extensions: the
+// node's FSM builds the states of results only for its own entries, the
+// ones whose results a caller waits for (fsm.go).
+func newBatcher(r *raft.Raft, self []byte) *batcher {
 	return newLoop(maxInflightEntries, pack, func(batch []*proposal) func() {
 		entry := batch[0].cmd
 		if len(batch) > 1 {
@@ -83,7 +86,7 @@ func newBatcher(r *raft.Raft) *batcher {
 			}
 			entry = game.EncodeBatch(cmds)
 		}
-		f := r.Apply(entry, enqueueTimeout)
+		f := r.ApplyLog(raft.Log{Data: entry, Extensions: self}, enqueueTimeout)
 		return func() { answer(f, batch) }
 	})
 }

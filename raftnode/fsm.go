@@ -14,8 +14,9 @@ import (
 )
 
 // fsm adapts game.Machine to raft. It applies committed entries in batches
-// (raft.BatchingFSM) and hands every change to onChange while holding its
-// lock, so the publisher sees changes in log order.
+// (raft.BatchingFSM) and, while the node publishes, hands every change to
+// onChange while holding its lock, so the publisher sees changes in log
+// order.
 type fsm struct {
 	mu      sync.RWMutex
 	machine *game.Machine
@@ -26,8 +27,14 @@ type fsm struct {
 	// waiting for an index.
 	applied chan struct{}
 	// onChange, if set, receives each change made by a batch (called with
-	// mu held; it must not block).
-	onChange func([]change)
+	// mu held; it must not block) while publishing says so.
+	onChange   func([]change)
+	publishing func() bool
+	// self is this node's id. The entries it proposes carry it in
+	// raft.Log.Extensions (see newBatcher): only their results reach a
+	// caller, so only for them, or while publishing, are the rooms'
+	// public states built.
+	self []byte
 	// progress is when the last batch was applied (Unix nanoseconds), for
 	// the leader's stall watchdog. It never feeds the game state.
 	progress atomic.Int64
@@ -63,20 +70,33 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	var changes []change
 	f.mu.Lock()
+	// Publishing starts only under mu (becomeLeader), so it cannot start
+	// in the middle of a batch.
+	publishing := f.onChange != nil && f.publishing != nil && f.publishing()
 	for i, l := range logs {
 		f.lastIndex = max(f.lastIndex, l.Index)
 		if l.Type != raft.LogCommand || isMarker(l.Data) {
 			continue
 		}
-		results := f.machine.ApplyEntry(l.Index, l.Data)
+		var results []game.Result
+		if publishing || bytes.Equal(l.Extensions, f.self) {
+			results = f.machine.ApplyEntry(l.Index, l.Data)
+		} else {
+			// Another node's entry on a node that does not publish:
+			// nobody reads these results' states.
+			results = f.machine.ApplyEntryQuiet(l.Index, l.Data)
+		}
 		out[i] = &applyResult{results: results, index: l.Index}
+		if !publishing {
+			continue
+		}
 		for _, res := range results {
 			if res.Event != nil {
 				changes = append(changes, change{state: res.State, event: *res.Event})
 			}
 		}
 	}
-	if len(changes) > 0 && f.onChange != nil {
+	if len(changes) > 0 {
 		f.onChange(changes)
 	}
 	close(f.applied)

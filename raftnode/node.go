@@ -116,6 +116,7 @@ func (n *Node) start(ctx context.Context) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	n.fsm = newFSM()
+	n.fsm.self = []byte(n.cfg.ID)
 	n.conns = newConnPool(n.grpcClientCreds())
 
 	var err error
@@ -125,7 +126,7 @@ func (n *Node) start(ctx context.Context) error {
 	if n.pub, err = newPublisher(n.nats.srv, n.cfg.ID, n.log, n.publisherAuth()); err != nil {
 		return err
 	}
-	n.fsm.onChange = n.pub.enqueueChanges
+	n.fsm.onChange, n.fsm.publishing = n.pub.enqueueChanges, n.pub.leader.Load
 	if err := n.startRaft(ctx); err != nil {
 		return err
 	}
@@ -210,7 +211,7 @@ func (n *Node) startRaft(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
-	n.batcher = newBatcher(n.raft)
+	n.batcher = newBatcher(n.raft, n.fsm.self)
 	n.forwarder = newForwarder(n)
 	n.goRun(func() { n.batcher.run(ctx) })
 	n.goRun(func() { n.forwarder.run(ctx) })

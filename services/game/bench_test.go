@@ -9,9 +9,15 @@ import (
 )
 
 // BenchmarkApplyGuess measures what a replica does per guess: decode the
-// log entry, apply it (with its request id) and build the public state.
-// A new round starts whenever one ends.
+// log entry, apply it (with its request id) and, unless quiet (a follower
+// applying the leader's entry), build the public state. A new round
+// starts whenever one ends.
 func BenchmarkApplyGuess(b *testing.B) {
+	b.Run("states", func(b *testing.B) { benchmarkApplyGuess(b, (*Machine).ApplyEntry) })
+	b.Run("quiet", func(b *testing.B) { benchmarkApplyGuess(b, (*Machine).ApplyEntryQuiet) })
+}
+
+func benchmarkApplyGuess(b *testing.B, applyEntry func(*Machine, uint64, []byte) []Result) {
 	m := New()
 	var index uint64
 	apply := func(c Command) Result {
@@ -43,12 +49,12 @@ func BenchmarkApplyGuess(b *testing.B) {
 	i, round := 0, 0
 	for b.Loop() {
 		index++
-		res := m.Apply(index, guesses[i%n])
+		res := applyEntry(m, index, guesses[i%n])[0]
 		i++
 		if res.Err != nil {
 			index++
 			round++
-			if r := m.Apply(index, rounds[round%len(rounds)]); r.Err != nil {
+			if r := applyEntry(m, index, rounds[round%len(rounds)])[0]; r.Err != nil {
 				b.Fatalf("new round: %v (after guess: %v)", r.Err, res.Err)
 			}
 		}

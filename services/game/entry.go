@@ -70,8 +70,21 @@ func splitBatch(entry []byte) ([][]byte, error) {
 // decode is refused whole, as a single invalid command: deterministically,
 // on every replica, without changing anything.
 func (m *Machine) ApplyEntry(index uint64, entry []byte) []Result {
+	return m.applyEntry(index, entry, true)
+}
+
+// ApplyEntryQuiet applies the entry at index as ApplyEntry does, leaving
+// the Machine exactly as ApplyEntry would, but builds no State for the
+// results: a replica whose results nobody reads (a follower, which
+// neither answers callers nor publishes) skips building the public state
+// of every room each command changes.
+func (m *Machine) ApplyEntryQuiet(index uint64, entry []byte) []Result {
+	return m.applyEntry(index, entry, false)
+}
+
+func (m *Machine) applyEntry(index uint64, entry []byte, states bool) []Result {
 	if !IsBatch(entry) {
-		return []Result{m.Apply(index, entry)}
+		return []Result{m.apply(index, entry, states)}
 	}
 	m.applied = max(m.applied, index)
 	cmds, err := splitBatch(entry)
@@ -89,7 +102,7 @@ func (m *Machine) ApplyEntry(index uint64, entry []byte) []Result {
 			out[i] = Result{Err: errorf(CodeInvalid, "room %q is addressed twice in the batch at index %d", c.Room, index), Room: c.Room}
 		default:
 			seen[c.Room] = true
-			out[i] = m.ApplyCommand(index, c)
+			out[i] = m.applyCommand(index, c, states)
 		}
 	}
 	return out

@@ -76,16 +76,25 @@ func (m *Machine) Applied() uint64 { return m.applied }
 // decode are refused like any invalid command: deterministically, on every
 // replica, without changing anything.
 func (m *Machine) Apply(index uint64, entry []byte) Result {
+	return m.apply(index, entry, true)
+}
+
+func (m *Machine) apply(index uint64, entry []byte, states bool) Result {
 	c, err := DecodeCommand(entry)
 	if err != nil {
 		m.applied = max(m.applied, index)
 		return Result{Err: err}
 	}
-	return m.ApplyCommand(index, c)
+	return m.applyCommand(index, c, states)
 }
 
 // ApplyCommand applies c as the log entry at index.
 func (m *Machine) ApplyCommand(index uint64, c Command) Result {
+	return m.applyCommand(index, c, true)
+}
+
+// applyCommand applies c; with states false its Result has no State.
+func (m *Machine) applyCommand(index uint64, c Command, states bool) Result {
 	m.applied = max(m.applied, index)
 	if err := c.Validate(); err != nil {
 		return Result{Err: err, Room: c.Room}
@@ -93,7 +102,11 @@ func (m *Machine) ApplyCommand(index uint64, c Command) Result {
 	r := m.rooms[c.Room]
 	if r != nil && c.RequestID != "" {
 		if s, ok := r.sessions[c.RequestID]; ok {
-			return Result{Room: c.Room, Outcome: s.Outcome, Duplicate: true, Index: s.Seq, State: r.public()}
+			res := Result{Room: c.Room, Outcome: s.Outcome, Duplicate: true, Index: s.Seq}
+			if states {
+				res.State = r.public()
+			}
+			return res
 		}
 	}
 	var (
@@ -129,7 +142,9 @@ func (m *Machine) ApplyCommand(index uint64, c Command) Result {
 	if c.RequestID != "" {
 		r.record(c.RequestID, session{Outcome: res.Outcome, Seq: index})
 	}
-	res.State = r.public()
+	if states {
+		res.State = r.public()
+	}
 	return res
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -159,10 +160,12 @@ type replicas struct {
 	index uint64
 	last  []byte            // snapshot of ms[0] after the last entry
 	seqs  map[string]uint64 // each room's seq as last seen
+	// quiet applies every entry with ApplyEntryQuiet, as a follower does.
+	quiet *Machine
 }
 
 func newReplicas(t *testing.T, n int) *replicas {
-	rs := &replicas{t: t, seqs: map[string]uint64{}}
+	rs := &replicas{t: t, seqs: map[string]uint64{}, quiet: New()}
 	for range n {
 		rs.ms = append(rs.ms, New())
 	}
@@ -223,7 +226,30 @@ func (rs *replicas) applyAll(what string, entry []byte, apply func(i int, m *Mac
 			t.Fatalf("%s %d %q: replica %d diverged:\n%s\nreplica 0:\n%s", what, rs.index, entry, i+1, other, snap)
 		}
 	}
+	// A quiet replica returns the same without states, and agrees.
+	if got, want := rs.quiet.ApplyEntryQuiet(rs.index, entry), withoutStates(res); !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s %d %q: quiet replica returned\n%+v\nwant\n%+v", what, rs.index, entry, got, want)
+	}
+	if other := snapshotBytes(t, rs.quiet); !bytes.Equal(snap, other) {
+		t.Fatalf("%s %d %q: quiet replica diverged:\n%s\nreplica 0:\n%s", what, rs.index, entry, other, snap)
+	}
 	return res, snap
+}
+
+// withoutStates is what ApplyEntryQuiet returns where ApplyEntry returned
+// res (one Result or a batch's): the same with no State.
+func withoutStates(res any) []Result {
+	var out []Result
+	switch r := res.(type) {
+	case Result:
+		out = []Result{r}
+	case []Result:
+		out = slices.Clone(r)
+	}
+	for i := range out {
+		out[i].State = State{}
+	}
+	return out
 }
 
 // applyBatch applies a batch entry to every replica and checks that they
