@@ -197,37 +197,33 @@ func (c *testCluster) leader() int {
 	return idx
 }
 
-// client dials node i's gRPC server.
-func (c *testCluster) client(i int) hangmanv1.GameServiceClient {
+// dial connects to node i's gRPC server for the rest of the test.
+func (c *testCluster) dial(i int) *grpc.ClientConn {
 	c.t.Helper()
 	conn, err := grpc.NewClient(c.cfgs[i].GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		c.t.Fatalf("dial %s: %v", c.cfgs[i].GRPCAddr, err)
 	}
 	c.t.Cleanup(func() { conn.Close() })
-	return hangmanv1.NewGameServiceClient(conn)
+	return conn
 }
 
-// streamClient dials node i's gRPC server with the client relays use,
-// which sends guesses over one Guesses stream.
+// client is a unary GameService client of node i.
+func (c *testCluster) client(i int) hangmanv1.GameServiceClient {
+	c.t.Helper()
+	return hangmanv1.NewGameServiceClient(c.dial(i))
+}
+
+// streamClient is the client relays use on node i, which sends guesses
+// over one Guesses stream.
 func (c *testCluster) streamClient(i int) hangmanv1.GameServiceClient {
 	c.t.Helper()
-	conn, err := grpc.NewClient(c.cfgs[i].GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		c.t.Fatalf("dial %s: %v", c.cfgs[i].GRPCAddr, err)
-	}
-	c.t.Cleanup(func() { conn.Close() })
-	return gameclient.New(conn)
+	return gameclient.New(c.dial(i))
 }
 
 func (c *testCluster) clusterClient(i int) hangmanv1.ClusterServiceClient {
 	c.t.Helper()
-	conn, err := grpc.NewClient(c.cfgs[i].GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		c.t.Fatalf("dial %s: %v", c.cfgs[i].GRPCAddr, err)
-	}
-	c.t.Cleanup(func() { conn.Close() })
-	return hangmanv1.NewClusterServiceClient(conn)
+	return hangmanv1.NewClusterServiceClient(c.dial(i))
 }
 
 // snapshotOf returns the serialised state machine of a node.
