@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hangman/hangman/bench"
+)
+
+// TestBenchMeasuresARealSystem runs `hangman bench` as a user would, in
+// both modes, briefly and small, and checks that its report holds what
+// the performance issue asks of it: committed guesses, latencies at every
+// watching client, deliveries against raw NATS, relay memory, CPU per
+// guess, the failover gap, and a plot beside the JSON.
+func TestBenchMeasuresARealSystem(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the hangman binary and starts a system of processes")
+	}
+	bin := filepath.Join(t.TempDir(), "hangman")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, r *bench.Report)
+	}{
+		{"grpc with a leader kill", []string{"--mode", "grpc", "--workers", "16", "--rooms", "4", "--kill-leader-at", "1s", "--base-port", "33000"},
+			func(t *testing.T, r *bench.Report) {
+				if r.API != "stream" || r.Nodes != 3 {
+					t.Errorf("api %q, %d nodes; want stream, 3", r.API, r.Nodes)
+				}
+				if r.FailoverGapMS <= 0 || r.FailoverGapMS >= 2500 {
+					t.Errorf("failover gap %.0f ms, want one within the run", r.FailoverGapMS)
+				}
+				for code := range r.ErrorCodes {
+					if code != "Unavailable" {
+						t.Errorf("errors %v: only guesses caught on the killed leader may fail", r.ErrorCodes)
+					}
+				}
+				if len(r.CPU) < 3 {
+					t.Errorf("CPU shares %+v: want the surviving nodes, the relays and the load generator", r.CPU)
+				}
+			}},
+		{"ws", []string{"--mode", "ws", "--nodes", "1", "--clients", "40", "--rooms", "4", "--rate", "40", "--base-port", "33200"},
+			func(t *testing.T, r *bench.Report) {
+				if r.Errors != 0 {
+					t.Errorf("%d errors: %v", r.Errors, r.ErrorCodes)
+				}
+				if d := r.DeliveryLatency; d == nil || d.Samples <= int(r.Committed) || d.P50 <= 0 {
+					t.Errorf("delivery latency %+v: want a sample at every watching client", d)
+				}
+				if r.DeliveredPerSec <= 0 || r.RawNATSDeliveredPerSec <= 0 || r.RawNATSLatency == nil {
+					t.Errorf("delivered %.0f/s, raw NATS %.0f/s: want both measured", r.DeliveredPerSec, r.RawNATSDeliveredPerSec)
+				}
+				if r.RelayIdleKiBPerConn <= 0 || r.RelayCPUPercent <= 0 {
+					t.Errorf("relay memory %.1f KiB per connection, CPU %.1f%%: want both measured", r.RelayIdleKiBPerConn, r.RelayCPUPercent)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "report.json")
+			args := append([]string{"bench", "--duration", "2500ms", "--warmup", "500ms", "--out", out}, tt.args...)
+			if b, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+				t.Fatalf("hangman %s: %v\n%s", strings.Join(args, " "), err, b)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r bench.Report
+			if err := json.Unmarshal(b, &r); err != nil {
+				t.Fatalf("report: %v", err)
+			}
+			if r.Committed == 0 || r.CommittedPerSec <= 0 || r.AckLatency.Samples == 0 || r.AckLatency.P50 <= 0 {
+				t.Fatalf("report %s: want committed guesses and their latencies", b)
+			}
+			svg, err := os.ReadFile(strings.TrimSuffix(out, ".json") + ".svg")
+			if err != nil || !strings.Contains(string(svg), "<polyline") {
+				t.Fatalf("no latency plot beside the report: %v", err)
+			}
+			tt.check(t, &r)
+		})
+	}
+}
