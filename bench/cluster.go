@@ -269,11 +269,7 @@ func (c cpuClock) read() cpuReading {
 			r[labels[i]] = cpu
 		}
 	}
-	for _, pid := range c.sys.RelayPIDs() {
-		if cpu, _, err := procStat(pid); err == nil {
-			r["relays"] += cpu
-		}
-	}
+	r["relays"] = relayCPU(c.sys)
 	if cpu, _, err := procStat(os.Getpid()); err == nil {
 		r["load generator"] = cpu
 	}
