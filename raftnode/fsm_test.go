@@ -14,11 +14,7 @@ import (
 // and changes the game state all the same.
 func TestFSMBuildsStatesOnlyWhereSomeoneReadsThem(t *testing.T) {
 	create := func(room string) []byte {
-		b, err := game.Command{Kind: game.KindCreateRoom, Room: room, Word: "apple", At: 1}.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+		return game.Command{Kind: game.KindCreateRoom, Room: room, Word: "apple", At: 1}.Encode()
 	}
 	tests := []struct {
 		name       string

@@ -197,10 +197,7 @@ func TestSecureCluster(t *testing.T) {
 		}
 		// nor append commands of its own making (a chosen secret word,
 		// here) past the game service.
-		cmd, err := game.Command{Kind: game.KindCreateRoom, Room: "rigged", Word: "zebra", RequestID: "rig"}.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
+		cmd := game.Command{Kind: game.KindCreateRoom, Room: "rigged", Word: "zebra", RequestID: "rig"}.Encode()
 		rc := hangmanv1.NewReplicaServiceClient(dialGRPC(t, addr, relayCreds))
 		if _, err := rc.Propose(ctxT(t), &hangmanv1.ProposeRequest{Proposals: []*hangmanv1.Proposal{{Room: "rigged", Command: cmd}}}); status.Code(err) != codes.PermissionDenied {
 			t.Fatalf("relay ReplicaService.Propose = %v, want PermissionDenied", err)

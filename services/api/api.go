@@ -218,10 +218,7 @@ func (s *Service) write(ctx context.Context, cmd *game.Command, done func(game.R
 		cmd.RequestID = newRequestID()
 	}
 	cmd.At = s.now().UnixMilli()
-	data, err := cmd.Encode()
-	if err != nil {
-		return status.Errorf(codes.Internal, "%v", err)
-	}
+	data := cmd.Encode()
 	// Either way the command is the same bytes: proposed here, or handed
 	// to the leader, which commits it as it is.
 	commit := func(propose func(context.Context, string, []byte) (game.Result, uint64, error)) func(context.Context) error {

@@ -22,11 +22,7 @@ func benchmarkApplyGuess(b *testing.B, applyEntry func(*Machine, uint64, []byte)
 	var index uint64
 	apply := func(c Command) Result {
 		index++
-		e, err := c.Encode()
-		if err != nil {
-			b.Fatal(err)
-		}
-		return m.Apply(index, e)
+		return m.Apply(index, c.Encode())
 	}
 	apply(create("bench", WordAt(0)))
 	players := []string{"p1", "p2", "p3", "p4"}
@@ -39,11 +35,11 @@ func benchmarkApplyGuess(b *testing.B, applyEntry func(*Machine, uint64, []byte)
 	guesses := make([][]byte, n)
 	for i := range guesses {
 		c := withID(guess("bench", players[i%len(players)], string(order[i%len(order)])), fmt.Sprintf("req-%d", i))
-		guesses[i] = encode(b, c)
+		guesses[i] = c.Encode()
 	}
 	rounds := make([][]byte, len(words))
 	for i := range rounds {
-		rounds[i] = encode(b, newRound("bench", "", WordAt(uint64(i))))
+		rounds[i] = newRound("bench", "", WordAt(uint64(i))).Encode()
 	}
 	b.ReportAllocs()
 	i, round := 0, 0

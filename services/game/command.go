@@ -80,8 +80,7 @@ const MaxCommandSize = 1024
 // command, so the encoding is binary: the version byte, the kind, the six
 // strings of the command each after its length (room, player, name,
 // letter, word, request id), then MaxWrong and At as signed varints.
-// Encode never fails; the error is kept for encodings that could.
-func (c Command) Encode() ([]byte, error) {
+func (c Command) Encode() []byte {
 	n := 2 + 6*binary.MaxVarintLen16 + 2*binary.MaxVarintLen64 +
 		len(c.Room) + len(c.Player) + len(c.Name) + len(c.Letter) + len(c.Word) + len(c.RequestID)
 	b := make([]byte, 0, n)
@@ -91,8 +90,7 @@ func (c Command) Encode() ([]byte, error) {
 		b = append(b, f...)
 	}
 	b = binary.AppendVarint(b, int64(c.MaxWrong))
-	b = binary.AppendVarint(b, c.At)
-	return b, nil
+	return binary.AppendVarint(b, c.At)
 }
 
 // DecodeCommand parses a log entry written by Encode (or by the JSON

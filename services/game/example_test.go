@@ -13,12 +13,8 @@ func Example() {
 	m := game.New()
 	var index uint64
 	apply := func(c game.Command) game.Result {
-		entry, err := c.Encode() // what the proposer puts in the raft log
-		if err != nil {
-			panic(err)
-		}
 		index++
-		return m.Apply(index, entry)
+		return m.Apply(index, c.Encode()) // what the proposer puts in the raft log
 	}
 
 	apply(game.Command{Kind: game.KindCreateRoom, Room: "lobby", Word: "kiwi", At: 1700000000000})

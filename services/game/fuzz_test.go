@@ -40,10 +40,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("decoded command %+v does not validate: %v", c, err)
 		}
-		b, err := c.Encode()
-		if err != nil {
-			t.Fatalf("decoded command %+v does not encode: %v", c, err)
-		}
+		b := c.Encode()
 		if len(b) > MaxCommandSize {
 			t.Fatalf("re-encoded command is %d bytes, over MaxCommandSize", len(b))
 		}
@@ -54,7 +51,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		if c2 != c {
 			t.Fatalf("round trip changed the command:\n%+v\n%+v", c, c2)
 		}
-		if b2, _ := c2.Encode(); !bytes.Equal(b, b2) {
+		if b2 := c2.Encode(); !bytes.Equal(b, b2) {
 			t.Fatalf("encoding is not stable:\n%q\n%q", b, b2)
 		}
 	})
@@ -152,7 +149,7 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 	entry := func(c any) []byte {
 		switch c := c.(type) {
 		case Command:
-			return encode(t, c)
+			return c.Encode()
 		case string:
 			return []byte(c)
 		case []byte:
@@ -172,7 +169,7 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 	batch := func(cmds ...Command) []byte {
 		enc := make([][]byte, len(cmds))
 		for i, c := range cmds {
-			enc[i] = encode(t, c)
+			enc[i] = c.Encode()
 		}
 		return EncodeBatch(enc)
 	}
@@ -182,15 +179,15 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 
 	return map[string]map[string][]byte{
 		"FuzzDecodeCommand": {
-			"create":            encode(t, Command{Kind: KindCreateRoom, Room: "lobby", Word: "apple", MaxWrong: 6, RequestID: "c-1", At: at0}),
+			"create":            Command{Kind: KindCreateRoom, Room: "lobby", Word: "apple", MaxWrong: 6, RequestID: "c-1", At: at0}.Encode(),
 			"json_create":       encodeJSON(t, Command{Kind: KindCreateRoom, Room: "lobby", Word: "apple", MaxWrong: 6, RequestID: "c-1", At: at0}),
-			"join":              encode(t, withID(join("lobby", "p1", "Zoë <b>"), "j-1")),
-			"guess":             encode(t, withID(guess("lobby", "p1", "E"), "g-1")),
-			"new_round":         encode(t, newRound("lobby", "p1", "banana")),
-			"new_round_nobody":  encode(t, Command{Kind: KindNewRound, Room: "lobby", Word: "kiwi"}),
+			"join":              withID(join("lobby", "p1", "Zoë <b>"), "j-1").Encode(),
+			"guess":             withID(guess("lobby", "p1", "E"), "g-1").Encode(),
+			"new_round":         newRound("lobby", "p1", "banana").Encode(),
+			"new_round_nobody":  Command{Kind: KindNewRound, Room: "lobby", Word: "kiwi"}.Encode(),
 			"trailing_brace":    append(encodeJSON(t, guess("lobby", "p1", "a")), '}'),
-			"trailing_byte":     append(encode(t, guess("lobby", "p1", "a")), 0),
-			"two_letters":       encode(t, guess("lobby", "p1", "ab")),
+			"trailing_byte":     append(guess("lobby", "p1", "a").Encode(), 0),
+			"two_letters":       guess("lobby", "p1", "ab").Encode(),
 			"escaped":           []byte("\x01{\"k\":2,\"r\":\"lobby\",\"p\":\"p1\",\"n\":\"\\u003c\\ud83d\\ude00\\u00e9\"}"),
 			"case_folded_keys":  []byte("\x01{\"K\":3,\"R\":\"lobby\",\"P\":\"p1\",\"L\":\"q\"}"),
 			"invalid_utf8_name": []byte("\x01{\"k\":2,\"r\":\"lobby\",\"p\":\"p1\",\"n\":\"\xff\xfe\"}"),
@@ -209,7 +206,7 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 			"refusals": frames(
 				guess("nope", "p1", "a"), create("r", "apple"), create("r", "melon"), guess("r", "p1", "a"),
 				join("r", "p1", "Ann"), newRound("r", "p1", "kiwi"), guess("r", "p1", "ab"),
-				append(encode(t, guess("r", "p1", "a")), 0), "", "\x01{}", "\x00garbage", "\x03",
+				append(guess("r", "p1", "a").Encode(), 0), "", "\x01{}", "\x00garbage", "\x03",
 			),
 			"two_rooms": frames(
 				create("a", "ox"), create("b", "ox"), join("a", "p1", "Ann"), join("b", "p1", "Ann"),

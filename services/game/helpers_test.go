@@ -174,16 +174,6 @@ func decodeSnapshot(tb testing.TB, b []byte) snapshotFile {
 	return f
 }
 
-// encode returns the log entry of c, which must encode.
-func encode(tb testing.TB, c Command) []byte {
-	tb.Helper()
-	b, err := c.Encode()
-	if err != nil {
-		tb.Fatalf("encode %+v: %v", c, err)
-	}
-	return b
-}
-
 // encodeJSON returns the log entry of c in the first encoding, version 1:
 // what logs written before the binary encoding hold.
 func encodeJSON(tb testing.TB, c Command) []byte {

@@ -118,7 +118,7 @@ func (g *gen) entry() []byte {
 			e[i] = byte(g.r.UintN(256))
 		}
 	case n < 15: // a damaged command
-		b, _ := g.command().Encode()
+		b := g.command().Encode()
 		switch g.r.IntN(3) {
 		case 0:
 			b = b[:g.r.IntN(len(b))]
@@ -131,19 +131,11 @@ func (g *gen) entry() []byte {
 	case n < 25: // a batch, its rooms sometimes repeated
 		cmds := make([][]byte, 1+g.r.IntN(4))
 		for i := range cmds {
-			b, err := g.command().Encode()
-			if err != nil {
-				panic(err)
-			}
-			cmds[i] = b
+			cmds[i] = g.command().Encode()
 		}
 		e = EncodeBatch(cmds)
 	default:
-		b, err := g.command().Encode()
-		if err != nil {
-			panic(err)
-		}
-		e = b
+		e = g.command().Encode()
 	}
 	g.history = append(g.history, e)
 	if len(g.history) > 30 {

@@ -532,7 +532,7 @@ func TestBadInput(t *testing.T) {
 				return
 			}
 			// Encoded into a log entry: refused by the decoder and by Apply.
-			entry := encode(t, tt.c)
+			entry := tt.c.Encode()
 			if _, err := DecodeCommand(entry); CodeOf(err) != CodeInvalid {
 				t.Fatalf("DecodeCommand(%q) = %v, want code invalid", entry, err)
 			}
@@ -571,7 +571,7 @@ func TestValidLimits(t *testing.T) {
 			if err := tt.c.Validate(); err != nil {
 				t.Fatalf("Validate() = %v", err)
 			}
-			for _, entry := range [][]byte{encode(t, tt.c), encodeJSON(t, tt.c)} {
+			for _, entry := range [][]byte{tt.c.Encode(), encodeJSON(t, tt.c)} {
 				d, err := DecodeCommand(entry)
 				if err != nil || d != tt.c {
 					t.Fatalf("DecodeCommand(%q) = %+v, %v; want %+v", entry, d, err, tt.c)
@@ -590,10 +590,10 @@ func TestValidLimits(t *testing.T) {
 func TestDecodeCommandRejectsGarbage(t *testing.T) {
 	valid := encodeJSON(t, guess("r", "p1", "a"))
 	body := string(valid[1:])
-	bin := encode(t, guess("r", "p1", "a"))
+	bin := guess("r", "p1", "a").Encode()
 	withBin := func(tail ...byte) []byte { return append(append([]byte{}, bin...), tail...) }
 	// bare ends in MaxWrong 0 and At 0, a byte each.
-	bare := encode(t, Command{Kind: KindGuess, Room: "r", Player: "p1", Letter: "a"})
+	bare := Command{Kind: KindGuess, Room: "r", Player: "p1", Letter: "a"}.Encode()
 	tests := []struct {
 		name  string
 		entry []byte
@@ -615,7 +615,7 @@ func TestDecodeCommandRejectsGarbage(t *testing.T) {
 		{"binary huge string length", []byte{commandBinary, byte(KindGuess), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
 		{"binary unterminated varint", []byte{commandBinary, byte(KindGuess), 0x80, 0x80}},
 		{"binary limit beyond int32", append(bare[:len(bare)-2:len(bare)-2], 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0)},
-		{"binary negative time", encode(t, Command{Kind: KindGuess, Room: "r", Player: "p1", Letter: "a", At: -1})},
+		{"binary negative time", Command{Kind: KindGuess, Room: "r", Player: "p1", Letter: "a", At: -1}.Encode()},
 		{"binary unknown kind", append([]byte{commandBinary, 9}, bin[2:]...)},
 		{"null", []byte("\x01null")},
 		{"empty object", []byte("\x01{}")},
@@ -663,7 +663,7 @@ func TestApplyEqualsDecodeThenApplyCommand(t *testing.T) {
 	}
 	for i, c := range cmds {
 		a.index++
-		ra := a.m.Apply(a.index, encode(t, c))
+		ra := a.m.Apply(a.index, c.Encode())
 		rb := b.apply(c)
 		if rb.Err != nil && ra.Room == "" {
 			rb.Room = "" // a refused entry is refused before its room is known
