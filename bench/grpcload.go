@@ -228,6 +228,10 @@ func RunGRPC(ctx context.Context, sys *System, cfg GRPCConfig) (*Report, error) 
 		wg.Wait()
 		return time.Since(start)
 	}
+	api := "stream"
+	if cfg.Unary {
+		api = "unary"
+	}
 	run(cfg.Warmup, &ackLog{}, false)
 	clock := cpuClock{sys: sys, leader: -1}
 	if l, err := sys.Leader(ctx); err == nil {
@@ -239,7 +243,7 @@ func RunGRPC(ctx context.Context, sys *System, cfg GRPCConfig) (*Report, error) 
 	after := clock.read()
 	return &Report{
 		Mode: "grpc", Duration: elapsed.Seconds(), Nodes: len(sys.GRPCAddrs), Relays: len(sys.RelayURLs), Rooms: cfg.Rooms,
-		Workers: cfg.Workers, API: map[bool]string{true: "unary", false: "stream"}[cfg.Unary], TargetRate: cfg.Rate, Committed: acks.committed.Load(),
+		Workers: cfg.Workers, API: api, TargetRate: cfg.Rate, Committed: acks.committed.Load(),
 		CommittedPerSec: float64(acks.committed.Load()) / elapsed.Seconds(), Errors: acks.errors.Load(), ErrorCodes: acks.codes,
 		AckLatency: summarise(acks.latencies), FailoverGapMS: acks.failoverGap(),
 		CPU: clock.shares(before, after, elapsed, acks.committed.Load()),
