@@ -106,14 +106,15 @@ func createRooms(ctx context.Context, cl hangmanv1.GameServiceClient, prefix str
 }
 
 // guessLoop guesses in room as player until ctx ends, paced by lim (nil:
-// as fast as answers come), starting a new round when one ends. It starts
-// with clients[first] and moves to the next node when one fails, as a
-// client of a real deployment would.
-func guessLoop(ctx context.Context, clients []hangmanv1.GameServiceClient, first int, room, player string, lim *rate.Limiter, acks *ackLog, onAck func(seq uint64, sent time.Time)) {
+// as fast as answers come), starting a new round through rounds when one
+// ends. It starts with clients[first] and moves to the next node when one
+// fails, as a client of a real deployment would.
+func guessLoop(ctx context.Context, clients []hangmanv1.GameServiceClient, first int, room, player string, rounds *roundGate, lim *rate.Limiter, acks *ackLog, onAck func(seq uint64, sent time.Time)) {
 	next := first
 	var lat []time.Duration
 	defer func() { acks.merge(lat) }()
 	rng := rand.New(rand.NewPCG(rand.Uint64(), 0))
+	var seen uint64 // the latest round this guesser knows of
 	for n := 0; ; n++ {
 		if lim != nil {
 			if err := lim.Wait(ctx); err != nil {
@@ -135,11 +136,12 @@ func guessLoop(ctx context.Context, clients []hangmanv1.GameServiceClient, first
 			if onAck != nil {
 				onAck(r.GetIndex(), sent)
 			}
+			seen = max(seen, r.GetState().GetRound())
 			if r.GetState().GetStatus() != "playing" {
-				newRound(ctx, cl, room, player)
+				seen = rounds.after(ctx, cl, player, seen)
 			}
 		case status.Code(err) == codes.FailedPrecondition:
-			newRound(ctx, cl, room, player)
+			seen = rounds.after(ctx, cl, player, seen)
 		case ended(ctx):
 			return
 		default:
@@ -147,6 +149,34 @@ func guessLoop(ctx context.Context, clients []hangmanv1.GameServiceClient, first
 			next++
 		}
 	}
+}
+
+// roundGate starts a room's next round once, however many of its guessers
+// see the round end: each NewRound is a raft entry, and one that a round
+// already started refuses takes a place in the log all the same.
+type roundGate struct {
+	room    string
+	mu      sync.Mutex
+	started uint64 // the latest round a guesser of the room started
+}
+
+// after makes sure a round later than seen has started, and returns the
+// latest round the gate knows of. When another guesser has started one
+// already, it only reports it.
+func (g *roundGate) after(ctx context.Context, cl hangmanv1.GameServiceClient, player string, seen uint64) uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.started > seen {
+		return g.started
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// Refused when the round is still playing (the guess that ended it
+	// was not this guesser's latest): the next answer tells the round.
+	if r, err := cl.NewRound(cctx, &hangmanv1.NewRoundRequest{Room: g.room, PlayerId: player}); err == nil {
+		g.started = max(g.started, r.GetState().GetRound())
+	}
+	return max(seen, g.started)
 }
 
 // ended reports whether the run behind ctx is over. A call can fail with
@@ -159,13 +189,6 @@ func ended(ctx context.Context) bool {
 	}
 	d, ok := ctx.Deadline()
 	return ok && !time.Now().Before(d)
-}
-
-func newRound(ctx context.Context, cl hangmanv1.GameServiceClient, room, player string) {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	// Another guesser may have started it already: that is fine.
-	_, _ = cl.NewRound(cctx, &hangmanv1.NewRoundRequest{Room: room, PlayerId: player})
 }
 
 // GRPCConfig drives raw commit throughput.
@@ -208,6 +231,10 @@ func RunGRPC(ctx context.Context, sys *System, cfg GRPCConfig) (*Report, error) 
 			return nil, fmt.Errorf("join %s: %w", room, err)
 		}
 	}
+	gates := make([]*roundGate, len(rooms))
+	for i, room := range rooms {
+		gates[i] = &roundGate{room: room}
+	}
 	var lim *rate.Limiter
 	if cfg.Rate > 0 {
 		lim = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate/100)))
@@ -218,7 +245,7 @@ func RunGRPC(ctx context.Context, sys *System, cfg GRPCConfig) (*Report, error) 
 		var wg sync.WaitGroup
 		for w := range cfg.Workers {
 			wg.Go(func() {
-				guessLoop(lctx, clients, w, rooms[w%len(rooms)], fmt.Sprintf("w%d", w), lim, acks, nil)
+				guessLoop(lctx, clients, w, rooms[w%len(rooms)], fmt.Sprintf("w%d", w), gates[w%len(rooms)], lim, acks, nil)
 			})
 		}
 		if kill {

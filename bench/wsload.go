@@ -418,7 +418,7 @@ func runRawNATS(ctx context.Context, sys *System, gc []hangmanv1.GameServiceClie
 				if !sleepCtx(lctx, stagger(r, cfg.Rooms, cfg.Rate/float64(cfg.Rooms))) {
 					return
 				}
-				guessLoop(lctx, gc, r, rooms[r], fmt.Sprintf("raw%d", r), lim, acks, func(seq uint64, sent time.Time) { sends.put(r, seq, sent) })
+				guessLoop(lctx, gc, r, rooms[r], fmt.Sprintf("raw%d", r), &roundGate{room: rooms[r]}, lim, acks, func(seq uint64, sent time.Time) { sends.put(r, seq, sent) })
 			})
 		}
 		start := time.Now()
