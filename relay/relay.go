@@ -36,6 +36,9 @@ type Relay struct {
 	m     *melody.Melody
 	srv   *http.Server
 	page  http.Handler
+	// tooBig is the error frame written before closing a connection that
+	// sent an oversized frame; the same bytes for every client.
+	tooBig []byte
 
 	roomsMu sync.Mutex
 	rooms   map[string]*room
@@ -130,6 +133,7 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 
 	r.startFramePool()
 	r.m = melody.New()
+	r.tooBig = errFrame(CodeFrameTooLarge, fmt.Sprintf("frame exceeds the limit of %d bytes; closing", cfg.MaxFrameBytes), "")
 	r.m.Config.MaxMessageSize = cfg.MaxFrameBytes
 	r.m.Config.MessageBufferSize = cfg.SendBuffer
 	r.m.Config.WriteWait = cfg.WriteTimeout
@@ -323,7 +327,6 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 		r:       r,
 		handled: make(chan struct{}, 1),
 		limiter: rate.NewLimiter(rate.Limit(r.cfg.MessageRate), r.cfg.MessageBurst),
-		tooBig:  errFrame(CodeFrameTooLarge, fmt.Sprintf("frame exceeds the limit of %d bytes; closing", r.cfg.MaxFrameBytes), ""),
 	}
 	// The session runs on a goroutine of its own, and this handler returns
 	// as soon as the connection is hijacked (or the upgrade has failed and
@@ -333,7 +336,7 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 	hijacked := make(chan struct{})
 	hw := &hijackWriter{ResponseWriter: w, wrap: func(nc net.Conn) net.Conn {
 		defer close(hijacked)
-		tc := &trackedConn{Conn: nc, tooBig: c.tooBig}
+		tc := &trackedConn{Conn: nc, tooBig: r.tooBig}
 		c.conn = tc
 		r.clientsMu.Lock()
 		r.conns[tc] = struct{}{}
@@ -345,44 +348,31 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 		return tc
 	}}
 	ended := make(chan struct{})
-	go func() {
-		defer close(ended)
-		defer r.handlers.Done()
-		defer r.open.Add(-1)
-		err := r.m.HandleRequestWithKeys(hw, upgradeRequest(req), map[string]any{clientKey: c})
-		if c.conn != nil {
-			_ = c.conn.Close()
-			r.clientsMu.Lock()
-			delete(r.conns, c.conn)
-			r.clientsMu.Unlock()
-		}
-		if err != nil && !errors.Is(err, melody.ErrClosed) {
-			r.log.Debug("websocket ended", "err", err)
-		}
-	}()
+	go r.session(hw, req, c, ended)
 	select {
 	case <-hijacked:
 	case <-ended:
 	}
 }
 
-// upgradeHeaders are the request headers the websocket handshake reads.
-var upgradeHeaders = []string{"Connection", "Upgrade", "Sec-Websocket-Version", "Sec-Websocket-Key", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions"}
-
-// upgradeRequest is the part of a websocket request the handshake needs.
-// The melody session keeps its request for as long as the connection
-// lives; a browser's request carries cookies, a user agent and a dozen
-// other headers the relay never reads again, which would otherwise cost
-// every idle connection a kilobyte or more.
-func upgradeRequest(req *http.Request) *http.Request {
-	h := make(http.Header, len(upgradeHeaders))
-	for _, k := range upgradeHeaders {
-		if v, ok := req.Header[k]; ok {
-			h[k] = v
-		}
+// session upgrades the connection and serves the websocket until it ends,
+// then closes ended. It is a method, not a closure, so that the request
+// and the response writer die with their last use instead of living in a
+// closure for as long as the connection does.
+func (r *Relay) session(w http.ResponseWriter, req *http.Request, c *client, ended chan<- struct{}) {
+	defer close(ended)
+	defer r.handlers.Done()
+	defer r.open.Add(-1)
+	err := r.m.HandleRequestWithKeys(w, req, map[string]any{clientKey: c})
+	if c.conn != nil {
+		_ = c.conn.Close()
+		r.clientsMu.Lock()
+		delete(r.conns, c.conn)
+		r.clientsMu.Unlock()
 	}
-	return &http.Request{Method: req.Method, URL: req.URL, Proto: req.Proto, ProtoMajor: req.ProtoMajor, ProtoMinor: req.ProtoMinor,
-		Header: h, Host: req.Host, RemoteAddr: req.RemoteAddr, RequestURI: req.RequestURI}
+	if err != nil && !errors.Is(err, melody.ErrClosed) {
+		r.log.Debug("websocket ended", "err", err)
+	}
 }
 
 // readyStatus is the body of /readyz and of the status endpoint.

@@ -37,7 +37,6 @@ type client struct {
 	sess    *melody.Session
 	conn    *trackedConn
 	limiter *rate.Limiter
-	tooBig  []byte
 	dropped atomic.Bool // dropped as a slow reader
 
 	// frame handling only (one frame of a client at a time)
@@ -73,6 +72,10 @@ func clientOf(s *melody.Session) *client {
 func (r *Relay) onConnect(s *melody.Session) {
 	c := clientOf(s)
 	c.sess = s
+	// melody keeps the upgrade request for the handlers, which need
+	// nothing of it (they read the peer's address off the connection):
+	// dropped, it costs an idle connection nothing.
+	s.Request = nil
 	c.ctx, c.cancel = context.WithCancel(r.ctx)
 	r.clientsMu.Lock()
 	r.clients[c] = struct{}{}
@@ -109,12 +112,12 @@ func (r *Relay) onError(s *melody.Session, err error) {
 	case errors.Is(err, melody.ErrMessageBufferFull):
 		if c.conn != nil && c.dropped.CompareAndSwap(false, true) {
 			r.stats.slowDropped.Add(1)
-			r.log.Info("dropping slow client", "remote", s.Request.RemoteAddr)
+			r.log.Info("dropping slow client", "remote", c.conn.RemoteAddr())
 			_ = c.conn.Close()
 		}
 	case errors.Is(err, websocket.ErrReadLimit):
 		r.stats.tooBig.Add(1)
-		r.log.Info("closed client that sent an oversized frame", "remote", s.Request.RemoteAddr, "limit", r.cfg.MaxFrameBytes)
+		r.log.Info("closed client that sent an oversized frame", "remote", c.conn.RemoteAddr(), "limit", r.cfg.MaxFrameBytes)
 	}
 }
 
