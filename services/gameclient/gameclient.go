@@ -8,12 +8,13 @@
 // returns the same response or the same gRPC status, honours the context's
 // deadline and cancellation, and reports a guess caught in a broken stream
 // as UNAVAILABLE with an unknown outcome, safe to retry with the same
-// request id on any node. The stream is opened on first use and again
-// after it breaks.
+// request id on any node. A guess that had not left when its stream broke
+// is no such case: it goes on a fresh stream. The stream is opened on first
+// use and again after it breaks.
 //
 // It is tested against real nodes, in raftnode (stream_test.go and the
 // retry and bad-input tests, which run through both clients), and through
-// the relay's tests.
+// the relay's tests; its own test holds it to the broken-stream contract.
 package gameclient
 
 import (
@@ -70,14 +71,30 @@ type answer struct {
 	err  error
 }
 
+// maxResends bounds how often a guess that never left is sent again on a
+// fresh stream, should stream after stream break before it goes out.
+const maxResends = 3
+
 func (m *mux) guess(ctx context.Context, req *hangmanv1.GuessRequest) (*hangmanv1.GuessResponse, error) {
-	st, err := m.stream(ctx)
-	if err != nil {
-		return nil, err
+	for tries := 0; ; tries++ {
+		st, err := m.stream(ctx)
+		if err != nil {
+			return nil, err
+		}
+		resp, sent, err := st.guess(ctx, req)
+		if sent || tries == maxResends {
+			return resp, err
+		}
 	}
-	tag, ch, err := st.register()
-	if err != nil {
-		return nil, err
+}
+
+// guess sends req on st and waits for its answer. sent is false when the
+// stream broke before req left, so that nothing of it reached the node and
+// it can go again on a fresh stream without being a retry.
+func (st *stream) guess(ctx context.Context, req *hangmanv1.GuessRequest) (resp *hangmanv1.GuessResponse, sent bool, err error) {
+	tag, ch, ok := st.register()
+	if !ok {
+		return nil, false, status.Error(codes.Unavailable, "the guess stream had ended before the guess was sent")
 	}
 	sreq := &hangmanv1.GuessStreamRequest{Tag: tag, Guess: req}
 	if d, ok := ctx.Deadline(); ok {
@@ -91,16 +108,19 @@ func (m *mux) guess(ctx context.Context, req *hangmanv1.GuessRequest) (*hangmanv
 	err = st.s.Send(sreq)
 	st.sendMu.Unlock()
 	if err != nil {
-		// The stream broke; its receiver learns why and answers every
-		// guess waiting on it, this one included.
+		// The stream had ended: gRPC queues nothing on an ended stream,
+		// so the guess never left. The receiver learns why the stream
+		// ended and answers the guesses that did leave.
+		st.forget(tag)
 		st.cancel()
+		return nil, false, status.Errorf(codes.Unavailable, "the guess stream ended before the guess was sent: %v", err)
 	}
 	select {
 	case a := <-ch:
-		return a.resp, a.err
+		return a.resp, true, a.err
 	case <-ctx.Done():
 		st.forget(tag)
-		return nil, status.FromContextError(ctx.Err()).Err()
+		return nil, true, status.FromContextError(ctx.Err()).Err()
 	}
 }
 
@@ -135,17 +155,18 @@ func (st *stream) err() error {
 	return st.broken
 }
 
-// register gives a new guess its tag and the channel its answer comes on.
-func (st *stream) register() (uint64, chan answer, error) {
+// register gives a new guess its tag and the channel its answer comes on;
+// ok is false if the stream has broken.
+func (st *stream) register() (tag uint64, ch chan answer, ok bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.broken != nil {
-		return 0, nil, st.broken
+		return 0, nil, false
 	}
 	st.next++
-	ch := make(chan answer, 1)
+	ch = make(chan answer, 1)
 	st.pending[st.next] = ch
-	return st.next, ch, nil
+	return st.next, ch, true
 }
 
 // forget drops a guess whose caller stopped waiting.
