@@ -14,7 +14,8 @@ import (
 	"github.com/hangman/hangman/bench"
 )
 
-// runBench starts a system of separate processes and measures it.
+// runBench starts a system of separate processes, or attaches to a running
+// one, and measures it.
 func runBench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("hangman bench", flag.ContinueOnError)
 	var (
@@ -31,6 +32,7 @@ func runBench(ctx context.Context, args []string) error {
 		unary             bool
 		childLogs         bool
 		cpuProfile        string
+		attach            struct{ grpc, nats, relays string }
 	)
 	fs.StringVar(&mode, "mode", "ws", "ws: websocket clients through relays; grpc: raw commit throughput")
 	fs.IntVar(&nodes, "nodes", 3, "game nodes to start")
@@ -50,8 +52,27 @@ func runBench(ctx context.Context, args []string) error {
 	fs.BoolVar(&unary, "unary", false, "grpc mode: send each guess as its own Guess call instead of over one Guesses stream per node, as relays do")
 	fs.BoolVar(&childLogs, "child-logs", false, "show the nodes' and relays' logs")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile here (the nodes serve theirs at /debug/pprof)")
+	fs.StringVar(&attach.grpc, "grpc", "", "measure a running system instead of starting one: its nodes' gRPC addresses, comma-separated (hangman dev: 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003)")
+	fs.StringVar(&attach.nats, "nats", "", "with --grpc: NATS URLs for the raw NATS comparison, comma-separated (none: skip it)")
+	fs.StringVar(&attach.relays, "relay-urls", "", "with --grpc: the relays' URLs, comma-separated (ws mode)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if attach.grpc == "" && (attach.nats != "" || attach.relays != "") {
+		return fmt.Errorf("--nats and --relay-urls describe a running system: give its nodes with --grpc too")
+	}
+	if attach.grpc != "" {
+		var own []string
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "nodes", "relays", "data-dir", "base-port", "child-logs", "kill-leader-at":
+				own = append(own, "--"+f.Name)
+			}
+		})
+		if len(own) > 0 {
+			return fmt.Errorf("%s: only for a system the bench starts, not one it attaches to with --grpc", strings.Join(own, ", "))
+		}
+		nodes, relays = len(splitList(attach.grpc)), len(splitList(attach.relays))
 	}
 	if mode != "ws" && mode != "grpc" {
 		return fmt.Errorf("--mode %q: want ws or grpc", mode)
@@ -60,28 +81,25 @@ func runBench(ctx context.Context, args []string) error {
 		return fmt.Errorf("need at least 1 room, 1 node, 1 worker, and (ws mode) a client per room")
 	}
 	if mode == "ws" && relays < 1 {
+		if attach.grpc != "" {
+			return fmt.Errorf("ws mode needs the running system's relays: give their URLs with --relay-urls")
+		}
 		return fmt.Errorf("ws mode needs at least one relay")
 	}
 	// The load generator shares the machine with what it measures: what
 	// it spends collecting garbage is taken from the system under test.
 	setGCPercent(slog.Default())
-	bin, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find the hangman binary: %w", err)
+	var (
+		sys *bench.System
+		err error
+	)
+	if attach.grpc != "" {
+		fmt.Fprintf(os.Stderr, "attaching to %d nodes and %d relays…\n", nodes, relays)
+		sys, err = bench.Attach(ctx, splitList(attach.grpc), splitList(attach.nats), splitList(attach.relays), 30*time.Second)
+		noRaw = noRaw || attach.nats == ""
+	} else {
+		sys, err = startSystem(ctx, nodes, relays, basePort, dataDir, childLogs)
 	}
-	if dataDir == "" {
-		if dataDir, err = os.MkdirTemp("", "hangman-bench-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(dataDir)
-	}
-	scfg := bench.SystemConfig{Binary: bin, Dir: dataDir, Nodes: nodes, Relays: relays, BasePort: basePort,
-		RelayArgs: []string{"--max-conns", "100000", "--message-rate", "1000", "--message-burst", "1000"}}
-	if childLogs {
-		scfg.Log = os.Stderr
-	}
-	fmt.Fprintf(os.Stderr, "starting %d nodes and %d relays…\n", nodes, relays)
-	sys, err := bench.StartSystem(ctx, scfg)
 	if err != nil {
 		return err
 	}
@@ -123,6 +141,30 @@ func runBench(ctx context.Context, args []string) error {
 		fmt.Printf("\n  report %s\n  plot   %s\n", out, svg)
 	}
 	return nil
+}
+
+// startSystem starts nodes and relays as child processes of this binary,
+// their data in dataDir (a temporary directory, removed with them, if "").
+// The relays' limits are raised so that the load is the bench's to choose.
+func startSystem(ctx context.Context, nodes, relays, basePort int, dataDir string, childLogs bool) (*bench.System, error) {
+	bin, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the hangman binary: %w", err)
+	}
+	cleanup := func() {}
+	if dataDir == "" {
+		if dataDir, err = os.MkdirTemp("", "hangman-bench-"); err != nil {
+			return nil, err
+		}
+		cleanup = func() { os.RemoveAll(dataDir) }
+	}
+	scfg := bench.SystemConfig{Binary: bin, Dir: dataDir, Nodes: nodes, Relays: relays, BasePort: basePort,
+		RelayArgs: []string{"--max-conns", "100000", "--message-rate", "1000", "--message-burst", "1000"}, Cleanup: cleanup}
+	if childLogs {
+		scfg.Log = os.Stderr
+	}
+	fmt.Fprintf(os.Stderr, "starting %d nodes and %d relays…\n", nodes, relays)
+	return bench.StartSystem(ctx, scfg)
 }
 
 // startCPUProfile profiles this process into path until the returned stop

@@ -24,6 +24,13 @@ func TestBenchMeasuresARealSystem(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	// A running system for the bench to attach to, as it would to
+	// hangman dev or a compose project.
+	running, err := bench.StartSystem(t.Context(), bench.SystemConfig{Binary: bin, Dir: t.TempDir(), Nodes: 1, Relays: 1, BasePort: 33400})
+	if err != nil {
+		t.Fatalf("start a system to attach to: %v", err)
+	}
+	t.Cleanup(running.Close)
 	tests := []struct {
 		name  string
 		args  []string
@@ -61,6 +68,21 @@ func TestBenchMeasuresARealSystem(t *testing.T) {
 					t.Errorf("relay memory %.1f KiB per connection, CPU %.1f%%: want both measured", r.RelayIdleKiBPerConn, r.RelayCPUPercent)
 				}
 			}},
+		{"ws attached to a running system", []string{"--mode", "ws", "--clients", "20", "--rooms", "2", "--rate", "20",
+			"--grpc", strings.Join(running.GRPCAddrs, ","), "--relay-urls", strings.Join(running.RelayURLs, ","), "--nats", strings.Join(running.NATSURLs, ",")},
+			func(t *testing.T, r *bench.Report) {
+				if !r.Attached || r.Nodes != 1 || r.Relays != 1 {
+					t.Errorf("attached %v, %d nodes, %d relays; want an attached run on 1 node and 1 relay", r.Attached, r.Nodes, r.Relays)
+				}
+				if d := r.DeliveryLatency; d == nil || d.Samples <= int(r.Committed) || r.RawNATSDeliveredPerSec <= 0 {
+					t.Errorf("delivery latency %+v, raw NATS %.0f/s: want both measured", d, r.RawNATSDeliveredPerSec)
+				}
+				// The relay's process is not the bench's: what it uses is
+				// not the bench's to report.
+				if r.RelayIdleKiBPerConn != 0 || r.RelayLiveKiBPerConn != 0 || r.RelayCPUPercent != 0 {
+					t.Errorf("relay memory %.1f/%.1f KiB, CPU %.1f%% reported for a relay the bench did not start", r.RelayIdleKiBPerConn, r.RelayLiveKiBPerConn, r.RelayCPUPercent)
+				}
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,5 +108,26 @@ func TestBenchMeasuresARealSystem(t *testing.T) {
 			}
 			tt.check(t, &r)
 		})
+	}
+}
+
+// TestBenchFlags checks that flags which cannot go together are refused
+// with a message that names them, before anything starts.
+func TestBenchFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--grpc", "127.0.0.1:1", "--nodes", "3"}, "--nodes"},
+		{[]string{"--grpc", "127.0.0.1:1", "--mode", "grpc", "--kill-leader-at", "1s", "--data-dir", "x"}, "--data-dir, --kill-leader-at"},
+		{[]string{"--relay-urls", "http://127.0.0.1:1"}, "give its nodes with --grpc"},
+		{[]string{"--grpc", "127.0.0.1:1", "--mode", "ws"}, "--relay-urls"},
+		{[]string{"--mode", "tcp"}, `--mode "tcp"`},
+	}
+	for _, tt := range tests {
+		err := runBench(t.Context(), tt.args)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("hangman bench %s: %v, want an error naming %s", strings.Join(tt.args, " "), err, tt.want)
+		}
 	}
 }

@@ -143,6 +143,7 @@ func firstPrivateIP() (string, error) {
 	return "", fmt.Errorf("no non-loopback IPv4 address found: set --advertise")
 }
 
+// splitList splits a comma-separated flag value, dropping empty items.
 func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {

@@ -29,12 +29,14 @@ type proc struct {
 	done chan struct{}
 }
 
-// System is a cluster of game nodes and relays running as child processes
-// of the bench, on loopback.
+// System is the system under test: a cluster of game nodes and relays that
+// the bench started as child processes on loopback (StartSystem), or one
+// that was already running (Attach).
 type System struct {
 	bin     string
 	dir     string
 	log     io.Writer
+	cleanup func()
 	nodes   []*proc
 	relays  []*proc
 	conns   []*grpc.ClientConn
@@ -58,11 +60,14 @@ type SystemConfig struct {
 	RelayArgs []string
 	// Log receives the children's output; nil discards it.
 	Log io.Writer
+	// Cleanup, if set, runs once Close has stopped every process (it
+	// removes a temporary Dir).
+	Cleanup func()
 }
 
 // StartSystem starts the nodes and relays and waits until all are ready.
 func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
-	s := &System{bin: cfg.Binary, dir: cfg.Dir, log: cfg.Log}
+	s := &System{bin: cfg.Binary, dir: cfg.Dir, log: cfg.Log, cleanup: cfg.Cleanup}
 	if s.log == nil {
 		s.log = io.Discard
 	}
@@ -101,14 +106,9 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
 			return nil, err
 		}
 	}
-	for _, addr := range s.GRPCAddrs {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("dial %s: %w", addr, err)
-		}
-		s.conns = append(s.conns, conn)
-		s.Cluster = append(s.Cluster, hangmanv1.NewClusterServiceClient(conn))
+	if err := s.dial(); err != nil {
+		s.Close()
+		return nil, err
 	}
 	for _, p := range append(append([]*proc(nil), s.nodes...), s.relays...) {
 		if err := waitReady(ctx, p, 30*time.Second); err != nil {
@@ -117,6 +117,54 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
 		}
 	}
 	return s, nil
+}
+
+// Attach measures a system that is already running (hangman dev, a compose
+// project, a cluster): guesses go to the gRPC addresses, browsers to the
+// relay URLs, raw NATS subscribers to the NATS URLs. Its processes are not
+// the bench's, so it can neither kill a node nor read what the processes
+// use; it waits until every relay is ready and a node leads.
+func Attach(ctx context.Context, grpcAddrs, natsURLs, relayURLs []string, timeout time.Duration) (*System, error) {
+	if len(grpcAddrs) == 0 {
+		return nil, errors.New("attach: no gRPC address of a node")
+	}
+	s := &System{GRPCAddrs: grpcAddrs, NATSURLs: natsURLs, RelayURLs: relayURLs, log: io.Discard}
+	if err := s.dial(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(timeout)
+	for _, u := range relayURLs {
+		if err := waitURL(ctx, "relay "+u, strings.TrimSuffix(u, "/")+"/readyz", nil, time.Until(deadline)); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	for {
+		if _, err := s.Leader(ctx); err == nil {
+			return s, nil
+		} else if time.Now().After(deadline) || ctx.Err() != nil {
+			s.Close()
+			return nil, fmt.Errorf("attach: %w at %s", err, strings.Join(grpcAddrs, ", "))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Started reports whether the bench started the system itself, and so can
+// kill its nodes and read its processes' CPU and memory.
+func (s *System) Started() bool { return len(s.nodes) > 0 }
+
+// dial opens a connection to every node.
+func (s *System) dial() error {
+	for _, addr := range s.GRPCAddrs {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return fmt.Errorf("dial %s: %w", addr, err)
+		}
+		s.conns = append(s.conns, conn)
+		s.Cluster = append(s.Cluster, hangmanv1.NewClusterServiceClient(conn))
+	}
+	return nil
 }
 
 func (s *System) start(p *proc) error {
@@ -134,17 +182,29 @@ func (s *System) start(p *proc) error {
 }
 
 func waitReady(ctx context.Context, p *proc, timeout time.Duration) error {
+	err := waitURL(ctx, p.name, "http://"+p.http+"/readyz", p.done, timeout)
+	select {
+	case <-p.done:
+		return fmt.Errorf("%s exited while starting (%v)", p.name, p.cmd.ProcessState)
+	default:
+		return err
+	}
+}
+
+// waitURL polls url until it answers 200 OK, exited is closed (the process
+// behind it ended) or timeout passes.
+func waitURL(ctx context.Context, name, url string, exited <-chan struct{}, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited while starting (%v)", p.name, p.cmd.ProcessState)
+		case <-exited:
+			return fmt.Errorf("%s exited while starting", name)
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
 		}
-		resp, err := http.Get("http://" + p.http + "/readyz")
+		resp, err := http.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -155,7 +215,7 @@ func waitReady(ctx context.Context, p *proc, timeout time.Duration) error {
 		last = err
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("%s not ready after %v: %v", p.name, timeout, last)
+	return fmt.Errorf("%s not ready after %v: %v", name, timeout, last)
 }
 
 // Leader returns the index of the node that leads, asking every node.
@@ -173,6 +233,9 @@ func (s *System) Leader(ctx context.Context) (int, error) {
 
 // KillLeader sends SIGKILL to the leader's process and returns its index.
 func (s *System) KillLeader(ctx context.Context) (int, error) {
+	if !s.Started() {
+		return -1, errors.New("the bench did not start this system's nodes: it cannot kill one")
+	}
 	i, err := s.Leader(ctx)
 	if err != nil {
 		return -1, err
@@ -194,7 +257,8 @@ func (s *System) RelayPIDs() []int {
 	return out
 }
 
-// Close stops every process (SIGTERM, then SIGKILL after 5 s).
+// Close stops every process the bench started (SIGTERM, then SIGKILL
+// after 5 s), then runs the configured Cleanup.
 func (s *System) Close() {
 	for _, c := range s.conns {
 		_ = c.Close()
@@ -215,6 +279,9 @@ func (s *System) Close() {
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
+	}
+	if s.cleanup != nil {
+		s.cleanup()
 	}
 }
 
@@ -258,7 +325,10 @@ func (c cpuClock) labels() []string {
 		}
 		out = append(out, p.name+" ("+role+")")
 	}
-	return append(out, "relays", "load generator")
+	if len(c.sys.relays) > 0 {
+		out = append(out, "relays")
+	}
+	return append(out, "load generator")
 }
 
 func (c cpuClock) read() cpuReading {
@@ -269,7 +339,9 @@ func (c cpuClock) read() cpuReading {
 			r[labels[i]] = cpu
 		}
 	}
-	r["relays"] = relayCPU(c.sys)
+	if len(c.sys.relays) > 0 {
+		r["relays"] = relayCPU(c.sys)
+	}
 	if cpu, _, err := procStat(os.Getpid()); err == nil {
 		r["load generator"] = cpu
 	}

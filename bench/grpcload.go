@@ -269,7 +269,7 @@ func RunGRPC(ctx context.Context, sys *System, cfg GRPCConfig) (*Report, error) 
 	elapsed := run(cfg.Duration, acks, cfg.KillLeaderAt > 0)
 	after := clock.read()
 	return &Report{
-		Mode: "grpc", Duration: elapsed.Seconds(), Nodes: len(sys.GRPCAddrs), Relays: len(sys.RelayURLs), Rooms: cfg.Rooms,
+		Mode: "grpc", Duration: elapsed.Seconds(), Nodes: len(sys.GRPCAddrs), Relays: len(sys.RelayURLs), Rooms: cfg.Rooms, Attached: !sys.Started(),
 		Workers: cfg.Workers, API: api, TargetRate: cfg.Rate, Committed: acks.committed.Load(),
 		CommittedPerSec: float64(acks.committed.Load()) / elapsed.Seconds(), Errors: acks.errors.Load(), ErrorCodes: acks.codes,
 		AckLatency: summarise(acks.latencies), FailoverGapMS: acks.failoverGap(),

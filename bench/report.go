@@ -66,6 +66,10 @@ type Report struct {
 	API string `json:"api,omitempty"`
 	// TargetRate is the guesses/s asked for (0: as fast as possible).
 	TargetRate float64 `json:"target_guesses_per_s"`
+	// Attached says the system was already running (bench.Attach): its
+	// processes are not the bench's, so the report has no node or relay
+	// CPU and memory, and no failover gap.
+	Attached bool `json:"attached,omitempty"`
 
 	Committed       int64   `json:"committed_guesses"`
 	CommittedPerSec float64 `json:"committed_guesses_per_s"`
@@ -119,7 +123,11 @@ func (r *Report) WriteText(w io.Writer) {
 	if r.Workers > 0 {
 		fmt.Fprintf(w, ", %d gRPC workers (%s)", r.Workers, r.API)
 	}
-	fmt.Fprintf(w, ", %.0fs\n  %s\n\n", r.Duration, r.Command)
+	fmt.Fprintf(w, ", %.0fs\n  %s\n", r.Duration, r.Command)
+	if r.Attached {
+		fmt.Fprintf(w, "  (a running system: its processes are not the bench's, so only the load generator's CPU is reported)\n")
+	}
+	fmt.Fprintln(w)
 	target := "as fast as possible"
 	if r.TargetRate > 0 {
 		target = fmt.Sprintf("target %.0f/s", r.TargetRate)
@@ -162,7 +170,9 @@ func (r *Report) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "    %-24s %8.1f µs  (%.2f cores)\n", c.Process, c.MicrosPerGuess, c.Cores)
 			us, cores = us+c.MicrosPerGuess, cores+c.Cores
 		}
-		fmt.Fprintf(w, "    %-24s %8.1f µs  (%.2f cores of the machine's %d)\n", "in all", us, cores, runtime.NumCPU())
+		if len(r.CPU) > 1 {
+			fmt.Fprintf(w, "    %-24s %8.1f µs  (%.2f cores of the machine's %d)\n", "in all", us, cores, runtime.NumCPU())
+		}
 	}
 	if r.FailoverGapMS > 0 {
 		fmt.Fprintf(w, "  failover gap          %10.0f ms (leader killed → next guess acknowledged)\n", r.FailoverGapMS)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestSummariseTakesNearestRankPercentiles(t *testing.T) {
 }
 
 func TestCPUSharesPerCommittedGuess(t *testing.T) {
-	clock := cpuClock{sys: &System{nodes: []*proc{{name: "n1"}, {name: "n2"}}}, leader: 1}
+	clock := cpuClock{sys: &System{nodes: []*proc{{name: "n1"}, {name: "n2"}}, relays: []*proc{{name: "r1"}}}, leader: 1}
 	before := cpuReading{"n1 (follower)": time.Second, "n2 (leader)": 2 * time.Second, "relays": 0, "load generator": time.Second}
 	after := cpuReading{"n1 (follower)": 2 * time.Second, "n2 (leader)": 4 * time.Second, "relays": 100 * time.Millisecond}
 	got := clock.shares(before, after, 10*time.Second, 100_000)
@@ -64,6 +65,19 @@ func TestCPUSharesPerCommittedGuess(t *testing.T) {
 	}
 	if s := clock.shares(before, after, 10*time.Second, 0); s != nil {
 		t.Fatalf("shares of a run that committed nothing = %+v, want none", s)
+	}
+}
+
+// TestCPUOfAnAttachedSystem checks that a system the bench did not start
+// is read for nothing but the load generator: its processes are not the
+// bench's, and may be one process for all (hangman dev).
+func TestCPUOfAnAttachedSystem(t *testing.T) {
+	clock := cpuClock{sys: &System{GRPCAddrs: []string{"127.0.0.1:9001"}, RelayURLs: []string{"http://127.0.0.1:8080"}}, leader: -1}
+	if got := clock.labels(); !slices.Equal(got, []string{"load generator"}) {
+		t.Errorf("labels = %v, want only the load generator", got)
+	}
+	if got := clock.read(); len(got) != 1 {
+		t.Errorf("reading = %v, want only the load generator's CPU", got)
 	}
 }
 

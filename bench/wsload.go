@@ -198,7 +198,7 @@ func RunWS(ctx context.Context, sys *System, cfg WSConfig) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Mode: "ws", Nodes: len(sys.GRPCAddrs), Relays: len(sys.RelayURLs), Clients: cfg.Clients, Rooms: cfg.Rooms, TargetRate: cfg.Rate}
+	rep := &Report{Mode: "ws", Nodes: len(sys.GRPCAddrs), Relays: len(sys.RelayURLs), Clients: cfg.Clients, Rooms: cfg.Rooms, TargetRate: cfg.Rate, Attached: !sys.Started()}
 	rss0 := relayRSS(sys)
 	live0 := relayLiveBytes(sys)
 
@@ -473,7 +473,14 @@ func relayRSS(sys *System) int64 {
 // relayLiveBytes sums the relays' Go heap and stacks in use, read from
 // their /metrics: memory held by live objects, without the garbage a
 // resident-set reading also counts until the next collection.
+//
+// Only the relays the bench started are read: those of a running system
+// may share their process with others (hangman dev runs everything in
+// one), and the reading would count that process once per relay.
 func relayLiveBytes(sys *System) int64 {
+	if !sys.Started() {
+		return 0
+	}
 	var total int64
 	for _, u := range sys.RelayURLs {
 		resp, err := http.Get(u + "/metrics")
