@@ -2,9 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -26,17 +30,27 @@ func TestBenchMeasuresARealSystem(t *testing.T) {
 	}
 	// A running system for the bench to attach to, as it would to
 	// hangman dev or a compose project.
-	running, err := bench.StartSystem(t.Context(), bench.SystemConfig{Binary: bin, Dir: t.TempDir(), Nodes: 1, Relays: 1, BasePort: 33400})
-	if err != nil {
-		t.Fatalf("start a system to attach to: %v", err)
-	}
+	var running *bench.System
+	onFreePorts(t, "start a system to attach to", func(base int) error {
+		logs, err := os.CreateTemp(t.TempDir(), "children-*.log")
+		if err != nil {
+			return err
+		}
+		defer logs.Close()
+		running, err = bench.StartSystem(t.Context(), bench.SystemConfig{Binary: bin, Dir: t.TempDir(), Nodes: 1, Relays: 1, BasePort: base, Log: logs})
+		if err != nil {
+			b, _ := os.ReadFile(logs.Name())
+			return fmt.Errorf("%w; their logs:\n%s", err, b)
+		}
+		return nil
+	})
 	t.Cleanup(running.Close)
 	tests := []struct {
 		name  string
 		args  []string
 		check func(t *testing.T, r *bench.Report)
 	}{
-		{"grpc with a leader kill", []string{"--mode", "grpc", "--workers", "16", "--rooms", "4", "--kill-leader-at", "1s", "--base-port", "33000"},
+		{"grpc with a leader kill", []string{"--mode", "grpc", "--workers", "16", "--rooms", "4", "--kill-leader-at", "1s"},
 			func(t *testing.T, r *bench.Report) {
 				if r.API != "stream" || r.Nodes != 3 {
 					t.Errorf("api %q, %d nodes; want stream, 3", r.API, r.Nodes)
@@ -53,7 +67,7 @@ func TestBenchMeasuresARealSystem(t *testing.T) {
 					t.Errorf("CPU shares %+v: want the surviving nodes, the relays and the load generator", r.CPU)
 				}
 			}},
-		{"ws", []string{"--mode", "ws", "--nodes", "1", "--clients", "40", "--rooms", "4", "--rate", "40", "--base-port", "33200"},
+		{"ws", []string{"--mode", "ws", "--nodes", "1", "--clients", "40", "--rooms", "4", "--rate", "40"},
 			func(t *testing.T, r *bench.Report) {
 				if r.Errors != 0 {
 					t.Errorf("%d errors: %v", r.Errors, r.ErrorCodes)
@@ -88,7 +102,15 @@ func TestBenchMeasuresARealSystem(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "report.json")
 			args := append([]string{"bench", "--duration", "2500ms", "--warmup", "500ms", "--out", out}, tt.args...)
-			if b, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			if !slices.Contains(args, "--grpc") {
+				onFreePorts(t, "hangman bench", func(base int) error {
+					a := append(slices.Clone(args), "--base-port", strconv.Itoa(base), "--child-logs")
+					if b, err := exec.Command(bin, a...).CombinedOutput(); err != nil {
+						return fmt.Errorf("hangman %s: %w\n%s", strings.Join(a, " "), err, b)
+					}
+					return nil
+				})
+			} else if b, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
 				t.Fatalf("hangman %s: %v\n%s", strings.Join(args, " "), err, b)
 			}
 			b, err := os.ReadFile(out)
@@ -129,5 +151,26 @@ func TestBenchFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("hangman bench %s: %v, want an error naming %s", strings.Join(tt.args, " "), err, tt.want)
 		}
+	}
+}
+
+// onFreePorts runs start with base ports for a system of processes until it
+// succeeds, or fails for a reason other than a node or relay exiting at
+// once (a port taken) four times. The ports lie below the kernel's
+// ephemeral range (32768 up), where the outgoing connections of the tests
+// running beside this one take theirs, and above the range of e2e's
+// systems.
+func onFreePorts(t *testing.T, what string, start func(base int) error) {
+	t.Helper()
+	for try := 1; ; try++ {
+		base := 25000 + 200*rand.IntN(35)
+		err := start(base)
+		if err == nil {
+			return
+		}
+		if try == 4 || !strings.Contains(err.Error(), "exited while starting") {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Logf("%s on base port %d: %v; trying other ports", what, base, err)
 	}
 }
