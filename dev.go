@@ -139,6 +139,10 @@ func startDev(ctx context.Context, opts devOptions) (*devSystem, error) {
 		}
 		sys.nodes = append(sys.nodes, n)
 	}
+	if err := waitMeshed(ctx, sys.nodes, devMeshTimeout); err != nil {
+		sys.Close()
+		return nil, err
+	}
 	var origins []string
 	for j := range opts.Relays {
 		port := strconv.Itoa(devRelayBase + j + opts.PortOffset)
@@ -170,6 +174,43 @@ func startDev(ctx context.Context, opts devOptions) (*devSystem, error) {
 		}
 	}
 	return sys, nil
+}
+
+// devMeshTimeout bounds how long startDev waits for its cluster to form.
+const devMeshTimeout = 30 * time.Second
+
+// waitMeshed waits until every node knows the leader and its embedded NATS
+// server has a route to every other node's. The relays start only then:
+// until the NATS mesh is whole, what the leader publishes does not reach a
+// relay subscribed on another node's server, and a quick player's first
+// moves would be missing from every feed (routes follow serf, and on a
+// busy machine they can take a second to open).
+func waitMeshed(ctx context.Context, nodes []*raftnode.Node, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var why error
+		for _, n := range nodes {
+			if err := n.Ready(); err != nil {
+				why = fmt.Errorf("%s: %w", n.ID(), err)
+				break
+			}
+			if got := n.NATSServer().NumRemotes(); got < len(nodes)-1 {
+				why = fmt.Errorf("%s: NATS routes to %d of the %d other nodes", n.ID(), got, len(nodes)-1)
+				break
+			}
+		}
+		if why == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the cluster did not form within %v: %w", timeout, why)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func (s *devSystem) printURLs(w *os.File) {

@@ -37,15 +37,17 @@ func startTestDev(t *testing.T, offset int) *devSystem {
 		sys.Close()
 		cancel()
 	})
-	deadline := time.Now().Add(20 * time.Second)
+	// startDev returns with the cluster formed, NATS mesh included: a
+	// browser may act at once, and what it does must reach every relay.
 	for _, n := range sys.nodes {
-		for n.Ready() != nil {
-			if time.Now().After(deadline) {
-				t.Fatalf("node %s not ready: %v", n.ID(), n.Ready())
-			}
-			time.Sleep(20 * time.Millisecond)
+		if err := n.Ready(); err != nil {
+			t.Fatalf("node %s not ready when startDev returned: %v", n.ID(), err)
+		}
+		if got := n.NATSServer().NumRemotes(); got != len(sys.nodes)-1 {
+			t.Fatalf("node %s has NATS routes to %d nodes when startDev returned, want %d", n.ID(), got, len(sys.nodes)-1)
 		}
 	}
+	deadline := time.Now().Add(20 * time.Second)
 	for _, u := range sys.relayURLs {
 		for {
 			resp, err := http.Get(u + "/readyz")
