@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -71,6 +72,11 @@ func runBench(ctx context.Context, args []string) error {
 		})
 		if len(own) > 0 {
 			return fmt.Errorf("%s: only for a system the bench starts, not one it attaches to with --grpc", strings.Join(own, ", "))
+		}
+		for _, u := range splitList(attach.relays) {
+			if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+				return fmt.Errorf("--relay-urls: %q is not a relay's http:// or https:// URL", u)
+			}
 		}
 		nodes, relays = len(splitList(attach.grpc)), len(splitList(attach.relays))
 	}

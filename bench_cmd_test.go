@@ -144,6 +144,7 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"--grpc", "127.0.0.1:1", "--mode", "grpc", "--kill-leader-at", "1s", "--data-dir", "x"}, "--data-dir, --kill-leader-at"},
 		{[]string{"--relay-urls", "http://127.0.0.1:1"}, "give its nodes with --grpc"},
 		{[]string{"--grpc", "127.0.0.1:1", "--mode", "ws"}, "--relay-urls"},
+		{[]string{"--grpc", "127.0.0.1:1", "--relay-urls", "127.0.0.1:8080"}, `"127.0.0.1:8080" is not a relay's`},
 		{[]string{"--mode", "tcp"}, `--mode "tcp"`},
 	}
 	for _, tt := range tests {

@@ -130,6 +130,7 @@ func Attach(ctx context.Context, grpcAddrs, natsURLs, relayURLs []string, timeou
 	}
 	s := &System{GRPCAddrs: grpcAddrs, NATSURLs: natsURLs, RelayURLs: relayURLs, log: io.Discard}
 	if err := s.dial(); err != nil {
+		s.Close()
 		return nil, err
 	}
 	deadline := time.Now().Add(timeout)
