@@ -144,9 +144,15 @@ func TestLeaderKillElectsNewLeaderAndRestartCatchesUp(t *testing.T) {
 				t.Fatalf("restarted node differs")
 			}
 			if tc.leaderSnapshot {
-				if idx := restarted.raft.Stats()["last_snapshot_index"]; idx == "0" {
-					t.Fatalf("restarted node caught up without installing the leader's snapshot: %v", restarted.raft.Stats())
-				}
+				// raft restores the FSM from an installed snapshot before
+				// it records the snapshot, so the state can match a moment
+				// before the stats say how it came.
+				waitFor(t, 10*time.Second, "the restarted node to record the leader's snapshot", func() error {
+					if st := restarted.raft.Stats(); st["last_snapshot_index"] == "0" {
+						return fmt.Errorf("it caught up without installing the leader's snapshot: %v", st)
+					}
+					return nil
+				})
 			}
 			got, err := c.client(old).GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: "failover", Consistency: hangmanv1.Consistency_CONSISTENCY_STALE})
 			if err != nil {
