@@ -33,7 +33,7 @@ func runBench(ctx context.Context, args []string) error {
 		unary             bool
 		childLogs         bool
 		cpuProfile        string
-		attach            struct{ grpc, nats, relays string }
+		attach            attachFlags
 	)
 	fs.StringVar(&mode, "mode", "ws", "ws: websocket clients through relays; grpc: raw commit throughput")
 	fs.IntVar(&nodes, "nodes", 3, "game nodes to start")
@@ -59,25 +59,10 @@ func runBench(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if attach.grpc == "" && (attach.nats != "" || attach.relays != "") {
-		return fmt.Errorf("--nats and --relay-urls describe a running system: give its nodes with --grpc too")
+	if err := attach.check(fs); err != nil {
+		return err
 	}
 	if attach.grpc != "" {
-		var own []string
-		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "nodes", "relays", "data-dir", "base-port", "child-logs", "kill-leader-at":
-				own = append(own, "--"+f.Name)
-			}
-		})
-		if len(own) > 0 {
-			return fmt.Errorf("%s: only for a system the bench starts, not one it attaches to with --grpc", strings.Join(own, ", "))
-		}
-		for _, u := range splitList(attach.relays) {
-			if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-				return fmt.Errorf("--relay-urls: %q is not a relay's http:// or https:// URL", u)
-			}
-		}
 		nodes, relays = len(splitList(attach.grpc)), len(splitList(attach.relays))
 	}
 	if mode != "ws" && mode != "grpc" {
@@ -145,6 +130,36 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Printf("\n  report %s\n  plot   %s\n", out, svg)
+	}
+	return nil
+}
+
+// attachFlags name a running system for the bench to measure.
+type attachFlags struct{ grpc, nats, relays string }
+
+// check refuses attach flags without the nodes, flags that only make sense
+// for a system the bench starts itself, and relay URLs that are not URLs.
+func (a attachFlags) check(fs *flag.FlagSet) error {
+	if a.grpc == "" {
+		if a.nats != "" || a.relays != "" {
+			return fmt.Errorf("--nats and --relay-urls describe a running system: give its nodes with --grpc too")
+		}
+		return nil
+	}
+	var own []string
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "nodes", "relays", "data-dir", "base-port", "child-logs", "kill-leader-at":
+			own = append(own, "--"+f.Name)
+		}
+	})
+	if len(own) > 0 {
+		return fmt.Errorf("%s: only for a system the bench starts, not one it attaches to with --grpc", strings.Join(own, ", "))
+	}
+	for _, u := range splitList(a.relays) {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return fmt.Errorf("--relay-urls: %q is not a relay's http:// or https:// URL", u)
+		}
 	}
 	return nil
 }
