@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hangman/hangman/bench"
+	"github.com/hangman/hangman/relay"
 )
 
 // runBench starts a system of separate processes, or attaches to a running
@@ -111,6 +112,9 @@ func runBench(ctx context.Context, args []string) error {
 	case "ws":
 		if rate == 0 {
 			rate = 1000
+		}
+		if perGuesser := rate / float64(rooms); attach.grpc != "" && perGuesser > relay.DefaultMessageRate {
+			fmt.Fprintf(os.Stderr, "note: each guesser sends %.0f frames/s; a relay with the default limits allows %d (--message-rate), so some guesses may be refused as rate_limited\n", perGuesser, relay.DefaultMessageRate)
 		}
 		fmt.Fprintf(os.Stderr, "driving %d websocket clients in %d rooms at %.0f guesses/s for %v…\n", clients, rooms, rate, duration)
 		rep, err = bench.RunWS(ctx, sys, bench.WSConfig{Clients: clients, Rooms: rooms, Rate: rate, Duration: duration, Warmup: warmup, KillLeaderAt: killAt, RawNATS: !noRaw})
