@@ -186,6 +186,15 @@ func (r *Relay) offerProto(st *hangmanv1.RoomState) {
 	if rm == nil {
 		return
 	}
+	// Usually NATS has brought this state already: skip building a frame
+	// that offerState would drop.
+	rm.mu.Lock()
+	stale := st.GetSeq() <= rm.seq
+	rm.mu.Unlock()
+	if stale {
+		r.stats.dupStates.Add(1)
+		return
+	}
 	r.offerState(rm, st.GetSeq(), stateFrame(st))
 }
 
