@@ -192,6 +192,9 @@ func waitReady(ctx context.Context, p *proc, timeout time.Duration) error {
 	}
 }
 
+// probeClient is waitURL's HTTP client.
+var probeClient = &http.Client{Timeout: 2 * time.Second}
+
 // waitURL polls url until it answers 200 OK, exited is closed (the process
 // behind it ended) or timeout passes.
 func waitURL(ctx context.Context, name, url string, exited <-chan struct{}, timeout time.Duration) error {
@@ -205,7 +208,9 @@ func waitURL(ctx context.Context, name, url string, exited <-chan struct{}, time
 			return ctx.Err()
 		default:
 		}
-		resp, err := http.Get(url)
+		// One probe may not outlast the deadline: an attached system's
+		// relay can be an address that never answers.
+		resp, err := probeClient.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
