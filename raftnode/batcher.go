@@ -185,6 +185,11 @@ func applyError(err error) error {
 		return api.ErrNotLeader
 	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrAbortedByRestore):
 		return fmt.Errorf("%w: %v", api.ErrUnknownOutcome, err)
+	case errors.Is(err, errNotPersisted):
+		// The leader could not write the entry (a full disk) and steps
+		// down; the store has logged the full error. Callers are told
+		// only that much: the text below names no server path.
+		return fmt.Errorf("%w: the leader could not write the entry to its disk", api.ErrUnknownOutcome)
 	default:
 		return fmt.Errorf("apply: %w", err)
 	}

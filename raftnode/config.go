@@ -80,6 +80,9 @@ type Config struct {
 	// StallTimeout is how long a leader may be unable to commit (a stalled
 	// disk) before it gives up leadership; 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
+	// MaxLag is how many entries a node may trail the leader's commit
+	// index and still be ready; 0 means DefaultMaxLag.
+	MaxLag uint64
 
 	// wrapLogStore, if set, wraps the raft log store (tests inject faults).
 	wrapLogStore func(raft.LogStore) raft.LogStore
@@ -97,6 +100,9 @@ const (
 	DefaultPromoteAfter       = 2 * time.Second
 	DefaultReapAfter          = 30 * time.Second
 	DefaultStallTimeout       = 5 * time.Second
+	// DefaultMaxLag is a few seconds of writes at full load: a follower
+	// that keeps up trails by a handful of entries.
+	DefaultMaxLag = 1000
 )
 
 func (c *Config) setDefaults() {
@@ -115,6 +121,9 @@ func (c *Config) setDefaults() {
 	def(&c.StallTimeout, DefaultStallTimeout)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if c.MaxLag == 0 {
+		c.MaxLag = DefaultMaxLag
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = DefaultTrailingLogs

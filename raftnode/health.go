@@ -38,6 +38,9 @@ func (n *Node) Ready() error {
 	if n.stalled.Load() {
 		return errStalled
 	}
+	if err := n.storageReady(); err != nil {
+		return err
+	}
 	addr, id := n.raft.LeaderWithID()
 	if addr == "" || id == "" {
 		return errors.New("no known leader")

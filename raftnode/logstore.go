@@ -4,27 +4,69 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
 )
 
-// logStore is raft's log and stable store in one bbolt file: every write is
-// one transaction, fsync'd before it returns, so an acknowledged entry is
-// on disk. It replaces raft-wal, whose tail truncation (a deposed leader
-// clearing its uncommitted suffix) leaves a segment that cannot be opened
-// again (hashicorp/raft-wal#31): the node could never restart.
+// logStore is raft's log store, and through stable (stablefile.go) its
+// stable store, kept in the node's raft directory.
+//
+// The log is one bbolt file, raft.db, written by hand rather than through
+// a library, because none of the maintained ones does the job:
+// hashicorp/raft-boltdb stores entries without a checksum, so a changed
+// byte is served as a valid command; hashicorp/raft-wal leaves a segment
+// that cannot be opened again after a tail truncation (a deposed leader
+// clearing its uncommitted suffix, hashicorp/raft-wal#31), so the node
+// could never restart. Here every write is one bbolt transaction, fsync'd
+// before it returns, so an acknowledged entry is on disk; every entry
+// carries a CRC-32C that every read checks (see encodeLog); and the whole
+// file is verified before the node starts (verifyLogFile), so damage makes
+// the node refuse to start with one error naming the file and the entry,
+// instead of panicking inside bbolt or serving a state its peers do not
+// have.
+//
+// bbolt panics, rather than failing, on some damaged pages; every call
+// into it runs under guard, which turns those panics (and memory faults
+// on a file shorter than its pages) into errors.
 type logStore struct {
-	db *bolt.DB
+	db     *bolt.DB
+	path   string
+	log    *slog.Logger
+	stable *stableFile
+
+	// failingSince is when the current run of failed log writes began
+	// (Unix nanoseconds), 0 while writes succeed; failReason says why,
+	// without the file's path. writeErrors counts failed writes.
+	failingSince atomic.Int64
+	failReason   atomic.Pointer[string]
+	writeErrors  atomic.Uint64
 }
 
 var (
-	bucketLogs   = []byte("logs")
+	bucketLogs = []byte("logs")
+	// bucketStable held the term and vote before stable.dat did; it is
+	// read once, to migrate, and then dropped.
 	bucketStable = []byte("stable")
 	// errKeyNotFound is the error raft expects from a stable store for a
 	// key never set (it compares the text).
 	errKeyNotFound = errors.New("not found")
+	// errDamaged is wrapped by every error that finds stored bytes
+	// changed or missing: the node must not serve from them.
+	errDamaged = errors.New("storage is damaged")
+	// errChecksum says an entry's bytes differ from those written.
+	errChecksum = errors.New("checksum mismatch: the stored bytes changed after they were written")
+	// errNotPersisted is wrapped by every error of a log write that did
+	// not reach the disk (a full disk, an I/O error); see persisting.
+	errNotPersisted = errors.New("could not write the raft log")
 )
 
 var (
@@ -32,35 +74,169 @@ var (
 	_ raft.StableStore = (*logStore)(nil)
 )
 
-// openLogStore opens (or creates) the store at path.
-func openLogStore(path string) (*logStore, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: 5 * time.Second,
-		// The free list is rebuilt on open instead of written on every
-		// commit: fewer pages per fsync on the hot path.
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
+// damaged wraps err as damage to file, at log entry index when it is not 0.
+func damaged(file string, index uint64, err error) error {
+	if index == 0 {
+		return fmt.Errorf("%w: %s: %w", errDamaged, file, err)
+	}
+	return fmt.Errorf("%w: %s, entry %d: %w", errDamaged, file, index, err)
+}
+
+// guard runs f and turns a bbolt panic, or a memory fault while it reads
+// the mapped file, into an error that says path is damaged.
+func guard(path string, f func() error) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			err = damaged(path, 0, fmt.Errorf("bbolt failed reading it: %v", r))
+		}
+	}()
+	return f()
+}
+
+// openLogStore verifies the store in dir (if there is one), then opens it,
+// creating it when there is none. A damaged store is an error wrapping
+// errDamaged that names the file and, where it can, the entry.
+func openLogStore(dir string, log *slog.Logger) (*logStore, error) {
+	path := filepath.Join(dir, "raft.db")
+	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+		start := time.Now()
+		entries, err := verifyLogFile(path, fi.Size())
+		if err != nil {
+			return nil, err
+		}
+		log.Info("raft log verified", "file", path, "entries", entries, "took", time.Since(start))
+	}
+	var db *bolt.DB
+	err := guard(path, func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, &bolt.Options{
+			Timeout: 5 * time.Second,
+			// The free list is rebuilt on open instead of written on every
+			// commit: fewer pages per fsync on the hot path. Rebuilding it
+			// walks and checks every reachable page (bbolt's own
+			// consistency check), which verifyLogFile has made safe.
+			NoFreelistSync: true,
+			FreelistType:   bolt.FreelistMapType,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketLogs, bucketStable} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
+	s := &logStore{db: db, path: path, log: log}
+	if err := s.init(dir); err != nil {
+		db.Close()
+		if s.stable != nil {
+			s.stable.close()
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// init creates the log bucket and opens the stable file, moving the term
+// and vote there from the bbolt bucket older versions kept them in.
+func (s *logStore) init(dir string) error {
+	var old map[string][]byte
+	err := s.update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketLogs); err != nil {
+			return err
+		}
+		if b := tx.Bucket(bucketStable); b != nil {
+			old = map[string][]byte{}
+			return b.ForEach(func(k, v []byte) error {
+				old[string(k)] = append([]byte(nil), v...)
+				return nil
+			})
 		}
 		return nil
 	})
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("init raft log %s: %w", path, err)
+		return fmt.Errorf("init raft log %s: %w", s.path, err)
 	}
-	return &logStore{db: db}, nil
+	if s.stable, err = openStableFile(filepath.Join(dir, "stable.dat"), old); err != nil {
+		return err
+	}
+	if old == nil {
+		return nil
+	}
+	// stable.dat is durable now; the bucket would only mislead.
+	if err := s.update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketStable) }); err != nil {
+		return fmt.Errorf("drop the migrated stable bucket of %s: %w", s.path, err)
+	}
+	s.log.Info("moved the raft term and vote out of the log file", "from", s.path, "to", s.stable.path)
+	return nil
 }
 
-// Close closes the file.
-func (s *logStore) Close() error { return s.db.Close() }
+// verifyLogFile checks a store before it is opened for writing: the file
+// is as long as its pages reach, every page bbolt reaches is readable,
+// the log's keys are consecutive indexes and every entry passes its
+// checksum. It returns how many entries it checked.
+func verifyLogFile(path string, size int64) (int, error) {
+	var entries int
+	err := guard(path, func() error {
+		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+		if err != nil {
+			return damaged(path, 0, err)
+		}
+		defer db.Close()
+		return db.View(func(tx *bolt.Tx) error {
+			if used := tx.Size(); used > size {
+				return damaged(path, 0, fmt.Errorf("the file holds %d bytes but its pages reach byte %d: it was truncated", size, used))
+			}
+			// Walking every bucket reads every page the read-write open
+			// will walk, here, where a bad page is an error.
+			err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+				if string(name) == string(bucketLogs) {
+					n, err := verifyLogBucket(path, b)
+					entries = n
+					return err
+				}
+				return b.ForEach(func(_, _ []byte) error { return nil })
+			})
+			return err
+		})
+	})
+	return entries, err
+}
+
+// verifyLogBucket checks every entry of the log bucket.
+func verifyLogBucket(path string, b *bolt.Bucket) (int, error) {
+	var prev uint64
+	var l raft.Log
+	n := 0
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(k) != 8 || v == nil {
+			return n, damaged(path, prev+1, fmt.Errorf("a key of %d bytes where entry %d should follow", len(k), prev))
+		}
+		i := binary.BigEndian.Uint64(k)
+		if prev != 0 && i != prev+1 {
+			return n, damaged(path, prev+1, fmt.Errorf("missing: the log jumps from entry %d to %d", prev, i))
+		}
+		if err := decodeLog(i, v, &l); err != nil {
+			return n, damaged(path, i, err)
+		}
+		prev = i
+		n++
+	}
+	return n, nil
+}
+
+// Close closes the files.
+func (s *logStore) Close() error {
+	return errors.Join(s.db.Close(), s.stable.close())
+}
+
+func (s *logStore) view(f func(*bolt.Tx) error) error {
+	return guard(s.path, func() error { return s.db.View(f) })
+}
+
+func (s *logStore) update(f func(*bolt.Tx) error) error {
+	return guard(s.path, func() error { return s.db.Update(f) })
+}
 
 func indexKey(i uint64) []byte {
 	var k [8]byte
@@ -71,7 +247,7 @@ func indexKey(i uint64) []byte {
 // FirstIndex returns the first index written, 0 for an empty log.
 func (s *logStore) FirstIndex() (uint64, error) {
 	var i uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if k, _ := tx.Bucket(bucketLogs).Cursor().First(); k != nil {
 			i = binary.BigEndian.Uint64(k)
 		}
@@ -83,7 +259,7 @@ func (s *logStore) FirstIndex() (uint64, error) {
 // LastIndex returns the last index written, 0 for an empty log.
 func (s *logStore) LastIndex() (uint64, error) {
 	var i uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if k, _ := tx.Bucket(bucketLogs).Cursor().Last(); k != nil {
 			i = binary.BigEndian.Uint64(k)
 		}
@@ -92,15 +268,15 @@ func (s *logStore) LastIndex() (uint64, error) {
 	return i, err
 }
 
-// GetLog reads the entry at index into l.
+// GetLog reads the entry at index into l, checking its checksum.
 func (s *logStore) GetLog(index uint64, l *raft.Log) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketLogs).Get(indexKey(index))
 		if v == nil {
 			return raft.ErrLogNotFound
 		}
 		if err := decodeLog(index, v, l); err != nil {
-			return fmt.Errorf("raft log entry %d: %w", index, err)
+			return damaged(s.path, index, err)
 		}
 		return nil
 	})
@@ -109,9 +285,10 @@ func (s *logStore) GetLog(index uint64, l *raft.Log) error {
 // StoreLog writes one entry.
 func (s *logStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
 
-// StoreLogs writes entries in one transaction.
+// StoreLogs writes entries in one transaction. A write that succeeds ends
+// a run of failed ones (see writeHealth).
 func (s *logStore) StoreLogs(logs []*raft.Log) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLogs)
 		for _, l := range logs {
 			if err := b.Put(indexKey(l.Index), encodeLog(l)); err != nil {
@@ -120,11 +297,13 @@ func (s *logStore) StoreLogs(logs []*raft.Log) error {
 		}
 		return nil
 	})
+	s.noteWrite(err)
+	return err
 }
 
 // DeleteRange removes the entries from min to max, inclusive.
 func (s *logStore) DeleteRange(min, max uint64) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLogs).Cursor()
 		for k, _ := c.Seek(indexKey(min)); k != nil && binary.BigEndian.Uint64(k) <= max; k, _ = c.Next() {
 			if err := c.Delete(); err != nil {
@@ -133,26 +312,54 @@ func (s *logStore) DeleteRange(min, max uint64) error {
 		}
 		return nil
 	})
+	if err != nil {
+		s.noteWrite(err)
+	}
+	return err
+}
+
+// noteWrite records the outcome of a log write. Only a successful append
+// clears a failure: a deletion can succeed on a full disk (it frees pages)
+// while appends still fail. The first failure of a run is logged in full,
+// path included; the rest are only counted.
+func (s *logStore) noteWrite(err error) {
+	if err == nil {
+		if since := s.failingSince.Swap(0); since != 0 {
+			s.log.Info("raft log writable again", "file", s.path, "failed_for", time.Since(time.Unix(0, since)).Round(time.Millisecond))
+		}
+		return
+	}
+	s.writeErrors.Add(1)
+	reason := err.Error()
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+		reason = pe.Err.Error()
+	}
+	s.failReason.Store(&reason)
+	if s.failingSince.CompareAndSwap(0, time.Now().UnixNano()) {
+		s.log.Error("cannot write the raft log; not ready until a write succeeds", "file", s.path, "err", err)
+	}
+}
+
+// writeHealth says why the log cannot be written, or nil when the last
+// append succeeded. The reason names no path: it is shown to whoever
+// asks /readyz.
+func (s *logStore) writeHealth() error {
+	since := s.failingSince.Load()
+	if since == 0 {
+		return nil
+	}
+	reason := "unknown error"
+	if r := s.failReason.Load(); r != nil {
+		reason = *r
+	}
+	return fmt.Errorf("cannot write its raft log since %s: %s", time.Unix(0, since).UTC().Format(time.RFC3339), reason)
 }
 
 // Set stores a stable key.
-func (s *logStore) Set(key, val []byte) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketStable).Put(key, val) })
-}
+func (s *logStore) Set(key, val []byte) error { return s.stable.set(key, val) }
 
 // Get reads a stable key.
-func (s *logStore) Get(key []byte) ([]byte, error) {
-	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketStable).Get(key)
-		if v == nil {
-			return errKeyNotFound
-		}
-		out = append([]byte(nil), v...)
-		return nil
-	})
-	return out, err
-}
+func (s *logStore) Get(key []byte) ([]byte, error) { return s.stable.get(key) }
 
 // SetUint64 stores a stable number.
 func (s *logStore) SetUint64(key []byte, val uint64) error { return s.Set(key, indexKey(val)) }
@@ -169,13 +376,45 @@ func (s *logStore) GetUint64(key []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
-// An entry is encoded as: version 1 | term | type | appended-at (Unix ns) |
-// data length | data | extensions length | extensions, numbers as uvarints.
-const logEncodingVersion = 1
+// persisting wraps the log store raft writes through (above raft's
+// LogCache, which keeps only the text of a store's error) so that a failed
+// write reaches raft's futures, and applyError, as errNotPersisted.
+type persisting struct{ raft.LogStore }
+
+// StoreLog writes one entry.
+func (p persisting) StoreLog(l *raft.Log) error { return p.StoreLogs([]*raft.Log{l}) }
+
+// StoreLogs writes entries, marking a failure as errNotPersisted.
+func (p persisting) StoreLogs(logs []*raft.Log) error {
+	if err := p.LogStore.StoreLogs(logs); err != nil {
+		return fmt.Errorf("%w: %w", errNotPersisted, err)
+	}
+	return nil
+}
+
+// Entry formats. Both start with the format byte, then term (uvarint) |
+// type (byte) | appended-at (Unix ns, varint) | data length (uvarint) |
+// data | extensions length (uvarint) | extensions. Format 2 ends with a
+// CRC-32C (Castagnoli, big-endian) of the entry's 8-byte key followed by
+// everything before the CRC, so a changed byte, a cut entry and an entry
+// found under another index all fail the check. Format 1, written before
+// checksums, is still read (nodes upgraded in place keep their logs) but
+// never written.
+const (
+	logFormatPlain   = 1
+	logFormatChecked = 2
+	crcSize          = 4
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func entryCRC(index uint64, b []byte) uint32 {
+	return crc32.Update(crc32.Checksum(indexKey(index), castagnoli), castagnoli, b)
+}
 
 func encodeLog(l *raft.Log) []byte {
-	b := make([]byte, 0, 1+4*binary.MaxVarintLen64+1+len(l.Data)+len(l.Extensions))
-	b = append(b, logEncodingVersion)
+	b := make([]byte, 0, 1+4*binary.MaxVarintLen64+1+len(l.Data)+len(l.Extensions)+crcSize)
+	b = append(b, logFormatChecked)
 	b = binary.AppendUvarint(b, l.Term)
 	b = append(b, byte(l.Type))
 	var at int64
@@ -186,16 +425,31 @@ func encodeLog(l *raft.Log) []byte {
 	b = binary.AppendUvarint(b, uint64(len(l.Data)))
 	b = append(b, l.Data...)
 	b = binary.AppendUvarint(b, uint64(len(l.Extensions)))
-	return append(b, l.Extensions...)
+	b = append(b, l.Extensions...)
+	return binary.BigEndian.AppendUint32(b, entryCRC(l.Index, b))
 }
 
 var errBadEntry = errors.New("malformed entry")
 
 func decodeLog(index uint64, b []byte, l *raft.Log) error {
-	if len(b) < 1 || b[0] != logEncodingVersion {
+	if len(b) < 1 {
 		return errBadEntry
 	}
-	b = b[1:]
+	switch b[0] {
+	case logFormatPlain:
+		b = b[1:]
+	case logFormatChecked:
+		if len(b) < 1+crcSize {
+			return errChecksum
+		}
+		body, sum := b[:len(b)-crcSize], binary.BigEndian.Uint32(b[len(b)-crcSize:])
+		if entryCRC(index, body) != sum {
+			return errChecksum
+		}
+		b = body[1:]
+	default:
+		return fmt.Errorf("%w: unknown format %d", errBadEntry, b[0])
+	}
 	term, n := binary.Uvarint(b)
 	if n <= 0 || len(b) < n+1 {
 		return errBadEntry

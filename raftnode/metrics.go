@@ -93,6 +93,18 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	gauge("hangman_node_ready", "1 when /readyz answers 200: the node is in a raft configuration that has a leader.", func() float64 {
 		return b2f(n.Ready() == nil)
 	})
+	gauge("hangman_raft_log_write_failing", "1 while this node cannot append to its raft log (a full disk, an I/O error); it is not ready meanwhile.", func() float64 {
+		return b2f(n.logStore.writeHealth() != nil)
+	})
+	counter("hangman_raft_log_write_errors_total", "Writes to this node's raft log that failed.", nil, func() float64 {
+		return float64(n.logStore.writeErrors.Load())
+	})
+	gauge("hangman_raft_leader_commit_index", "The leader's commit index as this node last sampled it (a follower asks the leader every second).", func() float64 {
+		return float64(n.leaderCommit.Load())
+	})
+	gauge("hangman_raft_lag_entries", "Entries this node's applied index trails the leader's commit index; over MaxLag the node is not ready.", func() float64 {
+		return float64(n.lag())
+	})
 	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: "hangman_raft_leader_changes_total", Help: "Leader changes this node observed (including losing the leader)."})
 	m.failedHeartbts = prometheus.NewCounter(prometheus.CounterOpts{Name: "hangman_raft_failed_heartbeats_total", Help: "Heartbeats this node, as leader, failed to deliver to a follower."})
 	reg.MustRegister(m.leaderChanges, m.failedHeartbts)

@@ -72,6 +72,8 @@ type Node struct {
 	// forwardCalls and forwarded count this node's ReplicaService.Propose
 	// calls to the leader and the commands they carried.
 	forwardCalls, forwarded atomic.Uint64
+	// leaderCommit is the leader's commit index as last sampled (lag.go).
+	leaderCommit atomic.Uint64
 
 	grpcAdvertise string
 	raftAdvertise string
@@ -144,6 +146,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.goRun(func() { n.watchLeadership(ctx) })
 	n.goRun(func() { n.republishOnReconnect(ctx) })
 	n.goRun(func() { n.watchStall(ctx) })
+	n.goRun(func() { n.watchLag(ctx) })
 	n.goRun(func() { n.serfLoop(ctx) })
 	n.goRun(func() { n.joinLoop(ctx) })
 	n.goRun(func() { n.reconcileLoop(ctx) })
@@ -180,14 +183,10 @@ func (n *Node) startRaft(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("raft dir: %w", err)
 	}
+	var snaps *raft.FileSnapshotStore
 	var err error
-	n.logStore, err = openLogStore(filepath.Join(dir, "raft.db"))
-	if err != nil {
+	if n.logStore, snaps, err = openRaftStorage(dir, n.log); err != nil {
 		return err
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, newHCLog(n.log, "snapshots"))
-	if err != nil {
-		return fmt.Errorf("open snapshot store: %w", err)
 	}
 	adv, err := net.ResolveTCPAddr("tcp", n.raftAdvertise)
 	if err != nil {
@@ -207,6 +206,7 @@ func (n *Node) startRaft(ctx context.Context) error {
 	if logs, err = raft.NewLogCache(1024, logs); err != nil {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
+	logs = persisting{logs}
 	n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logStore, snaps, n.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)

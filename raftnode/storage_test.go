@@ -2,17 +2,23 @@ package raftnode
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
 )
 
 // lastIndexInDir opens a stopped node's raft log and reports its last index.
 func lastIndexInDir(dataDir string) (uint64, error) {
-	s, err := openLogStore(filepath.Join(dataDir, "raft", "raft.db"))
+	s, err := openLogStore(filepath.Join(dataDir, "raft"), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return 0, err
 	}
@@ -30,8 +36,8 @@ func entries(from, to uint64) []*raft.Log {
 }
 
 func TestLogStoreKeepsEntriesAcrossReopen(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "raft.db")
-	s, err := openLogStore(path)
+	dir := t.TempDir()
+	s, err := openLogStore(dir, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +60,7 @@ func TestLogStoreKeepsEntriesAcrossReopen(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = openLogStore(path)
+	s, err = openLogStore(dir, testLogger(t))
 	if err != nil {
 		t.Fatalf("reopen after truncating the tail: %v", err)
 	}
@@ -105,5 +111,201 @@ func TestDecodeLogRefusesDamagedEntries(t *testing.T) {
 	var l raft.Log
 	if err := decodeLog(3, append(append([]byte(nil), good...), 0), &l); err == nil {
 		t.Fatal("trailing byte accepted")
+	}
+}
+
+// TestDecodeLogRefusesChangedEntries: every single-bit change of a stored
+// entry, and an entry read under another index, fails the checksum.
+func TestDecodeLogRefusesChangedEntries(t *testing.T) {
+	good := encodeLog(entries(3, 3)[0])
+	for i := range good {
+		for bit := range 8 {
+			b := append([]byte(nil), good...)
+			b[i] ^= 1 << bit
+			var l raft.Log
+			if err := decodeLog(3, b, &l); err == nil {
+				t.Fatalf("entry with byte %d bit %d flipped decoded: %+v", i, bit, l)
+			}
+		}
+	}
+	var l raft.Log
+	if err := decodeLog(4, good, &l); !errors.Is(err, errChecksum) {
+		t.Fatalf("entry 3 read as entry 4: %v", err)
+	}
+}
+
+// v1Entry is entries(3, 3)[0] as the store wrote it before entries
+// carried a checksum (format 1): what volumes of older versions hold.
+var v1Entry = []byte{1, 1, 0, 128, 248, 130, 173, 22, 3, 3, 1, 2, 1, 'x'}
+
+// TestLogStoreReadsStoresWrittenBeforeChecksums opens a raft.db laid out
+// as older versions wrote it (format-1 entries, term and vote in a bbolt
+// bucket): the entries read back, the term and vote move to stable.dat,
+// and new entries are written with a checksum.
+func TestLogStoreReadsStoresWrittenBeforeChecksums(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "raft.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		logs, err := tx.CreateBucket(bucketLogs)
+		if err != nil {
+			return err
+		}
+		if err := logs.Put(indexKey(3), v1Entry); err != nil {
+			return err
+		}
+		st, err := tx.CreateBucket(bucketStable)
+		if err != nil {
+			return err
+		}
+		if err := st.Put([]byte("CurrentTerm"), indexKey(9)); err != nil {
+			return err
+		}
+		return st.Put([]byte("LastVoteCand"), []byte("n2"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	for round := range 2 { // migrate, then open the migrated store
+		s, err := openLogStore(dir, testLogger(t))
+		if err != nil {
+			t.Fatalf("open (round %d): %v", round, err)
+		}
+		var l raft.Log
+		if err := s.GetLog(3, &l); err != nil {
+			t.Fatalf("read a format-1 entry: %v", err)
+		}
+		want := entries(3, 3)[0]
+		if l.Term != want.Term || !bytes.Equal(l.Data, want.Data) || !bytes.Equal(l.Extensions, want.Extensions) || !l.AppendedAt.Equal(want.AppendedAt) {
+			t.Fatalf("format-1 entry read as %+v, want %+v", l, *want)
+		}
+		if term, err := s.GetUint64([]byte("CurrentTerm")); err != nil || term != 9 {
+			t.Fatalf("term %d, %v after migration", term, err)
+		}
+		if v, err := s.Get([]byte("LastVoteCand")); err != nil || string(v) != "n2" {
+			t.Fatalf("vote %q, %v after migration", v, err)
+		}
+		if round == 0 {
+			if err := s.StoreLogs(entries(4, 4)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = s.view(func(tx *bolt.Tx) error {
+			if tx.Bucket(bucketStable) != nil {
+				return errors.New("the old stable bucket is still there")
+			}
+			if v := tx.Bucket(bucketLogs).Get(indexKey(4)); len(v) == 0 || v[0] != logFormatChecked {
+				return fmt.Errorf("a new entry was written as %v", v)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+}
+
+// TestStableFileKeepsThePreviousCopyOfATornWrite damages the newest copy
+// of the term, as a write torn by a crash would: the previous copy is
+// used. With both copies damaged the store refuses to open, naming the
+// file.
+func TestStableFileKeepsThePreviousCopyOfATornWrite(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openLogStore(dir, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for term := uint64(1); term <= 5; term++ {
+		if err := s.SetUint64([]byte("CurrentTerm"), term); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newest := int64(s.stable.seq%2) * stableSlotSize
+	s.Close()
+	path := filepath.Join(dir, "stable.dat")
+	damage := func(off int64) {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt([]byte("torn"), off+20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	damage(newest)
+	s, err = openLogStore(dir, testLogger(t))
+	if err != nil {
+		t.Fatalf("open with the newest copy torn: %v", err)
+	}
+	if term, err := s.GetUint64([]byte("CurrentTerm")); err != nil || term != 4 {
+		t.Fatalf("term %d, %v; want the previous copy, 4", term, err)
+	}
+	s.Close()
+	damage(stableSlotSize - newest)
+	_, err = openLogStore(dir, testLogger(t))
+	if !errors.Is(err, errDamaged) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("both copies damaged: %v; want damage named %s", err, path)
+	}
+}
+
+// TestLogStoreRefusesAHoleInTheLog deletes one entry from the middle
+// behind raft's back: the verification at open names it.
+func TestLogStoreRefusesAHoleInTheLog(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openLogStore(dir, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLogs(entries(1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketLogs).Delete(indexKey(6)) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = openLogStore(dir, testLogger(t))
+	if !errors.Is(err, errDamaged) || !strings.Contains(err.Error(), "entry 6") {
+		t.Fatalf("open with entry 6 missing: %v", err)
+	}
+}
+
+// BenchmarkVerifyLogFile measures the check every start makes, over a log
+// of 10,000 entries the size of a batch of guesses.
+func BenchmarkVerifyLogFile(b *testing.B) {
+	dir := b.TempDir()
+	s, err := openLogStore(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := make([]byte, 512)
+	for from := uint64(1); from <= 10000; from += 500 {
+		var batch []*raft.Log
+		for i := from; i < from+500; i++ {
+			binary.BigEndian.PutUint64(data, i)
+			batch = append(batch, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: append([]byte(nil), data...)})
+		}
+		if err := s.StoreLogs(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s.Close()
+	path := filepath.Join(dir, "raft.db")
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		n, err := verifyLogFile(path, fi.Size())
+		if err != nil || n != 10000 {
+			b.Fatalf("verified %d entries: %v", n, err)
+		}
 	}
 }
