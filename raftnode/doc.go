@@ -3,8 +3,11 @@
 //
 // A Node wires together
 //
-//   - hashicorp/raft with a durable write-ahead log (raft-wal) and file
-//     snapshots, applying committed commands to a game.Machine in batches;
+//   - hashicorp/raft with a durable, checksummed log in bbolt (logstore.go
+//     says why not raft-wal or raft-boltdb), the term and vote in a file of
+//     their own (stablefile.go), and file snapshots, all verified before
+//     the node starts (storage.go); it applies committed commands to a
+//     game.Machine in batches;
 //   - hashicorp/serf for membership: nodes find each other by gossip, form
 //     the cluster with --bootstrap-expect, and the leader reconciles serf
 //     members into raft voters the way Consul's autopilot does;

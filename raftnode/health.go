@@ -30,7 +30,8 @@ func grpcServerOptions() []grpc.ServerOption {
 }
 
 // Ready reports whether the node can serve: it is in a raft configuration
-// that has a leader. It says why not otherwise.
+// that has a leader, it can write its log and it is not far behind the
+// leader (storageReady). It says why not otherwise.
 func (n *Node) Ready() error {
 	if n.raft.State() == raft.Shutdown {
 		return errors.New("raft is shut down")

@@ -90,7 +90,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		}
 		return time.Since(lc).Seconds()
 	})
-	gauge("hangman_node_ready", "1 when /readyz answers 200: the node is in a raft configuration that has a leader.", func() float64 {
+	gauge("hangman_node_ready", "1 when /readyz answers 200: the node is in a raft configuration that has a leader, can write its log and trails the leader by at most MaxLag entries.", func() float64 {
 		return b2f(n.Ready() == nil)
 	})
 	gauge("hangman_raft_log_write_failing", "1 while this node cannot append to its raft log (a full disk, an I/O error); it is not ready meanwhile.", func() float64 {

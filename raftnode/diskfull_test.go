@@ -1,0 +1,282 @@
+package raftnode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+)
+
+// smallDisk mounts a 2 MiB tmpfs for a node's data dir and unmounts it
+// when the test ends (after the cluster, whose cleanup runs first). It
+// skips the test when not root.
+func smallDisk(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("a full disk is a 2 MiB tmpfs, and mounting one needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "small")
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (%v): %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fillDisk writes a file into dir until the file system is full, and
+// returns the function that deletes it again.
+func fillDisk(t *testing.T, dir string) (free func()) {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 16<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("fill %s: %v", dir, err)
+			}
+			break
+		}
+	}
+	// The last partial chunk may have left a few bytes: fill them too.
+	for {
+		if _, err := f.Write(chunk[:512]); err != nil {
+			break
+		}
+	}
+	return func() {
+		if err := os.Remove(path); err != nil {
+			t.Errorf("free %s: %v", dir, err)
+		}
+	}
+}
+
+// readyz asks node i's /readyz and returns the HTTP status and reason.
+func (c *testCluster) readyz(i int) (int, string) {
+	c.t.Helper()
+	resp, err := http.Get("http://" + c.cfgs[i].HTTPAddr + "/readyz")
+	if err != nil {
+		c.t.Fatalf("readyz: %v", err)
+	}
+	defer resp.Body.Close()
+	var body struct{ Reason string }
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body.Reason
+}
+
+// serving asks node i's grpc.health.v1 service.
+func (c *testCluster) serving(i int) healthpb.HealthCheckResponse_ServingStatus {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r, err := healthpb.NewHealthClient(c.dial(i)).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		c.t.Fatalf("health check: %v", err)
+	}
+	return r.GetStatus()
+}
+
+// notReadyBecause waits until node i is unready on /readyz and on
+// grpc.health.v1, with a reason containing want.
+func (c *testCluster) notReadyBecause(i int, want string) {
+	c.t.Helper()
+	waitFor(c.t, 20*time.Second, fmt.Sprintf("%s not ready: %s", c.cfgs[i].ID, want), func() error {
+		code, reason := c.readyz(i)
+		if code != http.StatusServiceUnavailable || !strings.Contains(reason, want) {
+			return fmt.Errorf("/readyz %d %q", code, reason)
+		}
+		if st := c.serving(i); st != healthpb.HealthCheckResponse_NOT_SERVING {
+			return fmt.Errorf("grpc health %v", st)
+		}
+		return nil
+	})
+}
+
+// readyAgain waits until node i is ready on /readyz and grpc.health.v1.
+func (c *testCluster) readyAgain(i int) {
+	c.t.Helper()
+	waitFor(c.t, 30*time.Second, c.cfgs[i].ID+" ready again", func() error {
+		if code, reason := c.readyz(i); code != http.StatusOK {
+			return fmt.Errorf("/readyz %d %q", code, reason)
+		}
+		if st := c.serving(i); st != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("grpc health %v", st)
+		}
+		return nil
+	})
+}
+
+// TestFullDiskIsUnavailableAndHealsItself fills the disk of a one-node
+// cluster: the write that cannot be persisted is Unavailable, says to
+// retry with the same request id and names no server path; the node is
+// not ready; once space returns, the same request succeeds and the node
+// is ready again, without a restart.
+func TestFullDiskIsUnavailableAndHealsItself(t *testing.T) {
+	disk := smallDisk(t)
+	c := newTestCluster(t, 1, func(cfg *Config) { cfg.DataDir = disk })
+	c.leader()
+	setupRoom(t, c, 0, "full")
+	cl := c.client(0)
+	free := fillDisk(t, disk)
+
+	// bbolt reuses pages it freed, so some writes may still fit; keep
+	// guessing until one does not.
+	g := &guesser{cl: cl, room: "full"}
+	var failed *hangmanv1.GuessRequest
+	var failure error
+	for i := 0; failed == nil && i < 2000; i++ {
+		// No deadline: the node gives up after api.DefaultTimeout and
+		// answers (a client whose own deadline passes first is told only
+		// that).
+		if req, err := g.guess(context.Background()); err != nil {
+			failed, failure = req, err
+		}
+	}
+	if failed == nil {
+		t.Fatal("2000 writes fit on a full 2 MiB disk")
+	}
+	if status.Code(failure) != codes.Unavailable || !strings.Contains(failure.Error(), "same request_id") {
+		t.Fatalf("write on a full disk: %v; want Unavailable, retry with the same request id", failure)
+	}
+	if strings.Contains(failure.Error(), disk) || strings.Contains(failure.Error(), "raft.db") {
+		t.Fatalf("the error shows a server path: %v", failure)
+	}
+	t.Logf("write on a full disk: %v", failure)
+	c.notReadyBecause(0, "cannot write its raft log")
+
+	free()
+	c.readyAgain(0)
+	ctx := ctxT(t)
+	if _, err := cl.Guess(ctx, failed); err != nil {
+		t.Fatalf("the failed write, retried once space returned: %v", err)
+	}
+}
+
+// TestFollowerWithAFullDiskIsNotReadyUntilSpaceReturns fills a follower's
+// disk while the leader goes on committing: the follower says why it is
+// not ready, and catches up and is ready again once space returns.
+func TestFollowerWithAFullDiskIsNotReadyUntilSpaceReturns(t *testing.T) {
+	disk := smallDisk(t)
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		if cfg.ID == "n2" {
+			cfg.DataDir = disk
+		}
+	})
+	const full = 1 // n2
+	if c.leader() == full {
+		if err := c.nodes[full].raft.LeadershipTransfer().Error(); err != nil {
+			t.Fatalf("move leadership off the small disk: %v", err)
+		}
+	}
+	lead := c.leader()
+	if lead == full {
+		t.Fatal("the node on the small disk still leads")
+	}
+	setupRoom(t, c, lead, "lag")
+	c.converged()
+	free := fillDisk(t, disk)
+	g := &guesser{cl: c.client(lead), room: "lag"}
+	for c.nodes[full].logStore.writeHealth() == nil {
+		if g.n == 2000 {
+			t.Fatal("the follower wrote 2000 entries to a full 2 MiB disk")
+		}
+		if req, err := g.guess(ctxT(t)); err != nil {
+			t.Fatalf("guess %s at the leader: %v", req.GetRequestId(), err)
+		}
+	}
+	if err := c.nodes[full].logStore.writeHealth(); strings.Contains(err.Error(), disk) {
+		t.Fatalf("write health %v: want a reason without the path", err)
+	}
+	c.notReadyBecause(full, "no space left on device")
+
+	free()
+	c.readyAgain(full)
+	c.converged()
+	t.Logf("%d writes acknowledged before and while the follower's disk was full", g.n)
+}
+
+// TestFollowerFarBehindIsNotReady holds a follower's log writes (a slow
+// disk) while the leader commits more than MaxLag entries: the follower
+// keeps its leader but is not ready, and is ready again once it caught up.
+func TestFollowerFarBehindIsNotReady(t *testing.T) {
+	var mu sync.Mutex
+	stores := map[string]*stallingStore{}
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.MaxLag = 5
+		id := cfg.ID
+		cfg.wrapLogStore = func(ls raft.LogStore) raft.LogStore {
+			s := &stallingStore{LogStore: ls}
+			mu.Lock()
+			stores[id] = s
+			mu.Unlock()
+			return s
+		}
+	})
+	lead := c.leader()
+	slow := (lead + 1) % 3
+	setupRoom(t, c, lead, "slow")
+	c.converged()
+	mu.Lock()
+	s := stores[c.cfgs[slow].ID]
+	mu.Unlock()
+	s.stall()
+	t.Cleanup(s.unstall)
+	g := &guesser{cl: c.client(lead), room: "slow"}
+	for range 20 {
+		if req, err := g.guess(ctxT(t)); err != nil {
+			t.Fatalf("guess %s: %v", req.GetRequestId(), err)
+		}
+	}
+	c.notReadyBecause(slow, "entries behind the leader")
+	s.unstall()
+	c.readyAgain(slow)
+}
+
+// guesser makes alice's guesses in a room created with MaxWrong 26: a
+// round ends within 26 distinct letters, and then it starts the next.
+type guesser struct {
+	cl   hangmanv1.GameServiceClient
+	room string
+	n    int
+}
+
+// guess makes the next guess and returns its request and error.
+func (g *guesser) guess(ctx context.Context) (*hangmanv1.GuessRequest, error) {
+	req := &hangmanv1.GuessRequest{Room: g.room, PlayerId: "alice", Letter: string(rune('a' + g.n%26)), RequestId: fmt.Sprintf("%s-%d", g.room, g.n)}
+	r, err := g.cl.Guess(ctx, req)
+	if err != nil {
+		return req, err
+	}
+	g.n++
+	if r.GetState().GetStatus() != "playing" {
+		_, err = g.cl.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: g.room, PlayerId: "alice"})
+	}
+	return req, err
+}
