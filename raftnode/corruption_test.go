@@ -142,6 +142,16 @@ func TestNodeRefusesADamagedLogFile(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{"garbage over both meta pages", func(t *testing.T, path, _ string) {
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt(bytes.Repeat([]byte{0xa5}, 2*4096), 0); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, _, word := stoppedNode(t, 300)

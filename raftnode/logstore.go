@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // logStore is raft's log store, and through stable (stablefile.go) its
@@ -178,8 +179,13 @@ func verifyLogFile(path string, size int64) (int, error) {
 	var entries int
 	err := guard(path, func() error {
 		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
-		if err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
+			// Both meta pages are unreadable.
 			return damaged(path, 0, err)
+		case err != nil:
+			// Not damage: locked by another process, no permission.
+			return fmt.Errorf("open raft log %s: %w", path, err)
 		}
 		defer db.Close()
 		return db.View(func(tx *bolt.Tx) error {

@@ -61,7 +61,7 @@ func verifySnapshots(snaps *raft.FileSnapshotStore, dir string) error {
 		_, rc, err := snaps.Open(e.Name())
 		if err != nil {
 			if err.Error() == "CRC mismatch" { // raft's text for it
-				err = fmt.Errorf("state.bin against the CRC in meta.json: %w", errChecksum)
+				err = fmt.Errorf("state.bin fails the CRC kept in meta.json: %w", errChecksum)
 			}
 			return damaged(filepath.Join(dir, e.Name()), 0, fmt.Errorf("raft snapshot: %w", err))
 		}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/hangman/hangman/services/api"
 )
 
 // lastIndexInDir opens a stopped node's raft log and reports its last index.
@@ -307,5 +309,27 @@ func BenchmarkVerifyLogFile(b *testing.B) {
 		if err != nil || n != 10000 {
 			b.Fatalf("verified %d entries: %v", n, err)
 		}
+	}
+}
+
+// failingStore fails every write the way a full disk fails bbolt.
+type failingStore struct{ raft.LogStore }
+
+func (failingStore) StoreLogs([]*raft.Log) error {
+	return fmt.Errorf("store raft log entry 7: %w", &os.PathError{Op: "write", Path: "/data/n1/raft/raft.db", Err: errors.New("no space left on device")})
+}
+
+// TestUnpersistedWriteIsAnUnknownOutcomeWithoutAPath: a write that failed
+// below raft's LogCache (which keeps only the error's text) reaches the
+// caller as outcome unknown, and names no server path.
+func TestUnpersistedWriteIsAnUnknownOutcomeWithoutAPath(t *testing.T) {
+	cache, err := raft.NewLogCache(16, failingStore{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := persisting{cache}.StoreLogs(entries(7, 7))
+	err = applyError(stored)
+	if !errors.Is(err, api.ErrUnknownOutcome) || strings.Contains(err.Error(), "/data") {
+		t.Fatalf("failed write %q became %q; want outcome unknown without the path", stored, err)
 	}
 }
