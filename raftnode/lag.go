@@ -38,7 +38,7 @@ func (n *Node) watchLag(ctx context.Context) {
 
 func (n *Node) sampleLeaderCommit(ctx context.Context) {
 	if n.raft.State() == raft.Leader {
-		n.leaderCommit.Store(n.raft.CommitIndex())
+		n.noteLeaderCommit(n.raft.CommitIndex())
 		return
 	}
 	conn := n.LeaderConn()
@@ -52,10 +52,16 @@ func (n *Node) sampleLeaderCommit(ctx context.Context) {
 		n.log.Debug("ask the leader for its commit index", "err", err)
 		return
 	}
-	// Commit indexes only grow, whoever leads: keep the highest seen.
+	n.noteLeaderCommit(st.GetCommitIndex())
+}
+
+// noteLeaderCommit records a leader's commit index. Commit indexes only
+// grow, whoever leads (a new leader's may trail its predecessor's until it
+// commits in its own term): keep the highest seen.
+func (n *Node) noteLeaderCommit(index uint64) {
 	for {
 		old := n.leaderCommit.Load()
-		if st.GetCommitIndex() <= old || n.leaderCommit.CompareAndSwap(old, st.GetCommitIndex()) {
+		if index <= old || n.leaderCommit.CompareAndSwap(old, index) {
 			return
 		}
 	}
