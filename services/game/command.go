@@ -183,7 +183,7 @@ func decodeJSON(b []byte) (Command, error) {
 // the log) and in Apply (so a bad entry can never corrupt a replica).
 func (c Command) Validate() error {
 	if !ValidRoom(c.Room) {
-		return errorf(CodeInvalid, "room name %q must be 1-%d of a-z, 0-9, '-' or '_', starting with a letter or digit", clip(c.Room), MaxRoomLen)
+		return roomNameError(c.Room)
 	}
 	if !ValidRequestID(c.RequestID) {
 		return errorf(CodeInvalid, "request id must be at most %d printable ASCII characters", MaxRequestIDLen)

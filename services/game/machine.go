@@ -34,8 +34,8 @@ type room struct {
 	// order is the same ids oldest first, to expire them deterministically.
 	sessions map[string]session
 	order    []string
-	// events are the most recent events, oldest first, for republishing.
-	events []Event
+	// history holds the latest events, for EventsSince and republishing.
+	history history
 }
 
 // session remembers one applied request.
@@ -271,14 +271,6 @@ func (r *room) record(id string, s session) {
 	r.order = append(r.order, id)
 }
 
-// remember keeps ev among the room's recent events.
-func (r *room) remember(ev Event) {
-	if len(r.events) >= RecentEvents {
-		r.events = r.events[1:]
-	}
-	r.events = append(r.events, ev)
-}
-
 // public returns the state everyone may see: the word only once the round is
 // over.
 func (r *room) public() State {
@@ -352,15 +344,6 @@ func (m *Machine) States() []State {
 		out[i] = m.rooms[n].public()
 	}
 	return out
-}
-
-// RecentEvents returns the last events of a room, oldest first.
-func (m *Machine) RecentEvents(name string) []Event {
-	r := m.rooms[name]
-	if r == nil {
-		return nil
-	}
-	return slices.Clone(r.events)
 }
 
 func (m *Machine) roomNames() []string {

@@ -134,11 +134,21 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		{"repeated session", corrupt(t, den(func(r *roomRecord) { r.Sessions[1].ID = r.Sessions[0].ID }))},
 		{"empty session id", corrupt(t, den(func(r *roomRecord) { r.Sessions[0].ID = "" }))},
 		{"invalid session id", corrupt(t, den(func(r *roomRecord) { r.Sessions[0].ID = "a b" }))},
-		{"too many events", corrupt(t, den(func(r *roomRecord) {
-			for len(r.Events) <= RecentEvents {
-				r.Events = append(r.Events, r.Events[0])
+		{"too many events", corrupt(t, func(s *snapshotFile) {
+			// A valid chain, only too long.
+			r := &s.Rooms[1]
+			evs := make([]Event, EventHistory+1)
+			for i := range evs {
+				evs[i] = Event{Seq: uint64(i + 1), Prev: uint64(i), Room: r.Name, Kind: EventGuess}
 			}
-		}))},
+			r.Events, r.Seq, r.Prev = evs, evs[len(evs)-1].Seq, evs[len(evs)-1].Prev
+			s.Applied = r.Seq
+		})},
+		{"event of another room", corrupt(t, den(func(r *roomRecord) { r.Events[2].Room = "attic" }))},
+		{"event before its prev", corrupt(t, den(func(r *roomRecord) { r.Events[0].Prev = r.Events[0].Seq }))},
+		{"events out of order", corrupt(t, den(func(r *roomRecord) { r.Events[1], r.Events[2] = r.Events[2], r.Events[1] }))},
+		{"event missing", corrupt(t, den(func(r *roomRecord) { r.Events = append(r.Events[:2], r.Events[3:]...) }))},
+		{"last event not the room's seq", corrupt(t, den(func(r *roomRecord) { r.Events = r.Events[:len(r.Events)-1] }))},
 		{"seq past applied", corrupt(t, func(s *snapshotFile) { s.Applied = s.Rooms[0].Seq - 1 })},
 		{"prev not before seq", corrupt(t, attic(func(r *roomRecord) { r.Prev = r.Seq }))},
 		{"too many rooms", corrupt(t, func(s *snapshotFile) {

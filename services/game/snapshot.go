@@ -53,7 +53,7 @@ func (m *Machine) Snapshot(w io.Writer) error {
 			Name: r.name, Round: r.round, Seq: r.seq, Prev: r.prev, Word: r.word, MaxWrong: r.maxWrong,
 			Guessed: string(r.guessed), Wrong: string(r.wrong), Status: r.status,
 			Players: make([]Player, len(r.players)), Last: r.last,
-			Sessions: make([]sessionRecord, len(r.order)), Events: r.events,
+			Sessions: make([]sessionRecord, len(r.order)), Events: r.history.events(),
 		}
 		for i, p := range r.players {
 			rec.Players[i] = *p
@@ -125,15 +125,16 @@ func (rec *roomRecord) room() (*room, error) {
 		return nil, fmt.Errorf("%d players exceed %d", len(rec.Players), MaxPlayers)
 	case len(rec.Sessions) > SessionWindow:
 		return nil, fmt.Errorf("%d sessions exceed %d", len(rec.Sessions), SessionWindow)
-	case len(rec.Events) > RecentEvents:
-		return nil, fmt.Errorf("%d events exceed %d", len(rec.Events), RecentEvents)
 	}
 	r := &room{
 		name: rec.Name, round: rec.Round, seq: rec.Seq, prev: rec.Prev, word: rec.Word, maxWrong: rec.MaxWrong,
 		guessed: []byte(rec.Guessed), wrong: []byte(rec.Wrong), status: rec.Status,
-		last: rec.Last, sessions: make(map[string]session, len(rec.Sessions)), events: rec.Events,
+		last: rec.Last, sessions: make(map[string]session, len(rec.Sessions)),
 	}
 	if err := r.checkLetters(); err != nil {
+		return nil, err
+	}
+	if err := r.restoreHistory(rec.Events); err != nil {
 		return nil, err
 	}
 	for _, p := range rec.Players {

@@ -32,9 +32,6 @@ const (
 	// the room since the original; clients retry within seconds, so this is
 	// generous.
 	SessionWindow = 1024
-	// RecentEvents is how many events a room keeps for a new leader to
-	// republish.
-	RecentEvents = 32
 )
 
 // ValidRoom reports whether s is a room name: 1-32 of [a-z0-9_-], starting
@@ -54,6 +51,11 @@ func ValidRoom(s string) bool {
 		}
 	}
 	return true
+}
+
+// roomNameError is the refusal of a name that is not ValidRoom.
+func roomNameError(name string) error {
+	return errorf(CodeInvalid, "room name %q must be 1-%d of a-z, 0-9, '-' or '_', starting with a letter or digit", clip(name), MaxRoomLen)
 }
 
 // ValidPlayerID reports whether s is a player id: 1-64 of [A-Za-z0-9_-].
