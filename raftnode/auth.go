@@ -17,10 +17,13 @@ const (
 	// NATSUserNode is the nodes' own user: it publishes hangman.>.
 	NATSUserNode = "node"
 	// NATSUserRelay is the relays' user: it subscribes to rooms and cluster
-	// subjects and publishes only its heartbeat and micro-service answers.
+	// subjects, publishes only its heartbeat and micro-service answers,
+	// and may ask for a room's events (hangman.api.events).
 	NATSUserRelay = "relay"
 	// NATSUserWatcher is the read-only user for the nats CLI: it
-	// subscribes to hangman.> and may ask the micro services for stats.
+	// subscribes to hangman.> (but not to the API's requests), may ask the
+	// micro services for stats, and may read a room's events
+	// (hangman.api.events), but not call the API's writes.
 	NATSUserWatcher = "watcher"
 	// natsRouteUser authenticates routes between the embedded servers;
 	// its password is the node password.
@@ -60,8 +63,9 @@ func (a NATSAuth) users() []*natsserver.User {
 		Username: NATSUserNode,
 		Password: a.NodePassword,
 		Permissions: &natsserver.Permissions{
-			Publish:   &natsserver.SubjectPermission{Allow: []string{"hangman.>", "_INBOX.>", "$SRV.>"}},
-			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX.>", "$SRV.>", "svc.hangman.>"}},
+			Publish: &natsserver.SubjectPermission{Allow: []string{"hangman.>", "_INBOX.>", "$SRV.>"}},
+			// The nodes serve the hangman.api endpoints.
+			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX.>", "$SRV.>", "svc.hangman.>", "hangman.api.>"}},
 			Response:  answer,
 		},
 	}}
@@ -70,8 +74,10 @@ func (a NATSAuth) users() []*natsserver.User {
 			Username: NATSUserRelay,
 			Password: a.RelayPassword,
 			Permissions: &natsserver.Permissions{
+				// A relay may ask for a room's events, a read, to
+				// repair a gap.
 				Publish: &natsserver.SubjectPermission{
-					Allow: []string{"hangman.relay.>", "_INBOX.>"},
+					Allow: []string{"hangman.relay.>", "_INBOX.>", APIEventsSubject},
 					Deny:  []string{"hangman.room.>", "hangman.cluster.>"},
 				},
 				// Relays subscribe hangman.room.<room>.* for the state
@@ -87,12 +93,20 @@ func (a NATSAuth) users() []*natsserver.User {
 			Password: a.WatcherPassword,
 			Permissions: &natsserver.Permissions{
 				// Requests only: `nats micro ls|stats|info`, the nodes'
-				// stats endpoints and the relays' status endpoint.
+				// stats endpoints, the relays' status endpoint, and the
+				// one game API endpoint that only reads,
+				// hangman.api.events; not the API's writes.
 				Publish: &natsserver.SubjectPermission{
-					Allow: []string{"$SRV.>", "_INBOX.>", "svc.hangman.>", "hangman.relay.status"},
+					Allow: []string{"$SRV.>", "_INBOX.>", "svc.hangman.>", "hangman.relay.status", APIEventsSubject},
 					Deny:  []string{"hangman.room.>", "hangman.cluster.>", "hangman.relay.heartbeat"},
 				},
-				Subscribe: &natsserver.SubjectPermission{Allow: []string{"hangman.>", "$SRV.>", "_INBOX.>"}},
+				// Not the API's request subjects: a subscriber there
+				// would see others' requests and could answer them
+				// with forged events.
+				Subscribe: &natsserver.SubjectPermission{
+					Allow: []string{"hangman.>", "$SRV.>", "_INBOX.>"},
+					Deny:  []string{"hangman.api.>"},
+				},
 			},
 		})
 	}

@@ -129,6 +129,9 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.fsm.onChange, n.fsm.publishing = n.pub.enqueueChanges, n.pub.leader.Load
+	if err := n.addEventsEndpoint(n.pub.svc); err != nil {
+		return err
+	}
 	if err := n.startRaft(ctx); err != nil {
 		return err
 	}

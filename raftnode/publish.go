@@ -77,6 +77,7 @@ func newPublisher(srv *natsserver.Server, nodeID string, log *slog.Logger, auth 
 	if err != nil {
 		return nil, fmt.Errorf("connect publisher to embedded nats: %w", err)
 	}
+	statsSubject := "svc.hangman.node." + nodeID + ".stats"
 	p := &publisher{nc: nc, nodeID: nodeID, log: log.With("component", "publisher"), wake: make(chan struct{}, 1), reconnected: reconnected}
 	p.svc, err = micro.AddService(nc, micro.Config{
 		Name:        "hangman-node",
@@ -84,11 +85,18 @@ func newPublisher(srv *natsserver.Server, nodeID string, log *slog.Logger, auth 
 		Description: "hangman game node: raft + serf + gRPC; publishes committed changes",
 		Metadata:    map[string]string{"node": nodeID},
 		Endpoint: &micro.EndpointConfig{
-			Subject:  "svc.hangman.node." + nodeID + ".stats",
+			Subject:  statsSubject,
 			Handler:  micro.HandlerFunc(p.handleStats),
 			Metadata: map[string]string{"description": "publisher counters"},
 		},
-		StatsHandler: func(*micro.Endpoint) any { return p.stats() },
+		// The publisher's counters belong to its own endpoint, not to
+		// the others the node adds (events.go).
+		StatsHandler: func(e *micro.Endpoint) any {
+			if e.Subject != statsSubject {
+				return nil
+			}
+			return p.stats()
+		},
 	})
 	if err != nil {
 		nc.Close()

@@ -205,6 +205,22 @@ func (s *Service) ListRooms(ctx context.Context, req *hangmanv1.ListRoomsRequest
 	return out, err
 }
 
+// Events returns a room's events after a seq from this node's own replica,
+// whether or not it leads: committed events never change, so a stale
+// answer is true up to its applied_index, and a consumer repairing a gap
+// during a failover still gets one (see the proto for the contract).
+func (s *Service) Events(_ context.Context, req *hangmanv1.EventsRequest) (*hangmanv1.EventsResponse, error) {
+	var (
+		page game.EventPage
+		err  error
+	)
+	idx := s.replica.Read(func(m *game.Machine) { page, err = m.EventsSince(req.GetRoom(), req.GetSince(), int(req.GetLimit())) })
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return EventsProto(page, idx), nil
+}
+
 // write validates cmd, fills in what the proposer chooses, and commits it
 // locally when leading or through the leader otherwise, until ctx ends.
 func (s *Service) write(ctx context.Context, cmd *game.Command, done func(game.Result, uint64)) error {
@@ -368,6 +384,13 @@ func ForwardingInterceptor(ctx context.Context, method string, req, reply any, c
 func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
+	}
+	var tooOld *game.TooOldError
+	if errors.As(err, &tooOld) {
+		// Not FAILED_PRECONDITION, which the rules' refusals use: the
+		// request asks past the start of a range, and a client can tell
+		// "fetch the state instead" from the code alone.
+		return status.Error(codes.OutOfRange, err.Error())
 	}
 	switch game.CodeOf(err) {
 	case game.CodeInvalid:

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"time"
+
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
 )
@@ -63,4 +65,23 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// EventProto converts a room's event to its wire form.
+func EventProto(e game.Event) *hangmanv1.RoomEvent {
+	return &hangmanv1.RoomEvent{
+		Seq: e.Seq, Prev: e.Prev, Room: e.Room, Kind: e.Kind, Round: e.Round,
+		Player: e.Player, Name: e.Name, Letter: e.Letter, Outcome: string(e.Outcome), Status: string(e.Status),
+		At: e.At.Format(time.RFC3339Nano),
+	}
+}
+
+// EventsProto converts one answer of game.Machine.EventsSince, read at
+// applied index idx, to its wire form.
+func EventsProto(p game.EventPage, idx uint64) *hangmanv1.EventsResponse {
+	out := &hangmanv1.EventsResponse{Events: make([]*hangmanv1.RoomEvent, len(p.Events)), More: p.More, Seq: p.Seq, AppliedIndex: idx}
+	for i, e := range p.Events {
+		out.Events[i] = EventProto(e)
+	}
+	return out
 }

@@ -1239,6 +1239,277 @@ func (x *ListRoomsResponse) GetAppliedIndex() uint64 {
 	return 0
 }
 
+// RoomEvent is one committed change to a room, the same fields as the NATS
+// hangman.room.<room>.event payload.
+type RoomEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seq is the raft index of the entry that made the change.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// prev is the room's seq before this change (0 for its creation).
+	Prev uint64 `protobuf:"varint,2,opt,name=prev,proto3" json:"prev,omitempty"`
+	Room string `protobuf:"bytes,3,opt,name=room,proto3" json:"room,omitempty"`
+	// kind is "room_created", "player_joined", "player_renamed", "guess" or
+	// "round_started".
+	Kind   string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	Round  uint64 `protobuf:"varint,5,opt,name=round,proto3" json:"round,omitempty"`
+	Player string `protobuf:"bytes,6,opt,name=player,proto3" json:"player,omitempty"`
+	// name is set for joins and renames.
+	Name string `protobuf:"bytes,7,opt,name=name,proto3" json:"name,omitempty"`
+	// letter and outcome are set for guesses.
+	Letter  string `protobuf:"bytes,8,opt,name=letter,proto3" json:"letter,omitempty"`
+	Outcome string `protobuf:"bytes,9,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// status is the round's status after the change.
+	Status string `protobuf:"bytes,10,opt,name=status,proto3" json:"status,omitempty"`
+	// at is when the change was proposed: RFC 3339 in UTC, as in the NATS
+	// payload.
+	At            string `protobuf:"bytes,11,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoomEvent) Reset() {
+	*x = RoomEvent{}
+	mi := &file_hangman_v1_hangman_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoomEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoomEvent) ProtoMessage() {}
+
+func (x *RoomEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_hangman_v1_hangman_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoomEvent.ProtoReflect.Descriptor instead.
+func (*RoomEvent) Descriptor() ([]byte, []int) {
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RoomEvent) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *RoomEvent) GetPrev() uint64 {
+	if x != nil {
+		return x.Prev
+	}
+	return 0
+}
+
+func (x *RoomEvent) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *RoomEvent) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *RoomEvent) GetRound() uint64 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+func (x *RoomEvent) GetPlayer() string {
+	if x != nil {
+		return x.Player
+	}
+	return ""
+}
+
+func (x *RoomEvent) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RoomEvent) GetLetter() string {
+	if x != nil {
+		return x.Letter
+	}
+	return ""
+}
+
+func (x *RoomEvent) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *RoomEvent) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *RoomEvent) GetAt() string {
+	if x != nil {
+		return x.At
+	}
+	return ""
+}
+
+type EventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Room  string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// since is the last seq the caller has of the room; 0 asks for the whole
+	// history.
+	Since uint64 `protobuf:"varint,2,opt,name=since,proto3" json:"since,omitempty"`
+	// limit bounds the events of one answer; 0 or more than 128 means 128.
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventsRequest) Reset() {
+	*x = EventsRequest{}
+	mi := &file_hangman_v1_hangman_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventsRequest) ProtoMessage() {}
+
+func (x *EventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hangman_v1_hangman_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
+func (*EventsRequest) Descriptor() ([]byte, []int) {
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *EventsRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *EventsRequest) GetSince() uint64 {
+	if x != nil {
+		return x.Since
+	}
+	return 0
+}
+
+func (x *EventsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type EventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// events are the room's events after since, oldest first.
+	Events []*RoomEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// more is true when the answer stopped at the limit: ask again with since
+	// set to the last event's seq.
+	More bool `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
+	// seq is the room's latest seq on the answering node.
+	Seq uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	// applied_index is the raft index the answering node had applied.
+	AppliedIndex  uint64 `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventsResponse) Reset() {
+	*x = EventsResponse{}
+	mi := &file_hangman_v1_hangman_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventsResponse) ProtoMessage() {}
+
+func (x *EventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hangman_v1_hangman_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventsResponse.ProtoReflect.Descriptor instead.
+func (*EventsResponse) Descriptor() ([]byte, []int) {
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *EventsResponse) GetEvents() []*RoomEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *EventsResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+func (x *EventsResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *EventsResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1247,7 +1518,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[18]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1530,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[18]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1543,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{18}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{21}
 }
 
 type StatusResponse struct {
@@ -1294,7 +1565,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[19]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1577,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[19]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1590,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{19}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -1393,7 +1664,7 @@ type MembersRequest struct {
 
 func (x *MembersRequest) Reset() {
 	*x = MembersRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[20]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1676,7 @@ func (x *MembersRequest) String() string {
 func (*MembersRequest) ProtoMessage() {}
 
 func (x *MembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[20]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1689,7 @@ func (x *MembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
 func (*MembersRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{20}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{23}
 }
 
 type Member struct {
@@ -1434,7 +1705,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[21]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1717,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[21]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1730,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{21}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Member) GetName() string {
@@ -1499,7 +1770,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[22]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1511,7 +1782,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[22]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1524,7 +1795,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{22}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MembersResponse) GetMembers() []*Member {
@@ -1542,7 +1813,7 @@ type RaftConfigurationRequest struct {
 
 func (x *RaftConfigurationRequest) Reset() {
 	*x = RaftConfigurationRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[23]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1825,7 @@ func (x *RaftConfigurationRequest) String() string {
 func (*RaftConfigurationRequest) ProtoMessage() {}
 
 func (x *RaftConfigurationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[23]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1838,7 @@ func (x *RaftConfigurationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftConfigurationRequest.ProtoReflect.Descriptor instead.
 func (*RaftConfigurationRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{23}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{26}
 }
 
 type RaftServer struct {
@@ -1583,7 +1854,7 @@ type RaftServer struct {
 
 func (x *RaftServer) Reset() {
 	*x = RaftServer{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[24]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1866,7 @@ func (x *RaftServer) String() string {
 func (*RaftServer) ProtoMessage() {}
 
 func (x *RaftServer) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[24]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1879,7 @@ func (x *RaftServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftServer.ProtoReflect.Descriptor instead.
 func (*RaftServer) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{24}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RaftServer) GetId() string {
@@ -1649,7 +1920,7 @@ type RaftConfigurationResponse struct {
 
 func (x *RaftConfigurationResponse) Reset() {
 	*x = RaftConfigurationResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[25]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +1932,7 @@ func (x *RaftConfigurationResponse) String() string {
 func (*RaftConfigurationResponse) ProtoMessage() {}
 
 func (x *RaftConfigurationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[25]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +1945,7 @@ func (x *RaftConfigurationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftConfigurationResponse.ProtoReflect.Descriptor instead.
 func (*RaftConfigurationResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{25}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RaftConfigurationResponse) GetServers() []*RaftServer {
@@ -1701,7 +1972,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[26]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +1984,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[26]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +1997,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{26}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TransferLeadershipRequest) GetTargetId() string {
@@ -1746,7 +2017,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[27]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +2029,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[27]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +2042,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{27}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -1878,7 +2149,29 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\x03seq\x18\x05 \x01(\x04R\x03seq\"g\n" +
 	"\x11ListRoomsResponse\x12-\n" +
 	"\x05rooms\x18\x01 \x03(\v2\x17.hangman.v1.RoomSummaryR\x05rooms\x12#\n" +
-	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\"\x0f\n" +
+	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\"\xf5\x01\n" +
+	"\tRoomEvent\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04prev\x18\x02 \x01(\x04R\x04prev\x12\x12\n" +
+	"\x04room\x18\x03 \x01(\tR\x04room\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05round\x18\x05 \x01(\x04R\x05round\x12\x16\n" +
+	"\x06player\x18\x06 \x01(\tR\x06player\x12\x12\n" +
+	"\x04name\x18\a \x01(\tR\x04name\x12\x16\n" +
+	"\x06letter\x18\b \x01(\tR\x06letter\x12\x18\n" +
+	"\aoutcome\x18\t \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06status\x18\n" +
+	" \x01(\tR\x06status\x12\x0e\n" +
+	"\x02at\x18\v \x01(\tR\x02at\"O\n" +
+	"\rEventsRequest\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
+	"\x05since\x18\x02 \x01(\x04R\x05since\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"\x8a\x01\n" +
+	"\x0eEventsResponse\x12-\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.hangman.v1.RoomEventR\x06events\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12#\n" +
+	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\"\x0f\n" +
 	"\rStatusRequest\"\xb5\x02\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
@@ -1920,7 +2213,7 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CONSISTENCY_STALE\x10\x01\x12\x16\n" +
 	"\x12CONSISTENCY_LEADER\x10\x02\x12\x1c\n" +
-	"\x18CONSISTENCY_LINEARIZABLE\x10\x032\x84\x04\n" +
+	"\x18CONSISTENCY_LINEARIZABLE\x10\x032\xc5\x04\n" +
 	"\vGameService\x12K\n" +
 	"\n" +
 	"CreateRoom\x12\x1d.hangman.v1.CreateRoomRequest\x1a\x1e.hangman.v1.CreateRoomResponse\x12E\n" +
@@ -1929,7 +2222,8 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\aGuesses\x12\x1e.hangman.v1.GuessStreamRequest\x1a\x1f.hangman.v1.GuessStreamResponse(\x010\x01\x12E\n" +
 	"\bNewRound\x12\x1b.hangman.v1.NewRoundRequest\x1a\x1c.hangman.v1.NewRoundResponse\x12B\n" +
 	"\aGetRoom\x12\x1a.hangman.v1.GetRoomRequest\x1a\x1b.hangman.v1.GetRoomResponse\x12H\n" +
-	"\tListRooms\x12\x1c.hangman.v1.ListRoomsRequest\x1a\x1d.hangman.v1.ListRoomsResponse2\xdc\x02\n" +
+	"\tListRooms\x12\x1c.hangman.v1.ListRoomsRequest\x1a\x1d.hangman.v1.ListRoomsResponse\x12?\n" +
+	"\x06Events\x12\x19.hangman.v1.EventsRequest\x1a\x1a.hangman.v1.EventsResponse2\xdc\x02\n" +
 	"\x0eClusterService\x12?\n" +
 	"\x06Status\x12\x19.hangman.v1.StatusRequest\x1a\x1a.hangman.v1.StatusResponse\x12B\n" +
 	"\aMembers\x12\x1a.hangman.v1.MembersRequest\x1a\x1b.hangman.v1.MembersResponse\x12`\n" +
@@ -1949,7 +2243,7 @@ func file_hangman_v1_hangman_proto_rawDescGZIP() []byte {
 }
 
 var file_hangman_v1_hangman_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hangman_v1_hangman_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_hangman_v1_hangman_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_hangman_v1_hangman_proto_goTypes = []any{
 	(Consistency)(0),                   // 0: hangman.v1.Consistency
 	(*Player)(nil),                     // 1: hangman.v1.Player
@@ -1970,17 +2264,20 @@ var file_hangman_v1_hangman_proto_goTypes = []any{
 	(*ListRoomsRequest)(nil),           // 16: hangman.v1.ListRoomsRequest
 	(*RoomSummary)(nil),                // 17: hangman.v1.RoomSummary
 	(*ListRoomsResponse)(nil),          // 18: hangman.v1.ListRoomsResponse
-	(*StatusRequest)(nil),              // 19: hangman.v1.StatusRequest
-	(*StatusResponse)(nil),             // 20: hangman.v1.StatusResponse
-	(*MembersRequest)(nil),             // 21: hangman.v1.MembersRequest
-	(*Member)(nil),                     // 22: hangman.v1.Member
-	(*MembersResponse)(nil),            // 23: hangman.v1.MembersResponse
-	(*RaftConfigurationRequest)(nil),   // 24: hangman.v1.RaftConfigurationRequest
-	(*RaftServer)(nil),                 // 25: hangman.v1.RaftServer
-	(*RaftConfigurationResponse)(nil),  // 26: hangman.v1.RaftConfigurationResponse
-	(*TransferLeadershipRequest)(nil),  // 27: hangman.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 28: hangman.v1.TransferLeadershipResponse
-	nil,                                // 29: hangman.v1.Member.TagsEntry
+	(*RoomEvent)(nil),                  // 19: hangman.v1.RoomEvent
+	(*EventsRequest)(nil),              // 20: hangman.v1.EventsRequest
+	(*EventsResponse)(nil),             // 21: hangman.v1.EventsResponse
+	(*StatusRequest)(nil),              // 22: hangman.v1.StatusRequest
+	(*StatusResponse)(nil),             // 23: hangman.v1.StatusResponse
+	(*MembersRequest)(nil),             // 24: hangman.v1.MembersRequest
+	(*Member)(nil),                     // 25: hangman.v1.Member
+	(*MembersResponse)(nil),            // 26: hangman.v1.MembersResponse
+	(*RaftConfigurationRequest)(nil),   // 27: hangman.v1.RaftConfigurationRequest
+	(*RaftServer)(nil),                 // 28: hangman.v1.RaftServer
+	(*RaftConfigurationResponse)(nil),  // 29: hangman.v1.RaftConfigurationResponse
+	(*TransferLeadershipRequest)(nil),  // 30: hangman.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 31: hangman.v1.TransferLeadershipResponse
+	nil,                                // 32: hangman.v1.Member.TagsEntry
 }
 var file_hangman_v1_hangman_proto_depIdxs = []int32{
 	1,  // 0: hangman.v1.RoomState.players:type_name -> hangman.v1.Player
@@ -1995,36 +2292,39 @@ var file_hangman_v1_hangman_proto_depIdxs = []int32{
 	3,  // 9: hangman.v1.GetRoomResponse.state:type_name -> hangman.v1.RoomState
 	0,  // 10: hangman.v1.ListRoomsRequest.consistency:type_name -> hangman.v1.Consistency
 	17, // 11: hangman.v1.ListRoomsResponse.rooms:type_name -> hangman.v1.RoomSummary
-	29, // 12: hangman.v1.Member.tags:type_name -> hangman.v1.Member.TagsEntry
-	22, // 13: hangman.v1.MembersResponse.members:type_name -> hangman.v1.Member
-	25, // 14: hangman.v1.RaftConfigurationResponse.servers:type_name -> hangman.v1.RaftServer
-	4,  // 15: hangman.v1.GameService.CreateRoom:input_type -> hangman.v1.CreateRoomRequest
-	6,  // 16: hangman.v1.GameService.JoinRoom:input_type -> hangman.v1.JoinRoomRequest
-	8,  // 17: hangman.v1.GameService.Guess:input_type -> hangman.v1.GuessRequest
-	10, // 18: hangman.v1.GameService.Guesses:input_type -> hangman.v1.GuessStreamRequest
-	12, // 19: hangman.v1.GameService.NewRound:input_type -> hangman.v1.NewRoundRequest
-	14, // 20: hangman.v1.GameService.GetRoom:input_type -> hangman.v1.GetRoomRequest
-	16, // 21: hangman.v1.GameService.ListRooms:input_type -> hangman.v1.ListRoomsRequest
-	19, // 22: hangman.v1.ClusterService.Status:input_type -> hangman.v1.StatusRequest
-	21, // 23: hangman.v1.ClusterService.Members:input_type -> hangman.v1.MembersRequest
-	24, // 24: hangman.v1.ClusterService.RaftConfiguration:input_type -> hangman.v1.RaftConfigurationRequest
-	27, // 25: hangman.v1.ClusterService.TransferLeadership:input_type -> hangman.v1.TransferLeadershipRequest
-	5,  // 26: hangman.v1.GameService.CreateRoom:output_type -> hangman.v1.CreateRoomResponse
-	7,  // 27: hangman.v1.GameService.JoinRoom:output_type -> hangman.v1.JoinRoomResponse
-	9,  // 28: hangman.v1.GameService.Guess:output_type -> hangman.v1.GuessResponse
-	11, // 29: hangman.v1.GameService.Guesses:output_type -> hangman.v1.GuessStreamResponse
-	13, // 30: hangman.v1.GameService.NewRound:output_type -> hangman.v1.NewRoundResponse
-	15, // 31: hangman.v1.GameService.GetRoom:output_type -> hangman.v1.GetRoomResponse
-	18, // 32: hangman.v1.GameService.ListRooms:output_type -> hangman.v1.ListRoomsResponse
-	20, // 33: hangman.v1.ClusterService.Status:output_type -> hangman.v1.StatusResponse
-	23, // 34: hangman.v1.ClusterService.Members:output_type -> hangman.v1.MembersResponse
-	26, // 35: hangman.v1.ClusterService.RaftConfiguration:output_type -> hangman.v1.RaftConfigurationResponse
-	28, // 36: hangman.v1.ClusterService.TransferLeadership:output_type -> hangman.v1.TransferLeadershipResponse
-	26, // [26:37] is the sub-list for method output_type
-	15, // [15:26] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	19, // 12: hangman.v1.EventsResponse.events:type_name -> hangman.v1.RoomEvent
+	32, // 13: hangman.v1.Member.tags:type_name -> hangman.v1.Member.TagsEntry
+	25, // 14: hangman.v1.MembersResponse.members:type_name -> hangman.v1.Member
+	28, // 15: hangman.v1.RaftConfigurationResponse.servers:type_name -> hangman.v1.RaftServer
+	4,  // 16: hangman.v1.GameService.CreateRoom:input_type -> hangman.v1.CreateRoomRequest
+	6,  // 17: hangman.v1.GameService.JoinRoom:input_type -> hangman.v1.JoinRoomRequest
+	8,  // 18: hangman.v1.GameService.Guess:input_type -> hangman.v1.GuessRequest
+	10, // 19: hangman.v1.GameService.Guesses:input_type -> hangman.v1.GuessStreamRequest
+	12, // 20: hangman.v1.GameService.NewRound:input_type -> hangman.v1.NewRoundRequest
+	14, // 21: hangman.v1.GameService.GetRoom:input_type -> hangman.v1.GetRoomRequest
+	16, // 22: hangman.v1.GameService.ListRooms:input_type -> hangman.v1.ListRoomsRequest
+	20, // 23: hangman.v1.GameService.Events:input_type -> hangman.v1.EventsRequest
+	22, // 24: hangman.v1.ClusterService.Status:input_type -> hangman.v1.StatusRequest
+	24, // 25: hangman.v1.ClusterService.Members:input_type -> hangman.v1.MembersRequest
+	27, // 26: hangman.v1.ClusterService.RaftConfiguration:input_type -> hangman.v1.RaftConfigurationRequest
+	30, // 27: hangman.v1.ClusterService.TransferLeadership:input_type -> hangman.v1.TransferLeadershipRequest
+	5,  // 28: hangman.v1.GameService.CreateRoom:output_type -> hangman.v1.CreateRoomResponse
+	7,  // 29: hangman.v1.GameService.JoinRoom:output_type -> hangman.v1.JoinRoomResponse
+	9,  // 30: hangman.v1.GameService.Guess:output_type -> hangman.v1.GuessResponse
+	11, // 31: hangman.v1.GameService.Guesses:output_type -> hangman.v1.GuessStreamResponse
+	13, // 32: hangman.v1.GameService.NewRound:output_type -> hangman.v1.NewRoundResponse
+	15, // 33: hangman.v1.GameService.GetRoom:output_type -> hangman.v1.GetRoomResponse
+	18, // 34: hangman.v1.GameService.ListRooms:output_type -> hangman.v1.ListRoomsResponse
+	21, // 35: hangman.v1.GameService.Events:output_type -> hangman.v1.EventsResponse
+	23, // 36: hangman.v1.ClusterService.Status:output_type -> hangman.v1.StatusResponse
+	26, // 37: hangman.v1.ClusterService.Members:output_type -> hangman.v1.MembersResponse
+	29, // 38: hangman.v1.ClusterService.RaftConfiguration:output_type -> hangman.v1.RaftConfigurationResponse
+	31, // 39: hangman.v1.ClusterService.TransferLeadership:output_type -> hangman.v1.TransferLeadershipResponse
+	28, // [28:40] is the sub-list for method output_type
+	16, // [16:28] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_hangman_v1_hangman_proto_init() }
@@ -2038,7 +2338,7 @@ func file_hangman_v1_hangman_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hangman_v1_hangman_proto_rawDesc), len(file_hangman_v1_hangman_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

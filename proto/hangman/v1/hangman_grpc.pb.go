@@ -38,6 +38,7 @@ const (
 	GameService_NewRound_FullMethodName   = "/hangman.v1.GameService/NewRound"
 	GameService_GetRoom_FullMethodName    = "/hangman.v1.GameService/GetRoom"
 	GameService_ListRooms_FullMethodName  = "/hangman.v1.GameService/ListRooms"
+	GameService_Events_FullMethodName     = "/hangman.v1.GameService/Events"
 )
 
 // GameServiceClient is the client API for GameService service.
@@ -67,6 +68,20 @@ type GameServiceClient interface {
 	GetRoom(ctx context.Context, in *GetRoomRequest, opts ...grpc.CallOption) (*GetRoomResponse, error)
 	// ListRooms lists every room at the requested consistency.
 	ListRooms(ctx context.Context, in *ListRoomsRequest, opts ...grpc.CallOption) (*ListRoomsResponse, error)
+	// Events returns a room's committed events after a seq, oldest first,
+	// from the bounded history each room keeps (its last 256 events): how a
+	// consumer that saw a gap (an event whose prev is not the last seq it
+	// saw) fetches what it missed, as the NATS endpoint hangman.api.events
+	// does. OUT_OF_RANGE when since is older than the history (fetch the
+	// room's state with GetRoom instead), NOT_FOUND for an unknown room,
+	// INVALID_ARGUMENT for a bad room name. since at or past the room's
+	// latest seq is an empty answer, not an error.
+	//
+	// The answering node reads its own replica, whether or not it leads:
+	// committed events never change, so the answer is true up to
+	// applied_index, though a lagging node may not have the newest events
+	// yet (seq then stays below the one the consumer saw: ask again).
+	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (*EventsResponse, error)
 }
 
 type gameServiceClient struct {
@@ -150,6 +165,16 @@ func (c *gameServiceClient) ListRooms(ctx context.Context, in *ListRoomsRequest,
 	return out, nil
 }
 
+func (c *gameServiceClient) Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (*EventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EventsResponse)
+	err := c.cc.Invoke(ctx, GameService_Events_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GameServiceServer is the server API for GameService service.
 // All implementations must embed UnimplementedGameServiceServer
 // for forward compatibility.
@@ -177,6 +202,20 @@ type GameServiceServer interface {
 	GetRoom(context.Context, *GetRoomRequest) (*GetRoomResponse, error)
 	// ListRooms lists every room at the requested consistency.
 	ListRooms(context.Context, *ListRoomsRequest) (*ListRoomsResponse, error)
+	// Events returns a room's committed events after a seq, oldest first,
+	// from the bounded history each room keeps (its last 256 events): how a
+	// consumer that saw a gap (an event whose prev is not the last seq it
+	// saw) fetches what it missed, as the NATS endpoint hangman.api.events
+	// does. OUT_OF_RANGE when since is older than the history (fetch the
+	// room's state with GetRoom instead), NOT_FOUND for an unknown room,
+	// INVALID_ARGUMENT for a bad room name. since at or past the room's
+	// latest seq is an empty answer, not an error.
+	//
+	// The answering node reads its own replica, whether or not it leads:
+	// committed events never change, so the answer is true up to
+	// applied_index, though a lagging node may not have the newest events
+	// yet (seq then stays below the one the consumer saw: ask again).
+	Events(context.Context, *EventsRequest) (*EventsResponse, error)
 	mustEmbedUnimplementedGameServiceServer()
 }
 
@@ -207,6 +246,9 @@ func (UnimplementedGameServiceServer) GetRoom(context.Context, *GetRoomRequest) 
 }
 func (UnimplementedGameServiceServer) ListRooms(context.Context, *ListRoomsRequest) (*ListRoomsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListRooms not implemented")
+}
+func (UnimplementedGameServiceServer) Events(context.Context, *EventsRequest) (*EventsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Events not implemented")
 }
 func (UnimplementedGameServiceServer) mustEmbedUnimplementedGameServiceServer() {}
 func (UnimplementedGameServiceServer) testEmbeddedByValue()                     {}
@@ -344,6 +386,24 @@ func _GameService_ListRooms_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _GameService_Events_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GameServiceServer).Events(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GameService_Events_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GameServiceServer).Events(ctx, req.(*EventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // GameService_ServiceDesc is the grpc.ServiceDesc for GameService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -374,6 +434,10 @@ var GameService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListRooms",
 			Handler:    _GameService_ListRooms_Handler,
+		},
+		{
+			MethodName: "Events",
+			Handler:    _GameService_Events_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
