@@ -157,6 +157,22 @@ func askEvents(t *testing.T, nc *nats.Conn, req string) (EventsReply, string, Ev
 	return r, "", EventsError{}
 }
 
+// roomApplied waits until every live node has applied room up to seq, so
+// that whichever node answers a request answers the same.
+func (c *testCluster) roomApplied(room string, seq uint64) {
+	c.t.Helper()
+	waitFor(c.t, 10*time.Second, fmt.Sprintf("every node to apply %s up to %d", room, seq), func() error {
+		for _, n := range c.alive() {
+			var st game.State
+			n.Read(func(m *game.Machine) { st, _ = m.Room(room) })
+			if st.Seq < seq {
+				return fmt.Errorf("%s has the room at seq %d", n.ID(), st.Seq)
+			}
+		}
+		return nil
+	})
+}
+
 // repair fetches a room's events after since up to seq through, as a
 // consumer that noticed a gap does: following the cursor while the answer
 // has more, and asking again while the answering node has not applied
@@ -166,7 +182,12 @@ func repair(t *testing.T, nc *nats.Conn, room string, since, through uint64) [][
 	var got [][]byte
 	waitFor(t, 10*time.Second, fmt.Sprintf("events of %s through %d", room, through), func() error {
 		r, code, e := askEvents(t, nc, fmt.Sprintf(`{"room":%q,"since":%d}`, room, since))
-		if code != "" {
+		switch code {
+		case "":
+		case "404":
+			// A node that has not applied the room's creation yet.
+			return fmt.Errorf("%+v", e)
+		default:
 			t.Fatalf("repair since %d: %s %+v", since, code, e)
 		}
 		for _, raw := range r.Events {
@@ -200,6 +221,28 @@ func TestEventsEndpoint(t *testing.T) {
 	// ref sees every event of the room, on the leader's own server.
 	ref := newRoomFeed(t, c.nodes[leader].NATSURL(), NATSUserWatcher, auth.WatcherPassword, "gap")
 	ref.waitInterest(c, leader, auth)
+
+	// A room with more events than its history keeps.
+	if _, err := cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	var oldSeq uint64
+	for i := range game.EventHistory + 5 {
+		r, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "old", PlayerId: "p1", Name: fmt.Sprintf("Name %d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldSeq = r.GetState().GetSeq()
+	}
+	// Whichever node answers, once all have applied the room: a node
+	// further behind keeps an older part of the history.
+	c.roomApplied("old", oldSeq)
+
+	watcher, err := nats.Connect(c.nodes[follower].NATSURL(), nats.UserInfo(NATSUserWatcher, auth.WatcherPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
 
 	t.Run("a subscriber repairs a gap", func(t *testing.T) {
 		consumer := newRoomFeed(t, c.nodes[follower].NATSURL(), NATSUserWatcher, auth.WatcherPassword, "gap")
@@ -254,71 +297,36 @@ func TestEventsEndpoint(t *testing.T) {
 		}
 	})
 
-	watcher, err := nats.Connect(c.nodes[follower].NATSURL(), nats.UserInfo(NATSUserWatcher, auth.WatcherPassword))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watcher.Close()
-
 	t.Run("an answer is up to what its node applied", func(t *testing.T) {
-		final, err := cl.GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: "gap", Consistency: hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE})
-		if err != nil {
-			t.Fatal(err)
+		r, code, e := askEvents(t, watcher, fmt.Sprintf(`{"room":"old","since":%d,"limit":3}`, oldSeq-10))
+		switch {
+		case code != "":
+			t.Fatalf("%s %+v", code, e)
+		case r.Node == "":
+			t.Fatal("the answer does not name its node")
+		case len(r.Events) != 3 || !r.More:
+			t.Fatalf("limit 3: %d events, more %v", len(r.Events), r.More)
+		case r.Seq != oldSeq || r.Applied < oldSeq:
+			t.Fatalf("seq %d applied %d, want seq %d", r.Seq, r.Applied, oldSeq)
 		}
-		seq := final.GetState().GetSeq()
-		waitFor(t, 10*time.Second, "the follower to apply the room's last change", func() error {
-			r, code, e := askEvents(t, watcher, `{"room":"gap","since":0,"limit":3}`)
-			switch {
-			case code != "":
-				return fmt.Errorf("%s %+v", code, e)
-			case r.Node == "":
-				t.Fatal("the answer does not name its node")
-			case len(r.Events) != 3 || !r.More:
-				t.Fatalf("limit 3: %d events, more %v", len(r.Events), r.More)
-			case r.Seq != seq:
-				return fmt.Errorf("seq %d, want %d", r.Seq, seq)
-			case r.Applied < seq:
-				t.Fatalf("applied %d below the room's seq %d", r.Applied, seq)
-			}
-			return nil
-		})
-		r, code, _ := askEvents(t, watcher, fmt.Sprintf(`{"room":"gap","since":%d}`, seq+1000))
-		if code != "" || len(r.Events) != 0 || r.More || r.Seq != seq {
+		r, code, _ = askEvents(t, watcher, fmt.Sprintf(`{"room":"old","since":%d}`, oldSeq+1000))
+		if code != "" || len(r.Events) != 0 || r.More || r.Seq != oldSeq {
 			t.Fatalf("since past the room's seq: %s %+v", code, r)
 		}
 	})
 
-	// A room with more events than its history keeps.
-	if _, err := cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "old"}); err != nil {
-		t.Fatal(err)
-	}
-	var oldSeq uint64
-	for i := range game.EventHistory + 5 {
-		r, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "old", PlayerId: "p1", Name: fmt.Sprintf("Name %d", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		oldSeq = r.GetState().GetSeq()
-	}
-
 	t.Run("since older than the history", func(t *testing.T) {
-		waitFor(t, 10*time.Second, "the follower to apply the old room", func() error {
-			_, code, e := askEvents(t, watcher, `{"room":"old","since":0}`)
-			if code != "410" {
-				return fmt.Errorf("answer %s %+v", code, e)
-			}
-			if e.Oldest == 0 || !strings.Contains(e.Error, "fetch the room's state") {
-				t.Fatalf("410 body %+v", e)
-			}
-			r, code, _ := askEvents(t, watcher, fmt.Sprintf(`{"room":"old","since":%d}`, e.Oldest))
-			if code != "" || len(r.Events) != game.MaxEventsPage || !r.More {
-				t.Fatalf("since the oldest kept: %s, %d events, more %v", code, len(r.Events), r.More)
-			}
-			if r.Seq != oldSeq {
-				return fmt.Errorf("seq %d, want %d", r.Seq, oldSeq)
-			}
-			return nil
-		})
+		_, code, e := askEvents(t, watcher, `{"room":"old","since":0}`)
+		if code != "410" || e.Oldest == 0 || !strings.Contains(e.Error, "fetch the room's state") {
+			t.Fatalf("since 0: %s %+v, want 410", code, e)
+		}
+		r, code, _ := askEvents(t, watcher, fmt.Sprintf(`{"room":"old","since":%d}`, e.Oldest))
+		if code != "" || len(r.Events) != game.MaxEventsPage || !r.More || r.Seq != oldSeq {
+			t.Fatalf("since the oldest kept: %s, %d events, more %v, seq %d", code, len(r.Events), r.More, r.Seq)
+		}
+		if _, code, _ := askEvents(t, watcher, fmt.Sprintf(`{"room":"old","since":%d}`, e.Oldest-1)); code != "410" {
+			t.Fatalf("since just before the oldest kept: %q, want 410", code)
+		}
 	})
 
 	t.Run("bad requests", func(t *testing.T) {
@@ -344,11 +352,12 @@ func TestEventsEndpoint(t *testing.T) {
 
 	t.Run("the same over gRPC", func(t *testing.T) {
 		gc := c.client(follower)
-		nr, code, _ := askEvents(t, watcher, `{"room":"gap","since":0}`)
+		since := oldSeq - 20
+		nr, code, _ := askEvents(t, watcher, fmt.Sprintf(`{"room":"old","since":%d}`, since))
 		if code != "" {
 			t.Fatal(code)
 		}
-		r, err := gc.Events(ctx, &hangmanv1.EventsRequest{Room: "gap"})
+		r, err := gc.Events(ctx, &hangmanv1.EventsRequest{Room: "old", Since: since})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -363,7 +372,7 @@ func TestEventsEndpoint(t *testing.T) {
 				t.Fatalf("event %d over gRPC %v, over NATS %s", i, pe, nr.Events[i])
 			}
 		}
-		page, err := gc.Events(ctx, &hangmanv1.EventsRequest{Room: "gap", Since: r.GetEvents()[1].GetSeq(), Limit: 2})
+		page, err := gc.Events(ctx, &hangmanv1.EventsRequest{Room: "old", Since: r.GetEvents()[1].GetSeq(), Limit: 2})
 		if err != nil || len(page.GetEvents()) != 2 || !page.GetMore() || page.GetEvents()[0].GetSeq() != r.GetEvents()[2].GetSeq() {
 			t.Fatalf("a page of 2: %v %v", page, err)
 		}
