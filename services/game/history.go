@@ -17,8 +17,9 @@ const (
 	// than a NATS reconnect or a leader failover takes. The cost is
 	// bounded: an Event is 160 bytes plus its player id, kept in a buffer
 	// of historyCap, about 55 KB for a full room; MaxRooms full rooms
-	// would hold about 550 MB and write about 460 MB of snapshot (an
-	// event is about 180 bytes of JSON). A realistic cluster has far fewer
+	// would hold about 550 MB and write about 400 MB of snapshot (an
+	// event is about 160 bytes of JSON; measured: 1,000 full rooms, 56 MB
+	// of heap and 40 MB of snapshot). A realistic cluster has far fewer
 	// rooms with a full history.
 	EventHistory = 256
 	// RecentEvents is how many of its latest events a room has republished
