@@ -1,10 +1,15 @@
 package raftnode
 
 import (
+	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
@@ -85,4 +90,71 @@ func viaProtobuf(t *testing.T, p *hangmanv1.Proposed) *hangmanv1.Proposed {
 		t.Fatalf("unmarshal: %v", err)
 	}
 	return &out
+}
+
+// TestRefusedGuessNeverTakesEffectLater is the first scenario of issue 15
+// in a real cluster. A follower's forwarding calls are all taken, as by
+// calls to a leader that stopped answering, when a guess by a player who
+// has not joined reaches it; its caller gives up. A retry of the same
+// request id on the leader is refused (the player has not joined), the
+// player joins, and the follower's forwarding frees up. The refused guess
+// must never take effect, and every retry must keep answering the refusal.
+func TestRefusedGuessNeverTakesEffectLater(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.leader()
+	fi := (leader + 1) % 3
+	f := c.nodes[fi]
+	ctx := ctxT(t)
+	lc, fc := c.client(leader), c.client(fi)
+	if _, err := lc.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "x"}); err != nil {
+		t.Fatalf("create room: %v", err)
+	}
+	for range maxInflightForwards {
+		f.forwarder.inflight <- struct{}{}
+	}
+	held := maxInflightForwards
+	t.Cleanup(func() {
+		for range held {
+			<-f.forwarder.inflight
+		}
+	})
+
+	r1 := &hangmanv1.GuessRequest{Room: "x", PlayerId: "late", Letter: "e", RequestId: "R1"}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err := fc.Guess(short, r1)
+	cancel()
+	if err == nil {
+		t.Fatal("the follower answered a guess while its forwarding was stuck")
+	}
+	t.Logf("the stuck guess: %v", err)
+	_, err = lc.Guess(ctx, r1)
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("retry of R1 on the leader: %v, want FailedPrecondition", err)
+	}
+	refusal := status.Convert(err).Message()
+	if _, err := lc.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "x", PlayerId: "late", Name: "Late"}); err != nil {
+		t.Fatalf("join: %v", err)
+	}
+
+	// One forwarding slot frees: the follower's calls now go one at a
+	// time, so once a later write through it is answered, so is every
+	// write it held before.
+	<-f.forwarder.inflight
+	held--
+	if _, err := fc.Guess(ctx, &hangmanv1.GuessRequest{Room: "x", PlayerId: "late", Letter: "t", RequestId: "M"}); err != nil {
+		t.Fatalf("guess through the follower after it freed up: %v", err)
+	}
+	st, err := lc.GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: "x", Consistency: hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE})
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if g := st.GetState().GetGuessed(); slices.Contains(g, "e") {
+		t.Fatalf("the refused guess took effect: guessed %v, last guess %v", g, st.GetState().GetLastGuess())
+	}
+	for i := range c.nodes {
+		_, err := c.client(i).Guess(ctx, r1)
+		if status.Code(err) != codes.FailedPrecondition || status.Convert(err).Message() != refusal {
+			t.Fatalf("retry of R1 on %s after the join: %v, want FailedPrecondition %q", c.cfgs[i].ID, err, refusal)
+		}
+	}
 }

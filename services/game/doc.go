@@ -11,7 +11,17 @@
 //
 // A Machine holds many rooms. Each room plays rounds of one secret word with a
 // wrong-guess limit; players join with an id and a display name and score
-// points for correct letters and for finishing a word. Client sessions (the
-// Raft dissertation, §6.3) remember the last request ids applied in each room
-// so that a guess retried after a lost reply is applied at most once.
+// points for correct letters and for finishing a word.
+//
+// Client sessions (the Raft dissertation, §6.3) remember the first answer
+// to each recent request id, so that a request's first definite answer is
+// its only one: a guess retried after a lost reply is applied at most once,
+// and a request the rules refused stays refused, with the same error, even
+// once what it lacked has come true (the player joined, a new round began,
+// the room was created): a retry or a stale copy committed later changes
+// nothing. Each room remembers its last SessionWindow request ids; the
+// refusals of requests to rooms that do not exist are remembered across
+// the cluster (MissingRoomWindow) until their room is created, which then
+// remembers them. Invalid commands are refused the same whatever the
+// state, so their refusals need no record.
 package game

@@ -39,7 +39,9 @@ func (c Code) String() string {
 	}
 }
 
-// Error is a refusal by the rules. A refused command changes nothing.
+// Error is a refusal by the rules. A refused command changes no room; if it
+// carries a request id, the refusal is remembered as that request's answer
+// (see Result.Duplicate).
 type Error struct {
 	Code Code
 	Msg  string

@@ -80,7 +80,7 @@ func FuzzApply(f *testing.F) {
 func FuzzRestore(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := New()
-		m.ApplyCommand(1, join("keep", "p1", "Ann")) // refused: no room
+		m.ApplyCommand(1, withID(join("keep", "p1", "Ann"), "k")) // refused, and remembered: no room
 		m.ApplyCommand(2, create("keep", "melon"))
 		before := snapshotBytes(t, m)
 		if err := m.Restore(bytes.NewReader(data)); err != nil {
@@ -175,6 +175,10 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 	}
 	hard := create("r", "ox")
 	hard.MaxWrong = 2
+	v1, err := os.ReadFile(filepath.Join("testdata", "snapshot-v1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	lastRound := corrupt(t, func(s *snapshotFile) { s.Rooms[1].Round = math.MaxUint64 }) // den: won
 
 	return map[string]map[string][]byte{
@@ -217,6 +221,13 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 				batch(guess("a", "p1", "o"), guess("b", "p1", "x"), guess("a", "p1", "x")), // a twice: refused
 				batch(guess("a", "p1", "x"), newRound("b", "p1", "kiwi")), batch(),
 			),
+			"refusals_remembered": frames(
+				withID(guess("x", "p1", "a"), "r1"), withID(create("x", "apple"), "c"), withID(join("x", "p1", "Ann"), "j"),
+				withID(guess("x", "p1", "a"), "r1"), withID(guess("x", "p2", "a"), "r2"), withID(join("x", "p2", "Bob"), "j2"),
+				batch(withID(guess("x", "p2", "p"), "r2"), withID(guess("y", "p1", "e"), "r1")),
+				withID(newRound("x", "p1", "kiwi"), "n"), withID(create("y", "ox"), "c"), withID(guess("y", "p1", "e"), "r1"),
+				withID(create("x", "melon"), "c2"), withID(create("x", "melon"), "c2"),
+			),
 			"old_json_log": frames(
 				encodeJSON(t, create("a", "ox")), encodeJSON(t, join("a", "p1", "Ann")), encodeJSON(t, withID(guess("a", "p1", "o"), "g")),
 				guess("a", "p1", "x"), encodeJSON(t, withID(guess("a", "p1", "o"), "g")),
@@ -224,6 +235,7 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 		},
 		"FuzzRestore": {
 			"game":       snapshotBytes(t, gameMachine(t)),
+			"version_1":  v1,
 			"empty":      snapshotBytes(t, New()),
 			"last_round": lastRound,
 			"bad_status": corrupt(t, func(s *snapshotFile) { s.Rooms[0].Status = StatusWon }),
@@ -272,7 +284,7 @@ func TestFuzzSeeds(t *testing.T) {
 			t.Errorf("FuzzDecodeCommand seed %s does not decode: %v", name, err)
 		}
 	}
-	for _, name := range []string{"game", "empty", "last_round"} {
+	for _, name := range []string{"game", "version_1", "empty", "last_round"} {
 		if err := New().Restore(bytes.NewReader(seeds["FuzzRestore"][name])); err != nil {
 			t.Errorf("FuzzRestore seed %s does not restore: %v", name, err)
 		}

@@ -71,30 +71,52 @@ func (h *harness) ok(c Command) Result {
 }
 
 // refused applies c, which must be refused with code, and checks that the
-// refusal changed nothing but the applied index.
+// refusal changed nothing but the applied index and, for a refusal by the
+// rules of a command with a request id, the session table, which then
+// answers a retry the same.
 func (h *harness) refused(c Command, code Code) Result {
 	h.tb.Helper()
-	return h.refusedBy(func(index uint64) Result { return h.m.ApplyCommand(index, c) }, code)
+	var again func(*Machine, uint64) Result
+	if c.RequestID != "" && code != CodeInvalid {
+		again = func(m *Machine, index uint64) Result { return m.ApplyCommand(index, c) }
+	}
+	return h.refusedBy(func(index uint64) Result { return h.m.ApplyCommand(index, c) }, code, again)
 }
 
 // refusedEntry is refused for a raw log entry, applied with Apply.
 func (h *harness) refusedEntry(entry []byte, code Code) Result {
 	h.tb.Helper()
-	return h.refusedBy(func(index uint64) Result { return h.m.Apply(index, entry) }, code)
+	return h.refusedBy(func(index uint64) Result { return h.m.Apply(index, entry) }, code, nil)
 }
 
-func (h *harness) refusedBy(apply func(index uint64) Result, code Code) Result {
+// refusedBy applies an entry with apply, which must be refused with code.
+// With again nil the refusal must leave no trace; otherwise it must be
+// remembered, and again, applying the same request on another machine,
+// must get the same refusal as a duplicate that changes nothing.
+func (h *harness) refusedBy(apply func(index uint64) Result, code Code, again func(m *Machine, index uint64) Result) Result {
 	h.tb.Helper()
 	before := snapshotBytes(h.tb, h.m)
-	beforeRooms := roomsBytes(h.tb, h.m)
+	beforeState := stateBytes(h.tb, h.m)
 	h.index++
 	res := apply(h.index)
 	checkRefused(h.tb, res, code)
-	if after := roomsBytes(h.tb, h.m); !bytes.Equal(beforeRooms, after) {
-		h.tb.Fatalf("refused command changed the machine:\nbefore %s\nafter  %s", before, after)
+	if after := stateBytes(h.tb, h.m); !bytes.Equal(beforeState, after) {
+		h.tb.Fatalf("refused command changed the machine:\nbefore %s\nafter  %s", before, snapshotBytes(h.tb, h.m))
 	}
 	if got := h.m.Applied(); got != h.index {
 		h.tb.Fatalf("Applied() = %d after a refused entry at %d, want %d", got, h.index, h.index)
+	}
+	if again != nil {
+		if bytes.Equal(roomsBytes(h.tb, h.m), roomsBytesOf(h.tb, before)) {
+			h.tb.Fatal("a refusal by the rules of a request with an id was not remembered")
+		}
+		r := restored(h.tb, snapshotBytes(h.tb, h.m))
+		now := roomsBytes(h.tb, r)
+		checkSameRefusal(h.tb, again(r, h.index+1), res)
+		if after := roomsBytes(h.tb, r); !bytes.Equal(now, after) {
+			h.tb.Fatalf("a repeated refusal changed the machine:\nbefore %s\nafter  %s", now, after)
+		}
+		return res
 	}
 	// A redelivery at the same index leaves even the snapshot bytes as they
 	// were (the applied index only ever moves forward).
@@ -151,6 +173,25 @@ func roomsBytes(tb testing.TB, m *Machine) []byte {
 	tb.Helper()
 	c := *m // shares the rooms, which Snapshot only reads
 	c.applied = 0
+	return snapshotBytes(tb, &c)
+}
+
+// roomsBytesOf is roomsBytes of the machine snapshot b holds.
+func roomsBytesOf(tb testing.TB, b []byte) []byte {
+	tb.Helper()
+	return roomsBytes(tb, restored(tb, b))
+}
+
+// stateBytes returns the snapshot of m without its applied index and its
+// session tables: the game itself, which only an applied command changes.
+func stateBytes(tb testing.TB, m *Machine) []byte {
+	tb.Helper()
+	c := Machine{rooms: make(map[string]*room, len(m.rooms))}
+	for name, r := range m.rooms {
+		game := *r // shares all but the sessions, which Snapshot only reads
+		game.sessions = window[string]{}
+		c.rooms[name] = &game
+	}
 	return snapshotBytes(tb, &c)
 }
 

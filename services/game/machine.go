@@ -1,6 +1,7 @@
 package game
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -14,8 +15,18 @@ const WinBonus = 5
 // Machine is the state of every room. It is not safe for concurrent use: the
 // replication layer applies commands from one goroutine and guards reads.
 type Machine struct {
-	rooms   map[string]*room
+	rooms map[string]*room
+	// missing remembers the refusals of requests addressed to rooms that
+	// did not exist, which have no session table of their own; a room
+	// takes over its entries when it is created.
+	missing window[missingKey]
 	applied uint64
+}
+
+// missingKey names a request addressed to a room that did not exist:
+// request ids are per room.
+type missingKey struct {
+	room, id string
 }
 
 type room struct {
@@ -30,33 +41,90 @@ type room struct {
 	status   Status
 	players  []*Player
 	last     *LastGuess
-	// sessions maps a request id to what its first application returned;
-	// order is the same ids oldest first, to expire them deterministically.
-	sessions map[string]session
-	order    []string
+	// sessions remembers the first answer to each recent request id.
+	sessions window[string]
 	// history holds the latest events, for EventsSince and republishing.
 	history history
 }
 
-// session remembers one applied request.
+// session remembers the first answer to one request: what applying it
+// returned, or the refusal.
 type session struct {
 	Outcome Outcome `json:"o,omitempty"`
-	Seq     uint64  `json:"s"`
+	// Seq is the index of the entry that answered the request.
+	Seq uint64 `json:"s"`
+	// Code and Msg are the refusal, if the request was refused.
+	Code Code   `json:"c,omitempty"`
+	Msg  string `json:"m,omitempty"`
+}
+
+// refusal returns the error s remembers, or nil if s was applied.
+func (s session) refusal() error {
+	if s.Code == 0 {
+		return nil
+	}
+	return &Error{Code: s.Code, Msg: s.Msg}
+}
+
+// window remembers the first answers to requests by key, forgetting the
+// oldest beyond a size: deterministically, the same on every replica.
+type window[K comparable] struct {
+	answers map[K]session
+	order   []K // the keys of answers, oldest first
+}
+
+func (w *window[K]) get(k K) (session, bool) {
+	s, ok := w.answers[k]
+	return s, ok
+}
+
+// record remembers the answer to k, forgetting the oldest beyond size.
+func (w *window[K]) record(k K, s session, size int) {
+	if w.answers == nil {
+		w.answers = make(map[K]session)
+	}
+	if len(w.order) >= size {
+		delete(w.answers, w.order[0])
+		w.order = w.order[1:]
+	}
+	w.answers[k] = s
+	w.order = append(w.order, k)
+}
+
+// take forgets the answers whose keys match and returns them, oldest first.
+func (w *window[K]) take(match func(K) bool) (keys []K, answers []session) {
+	kept := w.order[:0]
+	for _, k := range w.order {
+		if !match(k) {
+			kept = append(kept, k)
+			continue
+		}
+		keys = append(keys, k)
+		answers = append(answers, w.answers[k])
+		delete(w.answers, k)
+	}
+	clear(w.order[len(kept):])
+	w.order = kept
+	return keys, answers
 }
 
 // Result is what applying one command produced.
 type Result struct {
-	// Err is a refusal (an *Error); the Machine did not change.
+	// Err is a refusal (an *Error). No room changed; only a refusal by
+	// the rules of a command with a request id is remembered (see
+	// Duplicate).
 	Err error
 	// Room names the room the command addressed.
 	Room string
 	// Outcome is set for guesses.
 	Outcome Outcome
-	// Duplicate is true when the request id had been applied before; the
-	// Machine did not change and Outcome is that of the first application.
+	// Duplicate is true when the request id had been answered before,
+	// applied or refused: the Machine did not change, and Outcome and Err
+	// are those of the first answer.
 	Duplicate bool
-	// Index is the log index that applied the command: for a duplicate,
-	// the index of the first application.
+	// Index is the log index that applied the command, or whose rules
+	// refused it: for a duplicate, the index of the first answer. (A
+	// command refused as invalid has none.)
 	Index uint64
 	// Event is the change made, or nil if nothing changed.
 	Event *Event
@@ -100,10 +168,10 @@ func (m *Machine) applyCommand(index uint64, c Command, states bool) Result {
 		return Result{Err: err, Room: c.Room}
 	}
 	r := m.rooms[c.Room]
-	if r != nil && c.RequestID != "" {
-		if s, ok := r.sessions[c.RequestID]; ok {
-			res := Result{Room: c.Room, Outcome: s.Outcome, Duplicate: true, Index: s.Seq}
-			if states {
+	if c.RequestID != "" {
+		if s, ok := m.answered(r, c); ok {
+			res := Result{Room: c.Room, Outcome: s.Outcome, Duplicate: true, Index: s.Seq, Err: s.refusal()}
+			if states && res.Err == nil {
 				res.State = r.public()
 			}
 			return res
@@ -115,7 +183,10 @@ func (m *Machine) applyCommand(index uint64, c Command, states bool) Result {
 	)
 	switch c.Kind {
 	case KindCreateRoom:
-		r, ev, err = m.createRoom(c)
+		var created *room
+		if created, ev, err = m.createRoom(c); err == nil {
+			r = created
+		}
 	case KindJoinRoom:
 		ev, err = r.join(c)
 	case KindGuess:
@@ -124,7 +195,10 @@ func (m *Machine) applyCommand(index uint64, c Command, states bool) Result {
 		ev, err = r.newRound(c)
 	}
 	if err != nil {
-		return Result{Err: err, Room: c.Room}
+		if c.RequestID != "" {
+			m.refused(r, c, index, err)
+		}
+		return Result{Err: err, Room: c.Room, Index: index}
 	}
 	res := Result{Room: c.Room, Index: index}
 	if ev != nil {
@@ -140,7 +214,7 @@ func (m *Machine) applyCommand(index uint64, c Command, states bool) Result {
 		res.Event = ev
 	}
 	if c.RequestID != "" {
-		r.record(c.RequestID, session{Outcome: res.Outcome, Seq: index})
+		r.sessions.record(c.RequestID, session{Outcome: res.Outcome, Seq: index}, SessionWindow)
 	}
 	if states {
 		res.State = r.public()
@@ -159,8 +233,13 @@ func (m *Machine) createRoom(c Command) (*room, *Event, error) {
 	if maxWrong == 0 {
 		maxWrong = DefaultMaxWrong
 	}
-	r := &room{name: c.Room, maxWrong: maxWrong, sessions: make(map[string]session)}
+	r := &room{name: c.Room, maxWrong: maxWrong}
 	r.start(c.Word)
+	// The room's requests refused while it did not exist stay refused.
+	keys, answers := m.missing.take(func(k missingKey) bool { return k.room == c.Room })
+	for i, k := range keys {
+		r.sessions.record(k.id, answers[i], SessionWindow)
+	}
 	m.rooms[c.Room] = r
 	return r, &Event{Kind: EventRoomCreated}, nil
 }
@@ -261,14 +340,32 @@ func (r *room) solved() bool {
 	return true
 }
 
-// record remembers a request id, forgetting the oldest beyond SessionWindow.
-func (r *room) record(id string, s session) {
-	if len(r.order) >= SessionWindow {
-		delete(r.sessions, r.order[0])
-		r.order = r.order[1:]
+// answered returns the first answer to c's request id, if it is
+// remembered: by room r, or, if r is nil, among the refusals of requests
+// to rooms that did not exist.
+func (m *Machine) answered(r *room, c Command) (session, bool) {
+	if r != nil {
+		return r.sessions.get(c.RequestID)
 	}
-	r.sessions[id] = s
-	r.order = append(r.order, id)
+	return m.missing.get(missingKey{room: c.Room, id: c.RequestID})
+}
+
+// refused remembers that the rules refused c, at index, with err, so that
+// the refusal is c's request id's only answer (guarantee 2): a retry, or a
+// stale copy of c committed later, is refused the same even once what c
+// needed has come true. Refusals of invalid commands are not remembered;
+// they are refused the same every time anyway.
+func (m *Machine) refused(r *room, c Command, index uint64, err error) {
+	var e *Error
+	if !errors.As(err, &e) || e.Code == CodeInvalid {
+		return
+	}
+	s := session{Seq: index, Code: e.Code, Msg: e.Msg}
+	if r != nil {
+		r.sessions.record(c.RequestID, s, SessionWindow)
+		return
+	}
+	m.missing.record(missingKey{room: c.Room, id: c.RequestID}, s, MissingRoomWindow)
 }
 
 // public returns the state everyone may see: the word only once the round is

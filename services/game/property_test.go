@@ -151,17 +151,21 @@ type replicas struct {
 	ms    []*Machine
 	index uint64
 	last  []byte            // snapshot of ms[0] after the last entry
+	game  []byte            // and its stateBytes
 	seqs  map[string]uint64 // each room's seq as last seen
 	// quiet applies every entry with ApplyEntryQuiet, as a follower does.
 	quiet *Machine
+	// answers holds the first answer to each request id, by room: the
+	// tests are too short for any to leave its session window.
+	answers map[missingKey]Result
 }
 
 func newReplicas(t *testing.T, n int) *replicas {
-	rs := &replicas{t: t, seqs: map[string]uint64{}, quiet: New()}
+	rs := &replicas{t: t, seqs: map[string]uint64{}, quiet: New(), answers: map[missingKey]Result{}}
 	for range n {
 		rs.ms = append(rs.ms, New())
 	}
-	rs.last = snapshotBytes(t, rs.ms[0])
+	rs.last, rs.game = snapshotBytes(t, rs.ms[0]), stateBytes(t, rs.ms[0])
 	return rs
 }
 
@@ -191,9 +195,46 @@ func (rs *replicas) apply(entry []byte) Result {
 		return m.Apply(rs.index, entry)
 	})
 	res := r0.(Result)
-	rs.check(entry, res, snap)
-	rs.last = snap
+	game := stateBytes(t, rs.ms[0])
+	rs.check(entry, res, snap, game)
+	rs.final(entry, []Result{res})
+	rs.last, rs.game = snap, game
 	return res
+}
+
+// final checks guarantee 2 on the results of entry: the first answer to a
+// request id, applied or refused by the rules, is its only one; every
+// later copy is a duplicate answered the same. (Invalid commands, refused
+// whatever the state, are not remembered.)
+func (rs *replicas) final(entry []byte, res []Result) {
+	t := rs.t
+	t.Helper()
+	cmds := [][]byte{entry}
+	if IsBatch(entry) {
+		var err error
+		if cmds, err = splitBatch(entry); err != nil {
+			return
+		}
+	}
+	for i, raw := range cmds {
+		c, err := DecodeCommand(raw)
+		r := res[i]
+		if err != nil || c.RequestID == "" || CodeOf(r.Err) == CodeInvalid {
+			continue
+		}
+		k := missingKey{room: c.Room, id: c.RequestID}
+		first, ok := rs.answers[k]
+		if !ok {
+			if r.Duplicate {
+				t.Fatalf("entry %d: request %s in %s is a duplicate of nothing answered before: %+v", rs.index, c.RequestID, c.Room, r)
+			}
+			rs.answers[k] = r
+			continue
+		}
+		if !r.Duplicate || r.Outcome != first.Outcome || r.Index != first.Index || CodeOf(r.Err) != CodeOf(first.Err) || fmt.Sprint(r.Err) != fmt.Sprint(first.Err) {
+			t.Fatalf("entry %d: request %s in %s answered\n%+v\nafter its first answer\n%+v", rs.index, c.RequestID, c.Room, r, first)
+		}
+	}
 }
 
 // applyAll applies the next entry to every replica with apply and checks
@@ -275,14 +316,16 @@ func (rs *replicas) applyBatch(entry []byte) {
 		}
 		rs.seqs[r.Room] = r.Event.Seq
 	}
-	if refused && !bytes.Equal(roomsPart(t, rs.last), roomsPart(t, snap)) {
-		t.Fatalf("batch %d %q: every command refused or a duplicate, but the machine changed", rs.index, entry)
+	game := stateBytes(t, rs.ms[0])
+	if refused && !bytes.Equal(rs.game, game) {
+		t.Fatalf("batch %d %q: every command refused or a duplicate, but the game changed", rs.index, entry)
 	}
-	rs.last = snap
+	rs.final(entry, res)
+	rs.last, rs.game = snap, game
 }
 
 // check verifies what one entry did against the rules every entry obeys.
-func (rs *replicas) check(entry []byte, res Result, snap []byte) {
+func (rs *replicas) check(entry []byte, res Result, snap, game []byte) {
 	t := rs.t
 	t.Helper()
 	m := rs.ms[0]
@@ -295,7 +338,8 @@ func (rs *replicas) check(entry []byte, res Result, snap []byte) {
 		if CodeOf(res.Err) == 0 {
 			t.Fatalf("entry %d %q: error %v has no code", rs.index, entry, res.Err)
 		}
-		if !unchanged {
+		// A refusal may be remembered, but changes nothing else.
+		if !bytes.Equal(rs.game, game) || res.Duplicate && !unchanged {
 			t.Fatalf("entry %d %q: refused (%v) but changed the machine", rs.index, entry, res.Err)
 		}
 	case res.Duplicate:
@@ -395,6 +439,8 @@ func TestGeneratorCoverage(t *testing.T) {
 	for i := range 3000 {
 		res := m.Apply(uint64(i+1), g.entry())
 		switch {
+		case res.Err != nil && res.Duplicate:
+			outcomes["duplicate refused"]++
 		case res.Err != nil:
 			outcomes["refused "+CodeOf(res.Err).String()]++
 		case res.Duplicate:
@@ -405,7 +451,7 @@ func TestGeneratorCoverage(t *testing.T) {
 	}
 	t.Logf("outcomes: %v", outcomes)
 	for _, kind := range []string{
-		"refused invalid", "refused not found", "refused exists", "refused precondition", "duplicate",
+		"refused invalid", "refused not found", "refused exists", "refused precondition", "duplicate", "duplicate refused",
 		"room_created  playing", "player_joined  playing", "player_renamed  playing",
 		"guess correct playing", "guess wrong playing", "guess repeated playing",
 		"guess correct won", "guess wrong lost", "round_started  playing",

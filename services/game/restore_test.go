@@ -10,8 +10,9 @@ import (
 )
 
 // gameMachine returns a machine in the middle of things: a room whose
-// round was won and another being played, with players, sessions and
-// events.
+// round was won and another being played, with players, sessions (a
+// refusal among them), events, and a refusal of a request to a room that
+// does not exist.
 func gameMachine(t testing.TB) *Machine {
 	t.Helper()
 	h := newHarness(t)
@@ -27,7 +28,9 @@ func gameMachine(t testing.TB) *Machine {
 	h.ok(join("attic", "p1", "Ann"))
 	h.ok(withID(guess("attic", "p1", "a"), "g2"))
 	h.ok(guess("attic", "p1", "q"))
-	h.refused(guess("attic", "p1", "1"), CodeInvalid) // applied index 11
+	h.refused(guess("attic", "p1", "1"), CodeInvalid)
+	h.refused(withID(guess("den", "p2", "q"), "g3"), CodePrecondition)
+	h.refused(withID(join("cellar", "p1", "Ann"), "j2"), CodeNotFound) // applied index 13
 	return h.m
 }
 
@@ -96,7 +99,9 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		snap []byte
 	}{
 		{"version 0", corrupt(t, func(s *snapshotFile) { s.Version = 0 })},
-		{"version 2", corrupt(t, func(s *snapshotFile) { s.Version = 2 })},
+		{"version 3", corrupt(t, func(s *snapshotFile) { s.Version = 3 })},
+		{"version 1 with refusals", corrupt(t, func(s *snapshotFile) { s.Version = 1; s.Missing = nil })},
+		{"version 1 with refusals of missing rooms", corrupt(t, func(s *snapshotFile) { s.Version = 1; s.Rooms[1].Sessions = s.Rooms[1].Sessions[:3] })},
 		{"duplicate room", corrupt(t, func(s *snapshotFile) { s.Rooms = append(s.Rooms, s.Rooms[1]) })},
 		{"invalid room name", corrupt(t, attic(func(r *roomRecord) { r.Name = "At.tic" }))},
 		{"empty room name", corrupt(t, attic(func(r *roomRecord) { r.Name = "" }))},
@@ -134,6 +139,25 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		{"repeated session", corrupt(t, den(func(r *roomRecord) { r.Sessions[1].ID = r.Sessions[0].ID }))},
 		{"empty session id", corrupt(t, den(func(r *roomRecord) { r.Sessions[0].ID = "" }))},
 		{"invalid session id", corrupt(t, den(func(r *roomRecord) { r.Sessions[0].ID = "a b" }))},
+		{"session past applied", corrupt(t, den(func(r *roomRecord) { r.Sessions[0].Seq = 14 }))},
+		{"unknown outcome", corrupt(t, den(func(r *roomRecord) { r.Sessions[2].Outcome = "lucky" }))},
+		{"refusal with an outcome", corrupt(t, den(func(r *roomRecord) { r.Sessions[3].Outcome = OutcomeWrong }))},
+		{"refusal without a message", corrupt(t, den(func(r *roomRecord) { r.Sessions[3].Msg = "" }))},
+		{"refusal with an unknown code", corrupt(t, den(func(r *roomRecord) { r.Sessions[3].Code = CodePrecondition + 1 }))},
+		{"message without a refusal", corrupt(t, den(func(r *roomRecord) { r.Sessions[3].Code = 0 }))},
+		{"refusal of an existing room", corrupt(t, func(s *snapshotFile) { s.Missing[0].Room = "den" })},
+		{"refusal of an invalid room", corrupt(t, func(s *snapshotFile) { s.Missing[0].Room = "Cellar" })},
+		{"missing room's answer not a refusal", corrupt(t, func(s *snapshotFile) { s.Missing[0].Code, s.Missing[0].Msg = 0, "" })},
+		{"missing room's refusal without a message", corrupt(t, func(s *snapshotFile) { s.Missing[0].Msg = "" })},
+		{"missing room's refusal with an invalid id", corrupt(t, func(s *snapshotFile) { s.Missing[0].ID = "" })},
+		{"missing room's refusal twice", corrupt(t, func(s *snapshotFile) { s.Missing = append(s.Missing, s.Missing[0]) })},
+		{"too many refusals of missing rooms", corrupt(t, func(s *snapshotFile) {
+			for i := len(s.Missing); i <= MissingRoomWindow; i++ {
+				r := s.Missing[0]
+				r.ID = fmt.Sprintf("m%d", i)
+				s.Missing = append(s.Missing, r)
+			}
+		})},
 		{"too many events", corrupt(t, func(s *snapshotFile) {
 			// A valid chain, only too long.
 			r := &s.Rooms[1]
@@ -171,8 +195,8 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		{"truncated", valid[:len(valid)/2]},
 		{"unknown field", bytes.Replace(valid, []byte(`"applied"`), []byte(`"extra":1,"applied"`), 1)},
 		{"unknown room field", bytes.Replace(valid, []byte(`"round"`), []byte(`"secret":1,"round"`), 1)},
-		{"string version", bytes.Replace(valid, []byte(`"version":1`), []byte(`"version":"1"`), 1)},
-		{"negative applied", bytes.Replace(valid, []byte(`"applied":11`), []byte(`"applied":-11`), 1)},
+		{"string version", bytes.Replace(valid, []byte(`"version":2`), []byte(`"version":"2"`), 1)},
+		{"negative applied", bytes.Replace(valid, []byte(`"applied":13`), []byte(`"applied":-13`), 1)},
 	}
 	tests = append(tests, raw...)
 

@@ -27,11 +27,15 @@ const (
 	MaxPlayers = 64
 	// MaxRooms bounds the rooms of one cluster.
 	MaxRooms = 10000
-	// SessionWindow is how many request ids a room remembers. A retry is
-	// recognised as long as fewer than this many commands were applied to
-	// the room since the original; clients retry within seconds, so this is
-	// generous.
+	// SessionWindow is how many request ids a room remembers, with their
+	// first answers (applied or refused). A retry is answered as the first
+	// time as long as fewer than this many requests to the room were
+	// answered since; clients retry within seconds, so this is generous.
 	SessionWindow = 1024
+	// MissingRoomWindow is how many refusals of requests addressed to
+	// rooms that do not exist the cluster remembers, all rooms together
+	// (a room remembers its own in its SessionWindow once it is created).
+	MissingRoomWindow = 4096
 )
 
 // ValidRoom reports whether s is a room name: 1-32 of [a-z0-9_-], starting
