@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -29,6 +30,12 @@ import (
 // changed it, and must grow with every change); a second command for a
 // room waits for the next entry, which keeps each room's commands in the
 // order they were proposed.
+//
+// A proposal whose caller has given up (its context ended: the client's
+// deadline passed, or it went away) while it waited is dropped when the
+// next batch is made, never sent: its caller was told the outcome is
+// unknown, and committing it behind their back would only make a write
+// nobody waits for, which the rules might by then judge differently.
 const (
 	maxBatch           = 256
 	maxBatchBytes      = 256 << 10
@@ -40,9 +47,22 @@ const (
 
 // proposal is one command waiting for its entry.
 type proposal struct {
+	// ctx is the proposer's: once it ends, nobody waits for the result.
+	ctx  context.Context
 	room string
 	cmd  []byte
 	done chan proposed // buffered: the batcher never waits for a proposer
+}
+
+// errNotProposed answers a proposal dropped because its caller had given
+// up before it entered the log (or, forwarded, before it was sent): it
+// was never proposed, and never will be.
+var errNotProposed = errors.New("not proposed: its caller gave up before it entered the log")
+
+// notProposed is the answer to a proposal dropped because its context
+// ended with err.
+func notProposed(err error) proposed {
+	return proposed{err: fmt.Errorf("%w (%w)", errNotProposed, err)}
 }
 
 // proposed is what became of a proposal.
@@ -60,6 +80,9 @@ type batcher struct {
 	in       chan *proposal
 	inflight chan struct{} // a token per batch not answered yet
 	stopped  chan struct{} // closed when run has returned
+	// dropped counts the proposals dropped because their callers had
+	// gone (hangman_proposals_dropped_total).
+	dropped atomic.Uint64
 	// pack takes the next batch from pending; see pack.
 	pack func(pending []*proposal) (batch, rest []*proposal)
 	// start sends a batch on its way, in the order batches are made, and
@@ -126,6 +149,10 @@ func (b *batcher) run(ctx context.Context) {
 				break drain
 			}
 		}
+		if pending = b.dropGone(pending); len(pending) == 0 {
+			<-b.inflight
+			continue
+		}
 		var batch []*proposal
 		batch, pending = b.pack(pending)
 		await := b.start(batch)
@@ -134,6 +161,22 @@ func (b *batcher) run(ctx context.Context) {
 			<-b.inflight
 		}()
 	}
+}
+
+// dropGone answers the proposals of pending whose callers have gone, and
+// returns the others, in order.
+func (b *batcher) dropGone(pending []*proposal) []*proposal {
+	kept := pending[:0]
+	for _, p := range pending {
+		if err := p.ctx.Err(); err != nil {
+			p.done <- notProposed(err)
+			b.dropped.Add(1)
+			continue
+		}
+		kept = append(kept, p)
+	}
+	clear(pending[len(kept):])
+	return kept
 }
 
 // pack takes the next entry's proposals from pending, in order: at most
@@ -204,14 +247,17 @@ func (b *batcher) propose(ctx context.Context, room string, cmd []byte) proposed
 // enqueue hands cmd, addressed to room, to the loop and returns what waits
 // for its result: proposals enqueued one after another keep their order.
 func (b *batcher) enqueue(ctx context.Context, room string, cmd []byte) func() proposed {
-	p := &proposal{room: room, cmd: cmd, done: make(chan proposed, 1)}
+	if err := ctx.Err(); err != nil {
+		return func() proposed { return notProposed(err) }
+	}
+	p := &proposal{ctx: ctx, room: room, cmd: cmd, done: make(chan proposed, 1)}
 	select {
 	case b.in <- p:
 	case <-b.stopped:
 		return func() proposed { return proposed{err: api.ErrNotLeader} }
 	case <-ctx.Done():
 		err := ctx.Err()
-		return func() proposed { return proposed{err: fmt.Errorf("%w: %v", api.ErrUnknownOutcome, err)} }
+		return func() proposed { return notProposed(err) }
 	}
 	return func() proposed {
 		select {

@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -226,5 +227,83 @@ func TestFollowerForwardsWritesInBatches(t *testing.T) {
 		if idx["e"] == 0 || idx["t"] <= idx["e"] {
 			t.Fatalf("room %s: e at %d, t at %d; want e first", room, idx["e"], idx["t"])
 		}
+	}
+}
+
+// TestLoopDropsProposalsWhoseCallersAreGone runs the group-commit loop
+// with a fake raft (start records each batch): a proposal whose caller
+// gave up, by cancelling or by its deadline, while it waited for a slot is
+// never packed, and a batch of nothing but such proposals is never sent.
+func TestLoopDropsProposalsWhoseCallersAreGone(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pack func([]*proposal) ([]*proposal, []*proposal)
+	}{{"batcher", pack}, {"forwarder", packFirst}} {
+		t.Run(tc.name, func(t *testing.T) {
+			started := make(chan []string, 8)
+			b := newLoop(1, tc.pack, func(batch []*proposal) func() {
+				cmds := make([]string, len(batch))
+				for i, p := range batch {
+					cmds[i] = string(p.cmd)
+				}
+				started <- cmds
+				return func() {
+					for _, p := range batch {
+						p.done <- proposed{index: 7}
+					}
+				}
+			})
+			ctx, stop := context.WithCancel(context.Background())
+			t.Cleanup(func() {
+				stop()
+				<-b.stopped
+			})
+			go b.run(ctx)
+
+			// The only slot is taken: proposals wait in the loop.
+			b.inflight <- struct{}{}
+			cancelled, cancel := context.WithCancel(context.Background())
+			expired, cancelExpired := context.WithTimeout(context.Background(), time.Millisecond)
+			defer cancelExpired()
+			waits := []func() proposed{
+				b.enqueue(cancelled, "a", []byte("cancelled")),
+				b.enqueue(context.Background(), "b", []byte("live")),
+				b.enqueue(expired, "c", []byte("expired")),
+			}
+			cancel()
+			<-expired.Done()
+			<-b.inflight
+			if got := <-started; !slices.Equal(got, []string{"live"}) {
+				t.Fatalf("sent %q, want only the live proposal", got)
+			}
+			if r := waits[1](); r.err != nil || r.index != 7 {
+				t.Fatalf("live proposal: %+v", r)
+			}
+			for _, i := range []int{0, 2} {
+				if r := waits[i](); r.err == nil {
+					t.Fatalf("proposal %d of a gone caller answered %+v", i, r)
+				}
+			}
+
+			// Only gone callers: nothing is sent, and the slot is free for
+			// the next proposal.
+			b.inflight <- struct{}{}
+			gone, leave := context.WithCancel(context.Background())
+			wait := b.enqueue(gone, "d", []byte("gone"))
+			leave()
+			<-b.inflight
+			if r := b.propose(context.Background(), "e", []byte("next")); r.err != nil {
+				t.Fatalf("proposal after a dropped one: %v", r.err)
+			}
+			if got := <-started; !slices.Equal(got, []string{"next"}) {
+				t.Fatalf("sent %q, want only the next proposal", got)
+			}
+			if r := wait(); r.err == nil {
+				t.Fatalf("proposal of a gone caller answered %+v", r)
+			}
+			if got := b.dropped.Load(); got != 3 {
+				t.Fatalf("%d proposals counted as dropped, want 3", got)
+			}
+		})
 	}
 }

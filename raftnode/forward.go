@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -21,12 +23,25 @@ import (
 // forwarder instead gathers the writes that arrive together (the same
 // group-commit loop as the leader's batcher) and hands them over in one
 // ReplicaService.Propose call, which the leader feeds to its own batcher.
+//
+// No write outlives its caller on the way. A write whose caller gave up
+// while it waited for a call is dropped, not sent (batcher.dropGone); a
+// call lasts until the last of its callers' deadlines at most, and ends
+// as soon as all of them have gone or the leader it went to no longer
+// leads, so calls stuck on a leader that stopped answering do not hold
+// the writes queued behind them; and each write carries its caller's
+// remaining time, after which the leader drops it unless it has already
+// entered the log. (gRPC's own deadline travels as a relative timeout,
+// which a leader paused while the call waited in its socket would restart
+// on waking; the leader's answer is then refused by the rules' client
+// sessions if it contradicts an earlier one.)
 
 const (
 	// maxInflightForwards bounds the Propose calls a follower has open.
 	maxInflightForwards = 2
-	// forwardTimeout bounds one Propose call; a caller with less time left
-	// gives up on its own and is told the outcome is unknown.
+	// forwardTimeout bounds one Propose call whatever its callers'
+	// deadlines; a caller with more time left is told the outcome is
+	// unknown and retries.
 	forwardTimeout = 5 * time.Second
 )
 
@@ -47,7 +62,9 @@ func packFirst(pending []*proposal) (batch, rest []*proposal) {
 // Forward commits an encoded command through the leader, batched with the
 // other writes this node forwards; api.Service uses it when this node does
 // not lead. It fails with api.ErrNotLeader when no leader took the command
-// and api.ErrUnknownOutcome when its fate is unknown.
+// and api.ErrUnknownOutcome when its fate is unknown; a command whose ctx
+// ends before it is sent, or before it enters the leader's log, is
+// dropped, and fails with an error that wraps ctx's.
 func (n *Node) Forward(ctx context.Context, room string, cmd []byte) (game.Result, uint64, error) {
 	r := n.forwarder.propose(ctx, room, cmd)
 	return r.res, r.index, r.err
@@ -55,20 +72,84 @@ func (n *Node) Forward(ctx context.Context, room string, cmd []byte) (game.Resul
 
 // forwardBatch sends one batch to the leader and answers its proposals.
 func (n *Node) forwardBatch(batch []*proposal) {
+	changed := n.LeaderChanged()
+	_, leader := n.raft.LeaderWithID()
 	conn := n.LeaderConn()
 	if conn == nil {
 		fail(batch, api.ErrNotLeader)
 		return
 	}
+	// deposed is closed once this node sees another leader, or none.
+	deposed, done := make(chan struct{}), make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-changed:
+			case <-done:
+				return
+			}
+			changed = n.LeaderChanged()
+			if _, id := n.raft.LeaderWithID(); id != leader {
+				close(deposed)
+				return
+			}
+		}
+	}()
+	n.forwardCalls.Add(1)
+	n.forwarded.Add(uint64(len(batch)))
+	forward(hangmanv1.NewReplicaServiceClient(conn), batch, deposed)
+}
+
+// forward hands batch to the leader in one call and answers its
+// proposals. The call ends at the last of its callers' deadlines (within
+// forwardTimeout), or once every caller has gone, or once deposed is
+// closed; each proposal carries its caller's remaining time.
+func forward(client hangmanv1.ReplicaServiceClient, batch []*proposal, deposed <-chan struct{}) {
+	now := time.Now()
+	deadline := now.Add(forwardTimeout)
+	var latest time.Time
 	req := &hangmanv1.ProposeRequest{Proposals: make([]*hangmanv1.Proposal, len(batch))}
 	for i, p := range batch {
 		req.Proposals[i] = &hangmanv1.Proposal{Room: p.room, Command: p.cmd}
+		d, ok := p.ctx.Deadline()
+		if !ok {
+			latest = deadline
+			continue
+		}
+		req.Proposals[i].TimeoutMs = timeoutMs(d.Sub(now))
+		if d.After(latest) {
+			latest = d
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
+	if latest.Before(deadline) {
+		deadline = latest
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	n.forwardCalls.Add(1)
-	n.forwarded.Add(uint64(len(batch)))
-	resp, err := hangmanv1.NewReplicaServiceClient(conn).Propose(ctx, req)
+	left := atomic.Int64{}
+	left.Store(int64(len(batch)))
+	stops := make([]func() bool, len(batch))
+	for i, p := range batch {
+		stops[i] = context.AfterFunc(p.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	go func() {
+		select {
+		case <-deposed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	resp, err := client.Propose(ctx, req)
 	if err != nil {
 		// The call may have reached the leader before it failed.
 		fail(batch, fmt.Errorf("%w: forward to the leader: %v", api.ErrUnknownOutcome, err))
@@ -83,6 +164,13 @@ func (n *Node) forwardBatch(batch []*proposal) {
 	}
 }
 
+// timeoutMs is d in whole milliseconds for Proposal.timeout_ms, rounded up
+// and at least 1 (0 would mean no limit).
+func timeoutMs(d time.Duration) uint32 {
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	return uint32(min(max(ms, 1), math.MaxUint32))
+}
+
 // replicaService is the leader's end of batched forwarding.
 type replicaService struct {
 	hangmanv1.UnimplementedReplicaServiceServer
@@ -93,7 +181,9 @@ func (s *replicaService) register(g *grpc.Server) { hangmanv1.RegisterReplicaSer
 
 // Propose commits each forwarded command through this node's batcher. The
 // commands go into the batcher in the order they came, so a room's
-// commands keep their order; then each waits for its own result.
+// commands keep their order; then each waits for its own result. A
+// command whose caller's time (timeout_ms) runs out before it enters the
+// log is dropped and answered EXPIRED.
 func (s *replicaService) Propose(ctx context.Context, req *hangmanv1.ProposeRequest) (*hangmanv1.ProposeResponse, error) {
 	n := s.node
 	ps := req.GetProposals()
@@ -113,8 +203,16 @@ func (s *replicaService) Propose(ctx context.Context, req *hangmanv1.ProposeRequ
 	}
 	defer n.inflight.Add(-int64(len(ps)))
 	waits := make([]func() proposed, len(ps))
+	cancels := make([]context.CancelFunc, len(ps))
+	defer func() {
+		for _, cancel := range cancels {
+			cancel()
+		}
+	}()
 	for i, p := range ps {
-		waits[i] = n.batcher.enqueue(ctx, p.GetRoom(), p.GetCommand())
+		var pctx context.Context
+		pctx, cancels[i] = proposalContext(ctx, p)
+		waits[i] = n.batcher.enqueue(pctx, p.GetRoom(), p.GetCommand())
 	}
 	for i, wait := range waits {
 		r := wait()
@@ -124,10 +222,22 @@ func (s *replicaService) Propose(ctx context.Context, req *hangmanv1.ProposeRequ
 	return out, nil
 }
 
+// proposalContext is the context of forwarded proposal p at the leader,
+// whose call has ctx: it ends with the call, or sooner when p's caller's
+// remaining time runs out.
+func proposalContext(ctx context.Context, p *hangmanv1.Proposal) (context.Context, context.CancelFunc) {
+	if ms := p.GetTimeoutMs(); ms > 0 {
+		return context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
+	}
+	return ctx, func() {}
+}
+
 // toWire is the leader's answer for one forwarded command.
 func toWire(r proposed) *hangmanv1.Proposed {
 	switch {
 	case r.err == nil:
+	case errors.Is(r.err, errNotProposed):
+		return &hangmanv1.Proposed{Failure: hangmanv1.ProposeFailure_PROPOSE_FAILURE_EXPIRED, Message: r.err.Error()}
 	case errors.Is(r.err, api.ErrNotLeader):
 		return &hangmanv1.Proposed{Failure: hangmanv1.ProposeFailure_PROPOSE_FAILURE_NOT_LEADER, Message: r.err.Error()}
 	case errors.Is(r.err, api.ErrUnknownOutcome):
@@ -154,6 +264,8 @@ func fromWire(p *hangmanv1.Proposed) proposed {
 		return proposed{err: api.ErrNotLeader}
 	case hangmanv1.ProposeFailure_PROPOSE_FAILURE_UNKNOWN_OUTCOME:
 		return proposed{err: fmt.Errorf("%w: %s", api.ErrUnknownOutcome, p.GetMessage())}
+	case hangmanv1.ProposeFailure_PROPOSE_FAILURE_EXPIRED:
+		return proposed{err: fmt.Errorf("%w: the leader dropped it (%w)", errNotProposed, context.DeadlineExceeded)}
 	default:
 		return proposed{err: fmt.Errorf("leader: %s", p.GetMessage())}
 	}

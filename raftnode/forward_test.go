@@ -3,11 +3,14 @@ package raftnode
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -61,6 +64,7 @@ func TestForwardingFailuresSurviveTheWire(t *testing.T) {
 		{"not leader", toWire(proposed{err: api.ErrNotLeader}), api.ErrNotLeader},
 		{"unknown outcome", toWire(proposed{err: api.ErrUnknownOutcome}), api.ErrUnknownOutcome},
 		{"internal", toWire(proposed{err: errors.New("disk on fire")}), nil},
+		{"expired", toWire(notProposed(context.DeadlineExceeded)), errNotProposed},
 		// An answer with neither state nor refusal (a leader speaking
 		// another version of the protocol) must not pass for success.
 		{"empty answer", &hangmanv1.Proposed{Index: 9}, api.ErrUnknownOutcome},
@@ -155,6 +159,164 @@ func TestRefusedGuessNeverTakesEffectLater(t *testing.T) {
 		_, err := c.client(i).Guess(ctx, r1)
 		if status.Code(err) != codes.FailedPrecondition || status.Convert(err).Message() != refusal {
 			t.Fatalf("retry of R1 on %s after the join: %v, want FailedPrecondition %q", c.cfgs[i].ID, err, refusal)
+		}
+	}
+}
+
+// fakeLeader is a ReplicaService client whose calls the test answers.
+type fakeLeader struct{ calls chan *fakeCall }
+
+type fakeCall struct {
+	ctx    context.Context
+	req    *hangmanv1.ProposeRequest
+	answer chan *hangmanv1.ProposeResponse
+}
+
+func (f *fakeLeader) Propose(ctx context.Context, req *hangmanv1.ProposeRequest, _ ...grpc.CallOption) (*hangmanv1.ProposeResponse, error) {
+	c := &fakeCall{ctx: ctx, req: req, answer: make(chan *hangmanv1.ProposeResponse, 1)}
+	f.calls <- c
+	select {
+	case r := <-c.answer:
+		return r, nil
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// TestForwardedCallFollowsItsCallers checks that a forwarded call lasts no
+// longer than its callers wait: its deadline is the latest of theirs
+// (within forwardTimeout), each command carries its caller's remaining
+// time, and the call ends as soon as every caller has gone or the leader
+// it went to is deposed.
+func TestForwardedCallFollowsItsCallers(t *testing.T) {
+	type caller struct {
+		timeout time.Duration // 0: no deadline
+		cancel  bool          // the test cancels it while the call is open
+	}
+	tests := []struct {
+		name    string
+		callers []caller
+		depose  bool
+		// the call's deadline this far from when the callers came (it
+		// is answered then); 0: the call must end by itself
+		want time.Duration
+	}{
+		{name: "the latest caller's deadline", callers: []caller{{timeout: time.Second}, {timeout: 3 * time.Second}}, want: 3 * time.Second},
+		{name: "no later than forwardTimeout", callers: []caller{{timeout: time.Hour}, {}}, want: forwardTimeout},
+		{name: "ends when every caller has gone", callers: []caller{{timeout: time.Hour, cancel: true}, {cancel: true}}},
+		{name: "ends when the leader is deposed", callers: []caller{{timeout: time.Hour}}, depose: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			batch := make([]*proposal, len(tt.callers))
+			cancels := make([]context.CancelFunc, len(tt.callers))
+			for i, c := range tt.callers {
+				ctx, cancel := context.WithCancel(context.Background())
+				if c.timeout > 0 {
+					ctx, cancel = context.WithTimeout(context.Background(), c.timeout)
+				}
+				t.Cleanup(cancel)
+				cancels[i] = cancel
+				batch[i] = &proposal{ctx: ctx, room: fmt.Sprintf("r%d", i), cmd: []byte{byte(i)}, done: make(chan proposed, 1)}
+			}
+			leader := &fakeLeader{calls: make(chan *fakeCall, 1)}
+			deposed := make(chan struct{})
+			returned := make(chan struct{})
+			go func() {
+				forward(leader, batch, deposed)
+				close(returned)
+			}()
+			call := <-leader.calls
+
+			for i, c := range tt.callers {
+				got := time.Duration(call.req.GetProposals()[i].GetTimeoutMs()) * time.Millisecond
+				switch {
+				case c.timeout == 0 && got != 0:
+					t.Errorf("caller %d without a deadline: timeout %v, want none", i, got)
+				case c.timeout > 0 && (got > c.timeout || got < c.timeout-time.Since(start)-time.Millisecond):
+					t.Errorf("caller %d with %v: timeout %v", i, c.timeout, got)
+				}
+			}
+			deadline, ok := call.ctx.Deadline()
+			if !ok || deadline.After(time.Now().Add(forwardTimeout)) {
+				t.Fatalf("call deadline in %v (set %v), want within %v", time.Until(deadline), ok, forwardTimeout)
+			}
+
+			if tt.want > 0 {
+				if deadline.Before(start.Add(tt.want)) || deadline.After(time.Now().Add(tt.want)) {
+					t.Fatalf("call deadline %v after the start, want %v", deadline.Sub(start), tt.want)
+				}
+				call.answer <- &hangmanv1.ProposeResponse{Results: []*hangmanv1.Proposed{
+					toWire(proposed{res: game.Result{Room: "r0", Err: &game.Error{Code: game.CodePrecondition, Msg: "no"}}, index: 5}),
+					toWire(proposed{res: game.Result{Room: "r1", Err: &game.Error{Code: game.CodeNotFound, Msg: "none"}}, index: 5}),
+				}[:len(batch)]}
+				<-returned
+				for i, p := range batch {
+					if r := <-p.done; r.err != nil || r.index != 5 || r.res.Err == nil {
+						t.Fatalf("proposal %d answered %+v", i, r)
+					}
+				}
+				return
+			}
+
+			if tt.depose {
+				close(deposed)
+			}
+			for i, c := range tt.callers {
+				if c.cancel {
+					if call.ctx.Err() != nil {
+						t.Fatalf("the call ended before caller %d of %d had gone", i+1, len(tt.callers))
+					}
+					cancels[i]()
+				}
+			}
+			select {
+			case <-call.ctx.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("the call outlived its callers")
+			}
+			<-returned
+			for i, p := range batch {
+				if r := <-p.done; !errors.Is(r.err, api.ErrUnknownOutcome) {
+					t.Fatalf("proposal %d of an abandoned call answered %+v, want outcome unknown", i, r)
+				}
+			}
+		})
+	}
+}
+
+func TestProposalContext(t *testing.T) {
+	parent, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	want, _ := parent.Deadline()
+	ctx, stop := proposalContext(parent, &hangmanv1.Proposal{})
+	if d, _ := ctx.Deadline(); !d.Equal(want) {
+		t.Fatalf("without a timeout: deadline %v, want the call's %v", d, want)
+	}
+	stop()
+	start := time.Now()
+	ctx, stop = proposalContext(parent, &hangmanv1.Proposal{TimeoutMs: 1500})
+	defer stop()
+	if d, _ := ctx.Deadline(); d.Before(start.Add(1500*time.Millisecond)) || d.After(time.Now().Add(1500*time.Millisecond)) {
+		t.Fatalf("with 1500 ms: deadline in %v", d.Sub(start))
+	}
+	cancel()
+	if ctx.Err() == nil {
+		t.Fatal("a proposal outlived its call")
+	}
+}
+
+func TestTimeoutMs(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want uint32
+	}{
+		{-time.Second, 1}, {0, 1}, {time.Microsecond, 1}, {time.Millisecond, 1}, {1500 * time.Microsecond, 2},
+		{time.Second, 1000}, {100 * 24 * time.Hour, math.MaxUint32},
+	} {
+		if got := timeoutMs(tc.d); got != tc.want {
+			t.Errorf("timeoutMs(%v) = %d, want %d", tc.d, got, tc.want)
 		}
 	}
 }

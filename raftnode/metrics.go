@@ -122,7 +122,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 
 	m.apply = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "hangman_apply_seconds",
-		Help:    "Time from proposing a command to raft until it is committed and applied here (leader only), by result: ok, not_leader, unknown (leadership lost mid-apply), error.",
+		Help:    "Time from proposing a command to raft until it is committed and applied here (leader only), by result: ok, not_leader, unknown (leadership lost mid-apply), dropped (its caller gave up before it entered the log), error.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"result"})
 	reg.MustRegister(m.apply)
@@ -156,6 +156,11 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	counter("hangman_forwarded_commands_total", "Writes this node, following, handed to the leader; over hangman_forward_calls_total, the forwarding batch size.", nil, func() float64 {
 		return float64(n.forwarded.Load())
 	})
+	for loop, b := range map[string]*batcher{"propose": n.batcher, "forward": n.forwarder} {
+		counter("hangman_proposals_dropped_total", "Writes dropped unsent because their callers gave up while they waited, by loop: propose (the leader's group commit) or forward (a follower's forwarding).", prometheus.Labels{"loop": loop}, func() float64 {
+			return float64(b.dropped.Load())
+		})
+	}
 	counter("hangman_republishes_total", "Times this node, on becoming leader, republished every room.", nil, func() float64 {
 		if n.pub == nil {
 			return 0
@@ -225,6 +230,8 @@ func (m *nodeMetrics) observeApply(d time.Duration, err error) {
 		result = "not_leader"
 	case errors.Is(err, api.ErrUnknownOutcome):
 		result = "unknown"
+	case errors.Is(err, errNotProposed):
+		result = "dropped"
 	default:
 		result = "error"
 	}

@@ -7,9 +7,12 @@
 // leader through the Replica (batched), sends its leader reads to the
 // leader's GameService, and retries when leadership moves, so a client
 // may talk to any node. Every write carries a request id (the client's,
-// or one the service makes up before the first attempt), so a retry after
-// a lost reply or a lost leader is applied at most once. Guesses may come
-// one per call (Guess) or many over one stream (Guesses, stream.go).
+// or one the service makes up before the first attempt), and the state
+// machine remembers each request id's first answer, so a retry after a
+// lost reply or a lost leader is applied at most once, and a request
+// refused once (FailedPrecondition, NotFound, AlreadyExists) is refused
+// again with the same status and message, never applied later. Guesses may
+// come one per call (Guess) or many over one stream (Guesses, stream.go).
 package api
 
 import (

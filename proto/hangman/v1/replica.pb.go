@@ -40,6 +40,9 @@ const (
 	ProposeFailure_PROPOSE_FAILURE_UNKNOWN_OUTCOME ProposeFailure = 2
 	// INTERNAL: anything else; message says what.
 	ProposeFailure_PROPOSE_FAILURE_INTERNAL ProposeFailure = 3
+	// EXPIRED: the caller's time (timeout_ms) ran out before the command
+	// entered the log; it was not appended and never will be.
+	ProposeFailure_PROPOSE_FAILURE_EXPIRED ProposeFailure = 4
 )
 
 // Enum value maps for ProposeFailure.
@@ -49,12 +52,14 @@ var (
 		1: "PROPOSE_FAILURE_NOT_LEADER",
 		2: "PROPOSE_FAILURE_UNKNOWN_OUTCOME",
 		3: "PROPOSE_FAILURE_INTERNAL",
+		4: "PROPOSE_FAILURE_EXPIRED",
 	}
 	ProposeFailure_value = map[string]int32{
 		"PROPOSE_FAILURE_UNSPECIFIED":     0,
 		"PROPOSE_FAILURE_NOT_LEADER":      1,
 		"PROPOSE_FAILURE_UNKNOWN_OUTCOME": 2,
 		"PROPOSE_FAILURE_INTERNAL":        3,
+		"PROPOSE_FAILURE_EXPIRED":         4,
 	}
 )
 
@@ -90,7 +95,13 @@ type Proposal struct {
 	// room is the room the command addresses.
 	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
 	// command is an encoded game command (services/game Command.Encode).
-	Command       []byte `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
+	Command []byte `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
+	// timeout_ms is how long the command's caller still waited, in
+	// milliseconds, when the follower sent it; 0 if it set no limit. The
+	// leader drops the command, answering EXPIRED, if that time runs out
+	// before the command enters its log: a write whose caller has given up
+	// must not be committed behind its back.
+	TimeoutMs     uint32 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -137,6 +148,13 @@ func (x *Proposal) GetCommand() []byte {
 		return x.Command
 	}
 	return nil
+}
+
+func (x *Proposal) GetTimeoutMs() uint32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
 }
 
 type ProposeRequest struct {
@@ -402,10 +420,12 @@ var File_hangman_v1_replica_proto protoreflect.FileDescriptor
 const file_hangman_v1_replica_proto_rawDesc = "" +
 	"\n" +
 	"\x18hangman/v1/replica.proto\x12\n" +
-	"hangman.v1\x1a\x18hangman/v1/hangman.proto\"8\n" +
+	"hangman.v1\x1a\x18hangman/v1/hangman.proto\"W\n" +
 	"\bProposal\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x18\n" +
-	"\acommand\x18\x02 \x01(\fR\acommand\"D\n" +
+	"\acommand\x18\x02 \x01(\fR\acommand\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\rR\ttimeoutMs\"D\n" +
 	"\x0eProposeRequest\x122\n" +
 	"\tproposals\x18\x01 \x03(\v2\x14.hangman.v1.ProposalR\tproposals\"\xad\x01\n" +
 	"\bProposed\x124\n" +
@@ -423,12 +443,13 @@ const file_hangman_v1_replica_proto_rawDesc = "" +
 	"error_code\x18\x06 \x01(\rR\terrorCode\x12#\n" +
 	"\rerror_message\x18\a \x01(\tR\ferrorMessage\"A\n" +
 	"\x0fProposeResponse\x12.\n" +
-	"\aresults\x18\x01 \x03(\v2\x14.hangman.v1.ProposedR\aresults*\x94\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x14.hangman.v1.ProposedR\aresults*\xb1\x01\n" +
 	"\x0eProposeFailure\x12\x1f\n" +
 	"\x1bPROPOSE_FAILURE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aPROPOSE_FAILURE_NOT_LEADER\x10\x01\x12#\n" +
 	"\x1fPROPOSE_FAILURE_UNKNOWN_OUTCOME\x10\x02\x12\x1c\n" +
-	"\x18PROPOSE_FAILURE_INTERNAL\x10\x032T\n" +
+	"\x18PROPOSE_FAILURE_INTERNAL\x10\x03\x12\x1b\n" +
+	"\x17PROPOSE_FAILURE_EXPIRED\x10\x042T\n" +
 	"\x0eReplicaService\x12B\n" +
 	"\aPropose\x12\x1a.hangman.v1.ProposeRequest\x1a\x1b.hangman.v1.ProposeResponseB7Z5github.com/hangman/hangman/proto/hangman/v1;hangmanv1b\x06proto3"
 
