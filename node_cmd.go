@@ -45,6 +45,7 @@ func runNode(ctx context.Context, args []string) error {
 		heartbeat, election  time.Duration
 		reapAfter, promoteAt time.Duration
 		sec                  securityFlags
+		recoverPeers         string
 	)
 	fs.StringVar(&cfg.ID, "id", host, "node id, unique in the cluster")
 	fs.StringVar(&cfg.DataDir, "data-dir", "data", "directory for the raft log, snapshots and serf state")
@@ -54,9 +55,10 @@ func runNode(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.NATSAddr, "nats-addr", "0.0.0.0:4222", "embedded NATS client listen address")
 	fs.StringVar(&cfg.NATSClusterAddr, "nats-cluster-addr", "0.0.0.0:6222", "embedded NATS route listen address")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "0.0.0.0:9101", "HTTP address for /healthz and /readyz (empty: off)")
-	fs.StringVar(&advertise, "advertise", "", "host or IP other nodes reach this node at (default: the bind host, or this host's first non-loopback IP)")
+	fs.StringVar(&advertise, "advertise", "", "DNS name or IP other nodes reach this node at; a name is resolved at every dial, so the node is found again on a new IP (default: the bind host, or this host's first non-loopback IP)")
 	fs.StringVar(&join, "join", "", "comma-separated serf addresses of other nodes, retried until one answers")
-	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many nodes see each other (0: wait to be added)")
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many nodes see each other and none has raft state (0: wait to be added)")
+	fs.StringVar(&recoverPeers, "recover", "", "peers file, or the JSON itself ([{\"id\": \"node1\"}, ...]): before starting, rewrite this node's raft configuration to the listed servers, once; the operator's way back when a majority of voters lost their data (see the README). A node without raft state ignores it")
 	fs.DurationVar(&heartbeat, "raft-heartbeat-timeout", raftnode.DefaultHeartbeatTimeout, "raft heartbeat timeout")
 	fs.DurationVar(&election, "raft-election-timeout", raftnode.DefaultElectionTimeout, "raft election timeout")
 	fs.DurationVar(&promoteAt, "promote-after", raftnode.DefaultPromoteAfter, "how long a new node must be healthy before it becomes a voter")
@@ -75,6 +77,9 @@ func runNode(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Logger = log
+	if cfg.Recover, err = readRecover(recoverPeers); err != nil {
+		return err
+	}
 	if cfg.TLS, cfg.GossipKey, err = sec.load(); err != nil {
 		return err
 	}
@@ -99,8 +104,24 @@ func runNode(ctx context.Context, args []string) error {
 	return node.Close()
 }
 
-// resolveAdvertise turns --advertise into an IP (raft needs one), retrying
-// a name for a while since a container's own name may resolve late.
+// readRecover reads --recover: nothing, a peers file, or the JSON list
+// itself (for containers without a shell to put a file in place).
+func readRecover(v string) (*raftnode.Peers, error) {
+	switch {
+	case v == "":
+		return nil, nil
+	case strings.HasPrefix(strings.TrimSpace(v), "["):
+		return raftnode.ParsePeers("--recover", []byte(v))
+	default:
+		return raftnode.ReadPeersFile(v)
+	}
+}
+
+// resolveAdvertise checks --advertise: an IP is taken as is, and a name is
+// kept (peers resolve it at every dial) once it resolves, retried for a
+// while since a container's own name may resolve late. Without
+// --advertise and with an unspecified bind host it picks this host's
+// first private IP.
 func resolveAdvertise(ctx context.Context, advertise, bind string) (string, error) {
 	if advertise == "" {
 		host, _, err := net.SplitHostPort(bind)
@@ -120,7 +141,7 @@ func resolveAdvertise(ctx context.Context, advertise, bind string) (string, erro
 	for {
 		ips, err := net.DefaultResolver.LookupIP(ctx, "ip4", advertise)
 		if err == nil && len(ips) > 0 {
-			return ips[0].String(), nil
+			return advertise, nil
 		}
 		select {
 		case <-ctx.Done():

@@ -14,14 +14,21 @@ import (
 // The leader reconciles serf's view of the cluster into the raft
 // configuration, conservatively, as Consul's autopilot does:
 //
+//   - a raft server whose node is alive under a new raft id (the node came
+//     back without its data dir, identity.go) is removed at once: it can
+//     never answer again, and while it stays its old id could be
+//     mistaken for the new server at the same address;
 //   - a live node missing from the configuration joins as a non-voter;
-//   - a non-voter is promoted once it has been alive for PromoteAfter and
-//     its log has caught up with where the leader's commit index was;
+//   - a non-voter is promoted once it has been alive for PromoteAfter, its
+//     log has caught up with where the leader's commit index was, and no
+//     older incarnation of its node is left in the configuration;
 //   - a voter that serf reports failed (or that left) is removed only after
 //     ReapAfter, only one at a time, never leaving fewer than MinQuorum
 //     voters and never when the remaining voters could not form a quorum.
 //
-// A single serf "failed" event therefore never removes a voter.
+// A single serf "failed" event therefore never removes a voter, and a
+// voter that lost its disk rejoins as a new server (non-voter, caught up,
+// then voter) rather than as itself with a forgotten term and vote.
 
 // maxPromoteLag is how many entries a non-voter may trail the leader's
 // commit index and still count as caught up.
@@ -58,10 +65,13 @@ func (n *Node) reconcile(ctx context.Context) {
 		return
 	}
 	servers := cf.Configuration().Servers
-	inConfig := make(map[string]raft.Server, len(servers))
+	if n.removeSuperseded(ctx, servers) {
+		return // one change per pass: the configuration just moved
+	}
+	inConfig := make(map[raft.ServerID]raft.Server, len(servers))
 	voters := 0
 	for _, s := range servers {
-		inConfig[string(s.ID)] = s
+		inConfig[s.ID] = s
 		if s.Suffrage == raft.Voter {
 			voters++
 		}
@@ -69,7 +79,7 @@ func (n *Node) reconcile(ctx context.Context) {
 	now := time.Now()
 	members := n.members.all()
 	for _, m := range members {
-		s, ok := inConfig[m.ID]
+		s, ok := inConfig[m.RaftID]
 		switch {
 		case m.Status == serf.StatusAlive && !ok:
 			// Gossip alone is not proof: only a node that answers over
@@ -78,11 +88,11 @@ func (n *Node) reconcile(ctx context.Context) {
 				n.log.Debug("not adding a member that does not answer", "member", m.ID, "err", err)
 				continue
 			}
-			n.log.Info("adding non-voter", "member", m.ID, "raft", m.Raft)
-			if err := n.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.Raft), 0, 5*time.Second).Error(); err != nil {
+			n.log.Info("adding non-voter", "member", m.ID, "raft_id", m.RaftID, "raft", m.Raft)
+			if err := n.raft.AddNonvoter(m.RaftID, raft.ServerAddress(m.Raft), 0, 5*time.Second).Error(); err != nil {
 				n.log.Warn("add non-voter", "member", m.ID, "err", err)
 			}
-			return // one change per pass: the configuration just moved
+			return
 		case m.Status == serf.StatusAlive && string(s.Address) != m.Raft && m.Raft != "":
 			n.log.Info("updating raft address", "member", m.ID, "from", s.Address, "to", m.Raft)
 			var f raft.IndexFuture
@@ -96,16 +106,16 @@ func (n *Node) reconcile(ctx context.Context) {
 			}
 			return
 		case m.Status == serf.StatusAlive && s.Suffrage == raft.Nonvoter:
-			if now.Sub(m.Since) >= n.cfg.PromoteAfter && n.caughtUp(ctx, m) {
-				n.log.Info("promoting to voter", "member", m.ID)
+			if now.Sub(m.Since) >= n.cfg.PromoteAfter && !n.olderIncarnationIn(servers, m) && n.caughtUp(ctx, m) {
+				n.log.Info("promoting to voter", "member", m.ID, "raft_id", m.RaftID)
 				if err := n.raft.AddVoter(s.ID, s.Address, 0, 5*time.Second).Error(); err != nil {
 					n.log.Warn("promote", "member", m.ID, "err", err)
 				}
 				return
 			}
-		case ok && (m.Status == serf.StatusFailed || m.Status == serf.StatusLeft) && m.ID != n.cfg.ID:
+		case ok && (m.Status == serf.StatusFailed || m.Status == serf.StatusLeft) && m.RaftID != n.ident.raftID:
 			if now.Sub(m.Since) >= n.cfg.ReapAfter && n.canRemove(s, voters, members) {
-				n.log.Warn("removing dead server", "member", m.ID, "status", m.Status.String(), "for", now.Sub(m.Since).Round(time.Second))
+				n.log.Warn("removing dead server", "member", m.ID, "raft_id", s.ID, "status", m.Status.String(), "for", now.Sub(m.Since).Round(time.Second))
 				if err := n.raft.RemoveServer(s.ID, 0, 5*time.Second).Error(); err != nil {
 					n.log.Warn("remove server", "member", m.ID, "err", err)
 				}
@@ -113,6 +123,50 @@ func (n *Node) reconcile(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// removeSuperseded removes one server of the configuration whose node
+// answers, over gRPC, as a different raft server: that incarnation's data
+// dir is gone, and with it every vote it could cast, so removing it costs
+// no availability (for an odd number of voters the quorum size does not
+// change), and it is removed without the grace period and quorum floor
+// that protect servers that may come back. It reports whether it changed
+// the configuration.
+func (n *Node) removeSuperseded(ctx context.Context, servers []raft.Server) bool {
+	for _, s := range servers {
+		if s.ID == n.ident.raftID {
+			continue
+		}
+		m, ok := n.members.superseded(s.ID)
+		if !ok {
+			continue
+		}
+		if _, err := n.statusOf(ctx, m); err != nil {
+			n.log.Debug("not removing a server superseded only in gossip", "raft_id", s.ID, "member", m.ID, "err", err)
+			continue
+		}
+		n.log.Warn("removing a raft server whose node came back without its data, as a new server",
+			"raft_id", s.ID, "suffrage", s.Suffrage.String(), "member", m.ID, "new_raft_id", m.RaftID)
+		if err := n.raft.RemoveServer(s.ID, 0, 5*time.Second).Error(); err != nil {
+			n.log.Warn("remove superseded server", "raft_id", s.ID, "err", err)
+		}
+		return true
+	}
+	return false
+}
+
+// olderIncarnationIn reports whether servers still hold another raft
+// server of m's node. A new incarnation becomes a voter only after the old
+// one's removal has committed (raft takes one configuration change at a
+// time, each committed before the next): that is what makes its votes
+// safe, see raftTransport.
+func (n *Node) olderIncarnationIn(servers []raft.Server, m member) bool {
+	for _, s := range servers {
+		if s.ID != m.RaftID && n.members.nodeOf(s.ID) == m.ID {
+			return true
+		}
+	}
+	return false
 }
 
 // canRemove applies the reaping limits to removing s.
@@ -162,6 +216,11 @@ func (n *Node) statusOf(ctx context.Context, m member) (*hangmanv1.StatusRespons
 	}
 	if st.GetNodeId() != m.ID {
 		return nil, fmt.Errorf("member %s answers as %q", m.ID, st.GetNodeId())
+	}
+	// (A node from before raft ids were per data dir answers none, and
+	// its raft id is its node id.)
+	if st.GetRaftId() != string(m.RaftID) && (st.GetRaftId() != "" || string(m.RaftID) != m.ID) {
+		return nil, fmt.Errorf("member %s gossips raft server id %s but answers as %q", m.ID, m.RaftID, st.GetRaftId())
 	}
 	return st, nil
 }

@@ -30,20 +30,42 @@ func (c *clusterService) Status(context.Context, *hangmanv1.StatusRequest) (*han
 	return c.node.Status(), nil
 }
 
-// Status reports this node's raft state, leader, term and indexes.
+// Status reports this node's raft state, leader, term and indexes, and
+// what a peer deciding whether to form a cluster needs: whether this node
+// has raft state, and its configuration. Ids are node ids, but for raft_id
+// and the configuration's server ids.
 func (n *Node) Status() *hangmanv1.StatusResponse {
 	addr, id := n.raft.LeaderWithID()
-	return &hangmanv1.StatusResponse{
-		NodeId:            n.cfg.ID,
-		State:             n.raft.State().String(),
-		LeaderId:          string(id),
-		LeaderAddress:     string(addr),
-		LeaderGrpcAddress: n.members.grpcAddr(string(id)),
-		Term:              n.raft.CurrentTerm(),
-		CommitIndex:       n.raft.CommitIndex(),
-		AppliedIndex:      n.raft.AppliedIndex(),
-		LastLogIndex:      n.raft.LastIndex(),
+	st := &hangmanv1.StatusResponse{
+		NodeId:        n.cfg.ID,
+		RaftId:        string(n.ident.raftID),
+		State:         n.raft.State().String(),
+		LeaderAddress: string(addr),
+		Term:          n.raft.CurrentTerm(),
+		CommitIndex:   n.raft.CommitIndex(),
+		AppliedIndex:  n.raft.AppliedIndex(),
+		LastLogIndex:  n.raft.LastIndex(),
+		HasState:      n.hasState(),
 	}
+	if id != "" {
+		st.LeaderId = n.members.nodeOf(id)
+		if m, ok := n.members.byRaftID(id); ok {
+			st.LeaderGrpcAddress = m.GRPC
+		}
+	}
+	st.Configuration = n.raftServers(n.raft.GetConfiguration().Configuration(), id)
+	return st
+}
+
+// raftServers describes a raft configuration for the API.
+func (n *Node) raftServers(c raft.Configuration, leader raft.ServerID) []*hangmanv1.RaftServer {
+	out := make([]*hangmanv1.RaftServer, 0, len(c.Servers))
+	for _, s := range c.Servers {
+		out = append(out, &hangmanv1.RaftServer{
+			Id: string(s.ID), NodeId: n.members.nodeOf(s.ID), Address: string(s.Address), Suffrage: s.Suffrage.String(), Leader: s.ID == leader,
+		})
+	}
+	return out
 }
 
 // Members lists serf members.
@@ -66,13 +88,7 @@ func (c *clusterService) RaftConfiguration(context.Context, *hangmanv1.RaftConfi
 		return nil, status.Errorf(codes.Unavailable, "read raft configuration: %v", err)
 	}
 	_, leader := c.node.raft.LeaderWithID()
-	out := &hangmanv1.RaftConfigurationResponse{Index: f.Index()}
-	for _, s := range f.Configuration().Servers {
-		out.Servers = append(out.Servers, &hangmanv1.RaftServer{
-			Id: string(s.ID), Address: string(s.Address), Suffrage: s.Suffrage.String(), Leader: s.ID == leader,
-		})
-	}
-	return out, nil
+	return &hangmanv1.RaftConfigurationResponse{Index: f.Index(), Servers: c.node.raftServers(f.Configuration(), leader)}, nil
 }
 
 // TransferLeadership hands leadership over; a follower passes the request
@@ -88,19 +104,19 @@ func (c *clusterService) TransferLeadership(ctx context.Context, req *hangmanv1.
 	}
 	var f raft.Future
 	if target := req.GetTargetId(); target != "" {
-		if target == n.cfg.ID {
+		if target == n.cfg.ID || target == string(n.ident.raftID) {
 			return nil, status.Errorf(codes.InvalidArgument, "node %q already leads", target)
 		}
-		var addr raft.ServerAddress
+		var to *raft.Server
 		for _, s := range n.raft.GetConfiguration().Configuration().Servers {
-			if string(s.ID) == target && s.Suffrage == raft.Voter {
-				addr = s.Address
+			if s.Suffrage == raft.Voter && (string(s.ID) == target || n.members.nodeOf(s.ID) == target) {
+				to = &s
 			}
 		}
-		if addr == "" {
+		if to == nil {
 			return nil, status.Errorf(codes.NotFound, "no voter %q in the raft configuration", target)
 		}
-		f = n.raft.LeadershipTransferToServer(raft.ServerID(target), addr)
+		f = n.raft.LeadershipTransferToServer(to.ID, to.Address)
 	} else {
 		f = n.raft.LeadershipTransfer()
 	}
@@ -113,8 +129,8 @@ func (c *clusterService) TransferLeadership(ctx context.Context, req *hangmanv1.
 	defer cancel()
 	for {
 		changed := n.LeaderChanged()
-		if _, id := n.raft.LeaderWithID(); id != "" && string(id) != n.cfg.ID {
-			return &hangmanv1.TransferLeadershipResponse{LeaderId: string(id), Term: n.raft.CurrentTerm()}, nil
+		if _, id := n.raft.LeaderWithID(); id != "" && id != n.ident.raftID {
+			return &hangmanv1.TransferLeadershipResponse{LeaderId: n.members.nodeOf(id), Term: n.raft.CurrentTerm()}, nil
 		}
 		select {
 		case <-ctx.Done():

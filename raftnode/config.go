@@ -3,16 +3,18 @@ package raftnode
 import (
 	"errors"
 	"fmt"
-	"github.com/hashicorp/raft"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/hangman/hangman/tlsutil"
 )
 
 // Config says how to run one node. Addresses are host:port; an advertise
-// address is what other nodes dial and must be an IP for raft.
+// address is what other nodes dial, an IP or a DNS name.
 type Config struct {
 	// ID names the node in raft, serf and NATS; unique in the cluster.
 	ID string
@@ -28,16 +30,23 @@ type Config struct {
 	NATSClusterAddr string
 	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables it.
 	HTTPAddr string
-	// Advertise is the IP other nodes use to reach this one. Empty means the
-	// host of each bind address, which must then not be unspecified.
+	// Advertise is the IP or DNS name other nodes use to reach this one.
+	// Empty means the host of each bind address, which must then not be
+	// unspecified.
 	Advertise string
 
 	// Join lists serf addresses of other nodes, tried until one answers.
 	Join []string
 	// BootstrapExpect forms a new cluster once this many nodes (all started
-	// with the same value) see each other. 0 means: wait to be added by an
-	// existing leader.
+	// with the same value) see each other and every node in sight reports
+	// that it has no raft state. 0 means: wait to be added by an existing
+	// leader.
 	BootstrapExpect int
+	// Recover, when set, rewrites this node's raft configuration to these
+	// servers before starting (raft.RecoverCluster): the operator's way
+	// back when a majority of voters lost their data (recover.go). Read it
+	// with ReadPeersFile.
+	Recover *Peers
 
 	// Raft timing. Zero values take the LAN defaults below.
 	HeartbeatTimeout   time.Duration
@@ -171,7 +180,10 @@ func (c *Config) validate() error {
 }
 
 // advertised returns the address others should dial for a bind address:
-// the advertise IP with the bind port, or the bind address itself.
+// the advertise host with the bind port, or the bind address itself. The
+// host may be a DNS name (a compose service, a Kubernetes pod's stable
+// name): raft and gRPC resolve it at every dial, so a node that comes back
+// on a new IP under the same name is found again.
 func (c *Config) advertised(bind string) (string, error) {
 	host, port, err := net.SplitHostPort(bind)
 	if err != nil {
@@ -180,12 +192,38 @@ func (c *Config) advertised(bind string) (string, error) {
 	if c.Advertise != "" {
 		host = c.Advertise
 	}
-	ip := net.ParseIP(host)
-	if ip == nil {
-		return "", fmt.Errorf("advertise host %q is not an IP address", host)
+	if ip := net.ParseIP(host); ip != nil {
+		if ip.IsUnspecified() {
+			return "", fmt.Errorf("bind address %s is unspecified: set an advertise address", bind)
+		}
+		return net.JoinHostPort(host, port), nil
 	}
-	if ip.IsUnspecified() {
+	if host == "" {
 		return "", fmt.Errorf("bind address %s is unspecified: set an advertise address", bind)
 	}
+	if !isDNSName(host) {
+		return "", fmt.Errorf("advertise host %q is neither an IP address nor a DNS name", host)
+	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// isDNSName reports whether s is a syntactically valid host name: dot-
+// separated labels of letters, digits, '-' and '_' (container runtimes
+// allow it in service names), none empty or starting or ending with '-'.
+func isDNSName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -173,21 +174,21 @@ func (c *testCluster) leader() int {
 	c.t.Helper()
 	var idx int
 	waitFor(c.t, 15*time.Second, "an agreed leader", func() error {
-		var leader string
+		var leader raft.ServerID
 		for _, n := range c.alive() {
 			_, id := n.raft.LeaderWithID()
 			if id == "" {
 				return fmt.Errorf("%s knows no leader", n.ID())
 			}
-			if leader != "" && string(id) != leader {
+			if leader != "" && id != leader {
 				return fmt.Errorf("leaders disagree: %s vs %s", leader, id)
 			}
-			leader = string(id)
+			leader = id
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		for i, n := range c.nodes {
-			if n != nil && n.ID() == leader && n.IsLeader() && n.readyTerm.Load() == n.raft.CurrentTerm() {
+			if n != nil && n.ident.raftID == leader && n.IsLeader() && n.readyTerm.Load() == n.raft.CurrentTerm() {
 				idx = i
 				return nil
 			}

@@ -31,7 +31,8 @@ func grpcServerOptions() []grpc.ServerOption {
 
 // Ready reports whether the node can serve: it is in a raft configuration
 // that has a leader, it can write its log and it is not far behind the
-// leader (storageReady). It says why not otherwise.
+// leader (storageReady), and nothing stands in the way of forming or
+// electing in the cluster (formationProblem). It says why not otherwise.
 func (n *Node) Ready() error {
 	if n.raft.State() == raft.Shutdown {
 		return errors.New("raft is shut down")
@@ -40,6 +41,9 @@ func (n *Node) Ready() error {
 		return errStalled
 	}
 	if err := n.storageReady(); err != nil {
+		return err
+	}
+	if err := n.formationProblem(); err != nil {
 		return err
 	}
 	addr, id := n.raft.LeaderWithID()
@@ -51,7 +55,7 @@ func (n *Node) Ready() error {
 		return fmt.Errorf("raft configuration: %w", err)
 	}
 	for _, s := range cf.Configuration().Servers {
-		if string(s.ID) == n.cfg.ID {
+		if s.ID == n.ident.raftID {
 			return nil
 		}
 	}

@@ -44,9 +44,9 @@ func (n *Node) watchLeadership(ctx context.Context) {
 				continue
 			}
 			lastLeader = lo.LeaderID
-			n.log.Info("leader changed", "leader", lo.LeaderID, "term", n.raft.CurrentTerm())
+			n.log.Info("leader changed", "leader", n.members.nodeOf(lo.LeaderID), "raft_id", lo.LeaderID, "term", n.raft.CurrentTerm())
 			n.updateHealth()
-			if string(lo.LeaderID) == n.cfg.ID {
+			if lo.LeaderID == n.ident.raftID {
 				n.goRun(func() { n.becomeLeader(ctx) })
 			} else {
 				n.pub.setLeader(false)

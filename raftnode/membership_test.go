@@ -8,13 +8,17 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// suffrage returns the suffrage of id in the leader's configuration, or ""
-// if id is not in it.
+// suffrage returns the suffrage of node id's current raft server in the
+// leader's configuration, or "" if it is not in it.
 func (c *testCluster) suffrage(id string) string {
 	c.t.Helper()
 	l := c.nodes[c.leader()]
+	m, ok := l.members.get(id)
+	if !ok {
+		return ""
+	}
 	for _, s := range l.raft.GetConfiguration().Configuration().Servers {
-		if string(s.ID) == id {
+		if s.ID == m.RaftID {
 			return s.Suffrage.String()
 		}
 	}

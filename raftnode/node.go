@@ -34,7 +34,10 @@ type Node struct {
 	batcher   *batcher // packs proposals into entries while leading
 	forwarder *batcher // carries writes to the leader while following
 	logStore  *logStore
-	transport *raft.NetworkTransport
+	transport *raftTransport
+	// ident is this node's raft server id and how it finds other servers
+	// (identity.go).
+	ident     *identity
 	raftLayer *cuttableLayer
 
 	serf    *serf.Serf
@@ -104,6 +107,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if n.raftAdvertise, err = cfg.advertised(cfg.RaftAddr); err != nil {
 		return nil, fmt.Errorf("raft: %w", err)
 	}
+	n.ident = &identity{addr: raft.ServerAddress(n.raftAdvertise), members: n.members, log: n.log}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	n.stop = stop
 	if err := n.start(runCtx); err != nil {
@@ -153,7 +157,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.goRun(func() { n.serfLoop(ctx) })
 	n.goRun(func() { n.joinLoop(ctx) })
 	n.goRun(func() { n.reconcileLoop(ctx) })
-	n.log.Info("node started", "grpc", n.grpcAdvertise, "raft", n.raftAdvertise, "serf", n.cfg.SerfAddr,
+	n.log.Info("node started", "raft_id", n.ident.raftID, "grpc", n.grpcAdvertise, "raft", n.raftAdvertise, "serf", n.cfg.SerfAddr,
 		"nats", n.nats.ClientURL(), "bootstrap_expect", n.cfg.BootstrapExpect)
 	return nil
 }
@@ -168,7 +172,6 @@ func (n *Node) goRun(f func()) {
 
 func (n *Node) startRaft(ctx context.Context) error {
 	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(n.cfg.ID)
 	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
 	rc.ElectionTimeout = n.cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
@@ -191,16 +194,21 @@ func (n *Node) startRaft(ctx context.Context) error {
 	if n.logStore, snaps, err = openRaftStorage(dir, n.log); err != nil {
 		return err
 	}
-	adv, err := net.ResolveTCPAddr("tcp", n.raftAdvertise)
-	if err != nil {
-		return fmt.Errorf("raft advertise address: %w", err)
+	if n.ident.raftID, err = loadRaftID(dir, n.cfg.ID, n.logStore, n.logStore, n.log); err != nil {
+		return err
 	}
-	n.transport, err = n.newRaftTransport(adv, &raft.NetworkTransportConfig{
+	rc.LocalID = n.ident.raftID
+	if err := n.recoverCluster(rc, dir, n.logStore, n.logStore, snaps); err != nil {
+		return err
+	}
+	nt, err := n.newRaftTransport(advertiseAddr(n.raftAdvertise), &raft.NetworkTransportConfig{
 		MaxPool: 5, Timeout: 5 * time.Second, Logger: newHCLog(n.log, "raft-net"),
+		ServerAddressProvider: n.ident,
 	})
 	if err != nil {
 		return fmt.Errorf("raft transport on %s: %w", n.cfg.RaftAddr, err)
 	}
+	n.transport = newRaftTransportGuard(nt, n.ident)
 	var logs raft.LogStore = n.logStore
 	if n.cfg.wrapLogStore != nil {
 		logs = n.cfg.wrapLogStore(logs)
@@ -214,6 +222,7 @@ func (n *Node) startRaft(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
+	n.ident.raft.Store(n.raft)
 	n.batcher = newBatcher(n.raft, n.fsm.self)
 	n.forwarder = newForwarder(n)
 	n.goRun(func() { n.batcher.run(ctx) })

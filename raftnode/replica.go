@@ -111,13 +111,14 @@ func (n *Node) signalLeaderChange() {
 // this node leads or no leader is known.
 func (n *Node) LeaderConn() *grpc.ClientConn {
 	_, id := n.raft.LeaderWithID()
-	if id == "" || string(id) == n.cfg.ID {
+	if id == "" || id == n.ident.raftID {
 		return nil
 	}
-	addr := n.members.grpcAddr(string(id))
-	if addr == "" {
+	m, ok := n.members.byRaftID(id)
+	if !ok || m.GRPC == "" {
 		return nil
 	}
+	addr := m.GRPC
 	conn, err := n.conns.get(addr)
 	if err != nil {
 		n.log.Warn("dial leader", "leader", id, "addr", addr, "err", err)

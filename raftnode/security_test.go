@@ -366,7 +366,7 @@ func TestSecureCluster(t *testing.T) {
 				}
 			}
 			for _, s := range configurationOf(members) {
-				switch string(s.ID) {
+				switch nodeOfRaftID(s.ID) {
 				case "nokey", "wrongkey":
 					return fmt.Errorf("%s is in the raft configuration", s.ID)
 				case "wrongca":
@@ -422,10 +422,10 @@ func configurationOf(nodes []*Node) []raft.Server {
 	return nil
 }
 
-// suffrageIn is id's suffrage in the leader's configuration, or -1.
+// suffrageIn is node id's suffrage in the leader's configuration, or -1.
 func suffrageIn(nodes []*Node, id string) raft.ServerSuffrage {
 	for _, s := range configurationOf(nodes) {
-		if string(s.ID) == id {
+		if nodeOfRaftID(s.ID) == id {
 			return s.Suffrage
 		}
 	}

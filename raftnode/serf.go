@@ -25,6 +25,10 @@ const (
 	tagNATS   = "nats"
 	tagRoute  = "route"
 	tagExpect = "expect"
+	// tagRaftID is the node's raft server id (identity.go); a node that
+	// gossips none is from before raft ids were per data dir, and its raft
+	// id is its node id.
+	tagRaftID = "raft-id"
 
 	roleNode = "hangman-node"
 )
@@ -32,14 +36,18 @@ const (
 // member is what a node knows of another node from serf.
 type member struct {
 	ID, Raft, GRPC, NATS, Route string
-	Expect                      int
-	Status                      serf.MemberStatus
-	// Since is when Status last changed, for the reap grace period.
+	// RaftID is the member's raft server id.
+	RaftID raft.ServerID
+	Expect int
+	Status serf.MemberStatus
+	// Since is when Status or RaftID last changed, for the reap grace
+	// period and the promotion delay.
 	Since time.Time
 }
 
 // memberTable caches serf's view keyed by node id, for the hot paths
-// (finding the leader's gRPC address) and for reconciliation.
+// (finding the leader's gRPC address) and for reconciliation. It is the
+// one place that maps raft server ids to nodes.
 type memberTable struct {
 	mu   sync.RWMutex
 	byID map[string]member
@@ -56,18 +64,63 @@ func (t *memberTable) update(ms []serf.Member, now time.Time) {
 		}
 		expect, _ := strconv.Atoi(m.Tags[tagExpect])
 		nm := member{ID: m.Tags[tagID], Raft: m.Tags[tagRaft], GRPC: m.Tags[tagGRPC], NATS: m.Tags[tagNATS],
-			Route: m.Tags[tagRoute], Expect: expect, Status: m.Status, Since: now}
-		if old, ok := t.byID[nm.ID]; ok && old.Status == nm.Status {
+			Route: m.Tags[tagRoute], RaftID: raft.ServerID(m.Tags[tagRaftID]), Expect: expect, Status: m.Status, Since: now}
+		if nm.RaftID == "" {
+			nm.RaftID = raft.ServerID(nm.ID)
+		}
+		if old, ok := t.byID[nm.ID]; ok && old.Status == nm.Status && old.RaftID == nm.RaftID {
 			nm.Since = old.Since
 		}
 		t.byID[nm.ID] = nm
 	}
 }
 
-func (t *memberTable) grpcAddr(id string) string {
+// get returns the member with node id id.
+func (t *memberTable) get(id string) (member, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.byID[id].GRPC
+	m, ok := t.byID[id]
+	return m, ok
+}
+
+// byRaftID returns the member that gossips raft server id rid.
+func (t *memberTable) byRaftID(rid raft.ServerID) (member, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if m, ok := t.byID[nodeOfRaftID(rid)]; ok && m.RaftID == rid {
+		return m, true
+	}
+	for _, m := range t.byID {
+		if m.RaftID == rid {
+			return m, true
+		}
+	}
+	return member{}, false
+}
+
+// nodeOf returns the node id of raft server id rid: the member gossiping
+// it, or what the id itself says for an incarnation no member gossips
+// any more.
+func (t *memberTable) nodeOf(rid raft.ServerID) string {
+	if m, ok := t.byRaftID(rid); ok {
+		return m.ID
+	}
+	return nodeOfRaftID(rid)
+}
+
+// superseded reports whether raft server rid is provably gone for good:
+// no member gossips it, and its node is alive under another raft id, so
+// the node came back without the data dir rid lived in. It returns that
+// node.
+func (t *memberTable) superseded(rid raft.ServerID) (member, bool) {
+	if _, ok := t.byRaftID(rid); ok {
+		return member{}, false
+	}
+	m, ok := t.get(nodeOfRaftID(rid))
+	if !ok || m.Status != serf.StatusAlive || m.RaftID == rid {
+		return member{}, false
+	}
+	return m, true
 }
 
 func (t *memberTable) all() []member {
@@ -99,6 +152,11 @@ func (n *Node) startSerf() error {
 		return fmt.Errorf("serf: %w", err)
 	}
 	advHost, advPort, _ := splitPort(adv)
+	// Gossip needs an IP; raft, gRPC and NATS keep the name (if it is one)
+	// and resolve it at every dial.
+	if advHost, err = resolveIP(advHost); err != nil {
+		return fmt.Errorf("serf advertise address: %w", err)
+	}
 	route, err := n.cfg.advertised(n.cfg.NATSClusterAddr)
 	if err != nil {
 		return fmt.Errorf("nats cluster: %w", err)
@@ -135,6 +193,7 @@ func (n *Node) startSerf() error {
 		tagNATS:   n.nats.ClientURL(),
 		tagRoute:  "nats-route://" + route,
 		tagExpect: strconv.Itoa(n.cfg.BootstrapExpect),
+		tagRaftID: string(n.ident.raftID),
 	}
 	n.serfEv = make(chan serf.Event, 256)
 	sc.EventCh = n.serfEv
@@ -179,12 +238,12 @@ func (n *Node) joinLoop(ctx context.Context) {
 }
 
 // serfLoop reacts to membership: refreshes the member table and NATS
-// routes, bootstraps when enough nodes are present, announces changes and
-// lets the leader reconcile.
+// routes, announces changes and lets the leader reconcile (and, on its own
+// goroutine, forms the cluster or says why it cannot: formation.go).
 func (n *Node) serfLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	bootstrapped := n.hasState()
+	n.goRun(func() { n.formationLoop(ctx) })
 	for {
 		select {
 		case <-ctx.Done():
@@ -204,9 +263,6 @@ func (n *Node) serfLoop(ctx context.Context) {
 		}
 		n.members.update(n.serf.Members(), time.Now())
 		n.nats.setRoutes(n.peerRoutes())
-		if !bootstrapped {
-			bootstrapped = n.maybeBootstrap()
-		}
 		n.reconcileNow()
 	}
 }
@@ -236,48 +292,4 @@ func (n *Node) peerRoutes() []string {
 		}
 	}
 	return routes
-}
-
-// hasState reports whether this node already belongs to a raft cluster.
-func (n *Node) hasState() bool {
-	return n.raft.LastIndex() > 0 || len(n.raft.GetConfiguration().Configuration().Servers) > 0
-}
-
-// maybeBootstrap forms the cluster once BootstrapExpect nodes expecting the
-// same number see each other. Every one of them bootstraps with the same
-// configuration, so no node is special (as Consul's bootstrap_expect).
-func (n *Node) maybeBootstrap() bool {
-	if n.cfg.BootstrapExpect == 0 {
-		return true
-	}
-	var servers []raft.Server
-	for _, m := range n.members.all() {
-		if m.Status != serf.StatusAlive {
-			continue
-		}
-		if m.Expect != n.cfg.BootstrapExpect {
-			if m.Expect != 0 {
-				n.log.Warn("member expects a different cluster size", "member", m.ID, "expect", m.Expect, "mine", n.cfg.BootstrapExpect)
-			}
-			continue
-		}
-		servers = append(servers, raft.Server{ID: raft.ServerID(m.ID), Address: raft.ServerAddress(m.Raft), Suffrage: raft.Voter})
-	}
-	if len(servers) < n.cfg.BootstrapExpect {
-		return false
-	}
-	if n.hasState() {
-		return true
-	}
-	err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
-	if err != nil && err != raft.ErrCantBootstrap {
-		n.log.Error("bootstrap failed", "err", err)
-		return false
-	}
-	ids := make([]string, len(servers))
-	for i, s := range servers {
-		ids[i] = string(s.ID)
-	}
-	n.log.Info("bootstrapped cluster", "servers", ids)
-	return true
 }

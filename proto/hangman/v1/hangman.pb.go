@@ -1559,8 +1559,20 @@ type StatusResponse struct {
 	LastLogIndex  uint64 `protobuf:"varint,8,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
 	// leader_grpc_address is where the leader serves this API.
 	LeaderGrpcAddress string `protobuf:"bytes,9,opt,name=leader_grpc_address,json=leaderGrpcAddress,proto3" json:"leader_grpc_address,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// raft_id is this node's raft server id. A data dir created afresh gets
+	// a new one, so a node that lost its disk comes back as a new raft
+	// server, never as a voter with a forgotten term and vote; leader_id and
+	// node_id are node ids.
+	RaftId string `protobuf:"bytes,10,opt,name=raft_id,json=raftId,proto3" json:"raft_id,omitempty"`
+	// has_state says the node has a raft log, snapshot or configuration. Any
+	// peer with state vetoes forming a new cluster (bootstrap).
+	HasState bool `protobuf:"varint,11,opt,name=has_state,json=hasState,proto3" json:"has_state,omitempty"`
+	// configuration is the latest raft configuration this node knows, its
+	// servers in order (a node whose last log index is 1 holds only the
+	// configuration it was bootstrapped with).
+	Configuration []*RaftServer `protobuf:"bytes,12,rep,name=configuration,proto3" json:"configuration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -1654,6 +1666,27 @@ func (x *StatusResponse) GetLeaderGrpcAddress() string {
 		return x.LeaderGrpcAddress
 	}
 	return ""
+}
+
+func (x *StatusResponse) GetRaftId() string {
+	if x != nil {
+		return x.RaftId
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetHasState() bool {
+	if x != nil {
+		return x.HasState
+	}
+	return false
+}
+
+func (x *StatusResponse) GetConfiguration() []*RaftServer {
+	if x != nil {
+		return x.Configuration
+	}
+	return nil
 }
 
 type MembersRequest struct {
@@ -1842,12 +1875,14 @@ func (*RaftConfigurationRequest) Descriptor() ([]byte, []int) {
 }
 
 type RaftServer struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Address string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the raft server id; node_id the node that runs (or ran) it.
+	Id      string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	// suffrage is "Voter", "Nonvoter" or "Staging".
 	Suffrage      string `protobuf:"bytes,3,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
 	Leader        bool   `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	NodeId        string `protobuf:"bytes,5,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1910,6 +1945,13 @@ func (x *RaftServer) GetLeader() bool {
 	return false
 }
 
+func (x *RaftServer) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
 type RaftConfigurationResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Servers       []*RaftServer          `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
@@ -1964,7 +2006,8 @@ func (x *RaftConfigurationResponse) GetIndex() uint64 {
 
 type TransferLeadershipRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// target_id names the server to hand over to; empty lets raft choose.
+	// target_id names the node (or raft server id) to hand over to; empty
+	// lets raft choose.
 	TargetId      string `protobuf:"bytes,1,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2008,9 +2051,10 @@ func (x *TransferLeadershipRequest) GetTargetId() string {
 }
 
 type TransferLeadershipResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaderId      string                 `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
-	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// leader_id is the node id of the new leader.
+	LeaderId      string `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	Term          uint64 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2172,7 +2216,7 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\x04more\x18\x02 \x01(\bR\x04more\x12\x10\n" +
 	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12#\n" +
 	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\"\x0f\n" +
-	"\rStatusRequest\"\xb5\x02\n" +
+	"\rStatusRequest\"\xa9\x03\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -2182,7 +2226,11 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\fcommit_index\x18\x06 \x01(\x04R\vcommitIndex\x12#\n" +
 	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12$\n" +
 	"\x0elast_log_index\x18\b \x01(\x04R\flastLogIndex\x12.\n" +
-	"\x13leader_grpc_address\x18\t \x01(\tR\x11leaderGrpcAddress\"\x10\n" +
+	"\x13leader_grpc_address\x18\t \x01(\tR\x11leaderGrpcAddress\x12\x17\n" +
+	"\araft_id\x18\n" +
+	" \x01(\tR\x06raftId\x12\x1b\n" +
+	"\thas_state\x18\v \x01(\bR\bhasState\x12<\n" +
+	"\rconfiguration\x18\f \x03(\v2\x16.hangman.v1.RaftServerR\rconfiguration\"\x10\n" +
 	"\x0eMembersRequest\"\xb9\x01\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
@@ -2194,13 +2242,14 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +
 	"\x0fMembersResponse\x12,\n" +
 	"\amembers\x18\x01 \x03(\v2\x12.hangman.v1.MemberR\amembers\"\x1a\n" +
-	"\x18RaftConfigurationRequest\"j\n" +
+	"\x18RaftConfigurationRequest\"\x83\x01\n" +
 	"\n" +
 	"RaftServer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
 	"\bsuffrage\x18\x03 \x01(\tR\bsuffrage\x12\x16\n" +
-	"\x06leader\x18\x04 \x01(\bR\x06leader\"c\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\x12\x17\n" +
+	"\anode_id\x18\x05 \x01(\tR\x06nodeId\"c\n" +
 	"\x19RaftConfigurationResponse\x120\n" +
 	"\aservers\x18\x01 \x03(\v2\x16.hangman.v1.RaftServerR\aservers\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\"8\n" +
@@ -2293,38 +2342,39 @@ var file_hangman_v1_hangman_proto_depIdxs = []int32{
 	0,  // 10: hangman.v1.ListRoomsRequest.consistency:type_name -> hangman.v1.Consistency
 	17, // 11: hangman.v1.ListRoomsResponse.rooms:type_name -> hangman.v1.RoomSummary
 	19, // 12: hangman.v1.EventsResponse.events:type_name -> hangman.v1.RoomEvent
-	32, // 13: hangman.v1.Member.tags:type_name -> hangman.v1.Member.TagsEntry
-	25, // 14: hangman.v1.MembersResponse.members:type_name -> hangman.v1.Member
-	28, // 15: hangman.v1.RaftConfigurationResponse.servers:type_name -> hangman.v1.RaftServer
-	4,  // 16: hangman.v1.GameService.CreateRoom:input_type -> hangman.v1.CreateRoomRequest
-	6,  // 17: hangman.v1.GameService.JoinRoom:input_type -> hangman.v1.JoinRoomRequest
-	8,  // 18: hangman.v1.GameService.Guess:input_type -> hangman.v1.GuessRequest
-	10, // 19: hangman.v1.GameService.Guesses:input_type -> hangman.v1.GuessStreamRequest
-	12, // 20: hangman.v1.GameService.NewRound:input_type -> hangman.v1.NewRoundRequest
-	14, // 21: hangman.v1.GameService.GetRoom:input_type -> hangman.v1.GetRoomRequest
-	16, // 22: hangman.v1.GameService.ListRooms:input_type -> hangman.v1.ListRoomsRequest
-	20, // 23: hangman.v1.GameService.Events:input_type -> hangman.v1.EventsRequest
-	22, // 24: hangman.v1.ClusterService.Status:input_type -> hangman.v1.StatusRequest
-	24, // 25: hangman.v1.ClusterService.Members:input_type -> hangman.v1.MembersRequest
-	27, // 26: hangman.v1.ClusterService.RaftConfiguration:input_type -> hangman.v1.RaftConfigurationRequest
-	30, // 27: hangman.v1.ClusterService.TransferLeadership:input_type -> hangman.v1.TransferLeadershipRequest
-	5,  // 28: hangman.v1.GameService.CreateRoom:output_type -> hangman.v1.CreateRoomResponse
-	7,  // 29: hangman.v1.GameService.JoinRoom:output_type -> hangman.v1.JoinRoomResponse
-	9,  // 30: hangman.v1.GameService.Guess:output_type -> hangman.v1.GuessResponse
-	11, // 31: hangman.v1.GameService.Guesses:output_type -> hangman.v1.GuessStreamResponse
-	13, // 32: hangman.v1.GameService.NewRound:output_type -> hangman.v1.NewRoundResponse
-	15, // 33: hangman.v1.GameService.GetRoom:output_type -> hangman.v1.GetRoomResponse
-	18, // 34: hangman.v1.GameService.ListRooms:output_type -> hangman.v1.ListRoomsResponse
-	21, // 35: hangman.v1.GameService.Events:output_type -> hangman.v1.EventsResponse
-	23, // 36: hangman.v1.ClusterService.Status:output_type -> hangman.v1.StatusResponse
-	26, // 37: hangman.v1.ClusterService.Members:output_type -> hangman.v1.MembersResponse
-	29, // 38: hangman.v1.ClusterService.RaftConfiguration:output_type -> hangman.v1.RaftConfigurationResponse
-	31, // 39: hangman.v1.ClusterService.TransferLeadership:output_type -> hangman.v1.TransferLeadershipResponse
-	28, // [28:40] is the sub-list for method output_type
-	16, // [16:28] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	28, // 13: hangman.v1.StatusResponse.configuration:type_name -> hangman.v1.RaftServer
+	32, // 14: hangman.v1.Member.tags:type_name -> hangman.v1.Member.TagsEntry
+	25, // 15: hangman.v1.MembersResponse.members:type_name -> hangman.v1.Member
+	28, // 16: hangman.v1.RaftConfigurationResponse.servers:type_name -> hangman.v1.RaftServer
+	4,  // 17: hangman.v1.GameService.CreateRoom:input_type -> hangman.v1.CreateRoomRequest
+	6,  // 18: hangman.v1.GameService.JoinRoom:input_type -> hangman.v1.JoinRoomRequest
+	8,  // 19: hangman.v1.GameService.Guess:input_type -> hangman.v1.GuessRequest
+	10, // 20: hangman.v1.GameService.Guesses:input_type -> hangman.v1.GuessStreamRequest
+	12, // 21: hangman.v1.GameService.NewRound:input_type -> hangman.v1.NewRoundRequest
+	14, // 22: hangman.v1.GameService.GetRoom:input_type -> hangman.v1.GetRoomRequest
+	16, // 23: hangman.v1.GameService.ListRooms:input_type -> hangman.v1.ListRoomsRequest
+	20, // 24: hangman.v1.GameService.Events:input_type -> hangman.v1.EventsRequest
+	22, // 25: hangman.v1.ClusterService.Status:input_type -> hangman.v1.StatusRequest
+	24, // 26: hangman.v1.ClusterService.Members:input_type -> hangman.v1.MembersRequest
+	27, // 27: hangman.v1.ClusterService.RaftConfiguration:input_type -> hangman.v1.RaftConfigurationRequest
+	30, // 28: hangman.v1.ClusterService.TransferLeadership:input_type -> hangman.v1.TransferLeadershipRequest
+	5,  // 29: hangman.v1.GameService.CreateRoom:output_type -> hangman.v1.CreateRoomResponse
+	7,  // 30: hangman.v1.GameService.JoinRoom:output_type -> hangman.v1.JoinRoomResponse
+	9,  // 31: hangman.v1.GameService.Guess:output_type -> hangman.v1.GuessResponse
+	11, // 32: hangman.v1.GameService.Guesses:output_type -> hangman.v1.GuessStreamResponse
+	13, // 33: hangman.v1.GameService.NewRound:output_type -> hangman.v1.NewRoundResponse
+	15, // 34: hangman.v1.GameService.GetRoom:output_type -> hangman.v1.GetRoomResponse
+	18, // 35: hangman.v1.GameService.ListRooms:output_type -> hangman.v1.ListRoomsResponse
+	21, // 36: hangman.v1.GameService.Events:output_type -> hangman.v1.EventsResponse
+	23, // 37: hangman.v1.ClusterService.Status:output_type -> hangman.v1.StatusResponse
+	26, // 38: hangman.v1.ClusterService.Members:output_type -> hangman.v1.MembersResponse
+	29, // 39: hangman.v1.ClusterService.RaftConfiguration:output_type -> hangman.v1.RaftConfigurationResponse
+	31, // 40: hangman.v1.ClusterService.TransferLeadership:output_type -> hangman.v1.TransferLeadershipResponse
+	29, // [29:41] is the sub-list for method output_type
+	17, // [17:29] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_hangman_v1_hangman_proto_init() }

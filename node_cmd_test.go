@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+)
+
+// nodeArgs are the flags of a one-node cluster on free loopback ports.
+func nodeArgs(t *testing.T, dataDir string) (args []string, grpcAddr, httpAddr string) {
+	t.Helper()
+	addrs := make([]string, 6)
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[i] = l.Addr().String()
+		defer l.Close()
+	}
+	return []string{"--id", "solo", "--data-dir", dataDir, "--bootstrap-expect", "1", "--log-level", "error",
+		"--grpc-addr", addrs[0], "--raft-addr", addrs[1], "--serf-addr", addrs[2],
+		"--nats-addr", addrs[3], "--nats-cluster-addr", addrs[4], "--http-addr", addrs[5]}, addrs[0], addrs[5]
+}
+
+// runNodeUntil runs `hangman node args` until check has run against it
+// once the node is ready, then stops it.
+func runNodeUntil(t *testing.T, args []string, grpcAddr, httpAddr string, check func(hangmanv1.GameServiceClient)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- runNode(ctx, args) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("hangman node %s exited: %v", strings.Join(args, " "), err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("node not ready: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(hangmanv1.NewGameServiceClient(conn))
+	conn.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("node stopped with %v", err)
+	}
+}
+
+// TestNodeRecoverFlag runs `hangman node --recover` on a real data dir: a
+// bad peers file is refused before anything is touched, a good one is
+// applied once and the data is kept.
+func TestNodeRecoverFlag(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	args, grpcAddr, httpAddr := nodeArgs(t, dir)
+	runNodeUntil(t, args, grpcAddr, httpAddr, func(cl hangmanv1.GameServiceClient) {
+		if _, err := cl.CreateRoom(t.Context(), &hangmanv1.CreateRoomRequest{Room: "kept", MaxWrong: 26}); err != nil {
+			t.Fatalf("create room: %v", err)
+		}
+	})
+	db := filepath.Join(dir, "raft", "raft.db")
+	stored, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	peers := filepath.Join(t.TempDir(), "peers.json")
+	// A file that does not parse is refused before the data dir is even
+	// opened; one that names servers the node does not have is refused
+	// before raft's state is changed (TestRecoverRefusesWhatItCannotDo
+	// checks the log), and the recovery below still finds the room.
+	for _, tc := range []struct {
+		file, want string
+		untouched  bool
+	}{
+		{"", "no such file", true},
+		{`[{"id": "solo"},]`, "want a JSON array", true},
+		{`[{"id": "other"}]`, `"other" is neither this node nor a server of its raft configuration`, false},
+	} {
+		if tc.file != "" {
+			if err := os.WriteFile(peers, []byte(tc.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := runNode(t.Context(), append(args, "--recover", peers))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("--recover with %q: got %v, want an error containing %q", tc.file, err, tc.want)
+		}
+		if now, err := os.ReadFile(db); tc.untouched && (err != nil || string(now) != string(stored)) {
+			t.Fatalf("a refused --recover changed %s (%v)", db, err)
+		}
+	}
+
+	if err := os.WriteFile(peers, []byte(`[{"id": "solo"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hasRoom := func(cl hangmanv1.GameServiceClient) {
+		r, err := cl.GetRoom(t.Context(), &hangmanv1.GetRoomRequest{Room: "kept", Consistency: hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE})
+		if err != nil || r.GetState().GetRoom() != "kept" {
+			t.Fatalf("room after recovery: %v, %v", r, err)
+		}
+	}
+	runNodeUntil(t, append(args, "--recover", peers), grpcAddr, httpAddr, hasRoom)
+	markers, err := filepath.Glob(filepath.Join(dir, "raft", "recovered-*"))
+	if err != nil || len(markers) != 1 {
+		t.Fatalf("recovery markers %v, %v", markers, err)
+	}
+	// The same list again, inline in the environment as a container
+	// would keep it, is not applied a second time.
+	t.Setenv("HANGMAN_RECOVER", `[{"id": "solo"}]`)
+	runNodeUntil(t, args, grpcAddr, httpAddr, hasRoom)
+	if again, _ := filepath.Glob(filepath.Join(dir, "raft", "recovered-*")); len(again) != 1 {
+		t.Fatalf("recovery markers after a second start: %v", again)
+	}
+}
+
+func TestNodeAdvertiseKeepsNames(t *testing.T) {
+	for _, tc := range []struct{ advertise, bind, want string }{
+		{"localhost", "0.0.0.0:9001", "localhost"},
+		{"10.1.2.3", "0.0.0.0:9001", "10.1.2.3"},
+		{"", "127.0.0.1:9001", ""},
+	} {
+		got, err := resolveAdvertise(t.Context(), tc.advertise, tc.bind)
+		if err != nil || got != tc.want {
+			t.Errorf("resolveAdvertise(%q, %q) = %q, %v; want %q", tc.advertise, tc.bind, got, err, tc.want)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := resolveAdvertise(ctx, "no-such-host.invalid", "0.0.0.0:9001"); err == nil || !strings.Contains(err.Error(), strconv.Quote("no-such-host.invalid")) {
+		t.Fatalf("an advertise name that never resolves: %v", err)
+	}
+}
