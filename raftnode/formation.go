@@ -21,10 +21,12 @@ import (
 // rule): BootstrapExpect nodes started with the same value are alive, and
 // every node it knows of answers, over gRPC, that it has no raft state
 // (log, snapshot or configuration). One peer with state vetoes it for the
-// life of the process: this node then waits to be added by that cluster's
-// leader. Without the rule, nodes whose disks were wiped would found a
-// fresh cluster next to the intact one, acknowledge writes in it, and lose
-// them when the intact node took over.
+// life of the process, and this node waits to be added by that cluster's
+// leader, unless the peer only just bootstrapped the very configuration
+// that lists this node (it asked a moment earlier), which this node then
+// bootstraps with too. Without the rule, nodes whose disks were wiped
+// would found a fresh cluster next to the intact one, acknowledge writes
+// in it, and lose them when the intact node took over.
 //
 // When a majority of a configuration's voters came back without their
 // state no leader can ever be elected (their old raft ids cannot vote
