@@ -6,6 +6,9 @@
 //	hangman node     one game node
 //	hangman relay    one websocket relay
 //	hangman bench    the load generator and its report
+//	hangman certs    a development PKI, gossip key and NATS passwords
+//	hangman health   probe /readyz (the containers' healthcheck)
+//	hangman proxy    one public entry spreading browsers over the relays
 //
 // Every flag can also be set from the environment as HANGMAN_<FLAG>, with
 // dashes as underscores (--data-dir is HANGMAN_DATA_DIR); a flag on the
@@ -35,6 +38,8 @@ var commands = map[string]struct {
 	"relay": {runRelay, "one websocket relay serving the web page"},
 	"bench": {runBench, "start a system and measure throughput, latency, fan-out and failover"},
 	"certs": {runCerts, "make a dev CA, node and relay certificates, a gossip key and NATS passwords"},
+	"health": {runHealth, "exit 0 when every URL (a /readyz) answers 200: the containers' healthcheck"},
+	"proxy": {runProxy, "spread TCP connections over the ready relays behind a DNS name: compose's public entry"},
 }
 
 func main() {
@@ -67,7 +72,7 @@ func run(args []string, stderr io.Writer) error {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: hangman <command> [flags]\n\ncommands:")
-	for _, name := range []string{"dev", "node", "relay", "bench", "certs"} {
+	for _, name := range []string{"dev", "node", "relay", "bench", "certs", "health", "proxy"} {
 		if c, ok := commands[name]; ok {
 			fmt.Fprintf(w, "  %-6s %s\n", name, c.summary)
 		}
@@ -78,6 +83,21 @@ func usage(w io.Writer) {
 // parseFlags parses args into fs after taking defaults from HANGMAN_*
 // environment variables, so containers can be configured either way.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := envFlags(fs); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// envFlags sets the flags of fs from their HANGMAN_* environment
+// variables, for commands that parse their arguments themselves.
+func envFlags(fs *flag.FlagSet) error {
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		key := "HANGMAN_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -87,16 +107,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 			}
 		}
 	})
-	if envErr != nil {
-		return envErr
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return nil
+	return envErr
 }
 
 // logFlags registers the common --log-level and --log-format flags on fs
