@@ -33,13 +33,13 @@ var commands = map[string]struct {
 	run     func(ctx context.Context, args []string) error
 	summary string
 }{
-	"dev":   {runDev, "the whole system on one machine: 3 game nodes + 2 relays on loopback"},
-	"node":  {runNode, "one game node (raft + serf + gRPC + embedded NATS)"},
-	"relay": {runRelay, "one websocket relay serving the web page"},
-	"bench": {runBench, "start a system and measure throughput, latency, fan-out and failover"},
-	"certs": {runCerts, "make a dev CA, node and relay certificates, a gossip key and NATS passwords"},
+	"dev":    {runDev, "the whole system on one machine: 3 game nodes + 2 relays on loopback"},
+	"node":   {runNode, "one game node (raft + serf + gRPC + embedded NATS)"},
+	"relay":  {runRelay, "one websocket relay serving the web page"},
+	"bench":  {runBench, "start a system and measure throughput, latency, fan-out and failover"},
+	"certs":  {runCerts, "make a dev CA, node and relay certificates, a gossip key and NATS passwords"},
 	"health": {runHealth, "exit 0 when every URL (a /readyz) answers 200: the containers' healthcheck"},
-	"proxy": {runProxy, "spread TCP connections over the ready relays behind a DNS name: compose's public entry"},
+	"proxy":  {runProxy, "spread TCP connections over the ready relays behind a DNS name: compose's public entry"},
 }
 
 func main() {
