@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -273,8 +274,7 @@ func (p *proxy) forward(ctx context.Context, c net.Conn) {
 	for {
 		b := p.pick(tried)
 		if b == nil {
-			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = io.WriteString(c, noRelay)
+			refuse(c)
 			return
 		}
 		tried = append(tried, b.addr)
@@ -289,6 +289,20 @@ func (p *proxy) forward(ctx context.Context, c net.Conn) {
 		p.release(b, false)
 		return
 	}
+}
+
+// refuse answers noRelay once the request's header has arrived (an
+// answer before the request confuses HTTP clients), then closes.
+func refuse(c net.Conn) {
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	r := bufio.NewReaderSize(io.LimitReader(c, 16<<10), 1024)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil || line == "\r\n" || line == "\n" {
+			break
+		}
+	}
+	_, _ = io.WriteString(c, noRelay)
 }
 
 // track adds or removes an open client connection; adding fails once the

@@ -77,7 +77,7 @@ func (f *fakeRelay) stop() {
 
 // startTestProxy runs a proxy in front of relays, whose addresses a fake
 // resolver gives as a DNS name of the relays would.
-func startTestProxy(t *testing.T, relays func() []*fakeRelay) string {
+func startTestProxy(t *testing.T, relays func() []*fakeRelay) (string, *proxy) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -104,7 +104,28 @@ func startTestProxy(t *testing.T, relays func() []*fakeRelay) string {
 			t.Errorf("proxy serve: %v", err)
 		}
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), p
+}
+
+// waitIdle waits until the proxy holds no connection to any relay.
+func waitIdle(t *testing.T, p *proxy) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p.mu.Lock()
+		open := 0
+		for _, b := range p.backends {
+			open += b.conns
+		}
+		p.mu.Unlock()
+		if open == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the proxy still counts %d open connections", open)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // get fetches / through the proxy on a fresh connection and returns the
@@ -163,7 +184,7 @@ func TestProxySpreadsOverReadyRelays(t *testing.T) {
 	a, b := startFakeRelay(t, "a"), startFakeRelay(t, "b")
 	var mu sync.Mutex
 	relays := []*fakeRelay{a, b}
-	addr := startTestProxy(t, func() []*fakeRelay {
+	addr, _ := startTestProxy(t, func() []*fakeRelay {
 		mu.Lock()
 		defer mu.Unlock()
 		return relays
@@ -192,8 +213,9 @@ func TestProxySpreadsOverReadyRelays(t *testing.T) {
 // one lands on a live relay, even before a check has noticed the death.
 func TestProxyDropsConnectionsOfADeadRelay(t *testing.T) {
 	a, b := startFakeRelay(t, "a"), startFakeRelay(t, "b")
-	addr := startTestProxy(t, func() []*fakeRelay { return []*fakeRelay{a, b} })
+	addr, p := startTestProxy(t, func() []*fakeRelay { return []*fakeRelay{a, b} })
 	waitServed(t, addr, "a", "b")
+	waitIdle(t, p)
 
 	hold := func() (net.Conn, string) {
 		t.Helper()
