@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hangman/hangman/relay"
@@ -23,6 +24,7 @@ func runRelay(ctx context.Context, args []string) error {
 		origins             string
 		tlsCert, tlsKey     string
 		tlsCA               string
+		natsPasswordFile    string
 	)
 	fs.StringVar(&listen, "listen", "0.0.0.0:8080", "HTTP address serving the page, /ws, /healthz and /readyz")
 	fs.StringVar(&nats, "nats", "nats://127.0.0.1:4222", "comma-separated NATS server URLs")
@@ -44,6 +46,7 @@ func runRelay(ctx context.Context, args []string) error {
 	fs.StringVar(&tlsCA, "tls-ca", "", "PEM CA the nodes' certificates must chain to")
 	fs.StringVar(&cfg.NATSUser, "nats-user", "relay", "NATS user, used when --nats-password is set")
 	fs.StringVar(&cfg.NATSPassword, "nats-password", "", "NATS password of --nats-user (the nodes' --nats-relay-password); empty: connect anonymously")
+	fs.StringVar(&natsPasswordFile, "nats-password-file", "", "file holding --nats-password (a mounted secret: the relay then sees no other secret)")
 	logger := logFlags(fs, "info")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -53,6 +56,20 @@ func runRelay(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Logger = log
+	if natsPasswordFile != "" {
+		raw, err := os.ReadFile(natsPasswordFile)
+		if err != nil {
+			return fmt.Errorf("--nats-password-file: %w", err)
+		}
+		pw := strings.TrimSpace(string(raw))
+		if pw == "" {
+			return fmt.Errorf("--nats-password-file %s is empty", natsPasswordFile)
+		}
+		if cfg.NATSPassword != "" && cfg.NATSPassword != pw {
+			return errors.New("--nats-password and --nats-password-file hold different passwords: set one")
+		}
+		cfg.NATSPassword = pw
+	}
 	if cfg.NATSPassword == "" {
 		cfg.NATSUser = ""
 	}

@@ -96,7 +96,7 @@ type clusterEvent struct {
 }
 
 type peerView struct {
-	name     string
+	url      string
 	sessions int64
 	seen     time.Time
 }
@@ -111,7 +111,7 @@ type clusterView struct {
 	watchers map[*client]func() bool // value stops the disconnect hook
 	nodes    []clusterNode           // by index of r.nodes.conns
 	polled   []bool                  // the node answered or failed once
-	peers    map[string]*peerView    // other relays, by URL
+	peers    map[string]*peerView    // other relays, by name
 	events   []clusterEvent
 	lastTerm uint64
 	last     []byte    // the frame last pushed
@@ -326,25 +326,22 @@ func (cv *clusterView) onAnnouncement(m *nats.Msg) {
 
 // onHeartbeat follows the other relays and their session counts.
 func (cv *clusterView) onHeartbeat(m *nats.Msg) {
-	var hb heartbeat
-	if err := json.Unmarshal(m.Data, &hb); err != nil || hb.URL == "" || hb.URL == cv.r.cfg.PublicURL || !validName(hb.Name) {
-		return
-	}
-	if !safeOrigin(hb.URL) {
+	hb, ok := cv.r.validHeartbeat(m.Data)
+	if !ok {
 		return
 	}
 	now := time.Now()
 	cv.mu.Lock()
-	p, known := cv.peers[hb.URL]
+	p, known := cv.peers[hb.Name]
 	if !known {
-		p = &peerView{name: hb.Name}
-		cv.peers[hb.URL] = p
+		p = &peerView{}
+		cv.peers[hb.Name] = p
 		// Relays found while this one starts were there before it.
 		if now.Sub(cv.started) > 3*cv.r.cfg.HeartbeatInterval {
 			cv.addEventLocked(clusterEvent{Kind: "relay", Relay: hb.Name, Status: "join", At: now.UTC()})
 		}
 	}
-	p.sessions, p.seen = hb.Sessions, now
+	p.url, p.sessions, p.seen = hb.URL, hb.Sessions, now
 	cv.mu.Unlock()
 	if !known {
 		cv.poke()
@@ -355,10 +352,10 @@ func (cv *clusterView) expirePeers() {
 	deadline := time.Now().Add(-3 * cv.r.cfg.HeartbeatInterval)
 	cv.mu.Lock()
 	defer cv.mu.Unlock()
-	for u, p := range cv.peers {
+	for name, p := range cv.peers {
 		if p.seen.Before(deadline) {
-			delete(cv.peers, u)
-			cv.addEventLocked(clusterEvent{Kind: "relay", Relay: p.name, Status: "leave", At: time.Now().UTC()})
+			delete(cv.peers, name)
+			cv.addEventLocked(clusterEvent{Kind: "relay", Relay: name, Status: "leave", At: time.Now().UTC()})
 		}
 	}
 }
@@ -396,8 +393,8 @@ func (cv *clusterView) frameLocked() []byte {
 		return strings.Compare(a.ID+"\x00"+a.Addr, b.ID+"\x00"+b.Addr)
 	})
 	f.Relays = append(f.Relays, clusterRelay{Name: r.cfg.Name, URL: r.cfg.PublicURL, Sessions: r.stats.sessions.Load(), Self: true})
-	for u, p := range cv.peers {
-		f.Relays = append(f.Relays, clusterRelay{Name: p.name, URL: u, Sessions: p.sessions})
+	for name, p := range cv.peers {
+		f.Relays = append(f.Relays, clusterRelay{Name: name, URL: p.url, Sessions: p.sessions})
 	}
 	slices.SortFunc(f.Relays, func(a, b clusterRelay) int { return strings.Compare(a.Name+a.URL, b.Name+b.URL) })
 	if f.Events == nil {

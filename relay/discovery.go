@@ -23,17 +23,24 @@ const (
 	ServiceName = "hangman-relay"
 )
 
-// heartbeat is the payload of HeartbeatSubject.
+// heartbeat is the payload of HeartbeatSubject. Relays are told apart by
+// Name: behind a load balancer they all share one URL, the public entry.
 type heartbeat struct {
-	Name     string    `json:"name"`
-	URL      string    `json:"url"`
-	Sessions int64     `json:"sessions"`
-	At       time.Time `json:"at"`
+	Name string `json:"name"`
+	// URL is the relay's public URL, "" when it has none.
+	URL      string `json:"url"`
+	Sessions int64  `json:"sessions"`
+	// Leader says the relay reaches a game node that knows a raft leader
+	// (see readiness).
+	Leader bool      `json:"leader"`
+	At     time.Time `json:"at"`
 }
 
+// peer is another relay as its last heartbeat showed it.
 type peer struct {
-	name string
-	seen time.Time
+	url    string
+	leader bool
+	seen   time.Time
 }
 
 // startDiscovery registers the relay as a NATS micro service, subscribes to
@@ -85,24 +92,33 @@ func (r *Relay) heartbeatLoop() {
 }
 
 func (r *Relay) announce() {
-	if r.cfg.PublicURL == "" {
-		return
-	}
-	b, _ := json.Marshal(heartbeat{Name: r.cfg.Name, URL: r.cfg.PublicURL, Sessions: r.stats.sessions.Load(), At: time.Now().UTC()})
+	b, _ := json.Marshal(heartbeat{Name: r.cfg.Name, URL: r.cfg.PublicURL, Sessions: r.stats.sessions.Load(),
+		Leader: r.nodes.leaderKnown(), At: time.Now().UTC()})
 	_ = r.nc.Publish(HeartbeatSubject, b)
 }
 
-func (r *Relay) onHeartbeat(m *nats.Msg) {
+// validHeartbeat decodes a heartbeat of another relay, or says no: its own
+// (NATS echoes them), a nameless one, or one with a URL that is not
+// http(s).
+func (r *Relay) validHeartbeat(data []byte) (heartbeat, bool) {
 	var hb heartbeat
-	if err := json.Unmarshal(m.Data, &hb); err != nil || hb.URL == "" || hb.URL == r.cfg.PublicURL {
-		return
+	if err := json.Unmarshal(data, &hb); err != nil || !validName(hb.Name) || hb.Name == r.cfg.Name {
+		return hb, false
 	}
-	if u, err := url.Parse(hb.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if hb.URL != "" && !safeOrigin(hb.URL) {
+		return hb, false
+	}
+	return hb, true
+}
+
+func (r *Relay) onHeartbeat(m *nats.Msg) {
+	hb, ok := r.validHeartbeat(m.Data)
+	if !ok {
 		return
 	}
 	r.peersMu.Lock()
-	_, known := r.peers[hb.URL]
-	r.peers[hb.URL] = peer{name: hb.Name, seen: time.Now()}
+	_, known := r.peers[hb.Name]
+	r.peers[hb.Name] = peer{url: hb.URL, leader: hb.Leader, seen: time.Now()}
 	r.peersMu.Unlock()
 	if !known {
 		r.log.Info("discovered relay", "relay", hb.Name, "url", hb.URL)
@@ -120,11 +136,11 @@ func (r *Relay) expirePeers() {
 	deadline := time.Now().Add(-3 * r.cfg.HeartbeatInterval)
 	changed := false
 	r.peersMu.Lock()
-	for u, p := range r.peers {
+	for name, p := range r.peers {
 		if p.seen.Before(deadline) {
-			delete(r.peers, u)
+			delete(r.peers, name)
 			changed = true
-			r.log.Info("relay went silent", "relay", p.name, "url", u)
+			r.log.Info("relay went silent", "relay", name, "url", p.url)
 		}
 	}
 	r.peersMu.Unlock()
@@ -133,26 +149,51 @@ func (r *Relay) expirePeers() {
 	}
 }
 
-// relayURLs lists the relays browsers may use: this one first, then the
-// others sorted.
+// relayURLs lists the URLs browsers may reconnect to: this relay's first,
+// then the others' sorted, each once. Relays behind one public entry share
+// its URL, so there the list is that one URL.
 func (r *Relay) relayURLs() []string {
 	r.peersMu.Lock()
 	others := make([]string, 0, len(r.peers))
-	for u := range r.peers {
-		others = append(others, u)
+	for _, p := range r.peers {
+		if p.url != "" && p.url != r.cfg.PublicURL {
+			others = append(others, p.url)
+		}
 	}
 	r.peersMu.Unlock()
 	slices.Sort(others)
+	others = slices.Compact(others)
 	if r.cfg.PublicURL == "" {
 		return others
 	}
 	return append([]string{r.cfg.PublicURL}, others...)
 }
 
-// relaysChanged tells every browser of this relay the new relay list. It
-// scans all sessions, which is fine for an event this rare.
+// peerSeesLeader reports whether another live relay reaches a node that
+// knows a raft leader.
+func (r *Relay) peerSeesLeader() bool {
+	r.peersMu.Lock()
+	defer r.peersMu.Unlock()
+	for _, p := range r.peers {
+		if p.leader {
+			return true
+		}
+	}
+	return false
+}
+
+// relaysChanged tells every browser of this relay the new relay list, if
+// it changed. It scans all sessions, which is fine for an event this rare.
 func (r *Relay) relaysChanged() {
-	frame := encode(relaysFrame{Type: "relays", Relays: r.relayURLs()})
+	urls := r.relayURLs()
+	r.peersMu.Lock()
+	same := r.sentRelays != nil && slices.Equal(urls, r.sentRelays)
+	r.sentRelays = urls
+	r.peersMu.Unlock()
+	if same {
+		return
+	}
+	frame := encode(relaysFrame{Type: "relays", Relays: urls})
 	r.clientsMu.Lock()
 	defer r.clientsMu.Unlock()
 	for c := range r.clients {
@@ -185,8 +226,8 @@ func (r *Relay) originAllowed(origin, host string) bool {
 	}
 	r.peersMu.Lock()
 	defer r.peersMu.Unlock()
-	for p := range r.peers {
-		if sameOrigin(p, o) {
+	for _, p := range r.peers {
+		if p.url != "" && sameOrigin(p.url, o) {
 			return true
 		}
 	}

@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/api"
@@ -79,6 +81,9 @@ type cluster struct {
 	rep      *memReplica
 	game     hangmanv1.GameServiceClient
 	nc       *nats.Conn
+	// health is the node's grpc.health.v1, SERVING (it knows a leader)
+	// until a test says otherwise.
+	health *health.Server
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -111,6 +116,9 @@ func startCluster(t testing.TB) *cluster {
 	}
 	gs := grpc.NewServer()
 	api.New(rep, testLogger(t)).Register(gs)
+	hs := health.NewServer()
+	hs.SetServingStatus(hangmanv1.GameService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
 	go func() { _ = gs.Serve(ln) }()
 	t.Cleanup(gs.Stop)
 	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecureCreds()))
@@ -118,7 +126,7 @@ func startCluster(t testing.TB) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cc.Close() })
-	return &cluster{natsURL: ns.ClientURL(), nsrv: ns, grpcAddr: ln.Addr().String(), rep: rep, game: hangmanv1.NewGameServiceClient(cc), nc: nc}
+	return &cluster{natsURL: ns.ClientURL(), nsrv: ns, grpcAddr: ln.Addr().String(), rep: rep, game: hangmanv1.NewGameServiceClient(cc), nc: nc, health: hs}
 }
 
 // createRoom makes a room through the game service, as another relay would.

@@ -53,8 +53,14 @@ func (r *Relay) newMetrics() *prometheus.Registry {
 	gauge("hangman_relay_nodes_reachable", "Game nodes whose gRPC connection is ready.", nil, func() float64 {
 		return float64(r.nodes.readyCount())
 	})
-	gauge("hangman_relay_ready", "1 when /readyz answers 200: NATS connected and a game node reachable.", nil, func() float64 {
-		if r.nc.IsConnected() && r.nodes.ready() {
+	gauge("hangman_relay_leader_known", "1 while a game node this relay reaches knows a raft leader (0: an election or a lost quorum; /readyz state no_leader).", nil, func() float64 {
+		if r.nodes.leaderKnown() {
+			return 1
+		}
+		return 0
+	})
+	gauge("hangman_relay_ready", "1 when /readyz answers 200: NATS connected, a game node reachable, and not cut off from a leader other relays see.", nil, func() float64 {
+		if ready, _, _ := r.readiness(); ready {
 			return 1
 		}
 		return 0

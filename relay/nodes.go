@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
@@ -33,10 +36,18 @@ type nodes struct {
 	cur     atomic.Uint32
 	attempt time.Duration
 	log     *slog.Logger
+
+	// What each node's grpc.health.v1 says of the game service: SERVING
+	// while the node knows a raft leader (watchHealth).
+	mu      sync.Mutex
+	serving []bool
+	// lostAt is when the last node that knew a leader stopped saying
+	// so, or the start.
+	lostAt time.Time
 }
 
 func dialNodes(addrs []string, attempt time.Duration, creds credentials.TransportCredentials, log *slog.Logger) (*nodes, error) {
-	n := &nodes{addrs: addrs, attempt: attempt, log: log}
+	n := &nodes{addrs: addrs, attempt: attempt, log: log, serving: make([]bool, len(addrs)), lostAt: time.Now()}
 	for _, a := range addrs {
 		cc, err := grpc.NewClient(a,
 			grpc.WithTransportCredentials(creds),
@@ -77,6 +88,65 @@ func (n *nodes) ready() bool {
 		}
 	}
 	return false
+}
+
+// healthRetry is the pause before watching a node's health again after
+// the watch failed (the node is down, or answers no health service).
+const healthRetry = time.Second
+
+// watchHealth follows node i's grpc.health.v1 status of the game service
+// until ctx ends. A node serves it while it knows a raft leader (what its
+// /readyz says), so the relay learns of elections and lost quorums as they
+// happen, without polling.
+func (n *nodes) watchHealth(ctx context.Context, i int) {
+	client := healthpb.NewHealthClient(n.conns[i])
+	req := &healthpb.HealthCheckRequest{Service: hangmanv1.GameService_ServiceDesc.ServiceName}
+	for ctx.Err() == nil {
+		stream, err := client.Watch(ctx, req, grpc.WaitForReady(true))
+		for err == nil {
+			var resp *healthpb.HealthCheckResponse
+			if resp, err = stream.Recv(); err == nil {
+				n.setServing(i, resp.GetStatus() == healthpb.HealthCheckResponse_SERVING)
+			}
+		}
+		n.setServing(i, false)
+		if ctx.Err() == nil {
+			n.log.Debug("node health watch ended; watching again", "node", n.addrs[i], "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(healthRetry):
+		}
+	}
+}
+
+func (n *nodes) setServing(i int, serving bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	before := slices.Contains(n.serving, true)
+	n.serving[i] = serving
+	if before && !slices.Contains(n.serving, true) {
+		n.lostAt = time.Now()
+	}
+}
+
+// leaderKnown reports whether a node this relay reaches knows a raft
+// leader: commands can commit.
+func (n *nodes) leaderKnown() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Contains(n.serving, true)
+}
+
+// leaderLostFor is how long no node this relay reaches has known a leader
+// (zero while one does).
+func (n *nodes) leaderLostFor() time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if slices.Contains(n.serving, true) {
+		return 0
+	}
+	return time.Since(n.lostAt)
 }
 
 // states reports each node connection's state, for /readyz.

@@ -51,7 +51,8 @@ type Relay struct {
 	frames    chan frameJob  // frames for the frame pool (session.go)
 
 	peersMu     sync.Mutex
-	peers       map[string]peer // public URL -> relay
+	peers       map[string]peer // relay name -> relay
+	sentRelays  []string        // the relay list browsers were last sent
 	announceNow chan struct{}
 
 	bgMu      sync.Mutex
@@ -129,6 +130,9 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		r.bg.Wait()
 		r.nodes.close()
 		return nil, fmt.Errorf("cluster view: %w", err)
+	}
+	for i := range r.nodes.conns {
+		r.goBG(func() { r.nodes.watchHealth(r.ctx, i) })
 	}
 
 	r.startFramePool()
@@ -375,9 +379,32 @@ func (r *Relay) session(w http.ResponseWriter, req *http.Request, c *client, end
 	}
 }
 
+// Readiness states of a relay, the "state" of /readyz.
+const (
+	// StateReady: connected to NATS and to a game node that knows a raft
+	// leader; commands commit.
+	StateReady = "ready"
+	// StateNoLeader: connected, but no node this relay reaches knows a
+	// leader (an election, or a lost quorum). Pages load, rooms show their
+	// last state, and commands wait up to --request-timeout for a leader.
+	// The relay stays ready (200): every relay sees the same cluster, so
+	// draining them all would only take the page away from every browser
+	// and turn a one-second election into a fleet-wide flap. Only when
+	// another relay has reported a leader for a while (the partition case:
+	// this relay reaches only nodes cut off from the leader) is this relay
+	// not ready (503), so the load balancer sends its browsers elsewhere.
+	StateNoLeader = "no_leader"
+	// StateUnavailable: NATS or every game node is unreachable; 503.
+	StateUnavailable = "unavailable"
+)
+
 // readyStatus is the body of /readyz and of the status endpoint.
 type readyStatus struct {
-	Ready    bool              `json:"ready"`
+	Ready bool `json:"ready"`
+	// State is StateReady, StateNoLeader or StateUnavailable.
+	State string `json:"state"`
+	// Leader says a game node this relay reaches knows a raft leader.
+	Leader   bool              `json:"leader"`
 	Relay    string            `json:"relay"`
 	URL      string            `json:"url,omitempty"`
 	NATS     string            `json:"nats"`
@@ -392,9 +419,11 @@ func (r *Relay) status() readyStatus {
 	r.roomsMu.Lock()
 	rooms := len(r.rooms)
 	r.roomsMu.Unlock()
-	natsOK := r.nc.IsConnected()
+	ready, state, leader := r.readiness()
 	return readyStatus{
-		Ready:    natsOK && r.nodes.ready(),
+		Ready:    ready,
+		State:    state,
+		Leader:   leader,
 		Relay:    r.cfg.Name,
 		URL:      r.cfg.PublicURL,
 		NATS:     r.nc.Status().String(),
@@ -420,8 +449,24 @@ func (r *Relay) status() readyStatus {
 	}
 }
 
-// serveReady answers 200 when the relay can do its job: NATS connected and
-// at least one game node reachable; 503 otherwise, with the details.
+// readiness decides /readyz: whether the relay is ready, its state and
+// whether it reaches a node that knows a leader (see StateNoLeader).
+func (r *Relay) readiness() (ready bool, state string, leader bool) {
+	leader = r.nodes.leaderKnown()
+	switch {
+	case !r.nc.IsConnected() || !r.nodes.ready():
+		return false, StateUnavailable, leader
+	case leader:
+		return true, StateReady, true
+	}
+	// A leader others see for three heartbeats and this relay does not is
+	// this relay's problem; a leader nobody sees is the cluster's.
+	cutOff := r.nodes.leaderLostFor() > 3*r.cfg.HeartbeatInterval && r.peerSeesLeader()
+	return !cutOff, StateNoLeader, false
+}
+
+// serveReady answers 200 when the relay can do its job (see readiness),
+// 503 otherwise, with the details.
 func (r *Relay) serveReady(w http.ResponseWriter, _ *http.Request) {
 	st := r.status()
 	code := http.StatusOK
