@@ -29,10 +29,17 @@ var binaryFlags = map[string]map[string]string{
 		"grpc-addr": "0.0.0.0:9001", "raft-addr": "0.0.0.0:7001", "serf-addr": "0.0.0.0:7946",
 		"nats-addr": "0.0.0.0:4222", "nats-cluster-addr": "0.0.0.0:6222", "http-addr": "0.0.0.0:9101",
 		"advertise": "", "join": "", "bootstrap-expect": "",
+		"tls-cert": "", "tls-key": "", "tls-ca": "", "gossip-key": "", "gossip-key-file": "",
+		"nats-node-password": "", "nats-relay-password": "", "nats-watcher-password": "",
 		"log-level": "info", "log-format": "text",
 	},
 	"relay": {
 		"listen": "0.0.0.0:8080", "nats": "", "grpc": "", "name": "", "public-url": "", "allowed-origins": "",
+		"tls-cert": "", "tls-key": "", "tls-ca": "", "nats-user": "relay", "nats-password": "", "nats-password-file": "",
+		"log-level": "info", "log-format": "text",
+	},
+	"proxy": {
+		"listen": "0.0.0.0:8080", "to": "relay:8080", "check-path": "/readyz", "check-interval": "", "dial-timeout": "",
 		"log-level": "info", "log-format": "text",
 	},
 }
@@ -45,11 +52,12 @@ var listenFlags = map[string]map[string][]string{
 		"nats-addr": {"TCP"}, "nats-cluster-addr": {"TCP"}, "http-addr": {"TCP"},
 	},
 	"relay": {"listen": {"TCP"}},
+	"proxy": {"listen": {"TCP"}},
 }
 
 // healthFlag names, per subcommand, the flag whose address serves /healthz
-// and /readyz.
-var healthFlag = map[string]string{"node": "http-addr", "relay": "listen"}
+// and /readyz (the proxy's are its relays', through it).
+var healthFlag = map[string]string{"node": "http-addr", "relay": "listen", "proxy": "listen"}
 
 // flagEnv is the environment variable that sets a flag.
 func flagEnv(flag string) string {
