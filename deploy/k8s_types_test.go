@@ -107,14 +107,21 @@ type podSpec struct {
 	Affinity *struct {
 		PodAntiAffinity *struct {
 			Preferred []struct {
-				Weight          int `yaml:"weight"`
-				PodAffinityTerm struct {
-					TopologyKey   string        `yaml:"topologyKey"`
-					LabelSelector labelSelector `yaml:"labelSelector"`
-				} `yaml:"podAffinityTerm"`
+				Weight          int             `yaml:"weight"`
+				PodAffinityTerm podAffinityTerm `yaml:"podAffinityTerm"`
 			} `yaml:"preferredDuringSchedulingIgnoredDuringExecution"`
+			Required []podAffinityTerm `yaml:"requiredDuringSchedulingIgnoredDuringExecution"`
 		} `yaml:"podAntiAffinity"`
 	} `yaml:"affinity"`
+	TopologySpreadConstraints []struct {
+		MaxSkew            int           `yaml:"maxSkew"`
+		TopologyKey        string        `yaml:"topologyKey"`
+		WhenUnsatisfiable  string        `yaml:"whenUnsatisfiable"`
+		NodeTaintsPolicy   string        `yaml:"nodeTaintsPolicy"`
+		NodeAffinityPolicy string        `yaml:"nodeAffinityPolicy"`
+		MinDomains         *int          `yaml:"minDomains"`
+		LabelSelector      labelSelector `yaml:"labelSelector"`
+	} `yaml:"topologySpreadConstraints"`
 	NodeSelector map[string]string `yaml:"nodeSelector"`
 	Containers   []container       `yaml:"containers"`
 	Volumes      []struct {
@@ -126,7 +133,17 @@ type podSpec struct {
 		PersistentVolumeClaim *struct {
 			ClaimName string `yaml:"claimName"`
 		} `yaml:"persistentVolumeClaim"`
+		Secret *struct {
+			SecretName  string `yaml:"secretName"`
+			DefaultMode *int   `yaml:"defaultMode"`
+			Optional    *bool  `yaml:"optional"`
+		} `yaml:"secret"`
 	} `yaml:"volumes"`
+}
+
+type podAffinityTerm struct {
+	TopologyKey   string        `yaml:"topologyKey"`
+	LabelSelector labelSelector `yaml:"labelSelector"`
 }
 
 type container struct {
@@ -166,22 +183,26 @@ type container struct {
 }
 
 type envVar struct {
-	Name      string  `yaml:"name"`
-	Value     *string `yaml:"value"`
-	ValueFrom *struct {
-		FieldRef *struct {
-			APIVersion string `yaml:"apiVersion"`
-			FieldPath  string `yaml:"fieldPath"`
-		} `yaml:"fieldRef"`
-		SecretKeyRef *struct {
-			Name string `yaml:"name"`
-			Key  string `yaml:"key"`
-		} `yaml:"secretKeyRef"`
-		ConfigMapKeyRef *struct {
-			Name string `yaml:"name"`
-			Key  string `yaml:"key"`
-		} `yaml:"configMapKeyRef"`
-	} `yaml:"valueFrom"`
+	Name      string        `yaml:"name"`
+	Value     *string       `yaml:"value"`
+	ValueFrom *envValueFrom `yaml:"valueFrom"`
+}
+
+type envValueFrom struct {
+	FieldRef     *fieldRef `yaml:"fieldRef"`
+	SecretKeyRef *struct {
+		Name string `yaml:"name"`
+		Key  string `yaml:"key"`
+	} `yaml:"secretKeyRef"`
+	ConfigMapKeyRef *struct {
+		Name string `yaml:"name"`
+		Key  string `yaml:"key"`
+	} `yaml:"configMapKeyRef"`
+}
+
+type fieldRef struct {
+	APIVersion string `yaml:"apiVersion"`
+	FieldPath  string `yaml:"fieldPath"`
 }
 
 type probe struct {
@@ -302,10 +323,78 @@ type hpaScalingRules struct {
 	} `yaml:"policies"`
 }
 
+// networkPolicy is a networking.k8s.io/v1 NetworkPolicy.
+type networkPolicy struct {
+	typeMeta `yaml:",inline"`
+	Metadata objectMeta `yaml:"metadata"`
+	Spec     struct {
+		PodSelector labelSelector `yaml:"podSelector"`
+		PolicyTypes []string      `yaml:"policyTypes"`
+		Ingress     []policyRule  `yaml:"ingress"`
+	} `yaml:"spec"`
+}
+
+// policyRule is one ingress rule: who (From; none is anyone) may reach
+// which ports (Ports; none is every port).
+type policyRule struct {
+	From []struct {
+		PodSelector       *labelSelector `yaml:"podSelector"`
+		NamespaceSelector *labelSelector `yaml:"namespaceSelector"`
+		IPBlock           *struct {
+			CIDR   string   `yaml:"cidr"`
+			Except []string `yaml:"except"`
+		} `yaml:"ipBlock"`
+	} `yaml:"from"`
+	Ports []struct {
+		Port     intOrString `yaml:"port"`
+		Protocol string      `yaml:"protocol"`
+		EndPort  int         `yaml:"endPort"`
+	} `yaml:"ports"`
+}
+
+// ingress is a networking.k8s.io/v1 Ingress.
+type ingress struct {
+	typeMeta `yaml:",inline"`
+	Metadata objectMeta `yaml:"metadata"`
+	Spec     struct {
+		IngressClassName string `yaml:"ingressClassName"`
+		TLS              []struct {
+			Hosts      []string `yaml:"hosts"`
+			SecretName string   `yaml:"secretName"`
+		} `yaml:"tls"`
+		Rules []struct {
+			Host string `yaml:"host"`
+			HTTP struct {
+				Paths []struct {
+					Path     string `yaml:"path"`
+					PathType string `yaml:"pathType"`
+					Backend  struct {
+						Service struct {
+							Name string `yaml:"name"`
+							Port struct {
+								Name   string `yaml:"name"`
+								Number int    `yaml:"number"`
+							} `yaml:"port"`
+						} `yaml:"service"`
+					} `yaml:"backend"`
+				} `yaml:"paths"`
+			} `yaml:"http"`
+		} `yaml:"rules"`
+	} `yaml:"spec"`
+}
+
 type kustomization struct {
 	typeMeta  `yaml:",inline"`
 	Resources []string `yaml:"resources"`
 	Namespace string   `yaml:"namespace"`
+	Patches   []struct {
+		Patch  string `yaml:"patch"`
+		Path   string `yaml:"path"`
+		Target *struct {
+			Kind string `yaml:"kind"`
+			Name string `yaml:"name"`
+		} `yaml:"target"`
+	} `yaml:"patches"`
 	Images    []struct {
 		Name    string `yaml:"name"`
 		NewName string `yaml:"newName"`

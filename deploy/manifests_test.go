@@ -81,6 +81,8 @@ var knownKinds = map[string]bool{
 	"apps/v1/Deployment":                     true,
 	"policy/v1/PodDisruptionBudget":          true,
 	"autoscaling/v2/HorizontalPodAutoscaler": true,
+	"networking.k8s.io/v1/NetworkPolicy":     true,
+	"networking.k8s.io/v1/Ingress":           true,
 }
 
 // manifests is every object of deploy/k8s, decoded strictly.
@@ -92,18 +94,26 @@ type manifests struct {
 	deployments  map[string]*deployment
 	pdbs         map[string]*podDisruptionBudget
 	hpas         map[string]*horizontalPodAutoscaler
+	netpols      map[string]*networkPolicy
+	ingresses    map[string]*ingress
 	order        []string // kind/name in file order
 }
 
-// loadManifests reads and strictly decodes deploy/k8s.
-func loadManifests(dir string) (*manifests, error) {
-	m := &manifests{
+func newManifests() *manifests {
+	return &manifests{
 		services:     map[string]*service{},
 		statefulSets: map[string]*statefulSet{},
 		deployments:  map[string]*deployment{},
 		pdbs:         map[string]*podDisruptionBudget{},
 		hpas:         map[string]*horizontalPodAutoscaler{},
+		netpols:      map[string]*networkPolicy{},
+		ingresses:    map[string]*ingress{},
 	}
+}
+
+// loadManifests reads and strictly decodes deploy/k8s.
+func loadManifests(dir string) (*manifests, error) {
+	m := newManifests()
 	paths, err := filepath.Glob(filepath.Join(dir, "*.y*ml"))
 	if err != nil {
 		return nil, err
@@ -236,6 +246,22 @@ func (m *manifests) add(file string, data []byte) error {
 			name = o.Metadata.Name
 			_, dup = m.hpas[name]
 			m.hpas[name] = &o
+		case "NetworkPolicy":
+			var o networkPolicy
+			if err := dec.Decode(&o); err != nil {
+				return err
+			}
+			name = o.Metadata.Name
+			_, dup = m.netpols[name]
+			m.netpols[name] = &o
+		case "Ingress":
+			var o ingress
+			if err := dec.Decode(&o); err != nil {
+				return err
+			}
+			name = o.Metadata.Name
+			_, dup = m.ingresses[name]
+			m.ingresses[name] = &o
 		}
 		if dup {
 			return fmt.Errorf("duplicate %s %q", tm.Kind, name)
@@ -404,10 +430,11 @@ func (m *manifests) check() []string {
 	var probs []string
 	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 
-	// The kustomization lists exactly the manifest files.
-	if m.kustomize == nil {
+	// The kustomization lists exactly the manifest files (of a directory
+	// read file by file; a rendered kustomization has none).
+	if m.kustomize == nil && len(m.files) > 0 {
 		bad("kustomization.yaml: missing")
-	} else {
+	} else if m.kustomize != nil {
 		k := m.kustomize
 		if k.APIVersion != "kustomize.config.k8s.io/v1beta1" || k.Kind != "Kustomization" {
 			bad("kustomization.yaml: apiVersion/kind %s/%s", k.APIVersion, k.Kind)
@@ -441,6 +468,12 @@ func (m *manifests) check() []string {
 	}
 	for _, s := range m.hpas {
 		all = append(all, named{"HorizontalPodAutoscaler", s.Metadata})
+	}
+	for _, s := range m.netpols {
+		all = append(all, named{"NetworkPolicy", s.Metadata})
+	}
+	for _, s := range m.ingresses {
+		all = append(all, named{"Ingress", s.Metadata})
 	}
 	for _, o := range all {
 		if !dns1123Label.MatchString(o.meta.Name) || len(o.meta.Name) > 63 {
@@ -484,6 +517,13 @@ func (m *manifests) check() []string {
 	}
 	for _, n := range sortedKeys(m.hpas) {
 		probs = append(probs, m.checkHPA(m.hpas[n])...)
+	}
+	probs = append(probs, m.checkStableNames()...)
+	probs = append(probs, m.checkSpread()...)
+	probs = append(probs, m.checkMemory()...)
+	probs = append(probs, m.checkNetworkPolicies()...)
+	for _, n := range sortedKeys(m.ingresses) {
+		probs = append(probs, m.checkIngress(m.ingresses[n])...)
 	}
 	// Each kind of workload is covered as the issue asks.
 	for _, n := range sortedKeys(m.statefulSets) {
@@ -548,7 +588,13 @@ func (m *manifests) checkWorkload(w workload) []string {
 			bad("volume %q declared twice", v.Name)
 		}
 		volumes[v.Name] = true
-		if (v.EmptyDir == nil) == (v.PersistentVolumeClaim == nil) {
+		sources := 0
+		for _, set := range []bool{v.EmptyDir != nil, v.PersistentVolumeClaim != nil, v.Secret != nil} {
+			if set {
+				sources++
+			}
+		}
+		if sources != 1 {
 			bad("volume %q: want exactly one source", v.Name)
 		}
 	}
@@ -838,8 +884,17 @@ func (m *manifests) checkNodes(s *statefulSet) []string {
 		if e := envOf(c, "HANGMAN_ID"); e == nil || e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "metadata.name" {
 			bad("HANGMAN_ID must come from metadata.name (the stable pod name is the raft id)")
 		}
-		if e := envOf(c, "HANGMAN_ADVERTISE"); e == nil || e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "status.podIP" {
-			bad("HANGMAN_ADVERTISE must come from status.podIP")
+		// Each pod advertises its own stable name under the headless
+		// Service: a pod recreated on a new IP is found again.
+		for pod, i := range names {
+			adv, err := expandedFlag(c, "advertise", fmt.Sprintf("%s-%d", s.Metadata.Name, i))
+			if err != nil {
+				bad("--advertise: %v", err)
+				break
+			}
+			if adv != pod {
+				bad("--advertise of pod %d is %q, want its stable name %q", i, adv, pod)
+			}
 		}
 		be, _ := flagValue(c, "bootstrap-expect")
 		n, err := strconv.Atoi(be)
@@ -1009,6 +1064,9 @@ func (m *manifests) checkHPA(h *horizontalPodAutoscaler) []string {
 			bad("scaleTargetRef %s runs no relay: only relays scale horizontally", ref.Name)
 		}
 	}
+	if d.Spec.Replicas != nil {
+		bad("Deployment %s sets replicas: %d, which every apply resets; the autoscaler alone owns the count", ref.Name, *d.Spec.Replicas)
+	}
 	minR := 1
 	if h.Spec.MinReplicas != nil {
 		minR = *h.Spec.MinReplicas
@@ -1045,7 +1103,11 @@ func TestManifests(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("objects: %v", m.order)
-	for _, p := range m.check() {
+	spec, err := loadSecretsSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append(m.check(), m.checkSecurity(spec)...) {
 		t.Error(p)
 	}
 }
@@ -1104,6 +1166,45 @@ func TestManifestChecksCatch(t *testing.T) {
 			m.deployments["hangman-relay"].Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem = &f
 		}},
 		{"forgotten file", "want every manifest file", func(m *manifests) { m.kustomize.Resources = m.kustomize.Resources[:1] }},
+		{"advertise the pod IP", "changes when the pod is recreated", func(m *manifests) {
+			e := envOf(&m.statefulSets["hangman-node"].Spec.Template.Spec.Containers[0], "HANGMAN_ADVERTISE")
+			e.Value = nil
+			e.ValueFrom = &envValueFrom{FieldRef: &fieldRef{FieldPath: "status.podIP"}}
+		}},
+		{"advertise another pod", "want its stable name", func(m *manifests) {
+			v := "hangman-node-0.hangman-node"
+			envOf(&m.statefulSets["hangman-node"].Spec.Template.Spec.Containers[0], "HANGMAN_ADVERTISE").Value = &v
+		}},
+		{"relay advertises its pod", "not one fixed http(s) URL", func(m *manifests) {
+			c := &m.deployments["hangman-relay"].Spec.Template.Spec.Containers[0]
+			v := "http://$(HANGMAN_NAME):8080"
+			envOf(c, "HANGMAN_PUBLIC_URL").Value = &v
+		}},
+		{"replicas beside the autoscaler", "the autoscaler alone owns the count", func(m *manifests) {
+			n := 2
+			m.deployments["hangman-relay"].Spec.Replicas = &n
+		}},
+		{"voters may share a machine", "raft voters may share a machine", func(m *manifests) {
+			m.statefulSets["hangman-node"].Spec.Template.Spec.TopologySpreadConstraints[0].WhenUnsatisfiable = "ScheduleAnyway"
+		}},
+		{"relays not spread", "no topology spread over machines", func(m *manifests) {
+			m.deployments["hangman-relay"].Spec.Template.Spec.TopologySpreadConstraints = nil
+		}},
+		{"no GOMEMLIMIT", "GOMEMLIMIT", func(m *manifests) {
+			c := &m.statefulSets["hangman-node"].Spec.Template.Spec.Containers[0]
+			c.Env = slices.DeleteFunc(c.Env, func(e envVar) bool { return e.Name == "GOMEMLIMIT" })
+		}},
+		{"raft open to relays", "port raft is open to hangman-relay", func(m *manifests) {
+			np := m.netpols["hangman-node"]
+			np.Spec.Ingress[1].Ports = append(np.Spec.Ingress[1].Ports, np.Spec.Ingress[0].Ports[0])
+		}},
+		{"gRPC open to any pod", "port grpc is open to any pod", func(m *manifests) {
+			m.netpols["hangman-node"].Spec.Ingress[1].From = nil
+		}},
+		{"relays locked out of NATS", "port nats is closed to the relays", func(m *manifests) {
+			m.netpols["hangman-node"].Spec.Ingress[1].Ports = m.netpols["hangman-node"].Spec.Ingress[1].Ports[:1]
+		}},
+		{"no policy for nodes", "no NetworkPolicy selects its pods", func(m *manifests) { delete(m.netpols, "hangman-node") }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1123,6 +1224,64 @@ func TestManifestChecksCatch(t *testing.T) {
 	}
 }
 
+// TestSecurityChecksCatch breaks the security wiring in memory and expects
+// checkSecurity to say so.
+func TestSecurityChecksCatch(t *testing.T) {
+	node := func(m *manifests) *container { return &m.statefulSets["hangman-node"].Spec.Template.Spec.Containers[0] }
+	relay := func(m *manifests) *container { return &m.deployments["hangman-relay"].Spec.Template.Spec.Containers[0] }
+	drop := func(c *container, name string) {
+		c.Env = slices.DeleteFunc(c.Env, func(e envVar) bool { return e.Name == name })
+	}
+	cases := []struct {
+		name, want string
+		breakIt    func(m *manifests, spec *secretsSpec)
+	}{
+		{"no TLS on nodes", "--tls-cert is not set", func(m *manifests, _ *secretsSpec) { drop(node(m), "HANGMAN_TLS_CERT") }},
+		{"one node's key for all", "want its own hangman-node-1-key.pem", func(m *manifests, _ *secretsSpec) {
+			v := "/etc/hangman/tls/hangman-node-0-key.pem"
+			envOf(node(m), "HANGMAN_TLS_KEY").Value = &v
+		}},
+		{"gossip key in the manifest", "--gossip-key does not come from a Secret", func(m *manifests, _ *secretsSpec) {
+			e := envOf(node(m), "HANGMAN_GOSSIP_KEY")
+			v := "c2VjcmV0"
+			e.Value, e.ValueFrom = &v, nil
+		}},
+		{"no NATS users", "--nats-password does not come from a Secret", func(m *manifests, _ *secretsSpec) { drop(relay(m), "HANGMAN_NATS_PASSWORD") }},
+		{"relay gets the gossip key", "a relay gets Secret key HANGMAN_GOSSIP_KEY", func(m *manifests, _ *secretsSpec) {
+			relay(m).Env = append(relay(m).Env, *envOf(node(m), "HANGMAN_GOSSIP_KEY"))
+		}},
+		{"a Secret nobody makes", "is not one `task deploy:secrets` makes", func(m *manifests, _ *secretsSpec) {
+			m.deployments["hangman-relay"].Spec.Template.Spec.Volumes[1].Secret.SecretName = "relay-certs"
+		}},
+		{"the CA key in the cluster", "holds the CA's private key", func(_ *manifests, spec *secretsSpec) {
+			spec.secrets["hangman-node-tls"] = append(spec.secrets["hangman-node-tls"], "ca-key.pem")
+		}},
+		{"certificates for other names", "has no certificate", func(_ *manifests, spec *secretsSpec) {
+			spec.nodeIDs = []string{"node1", "node2", "node3"}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := loadManifests("k8s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec, err := loadSecretsSpec()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.breakIt(m, spec)
+			probs := m.checkSecurity(spec)
+			for _, p := range probs {
+				if strings.Contains(p, tc.want) {
+					return
+				}
+			}
+			t.Errorf("no problem mentions %q; got %q", tc.want, probs)
+		})
+	}
+}
+
 // TestManifestsRejectUnknownFields shows the strict decoding at work: a
 // misplaced field is an error, not silently ignored.
 func TestManifestsRejectUnknownFields(t *testing.T) {
@@ -1131,10 +1290,7 @@ func TestManifestsRejectUnknownFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	broken := bytes.Replace(data, []byte("readinessProbe:"), []byte("readynessProbe:"), 1)
-	m := &manifests{
-		services: map[string]*service{}, statefulSets: map[string]*statefulSet{}, deployments: map[string]*deployment{},
-		pdbs: map[string]*podDisruptionBudget{}, hpas: map[string]*horizontalPodAutoscaler{},
-	}
+	m := newManifests()
 	err = m.add("relay.yaml", broken)
 	if err == nil || !strings.Contains(err.Error(), "readynessProbe") {
 		t.Fatalf("misspelt field: err = %v, want one naming readynessProbe", err)
@@ -1145,37 +1301,44 @@ func TestManifestsRejectUnknownFields(t *testing.T) {
 	}
 }
 
-// TestKustomizeBuild renders the kustomization with kubectl, where it is
-// installed (it needs no cluster), and checks every object comes out.
+// TestKustomizeBuild renders the kustomizations with kubectl, where it is
+// installed (it needs no cluster): the base must render every object of
+// its files, and what the base and the Ingress example render (what a
+// cluster would receive) must pass every check.
 func TestKustomizeBuild(t *testing.T) {
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
 		t.Skip("kubectl is not installed; the Go checks above stand alone")
 	}
-	out, err := exec.Command(kubectl, "kustomize", "k8s").CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl kustomize k8s: %v\n%s", err, out)
-	}
-	m, err := loadManifests("k8s")
+	spec, err := loadSecretsSpec()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	d := yaml.NewDecoder(bytes.NewReader(out))
-	for {
-		var o struct {
-			typeMeta `yaml:",inline"`
-			Metadata objectMeta `yaml:"metadata"`
-		}
-		if err := d.Decode(&o); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, o.Kind+"/"+o.Metadata.Name)
+	files, err := loadManifests("k8s")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if g, w := slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(m.order)); !slices.Equal(g, w) {
-		t.Errorf("kustomize rendered %v, want %v", g, w)
+	for _, dir := range []string{"k8s", "k8s-ingress"} {
+		t.Run(dir, func(t *testing.T) {
+			out, err := exec.Command(kubectl, "kustomize", dir).Output()
+			if err != nil {
+				t.Fatalf("kubectl kustomize %s: %v", dir, err)
+			}
+			m := newManifests()
+			if err := m.add(dir+" rendered", out); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range append(m.check(), m.checkSecurity(spec)...) {
+				t.Error(p)
+			}
+			want := slices.Clone(files.order)
+			if dir == "k8s-ingress" {
+				want = append(want, "Ingress/hangman")
+			}
+			if g, w := slices.Sorted(slices.Values(m.order)), slices.Sorted(slices.Values(want)); !slices.Equal(g, w) {
+				t.Errorf("kustomize rendered %v, want %v", g, w)
+			}
+		})
 	}
 }
 
@@ -1246,6 +1409,7 @@ func TestTaskfile(t *testing.T) {
 		Vars    map[string]string
 		Tasks   map[string]struct {
 			Desc     string            `yaml:"desc"`
+			Vars     map[string]string `yaml:"vars"`
 			Dir      string            `yaml:"dir"`
 			Deps     []string          `yaml:"deps"`
 			Env      map[string]string `yaml:"env"`
@@ -1265,7 +1429,7 @@ func TestTaskfile(t *testing.T) {
 	if tf.Version != "3" {
 		t.Errorf("version %q, want 3", tf.Version)
 	}
-	for _, name := range []string{"image", "up", "scale", "down"} {
+	for _, name := range []string{"image", "certs", "up", "scale", "down", "secrets"} {
 		task, ok := tf.Tasks[name]
 		if !ok {
 			t.Errorf("no task %q", name)
