@@ -395,7 +395,7 @@ type kustomization struct {
 			Name string `yaml:"name"`
 		} `yaml:"target"`
 	} `yaml:"patches"`
-	Images    []struct {
+	Images []struct {
 		Name    string `yaml:"name"`
 		NewName string `yaml:"newName"`
 		NewTag  string `yaml:"newTag"`
