@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,28 +20,45 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/tlsutil"
 )
 
-// TestCompose runs deploy/compose.yaml on the local Docker engine and plays
-// through it: it builds the static binary and the FROM-scratch image, starts
-// three nodes and two relays under a project name of its own, plays a guess
-// through a relay's websocket and sees its state on NATS through the nodes'
-// published ports, scales the relays to four and sees every one serve the
-// room, stops the raft leader's container and keeps playing, starts
-// it again and sees it catch up, and finally takes the project down and
-// checks nothing of it is left.
+// TestCompose runs deploy/compose.yaml with compose.secure.yaml on the local
+// Docker engine and plays through it, as an operator following
+// deploy/README.md would. One project serves every phase, in order:
 //
-// Every host port is ephemeral (the compose port variables are set empty),
-// so the test runs beside `hangman dev` and other projects. It skips with
-// -short, and where docker, docker-compose or a Docker engine is missing.
+//   - up: three nodes, two relays and the entry come up and report
+//     healthy (the images' own `hangman health` healthchecks), with TLS,
+//     the gossip key and NATS users on;
+//   - play: a guess through a relay's websocket is committed and seen on
+//     NATS through the nodes' published ports, as the nats CLI sees it;
+//   - scale: relays 2 -> 4, every relay serves the room;
+//   - browser failover: a real Chromium on the public entry plays, its
+//     relay is killed, and it reconnects through the entry to another
+//     relay with its room and seat intact;
+//   - leader kill: `docker kill` of the raft leader; the survivors answer
+//     again (the gap is measured), the killed node comes back and catches
+//     up;
+//   - restart with data: `down` without -v, then `up` with every node on a
+//     new address (the test pins the nodes' addresses in a network of its
+//     own, and changes them): the cluster elects again and every room is
+//     intact;
+//   - down -v leaves no container, network or volume.
+//
+// It logs the timings an operator cares about: build, up to ready, the
+// leader-kill gap and a full restart to a leader. The host ports follow
+// HANGMAN_PORT_PREFIX, set to a prefix whose ports are free, so the test
+// runs beside `hangman dev` and other projects. It skips with -short, and
+// where docker, docker-compose or a Docker engine is missing.
 func TestCompose(t *testing.T) {
 	if testing.Short() {
 		t.Skip("TestCompose builds an image and starts containers: skipped with -short")
@@ -50,18 +70,29 @@ func TestCompose(t *testing.T) {
 		budget = time.Until(dl) - 45*time.Second
 	}
 	if budget < 4*time.Minute {
-		t.Skipf("TestCompose needs about 5 minutes; only %v left (run go test with -timeout 30m)", budget.Round(time.Second))
+		t.Skipf("TestCompose needs about 3 minutes, 4 to be safe; only %v left (run go test with -timeout 30m)", budget.Round(time.Second))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 
-	ctxDir := buildContext(ctx, t)
+	var timings []string
+	timed := func(what string, d time.Duration) {
+		timings = append(timings, fmt.Sprintf("%s %.1fs", what, d.Seconds()))
+		step(t, "%s: %.1fs", what, d.Seconds())
+	}
+	defer func() { t.Logf("timings: %s", strings.Join(timings, "; ")) }()
+
+	start := time.Now()
+	ctxDir, bin := buildContext(ctx, t)
+	timed("go build", time.Since(start))
 	project := fmt.Sprintf("hangmantest%d", time.Now().UnixNano()%1_000_000_000)
 	image := "hangman:" + project
 	step(t, "docker build -t %s", image)
+	start = time.Now()
 	if out, err := run(ctx, "", nil, dockerBin, "build", "-q", "-f", "Dockerfile", "-t", image, ctxDir); err != nil {
 		t.Fatalf("docker build: %v\n%s", err, out)
 	}
+	timed("docker build", time.Since(start))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -70,126 +101,212 @@ func TestCompose(t *testing.T) {
 		}
 	})
 
-	p := &composeProject{t: t, docker: dockerBin, compose: composeBin, name: project, image: image}
+	p := &composeProject{t: t, docker: dockerBin, compose: composeBin, name: project, image: image,
+		certs: makeCerts(ctx, t, bin), prefix: freePortPrefix(t), projectState: &projectState{}}
+	p.netFile, p.netPrefix = writeNetFile(t)
 	t.Cleanup(p.teardown)
 
-	step(t, "docker-compose -p %s up -d (3 nodes, 2 relays)", project)
-	p.mustCompose(ctx, "up", "-d", "--scale", "relay=2")
-
 	nodes := []string{"node1", "node2", "node3"}
-	leader := p.waitLeader(ctx, nodes, "")
+	step(t, "docker-compose -f compose.yaml -f compose.secure.yaml -p %s up -d (3 nodes, 2 relays, the entry; HANGMAN_PORT_PREFIX=%s)", project, p.prefix)
+	start = time.Now()
+	p.mustCompose(ctx, "up", "-d", "--scale", "relay=2")
+	leader := p.waitLeader(ctx, nodes, "", 2*time.Minute)
+	p.waitRelays(ctx, 2)
+	p.waitEntry(ctx)
+	timed("up to ready (leader, relays and entry answering)", time.Since(start))
+	p.waitHealthy(ctx)
+	timed("up to healthy in docker ps", time.Since(start))
 	step(t, "leader elected: %s", leader)
 
 	const room = "deploytest"
-	// The nats CLI's view: every node's NATS is published on the host.
-	sub := p.natsSub(ctx, nodes, "hangman.room."+room+".state")
-	p.createRoom(ctx, nodes, room)
-
-	// Play through relay 1: join as alice and guess over the websocket.
-	p.waitRelays(ctx, 2)
-	alice := p.dialRelay(ctx, 1)
-	alice.join(ctx, room, "alice", "Alice")
-	s1 := alice.guess(ctx, room, "alice", "q")
-	st := alice.awaitState(ctx, room, s1)
-	if !st.has("q") {
-		t.Fatalf("relay 1: state after guessing q does not show it: %+v", st)
+	var (
+		lastSeq uint64
+		letters []string
+	)
+	played := func(seq uint64, l ...string) {
+		lastSeq = max(lastSeq, seq)
+		letters = append(letters, l...)
 	}
-	p.checkCommitted(ctx, nodes, room, s1, "q")
-	step(t, "guess q through relay 1 committed at seq %d", s1)
-	p.awaitNATSState(ctx, sub, s1, "q")
-	sub.Unsubscribe()
-	step(t, "NATS on the published host ports carried the state at seq %d", s1)
 
-	// Scale the relays 2 -> 4; every relay serves the same room.
-	step(t, "scaling relays 2 -> 4")
-	before := p.containers(ctx, "")
-	p.mustCompose(ctx, "up", "-d", "--no-recreate", "--no-deps", "--scale", "relay=4", "relay")
-	if got := len(p.containers(ctx, "relay")); got != 4 {
-		t.Fatalf("after --scale relay=4: %d relay containers", got)
-	}
-	after := p.containers(ctx, "")
-	for _, id := range before {
-		if !slices.Contains(after, id) {
-			t.Fatalf("scaling the relays replaced container %s (before %v, after %v)", id, before, after)
+	if !t.Run("play, and scale the relays 2 to 4", func(t *testing.T) {
+		p := p.with(t)
+		// The nats CLI's view: every node's NATS is published on the
+		// host, with TLS and the read-only watcher user.
+		sub := p.natsSub(ctx, nodes, "hangman.room."+room+".state")
+		p.createRoom(ctx, nodes, room)
+		p.waitRelays(ctx, 2)
+		alice := p.dialRelay(ctx, 1)
+		alice.join(ctx, room, "alice", "Alice")
+		s1 := alice.guess(ctx, room, "alice", "q")
+		if st := alice.awaitState(ctx, room, s1); !st.has("q") {
+			t.Fatalf("relay 1: state after guessing q does not show it: %+v", st)
 		}
-	}
-	p.waitRelays(ctx, 4)
-	watchers := []*wsClient{alice}
-	for i := 2; i <= 4; i++ {
-		w := p.dialRelay(ctx, i)
-		w.join(ctx, room, fmt.Sprintf("watcher%d", i), fmt.Sprintf("Watcher %d", i))
-		if st := w.awaitState(ctx, room, s1); !st.has("q") {
-			t.Fatalf("relay %d serves room %s without the committed guess q: %+v", i, room, st)
+		p.checkCommitted(ctx, nodes, room, s1, "q")
+		played(s1, "q")
+		p.awaitNATSState(ctx, sub, s1, "q")
+		step(t, "guess q through relay 1 committed at seq %d and seen on NATS", s1)
+
+		before := p.containers(ctx, "")
+		p.mustCompose(ctx, "up", "-d", "--no-recreate", "--no-deps", "--scale", "relay=4", "relay")
+		if got := len(p.containers(ctx, "relay")); got != 4 {
+			t.Fatalf("after --scale relay=4: %d relay containers", got)
 		}
-		watchers = append(watchers, w)
-	}
-	// A guess through a new relay reaches the browsers of every relay.
-	s2 := watchers[3].guess(ctx, room, "watcher4", "z")
-	for i, w := range watchers {
-		if st := w.awaitState(ctx, room, s2); !st.has("z") {
-			t.Fatalf("relay %d: state at seq %d lacks the guess z made through relay 4: %+v", i+1, st.Seq, st)
+		after := p.containers(ctx, "")
+		for _, id := range before {
+			if !slices.Contains(after, id) {
+				t.Fatalf("scaling the relays replaced container %s (before %v, after %v)", id, before, after)
+			}
 		}
-	}
-	step(t, "4 relays serve room %s; guess z through relay 4 reached all (seq %d)", room, s2)
-
-	// Stop the leader's container and keep playing.
-	step(t, "stopping the leader %s", leader)
-	p.mustCompose(ctx, "stop", "-t", "10", leader)
-	rest := slices.DeleteFunc(slices.Clone(nodes), func(n string) bool { return n == leader })
-	newLeader := p.waitLeader(ctx, rest, leader)
-	step(t, "new leader: %s", newLeader)
-	s3 := p.grpcGuess(ctx, rest, room, "alice", "j", "deploy-guess-j")
-	step(t, "guess j through gRPC to the survivors committed at seq %d", s3)
-	s4 := alice.guess(ctx, room, "alice", "v")
-	for i, w := range watchers {
-		if st := w.awaitState(ctx, room, s4); !st.has("j") || !st.has("v") {
-			t.Fatalf("relay %d after the leader stopped: state %+v lacks j or v", i+1, st)
+		p.waitRelays(ctx, 4)
+		watchers := []*wsClient{alice}
+		for i := 2; i <= 4; i++ {
+			w := p.dialRelay(ctx, i)
+			w.join(ctx, room, fmt.Sprintf("watcher%d", i), fmt.Sprintf("Watcher %d", i))
+			if st := w.awaitState(ctx, room, lastSeq); !st.has("q") {
+				t.Fatalf("relay %d serves room %s without the committed guess q: %+v", i, room, st)
+			}
+			watchers = append(watchers, w)
 		}
+		s2 := watchers[3].guess(ctx, room, "watcher4", "z")
+		for i, w := range watchers {
+			if st := w.awaitState(ctx, room, s2); !st.has("z") {
+				t.Fatalf("relay %d: state at seq %d lacks the guess z made through relay 4: %+v", i+1, st.Seq, st)
+			}
+		}
+		played(s2, "z")
+		step(t, "4 relays serve room %s; guess z through relay 4 reached all (seq %d)", room, s2)
+		for _, w := range watchers {
+			w.close()
+		}
+	}) {
+		return
 	}
-	step(t, "guess v through relay 1 with %s down committed at seq %d; all relays have it", leader, s4)
 
-	// Bring the old leader back: it catches up with the log.
-	step(t, "starting %s again", leader)
-	p.mustCompose(ctx, "start", leader)
-	target := p.leaderApplied(ctx, rest)
-	applied := p.waitCaughtUp(ctx, leader, target)
-	p.checkCommitted(ctx, []string{leader}, room, s4, "q", "z", "j", "v")
-	step(t, "%s caught up: applied index %d >= %d, room %s at seq >= %d", leader, applied, target, room, s4)
-	p.waitLeader(ctx, nodes, "")
+	t.Run("browser failover through the entry", func(t *testing.T) {
+		p := p.with(t)
+		if chromiumPath() == "" {
+			t.Skip("Chromium not found (install Debian's chromium, or set HANGMAN_CHROMIUM)")
+		}
+		entry := p.entryURL()
+		b := newBrowser(t, "bob")
+		b.do("open the room through the entry", chromedp.Navigate(entry+"/#room="+room))
+		b.waitJS("connected", connectedJS)
+		b.do("set a nickname", chromedp.SendKeys(chromedp.CSS("#name"), "Bob"), chromedp.Click(chromedp.CSS("#name-btn")))
+		b.waitJS("in the game", inGameJS)
+		// The relays advertise the entry, and only it: the page's list of
+		// relays to reconnect to is the public URL.
+		if got, want := b.text("#relays"), strings.TrimPrefix(entry, "http://"); got != want {
+			t.Fatalf("the page's relays %q, want only the entry %s", got, want)
+		}
+		before := b.relayName()
+		b.guess("e")
+		seq := p.checkPlayer(ctx, nodes, room, "Bob", "e")
 
-	for _, w := range watchers {
-		w.close()
-	}
+		victim := p.relayContainer(ctx, before)
+		step(t, "the browser is on relay %s; docker kill %s", before, victim[:12])
+		killed := time.Now()
+		if out, err := run(ctx, "", nil, p.docker, "kill", victim); err != nil {
+			t.Fatalf("docker kill: %v\n%s", err, out)
+		}
+		b.waitJS("reconnected to another relay", fmt.Sprintf(`%s && !document.querySelector("#badge-text").textContent.includes(%s)`, connectedJS, js(before)))
+		timed("browser back on another relay after its relay was killed", time.Since(killed))
+		b.waitJS("back in the game", inGameJS)
+		b.waitJS("the earlier guess still shown", `document.querySelector('#keyboard [data-letter="e"]').disabled`)
+		b.guess("t")
+		seq = max(seq, p.checkPlayer(ctx, nodes, room, "Bob", "e", "t"))
+		played(seq, "e", "t")
+		step(t, "after the failover bob (same seat) is on %s and his guess t committed", b.relayName())
+	})
 
-	// Down leaves nothing behind: no container, network or volume, named
-	// or anonymous.
-	volumes := p.mountedVolumes(ctx)
-	step(t, "docker-compose down -v")
-	p.mustCompose(ctx, "down", "-v", "--remove-orphans", "-t", "10")
-	p.down = true
-	for _, what := range [][]string{
-		{"ps", "-a", "-q"},
-		{"volume", "ls", "-q"},
-		{"network", "ls", "-q"},
-	} {
-		args := append(what, "--filter", "label=com.docker.compose.project="+project)
-		out, err := run(ctx, "", nil, dockerBin, args...)
+	t.Run("leader kill", func(t *testing.T) {
+		p := p.with(t)
+		// A fresh browser-like client through the entry: the relays of
+		// the earlier phases may be gone.
+		c := p.dialEntry(ctx)
+		c.join(ctx, room, "alice", "Alice")
+		leader := p.waitLeader(ctx, nodes, "", time.Minute)
+		id := p.containers(ctx, leader)
+		if len(id) != 1 {
+			t.Fatalf("service %s: containers %v", leader, id)
+		}
+		rest := slices.DeleteFunc(slices.Clone(nodes), func(n string) bool { return n == leader })
+		step(t, "docker kill the leader %s", leader)
+		killed := time.Now()
+		if out, err := run(ctx, "", nil, p.docker, "kill", id[0]); err != nil {
+			t.Fatalf("docker kill: %v\n%s", err, out)
+		}
+		s3 := p.guessUntilAcked(ctx, rest, room, "alice", "j")
+		timed("leader kill to the next acknowledged guess", time.Since(killed))
+		newLeader := p.waitLeader(ctx, rest, leader, time.Minute)
+		step(t, "new leader %s; guess j committed at seq %d", newLeader, s3)
+		s4 := c.guess(ctx, room, "alice", "v")
+		if st := c.awaitState(ctx, room, s4); !st.has("j") || !st.has("v") {
+			t.Fatalf("after the leader was killed: state %+v lacks j or v", st)
+		}
+		played(s4, "j", "v")
+		c.close()
+
+		step(t, "starting %s again", leader)
+		p.mustCompose(ctx, "start", leader)
+		target := p.leaderApplied(ctx, rest)
+		applied := p.waitCaughtUp(ctx, leader, target)
+		p.checkCommitted(ctx, []string{leader}, room, s4, letters...)
+		step(t, "%s caught up: applied index %d >= %d", leader, applied, target)
+	})
+
+	// Needs raft addresses that follow the node ids (issue 14, part 2):
+	// the containers come back on new addresses.
+	t.Run("restart with data", func(t *testing.T) {
+		p := p.with(t)
+		step(t, "docker-compose down (the volumes stay), then up with every node on a new address")
+		p.mustCompose(ctx, "down", "-t", "10")
+		p.generation++
+		start := time.Now()
+		p.mustCompose(ctx, "up", "-d", "--scale", "relay=2")
+		leader := p.waitLeader(ctx, nodes, "", 90*time.Second)
+		timed("full restart (up after down) to a leader", time.Since(start))
+		p.checkCommitted(ctx, nodes, room, lastSeq, letters...)
+		p.checkPlayer(ctx, nodes, room, "Bob")
+		p.checkPlayer(ctx, nodes, room, "Alice")
+		p.waitRelays(ctx, 2)
+		p.waitEntry(ctx)
+		c := p.dialEntry(ctx)
+		c.join(ctx, room, "alice", "Alice")
+		s := c.guess(ctx, room, "alice", "k")
+		c.close()
+		played(s, "k")
+		step(t, "after the restart %s leads, every letter of room %s is there and guess k committed at seq %d", leader, room, s)
+	})
+
+	t.Run("down -v leaves nothing", func(t *testing.T) {
+		p := p.with(t)
+		volumes := p.mountedVolumes(ctx)
+		p.mustCompose(ctx, "down", "-v", "--remove-orphans", "-t", "10")
+		p.down = true
+		for _, what := range [][]string{
+			{"ps", "-a", "-q"},
+			{"volume", "ls", "-q"},
+			{"network", "ls", "-q"},
+		} {
+			args := append(what, "--filter", "label=com.docker.compose.project="+project)
+			out, err := run(ctx, "", nil, dockerBin, args...)
+			if err != nil {
+				t.Fatalf("docker %v: %v\n%s", args, err, out)
+			}
+			if strings.TrimSpace(out) != "" {
+				t.Errorf("after down, docker %s still lists: %s", strings.Join(what[:len(what)-1], " "), out)
+			}
+		}
+		out, err := run(ctx, "", nil, dockerBin, "volume", "ls", "-q")
 		if err != nil {
-			t.Fatalf("docker %v: %v\n%s", args, err, out)
+			t.Fatalf("docker volume ls: %v\n%s", err, out)
 		}
-		if strings.TrimSpace(out) != "" {
-			t.Errorf("after down, docker %s still lists: %s", strings.Join(what[:len(what)-1], " "), out)
+		for _, v := range strings.Fields(out) {
+			if slices.Contains(volumes, v) {
+				t.Errorf("after down, volume %s of the project is left", v)
+			}
 		}
-	}
-	out, err := run(ctx, "", nil, dockerBin, "volume", "ls", "-q")
-	if err != nil {
-		t.Fatalf("docker volume ls: %v\n%s", err, out)
-	}
-	for _, v := range strings.Fields(out) {
-		if slices.Contains(volumes, v) {
-			t.Errorf("after down, volume %s of the project is left", v)
-		}
-	}
+	})
 }
 
 // mountedVolumes lists the volumes, named and anonymous, mounted by the
@@ -254,9 +371,10 @@ func run(ctx context.Context, dir string, env []string, name string, args ...str
 }
 
 // buildContext builds the static binary into a fresh image build context
-// (binary, data/, tmp/) and checks its command line against binaryFlags.
-// It skips when the binary does not build yet.
-func buildContext(ctx context.Context, t *testing.T) string {
+// (binary, data/, tmp/) and checks its command line against binaryFlags;
+// it returns the context's directory and the binary. It skips when the
+// binary does not build yet.
+func buildContext(ctx context.Context, t *testing.T) (string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	for _, d := range []string{"data", "tmp"} {
@@ -288,35 +406,158 @@ func buildContext(ctx context.Context, t *testing.T) string {
 	if t.Failed() {
 		t.FailNow()
 	}
+	return dir, bin
+}
+
+// makeCerts makes the project's PKI with the binary's own `hangman certs`
+// into a fresh directory, as deploy/README.md does, and returns it. The
+// files are a throwaway of this test, so instead of handing the keys to
+// the containers' user (chown 65532, which needs root) they are made
+// readable by all.
+func makeCerts(ctx context.Context, t *testing.T, bin string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := run(ctx, "", nil, bin, "certs", "--dir", dir, "--nodes", "node1,node2,node3"); err != nil {
+		t.Fatalf("hangman certs: %v\n%s", err, out)
+	}
+	env := readEnvFile(t, filepath.Join(dir, "security.env"))
+	if got := slices.Sorted(maps.Keys(env)); !slices.Equal(got, slices.Sorted(slices.Values(securityEnvKeys))) {
+		t.Fatalf("security.env of hangman certs holds %v; the manifests (securityEnvKeys) expect %v", got, securityEnvKeys)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "relay-nats.password"), []byte(env["HANGMAN_NATS_RELAY_PASSWORD"]+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := filepath.Glob(filepath.Join(dir, "*-key.pem"))
+	for _, k := range keys {
+		if err := os.Chmod(k, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return dir
 }
 
-// composeProject is one running compose project.
+// readEnvFile reads KEY=VALUE lines.
+func readEnvFile(t *testing.T, path string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// nodeHostPorts are the host ports of node N for each container port, as
+// suffixes of HANGMAN_PORT_PREFIX (see compose.yaml).
+var nodeHostPorts = map[int]func(n int) string{
+	9001: func(n int) string { return fmt.Sprintf("0%d", n) },
+	9101: func(n int) string { return fmt.Sprintf("1%d", n) },
+	4222: func(n int) string { return fmt.Sprintf("2%d", n+1) },
+}
+
+// freePortPrefix picks a HANGMAN_PORT_PREFIX below the kernel's ephemeral
+// range whose every port is free now.
+func freePortPrefix(t *testing.T) string {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 18))
+	for range 50 {
+		prefix := strconv.Itoa(200 + rng.IntN(120))
+		var ports []string
+		for _, f := range nodeHostPorts {
+			for n := 1; n <= 3; n++ {
+				ports = append(ports, f(n))
+			}
+		}
+		for i := 80; i <= 89; i++ {
+			ports = append(ports, strconv.Itoa(i))
+		}
+		free := true
+		for _, suffix := range ports {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+prefix+suffix)
+			if err != nil {
+				free = false
+				break
+			}
+			ln.Close()
+		}
+		if free {
+			return prefix
+		}
+	}
+	t.Fatal("no HANGMAN_PORT_PREFIX in 200..319 has all its ports free")
+	return ""
+}
+
+// composeProject is one running compose project, secured with the files
+// in certs, its host ports under prefix, its nodes at the addresses of
+// netFile for generation.
 type composeProject struct {
 	t               *testing.T
 	docker, compose string
 	name, image     string
-	down            bool
+	certs, prefix   string
+	netFile         string
+	netPrefix       string // the subnet's first three octets
+	*projectState
+}
+
+// projectState is what every view of a project (with) shares.
+type projectState struct {
+	generation int  // of the nodes' addresses (writeNetFile)
+	down       bool // taken down with -v already
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // by host address
 }
 
-// env is the environment of docker-compose: every published port
-// ephemeral, and the image under test.
+// with is the project as seen by test t (a subtest): failures go to t.
+func (p *composeProject) with(t *testing.T) *composeProject {
+	q := *p
+	q.t = t
+	return &q
+}
+
+// env is the environment of docker-compose: the image under test, the
+// port prefix, the certificates and the nodes' addresses.
 func (p *composeProject) env() []string {
-	env := os.Environ()
-	env = append(env, "HANGMAN_IMAGE="+p.image, "RELAY_PORTS=")
-	for _, n := range []string{"1", "2", "3"} {
-		for _, k := range []string{"NATS", "GRPC", "HTTP"} {
-			env = append(env, "NODE"+n+"_"+k+"_PORT=")
-		}
+	env := append(os.Environ(), "HANGMAN_IMAGE="+p.image, "HANGMAN_PORT_PREFIX="+p.prefix, "HANGMAN_CERTS="+p.certs)
+	for n := 1; n <= 3; n++ {
+		env = append(env, fmt.Sprintf("HANGMAN_TEST_NODE%d_IP=%s.%d", n, p.netPrefix, 10*(p.generation+1)+n))
 	}
 	return env
 }
 
+// writeNetFile writes the test's own override of the project's network:
+// a subnet of its own, with the nodes at fixed addresses that the test
+// changes between a `down` and the next `up` (generation), so that "a
+// cluster restarted on new addresses" happens every time, not by chance,
+// and packets to the old addresses stay on the project's own bridge.
+// Dynamic addresses (relays, the entry) come from the upper half.
+func writeNetFile(t *testing.T) (path, prefix string) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 31))
+	prefix = fmt.Sprintf("10.%d.%d", 200+rng.IntN(50), rng.IntN(256))
+	var b strings.Builder
+	b.WriteString("# The compose test's network (see writeNetFile).\n")
+	fmt.Fprintf(&b, "networks:\n  default:\n    ipam:\n      config:\n        - subnet: %s.0/24\n          ip_range: %s.128/25\n", prefix, prefix)
+	b.WriteString("services:\n")
+	for n := 1; n <= 3; n++ {
+		fmt.Fprintf(&b, "  node%d:\n    networks:\n      default:\n        ipv4_address: ${HANGMAN_TEST_NODE%d_IP}\n", n, n)
+	}
+	path = filepath.Join(t.TempDir(), "net.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, prefix
+}
+
 func (p *composeProject) composeCmd(ctx context.Context, args ...string) (string, error) {
-	base := []string{"--ansi", "never", "-f", "compose.yaml", "-p", p.name}
+	base := []string{"--ansi", "never", "-f", "compose.yaml", "-f", "compose.secure.yaml", "-f", p.netFile, "-p", p.name}
 	return run(ctx, "", p.env(), p.compose, append(base, args...)...)
 }
 
@@ -351,8 +592,16 @@ func (p *composeProject) teardown() {
 }
 
 // hostPort is where service's container port is published on the host;
-// index counts the replicas of a scaled service from 1.
+// index counts the replicas of a scaled service from 1. A node's follow
+// from the prefix; relays take theirs from a range in turn, so compose is
+// asked.
 func (p *composeProject) hostPort(ctx context.Context, service string, index, port int) (string, error) {
+	if n, ok := strings.CutPrefix(service, "node"); ok {
+		i, err := strconv.Atoi(n)
+		if f := nodeHostPorts[port]; f != nil && err == nil {
+			return "127.0.0.1:" + p.prefix + f(i), nil
+		}
+	}
 	out, err := p.composeCmd(ctx, "port", "--index="+strconv.Itoa(index), service, strconv.Itoa(port))
 	addr := strings.TrimSpace(out)
 	if err != nil || !strings.HasPrefix(addr, "127.0.0.1:") || strings.HasSuffix(addr, ":0") {
@@ -397,7 +646,12 @@ func (p *composeProject) conn(ctx context.Context, service string) (*grpc.Client
 	if c := p.conns[addr]; c != nil {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// As a relay: its client certificate, verifying the node as one.
+	b, err := tlsutil.Load(filepath.Join(p.certs, "relay.pem"), filepath.Join(p.certs, "relay-key.pem"), filepath.Join(p.certs, "ca.pem"))
+	if err != nil {
+		return nil, err
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(b.ClientConfig())))
 	if err != nil {
 		return nil, err
 	}
@@ -417,10 +671,10 @@ func (p *composeProject) status(ctx context.Context, service string) (*hangmanv1
 
 // waitLeader waits until every node of nodes names the same leader, one of
 // them, other than not; it returns the leader's id (the service name).
-func (p *composeProject) waitLeader(ctx context.Context, nodes []string, not string) string {
+func (p *composeProject) waitLeader(ctx context.Context, nodes []string, not string, timeout time.Duration) string {
 	p.t.Helper()
 	var leader string
-	p.poll(ctx, fmt.Sprintf("a leader agreed on by %v", nodes), 2*time.Minute, func(ctx context.Context) error {
+	p.poll(ctx, fmt.Sprintf("a leader agreed on by %v", nodes), timeout, func(ctx context.Context) error {
 		leader = ""
 		for _, n := range nodes {
 			st, err := p.status(ctx, n)
@@ -551,9 +805,12 @@ func (p *composeProject) natsSub(ctx context.Context, nodes []string, subject st
 		urls = append(urls, "nats://"+addr)
 	}
 	// The servers also gossip their in-network addresses, which the host
-	// cannot reach: stick to the published ones.
+	// cannot reach: stick to the published ones. With TLS and the
+	// read-only watcher user, as an operator's nats CLI.
+	env := readEnvFile(p.t, filepath.Join(p.certs, "security.env"))
 	nc, err := nats.Connect(strings.Join(urls, ","), nats.IgnoreDiscoveredServers(),
-		nats.RetryOnFailedConnect(true), nats.Timeout(5*time.Second))
+		nats.RetryOnFailedConnect(true), nats.Timeout(5*time.Second),
+		nats.RootCAs(filepath.Join(p.certs, "ca.pem")), nats.UserInfo("watcher", env["HANGMAN_NATS_WATCHER_PASSWORD"]))
 	if err != nil {
 		p.t.Fatalf("nats connect %v: %v", urls, err)
 	}
@@ -721,6 +978,19 @@ func (p *composeProject) dialRelay(ctx context.Context, i int) *wsClient {
 	if err != nil {
 		p.t.Fatal(err)
 	}
+	return p.dialAddr(ctx, i, addr)
+}
+
+// dialEntry opens a websocket through the public entry, as the page does.
+func (p *composeProject) dialEntry(ctx context.Context) *wsClient {
+	p.t.Helper()
+	return p.dialAddr(ctx, 0, strings.TrimPrefix(p.entryURL(), "http://"))
+}
+
+// dialAddr opens a websocket to addr (relay i, 0 for the entry) and reads
+// its welcome.
+func (p *composeProject) dialAddr(ctx context.Context, i int, addr string) *wsClient {
+	p.t.Helper()
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	h := http.Header{"Origin": {"http://" + addr}}

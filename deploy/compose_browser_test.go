@@ -1,0 +1,264 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+)
+
+// The compose test's helpers for the public entry, the healthchecks and a
+// real browser.
+
+// entryURL is the public entry as a browser on the host reaches it.
+func (p *composeProject) entryURL() string {
+	return "http://127.0.0.1:" + p.prefix + "80"
+}
+
+// waitEntry waits until the entry answers /readyz (a relay's, through it).
+func (p *composeProject) waitEntry(ctx context.Context) {
+	p.t.Helper()
+	p.poll(ctx, "the entry ready", 2*time.Minute, func(ctx context.Context) error {
+		return getOK(ctx, p.entryURL()+"/readyz")
+	})
+}
+
+func getOK(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// waitHealthy waits until Docker reports every container of the project
+// healthy: the images' own healthchecks work.
+func (p *composeProject) waitHealthy(ctx context.Context) {
+	p.t.Helper()
+	p.poll(ctx, "every container healthy in docker ps", 2*time.Minute, func(ctx context.Context) error {
+		ids := p.containers(ctx, "")
+		if len(ids) < 6 {
+			return fmt.Errorf("%d containers running, want 6", len(ids))
+		}
+		out, err := run(ctx, "", nil, p.docker, append([]string{"inspect", "-f", "{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}no-healthcheck{{end}}"}, ids...)...)
+		if err != nil {
+			return fmt.Errorf("docker inspect: %v: %s", err, out)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if !strings.HasSuffix(line, " healthy") {
+				return fmt.Errorf("not healthy: %s", line)
+			}
+		}
+		return nil
+	})
+}
+
+// relayContainer is the container of the relay a browser names: a
+// relay's name is its container's hostname and port.
+func (p *composeProject) relayContainer(ctx context.Context, relayName string) string {
+	p.t.Helper()
+	host, _, _ := strings.Cut(relayName, ":")
+	for _, id := range p.containers(ctx, "relay") {
+		out, err := run(ctx, "", nil, p.docker, "inspect", "-f", "{{.Config.Hostname}}", id)
+		if err == nil && strings.TrimSpace(out) == host {
+			return id
+		}
+	}
+	p.t.Fatalf("no relay container has the hostname of relay %q", relayName)
+	return ""
+}
+
+// checkPlayer waits until every node's replica of room has exactly one
+// player called name (a seat kept across reconnects is not a second one)
+// and every letter, and returns the room's seq.
+func (p *composeProject) checkPlayer(ctx context.Context, nodes []string, room, name string, letters ...string) uint64 {
+	p.t.Helper()
+	var seq uint64
+	for _, n := range nodes {
+		p.poll(ctx, fmt.Sprintf("player %s in room %s on %s with %v", name, room, n, letters), time.Minute, func(ctx context.Context) error {
+			c, err := p.conn(ctx, n)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			resp, err := hangmanv1.NewGameServiceClient(c).GetRoom(ctx, &hangmanv1.GetRoomRequest{
+				Room: room, Consistency: hangmanv1.Consistency_CONSISTENCY_STALE,
+			})
+			if err != nil {
+				return err
+			}
+			st := resp.GetState()
+			seats := 0
+			for _, pl := range st.GetPlayers() {
+				if pl.GetName() == name {
+					seats++
+				}
+			}
+			if seats != 1 {
+				return fmt.Errorf("%d players called %s in %v", seats, name, st.GetPlayers())
+			}
+			all := append(slices.Clone(st.GetGuessed()), st.GetWrong()...)
+			for _, l := range letters {
+				if !slices.Contains(all, l) {
+					return fmt.Errorf("letter %s missing from %v", l, all)
+				}
+			}
+			seq = max(seq, st.GetSeq())
+			return nil
+		})
+	}
+	return seq
+}
+
+// guessUntilAcked guesses through the nodes in turn, with one request id
+// and no pause, until one acknowledges: the first answer after a leader
+// died is as early as a client can see the cluster back.
+func (p *composeProject) guessUntilAcked(ctx context.Context, nodes []string, room, player, letter string) uint64 {
+	p.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	reqID := fmt.Sprintf("deploy-guess-%s-%d", letter, time.Now().UnixNano())
+	var last error
+	for i := 0; time.Now().Before(deadline); i++ {
+		c, err := p.conn(ctx, nodes[i%len(nodes)])
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		actx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		resp, err := hangmanv1.NewGameServiceClient(c).Guess(actx, &hangmanv1.GuessRequest{Room: room, PlayerId: player, Letter: letter, RequestId: reqID})
+		cancel()
+		if err == nil {
+			return resp.GetState().GetSeq()
+		}
+		if !retryable(err) {
+			p.t.Fatalf("guess %s: %v", letter, err)
+		}
+		last = err
+	}
+	p.t.Fatalf("guess %s not acknowledged within a minute: %v", letter, last)
+	return 0
+}
+
+// chromiumPath finds Debian's Chromium (or HANGMAN_CHROMIUM).
+func chromiumPath() string {
+	names := []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"}
+	if p := os.Getenv("HANGMAN_CHROMIUM"); p != "" {
+		names = []string{p}
+	}
+	for _, name := range names {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// browser is one headless Chromium tab: a player.
+type browser struct {
+	t    *testing.T
+	name string
+	ctx  context.Context
+}
+
+func newBrowser(t *testing.T, name string) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath()),
+		chromedp.Headless,
+		chromedp.NoSandbox, // CI runs as root
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-dev-shm-usage", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// Start the browser without a deadline (one would bound its life).
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1000, 800)); err != nil {
+		t.Fatalf("%s: start chromium: %v", name, err)
+	}
+	return &browser{t: t, name: name, ctx: ctx}
+}
+
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 45*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %s: %v", b.name, what, err)
+	}
+}
+
+func (b *browser) eval(expr string, out any) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[json.RawMessage](`JSON.stringify(`+expr+`)`))
+	if err != nil {
+		b.t.Fatalf("%s: evaluate %s: %v", b.name, expr, err)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		b.t.Fatalf("%s: evaluate %s: %v", b.name, expr, err)
+	}
+	if err := json.Unmarshal([]byte(s), out); err != nil {
+		b.t.Fatalf("%s: evaluate %s = %s: %v", b.name, expr, s, err)
+	}
+}
+
+// waitJS waits until a JavaScript expression is truthy.
+func (b *browser) waitJS(what, expr string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 45*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(40*time.Second))); err != nil {
+		b.t.Fatalf("%s: waiting for %s: %v (badge: %q)", b.name, what, err, b.text("#badge-text"))
+	}
+}
+
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	var s string
+	b.eval(fmt.Sprintf(`(document.querySelector(%q)||{}).textContent||""`, sel), &s)
+	return s
+}
+
+// relayName is the relay the page says it is connected to.
+func (b *browser) relayName() string {
+	b.t.Helper()
+	name, ok := strings.CutPrefix(b.text("#badge-text"), "Connected to ")
+	if !ok {
+		b.t.Fatalf("%s: badge %q names no relay", b.name, b.text("#badge-text"))
+	}
+	return name
+}
+
+// guess types a letter and waits until the page shows it applied.
+func (b *browser) guess(letter string) {
+	b.t.Helper()
+	b.do("type "+letter, chromedp.KeyEvent(letter))
+	b.waitJS("guess "+letter+" applied", fmt.Sprintf(`document.querySelector('#keyboard [data-letter="%s"]').disabled && !document.querySelector('#keyboard [data-letter="%s"]').classList.contains("pending")`, letter, letter))
+}
+
+const (
+	connectedJS = `document.querySelector("#badge").dataset.state === "connected"`
+	inGameJS    = `!document.querySelector("#game").hidden && document.querySelector("#masked").children.length > 0`
+)
+
+func js(v string) string { b, _ := json.Marshal(v); return string(b) }
