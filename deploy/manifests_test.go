@@ -1445,6 +1445,14 @@ func TestTaskfile(t *testing.T) {
 	if cmds := strings.Join(tf.Tasks["scale"].Cmds, "\n"); !strings.Contains(cmds, "--scale relay={{.RELAYS}}") || !strings.Contains(cmds, "--no-recreate") {
 		t.Errorf("scale must scale relays to RELAYS without recreating anything: %q", cmds)
 	}
+	// SECURE=1 on the command line reaches COMPOSE only through a global
+	// variable of its own (go-task evaluates COMPOSE among the globals).
+	if _, ok := tf.Vars["SECURE"]; !ok || !strings.Contains(tf.Vars["COMPOSE"], "{{if .SECURE}}-f deploy/compose.secure.yaml") {
+		t.Errorf("COMPOSE %q must add compose.secure.yaml when the global variable SECURE is set", tf.Vars["COMPOSE"])
+	}
+	if cmds := strings.Join(tf.Tasks["down"].Cmds, "\n"); !strings.Contains(cmds, "{{if .VOLUMES}}-v {{end}}") {
+		t.Errorf("down must keep the volumes unless VOLUMES is set: %q", cmds)
+	}
 	if cmds := strings.Join(tf.Tasks["image"].Cmds, "\n"); !strings.Contains(cmds, "-f deploy/Dockerfile") || !strings.Contains(cmds, "deploy/build") {
 		t.Errorf("image must build deploy/Dockerfile with deploy/build as its context: %q", cmds)
 	}
