@@ -28,7 +28,7 @@ var binaryFlags = map[string]map[string]string{
 		"id": "", "data-dir": "data",
 		"grpc-addr": "0.0.0.0:9001", "raft-addr": "0.0.0.0:7001", "serf-addr": "0.0.0.0:7946",
 		"nats-addr": "0.0.0.0:4222", "nats-cluster-addr": "0.0.0.0:6222", "http-addr": "0.0.0.0:9101",
-		"advertise": "", "join": "", "bootstrap-expect": "",
+		"advertise": "", "join": "", "bootstrap-expect": "", "recover": "",
 		"tls-cert": "", "tls-key": "", "tls-ca": "", "gossip-key": "", "gossip-key-file": "",
 		"nats-node-password": "", "nats-relay-password": "", "nats-watcher-password": "",
 		"log-level": "info", "log-format": "text",
