@@ -742,22 +742,6 @@ func (p *composeProject) createRoom(ctx context.Context, nodes []string, room st
 	})
 }
 
-// grpcGuess guesses through a game node, retrying with one request id.
-func (p *composeProject) grpcGuess(ctx context.Context, nodes []string, room, player, letter, reqID string) uint64 {
-	p.t.Helper()
-	var seq uint64
-	p.onAny(ctx, "Guess "+letter, nodes, func(ctx context.Context, c *grpc.ClientConn) error {
-		resp, err := hangmanv1.NewGameServiceClient(c).Guess(ctx, &hangmanv1.GuessRequest{
-			Room: room, PlayerId: player, Letter: letter, RequestId: reqID,
-		})
-		if err == nil {
-			seq = resp.GetState().GetSeq()
-		}
-		return err
-	})
-	return seq
-}
-
 // checkCommitted reads the room from each node's own replica (a stale
 // read, so it shows what that node has applied) until it is at seq >=
 // minSeq with every letter guessed.
