@@ -13,7 +13,8 @@ import (
 // Kind says what a command does.
 type Kind uint8
 
-// Kinds of commands, one per thing a player can do.
+// Kinds of commands: one per thing a player can do, and the leader's
+// reclamations of idle rooms and seats.
 const (
 	// KindCreateRoom creates a room and starts its first round with Word.
 	KindCreateRoom Kind = iota + 1
@@ -23,6 +24,14 @@ const (
 	KindGuess
 	// KindNewRound starts the next round with Word once the last is over.
 	KindNewRound
+	// KindDeleteRoom deletes a room in which nothing happened after
+	// Cutoff. Only the leader proposes it (see Reclaimable), without a
+	// request id: a second copy finds nothing to delete.
+	KindDeleteRoom
+	// KindReclaimSeat frees the seat of Player, who has not acted since
+	// Cutoff. Only the leader proposes it (see Reclaimable), without a
+	// request id.
+	KindReclaimSeat
 )
 
 // String is the name used in events ("kind" on NATS) and logs.
@@ -36,15 +45,20 @@ func (k Kind) String() string {
 		return "guess"
 	case KindNewRound:
 		return "new_round"
+	case KindDeleteRoom:
+		return "delete_room"
+	case KindReclaimSeat:
+		return "reclaim_seat"
 	default:
 		return fmt.Sprintf("kind(%d)", uint8(k))
 	}
 }
 
 // Command is one entry of the replicated log. The proposer fills every field
-// the rules need, including the secret Word and the time At, so that applying
-// it needs nothing from the outside world. The JSON names are those of the
-// first encoding, which old logs hold.
+// the rules need, including the secret Word, the time At and its caps, so
+// that applying it needs nothing from the outside world. The JSON names are
+// those of the first encoding, which old logs hold; the fields added since
+// have none, as that encoding never carried them.
 type Command struct {
 	Kind      Kind   `json:"k"`
 	Room      string `json:"r"`
@@ -56,15 +70,36 @@ type Command struct {
 	RequestID string `json:"q,omitempty"`
 	// At is the proposer's wall clock in Unix milliseconds; events carry it.
 	At int64 `json:"t,omitempty"`
+	// TokenHash is HashToken of the token the player presented, on the
+	// commands a player sends (join, guess, new round): proof that the
+	// command comes from the holder of the seat, never the token itself,
+	// which stays out of the log. A join that takes a seat makes it the
+	// seat's. Request ids are remembered per TokenHash, so nobody can
+	// answer or burn another player's ids. Empty on commands of no player,
+	// and on entries written before tokens (which follow the old rules).
+	TokenHash string `json:"-"`
+	// Limit is the proposer's cap: on a creation the most rooms the
+	// cluster may hold, on a join the most players of the room; 0 means
+	// MaxRooms or MaxPlayers. Carried in the command, so that every
+	// replica applies the same cap whatever its own configuration.
+	Limit int `json:"-"`
+	// Cutoff, on a room deletion or a seat reclamation, is the Unix
+	// millisecond after which the room (or the player) must not have
+	// acted for the command to take effect: a command committed after a
+	// player came back changes nothing.
+	Cutoff int64 `json:"-"`
 }
 
 // Versions of an encoded command: the first byte of its log entry, so the
 // encoding can change without misreading old entries. Version 1 is JSON,
-// the first encoding, still read from old logs; version 3 is binary, what
-// Encode writes. (Version 2 frames a batch of commands; see EncodeBatch.)
+// the first encoding, still read from old logs; version 3 is the first
+// binary encoding, still read; version 4 added the token hash, the cap and
+// the cutoff, and is what Encode writes. (Version 2 frames a batch of
+// commands; see EncodeBatch.)
 const (
-	commandJSON   = 1
-	commandBinary = 3
+	commandJSON     = 1
+	commandBinaryV3 = 3
+	commandBinary   = 4
 )
 
 // maxAt is the last Unix millisecond of the year 9999: events carry At as an
@@ -77,20 +112,23 @@ const maxAt = 253402300799999
 const MaxCommandSize = 1024
 
 // Encode returns the log entry bytes of c. Every replica decodes every
-// command, so the encoding is binary: the version byte, the kind, the six
-// strings of the command each after its length (room, player, name,
-// letter, word, request id), then MaxWrong and At as signed varints.
+// command, so the encoding is binary: the version byte, the kind, the
+// seven strings of the command each after its length (room, player, name,
+// letter, word, request id, token hash), then MaxWrong, At, Limit and
+// Cutoff as signed varints.
 func (c Command) Encode() []byte {
-	n := 2 + 6*binary.MaxVarintLen16 + 2*binary.MaxVarintLen64 +
-		len(c.Room) + len(c.Player) + len(c.Name) + len(c.Letter) + len(c.Word) + len(c.RequestID)
+	n := 2 + 7*binary.MaxVarintLen16 + 4*binary.MaxVarintLen64 +
+		len(c.Room) + len(c.Player) + len(c.Name) + len(c.Letter) + len(c.Word) + len(c.RequestID) + len(c.TokenHash)
 	b := make([]byte, 0, n)
 	b = append(b, commandBinary, byte(c.Kind))
-	for _, f := range [...]string{c.Room, c.Player, c.Name, c.Letter, c.Word, c.RequestID} {
+	for _, f := range [...]string{c.Room, c.Player, c.Name, c.Letter, c.Word, c.RequestID, c.TokenHash} {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
-	b = binary.AppendVarint(b, int64(c.MaxWrong))
-	return binary.AppendVarint(b, c.At)
+	for _, v := range [...]int64{int64(c.MaxWrong), c.At, int64(c.Limit), c.Cutoff} {
+		b = binary.AppendVarint(b, v)
+	}
+	return b
 }
 
 // DecodeCommand parses a log entry written by Encode (or by the JSON
@@ -109,7 +147,9 @@ func DecodeCommand(b []byte) (Command, error) {
 	)
 	switch b[0] {
 	case commandBinary:
-		c, err = decodeBinary(b[1:])
+		c, err = decodeBinary(b[1:], 7, 4)
+	case commandBinaryV3:
+		c, err = decodeBinary(b[1:], 6, 2)
 	case commandJSON:
 		c, err = decodeJSON(b[1:])
 	default:
@@ -124,7 +164,10 @@ func DecodeCommand(b []byte) (Command, error) {
 	return c, nil
 }
 
-func decodeBinary(b []byte) (Command, error) {
+// decodeBinary reads a binary command of nstrings strings and nints
+// varints: 6 and 2 in version 3, which has no token hash, cap or cutoff;
+// 7 and 4 in version 4.
+func decodeBinary(b []byte, nstrings, nints int) (Command, error) {
 	malformed := func(what string) (Command, error) {
 		return Command{}, errorf(CodeInvalid, "malformed command: %s", what)
 	}
@@ -136,8 +179,8 @@ func decodeBinary(b []byte) (Command, error) {
 	// The strings share one allocation: the rest of the entry, copied once.
 	rest := string(b)
 	at := 0
-	var fields [6]string
-	for i := range fields {
+	var fields [7]string
+	for i := range nstrings {
 		l, k := binary.Uvarint(b[at:])
 		if k <= 0 || l > uint64(len(b)-at-k) {
 			return malformed("bad string length")
@@ -146,19 +189,25 @@ func decodeBinary(b []byte) (Command, error) {
 		fields[i] = rest[at : at+int(l)]
 		at += int(l)
 	}
-	c.Room, c.Player, c.Name, c.Letter, c.Word, c.RequestID = fields[0], fields[1], fields[2], fields[3], fields[4], fields[5]
-	maxWrong, k := binary.Varint(b[at:])
-	if k <= 0 || maxWrong < math.MinInt32 || maxWrong > math.MaxInt32 {
-		return malformed("bad wrong-guess limit")
+	c.Room, c.Player, c.Name, c.Letter, c.Word, c.RequestID, c.TokenHash = fields[0], fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]
+	var ints [4]int64
+	for i := range nints {
+		v, k := binary.Varint(b[at:])
+		if k <= 0 {
+			return malformed("bad number")
+		}
+		at += k
+		ints[i] = v
 	}
-	at += k
-	c.MaxWrong = int(maxWrong)
-	if c.At, k = binary.Varint(b[at:]); k <= 0 {
-		return malformed("bad time")
-	}
-	if at += k; at != len(b) {
+	if at != len(b) {
 		return malformed(fmt.Sprintf("%d bytes of trailing data", len(b)-at))
 	}
+	for _, v := range [...]int64{ints[0], ints[2]} {
+		if v < math.MinInt32 || v > math.MaxInt32 {
+			return malformed("bad wrong-guess limit or cap")
+		}
+	}
+	c.MaxWrong, c.At, c.Limit, c.Cutoff = int(ints[0]), ints[1], int(ints[2]), ints[3]
 	return c, nil
 }
 
@@ -191,8 +240,16 @@ func (c Command) Validate() error {
 	if c.At < 0 || c.At > maxAt {
 		return errorf(CodeInvalid, "command time %d must be between 0 and %d Unix milliseconds", c.At, int64(maxAt))
 	}
+	if c.TokenHash != "" && len(c.TokenHash) != TokenHashLen {
+		return errorf(CodeInvalid, "token hash of %d bytes, want %d", len(c.TokenHash), TokenHashLen)
+	}
+	// Which of the fields added with tokens each kind may carry (the older
+	// ones are checked only where the rules read them, as they always
+	// were, so that old entries apply as they did).
+	limit, token, cutoff := 0, false, false
 	switch c.Kind {
 	case KindCreateRoom:
+		limit = MaxRooms
 		if c.MaxWrong < 0 || c.MaxWrong > MaxMaxWrong {
 			return errorf(CodeInvalid, "wrong-guess limit %d must be between 1 and %d (0 for the default)", c.MaxWrong, MaxMaxWrong)
 		}
@@ -200,6 +257,7 @@ func (c Command) Validate() error {
 			return errorf(CodeInvalid, "secret word must be %d-%d letters a-z", MinWordLen, MaxWordLen)
 		}
 	case KindJoinRoom:
+		limit, token = MaxPlayers, true
 		if err := validPlayer(c.Player); err != nil {
 			return err
 		}
@@ -207,6 +265,7 @@ func (c Command) Validate() error {
 			return errorf(CodeInvalid, "player name must be 1-%d printable characters", MaxNameLen)
 		}
 	case KindGuess:
+		token = true
 		if err := validPlayer(c.Player); err != nil {
 			return err
 		}
@@ -214,6 +273,7 @@ func (c Command) Validate() error {
 			return err
 		}
 	case KindNewRound:
+		token = c.Player != ""
 		if c.Player != "" {
 			if err := validPlayer(c.Player); err != nil {
 				return err
@@ -222,8 +282,32 @@ func (c Command) Validate() error {
 		if !ValidWord(c.Word) {
 			return errorf(CodeInvalid, "secret word must be %d-%d letters a-z", MinWordLen, MaxWordLen)
 		}
+	case KindDeleteRoom:
+		cutoff = true
+		if c.RequestID != "" {
+			return errorf(CodeInvalid, "a %s carries no request id", c.Kind)
+		}
+		if c.Player != "" {
+			return errorf(CodeInvalid, "a %s names no player", c.Kind)
+		}
+	case KindReclaimSeat:
+		cutoff = true
+		if c.RequestID != "" {
+			return errorf(CodeInvalid, "a %s carries no request id", c.Kind)
+		}
+		if err := validPlayer(c.Player); err != nil {
+			return err
+		}
 	default:
 		return errorf(CodeInvalid, "unknown command kind %d", uint8(c.Kind))
+	}
+	switch {
+	case c.Limit < 0 || c.Limit > limit:
+		return errorf(CodeInvalid, "cap %d of a %s must be between 0 and %d", c.Limit, c.Kind, limit)
+	case c.TokenHash != "" && !token:
+		return errorf(CodeInvalid, "a %s carries no token", c.Kind)
+	case c.Cutoff != 0 && !cutoff, c.Cutoff < 0 || c.Cutoff > c.At:
+		return errorf(CodeInvalid, "cutoff %d of a %s must be between 0 and the command's time %d", c.Cutoff, c.Kind, c.At)
 	}
 	return nil
 }

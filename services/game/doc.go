@@ -13,13 +13,22 @@
 // wrong-guess limit; players join with an id and a display name and score
 // points for correct letters and for finishing a word.
 //
+// A seat belongs to whoever holds its token: commands acting as a player
+// carry the hash of the token they presented (Command.TokenHash), and the
+// Machine, which keeps only the hash, refuses (CodePermission) those whose
+// hash is not the seat's. Idle rooms and seats are reclaimed by commands
+// the leader proposes (Reclaimable): time enters the state only as the
+// times commands carry.
+//
 // Client sessions (the Raft dissertation, §6.3) remember the first answer
 // to each recent request id, so that a request's first definite answer is
 // its only one: a guess retried after a lost reply is applied at most once,
 // and a request the rules refused stays refused, with the same error, even
 // once what it lacked has come true (the player joined, a new round began,
 // the room was created): a retry or a stale copy committed later changes
-// nothing. Each room remembers its last SessionWindow request ids; the
+// nothing. Request ids are scoped by the token a command carries, so a
+// player's ids are theirs alone. Each room remembers its last
+// SessionWindow request ids (and forgets them when it is reclaimed); the
 // refusals of requests to rooms that do not exist are remembered across
 // the cluster (MissingRoomWindow) until their room is created, which then
 // remembers them. Invalid commands are refused the same whatever the

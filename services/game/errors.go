@@ -21,6 +21,9 @@ const (
 	// CodePrecondition: the command is well formed but the room is not in a
 	// state that allows it (round over, player not joined, room full).
 	CodePrecondition
+	// CodePermission: the command acts as a player whose seat belongs to
+	// the holder of another token (see Command.TokenHash).
+	CodePermission
 )
 
 // String names the code for logs and error messages.
@@ -34,6 +37,8 @@ func (c Code) String() string {
 		return "exists"
 	case CodePrecondition:
 		return "precondition"
+	case CodePermission:
+		return "permission"
 	default:
 		return fmt.Sprintf("code(%d)", uint8(c))
 	}

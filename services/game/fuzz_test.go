@@ -97,7 +97,7 @@ func FuzzRestore(f *testing.F) {
 		if m.Applied() > math.MaxUint64-1000 {
 			return // raft indexes never get there
 		}
-		// Play in every restored room, on both machines.
+		// Play in every restored room, on both machines, then delete it.
 		index := m.Applied()
 		for _, s := range m.Rooms() {
 			st, _ := m.Room(s.Room)
@@ -106,9 +106,11 @@ func FuzzRestore(f *testing.F) {
 				player = st.Players[0].ID
 			}
 			for _, c := range []Command{
-				guess(s.Room, player, "e"), join(s.Room, "fz", "Fuzz"), withID(guess(s.Room, "fz", "a"), "fz-1"),
-				newRound(s.Room, "", "ox"), guess(s.Room, player, "o"), guess(s.Room, player, "x"),
-				withID(guess(s.Room, "fz", "a"), "fz-1"), newRound(s.Room, "fz", "kiwi"),
+				guess(s.Room, player, "e"), as(join(s.Room, "fz", "Fuzz"), annToken), withID(as(guess(s.Room, "fz", "a"), annToken), "fz-1"),
+				newRound(s.Room, "", "ox"), guess(s.Room, player, "o"), as(join(s.Room, player, "Claim"), bobToken), guess(s.Room, player, "x"),
+				withID(as(guess(s.Room, "fz", "a"), forgedToken), "fz-1"), withID(as(guess(s.Room, "fz", "a"), annToken), "fz-1"),
+				as(newRound(s.Room, "fz", "kiwi"), annToken), {Kind: KindReclaimSeat, Room: s.Room, Player: player, At: maxAt, Cutoff: maxAt},
+				{Kind: KindDeleteRoom, Room: s.Room, At: maxAt, Cutoff: maxAt},
 			} {
 				index++
 				a, b := m.ApplyCommand(index, c), r.ApplyCommand(index, c)
@@ -179,6 +181,17 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v2, err := os.ReadFile(filepath.Join("testdata", "snapshot-v2.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	capped := func(c Command, limit int) Command {
+		c.Limit = limit
+		return c
+	}
+	reclaim := func(kind Kind, room, player string, at, cutoff int64) Command {
+		return Command{Kind: kind, Room: room, Player: player, At: at, Cutoff: cutoff}
+	}
 	lastRound := corrupt(t, func(s *snapshotFile) { s.Rooms[1].Round = math.MaxUint64 }) // den: won
 
 	return map[string]map[string][]byte{
@@ -195,6 +208,14 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 			"escaped":           []byte("\x01{\"k\":2,\"r\":\"lobby\",\"p\":\"p1\",\"n\":\"\\u003c\\ud83d\\ude00\\u00e9\"}"),
 			"case_folded_keys":  []byte("\x01{\"K\":3,\"R\":\"lobby\",\"P\":\"p1\",\"L\":\"q\"}"),
 			"invalid_utf8_name": []byte("\x01{\"k\":2,\"r\":\"lobby\",\"p\":\"p1\",\"n\":\"\xff\xfe\"}"),
+			"join_token":        capped(withID(as(join("lobby", "p1", "Ann"), annToken), "j-2"), 8).Encode(),
+			"guess_token":       withID(as(guess("lobby", "p1", "e"), annToken), "g-2").Encode(),
+			"create_capped":     capped(create("lobby", "apple"), 100).Encode(),
+			"delete_room":       reclaim(KindDeleteRoom, "lobby", "", at0+3600000, at0).Encode(),
+			"reclaim_seat":      reclaim(KindReclaimSeat, "lobby", "p1", at0+3600000, at0).Encode(),
+			"version_3":         encodeV3(withID(guess("lobby", "p1", "E"), "g-1")),
+			"short_token_hash":  withID(Command{Kind: KindGuess, Room: "lobby", Player: "p1", Letter: "e", TokenHash: "abc", At: at0}, "g-3").Encode(),
+			"cutoff_after_at":   reclaim(KindDeleteRoom, "lobby", "", at0, at0+1).Encode(),
 		},
 		"FuzzApply": {
 			"won_then_lost": frames(
@@ -228,6 +249,21 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 				withID(newRound("x", "p1", "kiwi"), "n"), withID(create("y", "ox"), "c"), withID(guess("y", "p1", "e"), "r1"),
 				withID(create("x", "melon"), "c2"), withID(create("x", "melon"), "c2"),
 			),
+			"impersonation": frames(
+				create("r", "apple"), withID(as(join("r", "alice", "Alice"), annToken), "a-1"),
+				withID(join("r", "alice", "Bob"), "b-1"), withID(as(join("r", "alice", "Bob"), forgedToken), "a-2"),
+				withID(as(guess("r", "alice", "p"), forgedToken), "a-3"), withID(as(guess("r", "alice", "p"), annToken), "a-2"),
+				withID(as(guess("r", "alice", "l"), annToken), "a-3"), as(newRound("r", "alice", "kiwi"), forgedToken),
+				withID(as(guess("r", "bob", "e"), bobToken), "b-2"), withID(as(join("r", "bob", "Bob"), bobToken), "b-3"),
+				withID(as(guess("r", "bob", "e"), bobToken), "b-2"), withID(as(join("r", "alice", "Al"), annToken), "a-4"),
+			),
+			"reclaimed": frames(
+				capped(create("a", "ox"), 1), capped(create("b", "ox"), 1), as(capped(join("a", "p1", "Ann"), 1), annToken),
+				as(capped(join("a", "p2", "Bob"), 1), bobToken), reclaim(KindReclaimSeat, "a", "p1", at0+1, at0-1),
+				reclaim(KindReclaimSeat, "a", "p1", at0+1, at0), as(capped(join("a", "p2", "Bob"), 1), bobToken),
+				reclaim(KindDeleteRoom, "a", "", at0+1, at0-1), reclaim(KindDeleteRoom, "a", "", at0+1, at0),
+				capped(create("b", "ox"), 1), as(guess("a", "p2", "o"), bobToken), capped(create("a", "melon"), 1),
+			),
 			"old_json_log": frames(
 				encodeJSON(t, create("a", "ox")), encodeJSON(t, join("a", "p1", "Ann")), encodeJSON(t, withID(guess("a", "p1", "o"), "g")),
 				guess("a", "p1", "x"), encodeJSON(t, withID(guess("a", "p1", "o"), "g")),
@@ -238,6 +274,7 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 			"version_1":  v1,
 			"empty":      snapshotBytes(t, New()),
 			"last_round": lastRound,
+			"version_2":  v2,
 			"bad_status": corrupt(t, func(s *snapshotFile) { s.Rooms[0].Status = StatusWon }),
 		},
 	}
@@ -279,12 +316,13 @@ func TestFuzzSeeds(t *testing.T) {
 
 	// The valid seeds are valid, so that the fuzzers start from real input.
 	seeds := fuzzSeeds(t)
-	for _, name := range []string{"create", "json_create", "join", "guess", "new_round", "new_round_nobody", "escaped", "case_folded_keys", "invalid_utf8_name"} {
+	for _, name := range []string{"create", "json_create", "join", "guess", "new_round", "new_round_nobody", "escaped", "case_folded_keys", "invalid_utf8_name",
+		"join_token", "guess_token", "create_capped", "delete_room", "reclaim_seat", "version_3"} {
 		if _, err := DecodeCommand(seeds["FuzzDecodeCommand"][name]); err != nil {
 			t.Errorf("FuzzDecodeCommand seed %s does not decode: %v", name, err)
 		}
 	}
-	for _, name := range []string{"game", "version_1", "empty", "last_round"} {
+	for _, name := range []string{"game", "version_1", "version_2", "empty", "last_round"} {
 		if err := New().Restore(bytes.NewReader(seeds["FuzzRestore"][name])); err != nil {
 			t.Errorf("FuzzRestore seed %s does not restore: %v", name, err)
 		}

@@ -2,6 +2,7 @@ package game
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -27,6 +28,21 @@ func guess(room, player, letter string) Command {
 
 func newRound(room, player, word string) Command {
 	return Command{Kind: KindNewRound, Room: room, Player: player, Word: word, At: at0}
+}
+
+// Tokens of the tests' players: what a browser would hold.
+const (
+	annToken     = "ann-0123456789abcdefghij"
+	bobToken     = "bob-0123456789abcdefghij"
+	forgedToken  = "mallory-guessed-a-token"
+	anotherToken = "another-0123456789abcdef"
+)
+
+// as returns c carrying the hash of token, as the proposer makes it from
+// the token a player presented.
+func as(c Command, token string) Command {
+	c.TokenHash = HashToken(token)
+	return c
 }
 
 // withID returns c carrying request id id.
@@ -189,7 +205,7 @@ func stateBytes(tb testing.TB, m *Machine) []byte {
 	c := Machine{rooms: make(map[string]*room, len(m.rooms))}
 	for name, r := range m.rooms {
 		game := *r // shares all but the sessions, which Snapshot only reads
-		game.sessions = window[string]{}
+		game.sessions = window[sessionKey]{}
 		c.rooms[name] = &game
 	}
 	return snapshotBytes(tb, &c)
@@ -224,6 +240,19 @@ func encodeJSON(tb testing.TB, c Command) []byte {
 		tb.Fatalf("encode %+v: %v", c, err)
 	}
 	return append([]byte{commandJSON}, b...)
+}
+
+// encodeV3 returns the log entry of c in the first binary encoding,
+// version 3, which has no token hash, cap or cutoff: what logs written
+// before tokens hold.
+func encodeV3(c Command) []byte {
+	b := []byte{commandBinaryV3, byte(c.Kind)}
+	for _, f := range [...]string{c.Room, c.Player, c.Name, c.Letter, c.Word, c.RequestID} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	b = binary.AppendVarint(b, int64(c.MaxWrong))
+	return binary.AppendVarint(b, c.At)
 }
 
 // mustJSON returns the JSON of v.

@@ -23,10 +23,22 @@ type Machine struct {
 	applied uint64
 }
 
+// sessionKey names a request: its id, in the scope of whoever sent it,
+// the hash of the token the command carried (Command.TokenHash). A player's
+// ids are theirs alone: a command carrying another token, whatever id it
+// reuses, is another request, answered and remembered apart, so nobody can
+// read or burn another player's request ids. Commands without a token
+// (creations, new rounds of nobody, entries written before tokens) share
+// the empty scope, as every request of a room once did.
+type sessionKey struct {
+	scope, id string
+}
+
 // missingKey names a request addressed to a room that did not exist:
 // request ids are per room.
 type missingKey struct {
-	room, id string
+	room string
+	sessionKey
 }
 
 type room struct {
@@ -39,12 +51,27 @@ type room struct {
 	guessed  []byte
 	wrong    []byte
 	status   Status
-	players  []*Player
+	players  []*seat
 	last     *LastGuess
-	// sessions remembers the first answer to each recent request id.
-	sessions window[string]
+	// lastAt is the latest time (Command.At) of the commands applied to
+	// the room, reclamations aside: when it was last played.
+	lastAt int64
+	// sessions remembers the first answer to each recent request.
+	sessions window[sessionKey]
 	// history holds the latest events, for EventsSince and republishing.
 	history history
+}
+
+// seat is a player of a room with what only the Machine knows of them.
+type seat struct {
+	Player
+	// hash is HashToken of the seat's token: commands acting as the
+	// player must carry it. A seat taken before tokens existed has none
+	// until a join with a token claims it.
+	hash string
+	// lastAt is the latest time of the player's own commands: when they
+	// last acted.
+	lastAt int64
 }
 
 // session remembers the first answer to one request: what applying it
@@ -168,8 +195,9 @@ func (m *Machine) applyCommand(index uint64, c Command, states bool) Result {
 		return Result{Err: err, Room: c.Room}
 	}
 	r := m.rooms[c.Room]
+	key := sessionKey{scope: c.TokenHash, id: c.RequestID}
 	if c.RequestID != "" {
-		if s, ok := m.answered(r, c); ok {
+		if s, ok := m.answered(r, c.Room, key); ok {
 			res := Result{Room: c.Room, Outcome: s.Outcome, Duplicate: true, Index: s.Seq, Err: s.refusal()}
 			if states && res.Err == nil {
 				res.State = r.public()
@@ -193,12 +221,20 @@ func (m *Machine) applyCommand(index uint64, c Command, states bool) Result {
 		ev, err = r.guess(c)
 	case KindNewRound:
 		ev, err = r.newRound(c)
+	case KindDeleteRoom:
+		ev, err = m.deleteRoom(r, c)
+	case KindReclaimSeat:
+		ev, err = r.reclaimSeat(c)
 	}
 	if err != nil {
 		if c.RequestID != "" {
-			m.refused(r, c, index, err)
+			m.refused(r, c, key, index, err)
 		}
 		return Result{Err: err, Room: c.Room, Index: index}
+	}
+	if c.Kind != KindDeleteRoom && c.Kind != KindReclaimSeat {
+		// Reclaiming is not playing: it leaves the room's time alone.
+		r.lastAt = max(r.lastAt, c.At)
 	}
 	res := Result{Room: c.Room, Index: index}
 	if ev != nil {
@@ -214,7 +250,7 @@ func (m *Machine) applyCommand(index uint64, c Command, states bool) Result {
 		res.Event = ev
 	}
 	if c.RequestID != "" {
-		r.sessions.record(c.RequestID, session{Outcome: res.Outcome, Seq: index}, SessionWindow)
+		r.sessions.record(key, session{Outcome: res.Outcome, Seq: index}, SessionWindow)
 	}
 	if states {
 		res.State = r.public()
@@ -226,8 +262,12 @@ func (m *Machine) createRoom(c Command) (*room, *Event, error) {
 	if m.rooms[c.Room] != nil {
 		return nil, nil, errorf(CodeExists, "room %q already exists", c.Room)
 	}
-	if len(m.rooms) >= MaxRooms {
-		return nil, nil, errorf(CodePrecondition, "the cluster holds the maximum of %d rooms", MaxRooms)
+	limit := MaxRooms
+	if c.Limit > 0 {
+		limit = c.Limit
+	}
+	if len(m.rooms) >= limit {
+		return nil, nil, errorf(CodePrecondition, "the cluster holds its maximum of %d rooms; idle rooms are reclaimed, try again later", limit)
 	}
 	maxWrong := c.MaxWrong
 	if maxWrong == 0 {
@@ -238,7 +278,7 @@ func (m *Machine) createRoom(c Command) (*room, *Event, error) {
 	// The room's requests refused while it did not exist stay refused.
 	keys, answers := m.missing.take(func(k missingKey) bool { return k.room == c.Room })
 	for i, k := range keys {
-		r.sessions.record(k.id, answers[i], SessionWindow)
+		r.sessions.record(k.sessionKey, answers[i], SessionWindow)
 	}
 	m.rooms[c.Room] = r
 	return r, &Event{Kind: EventRoomCreated}, nil
@@ -253,21 +293,50 @@ func (r *room) start(word string) {
 	r.last = nil
 }
 
+// authorize checks that c, a command acting as the player of seat p,
+// comes from the holder of the seat's token. A seat without a token (taken
+// before tokens existed) is claimed by the next join that carries one;
+// commands without a token act only on such seats, as all commands once
+// did.
+func (p *seat) authorize(c Command, room string) error {
+	switch {
+	case c.TokenHash == p.hash:
+		return nil
+	case p.hash == "" && c.Kind == KindJoinRoom:
+		return nil
+	case p.hash == "":
+		return errorf(CodePermission, "player %q of room %q has no token yet: join again to claim the seat", c.Player, room)
+	}
+	return errorf(CodePermission, "player %q of room %q is someone else: send the token the seat was joined with, or join under another id", c.Player, room)
+}
+
+// touch records that the player acted at time at.
+func (p *seat) touch(at int64) { p.lastAt = max(p.lastAt, at) }
+
 func (r *room) join(c Command) (*Event, error) {
 	if r == nil {
 		return nil, errorf(CodeNotFound, "room %q does not exist", c.Room)
 	}
-	if p := r.player(c.Player); p != nil {
+	if p := r.seat(c.Player); p != nil {
+		if err := p.authorize(c, r.name); err != nil {
+			return nil, err
+		}
+		p.hash = c.TokenHash
+		p.touch(c.At)
 		if p.Name == c.Name {
 			return nil, nil
 		}
 		p.Name = c.Name
 		return &Event{Kind: EventPlayerRenamed, Player: c.Player, Name: c.Name}, nil
 	}
-	if len(r.players) >= MaxPlayers {
-		return nil, errorf(CodePrecondition, "room %q is full (%d players)", c.Room, MaxPlayers)
+	limit := MaxPlayers
+	if c.Limit > 0 {
+		limit = c.Limit
 	}
-	r.players = append(r.players, &Player{ID: c.Player, Name: c.Name})
+	if len(r.players) >= limit {
+		return nil, errorf(CodePrecondition, "room %q is full (%d players)", c.Room, limit)
+	}
+	r.players = append(r.players, &seat{Player: Player{ID: c.Player, Name: c.Name}, hash: c.TokenHash, lastAt: c.At})
 	return &Event{Kind: EventPlayerJoined, Player: c.Player, Name: c.Name}, nil
 }
 
@@ -275,13 +344,17 @@ func (r *room) guess(c Command) (*Event, error) {
 	if r == nil {
 		return nil, errorf(CodeNotFound, "room %q does not exist", c.Room)
 	}
-	p := r.player(c.Player)
+	p := r.seat(c.Player)
 	if p == nil {
 		return nil, errorf(CodePrecondition, "player %q has not joined room %q", c.Player, c.Room)
+	}
+	if err := p.authorize(c, r.name); err != nil {
+		return nil, err
 	}
 	if r.status != StatusPlaying {
 		return nil, errorf(CodePrecondition, "round %d of room %q is over (%s); start a new round", r.round, c.Room, r.status)
 	}
+	p.touch(c.At)
 	letter, _ := NormalizeLetter(c.Letter) // Validate has checked it
 	var outcome Outcome
 	switch {
@@ -307,9 +380,25 @@ func (r *room) guess(c Command) (*Event, error) {
 	return &Event{Kind: EventGuess, Player: c.Player, Letter: string(letter), Outcome: outcome}, nil
 }
 
+// newRound starts the next round. A new round asked for by a player with a
+// token must come from a seated player; one without (a new round of
+// nobody, or an entry written before tokens) follows the old rules, which
+// did not look at the player.
 func (r *room) newRound(c Command) (*Event, error) {
 	if r == nil {
 		return nil, errorf(CodeNotFound, "room %q does not exist", c.Room)
+	}
+	var p *seat
+	if c.Player != "" {
+		p = r.seat(c.Player)
+		switch {
+		case p == nil && c.TokenHash != "":
+			return nil, errorf(CodePrecondition, "player %q has not joined room %q", c.Player, c.Room)
+		case p != nil:
+			if err := p.authorize(c, r.name); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if r.status == StatusPlaying {
 		return nil, errorf(CodePrecondition, "round %d of room %q is still being played", r.round, c.Room)
@@ -318,11 +407,48 @@ func (r *room) newRound(c Command) (*Event, error) {
 		// Round 0 would not restore from a snapshot.
 		return nil, errorf(CodePrecondition, "room %q has played its last round", c.Room)
 	}
+	if p != nil {
+		p.touch(c.At)
+	}
 	r.start(c.Word)
 	return &Event{Kind: EventRoundStarted, Player: c.Player}, nil
 }
 
-func (r *room) player(id string) *Player {
+// deleteRoom deletes r if nothing was played in it after c.Cutoff. Its
+// last state (StatusDeleted) and event say so; its name is free again, and
+// what it remembered (request ids, events) goes with it.
+func (m *Machine) deleteRoom(r *room, c Command) (*Event, error) {
+	if r == nil {
+		return nil, errorf(CodeNotFound, "room %q does not exist", c.Room)
+	}
+	if r.lastAt > c.Cutoff {
+		return nil, errorf(CodePrecondition, "room %q was played at %d, after the cutoff %d", c.Room, r.lastAt, c.Cutoff)
+	}
+	delete(m.rooms, r.name)
+	r.status = StatusDeleted
+	r.players = nil
+	r.last = nil
+	return &Event{Kind: EventRoomDeleted}, nil
+}
+
+// reclaimSeat frees the seat of c.Player if they did not act after
+// c.Cutoff. Their score goes with it; their id is free again.
+func (r *room) reclaimSeat(c Command) (*Event, error) {
+	if r == nil {
+		return nil, errorf(CodeNotFound, "room %q does not exist", c.Room)
+	}
+	i := slices.IndexFunc(r.players, func(p *seat) bool { return p.ID == c.Player })
+	if i < 0 {
+		return nil, errorf(CodeNotFound, "player %q is not in room %q", c.Player, c.Room)
+	}
+	if at := r.players[i].lastAt; at > c.Cutoff {
+		return nil, errorf(CodePrecondition, "player %q of room %q acted at %d, after the cutoff %d", c.Player, c.Room, at, c.Cutoff)
+	}
+	r.players = slices.Delete(r.players, i, i+1)
+	return &Event{Kind: EventSeatReclaimed, Player: c.Player}, nil
+}
+
+func (r *room) seat(id string) *seat {
 	for _, p := range r.players {
 		if p.ID == id {
 			return p
@@ -340,37 +466,44 @@ func (r *room) solved() bool {
 	return true
 }
 
-// answered returns the first answer to c's request id, if it is
+// answered returns the first answer to the request key, if it is
 // remembered: by room r, or, if r is nil, among the refusals of requests
 // to rooms that did not exist.
-func (m *Machine) answered(r *room, c Command) (session, bool) {
+func (m *Machine) answered(r *room, name string, key sessionKey) (session, bool) {
 	if r != nil {
-		return r.sessions.get(c.RequestID)
+		return r.sessions.get(key)
 	}
-	return m.missing.get(missingKey{room: c.Room, id: c.RequestID})
+	return m.missing.get(missingKey{room: name, sessionKey: key})
 }
 
-// refused remembers that the rules refused c, at index, with err, so that
-// the refusal is c's request id's only answer (guarantee 2): a retry, or a
-// stale copy of c committed later, is refused the same even once what c
-// needed has come true. Refusals of invalid commands are not remembered;
-// they are refused the same every time anyway.
-func (m *Machine) refused(r *room, c Command, index uint64, err error) {
+// refused remembers that the rules refused c, the request key, at index,
+// with err, so that the refusal is the request's only answer (guarantee
+// 2): a retry, or a stale copy of c committed later, is refused the same
+// even once what c needed has come true. Refusals of invalid commands are
+// not remembered; they are refused the same every time anyway. A refusal
+// is remembered in the scope of the token c carried: a command refused
+// for acting as a player it could not prove to be leaves that player's
+// request ids untouched.
+func (m *Machine) refused(r *room, c Command, key sessionKey, index uint64, err error) {
 	var e *Error
 	if !errors.As(err, &e) || e.Code == CodeInvalid {
 		return
 	}
 	s := session{Seq: index, Code: e.Code, Msg: e.Msg}
 	if r != nil {
-		r.sessions.record(c.RequestID, s, SessionWindow)
+		r.sessions.record(key, s, SessionWindow)
 		return
 	}
-	m.missing.record(missingKey{room: c.Room, id: c.RequestID}, s, MissingRoomWindow)
+	m.missing.record(missingKey{room: c.Room, sessionKey: key}, s, MissingRoomWindow)
 }
 
 // public returns the state everyone may see: the word only once the round is
-// over.
+// over. A deleted room's is its last: no round to show.
 func (r *room) public() State {
+	if r.status == StatusDeleted {
+		return State{Room: r.name, Round: r.round, Seq: r.seq, Prev: r.prev, Guessed: []string{}, Wrong: []string{},
+			MaxWrong: r.maxWrong, Status: StatusDeleted, Players: []Player{}}
+	}
 	masked := make([]byte, len(r.word))
 	for i := 0; i < len(r.word); i++ {
 		if slices.Contains(r.guessed, r.word[i]) || r.status != StatusPlaying {
@@ -396,7 +529,7 @@ func (r *room) public() State {
 		s.Word = r.word
 	}
 	for i, p := range r.players {
-		s.Players[i] = *p
+		s.Players[i] = p.Player
 	}
 	if r.last != nil {
 		last := *r.last

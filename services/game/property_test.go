@@ -64,29 +64,55 @@ func (g *gen) command() Command {
 		c.Kind = KindCreateRoom
 		c.Word = WordAt(g.r.Uint64())
 		c.MaxWrong = []int{0, 0, 2, 10, MaxMaxWrong}[g.r.IntN(5)]
+		c.Limit = []int{0, 0, 0, 2, 3}[g.r.IntN(5)]
 		g.words[c.Room] = c.Word
 	case n < 22:
 		c.Kind = KindJoinRoom
 		c.Player = g.pick(genPlayers)
 		c.Name = g.pick(genNames)
-	case n < 88:
+		c.Limit = []int{0, 0, 0, 2, 3}[g.r.IntN(5)]
+	case n < 86:
 		c.Kind = KindGuess
 		c.Player = g.pick(genPlayers)
 		c.Letter = g.pick(genLetters)
 		if w := g.words[c.Room]; w != "" && g.r.IntN(3) > 0 {
 			c.Letter = string(w[g.r.IntN(len(w))])
 		}
-	default:
+	case n < 97:
 		c.Kind = KindNewRound
 		c.Word = WordAt(g.r.Uint64())
 		g.words[c.Room] = c.Word
 		if g.r.IntN(2) == 0 {
 			c.Player = g.pick(genPlayers)
 		}
+	case n < 98:
+		// The leader's reclamations: often of what is idle by then (the
+		// latest time there is), sometimes of what is not.
+		c.Kind = KindDeleteRoom
+		c.At, c.Cutoff = g.reclaimTimes()
+		c.RequestID = ""
+	default:
+		c.Kind = KindReclaimSeat
+		c.Player = g.pick(genPlayers)
+		c.At, c.Cutoff = g.reclaimTimes()
+		c.RequestID = ""
+	}
+	if c.Player != "" && c.Kind != KindReclaimSeat {
+		// Mostly the player's own token; sometimes none (entries from
+		// before tokens), sometimes another player's or a forged one.
+		switch n := g.r.IntN(32); {
+		case n < 29:
+			c.TokenHash = HashToken("token-of-" + c.Player + "-0123456789")
+		case n < 30:
+		case n < 31:
+			c.TokenHash = HashToken("token-of-" + g.pick(genPlayers) + "-0123456789")
+		default:
+			c.TokenHash = HashToken(forgedToken)
+		}
 	}
 	// Break one field now and then.
 	if g.r.IntN(15) == 0 {
-		switch g.r.IntN(7) {
+		switch g.r.IntN(10) {
 		case 0:
 			c.Letter = g.pick(badLetters)
 		case 1:
@@ -101,9 +127,25 @@ func (g *gen) command() Command {
 			c.Kind = Kind(g.r.IntN(256))
 		case 6:
 			c.MaxWrong = g.r.IntN(60) - 30
+		case 7:
+			c.Limit = g.r.IntN(200) - 20
+		case 8:
+			c.TokenHash = g.pick([]string{"short", HashToken("x")[:31]})
+		case 9:
+			c.Cutoff = g.r.Int64N(maxAt+2) - 1
 		}
 	}
 	return c
+}
+
+// reclaimTimes returns the time and cutoff of a reclamation: half the
+// time the latest there are, which reclaim whatever they address.
+func (g *gen) reclaimTimes() (at, cutoff int64) {
+	if g.r.IntN(2) == 0 {
+		return maxAt, maxAt
+	}
+	at = g.r.Int64N(maxAt + 1)
+	return at, g.r.Int64N(at + 1)
 }
 
 // entry returns the next log entry.
@@ -222,7 +264,7 @@ func (rs *replicas) final(entry []byte, res []Result) {
 		if err != nil || c.RequestID == "" || CodeOf(r.Err) == CodeInvalid {
 			continue
 		}
-		k := missingKey{room: c.Room, id: c.RequestID}
+		k := missingKey{room: c.Room, sessionKey: sessionKey{scope: c.TokenHash, id: c.RequestID}}
 		first, ok := rs.answers[k]
 		if !ok {
 			if r.Duplicate {
@@ -233,6 +275,16 @@ func (rs *replicas) final(entry []byte, res []Result) {
 		}
 		if !r.Duplicate || r.Outcome != first.Outcome || r.Index != first.Index || CodeOf(r.Err) != CodeOf(first.Err) || fmt.Sprint(r.Err) != fmt.Sprint(first.Err) {
 			t.Fatalf("entry %d: request %s in %s answered\n%+v\nafter its first answer\n%+v", rs.index, c.RequestID, c.Room, r, first)
+		}
+	}
+}
+
+// forget drops the answers of a deleted room's requests, which went with
+// it.
+func (rs *replicas) forget(room string) {
+	for k := range rs.answers {
+		if k.room == room {
+			delete(rs.answers, k)
 		}
 	}
 }
@@ -315,6 +367,10 @@ func (rs *replicas) applyBatch(entry []byte) {
 			t.Fatalf("batch %d: room %s event seq %d prev %d, state seq %d; room was at %d", rs.index, r.Room, r.Event.Seq, r.Event.Prev, r.State.Seq, rs.seqs[r.Room])
 		}
 		rs.seqs[r.Room] = r.Event.Seq
+		if r.Event.Kind == EventRoomDeleted {
+			delete(rs.seqs, r.Room)
+			rs.forget(r.Room)
+		}
 	}
 	game := stateBytes(t, rs.ms[0])
 	if refused && !bytes.Equal(rs.game, game) {
@@ -355,6 +411,16 @@ func (rs *replicas) check(entry []byte, res Result, snap, game []byte) {
 			t.Fatalf("entry %d: event %+v does not match result %+v", rs.index, ev, res)
 		}
 		rs.seqs[res.Room] = ev.Seq
+		if ev.Kind == EventRoomDeleted {
+			// Gone, with what it remembered: a room of that name starts
+			// afresh.
+			if _, ok := m.Room(res.Room); ok || res.State.Status != StatusDeleted || len(res.State.Players) != 0 || res.State.Masked != "" {
+				t.Fatalf("entry %d: room %s deleted, but state %+v (still there: %v)", rs.index, res.Room, res.State, ok)
+			}
+			delete(rs.seqs, res.Room)
+			rs.forget(res.Room)
+			return
+		}
 	}
 	if res.Err == nil {
 		if s, _ := m.Room(res.Room); !reflect.DeepEqual(s, res.State) {
@@ -436,7 +502,7 @@ func TestGeneratorCoverage(t *testing.T) {
 	g := newGen(1, 1)
 	m := New()
 	outcomes := map[string]int{}
-	for i := range 3000 {
+	for i := range 6000 {
 		res := m.Apply(uint64(i+1), g.entry())
 		switch {
 		case res.Err != nil && res.Duplicate:
@@ -455,6 +521,7 @@ func TestGeneratorCoverage(t *testing.T) {
 		"room_created  playing", "player_joined  playing", "player_renamed  playing",
 		"guess correct playing", "guess wrong playing", "guess repeated playing",
 		"guess correct won", "guess wrong lost", "round_started  playing",
+		"refused permission", "room_deleted  deleted", "seat_reclaimed  playing",
 	} {
 		want := 5
 		if strings.HasPrefix(kind, EventRoomCreated) {

@@ -209,16 +209,76 @@ func TestRestoreVersion1(t *testing.T) {
 	checkSameRefusal(t, restored(t, snap).ApplyCommand(15, withID(guess("den", "p2", "q"), "g3")), first)
 
 	// gameMachine today, less what version 1 cannot hold, is the fixture.
+	checkFixture(t, v1, func(f *snapshotFile) { downgrade(f, 1); f.Applied = 11 })
+}
+
+// checkFixture checks that the snapshot of gameMachine, made old by
+// downgrade, is the fixture: the fixture is the same game as the current
+// tests play, written by an older version.
+func checkFixture(t *testing.T, fixture []byte, downgrade func(*snapshotFile)) {
+	t.Helper()
 	f := decodeSnapshot(t, snapshotBytes(t, gameMachine(t)))
-	f.Version, f.Applied, f.Missing = 1, 11, nil
-	f.Rooms[1].Sessions = f.Rooms[1].Sessions[:3]
+	downgrade(&f)
 	b, err := json.Marshal(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(append(b, '\n'), v1) {
-		t.Fatalf("gameMachine's version 1 part\n%s\ndiffers from the fixture\n%s", b, v1)
+	if !bytes.Equal(append(b, '\n'), fixture) {
+		t.Fatalf("gameMachine's version %d part\n%s\ndiffers from the fixture\n%s", f.Version, b, fixture)
 	}
+}
+
+// TestRestoreVersion2 restores a snapshot written before player tokens
+// (testdata/snapshot-v2.json, gameMachine's state then). Its seats have no
+// token: the first join that carries one claims the seat, and until then a
+// command with a token cannot act as the player. Its rooms and players
+// take the time of the room's last event, and its remembered requests
+// answer retries without a token as they did.
+func TestRestoreVersion2(t *testing.T) {
+	v2, err := os.ReadFile(filepath.Join("testdata", "snapshot-v2.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := decodeSnapshot(t, v2); f.Version != 2 {
+		t.Fatalf("fixture is version %d", f.Version)
+	}
+	m := restored(t, v2)
+	if m.Applied() != 13 {
+		t.Fatalf("Applied() = %d, want 13", m.Applied())
+	}
+	f := decodeSnapshot(t, snapshotBytes(t, m))
+	if f.Version != snapshotVersion {
+		t.Fatalf("snapshot after a version 2 restore is version %d", f.Version)
+	}
+	for _, r := range f.Rooms {
+		if r.LastAt != at0 {
+			t.Errorf("room %s restored with time %d, want its last event's %d", r.Name, r.LastAt, int64(at0))
+		}
+		for _, p := range r.Players {
+			if p.LastAt != at0 || p.TokenHash != "" {
+				t.Errorf("player %s of %s restored with time %d and token hash %q, want %d and none", p.ID, r.Name, p.LastAt, p.TokenHash, int64(at0))
+			}
+		}
+	}
+	h := &harness{tb: t, m: m, index: 13}
+	// Retries without a token are answered as before.
+	if res := h.apply(withID(guess("den", "p1", "q"), "g1")); !res.Duplicate || res.Outcome != OutcomeWrong || res.Index != 4 {
+		t.Fatalf("retry of an applied request: %+v", res)
+	}
+	// A guess with a token cannot act on a seat nobody has claimed.
+	h.refused(as(guess("attic", "p1", "e"), annToken), CodePermission)
+	// The first join with a token claims the seat, score and all; then
+	// only that token acts as the player.
+	h.ok(as(join("attic", "p1", "Ann"), annToken))
+	h.refused(as(join("attic", "p1", "Ann"), forgedToken), CodePermission)
+	h.refused(guess("attic", "p1", "e"), CodePermission)
+	if res := h.ok(as(guess("attic", "p1", "b"), annToken)); res.Outcome != OutcomeCorrect || scores(res.State) != "p1=4" {
+		t.Fatalf("claimed seat's guess: %+v", res)
+	}
+	// A seat nobody claimed still takes commands without a token.
+	h.ok(join("den", "p2", "Zoë"))
+
+	checkFixture(t, v2, func(f *snapshotFile) { downgrade(f, 2); f.Applied = 13 })
 }
 
 // TestRefusalsSurviveSnapshots checks that a replica restored from a

@@ -2,6 +2,7 @@ package game
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -10,27 +11,29 @@ import (
 )
 
 // gameMachine returns a machine in the middle of things: a room whose
-// round was won and another being played, with players, sessions (a
-// refusal among them), events, and a refusal of a request to a room that
-// does not exist.
+// round was won and another being played, with players (with tokens, and
+// one from before tokens), sessions (refusals among them, one of a forged
+// command in its own scope), events, and a refusal of a request to a room
+// that does not exist.
 func gameMachine(t testing.TB) *Machine {
 	t.Helper()
 	h := newHarness(t)
 	h.ok(withID(create("den", "ox"), "c1"))
-	h.ok(withID(join("den", "p1", "Ann"), "j1"))
+	h.ok(withID(as(join("den", "p1", "Ann"), annToken), "j1"))
 	h.ok(join("den", "p2", "Zoë"))
-	h.ok(withID(guess("den", "p1", "z"), "g1"))
+	h.ok(withID(as(guess("den", "p1", "z"), annToken), "g1"))
 	h.ok(guess("den", "p2", "o"))
-	h.ok(guess("den", "p1", "x"))
+	h.ok(as(guess("den", "p1", "x"), annToken))
 	c := create("attic", "banana")
 	c.MaxWrong = 3
 	h.ok(c)
-	h.ok(join("attic", "p1", "Ann"))
-	h.ok(withID(guess("attic", "p1", "a"), "g2"))
-	h.ok(guess("attic", "p1", "q"))
+	h.ok(as(join("attic", "p1", "Ann"), annToken))
+	h.ok(withID(as(guess("attic", "p1", "a"), annToken), "g2"))
+	h.ok(as(guess("attic", "p1", "q"), annToken))
 	h.refused(guess("attic", "p1", "1"), CodeInvalid)
 	h.refused(withID(guess("den", "p2", "q"), "g3"), CodePrecondition)
 	h.refused(withID(join("cellar", "p1", "Ann"), "j2"), CodeNotFound) // applied index 13
+	h.refused(withID(as(guess("den", "p1", "q"), forgedToken), "g1"), CodePermission)
 	return h.m
 }
 
@@ -54,6 +57,39 @@ func TestRestoreRoundTrip(t *testing.T) {
 			}
 		})
 	}
+}
+
+// downgrade makes s a snapshot of version v, leaving out what v cannot
+// hold: before 3 tokens, times, scopes and the refusals for want of a
+// token; before 2 every refusal.
+func downgrade(s *snapshotFile, v int) {
+	s.Version = v
+	keep := func(ss []sessionRecord) []sessionRecord {
+		var out []sessionRecord
+		for _, rec := range ss {
+			if rec.Code == CodePermission || v < 2 && rec.Code != 0 {
+				continue
+			}
+			rec.Scope = ""
+			out = append(out, rec)
+		}
+		return out
+	}
+	for i := range s.Rooms {
+		r := &s.Rooms[i]
+		r.LastAt = 0
+		for j := range r.Players {
+			r.Players[j].TokenHash, r.Players[j].LastAt = "", 0
+		}
+		r.Sessions = keep(r.Sessions)
+	}
+	var missing []missingRecord
+	for _, rec := range s.Missing {
+		if kept := keep([]sessionRecord{rec.sessionRecord}); len(kept) == 1 {
+			missing = append(missing, missingRecord{Room: rec.Room, sessionRecord: kept[0]})
+		}
+	}
+	s.Missing = missing
 }
 
 // corrupt returns the snapshot of gameMachine changed by f.
@@ -80,10 +116,10 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 	den := func(f func(*roomRecord)) func(*snapshotFile) {
 		return func(s *snapshotFile) { f(&s.Rooms[1]) }
 	}
-	players := func(n int) []Player {
-		ps := make([]Player, n)
+	players := func(n int) []playerRecord {
+		ps := make([]playerRecord, n)
 		for i := range ps {
-			ps[i] = Player{ID: fmt.Sprintf("p%d", i), Name: "P"}
+			ps[i] = playerRecord{Player: Player{ID: fmt.Sprintf("p%d", i), Name: "P"}}
 		}
 		return ps
 	}
@@ -99,9 +135,29 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		snap []byte
 	}{
 		{"version 0", corrupt(t, func(s *snapshotFile) { s.Version = 0 })},
-		{"version 3", corrupt(t, func(s *snapshotFile) { s.Version = 3 })},
-		{"version 1 with refusals", corrupt(t, func(s *snapshotFile) { s.Version = 1; s.Missing = nil })},
-		{"version 1 with refusals of missing rooms", corrupt(t, func(s *snapshotFile) { s.Version = 1; s.Rooms[1].Sessions = s.Rooms[1].Sessions[:3] })},
+		{"version 4", corrupt(t, func(s *snapshotFile) { s.Version = 4 })},
+		{"version 1 with refusals", corrupt(t, func(s *snapshotFile) { downgrade(s, 2); s.Version = 1; s.Missing = nil })},
+		{"version 1 with refusals of missing rooms", corrupt(t, func(s *snapshotFile) { missing := s.Missing; downgrade(s, 1); s.Missing = missing })},
+		{"version 2 with a token hash", corrupt(t, func(s *snapshotFile) {
+			downgrade(s, 2)
+			s.Rooms[1].Players[0].TokenHash = hex.EncodeToString([]byte(HashToken(annToken)))
+		})},
+		{"version 2 with a scope", corrupt(t, func(s *snapshotFile) {
+			downgrade(s, 2)
+			s.Rooms[1].Sessions[1].Scope = hex.EncodeToString([]byte(HashToken(annToken)))
+		})},
+		{"version 2 with a room's time", corrupt(t, func(s *snapshotFile) { downgrade(s, 2); s.Rooms[0].LastAt = at0 })},
+		{"version 2 with a player's time", corrupt(t, func(s *snapshotFile) { downgrade(s, 2); s.Rooms[0].Players[0].LastAt = at0 })},
+		{"version 2 with a refusal for want of a token", corrupt(t, func(s *snapshotFile) {
+			downgrade(s, 2)
+			s.Rooms[1].Sessions = append(s.Rooms[1].Sessions, sessionRecord{ID: "forged", session: session{Seq: 13, Code: CodePermission, Msg: "no"}})
+		})},
+		{"invalid token hash", corrupt(t, den(func(r *roomRecord) { r.Players[0].TokenHash = "zz" }))},
+		{"short token hash", corrupt(t, den(func(r *roomRecord) { r.Players[0].TokenHash = r.Players[0].TokenHash[2:] }))},
+		{"invalid scope", corrupt(t, den(func(r *roomRecord) { r.Sessions[1].Scope = "scope" }))},
+		{"player acted after the room", corrupt(t, den(func(r *roomRecord) { r.Players[0].LastAt = r.LastAt + 1 }))},
+		{"negative player time", corrupt(t, den(func(r *roomRecord) { r.Players[0].LastAt = -1 }))},
+		{"room time past the year 9999", corrupt(t, attic(func(r *roomRecord) { r.LastAt = maxAt + 1 }))},
 		{"duplicate room", corrupt(t, func(s *snapshotFile) { s.Rooms = append(s.Rooms, s.Rooms[1]) })},
 		{"invalid room name", corrupt(t, attic(func(r *roomRecord) { r.Name = "At.tic" }))},
 		{"empty room name", corrupt(t, attic(func(r *roomRecord) { r.Name = "" }))},
@@ -136,14 +192,15 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		{"blank player name", corrupt(t, den(func(r *roomRecord) { r.Players[1].Name = " " }))},
 		{"control char in name", corrupt(t, den(func(r *roomRecord) { r.Players[1].Name = "a\x07" }))},
 		{"too many sessions", corrupt(t, den(func(r *roomRecord) { r.Sessions = sessions(SessionWindow + 1) }))},
-		{"repeated session", corrupt(t, den(func(r *roomRecord) { r.Sessions[1].ID = r.Sessions[0].ID }))},
+		{"repeated session", corrupt(t, den(func(r *roomRecord) { r.Sessions[1].ID, r.Sessions[1].Scope = r.Sessions[0].ID, r.Sessions[0].Scope }))},
+		{"repeated session in one scope", corrupt(t, den(func(r *roomRecord) { r.Sessions[2].ID = r.Sessions[1].ID }))},
 		{"empty session id", corrupt(t, den(func(r *roomRecord) { r.Sessions[0].ID = "" }))},
 		{"invalid session id", corrupt(t, den(func(r *roomRecord) { r.Sessions[0].ID = "a b" }))},
-		{"session past applied", corrupt(t, den(func(r *roomRecord) { r.Sessions[0].Seq = 14 }))},
+		{"session past applied", corrupt(t, den(func(r *roomRecord) { r.Sessions[0].Seq = 15 }))},
 		{"unknown outcome", corrupt(t, den(func(r *roomRecord) { r.Sessions[2].Outcome = "lucky" }))},
 		{"refusal with an outcome", corrupt(t, den(func(r *roomRecord) { r.Sessions[3].Outcome = OutcomeWrong }))},
 		{"refusal without a message", corrupt(t, den(func(r *roomRecord) { r.Sessions[3].Msg = "" }))},
-		{"refusal with an unknown code", corrupt(t, den(func(r *roomRecord) { r.Sessions[3].Code = CodePrecondition + 1 }))},
+		{"refusal with an unknown code", corrupt(t, den(func(r *roomRecord) { r.Sessions[3].Code = CodePermission + 1 }))},
 		{"message without a refusal", corrupt(t, den(func(r *roomRecord) { r.Sessions[3].Code = 0 }))},
 		{"refusal of an existing room", corrupt(t, func(s *snapshotFile) { s.Missing[0].Room = "den" })},
 		{"refusal of an invalid room", corrupt(t, func(s *snapshotFile) { s.Missing[0].Room = "Cellar" })},
@@ -195,8 +252,8 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		{"truncated", valid[:len(valid)/2]},
 		{"unknown field", bytes.Replace(valid, []byte(`"applied"`), []byte(`"extra":1,"applied"`), 1)},
 		{"unknown room field", bytes.Replace(valid, []byte(`"round"`), []byte(`"secret":1,"round"`), 1)},
-		{"string version", bytes.Replace(valid, []byte(`"version":2`), []byte(`"version":"2"`), 1)},
-		{"negative applied", bytes.Replace(valid, []byte(`"applied":13`), []byte(`"applied":-13`), 1)},
+		{"string version", bytes.Replace(valid, []byte(`"version":3`), []byte(`"version":"3"`), 1)},
+		{"negative applied", bytes.Replace(valid, []byte(`"applied":14`), []byte(`"applied":-14`), 1)},
 	}
 	tests = append(tests, raw...)
 

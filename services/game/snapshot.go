@@ -2,6 +2,7 @@ package game
 
 import (
 	"bufio"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,14 +12,19 @@ import (
 
 // snapshotVersion is written first in every snapshot so the format can
 // change. Version 2 added refusals to the session tables (a session's code
-// and message, and the refusals of requests to missing rooms); Restore
-// still reads version 1, which has neither.
-const snapshotVersion = 2
+// and message, and the refusals of requests to missing rooms). Version 3
+// added player tokens and times: each player's token hash and when they
+// last acted, each room's last time, and each remembered request's scope.
+// Restore still reads versions 1 and 2: their seats have no token (the
+// next join with one claims the seat), their requests the empty scope, and
+// their rooms and players the time of the room's last event.
+const snapshotVersion = 3
 
 // MaxSnapshotSize bounds what Restore reads; a snapshot larger than any
 // state MaxRooms rooms can hold is not ours. (The largest, every room full
-// of the longest names, refusals and events, takes about 3.6 GB.)
-const MaxSnapshotSize = 4 << 30
+// of the longest names, tokens, refusals in scopes of their own and
+// events, takes about 4.4 GB.)
+const MaxSnapshotSize = 6 << 30
 
 type snapshotFile struct {
 	Version int          `json:"version"`
@@ -38,14 +44,27 @@ type roomRecord struct {
 	Guessed  string          `json:"guessed"`
 	Wrong    string          `json:"wrong"`
 	Status   Status          `json:"status"`
-	Players  []Player        `json:"players"`
+	Players  []playerRecord  `json:"players"`
 	Last     *LastGuess      `json:"last,omitempty"`
 	Sessions []sessionRecord `json:"sessions"`
 	Events   []Event         `json:"events"`
+	// LastAt is room.lastAt (version 3 on).
+	LastAt int64 `json:"lastAt,omitempty"`
 }
 
+// playerRecord is a seat: the public player, the hex of its token hash and
+// when the player last acted (the last two from version 3 on).
+type playerRecord struct {
+	Player
+	TokenHash string `json:"tokenHash,omitempty"`
+	LastAt    int64  `json:"lastAt,omitempty"`
+}
+
+// sessionRecord is one remembered request: its id, the hex of its scope
+// (version 3 on; see sessionKey) and its first answer.
 type sessionRecord struct {
-	ID string `json:"id"`
+	ID    string `json:"id"`
+	Scope string `json:"scope,omitempty"`
 	session
 }
 
@@ -63,19 +82,20 @@ func (m *Machine) Snapshot(w io.Writer) error {
 		rec := roomRecord{
 			Name: r.name, Round: r.round, Seq: r.seq, Prev: r.prev, Word: r.word, MaxWrong: r.maxWrong,
 			Guessed: string(r.guessed), Wrong: string(r.wrong), Status: r.status,
-			Players: make([]Player, len(r.players)), Last: r.last,
+			Players: make([]playerRecord, len(r.players)), Last: r.last,
 			Sessions: make([]sessionRecord, len(r.sessions.order)), Events: r.history.events(),
+			LastAt: r.lastAt,
 		}
 		for i, p := range r.players {
-			rec.Players[i] = *p
+			rec.Players[i] = playerRecord{Player: p.Player, TokenHash: hex.EncodeToString([]byte(p.hash)), LastAt: p.lastAt}
 		}
-		for i, id := range r.sessions.order {
-			rec.Sessions[i] = sessionRecord{ID: id, session: r.sessions.answers[id]}
+		for i, k := range r.sessions.order {
+			rec.Sessions[i] = sessionRecordOf(k, r.sessions.answers[k])
 		}
 		f.Rooms = append(f.Rooms, rec)
 	}
 	for _, k := range m.missing.order {
-		f.Missing = append(f.Missing, missingRecord{Room: k.room, sessionRecord: sessionRecord{ID: k.id, session: m.missing.answers[k]}})
+		f.Missing = append(f.Missing, missingRecord{Room: k.room, sessionRecord: sessionRecordOf(k.sessionKey, m.missing.answers[k])})
 	}
 	bw := bufio.NewWriter(w)
 	if err := json.NewEncoder(bw).Encode(f); err != nil {
@@ -85,6 +105,10 @@ func (m *Machine) Snapshot(w io.Writer) error {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
 	return nil
+}
+
+func sessionRecordOf(k sessionKey, s session) sessionRecord {
+	return sessionRecord{ID: k.id, Scope: hex.EncodeToString([]byte(k.scope)), session: s}
 }
 
 // Restore replaces the state of m with a snapshot written by Snapshot. The
@@ -97,7 +121,7 @@ func (m *Machine) Restore(rd io.Reader) error {
 	if err := dec.Decode(&f); err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
 	}
-	if f.Version != 1 && f.Version != snapshotVersion {
+	if f.Version < 1 || f.Version > snapshotVersion {
 		return fmt.Errorf("read snapshot: unknown version %d", f.Version)
 	}
 	if len(f.Rooms) > MaxRooms {
@@ -125,7 +149,11 @@ func (m *Machine) Restore(rd io.Reader) error {
 	}
 	var missing window[missingKey]
 	for i, rec := range f.Missing {
-		k := missingKey{room: rec.Room, id: rec.ID}
+		key, err := rec.key(&f)
+		if err != nil {
+			return fmt.Errorf("read snapshot: refusal %d: %w", i, err)
+		}
+		k := missingKey{room: rec.Room, sessionKey: key}
 		switch _, dup := missing.get(k); {
 		case !ValidRoom(rec.Room) || rooms[rec.Room] != nil:
 			// A room takes over its refusals when it is created.
@@ -146,6 +174,32 @@ func (m *Machine) Restore(rd io.Reader) error {
 	return nil
 }
 
+// key returns the request rec remembers, checking its scope: a token hash,
+// or none, and none before version 3.
+func (rec *sessionRecord) key(f *snapshotFile) (sessionKey, error) {
+	scope, err := tokenHash(rec.Scope, f)
+	if err != nil {
+		return sessionKey{}, fmt.Errorf("request id %q: %w", clip(rec.ID), err)
+	}
+	return sessionKey{scope: scope, id: rec.ID}, nil
+}
+
+// tokenHash decodes the hex of a token hash read from snapshot f: empty,
+// or TokenHashLen bytes from version 3 on.
+func tokenHash(h string, f *snapshotFile) (string, error) {
+	if h == "" {
+		return "", nil
+	}
+	if f.Version < 3 {
+		return "", fmt.Errorf("holds a token hash, which version %d does not", f.Version)
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != TokenHashLen {
+		return "", fmt.Errorf("invalid token hash")
+	}
+	return string(b), nil
+}
+
 // check verifies one remembered answer of snapshot f: a valid request id,
 // an index f has applied, and either an outcome or a refusal, the latter
 // only from version 2 on.
@@ -164,7 +218,9 @@ func (rec *sessionRecord) check(f *snapshotFile) error {
 		return nil
 	case f.Version < 2:
 		return fmt.Errorf("request id %q holds a refusal, which version %d does not", clip(rec.ID), f.Version)
-	case s.Code < CodeInvalid || s.Code > CodePrecondition || s.Msg == "" || s.Outcome != "":
+	case s.Code == CodePermission && f.Version < 3:
+		return fmt.Errorf("request id %q holds a refusal for want of a token, which version %d does not", clip(rec.ID), f.Version)
+	case s.Code < CodeInvalid || s.Code > CodePermission || s.Msg == "" || s.Outcome != "":
 		return fmt.Errorf("request id %q holds an invalid refusal", clip(rec.ID))
 	}
 	return nil
@@ -188,7 +244,7 @@ func (rec *roomRecord) room(f *snapshotFile) (*room, error) {
 	r := &room{
 		name: rec.Name, round: rec.Round, seq: rec.Seq, prev: rec.Prev, word: rec.Word, maxWrong: rec.MaxWrong,
 		guessed: []byte(rec.Guessed), wrong: []byte(rec.Wrong), status: rec.Status,
-		last: rec.Last,
+		last: rec.Last, lastAt: rec.LastAt,
 	}
 	if err := r.checkLetters(); err != nil {
 		return nil, err
@@ -196,20 +252,51 @@ func (rec *roomRecord) room(f *snapshotFile) (*room, error) {
 	if err := r.restoreHistory(rec.Events); err != nil {
 		return nil, err
 	}
+	if f.Version < 3 {
+		if rec.LastAt != 0 {
+			return nil, fmt.Errorf("holds a time, which version %d does not", f.Version)
+		}
+		// Before times were kept, the room was last played when its
+		// last event happened.
+		if evs := r.history.events(); len(evs) > 0 {
+			r.lastAt = min(max(evs[len(evs)-1].At.UnixMilli(), 0), maxAt)
+		}
+	}
+	if r.lastAt < 0 || r.lastAt > maxAt {
+		return nil, fmt.Errorf("invalid time %d", r.lastAt)
+	}
 	for _, p := range rec.Players {
-		if !ValidPlayerID(p.ID) || !ValidName(p.Name) || r.player(p.ID) != nil {
+		if !ValidPlayerID(p.ID) || !ValidName(p.Name) || r.seat(p.ID) != nil {
 			return nil, fmt.Errorf("invalid or repeated player %q", clip(p.ID))
 		}
-		r.players = append(r.players, &p)
+		hash, err := tokenHash(p.TokenHash, f)
+		if err != nil {
+			return nil, fmt.Errorf("player %q: %w", clip(p.ID), err)
+		}
+		at := p.LastAt
+		switch {
+		case f.Version < 3 && at != 0:
+			return nil, fmt.Errorf("player %q holds a time, which version %d does not", clip(p.ID), f.Version)
+		case f.Version < 3:
+			at = r.lastAt
+		case at < 0 || at > r.lastAt:
+			// The room's time is the latest of its players'.
+			return nil, fmt.Errorf("player %q acted at %d, not within the room's time %d", clip(p.ID), at, r.lastAt)
+		}
+		r.players = append(r.players, &seat{Player: p.Player, hash: hash, lastAt: at})
 	}
 	for _, s := range rec.Sessions {
 		if err := s.check(f); err != nil {
 			return nil, err
 		}
-		if _, dup := r.sessions.get(s.ID); dup {
+		k, err := s.key(f)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := r.sessions.get(k); dup {
 			return nil, fmt.Errorf("request id %q appears twice", clip(s.ID))
 		}
-		r.sessions.record(s.ID, s.session, SessionWindow)
+		r.sessions.record(k, s.session, SessionWindow)
 	}
 	return r, nil
 }

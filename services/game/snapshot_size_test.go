@@ -7,8 +7,9 @@ import (
 )
 
 // TestMaxSnapshotSizeHoldsTheLargestState builds the largest room the
-// rules allow (longest names, every player, a full session window of the
-// longest refusals, a full event history) and the largest table of refusals
+// rules allow (longest names, every player with a token, a full session
+// window of the longest refusals each in a scope of its own, a full event
+// history) and the largest table of refusals
 // of missing rooms, and checks that MaxRooms such rooms and that table fit
 // in MaxSnapshotSize: Restore must never refuse a state the cluster can
 // reach.
@@ -21,19 +22,19 @@ func TestMaxSnapshotSizeHoldsTheLargestState(t *testing.T) {
 	h := newHarness(t)
 	h.ok(create(room, strings.Repeat("q", MaxWordLen)))
 	for i := range MaxPlayers {
-		h.ok(join(room, id("p", i), names[0]))
+		h.ok(as(join(room, id("p", i), names[0]), id("t", i)))
 	}
 	for i := range SessionWindow {
-		checkRefused(t, h.apply(withID(guess(room, id("x", i), "a"), id("q", i))), CodePrecondition)
+		checkRefused(t, h.apply(withID(as(guess(room, id("x", i), "a"), id("t", i)), id("q", i))), CodePrecondition)
 	}
 	for i := range EventHistory {
-		h.ok(join(room, id("p", i%MaxPlayers), names[(i/MaxPlayers+1)%2]))
+		h.ok(as(join(room, id("p", i%MaxPlayers), names[(i/MaxPlayers+1)%2]), id("t", i%MaxPlayers)))
 	}
 	roomSize := len(roomsBytes(t, h.m))
 
 	m := New()
 	for i := range MissingRoomWindow {
-		checkRefused(t, m.ApplyCommand(uint64(i+1), withID(guess(room, id("x", i), "a"), id("q", i))), CodeNotFound)
+		checkRefused(t, m.ApplyCommand(uint64(i+1), withID(as(guess(room, id("x", i), "a"), id("t", i)), id("q", i))), CodeNotFound)
 	}
 	missingSize := len(snapshotBytes(t, m))
 

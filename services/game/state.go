@@ -5,11 +5,14 @@ import "time"
 // Status of a round.
 type Status string
 
-// Round statuses, as they appear in the public state.
+// Round statuses, as they appear in the public state. StatusDeleted is
+// the status of the last state of a room, published when an idle room is
+// reclaimed: it has no round, players or letters any more.
 const (
 	StatusPlaying Status = "playing"
 	StatusWon     Status = "won"
 	StatusLost    Status = "lost"
+	StatusDeleted Status = "deleted"
 )
 
 // Outcome of a guess.
@@ -87,6 +90,12 @@ const (
 	EventPlayerRenamed = "player_renamed"
 	EventGuess         = "guess"
 	EventRoundStarted  = "round_started"
+	// EventSeatReclaimed: Player had not acted for so long while others
+	// played that the leader freed their seat (and score).
+	EventSeatReclaimed = "seat_reclaimed"
+	// EventRoomDeleted: the room was idle for so long that the leader
+	// deleted it; its name is free again.
+	EventRoomDeleted = "room_deleted"
 )
 
 // Summary is one room as the lobby lists it.

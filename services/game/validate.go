@@ -1,6 +1,7 @@
 package game
 
 import (
+	"crypto/sha256"
 	"unicode"
 	"unicode/utf8"
 )
@@ -23,9 +24,12 @@ const (
 	DefaultMaxWrong = 6
 	// MaxMaxWrong is the largest wrong-guess limit a room may set.
 	MaxMaxWrong = 26
-	// MaxPlayers bounds the players of one room.
+	// MaxPlayers bounds the players of one room: the most a proposer's cap
+	// (Command.Limit of a join) may allow, and what a snapshot may hold.
 	MaxPlayers = 64
-	// MaxRooms bounds the rooms of one cluster.
+	// MaxRooms bounds the rooms of one cluster: the most a proposer's cap
+	// (Command.Limit of a creation) may allow, and what a snapshot may
+	// hold. The snapshot's size bound is sized for it.
 	MaxRooms = 10000
 	// SessionWindow is how many request ids a room remembers, with their
 	// first answers (applied or refused). A retry is answered as the first
@@ -36,6 +40,12 @@ const (
 	// rooms that do not exist the cluster remembers, all rooms together
 	// (a room remembers its own in its SessionWindow once it is created).
 	MissingRoomWindow = 4096
+	// MinTokenLen and MaxTokenLen bound a player's token: at least 22
+	// characters of the URL-safe base64 alphabet carry 132 bits, when
+	// drawn at random as the nodes and the page draw them.
+	MinTokenLen, MaxTokenLen = 22, 64
+	// TokenHashLen is the length of HashToken's result, in bytes.
+	TokenHashLen = sha256.Size
 )
 
 // ValidRoom reports whether s is a room name: 1-32 of [a-z0-9_-], starting
@@ -107,6 +117,26 @@ func ValidRequestID(s string) bool {
 		}
 	}
 	return true
+}
+
+// ValidToken reports whether s can be a player's token: 22-64 of
+// [A-Za-z0-9_-], the alphabet of URL-safe base64, so it travels in JSON,
+// URLs and gRPC metadata unescaped.
+func ValidToken(s string) bool {
+	if len(s) < MinTokenLen || len(s) > MaxTokenLen {
+		return false
+	}
+	return ValidPlayerID(s)
+}
+
+// HashToken returns what the replicated state keeps of a player's token:
+// its SHA-256, as TokenHashLen raw bytes. The token is a random secret of
+// at least 128 bits, so a plain hash is enough (no salt, no slow hash:
+// there is no dictionary to guess from), and whoever reads the log, a
+// snapshot or the state learns nothing that lets them act as the player.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return string(sum[:])
 }
 
 // ValidWord reports whether s can be a secret word: 2-32 letters a-z.
