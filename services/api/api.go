@@ -13,6 +13,13 @@
 // refused once (FailedPrecondition, NotFound, AlreadyExists) is refused
 // again with the same status and message, never applied later. Guesses may
 // come one per call (Guess) or many over one stream (Guesses, stream.go).
+//
+// A seat belongs to whoever holds its token (tokens.go): the service
+// draws it for a join that brings none, hashes whatever token a call
+// brings into the command (the token itself never enters the log), and
+// answers PERMISSION_DENIED for a call that acts as a player without the
+// seat's token. It also stamps its caps (Limits) on the commands it
+// proposes, so every replica applies the same ones.
 package api
 
 import (
@@ -90,15 +97,35 @@ type Service struct {
 	// now and pick are the service's clock and word choice; tests set them.
 	now  func() time.Time
 	pick func() string
-	// streamGuesses holds a token per guess of any Guesses stream being
+	// streamGuesses holds a slot per guess of any Guesses stream being
 	// committed (at most MaxStreamGuesses).
 	streamGuesses chan struct{}
 	workers       workers
+	limits        Limits
 }
 
+// Limits are the caps the service stamps on the commands it proposes
+// (game.Command.Limit). Zero fields mean the game's own bounds.
+type Limits struct {
+	// MaxRooms is the most rooms a creation may leave the cluster with.
+	MaxRooms int
+	// MaxPlayers is the most players a join may leave a room with.
+	MaxPlayers int
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithLimits makes the service propose its commands with the caps l.
+func WithLimits(l Limits) Option { return func(s *Service) { s.limits = l } }
+
 // New returns a Service proposing through r.
-func New(r Replica, log *slog.Logger) *Service {
-	return &Service{replica: r, log: log, now: time.Now, pick: randomWord, streamGuesses: make(chan struct{}, MaxStreamGuesses), workers: workers{jobs: make(chan func())}}
+func New(r Replica, log *slog.Logger, opts ...Option) *Service {
+	s := &Service{replica: r, log: log, now: time.Now, pick: randomWord, streamGuesses: make(chan struct{}, MaxStreamGuesses), workers: workers{jobs: make(chan func())}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Register adds the service to s.
@@ -120,20 +147,27 @@ func newRequestID() string {
 
 // CreateRoom creates a room and its first round.
 func (s *Service) CreateRoom(ctx context.Context, req *hangmanv1.CreateRoomRequest) (*hangmanv1.CreateRoomResponse, error) {
-	cmd := game.Command{Kind: game.KindCreateRoom, Room: req.GetRoom(), MaxWrong: int(req.GetMaxWrong()), RequestID: req.GetRequestId()}
+	cmd := game.Command{Kind: game.KindCreateRoom, Room: req.GetRoom(), MaxWrong: int(req.GetMaxWrong()), RequestID: req.GetRequestId(), Limit: s.limits.MaxRooms}
 	var out *hangmanv1.CreateRoomResponse
-	err := s.write(ctx, &cmd, func(res game.Result, _ uint64) {
+	err := s.write(ctx, &cmd, "", func(res game.Result, _ uint64) {
 		out = &hangmanv1.CreateRoomResponse{State: StateProto(res.State)}
 	})
 	return out, err
 }
 
-// JoinRoom adds or renames a player.
+// JoinRoom adds or renames a player. A join that brings no token gets a
+// fresh one; any other must bring the seat's (or, for a new seat, makes
+// the one it brings the seat's).
 func (s *Service) JoinRoom(ctx context.Context, req *hangmanv1.JoinRoomRequest) (*hangmanv1.JoinRoomResponse, error) {
-	cmd := game.Command{Kind: game.KindJoinRoom, Room: req.GetRoom(), Player: req.GetPlayerId(), Name: req.GetName(), RequestID: req.GetRequestId()}
+	token := req.GetToken()
+	if token == "" {
+		token = NewToken()
+	}
+	cmd := game.Command{Kind: game.KindJoinRoom, Room: req.GetRoom(), Player: req.GetPlayerId(), Name: req.GetName(), RequestID: req.GetRequestId(), Limit: s.limits.MaxPlayers}
 	var out *hangmanv1.JoinRoomResponse
-	err := s.write(ctx, &cmd, func(res game.Result, _ uint64) {
-		out = &hangmanv1.JoinRoomResponse{State: StateProto(res.State)}
+	err := s.write(ctx, &cmd, token, func(res game.Result, _ uint64) {
+		newSeat := res.Event != nil && res.Event.Kind == game.EventPlayerJoined
+		out = &hangmanv1.JoinRoomResponse{State: StateProto(res.State), Token: token, NewSeat: newSeat}
 	})
 	return out, err
 }
@@ -143,7 +177,7 @@ func (s *Service) Guess(ctx context.Context, req *hangmanv1.GuessRequest) (*hang
 	ctx = withUncertainty(ctx)
 	cmd := game.Command{Kind: game.KindGuess, Room: req.GetRoom(), Player: req.GetPlayerId(), Letter: req.GetLetter(), RequestID: req.GetRequestId()}
 	var out *hangmanv1.GuessResponse
-	err := s.write(ctx, &cmd, func(res game.Result, _ uint64) {
+	err := s.write(ctx, &cmd, req.GetToken(), func(res game.Result, _ uint64) {
 		out = &hangmanv1.GuessResponse{Outcome: string(res.Outcome), Duplicate: res.Duplicate, State: StateProto(res.State), Index: res.Index}
 	})
 	if err == nil && retriedUncertain(ctx) {
@@ -154,11 +188,14 @@ func (s *Service) Guess(ctx context.Context, req *hangmanv1.GuessRequest) (*hang
 	return out, err
 }
 
-// NewRound starts the next round of a finished room.
+// NewRound starts the next round of a finished room, as a seated player.
 func (s *Service) NewRound(ctx context.Context, req *hangmanv1.NewRoundRequest) (*hangmanv1.NewRoundResponse, error) {
 	cmd := game.Command{Kind: game.KindNewRound, Room: req.GetRoom(), Player: req.GetPlayerId(), RequestID: req.GetRequestId()}
+	if cmd.Player == "" {
+		return nil, status.Error(codes.InvalidArgument, "player_id is required: a new round is started by a seated player, with the seat's token")
+	}
 	var out *hangmanv1.NewRoundResponse
-	err := s.write(ctx, &cmd, func(res game.Result, _ uint64) {
+	err := s.write(ctx, &cmd, req.GetToken(), func(res game.Result, _ uint64) {
 		out = &hangmanv1.NewRoundResponse{State: StateProto(res.State)}
 	})
 	return out, err
@@ -224,14 +261,20 @@ func (s *Service) Events(_ context.Context, req *hangmanv1.EventsRequest) (*hang
 	return EventsProto(page, idx), nil
 }
 
-// write validates cmd, fills in what the proposer chooses, and commits it
+// write validates cmd, checks the token of a command acting as a player
+// and puts its hash in, fills in what the proposer chooses, and commits it
 // locally when leading or through the leader otherwise, until ctx ends.
-func (s *Service) write(ctx context.Context, cmd *game.Command, done func(game.Result, uint64)) error {
+func (s *Service) write(ctx context.Context, cmd *game.Command, token string, done func(game.Result, uint64)) error {
 	if cmd.Kind == game.KindCreateRoom || cmd.Kind == game.KindNewRound {
 		cmd.Word = s.pick()
 	}
 	if err := cmd.Validate(); err != nil {
 		return toStatus(err)
+	}
+	if cmd.Kind != game.KindCreateRoom {
+		if err := withToken(cmd, token); err != nil {
+			return err
+		}
 	}
 	if cmd.RequestID == "" {
 		cmd.RequestID = newRequestID()
@@ -404,6 +447,8 @@ func toStatus(err error) error {
 		return status.Error(codes.AlreadyExists, err.Error())
 	case game.CodePrecondition:
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case game.CodePermission:
+		return status.Error(codes.PermissionDenied, err.Error())
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):

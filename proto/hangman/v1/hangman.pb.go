@@ -216,6 +216,8 @@ func (x *LastGuess) GetOutcome() string {
 
 // RoomState is a room's public state, the same shape as the NATS
 // hangman.room.<room>.state payload. word is empty while status is "playing".
+// status is "playing", "won", "lost", or "deleted" in the last state of a
+// room reclaimed for being idle.
 type RoomState struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Room      string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
@@ -471,8 +473,19 @@ type JoinRoomRequest struct {
 	// player_id is 1-64 of [A-Za-z0-9_-], chosen by the client.
 	PlayerId string `protobuf:"bytes,2,opt,name=player_id,json=playerId,proto3" json:"player_id,omitempty"`
 	// name is 1-32 printable characters; shown to other players.
-	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// request_id makes a retried call apply at most once, for this token:
+	// request ids are scoped by the token a call carries.
+	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// token proves the seat is the caller's: 22-64 of [A-Za-z0-9_-]. To join
+	// again as a seated player (rename, reload) it must be the seat's token.
+	// A first join may bring a token of its own, drawn at random (at least
+	// 128 bits), which makes the join safe to retry with the same request_id;
+	// without one the node draws one, and a join whose answer is lost cannot
+	// be retried (its seat is held by a token nobody received: join under
+	// another player_id). Only the token's SHA-256 is kept; the token itself
+	// never enters the log, NATS, logs or metrics.
+	Token         string `protobuf:"bytes,5,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -535,9 +548,22 @@ func (x *JoinRoomRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *JoinRoomRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 type JoinRoomResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	State         *RoomState             `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	State *RoomState             `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// token is the seat's token, to send with every later call as this
+	// player. Keep it secret: whoever holds it is the player.
+	Token string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	// new_seat is true when this call took a seat (not a rename, a rejoin or
+	// a retry).
+	NewSeat       bool `protobuf:"varint,3,opt,name=new_seat,json=newSeat,proto3" json:"new_seat,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -579,13 +605,29 @@ func (x *JoinRoomResponse) GetState() *RoomState {
 	return nil
 }
 
+func (x *JoinRoomResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *JoinRoomResponse) GetNewSeat() bool {
+	if x != nil {
+		return x.NewSeat
+	}
+	return false
+}
+
 type GuessRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Room     string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
 	PlayerId string                 `protobuf:"bytes,2,opt,name=player_id,json=playerId,proto3" json:"player_id,omitempty"`
 	// letter is exactly one letter a-z (either case).
-	Letter        string `protobuf:"bytes,3,opt,name=letter,proto3" json:"letter,omitempty"`
-	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Letter    string `protobuf:"bytes,3,opt,name=letter,proto3" json:"letter,omitempty"`
+	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// token is the seat's, as JoinRoom returned it.
+	Token         string `protobuf:"bytes,5,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -644,6 +686,13 @@ func (x *GuessRequest) GetLetter() string {
 func (x *GuessRequest) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *GuessRequest) GetToken() string {
+	if x != nil {
+		return x.Token
 	}
 	return ""
 }
@@ -858,10 +907,12 @@ func (x *GuessStreamResponse) GetMessage() string {
 }
 
 type NewRoundRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Room          string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
-	PlayerId      string                 `protobuf:"bytes,2,opt,name=player_id,json=playerId,proto3" json:"player_id,omitempty"`
-	RequestId     string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Room      string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	PlayerId  string                 `protobuf:"bytes,2,opt,name=player_id,json=playerId,proto3" json:"player_id,omitempty"`
+	RequestId string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// token is the seat's, as JoinRoom returned it.
+	Token         string `protobuf:"bytes,4,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -913,6 +964,13 @@ func (x *NewRoundRequest) GetPlayerId() string {
 func (x *NewRoundRequest) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *NewRoundRequest) GetToken() string {
+	if x != nil {
+		return x.Token
 	}
 	return ""
 }
@@ -1248,8 +1306,9 @@ type RoomEvent struct {
 	// prev is the room's seq before this change (0 for its creation).
 	Prev uint64 `protobuf:"varint,2,opt,name=prev,proto3" json:"prev,omitempty"`
 	Room string `protobuf:"bytes,3,opt,name=room,proto3" json:"room,omitempty"`
-	// kind is "room_created", "player_joined", "player_renamed", "guess" or
-	// "round_started".
+	// kind is "room_created", "player_joined", "player_renamed", "guess",
+	// "round_started", "seat_reclaimed" (player had been idle while others
+	// played) or "room_deleted" (the room had been idle).
 	Kind   string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
 	Round  uint64 `protobuf:"varint,5,opt,name=round,proto3" json:"round,omitempty"`
 	Player string `protobuf:"bytes,6,opt,name=player,proto3" json:"player,omitempty"`
@@ -2140,21 +2199,25 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x03 \x01(\tR\trequestId\"A\n" +
 	"\x12CreateRoomResponse\x12+\n" +
-	"\x05state\x18\x01 \x01(\v2\x15.hangman.v1.RoomStateR\x05state\"u\n" +
+	"\x05state\x18\x01 \x01(\v2\x15.hangman.v1.RoomStateR\x05state\"\x8b\x01\n" +
 	"\x0fJoinRoomRequest\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x1b\n" +
 	"\tplayer_id\x18\x02 \x01(\tR\bplayerId\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tR\trequestId\"?\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\x12\x14\n" +
+	"\x05token\x18\x05 \x01(\tR\x05token\"p\n" +
 	"\x10JoinRoomResponse\x12+\n" +
-	"\x05state\x18\x01 \x01(\v2\x15.hangman.v1.RoomStateR\x05state\"v\n" +
+	"\x05state\x18\x01 \x01(\v2\x15.hangman.v1.RoomStateR\x05state\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\x12\x19\n" +
+	"\bnew_seat\x18\x03 \x01(\bR\anewSeat\"\x8c\x01\n" +
 	"\fGuessRequest\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x1b\n" +
 	"\tplayer_id\x18\x02 \x01(\tR\bplayerId\x12\x16\n" +
 	"\x06letter\x18\x03 \x01(\tR\x06letter\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tR\trequestId\"\x8a\x01\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\x12\x14\n" +
+	"\x05token\x18\x05 \x01(\tR\x05token\"\x8a\x01\n" +
 	"\rGuessResponse\x12\x18\n" +
 	"\aoutcome\x18\x01 \x01(\tR\aoutcome\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12+\n" +
@@ -2169,12 +2232,13 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\x03tag\x18\x01 \x01(\x04R\x03tag\x12/\n" +
 	"\x05guess\x18\x02 \x01(\v2\x19.hangman.v1.GuessResponseR\x05guess\x12\x12\n" +
 	"\x04code\x18\x03 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"a\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"w\n" +
 	"\x0fNewRoundRequest\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x1b\n" +
 	"\tplayer_id\x18\x02 \x01(\tR\bplayerId\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tR\trequestId\"?\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12\x14\n" +
+	"\x05token\x18\x04 \x01(\tR\x05token\"?\n" +
 	"\x10NewRoundResponse\x12+\n" +
 	"\x05state\x18\x01 \x01(\v2\x15.hangman.v1.RoomStateR\x05state\"_\n" +
 	"\x0eGetRoomRequest\x12\x12\n" +

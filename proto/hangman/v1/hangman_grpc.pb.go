@@ -50,9 +50,13 @@ type GameServiceClient interface {
 	// CreateRoom starts a room with a first round. ALREADY_EXISTS if the name is
 	// taken (unless request_id repeats the call that created it).
 	CreateRoom(ctx context.Context, in *CreateRoomRequest, opts ...grpc.CallOption) (*CreateRoomResponse, error)
-	// JoinRoom adds a player to a room, or renames one already in it.
+	// JoinRoom adds a player to a room and returns the seat's token, or
+	// renames (or simply rejoins) a player already in it, which takes that
+	// seat's token: PERMISSION_DENIED otherwise, since player ids are public.
 	JoinRoom(ctx context.Context, in *JoinRoomRequest, opts ...grpc.CallOption) (*JoinRoomResponse, error)
-	// Guess proposes one letter. A retried request_id is applied at most once.
+	// Guess proposes one letter as a seated player, with the seat's token
+	// (PERMISSION_DENIED without it). A retried request_id is applied at most
+	// once.
 	Guess(ctx context.Context, in *GuessRequest, opts ...grpc.CallOption) (*GuessResponse, error)
 	// Guesses carries many guesses over one stream, for a client that speaks
 	// for many players (a relay, a load generator): one HTTP/2 stream instead
@@ -62,7 +66,8 @@ type GameServiceClient interface {
 	// answer, and the stream goes on. A guess in flight when the stream breaks
 	// has an unknown outcome: retry it with the same request_id.
 	Guesses(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[GuessStreamRequest, GuessStreamResponse], error)
-	// NewRound starts the next round of a room once the current one is over.
+	// NewRound starts the next round of a room once the current one is over,
+	// as a seated player with the seat's token.
 	NewRound(ctx context.Context, in *NewRoundRequest, opts ...grpc.CallOption) (*NewRoundResponse, error)
 	// GetRoom reads one room's public state at the requested consistency.
 	GetRoom(ctx context.Context, in *GetRoomRequest, opts ...grpc.CallOption) (*GetRoomResponse, error)
@@ -184,9 +189,13 @@ type GameServiceServer interface {
 	// CreateRoom starts a room with a first round. ALREADY_EXISTS if the name is
 	// taken (unless request_id repeats the call that created it).
 	CreateRoom(context.Context, *CreateRoomRequest) (*CreateRoomResponse, error)
-	// JoinRoom adds a player to a room, or renames one already in it.
+	// JoinRoom adds a player to a room and returns the seat's token, or
+	// renames (or simply rejoins) a player already in it, which takes that
+	// seat's token: PERMISSION_DENIED otherwise, since player ids are public.
 	JoinRoom(context.Context, *JoinRoomRequest) (*JoinRoomResponse, error)
-	// Guess proposes one letter. A retried request_id is applied at most once.
+	// Guess proposes one letter as a seated player, with the seat's token
+	// (PERMISSION_DENIED without it). A retried request_id is applied at most
+	// once.
 	Guess(context.Context, *GuessRequest) (*GuessResponse, error)
 	// Guesses carries many guesses over one stream, for a client that speaks
 	// for many players (a relay, a load generator): one HTTP/2 stream instead
@@ -196,7 +205,8 @@ type GameServiceServer interface {
 	// answer, and the stream goes on. A guess in flight when the stream breaks
 	// has an unknown outcome: retry it with the same request_id.
 	Guesses(grpc.BidiStreamingServer[GuessStreamRequest, GuessStreamResponse]) error
-	// NewRound starts the next round of a room once the current one is over.
+	// NewRound starts the next round of a room once the current one is over,
+	// as a seated player with the seat's token.
 	NewRound(context.Context, *NewRoundRequest) (*NewRoundResponse, error)
 	// GetRoom reads one room's public state at the requested consistency.
 	GetRoom(context.Context, *GetRoomRequest) (*GetRoomResponse, error)
