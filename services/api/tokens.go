@@ -3,7 +3,6 @@ package api
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -34,11 +33,8 @@ func withToken(cmd *game.Command, token string) error {
 	case token == "":
 		return status.Errorf(codes.PermissionDenied, "acting as player %q takes the token the seat was joined with (JoinRoom returns it)", cmd.Player)
 	case !game.ValidToken(token):
-		return status.Error(codes.PermissionDenied, tokenRule)
+		return status.Error(codes.PermissionDenied, game.TokenRule)
 	}
 	cmd.TokenHash = game.HashToken(token)
 	return nil
 }
-
-// tokenRule says what a token looks like.
-var tokenRule = fmt.Sprintf("a token is %d-%d characters of A-Z, a-z, 0-9, '-' and '_'", game.MinTokenLen, game.MaxTokenLen)

@@ -565,6 +565,15 @@ func (m *Machine) Rooms() []Summary {
 	return out
 }
 
+// Counts returns how many rooms there are and how many seats they hold:
+// what the caps bound, for metrics.
+func (m *Machine) Counts() (rooms, seats int) {
+	for _, r := range m.rooms {
+		seats += len(r.players)
+	}
+	return len(m.rooms), seats
+}
+
 // States returns the public state of every room, sorted by name: what a new
 // leader republishes.
 func (m *Machine) States() []State {

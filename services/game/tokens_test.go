@@ -185,3 +185,15 @@ func TestTokenHashIsNotTheToken(t *testing.T) {
 		}
 	}
 }
+
+func TestCounts(t *testing.T) {
+	h := newHarness(t)
+	h.ok(create("a", "apple"))
+	h.ok(create("b", "apple"))
+	h.ok(as(join("a", "alice", "Alice"), annToken))
+	h.ok(as(join("b", "alice", "Alice"), annToken))
+	h.ok(as(join("b", "bob", "Bob"), bobToken))
+	if rooms, seats := h.m.Counts(); rooms != 2 || seats != 3 {
+		t.Fatalf("Counts() = %d rooms, %d seats; want 2 and 3", rooms, seats)
+	}
+}

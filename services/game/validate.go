@@ -2,6 +2,7 @@ package game
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"unicode"
 	"unicode/utf8"
 )
@@ -128,6 +129,9 @@ func ValidToken(s string) bool {
 	}
 	return ValidPlayerID(s)
 }
+
+// TokenRule says what ValidToken accepts, for error messages.
+var TokenRule = fmt.Sprintf("a token is %d-%d characters of A-Z, a-z, 0-9, '-' and '_'", MinTokenLen, MaxTokenLen)
 
 // HashToken returns what the replicated state keeps of a player's token:
 // its SHA-256, as TokenHashLen raw bytes. The token is a random secret of
