@@ -46,6 +46,7 @@ func runNode(ctx context.Context, args []string) error {
 		reapAfter, promoteAt time.Duration
 		sec                  securityFlags
 		recoverPeers         string
+		idle                 [3]time.Duration // room, room over, seat
 	)
 	fs.StringVar(&cfg.ID, "id", host, "node id, unique in the cluster")
 	fs.StringVar(&cfg.DataDir, "data-dir", "data", "directory for the raft log, snapshots and serf state")
@@ -64,6 +65,11 @@ func runNode(ctx context.Context, args []string) error {
 	fs.DurationVar(&promoteAt, "promote-after", raftnode.DefaultPromoteAfter, "how long a new node must be healthy before it becomes a voter")
 	fs.DurationVar(&reapAfter, "reap-after", raftnode.DefaultReapAfter, "how long a voter must be failed before it is removed")
 	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", raftnode.DefaultStallTimeout, "how long a leader may fail to commit pending writes (a stalled disk) before it gives up leadership")
+	fs.IntVar(&cfg.MaxRooms, "max-rooms", raftnode.DefaultMaxRooms, fmt.Sprintf("most rooms the cluster holds; creation past it is refused (at most %d)", raftnode.DefaultMaxRooms))
+	fs.IntVar(&cfg.MaxPlayers, "max-players", raftnode.DefaultMaxPlayers, fmt.Sprintf("most players of one room; joining past it is refused (at most %d)", raftnode.DefaultMaxPlayers))
+	fs.DurationVar(&idle[0], "room-idle", raftnode.DefaultRoomIdle, "how long a room in play may go without a command before the leader deletes it (0: never)")
+	fs.DurationVar(&idle[1], "room-over-idle", raftnode.DefaultRoomOverIdle, "the same for a room whose round is over or that has no players (0: never)")
+	fs.DurationVar(&idle[2], "seat-idle", raftnode.DefaultSeatIdle, "how long a player may not act while others in the room do before the leader frees their seat (0: never)")
 	sec.register(fs)
 	fs.StringVar(&cfg.NATSAuth.NodePassword, "nats-node-password", "", "NATS password of the \"node\" user (publishes hangman.>; also authenticates routes); setting any NATS password turns NATS users on")
 	fs.StringVar(&cfg.NATSAuth.RelayPassword, "nats-relay-password", "", "NATS password of the \"relay\" user (subscribes to rooms, may not publish their state); empty: no such user")
@@ -91,6 +97,13 @@ func runNode(ctx context.Context, args []string) error {
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout = heartbeat, election
 	cfg.LeaderLeaseTimeout = min(raftnode.DefaultLeaderLeaseTimeout, heartbeat)
 	cfg.PromoteAfter, cfg.ReapAfter = promoteAt, reapAfter
+	// 0 on the command line means never, which the config spells negative
+	// (its zero takes the default).
+	for i, d := range []*time.Duration{&cfg.RoomIdle, &cfg.RoomOverIdle, &cfg.SeatIdle} {
+		if *d = idle[i]; *d == 0 {
+			*d = -1
+		}
+	}
 	if cfg.Advertise, err = resolveAdvertise(ctx, advertise, cfg.GRPCAddr); err != nil {
 		return err
 	}

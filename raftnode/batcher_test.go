@@ -176,7 +176,7 @@ func TestFollowerForwardsWritesInBatches(t *testing.T) {
 	var wg sync.WaitGroup
 	guess := func(room, letter string) {
 		wg.Go(func() {
-			r, err := cl.Guess(ctxT(t), &hangmanv1.GuessRequest{Room: room, PlayerId: "alice", Letter: letter, RequestId: room + letter})
+			r, err := cl.Guess(ctxT(t), &hangmanv1.GuessRequest{Room: room, PlayerId: "alice", Letter: letter, RequestId: room + letter, Token: tokenOf("alice")})
 			answers <- answer{room, letter, r, err}
 		})
 	}

@@ -23,7 +23,7 @@ func setupRoom(t *testing.T, c *testCluster, i int, room string) *hangmanv1.Room
 	}
 	var st *hangmanv1.RoomState
 	for _, p := range []string{"alice", "bob"} {
-		r, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: room, PlayerId: p, Name: p})
+		r, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: room, PlayerId: p, Name: p, Token: tokenOf(p)})
 		if err != nil {
 			t.Fatalf("join %s: %v", p, err)
 		}
@@ -41,14 +41,14 @@ func playGuesses(t *testing.T, cl hangmanv1.GameServiceClient, room, player stri
 	letters := "etaoinshrdlucmfwypvbgkqjxz"
 	next := 0
 	for len(out) < n {
-		r, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: room, PlayerId: player, Letter: string(letters[next%26]), RequestId: fmt.Sprintf("%s-%s-%d", room, player, len(out))})
+		r, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: room, PlayerId: player, Letter: string(letters[next%26]), RequestId: fmt.Sprintf("%s-%s-%d", room, player, len(out)), Token: tokenOf(player)})
 		if err != nil {
 			t.Fatalf("guess %d: %v", len(out), err)
 		}
 		out = append(out, r)
 		next++
 		if r.GetState().GetStatus() != "playing" {
-			if _, err := cl.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: room, PlayerId: player}); err != nil {
+			if _, err := cl.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: room, PlayerId: player, Token: tokenOf(player)}); err != nil {
 				t.Fatalf("new round: %v", err)
 			}
 			next = 0
@@ -64,7 +64,7 @@ func TestClusterElectsAndReplicatesThroughAnyNode(t *testing.T) {
 	ctx := ctxT(t)
 	// One guess through each node: followers forward to the leader.
 	for i, letter := range []string{"a", "e", "o"} {
-		res, err := c.client(i).Guess(ctx, &hangmanv1.GuessRequest{Room: "lobby", PlayerId: "alice", Letter: letter, RequestId: "g-" + letter})
+		res, err := c.client(i).Guess(ctx, &hangmanv1.GuessRequest{Room: "lobby", PlayerId: "alice", Letter: letter, RequestId: "g-" + letter, Token: tokenOf("alice")})
 		if err != nil {
 			t.Fatalf("guess %q via %s: %v", letter, c.cfgs[i].ID, err)
 		}
@@ -192,7 +192,7 @@ func TestRetriedGuessIsAppliedOnce(t *testing.T) {
 			room := "retry-" + name
 			setupRoom(t, c, 0, room)
 			ctx := ctxT(t)
-			req := &hangmanv1.GuessRequest{Room: room, PlayerId: "alice", Letter: "z", RequestId: "once"}
+			req := &hangmanv1.GuessRequest{Room: room, PlayerId: "alice", Letter: "z", RequestId: "once", Token: tokenOf("alice")}
 			first, err := client(0).Guess(ctx, req)
 			if err != nil {
 				t.Fatal(err)
@@ -235,14 +235,16 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 			req  *hangmanv1.GuessRequest
 			code codes.Code
 		}{
-			{"two letters", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "ab"}, codes.InvalidArgument},
-			{"digit", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "7"}, codes.InvalidArgument},
-			{"empty letter", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice"}, codes.InvalidArgument},
-			{"unicode letter", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "é"}, codes.InvalidArgument},
+			{"two letters", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "ab", Token: tokenOf("alice")}, codes.InvalidArgument},
+			{"digit", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "7", Token: tokenOf("alice")}, codes.InvalidArgument},
+			{"empty letter", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Token: tokenOf("alice")}, codes.InvalidArgument},
+			{"unicode letter", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "é", Token: tokenOf("alice")}, codes.InvalidArgument},
 			{"empty player", &hangmanv1.GuessRequest{Room: "strict", Letter: "a"}, codes.InvalidArgument},
-			{"subject injection", &hangmanv1.GuessRequest{Room: "strict.>", PlayerId: "alice", Letter: "a"}, codes.InvalidArgument},
-			{"unknown room", &hangmanv1.GuessRequest{Room: "nowhere", PlayerId: "alice", Letter: "a"}, codes.NotFound},
-			{"player not joined", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "mallory", Letter: "a"}, codes.FailedPrecondition},
+			{"subject injection", &hangmanv1.GuessRequest{Room: "strict.>", PlayerId: "alice", Letter: "a", Token: tokenOf("alice")}, codes.InvalidArgument},
+			{"unknown room", &hangmanv1.GuessRequest{Room: "nowhere", PlayerId: "alice", Letter: "a", Token: tokenOf("alice")}, codes.NotFound},
+			{"player not joined", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "mallory", Letter: "a", Token: tokenOf("mallory")}, codes.FailedPrecondition},
+			{"no token", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "a"}, codes.PermissionDenied},
+			{"another player's token", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "a", Token: tokenOf("bob")}, codes.PermissionDenied},
 		} {
 			t.Run(name+"/"+tc.name, func(t *testing.T) {
 				_, err := cl.Guess(ctx, tc.req)
@@ -273,7 +275,7 @@ func TestLinearizableReadSeesAcknowledgedWrite(t *testing.T) {
 	setupRoom(t, c, 0, "reads")
 	ctx := ctxT(t)
 	for i, letter := range []string{"q", "w", "e", "r", "t", "y"} {
-		g, err := c.client(i%3).Guess(ctx, &hangmanv1.GuessRequest{Room: "reads", PlayerId: "bob", Letter: letter})
+		g, err := c.client(i%3).Guess(ctx, &hangmanv1.GuessRequest{Room: "reads", PlayerId: "bob", Letter: letter, Token: tokenOf("bob")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/tlsutil"
 )
 
@@ -93,6 +94,21 @@ type Config struct {
 	// index and still be ready; 0 means DefaultMaxLag.
 	MaxLag uint64
 
+	// MaxRooms caps the rooms of the cluster and MaxPlayers the players of
+	// a room: the node stamps them on the creations and joins it proposes
+	// (game.Command.Limit). Zero takes the default; at most game.MaxRooms
+	// and game.MaxPlayers.
+	MaxRooms, MaxPlayers int
+	// RoomIdle, RoomOverIdle and SeatIdle say when the leader reclaims a
+	// room in play, a room whose round is over or that has no players,
+	// and the seat of a player who stopped playing while others went on
+	// (game.ReclaimPolicy). Zero takes the default; a negative value
+	// never reclaims that kind.
+	RoomIdle, RoomOverIdle, SeatIdle time.Duration
+	// ReclaimInterval is how often the leader looks for what to reclaim;
+	// zero takes the default.
+	ReclaimInterval time.Duration
+
 	// wrapLogStore, if set, wraps the raft log store (tests inject faults).
 	wrapLogStore func(raft.LogStore) raft.LogStore
 }
@@ -112,6 +128,24 @@ const (
 	// DefaultMaxLag is a few seconds of writes at full load: a follower
 	// that keeps up trails by a handful of entries.
 	DefaultMaxLag = 1000
+	// DefaultMaxRooms and DefaultMaxPlayers are the largest caps the
+	// state machine is sized (and its snapshots bounded) for.
+	DefaultMaxRooms   = game.MaxRooms
+	DefaultMaxPlayers = game.MaxPlayers
+	// DefaultRoomIdle lets a game in play pause for a day (players go to
+	// sleep mid-round and come back); DefaultRoomOverIdle frees sooner
+	// a room where nobody is in the middle of anything: its round is over
+	// and nobody started the next for an hour, or nobody ever joined.
+	// DefaultSeatIdle frees the seat of a player who has not guessed for
+	// an hour while the others played on: they left, and their seat may
+	// be what a newcomer to a full room needs. A table where everybody
+	// pauses keeps its seats until the room itself goes.
+	DefaultRoomIdle     = 24 * time.Hour
+	DefaultRoomOverIdle = time.Hour
+	DefaultSeatIdle     = time.Hour
+	// DefaultReclaimInterval is a small fraction of the shortest default
+	// idle time: a room or seat outlives its idle time by at most this.
+	DefaultReclaimInterval = 30 * time.Second
 )
 
 func (c *Config) setDefaults() {
@@ -128,6 +162,16 @@ func (c *Config) setDefaults() {
 	def(&c.PromoteAfter, DefaultPromoteAfter)
 	def(&c.ReapAfter, DefaultReapAfter)
 	def(&c.StallTimeout, DefaultStallTimeout)
+	def(&c.RoomIdle, DefaultRoomIdle)
+	def(&c.RoomOverIdle, DefaultRoomOverIdle)
+	def(&c.SeatIdle, DefaultSeatIdle)
+	def(&c.ReclaimInterval, DefaultReclaimInterval)
+	if c.MaxRooms == 0 {
+		c.MaxRooms = DefaultMaxRooms
+	}
+	if c.MaxPlayers == 0 {
+		c.MaxPlayers = DefaultMaxPlayers
+	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = DefaultSnapshotThreshold
 	}
@@ -172,6 +216,12 @@ func (c *Config) validate() error {
 	}
 	if err := c.NATSAuth.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.MaxRooms < 1 || c.MaxRooms > game.MaxRooms {
+		errs = append(errs, fmt.Errorf("max rooms %d must be between 1 and %d", c.MaxRooms, game.MaxRooms))
+	}
+	if c.MaxPlayers < 1 || c.MaxPlayers > game.MaxPlayers {
+		errs = append(errs, fmt.Errorf("max players %d must be between 1 and %d", c.MaxPlayers, game.MaxPlayers))
 	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		errs = append(errs, fmt.Errorf("leader lease timeout %v must not exceed the heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout))

@@ -35,7 +35,7 @@ func stoppedNode(t *testing.T, guesses int) (cfg Config, createIndex uint64, wor
 		t.Fatalf("create room: %v", err)
 	}
 	createIndex = res.GetState().GetSeq()
-	if _, err := c.client(0).JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "vault", PlayerId: "alice", Name: "alice"}); err != nil {
+	if _, err := c.client(0).JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "vault", PlayerId: "alice", Name: "alice", Token: tokenOf("alice")}); err != nil {
 		t.Fatalf("join: %v", err)
 	}
 	var snap struct {

@@ -269,14 +269,14 @@ type guesser struct {
 
 // guess makes the next guess and returns its request and error.
 func (g *guesser) guess(ctx context.Context) (*hangmanv1.GuessRequest, error) {
-	req := &hangmanv1.GuessRequest{Room: g.room, PlayerId: "alice", Letter: string(rune('a' + g.n%26)), RequestId: fmt.Sprintf("%s-%d", g.room, g.n)}
+	req := &hangmanv1.GuessRequest{Room: g.room, PlayerId: "alice", Letter: string(rune('a' + g.n%26)), RequestId: fmt.Sprintf("%s-%d", g.room, g.n), Token: tokenOf("alice")}
 	r, err := g.cl.Guess(ctx, req)
 	if err != nil {
 		return req, err
 	}
 	g.n++
 	if r.GetState().GetStatus() != "playing" {
-		_, err = g.cl.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: g.room, PlayerId: "alice"})
+		_, err = g.cl.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: g.room, PlayerId: "alice", Token: tokenOf("alice")})
 	}
 	return req, err
 }

@@ -228,7 +228,7 @@ func TestEventsEndpoint(t *testing.T) {
 	}
 	var oldSeq uint64
 	for i := range game.EventHistory + 5 {
-		r, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "old", PlayerId: "p1", Name: fmt.Sprintf("Name %d", i)})
+		r, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "old", PlayerId: "p1", Name: fmt.Sprintf("Name %d", i), Token: tokenOf("p1")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,7 +266,7 @@ func TestEventsEndpoint(t *testing.T) {
 		// Back, on another node's server: the next event shows the gap.
 		back := newRoomFeed(t, c.nodes[third].NATSURL(), NATSUserWatcher, auth.WatcherPassword, "gap")
 		back.waitInterest(c, leader, auth)
-		next, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "gap", PlayerId: "carol", Name: "Carol"})
+		next, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "gap", PlayerId: "carol", Name: "Carol", Token: tokenOf("carol")})
 		if err != nil {
 			t.Fatal(err)
 		}

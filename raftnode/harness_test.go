@@ -271,6 +271,11 @@ func (c *testCluster) converged() string {
 	return state
 }
 
+// tokenOf is the token the tests' player brings to every call: a client
+// may draw its own (the page does), so the tests need not carry the one a
+// join returned.
+func tokenOf(player string) string { return "token-of-" + player + "-0123456789abcdef" }
+
 func ctxT(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -167,6 +167,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		}
 		return float64(n.pub.stats().Republishes)
 	})
+	n.registerReclaimMetrics(reg)
 	gauge("hangman_publisher_leader", "1 while this node publishes (it leads and has applied everything earlier leaders committed).", func() float64 {
 		return b2f(n.pub != nil && n.pub.stats().Leader)
 	})

@@ -111,12 +111,12 @@ func TestMetricsChangeWhenGuessesCommit(t *testing.T) {
 	if _, err := cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "metrics"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "metrics", PlayerId: "ann", Name: "Ann"}); err != nil {
+	if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "metrics", PlayerId: "ann", Name: "Ann", Token: tokenOf("ann")}); err != nil {
 		t.Fatal(err)
 	}
 	const guesses = 3
 	for _, l := range "eat"[:guesses] {
-		if _, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "metrics", PlayerId: "ann", Letter: string(l)}); err != nil {
+		if _, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "metrics", PlayerId: "ann", Letter: string(l), Token: tokenOf("ann")}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -239,13 +239,13 @@ func TestNoSecretWordInLogs(t *testing.T) {
 	if _, err := cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "hush"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "hush", PlayerId: "ann", Name: "Ann"}); err != nil {
+	if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "hush", PlayerId: "ann", Name: "Ann", Token: tokenOf("ann")}); err != nil {
 		t.Fatal(err)
 	}
 	var playing string // the logs up to the last guess that left the round playing
 	var word string
 	for _, l := range "etaoinshrdlucmfwypvbgkqjxz" {
-		r, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "hush", PlayerId: "ann", Letter: string(l)})
+		r, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "hush", PlayerId: "ann", Letter: string(l), Token: tokenOf("ann")})
 		if err != nil {
 			t.Fatal(err)
 		}

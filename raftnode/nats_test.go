@@ -260,7 +260,7 @@ func TestWordIsOnNoSubjectWhilePlaying(t *testing.T) {
 	var final *hangmanv1.RoomState
 	ctx := ctxT(t)
 	for _, l := range "etaoinshrdlucmfwypvbgkqjxz" {
-		r, err := c.client(0).Guess(ctx, &hangmanv1.GuessRequest{Room: "secret", PlayerId: "alice", Letter: string(l)})
+		r, err := c.client(0).Guess(ctx, &hangmanv1.GuessRequest{Room: "secret", PlayerId: "alice", Letter: string(l), Token: tokenOf("alice")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -77,6 +77,9 @@ type Node struct {
 	forwardCalls, forwarded atomic.Uint64
 	// leaderCommit is the leader's commit index as last sampled (lag.go).
 	leaderCommit atomic.Uint64
+	// reclaimed counts the idle rooms and seats this node reclaimed
+	// (reclaim.go).
+	reclaimed reclaimed
 
 	grpcAdvertise string
 	raftAdvertise string
@@ -157,6 +160,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.goRun(func() { n.serfLoop(ctx) })
 	n.goRun(func() { n.joinLoop(ctx) })
 	n.goRun(func() { n.reconcileLoop(ctx) })
+	n.goRun(func() { n.reclaimLoop(ctx) })
 	n.log.Info("node started", "raft_id", n.ident.raftID, "grpc", n.grpcAdvertise, "raft", n.raftAdvertise, "serf", n.cfg.SerfAddr,
 		"nats", n.nats.ClientURL(), "bootstrap_expect", n.cfg.BootstrapExpect)
 	return nil
@@ -237,7 +241,7 @@ func (n *Node) startGRPC() error {
 		return fmt.Errorf("grpc listen on %s: %w", n.cfg.GRPCAddr, err)
 	}
 	n.grpc = grpc.NewServer(append(append(grpcServerOptions(), n.grpcServerCreds()...), n.metrics.grpcOptions()...)...)
-	api.New(n, n.log).Register(n.grpc)
+	api.New(n, n.log, api.WithLimits(api.Limits{MaxRooms: n.cfg.MaxRooms, MaxPlayers: n.cfg.MaxPlayers})).Register(n.grpc)
 	(&clusterService{node: n}).register(n.grpc)
 	(&replicaService{node: n}).register(n.grpc)
 	n.health = health.NewServer()

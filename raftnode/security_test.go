@@ -143,10 +143,10 @@ func TestSecureCluster(t *testing.T) {
 		if _, err := g.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "secure", MaxWrong: 26}); err != nil {
 			t.Fatalf("create room through a follower over TLS: %v", err)
 		}
-		if _, err := g.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "secure", PlayerId: "ann", Name: "Ann"}); err != nil {
+		if _, err := g.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "secure", PlayerId: "ann", Name: "Ann", Token: tokenOf("ann")}); err != nil {
 			t.Fatalf("join: %v", err)
 		}
-		if _, err := g.Guess(ctx, &hangmanv1.GuessRequest{Room: "secure", PlayerId: "ann", Letter: "e"}); err != nil {
+		if _, err := g.Guess(ctx, &hangmanv1.GuessRequest{Room: "secure", PlayerId: "ann", Letter: "e", Token: tokenOf("ann")}); err != nil {
 			t.Fatalf("guess: %v", err)
 		}
 		c.converged()
@@ -565,7 +565,7 @@ func relayEndToEnd(t *testing.T, c *testCluster, pki *testPKI) {
 	}
 	send(map[string]any{"type": "create", "room": "relayed", "maxWrong": 26, "id": "c1"})
 	await("create ack", ack("c1"))
-	send(map[string]any{"type": "join", "room": "relayed", "playerId": "bea", "name": "Bea", "id": "j1"})
+	send(map[string]any{"type": "join", "room": "relayed", "playerId": "bea", "name": "Bea", "id": "j1", "token": tokenOf("bea")})
 	await("join ack", ack("j1"))
 	// Events reach a relay only over NATS. The relay's subscription to the
 	// room reaches the leader's NATS server over a route a moment after the
@@ -574,7 +574,7 @@ func relayEndToEnd(t *testing.T, c *testCluster, pki *testPKI) {
 	deadline := time.After(15 * time.Second)
 	for i, letter := range "etaoinshrdlucmfwypvbgkqjxz" {
 		id := fmt.Sprintf("g%d", i)
-		send(map[string]any{"type": "guess", "letter": string(letter), "id": id})
+		send(map[string]any{"type": "guess", "letter": string(letter), "id": id, "token": tokenOf("bea")})
 		for acked := false; !acked; {
 			select {
 			case f, ok := <-frames:

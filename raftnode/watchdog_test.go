@@ -113,7 +113,7 @@ func TestLeaderWithStalledDiskStepsDown(t *testing.T) {
 	}
 	ctx := ctxT(t)
 	other := (old + 1) % 3
-	if _, err := c.client(other).Guess(ctx, &hangmanv1.GuessRequest{Room: "stall", PlayerId: "alice", Letter: "e", RequestId: "after-stall"}); err != nil {
+	if _, err := c.client(other).Guess(ctx, &hangmanv1.GuessRequest{Room: "stall", PlayerId: "alice", Letter: "e", RequestId: "after-stall", Token: tokenOf("alice")}); err != nil {
 		t.Fatalf("guess after the stalled leader stepped down: %v", err)
 	}
 }
