@@ -36,6 +36,19 @@ func runRelay(ctx context.Context, args []string) error {
 	fs.Int64Var(&cfg.MaxFrameBytes, "max-frame-bytes", relay.DefaultMaxFrameBytes, "largest client frame accepted; bigger ones are refused and the connection closed")
 	fs.Float64Var(&cfg.MessageRate, "message-rate", relay.DefaultMessageRate, "client frames per second allowed on one connection")
 	fs.IntVar(&cfg.MessageBurst, "message-burst", relay.DefaultMessageBurst, "client frames allowed at once on one connection")
+	for _, b := range []struct {
+		name, what string
+		b          *relay.Bucket
+		def        relay.Bucket
+	}{
+		{"conn-create", "rooms one connection may create", &cfg.ConnCreate, relay.DefaultConnCreate},
+		{"addr-create", "rooms all connections from one client address may create", &cfg.AddrCreate, relay.DefaultAddrCreate},
+		{"conn-join", "seats one connection may take (rejoining is free)", &cfg.ConnJoin, relay.DefaultConnJoin},
+		{"addr-join", "seats all connections from one client address may take (rejoining is free)", &cfg.AddrJoin, relay.DefaultAddrJoin},
+	} {
+		fs.Float64Var(&b.b.Rate, b.name+"-rate", b.def.Rate, b.what+", per second")
+		fs.IntVar(&b.b.Burst, b.name+"-burst", b.def.Burst, b.what+", at once")
+	}
 	fs.IntVar(&cfg.FloodStrikes, "flood-strikes", relay.DefaultFloodStrikes, "rate-limited frames in a row that close the connection")
 	fs.IntVar(&cfg.SendBuffer, "send-buffer", relay.DefaultSendBuffer, "frames queued for one client before it is dropped as too slow")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", relay.DefaultWriteTimeout, "longest a client may take to accept one frame")

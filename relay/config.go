@@ -37,10 +37,16 @@ type Config struct {
 	// MaxFrameBytes bounds one client frame; a bigger one is answered with a
 	// frame_too_large error and the connection is closed (1009).
 	MaxFrameBytes int64
-	// MessageRate and MessageBurst are the token bucket of one connection:
+	// MessageRate and MessageBurst are the token Bucket of one connection:
 	// client frames per second, and how many may come at once.
 	MessageRate  float64
 	MessageBurst int
+	// ConnCreate and AddrCreate bound the rooms one connection, and all
+	// connections from one client address, may create; ConnJoin and
+	// AddrJoin the seats they may take (a join that only rejoins or
+	// renames takes none). See admission.go.
+	ConnCreate, AddrCreate Bucket
+	ConnJoin, AddrJoin     Bucket
 	// FloodStrikes is how many rate-limited frames in a row close the
 	// connection (1008): a client that keeps flooding after being told to
 	// slow down is not a browser.
@@ -98,6 +104,18 @@ const (
 	DefaultHeartbeatInterval = 2 * time.Second
 )
 
+// Default creation and join limits. A player creates a room now and then
+// and joins a few; a school or office behind one address holds many
+// players. From one address, 30 rooms a minute (after a burst of 10) can
+// never outrun the nodes' reclamation of empty rooms (an hour) to the
+// 10,000-room cap, and filling a 64-seat room takes minutes, not seconds.
+var (
+	DefaultConnCreate = Bucket{Rate: 6.0 / 60, Burst: 3}
+	DefaultAddrCreate = Bucket{Rate: 30.0 / 60, Burst: 10}
+	DefaultConnJoin   = Bucket{Rate: 12.0 / 60, Burst: 5}
+	DefaultAddrJoin   = Bucket{Rate: 30.0 / 60, Burst: 20}
+)
+
 // withDefaults returns cfg with zero fields filled in, or an error naming the
 // field that cannot work.
 func (cfg Config) withDefaults() (Config, error) {
@@ -132,6 +150,16 @@ func (cfg Config) withDefaults() (Config, error) {
 	setDefault(&cfg.RequestTimeout, DefaultRequestTimeout)
 	setDefault(&cfg.AttemptTimeout, DefaultAttemptTimeout)
 	setDefault(&cfg.HeartbeatInterval, DefaultHeartbeatInterval)
+	for _, b := range []struct {
+		got *Bucket
+		def Bucket
+	}{
+		{&cfg.ConnCreate, DefaultConnCreate}, {&cfg.AddrCreate, DefaultAddrCreate},
+		{&cfg.ConnJoin, DefaultConnJoin}, {&cfg.AddrJoin, DefaultAddrJoin},
+	} {
+		setDefault(&b.got.Rate, b.def.Rate)
+		setDefault(&b.got.Burst, b.def.Burst)
+	}
 	// Each refused frame is answered with an error frame; closing a flood
 	// before those answers can fill the send queue keeps a flooder from
 	// being mistaken for (and counted as) a slow reader.

@@ -179,9 +179,12 @@ type frame struct {
 	Data      json.RawMessage `json:"data"`
 	Rooms     []roomSummary   `json:"rooms"`
 	Seq       uint64          `json:"seq"`
-	raw       []byte
-	state     *game.State
-	event     *game.Event
+	Token     string          `json:"token"`
+	// RetryAfterMs is set on rate-limited creations and joins.
+	RetryAfterMs int64 `json:"retryAfterMs"`
+	raw          []byte
+	state        *game.State
+	event        *game.Event
 }
 
 // wsClient is a test browser: it reads every frame into a channel.
@@ -194,6 +197,8 @@ type wsClient struct {
 	seen   []frame
 	taken  []bool
 	wmu    sync.Mutex
+	// token is the player's, once join has joined.
+	token string
 }
 
 func dial(t testing.TB, base string, hdr http.Header) (*wsClient, *http.Response, error) {
@@ -256,6 +261,17 @@ func (c *wsClient) readLoop() {
 	}
 }
 
+// tokenOf is the token the tests' player brings to its joins: a page draws
+// its own, so the same player on two connections (a reload, a failover)
+// holds the same one.
+func tokenOf(player string) string { return "token-of-" + player + "-0123456789abcdef" }
+
+// guess sends a guess as the joined player, with its token.
+func (c *wsClient) guess(letter, id string) {
+	c.t.Helper()
+	c.send(map[string]any{"type": "guess", "letter": letter, "id": id, "token": c.token})
+}
+
 func (c *wsClient) send(v any) {
 	c.t.Helper()
 	var b []byte
@@ -282,6 +298,20 @@ const waitFor = 10 * time.Second
 // well, in order, so a test can check what came first.
 func (c *wsClient) expect(typ string, ok func(frame) bool) (frame, []frame) {
 	c.t.Helper()
+	return c.expectFrame(fmt.Sprintf("%q", typ), func(f frame) bool { return f.Type == typ && (ok == nil || ok(f)) })
+}
+
+// answer waits for the answer to the command with id id: its ack or its
+// error.
+func (c *wsClient) answer(id string) frame {
+	c.t.Helper()
+	f, _ := c.expectFrame("answer to "+id, func(f frame) bool { return (f.Type == "ack" || f.Type == "error") && f.ID == id })
+	return f
+}
+
+// expectFrame is expect with any condition, described by what.
+func (c *wsClient) expectFrame(what string, match func(frame) bool) (frame, []frame) {
+	c.t.Helper()
 	timeout := time.After(waitFor)
 	ended := false
 	for {
@@ -290,14 +320,14 @@ func (c *wsClient) expect(typ string, ok func(frame) bool) (frame, []frame) {
 			if c.taken[i] {
 				continue
 			}
-			if f.Type == typ && (ok == nil || ok(f)) {
+			if match(f) {
 				c.taken[i] = true
 				return f, before
 			}
 			before = append(before, f)
 		}
 		if ended {
-			c.t.Fatalf("connection ended (%v) before a %q frame; unmatched %s", c.err, typ, describe(before))
+			c.t.Fatalf("connection ended (%v) before a %s frame; unmatched %s", c.err, what, describe(before))
 		}
 		select {
 		case f := <-c.frames:
@@ -316,7 +346,7 @@ func (c *wsClient) expect(typ string, ok func(frame) bool) (frame, []frame) {
 			}
 			ended = true
 		case <-timeout:
-			c.t.Fatalf("no %q frame within %v; unmatched %s", typ, waitFor, describe(before))
+			c.t.Fatalf("no %s frame within %v; unmatched %s", what, waitFor, describe(before))
 		}
 	}
 }

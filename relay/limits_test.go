@@ -21,10 +21,8 @@ func TestGuessFlood1000PerSecondRefusedOthersPlay(t *testing.T) {
 	tr := startRelay(t, cl, nil)
 	flooder := mustDial(t, tr.url)
 	calm := mustDial(t, tr.url)
-	flooder.send(`{"type":"join","room":"besieged","playerId":"mallory","name":"Mallory","id":"j"}`)
-	flooder.expect("ack", func(f frame) bool { return f.ID == "j" })
-	calm.send(`{"type":"join","room":"besieged","playerId":"ann","name":"Ann","id":"j"}`)
-	calm.expect("ack", func(f frame) bool { return f.ID == "j" })
+	join(flooder, "besieged", "mallory", "Mallory")
+	join(calm, "besieged", "ann", "Ann")
 
 	var (
 		wg      sync.WaitGroup
@@ -41,7 +39,7 @@ func TestGuessFlood1000PerSecondRefusedOthersPlay(t *testing.T) {
 		for i := range 1000 {
 			<-tick.C
 			flooder.wmu.Lock()
-			err := flooder.conn.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"type":"guess","letter":"%c","id":"f%d"}`, 'a'+i%26, i))
+			err := flooder.conn.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"type":"guess","letter":"%c","id":"f%d","token":%q}`, 'a'+i%26, i, flooder.token))
 			flooder.wmu.Unlock()
 			if err != nil {
 				return // cut off
@@ -53,7 +51,7 @@ func TestGuessFlood1000PerSecondRefusedOthersPlay(t *testing.T) {
 	// Meanwhile the other player's guesses go through, with no limit hit.
 	for i, letter := range []string{"e", "t"} {
 		id := fmt.Sprintf("calm%d", i)
-		calm.send(fmt.Sprintf(`{"type":"guess","letter":%q,"id":%q}`, letter, id))
+		calm.guess(letter, id)
 		calm.expect("ack", func(f frame) bool { return f.ID == id && f.Op == "guess" })
 	}
 

@@ -77,6 +77,7 @@ func (r *Relay) newMetrics() *prometheus.Registry {
 	counter("hangman_relay_refused_total", "Websocket upgrades refused, by reason: origin, too_many_connections.",
 		prometheus.Labels{"reason": "too_many_connections"}, load(&s.connsRefused))
 	counter("hangman_relay_rate_limited_total", "Client frames ignored by the per-connection rate limit.", nil, load(&s.rateLimited))
+	r.admit.registerMetrics(reg)
 	counter("hangman_relay_bad_frames_total", "Client frames refused as malformed (bad JSON, unknown type, binary).", nil, load(&s.badFrames))
 	counter("hangman_relay_commands_failed_total", "Browser commands the game cluster refused or could not take.", nil, load(&s.commandsFailed))
 	counter("hangman_relay_duplicates_total", "NATS messages dropped as already seen (by seq), by kind.",

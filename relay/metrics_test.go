@@ -81,7 +81,7 @@ func TestMetricsFollowSessionsAndBroadcasts(t *testing.T) {
 	}
 
 	// A change made elsewhere is broadcast to the session: state + event.
-	if _, err := cl.game.JoinRoom(t.Context(), &hangmanv1.JoinRoomRequest{Room: "alpha", PlayerId: "pb", Name: "Bob"}); err != nil {
+	if _, err := cl.game.JoinRoom(t.Context(), &hangmanv1.JoinRoomRequest{Room: "alpha", PlayerId: "pb", Name: "Bob", Token: tokenOf("pb")}); err != nil {
 		t.Fatal(err)
 	}
 	a.expect("event", func(f frame) bool { return f.event.Player == "pb" })

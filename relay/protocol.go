@@ -31,6 +31,7 @@ const (
 	CodeFlood           = "flood"
 	CodeBusy            = "busy"
 	CodeNotJoined       = "not_joined"
+	CodePermission      = "permission_denied"
 	CodeInvalid         = "invalid"
 	CodeNotFound        = "not_found"
 	CodeExists          = "exists"
@@ -54,6 +55,8 @@ type inbound struct {
 	Name     string `json:"name,omitempty"`
 	Letter   string `json:"letter,omitempty"`
 	MaxWrong int    `json:"maxWrong,omitempty"`
+	// Token is the player's token, on join, guess and newRound.
+	Token string `json:"token,omitempty"`
 }
 
 // welcomeFrame greets every new connection.
@@ -77,7 +80,8 @@ type relaysFrame struct {
 	Relays []string `json:"relays"`
 }
 
-// ackFrame confirms a command; Outcome and Duplicate are set for guesses.
+// ackFrame confirms a command; Outcome and Duplicate are set for guesses,
+// Token for joins (the seat's token, sent to this connection only).
 type ackFrame struct {
 	Type      string `json:"type"`
 	ID        string `json:"id,omitempty"`
@@ -86,14 +90,17 @@ type ackFrame struct {
 	Outcome   string `json:"outcome,omitempty"`
 	Duplicate bool   `json:"duplicate,omitempty"`
 	Seq       uint64 `json:"seq,omitempty"`
+	Token     string `json:"token,omitempty"`
 }
 
-// errorFrame refuses a frame or reports a failed command.
+// errorFrame refuses a frame or reports a failed command. RetryAfterMs,
+// on a rate-limited creation or join, says when it would go through.
 type errorFrame struct {
-	Type    string `json:"type"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	ID      string `json:"id,omitempty"`
+	Type         string `json:"type"`
+	Code         string `json:"code"`
+	Message      string `json:"message"`
+	ID           string `json:"id,omitempty"`
+	RetryAfterMs int64  `json:"retryAfterMs,omitempty"`
 }
 
 type roomsFrame struct {
@@ -154,6 +161,8 @@ func grpcError(err error) (code, msg string) {
 		return CodeExists, st.Message()
 	case codes.FailedPrecondition:
 		return CodePrecondition, st.Message()
+	case codes.PermissionDenied:
+		return CodePermission, st.Message()
 	case codes.Unavailable:
 		return CodeUnavailable, "the game cluster could not take the command in time (" + st.Message() + "); sending it again with the same id is safe"
 	case codes.DeadlineExceeded, codes.Canceled:

@@ -64,6 +64,8 @@ type Relay struct {
 
 	// cluster assembles the live cluster view (cluster.go).
 	cluster *clusterView
+	// admit limits room creation and joining (admission.go).
+	admit *admission
 }
 
 // counters are the relay's statistics, reported on /readyz, by the status
@@ -90,6 +92,7 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		conns:       make(map[*trackedConn]struct{}),
 		peers:       make(map[string]peer),
 		announceNow: make(chan struct{}, 1),
+		admit:       newAdmission(cfg),
 	}
 	// The relay's lifetime is Close's business, not the caller's: a
 	// cancelled ctx would otherwise stop fetches under live sessions.

@@ -20,8 +20,9 @@ import (
 
 func join(c *wsClient, room, player, name string) frame {
 	c.t.Helper()
-	c.send(map[string]any{"type": "join", "room": room, "playerId": player, "name": name, "id": "join-" + player})
+	c.send(map[string]any{"type": "join", "room": room, "playerId": player, "name": name, "id": "join-" + player, "token": tokenOf(player)})
 	f, _ := c.expect("ack", func(f frame) bool { return f.Op == "join" })
+	c.token = tokenOf(player)
 	return f
 }
 
@@ -98,7 +99,7 @@ func TestFramesReachOnlyTheirRoom(t *testing.T) {
 	join(b, "beta", "pb", "Bob")
 	lobby := mustDial(t, tr.url)
 
-	a.send(`{"type":"guess","letter":"e","id":"g1"}`)
+	a.guess("e", "g1")
 	ack, _ := a.expect("ack", func(f frame) bool { return f.ID == "g1" })
 	if ack.Outcome == "" || ack.Seq == 0 {
 		t.Fatalf("guess ack lacks outcome or seq: %s", ack.raw)
@@ -108,7 +109,7 @@ func TestFramesReachOnlyTheirRoom(t *testing.T) {
 
 	// Then something in beta, which b must see; it must never have seen
 	// anything of alpha.
-	b.send(`{"type":"guess","letter":"a","id":"g2"}`)
+	b.guess("a", "g2")
 	bAck, _ := b.expect("ack", func(f frame) bool { return f.ID == "g2" })
 	b.expect("state", stateWith("beta", bAck.Seq))
 	for _, f := range b.seen {
@@ -222,17 +223,17 @@ func TestEventGapFetchesState(t *testing.T) {
 	// the relay cannot know the state changed until the second event says
 	// it followed a seq the relay never saw.
 	cl.rep.noStates.Store(true)
-	g1, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: "alpha", PlayerId: "pa", Letter: "e"})
+	g1, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: "alpha", PlayerId: "pa", Letter: "e", Token: tokenOf("pa")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.expect("event", func(f frame) bool { return f.event.Seq == g1.GetIndex() })
 	cl.rep.noPublish.Store(true)
-	if _, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: "alpha", PlayerId: "pa", Letter: "t"}); err != nil {
+	if _, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: "alpha", PlayerId: "pa", Letter: "t", Token: tokenOf("pa")}); err != nil {
 		t.Fatal(err)
 	}
 	cl.rep.noPublish.Store(false)
-	g3, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: "alpha", PlayerId: "pa", Letter: "o"})
+	g3, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: "alpha", PlayerId: "pa", Letter: "o", Token: tokenOf("pa")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +253,7 @@ func TestGuessRetriedWithSameIDAppliedOnce(t *testing.T) {
 	other := startRelay(t, cl, nil)
 	a := mustDial(t, tr.url)
 	join(a, "alpha", "pa", "Ann")
-	a.send(`{"type":"guess","letter":"Q","id":"same"}`)
+	a.guess("Q", "same")
 	first, _ := a.expect("ack", func(f frame) bool { return f.ID == "same" })
 	if first.Duplicate || first.Outcome == "" {
 		t.Fatalf("first ack: %s", first.raw)
@@ -260,7 +261,7 @@ func TestGuessRetriedWithSameIDAppliedOnce(t *testing.T) {
 	// The browser lost its relay and sends the guess again elsewhere.
 	b := mustDial(t, other.url)
 	join(b, "alpha", "pa", "Ann")
-	b.send(`{"type":"guess","letter":"Q","id":"same"}`)
+	b.guess("Q", "same")
 	again, _ := b.expect("ack", func(f frame) bool { return f.ID == "same" })
 	if !again.Duplicate || again.Outcome != first.Outcome {
 		t.Fatalf("retried guess: %s, first %s", again.raw, first.raw)
@@ -298,7 +299,7 @@ func TestCommandErrors(t *testing.T) {
 	if f := c.expectError(CodeInvalid); f.ID != "x" {
 		t.Fatalf("error frame does not echo the id: %s", f.raw)
 	}
-	c.send(`{"type":"newRound"}`)
+	c.send(map[string]any{"type": "newRound", "token": c.token})
 	c.expectError(CodePrecondition)
 	if err := c.conn.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}); err != nil {
 		t.Fatal(err)
@@ -535,7 +536,7 @@ func TestFailsOverBetweenNodes(t *testing.T) {
 	tr := startRelay(t, cl, func(c *Config) { c.GRPCAddrs = []string{deadAddr, cl.grpcAddr} })
 	c := mustDial(t, tr.url)
 	join(c, "alpha", "p", "n")
-	c.send(`{"type":"guess","letter":"e","id":"g"}`)
+	c.guess("e", "g")
 	c.expect("ack", func(f frame) bool { return f.ID == "g" })
 }
 
@@ -608,7 +609,7 @@ func TestEventsRightAfterJoinAreDelivered(t *testing.T) {
 		if n := roomSubs(cl, tr); n != i+1 {
 			t.Fatalf("join of %s acknowledged with %d room subscriptions on the NATS server, want %d", room, n, i+1)
 		}
-		g, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: room, PlayerId: "pa", Letter: "e"})
+		g, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: room, PlayerId: "pa", Letter: "e", Token: tokenOf("pa")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/game"
 )
 
@@ -53,6 +54,11 @@ type client struct {
 	working bool
 	workers sync.WaitGroup
 
+	// addr is the client's address and lims its creation and join
+	// buckets, the connection's and the address's (admission.go).
+	addr string
+	lims *connLimits
+
 	// worker only
 	room     string // the watched room, "" in the lobby
 	playerID string // set by a successful join
@@ -76,6 +82,10 @@ func (r *Relay) onConnect(s *melody.Session) {
 	// nothing of it (they read the peer's address off the connection):
 	// dropped, it costs an idle connection nothing.
 	s.Request = nil
+	if c.conn != nil {
+		c.addr = clientAddr(c.conn.RemoteAddr())
+	}
+	c.lims = r.admit.acquire(c.addr)
 	c.ctx, c.cancel = context.WithCancel(r.ctx)
 	r.clientsMu.Lock()
 	r.clients[c] = struct{}{}
@@ -100,6 +110,7 @@ func (r *Relay) onDisconnect(s *melody.Session) {
 	r.clientsMu.Lock()
 	delete(r.clients, c)
 	r.clientsMu.Unlock()
+	r.admit.release(c.addr)
 	r.stats.sessions.Add(-1)
 }
 
@@ -295,6 +306,31 @@ func (c *client) fail(id, code, msg string) {
 	c.r.send(c, errFrame(code, msg, id))
 }
 
+// limited refuses a command that a creation or join limit holds back,
+// saying when it would go through; it reports whether it did.
+func (c *client) limited(id string, op int) bool {
+	ref := c.r.admit.check(c.lims, op)
+	if ref == nil {
+		return false
+	}
+	c.r.send(c, encode(errorFrame{Type: "error", Code: CodeRateLimited, Message: ref.msg, ID: id, RetryAfterMs: max(ref.retry.Milliseconds(), 1)}))
+	return true
+}
+
+// token returns the player's token a command frame carries, or refuses
+// the command: every command acting as a player proves it is theirs.
+func (c *client) token(in inbound) (string, bool) {
+	switch {
+	case in.Token == "":
+		c.fail(in.ID, CodePermission, fmt.Sprintf("a %s carries the player's token: the one the join was sent with, or its ack returned", in.Type))
+		return "", false
+	case !game.ValidToken(in.Token):
+		c.fail(in.ID, CodePermission, game.TokenRule)
+		return "", false
+	}
+	return in.Token, true
+}
+
 func (c *client) failCall(id string, err error) {
 	c.r.stats.commandsFailed.Add(1)
 	code, msg := grpcError(err)
@@ -322,7 +358,9 @@ func (c *client) reqCtx() (context.Context, context.CancelFunc) {
 }
 
 // join watches a room and adds the player to it. The room is watched first,
-// so no update after the join can be missed.
+// so no update after the join can be missed. A join without a token gets
+// one drawn here, once, so that the relay's own retries of the join are
+// retries of the same request; the ack carries the seat's token.
 func (c *client) join(in inbound) {
 	switch {
 	case !game.ValidRoom(in.Room):
@@ -333,6 +371,13 @@ func (c *client) join(in inbound) {
 		return
 	case !game.ValidName(in.Name):
 		c.fail(in.ID, CodeBadRequest, fmt.Sprintf("name must be 1-%d printable characters", game.MaxNameLen))
+		return
+	}
+	if in.Token == "" {
+		in.Token = api.NewToken()
+	}
+	token, ok := c.token(in)
+	if !ok {
 		return
 	}
 	r := c.r
@@ -346,7 +391,16 @@ func (c *client) join(in inbound) {
 	}
 	ctx, cancel := c.reqCtx()
 	defer cancel()
-	req := &hangmanv1.JoinRoomRequest{Room: in.Room, PlayerId: in.PlayerID, Name: in.Name, RequestId: requestID(in.PlayerID, in.ID)}
+	// Only a join that takes a seat is limited: a player coming back (a
+	// reload, a failover) is never held back.
+	if c.r.admit.spent(c.lims, cmdJoin) && !c.seated(ctx, in.Room, in.PlayerID) && c.limited(in.ID, cmdJoin) {
+		if newWatch {
+			r.unwatch(c, c.room)
+			c.room = ""
+		}
+		return
+	}
+	req := &hangmanv1.JoinRoomRequest{Room: in.Room, PlayerId: in.PlayerID, Name: in.Name, RequestId: requestID(in.PlayerID, in.ID), Token: token}
 	var res *hangmanv1.JoinRoomResponse
 	_, err := r.nodes.call(ctx, "join", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
 		res, err = g.JoinRoom(ctx, req)
@@ -360,9 +414,56 @@ func (c *client) join(in inbound) {
 		c.failCall(in.ID, err)
 		return
 	}
+	if res.GetNewSeat() {
+		c.lims.spend(cmdJoin)
+	}
 	c.playerID, c.joined = in.PlayerID, true
 	r.offerProto(res.GetState())
-	r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeJoin, Room: in.Room, Seq: res.GetState().GetSeq()}))
+	r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeJoin, Room: in.Room, Seq: res.GetState().GetSeq(), Token: res.GetToken()}))
+}
+
+// seated reports whether player holds a seat in room, as the relay's
+// cached state of the room says, or else the leader.
+func (c *client) seated(ctx context.Context, room, player string) bool {
+	var players []*hangmanv1.Player
+	if frame := c.r.cachedState(room); frame != nil {
+		var st struct {
+			Data struct {
+				Players []*hangmanv1.Player `json:"players"`
+			} `json:"data"`
+		}
+		if json.Unmarshal(frame, &st) == nil {
+			players = st.Data.Players
+		}
+	} else {
+		_, err := c.r.nodes.call(ctx, "get_room", func(ctx context.Context, g hangmanv1.GameServiceClient) error {
+			res, err := g.GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: room, Consistency: hangmanv1.Consistency_CONSISTENCY_LEADER})
+			players = res.GetState().GetPlayers()
+			return err
+		})
+		if err != nil {
+			return false
+		}
+	}
+	for _, p := range players {
+		if p.GetId() == player {
+			return true
+		}
+	}
+	return false
+}
+
+// cachedState returns the latest state frame of a watched room, or nil.
+func (r *Relay) cachedState(name string) []byte {
+	r.roomsMu.Lock()
+	rm := r.rooms[name]
+	r.roomsMu.Unlock()
+	if rm == nil {
+		return nil
+	}
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return rm.frame
 }
 
 // watch follows a room as a spectator, without joining it: the state comes
@@ -392,9 +493,13 @@ func (c *client) guess(in inbound) {
 		c.fail(in.ID, CodeInvalid, err.Error())
 		return
 	}
+	token, ok := c.token(in)
+	if !ok {
+		return
+	}
 	ctx, cancel := c.reqCtx()
 	defer cancel()
-	req := &hangmanv1.GuessRequest{Room: c.room, PlayerId: c.playerID, Letter: in.Letter, RequestId: requestID(c.playerID, in.ID)}
+	req := &hangmanv1.GuessRequest{Room: c.room, PlayerId: c.playerID, Letter: in.Letter, RequestId: requestID(c.playerID, in.ID), Token: token}
 	var res *hangmanv1.GuessResponse
 	retried, err := c.r.nodes.call(ctx, "guess", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
 		res, err = g.Guess(ctx, req)
@@ -422,6 +527,11 @@ func (c *client) create(in inbound) {
 		c.fail(in.ID, CodeBadRequest, fmt.Sprintf("maxWrong must be 1-%d (0 for the default)", game.MaxMaxWrong))
 		return
 	}
+	if c.limited(in.ID, cmdCreate) {
+		return
+	}
+	// Every attempt costs: a refused creation is a log entry too.
+	c.lims.spend(cmdCreate)
 	scope := in.PlayerID
 	if scope == "" {
 		scope = c.playerID
@@ -447,9 +557,13 @@ func (c *client) newRound(in inbound) {
 		c.fail(in.ID, CodeNotJoined, "join a room before starting a round")
 		return
 	}
+	token, ok := c.token(in)
+	if !ok {
+		return
+	}
 	ctx, cancel := c.reqCtx()
 	defer cancel()
-	req := &hangmanv1.NewRoundRequest{Room: c.room, PlayerId: c.playerID, RequestId: requestID(c.playerID, in.ID)}
+	req := &hangmanv1.NewRoundRequest{Room: c.room, PlayerId: c.playerID, RequestId: requestID(c.playerID, in.ID), Token: token}
 	var res *hangmanv1.NewRoundResponse
 	_, err := c.r.nodes.call(ctx, "new_round", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
 		res, err = g.NewRound(ctx, req)
