@@ -116,6 +116,9 @@ func runBench(ctx context.Context, args []string) error {
 		if perGuesser := rate / float64(rooms); attach.grpc != "" && perGuesser > relay.DefaultMessageRate {
 			fmt.Fprintf(os.Stderr, "note: each guesser sends %.0f frames/s; a relay with the default limits allows %d (--message-rate), so some guesses may be refused as rate_limited\n", perGuesser, relay.DefaultMessageRate)
 		}
+		if attach.grpc != "" && rooms > relay.DefaultAddrJoin.Burst {
+			fmt.Fprintf(os.Stderr, "note: the %d guessers join from this one address; a relay with the default limits seats %d at once from one address, then %g a minute (--addr-join-burst, --addr-join-rate), so some joins may be refused as rate_limited\n", rooms, relay.DefaultAddrJoin.Burst, relay.DefaultAddrJoin.Rate*60)
+		}
 		fmt.Fprintf(os.Stderr, "driving %d websocket clients in %d rooms at %.0f guesses/s for %v…\n", clients, rooms, rate, duration)
 		rep, err = bench.RunWS(ctx, sys, bench.WSConfig{Clients: clients, Rooms: rooms, Rate: rate, Duration: duration, Warmup: warmup, KillLeaderAt: killAt, RawNATS: !noRaw})
 	}
@@ -184,7 +187,9 @@ func startSystem(ctx context.Context, nodes, relays, basePort int, dataDir strin
 		cleanup = func() { os.RemoveAll(dataDir) }
 	}
 	scfg := bench.SystemConfig{Binary: bin, Dir: dataDir, Nodes: nodes, Relays: relays, BasePort: basePort,
-		RelayArgs: []string{"--max-conns", "100000", "--message-rate", "1000", "--message-burst", "1000"}, Cleanup: cleanup}
+		RelayArgs: []string{"--max-conns", "100000", "--message-rate", "1000", "--message-burst", "1000",
+			// Every guesser joins from this one address.
+			"--addr-join-rate", "1000", "--addr-join-burst", "100000"}, Cleanup: cleanup}
 	if childLogs {
 		scfg.Log = os.Stderr
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/gameclient"
 )
 
@@ -105,11 +106,25 @@ func createRooms(ctx context.Context, cl hangmanv1.GameServiceClient, prefix str
 	return names, nil
 }
 
+// player is one player the load generator speaks for: its id and the
+// token it joined with (drawn here, as a browser draws its own).
+type player struct {
+	id, token string
+}
+
+func newPlayer(id string) player { return player{id: id, token: api.NewToken()} }
+
+// join seats p in room.
+func (p player) join(ctx context.Context, cl hangmanv1.GameServiceClient, room, name string) error {
+	_, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: room, PlayerId: p.id, Name: name, Token: p.token})
+	return err
+}
+
 // guessLoop guesses in room as player until ctx ends, paced by lim (nil:
 // as fast as answers come), starting a new round through rounds when one
 // ends. It starts with clients[first] and moves to the next node when one
 // fails, as a client of a real deployment would.
-func guessLoop(ctx context.Context, clients []hangmanv1.GameServiceClient, first int, room, player string, rounds *roundGate, lim *rate.Limiter, acks *ackLog, onAck func(seq uint64, sent time.Time)) {
+func guessLoop(ctx context.Context, clients []hangmanv1.GameServiceClient, first int, room string, player player, rounds *roundGate, lim *rate.Limiter, acks *ackLog, onAck func(seq uint64, sent time.Time)) {
 	next := first
 	var lat []time.Duration
 	defer func() { acks.merge(lat) }()
@@ -128,7 +143,7 @@ func guessLoop(ctx context.Context, clients []hangmanv1.GameServiceClient, first
 		cl := clients[next%len(clients)]
 		sent := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		r, err := cl.Guess(cctx, &hangmanv1.GuessRequest{Room: room, PlayerId: player, Letter: letter, RequestId: fmt.Sprintf("%s-%d-%d", player, sent.UnixNano(), n)})
+		r, err := cl.Guess(cctx, &hangmanv1.GuessRequest{Room: room, PlayerId: player.id, Letter: letter, RequestId: fmt.Sprintf("%s-%d-%d", player.id, sent.UnixNano(), n), Token: player.token})
 		cancel()
 		switch {
 		case err == nil:
@@ -163,7 +178,7 @@ type roundGate struct {
 // after makes sure a round later than seen has started, and returns the
 // latest round the gate knows of. When another guesser has started one
 // already, it only reports it.
-func (g *roundGate) after(ctx context.Context, cl hangmanv1.GameServiceClient, player string, seen uint64) uint64 {
+func (g *roundGate) after(ctx context.Context, cl hangmanv1.GameServiceClient, player player, seen uint64) uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.started > seen {
@@ -173,7 +188,7 @@ func (g *roundGate) after(ctx context.Context, cl hangmanv1.GameServiceClient, p
 	defer cancel()
 	// Refused when the round is still playing (the guess that ended it
 	// was not this guesser's latest): the next answer tells the round.
-	if r, err := cl.NewRound(cctx, &hangmanv1.NewRoundRequest{Room: g.room, PlayerId: player}); err == nil {
+	if r, err := cl.NewRound(cctx, &hangmanv1.NewRoundRequest{Room: g.room, PlayerId: player.id, Token: player.token}); err == nil {
 		g.started = max(g.started, r.GetState().GetRound())
 	}
 	return max(seen, g.started)
@@ -225,9 +240,11 @@ func RunGRPC(ctx context.Context, sys *System, cfg GRPCConfig) (*Report, error) 
 	if err != nil {
 		return nil, err
 	}
-	for w := range cfg.Workers {
+	workers := make([]player, cfg.Workers)
+	for w := range workers {
 		room := rooms[w%len(rooms)]
-		if _, err := clients[0].JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: room, PlayerId: fmt.Sprintf("w%d", w), Name: fmt.Sprintf("worker %d", w)}); err != nil {
+		workers[w] = newPlayer(fmt.Sprintf("w%d", w))
+		if err := workers[w].join(ctx, clients[0], room, fmt.Sprintf("worker %d", w)); err != nil {
 			return nil, fmt.Errorf("join %s: %w", room, err)
 		}
 	}
@@ -245,7 +262,7 @@ func RunGRPC(ctx context.Context, sys *System, cfg GRPCConfig) (*Report, error) 
 		var wg sync.WaitGroup
 		for w := range cfg.Workers {
 			wg.Go(func() {
-				guessLoop(lctx, clients, w, rooms[w%len(rooms)], fmt.Sprintf("w%d", w), gates[w%len(rooms)], lim, acks, nil)
+				guessLoop(lctx, clients, w, rooms[w%len(rooms)], workers[w], gates[w%len(rooms)], lim, acks, nil)
 			})
 		}
 		if kill {

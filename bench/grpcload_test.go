@@ -50,7 +50,7 @@ func TestRoundGateStartsEachRoundOnce(t *testing.T) {
 		var wg sync.WaitGroup
 		got := make([]uint64, 8)
 		for i := range got {
-			wg.Go(func() { got[i] = g.after(ctx, cl, "p", round) })
+			wg.Go(func() { got[i] = g.after(ctx, cl, newPlayer("p"), round) })
 		}
 		wg.Wait()
 		for i, r := range got {
@@ -63,7 +63,7 @@ func TestRoundGateStartsEachRoundOnce(t *testing.T) {
 		t.Errorf("5 rounds took %d NewRound calls (%d refused), want 5", n, cl.refused.Load())
 	}
 	// A guesser still at round 2 hears of round 6 and calls nobody.
-	if r := g.after(ctx, cl, "p", 2); r != 6 {
+	if r := g.after(ctx, cl, newPlayer("p"), 2); r != 6 {
 		t.Errorf("stale guesser learnt round %d, want 6", r)
 	}
 	if n := cl.calls.Load(); n != 5 {

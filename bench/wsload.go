@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/services/api"
 )
 
 // WSConfig drives websocket clients through the relays.
@@ -74,6 +75,7 @@ type wsClient struct {
 	conn    *websocket.Conn
 	room    int
 	guesser bool
+	token   string // the guesser's, drawn before it joins
 	mu      sync.Mutex
 	got     []sample
 	acks    chan frame
@@ -224,7 +226,8 @@ func RunWS(ctx context.Context, sys *System, cfg WSConfig) (*Report, error) {
 			go c.read()
 			id := "hello-" + strconv.Itoa(i)
 			if c.guesser {
-				err = c.send(map[string]any{"type": "join", "room": rooms[c.room], "playerId": fmt.Sprintf("g%d", i), "name": fmt.Sprintf("guesser %d", i), "id": id})
+				c.token = api.NewToken()
+				err = c.send(map[string]any{"type": "join", "room": rooms[c.room], "playerId": fmt.Sprintf("g%d", i), "name": fmt.Sprintf("guesser %d", i), "id": id, "token": c.token})
 			} else {
 				err = c.send(map[string]any{"type": "watch", "room": rooms[c.room], "id": id})
 			}
@@ -335,7 +338,7 @@ func wsGuessLoop(ctx context.Context, c *wsClient, perSecond float64, acks *ackL
 		}
 		id := fmt.Sprintf("q%d-%d", time.Now().UnixNano(), n)
 		sent := time.Now()
-		if err := c.send(map[string]any{"type": "guess", "letter": string(rune('a' + n%26)), "id": id}); err != nil {
+		if err := c.send(map[string]any{"type": "guess", "letter": string(rune('a' + n%26)), "id": id, "token": c.token}); err != nil {
 			acks.fail("send")
 			return
 		}
@@ -348,7 +351,7 @@ func wsGuessLoop(ctx context.Context, c *wsClient, perSecond float64, acks *ackL
 			sends.put(c.room, f.Seq, sent)
 		case f.Code == "precondition":
 			rid := "round-" + id
-			if c.send(map[string]any{"type": "newRound", "id": rid}) == nil {
+			if c.send(map[string]any{"type": "newRound", "id": rid, "token": c.token}) == nil {
 				actx, cancel := context.WithTimeout(ctx, 15*time.Second)
 				_, _ = c.await(actx, rid)
 				cancel()
@@ -403,8 +406,10 @@ func runRawNATS(ctx context.Context, sys *System, gc []hangmanv1.GameServiceClie
 		}
 	}
 	sends := newSendLog(cfg.Rooms)
-	for r := range cfg.Rooms {
-		if _, err := gc[0].JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: rooms[r], PlayerId: fmt.Sprintf("raw%d", r), Name: "raw"}); err != nil {
+	raw := make([]player, cfg.Rooms)
+	for r := range raw {
+		raw[r] = newPlayer(fmt.Sprintf("raw%d", r))
+		if err := raw[r].join(ctx, gc[0], rooms[r], "raw"); err != nil {
 			return 0, nil, err
 		}
 	}
@@ -418,7 +423,7 @@ func runRawNATS(ctx context.Context, sys *System, gc []hangmanv1.GameServiceClie
 				if !sleepCtx(lctx, stagger(r, cfg.Rooms, cfg.Rate/float64(cfg.Rooms))) {
 					return
 				}
-				guessLoop(lctx, gc, r, rooms[r], fmt.Sprintf("raw%d", r), &roundGate{room: rooms[r]}, lim, acks, func(seq uint64, sent time.Time) { sends.put(r, seq, sent) })
+				guessLoop(lctx, gc, r, rooms[r], raw[r], &roundGate{room: rooms[r]}, lim, acks, func(seq uint64, sent time.Time) { sends.put(r, seq, sent) })
 			})
 		}
 		start := time.Now()

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/services/api"
 )
 
 // alphabet is what players guess: consonants without y. Every word of the
@@ -188,7 +189,7 @@ func (w *Workload) newRoom(ctx context.Context, s, gen int, players []string) (s
 	}
 	for _, p := range players {
 		err := w.retry(ctx, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
-			_, err := c.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: room, PlayerId: p, Name: p, RequestId: "join-" + room + "-" + p})
+			_, err := c.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: room, PlayerId: p, Name: p, RequestId: "join-" + room + "-" + p, Token: tokenOf(p)})
 			return err
 		})
 		if err != nil {
@@ -200,6 +201,13 @@ func (w *Workload) newRoom(ctx context.Context, s, gen int, players []string) (s
 	w.mu.Unlock()
 	return room, nil
 }
+
+// tokenSalt makes this run's player tokens its own.
+var tokenSalt = api.NewToken()
+
+// tokenOf is the token player brings to every call: drawn by the client,
+// so that a join retried through faults is the same request.
+func tokenOf(player string) string { return tokenSalt[:22] + "-" + player }
 
 // retry calls f on node after node until it succeeds, fails for good, or
 // ctx ends.
@@ -268,7 +276,7 @@ func pickLetter(recent []byte) byte {
 // request id on the next node while its outcome is unknown.
 func (w *Workload) guess(soft, hard context.Context, client int, in Input) {
 	rec := &guessRecord{Input: in, Call: w.hist.now()}
-	req := &hangmanv1.GuessRequest{Room: in.Room, PlayerId: in.Player, Letter: in.Letter, RequestId: in.RequestID}
+	req := &hangmanv1.GuessRequest{Room: in.Room, PlayerId: in.Player, Letter: in.Letter, RequestId: in.RequestID, Token: tokenOf(in.Player)}
 	node := rand.IntN(len(w.lab.Nodes))
 	wasUncertain := false
 	for attempt := 0; ; attempt++ {

@@ -110,10 +110,11 @@ func TestDevStopsCleanlyAndRestartsFromItsDataDir(t *testing.T) {
 	if _, err := cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "kept"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "kept", PlayerId: "ann", Name: "Ann"}); err != nil {
+	j, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "kept", PlayerId: "ann", Name: "Ann"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "kept", PlayerId: "ann", Letter: "e"})
+	g, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "kept", PlayerId: "ann", Letter: "e", Token: j.GetToken()})
 	if err != nil {
 		t.Fatal(err)
 	}
