@@ -18,10 +18,32 @@
   };
   let playerId = sessionStorage.getItem("hangman.playerId");
   if (!playerId || !/^[A-Za-z0-9_-]{1,64}$/.test(playerId)) {
+    newPlayerId();
+  }
+  function newPlayerId() {
     playerId = "p-" + randomId(9);
     sessionStorage.setItem("hangman.playerId", playerId);
   }
   let nickname = localStorage.getItem("hangman.nickname") || "";
+
+  // A seat belongs to whoever holds its token: a secret of 192 random bits
+  // this browser draws before its first join to a room, keeps in
+  // localStorage per room and player (so a reload keeps the seat and its
+  // score), and sends with every command as that player. Player ids are
+  // public; the token is never shown, logged or sent anywhere else.
+  const TOKEN = /^[A-Za-z0-9_-]{22,64}$/;
+  const tokenKey = (r) => "hangman.token." + r + "." + playerId;
+  function tokenFor(r) {
+    let t = localStorage.getItem(tokenKey(r));
+    if (!t || !TOKEN.test(t)) {
+      const b = new Uint8Array(24);
+      crypto.getRandomValues(b);
+      t = btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+      localStorage.setItem(tokenKey(r), t);
+    }
+    return t;
+  }
+  function forgetToken(r) { localStorage.removeItem(tokenKey(r)); }
 
   // ---- connection ---------------------------------------------------------
   const here = location.protocol + "//" + location.host;
@@ -118,8 +140,10 @@
   }
 
   // command sends a command with an id and remembers it until acknowledged.
+  // Commands in a room act as this player, so they carry its token.
   function command(msg) {
     msg.id = msg.id || randomId(8);
+    if (msg.type === "guess" || msg.type === "newRound") msg.token = tokenFor(room);
     pending.set(msg.id, msg);
     send(msg);
     return msg.id;
@@ -233,10 +257,12 @@
     p.textContent = room ? "Choose a nickname to join room “" + room + "”." : "";
   }
 
+  let joinRetry = 0;
   function joinRoom(name) {
     // A join is sent afresh on every connection (it is idempotent), so it
     // is not kept among the pending commands.
-    send({ type: "join", room: name, playerId, name: nickname, id: "join-" + randomId(6) });
+    clearTimeout(joinRetry);
+    send({ type: "join", room: name, playerId, name: nickname, token: tokenFor(name), id: "join-" + randomId(6) });
   }
 
   function leaveRoom() {
@@ -269,6 +295,7 @@
     pending.delete(f.id);
     switch (f.op) {
       case "join":
+        if (f.token && f.room && TOKEN.test(f.token)) localStorage.setItem(tokenKey(f.room), f.token);
         if (f.room === room) {
           if (feedRoom !== room) { $("feed").textContent = ""; feedRoom = room; }
           joined = true;
@@ -288,6 +315,27 @@
   function onError(f) {
     const cmd = f.id ? pending.get(f.id) : null;
     if (f.id) pending.delete(f.id);
+    const isJoin = typeof f.id === "string" && f.id.startsWith("join-");
+    if (f.code === "permission_denied" && room) {
+      // Our token is not the seat's: the seat was freed while we were away
+      // and someone else took our id. Play on as a new player.
+      if (cmd && cmd.type === "guess") markPending();
+      const r = room;
+      forgetToken(r);
+      newPlayerId();
+      joined = false;
+      toast("Your seat in room “" + r + "” belongs to someone else now; you join as a new player.");
+      joinRoom(r);
+      return;
+    }
+    if (f.code === "rate_limited" && isJoin && room) {
+      // Too many seats taken from here at once: join when allowed.
+      const r = room;
+      toast(f.message || "Too many joins; trying again shortly.", "info");
+      clearTimeout(joinRetry);
+      joinRetry = setTimeout(() => { if (room === r && !joined) joinRoom(r); }, Math.min(f.retryAfterMs || 1000, 60000));
+      return;
+    }
     if (f.code === "not_found" && !joined && room) {
       // The room of the link does not exist (any more).
       toast("Room “" + room + "” does not exist.");
@@ -303,6 +351,28 @@
   function onState(s) {
     if (!s || s.room !== room) return;
     if (state && state.room === s.room && s.seq < state.seq) return; // older than what we show
+    if (s.status === "deleted") {
+      // The room was idle so long that the cluster reclaimed it.
+      forgetToken(s.room);
+      toast("Room “" + s.room + "” was closed after being idle; create it again to play on.");
+      send({ type: "leave" });
+      room = "";
+      joined = false;
+      state = null;
+      history.replaceState(null, "", location.pathname);
+      showView();
+      send({ type: "list" });
+      return;
+    }
+    if (joined && state && state.players.some((p) => p.id === playerId) && !(s.players || []).some((p) => p.id === playerId)) {
+      // Our seat was freed: we did not play for a long while others did.
+      // Joining again is up to the player, so an idle tab holds no seat.
+      joined = false;
+      toast("You were away for a while, so your seat was freed. Join the room again to play.");
+      state = s;
+      showView();
+      return;
+    }
     state = s;
     for (const p of s.players || []) names.set(p.id, p.name);
     render();
@@ -432,6 +502,8 @@
       case "player_joined": text = who(e.player) + " joined."; break;
       case "player_renamed": text = "A player is now called " + e.name + "."; break;
       case "round_started": text = "Round " + e.round + " started."; break;
+      case "seat_reclaimed": text = who(e.player) + " left (away too long)."; break;
+      case "room_deleted": text = "The room was closed after being idle."; break;
       case "guess":
         text = `${who(e.player)} guessed ${String(e.letter).toUpperCase()}: ${e.outcome}.`;
         if (e.status === "won") text += " The word is solved!";
