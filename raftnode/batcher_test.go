@@ -90,7 +90,7 @@ func TestProposalsWhileRaftIsBusyShareOneEntry(t *testing.T) {
 	answers := make(chan answer, 2*rooms)
 	var wg sync.WaitGroup
 	propose := func(room, letter string) {
-		cmd := game.Command{Kind: game.KindGuess, Room: room, Player: "alice", Letter: letter, RequestID: room + letter}.Encode()
+		cmd := game.Command{Kind: game.KindGuess, Room: room, Player: "alice", Letter: letter, RequestID: room + letter, TokenHash: game.HashToken(tokenOf("alice"))}.Encode()
 		wg.Go(func() {
 			res, index, err := n.Propose(ctxT(t), room, cmd)
 			answers <- answer{room, letter, res, index, err}

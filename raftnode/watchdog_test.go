@@ -17,7 +17,7 @@ import (
 
 func mustEncode(t *testing.T, room, player, letter string) []byte {
 	t.Helper()
-	return game.Command{Kind: game.KindGuess, Room: room, Player: player, Letter: letter, RequestID: "stuck-" + letter}.Encode()
+	return game.Command{Kind: game.KindGuess, Room: room, Player: player, Letter: letter, RequestID: "stuck-" + letter, TokenHash: game.HashToken(tokenOf(player))}.Encode()
 }
 
 // stallingStore is the node's real log store with a switch that makes
