@@ -84,8 +84,21 @@ func clientAddr(a net.Addr) string {
 }
 
 // connLimits are one connection's buckets and its address's, by command
-// and scope.
-type connLimits [2][2]*rate.Limiter
+// and scope. The connection's own are made on its first creation or join,
+// so that the many connections that only watch cost nothing more. They are
+// used from the connection's command worker only.
+type connLimits struct {
+	a    *admission
+	lims [2][2]*rate.Limiter
+}
+
+// of returns the buckets of command op, by scope.
+func (l *connLimits) of(op int) [2]*rate.Limiter {
+	if l.lims[op][byConn] == nil {
+		l.lims[op][byConn] = l.a.buckets[op][byConn].limiter()
+	}
+	return l.lims[op]
+}
 
 // acquire returns the buckets of a new connection from addr, counting it.
 func (a *admission) acquire(addr string) *connLimits {
@@ -100,9 +113,9 @@ func (a *admission) acquire(addr string) *connLimits {
 		a.addrs[addr] = b
 	}
 	b.conns++
-	l := &connLimits{}
-	for op := range l {
-		l[op] = [2]*rate.Limiter{a.buckets[op][byConn].limiter(), b.lims[op]}
+	l := &connLimits{a: a}
+	for op := range l.lims {
+		l.lims[op][byAddr] = b.lims[op]
 	}
 	return l
 }
@@ -146,7 +159,7 @@ type refusal struct {
 // any of them spends, so a burst can overshoot by the commands in flight.
 func (a *admission) check(l *connLimits, op int) *refusal {
 	now := time.Now()
-	for scope, lim := range l[op] {
+	for scope, lim := range l.of(op) {
 		if lim.TokensAt(now) >= 1 {
 			continue
 		}
@@ -172,7 +185,7 @@ func (a *admission) check(l *connLimits, op int) *refusal {
 // with limits l: whether check might refuse it.
 func (a *admission) spent(l *connLimits, op int) bool {
 	now := time.Now()
-	for _, lim := range l[op] {
+	for _, lim := range l.of(op) {
 		if lim.TokensAt(now) < 1 {
 			return true
 		}
@@ -184,7 +197,7 @@ func (a *admission) spent(l *connLimits, op int) bool {
 // be: the command went through.
 func (l *connLimits) spend(op int) {
 	now := time.Now()
-	for _, lim := range l[op] {
+	for _, lim := range l.of(op) {
 		lim.ReserveN(now, 1)
 	}
 }
