@@ -142,7 +142,7 @@ func (p *composeProject) guessUntilAcked(ctx context.Context, nodes []string, ro
 			p.t.Fatal(err)
 		}
 		actx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		resp, err := hangmanv1.NewGameServiceClient(c).Guess(actx, &hangmanv1.GuessRequest{Room: room, PlayerId: player, Letter: letter, RequestId: reqID})
+		resp, err := hangmanv1.NewGameServiceClient(c).Guess(actx, &hangmanv1.GuessRequest{Room: room, PlayerId: player, Letter: letter, RequestId: reqID, Token: tokenOf(player)})
 		cancel()
 		if err == nil {
 			return resp.GetState().GetSeq()

@@ -1091,13 +1091,17 @@ func (w *wsClient) command(ctx context.Context, frame map[string]any) wsFrame {
 
 func (w *wsClient) join(ctx context.Context, room, player, name string) {
 	w.t.Helper()
-	w.command(ctx, map[string]any{"type": "join", "room": room, "playerId": player, "name": name})
+	w.command(ctx, map[string]any{"type": "join", "room": room, "playerId": player, "name": name, "token": tokenOf(player)})
 }
+
+// tokenOf is the token the tests' player brings to every command, from any
+// relay: a browser draws its own and keeps it.
+func tokenOf(player string) string { return "token-of-" + player + "-0123456789abcdef" }
 
 // guess guesses a letter and returns the seq that committed it.
 func (w *wsClient) guess(ctx context.Context, room, player, letter string) uint64 {
 	w.t.Helper()
-	f := w.command(ctx, map[string]any{"type": "guess", "room": room, "playerId": player, "letter": letter})
+	f := w.command(ctx, map[string]any{"type": "guess", "room": room, "playerId": player, "letter": letter, "token": tokenOf(player)})
 	if f.Seq == 0 {
 		w.t.Fatalf("relay %d: guess ack without seq: %+v", w.relay, f)
 	}
