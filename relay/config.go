@@ -92,6 +92,7 @@ type Config struct {
 // per second, small frames, and no patience for clients that do not read.
 const (
 	DefaultMaxConns          = 10000
+	DefaultMaxConnsPerAddr   = 100
 	DefaultMaxFrameBytes     = 4096
 	DefaultMessageRate       = 10
 	DefaultMessageBurst      = 20

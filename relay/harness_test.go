@@ -84,6 +84,39 @@ type cluster struct {
 	// health is the node's grpc.health.v1, SERVING (it knows a leader)
 	// until a test says otherwise.
 	health *health.Server
+	// reads counts the GetRoom calls the node served, by consistency.
+	reads readCounter
+}
+
+// readCounter counts GetRoom calls by consistency, as a gRPC interceptor.
+type readCounter struct {
+	mu sync.Mutex
+	n  map[hangmanv1.Consistency]int
+}
+
+func (rc *readCounter) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if g, ok := req.(*hangmanv1.GetRoomRequest); ok {
+		rc.mu.Lock()
+		if rc.n == nil {
+			rc.n = make(map[hangmanv1.Consistency]int)
+		}
+		rc.n[g.GetConsistency()]++
+		rc.mu.Unlock()
+	}
+	return h(ctx, req)
+}
+
+// count returns the GetRoom calls at consistency c, or at any when c is -1.
+func (rc *readCounter) count(c hangmanv1.Consistency) int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	total := 0
+	for k, v := range rc.n {
+		if c == -1 || k == c {
+			total += v
+		}
+	}
+	return total
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -114,7 +147,8 @@ func startCluster(t testing.TB) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	cl := &cluster{natsURL: ns.ClientURL(), nsrv: ns, grpcAddr: ln.Addr().String(), rep: rep, nc: nc}
+	gs := grpc.NewServer(grpc.UnaryInterceptor(cl.reads.intercept))
 	api.New(rep, testLogger(t)).Register(gs)
 	hs := health.NewServer()
 	hs.SetServingStatus(hangmanv1.GameService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -126,7 +160,8 @@ func startCluster(t testing.TB) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cc.Close() })
-	return &cluster{natsURL: ns.ClientURL(), nsrv: ns, grpcAddr: ln.Addr().String(), rep: rep, game: hangmanv1.NewGameServiceClient(cc), nc: nc, health: hs}
+	cl.game, cl.health = hangmanv1.NewGameServiceClient(cc), hs
+	return cl
 }
 
 // createRoom makes a room through the game service, as another relay would.
@@ -178,6 +213,7 @@ type frame struct {
 	Relays    []string        `json:"relays"`
 	Data      json.RawMessage `json:"data"`
 	Rooms     []roomSummary   `json:"rooms"`
+	Next      string          `json:"next"`
 	Seq       uint64          `json:"seq"`
 	Token     string          `json:"token"`
 	// RetryAfterMs is set on rate-limited creations and joins.

@@ -41,6 +41,7 @@ const (
 	CodeInternal        = "internal"
 	CodeOriginForbidden = "origin_not_allowed"
 	CodeTooManyConns    = "too_many_connections"
+	CodeTooManyFromAddr = "too_many_connections_from_address"
 	CodeShuttingDown    = "shutting_down"
 	CodeNotWebsocket    = "not_websocket"
 )

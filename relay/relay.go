@@ -75,6 +75,9 @@ type counters struct {
 	dupStates, dupEvents, gaps, fetches         atomic.Int64
 	slowDropped, rateLimited, tooBig, badFrames atomic.Int64
 	originRefused, connsRefused, commandsFailed atomic.Int64
+	// sweeps counts the anti-entropy passes; unconfirmed the room
+	// messages dropped because no node vouched for their seq.
+	sweeps, unconfirmed atomic.Int64
 }
 
 // New connects to NATS and the game nodes (reconnecting in the background

@@ -324,6 +324,7 @@ func (r *Relay) antiEntropy() {
 			return
 		case <-tick.C:
 		}
+		r.stats.sweeps.Add(1)
 		cutoff := time.Now().Add(-quietAfter).UnixNano()
 		r.roomsMu.Lock()
 		var quiet []*room

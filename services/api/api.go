@@ -226,6 +226,13 @@ func (s *Service) GetRoom(ctx context.Context, req *hangmanv1.GetRoomRequest) (*
 	return out, err
 }
 
+// Pages of ListRooms: a request without a page size gets
+// DefaultListPageSize rooms, and none gets more than MaxListPageSize.
+const (
+	DefaultListPageSize = 50
+	MaxListPageSize     = 100
+)
+
 // ListRooms lists every room.
 func (s *Service) ListRooms(ctx context.Context, req *hangmanv1.ListRoomsRequest) (*hangmanv1.ListRoomsResponse, error) {
 	var out *hangmanv1.ListRoomsResponse

@@ -559,7 +559,7 @@ func (m *Machine) Room(name string) (State, bool) {
 func (m *Machine) Rooms() []Summary {
 	out := make([]Summary, 0, len(m.rooms))
 	for _, r := range m.rooms {
-		out = append(out, Summary{Room: r.name, Round: r.round, Status: r.status, Players: len(r.players), Seq: r.seq})
+		out = append(out, r.summary())
 	}
 	slices.SortFunc(out, func(a, b Summary) int { return strings.Compare(a.Room, b.Room) })
 	return out

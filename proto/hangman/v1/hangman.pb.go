@@ -1124,9 +1124,18 @@ func (x *GetRoomResponse) GetAppliedIndex() uint64 {
 	return 0
 }
 
+// ListRoomsRequest asks for one page of the lobby. Rooms are listed in name
+// order, a page at a time: the whole lobby in one answer would let a small
+// request cost the node and every hop a large one.
 type ListRoomsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Consistency   Consistency            `protobuf:"varint,1,opt,name=consistency,proto3,enum=hangman.v1.Consistency" json:"consistency,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Consistency Consistency            `protobuf:"varint,1,opt,name=consistency,proto3,enum=hangman.v1.Consistency" json:"consistency,omitempty"`
+	// page_size is the most rooms to return: 0 means 50, and more than 100
+	// is taken as 100 (the server's maximum).
+	PageSize uint32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token continues a listing: the next_page_token of the page before.
+	// Empty starts at the first room.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1166,6 +1175,20 @@ func (x *ListRoomsRequest) GetConsistency() Consistency {
 		return x.Consistency
 	}
 	return Consistency_CONSISTENCY_UNSPECIFIED
+}
+
+func (x *ListRoomsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRoomsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 // RoomSummary is one line of the lobby.
@@ -1246,9 +1269,13 @@ func (x *RoomSummary) GetSeq() uint64 {
 }
 
 type ListRoomsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Rooms         []*RoomSummary         `protobuf:"bytes,1,rep,name=rooms,proto3" json:"rooms,omitempty"`
-	AppliedIndex  uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Rooms        []*RoomSummary         `protobuf:"bytes,1,rep,name=rooms,proto3" json:"rooms,omitempty"`
+	AppliedIndex uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// next_page_token asks for the rooms after this page; empty on the last
+	// page. It is the name of the page's last room, so rooms created while a
+	// listing goes on appear in it if they sort after that name.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1295,6 +1322,13 @@ func (x *ListRoomsResponse) GetAppliedIndex() uint64 {
 		return x.AppliedIndex
 	}
 	return 0
+}
+
+func (x *ListRoomsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // RoomEvent is one committed change to a room, the same fields as the NATS
@@ -2246,18 +2280,22 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\vconsistency\x18\x02 \x01(\x0e2\x17.hangman.v1.ConsistencyR\vconsistency\"c\n" +
 	"\x0fGetRoomResponse\x12+\n" +
 	"\x05state\x18\x01 \x01(\v2\x15.hangman.v1.RoomStateR\x05state\x12#\n" +
-	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\"M\n" +
+	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\"\x89\x01\n" +
 	"\x10ListRoomsRequest\x129\n" +
-	"\vconsistency\x18\x01 \x01(\x0e2\x17.hangman.v1.ConsistencyR\vconsistency\"{\n" +
+	"\vconsistency\x18\x01 \x01(\x0e2\x17.hangman.v1.ConsistencyR\vconsistency\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"{\n" +
 	"\vRoomSummary\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x04R\x05round\x12\x16\n" +
 	"\x06status\x18\x03 \x01(\tR\x06status\x12\x18\n" +
 	"\aplayers\x18\x04 \x01(\x05R\aplayers\x12\x10\n" +
-	"\x03seq\x18\x05 \x01(\x04R\x03seq\"g\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\"\x8f\x01\n" +
 	"\x11ListRoomsResponse\x12-\n" +
 	"\x05rooms\x18\x01 \x03(\v2\x17.hangman.v1.RoomSummaryR\x05rooms\x12#\n" +
-	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\"\xf5\x01\n" +
+	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\xf5\x01\n" +
 	"\tRoomEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04prev\x18\x02 \x01(\x04R\x04prev\x12\x12\n" +

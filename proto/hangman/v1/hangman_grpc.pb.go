@@ -71,7 +71,8 @@ type GameServiceClient interface {
 	NewRound(ctx context.Context, in *NewRoundRequest, opts ...grpc.CallOption) (*NewRoundResponse, error)
 	// GetRoom reads one room's public state at the requested consistency.
 	GetRoom(ctx context.Context, in *GetRoomRequest, opts ...grpc.CallOption) (*GetRoomResponse, error)
-	// ListRooms lists every room at the requested consistency.
+	// ListRooms lists the rooms at the requested consistency, one page at a
+	// time (see ListRoomsRequest).
 	ListRooms(ctx context.Context, in *ListRoomsRequest, opts ...grpc.CallOption) (*ListRoomsResponse, error)
 	// Events returns a room's committed events after a seq, oldest first,
 	// from the bounded history each room keeps (its last 256 events): how a
@@ -210,7 +211,8 @@ type GameServiceServer interface {
 	NewRound(context.Context, *NewRoundRequest) (*NewRoundResponse, error)
 	// GetRoom reads one room's public state at the requested consistency.
 	GetRoom(context.Context, *GetRoomRequest) (*GetRoomResponse, error)
-	// ListRooms lists every room at the requested consistency.
+	// ListRooms lists the rooms at the requested consistency, one page at a
+	// time (see ListRoomsRequest).
 	ListRooms(context.Context, *ListRoomsRequest) (*ListRoomsResponse, error)
 	// Events returns a room's committed events after a seq, oldest first,
 	// from the bounded history each room keeps (its last 256 events): how a

@@ -1,0 +1,279 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/services/api"
+	"github.com/hangman/hangman/services/game"
+)
+
+// These tests attack a relay the way an anonymous client could, over the
+// websocket and over an unauthenticated NATS connection (dev mode), and
+// check that each attack costs the attacker more than the system.
+
+// TestListIsPaginated: a small list request never returns the whole lobby,
+// over gRPC or over the websocket, and the pages put together are the
+// lobby.
+func TestListIsPaginated(t *testing.T) {
+	cl := startCluster(t)
+	const rooms = 250
+	var want []string
+	for i := range rooms {
+		name := fmt.Sprintf("room-%03d", i)
+		cl.createRoom(t, name)
+		want = append(want, name)
+	}
+
+	t.Run("grpc", func(t *testing.T) {
+		ctx := context.Background()
+		for _, size := range []uint32{0, 7, 100, 100000} {
+			var got []string
+			token := ""
+			for pages := 0; ; pages++ {
+				res, err := cl.game.ListRooms(ctx, &hangmanv1.ListRoomsRequest{PageSize: size, PageToken: token})
+				if err != nil {
+					t.Fatal(err)
+				}
+				limit := int(size)
+				if size == 0 {
+					limit = api.DefaultListPageSize
+				}
+				if n := len(res.GetRooms()); n > min(limit, api.MaxListPageSize) {
+					t.Fatalf("page_size %d: a page of %d rooms", size, n)
+				}
+				for _, r := range res.GetRooms() {
+					got = append(got, r.GetRoom())
+				}
+				if token = res.GetNextPageToken(); token == "" {
+					break
+				}
+				if pages > rooms {
+					t.Fatal("the listing does not end")
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("page_size %d: pages put together are %v", size, got)
+			}
+		}
+		_, err := cl.game.ListRooms(ctx, &hangmanv1.ListRoomsRequest{PageToken: "Not A Room!"})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("bad page token: %v, want InvalidArgument", err)
+		}
+	})
+
+	t.Run("websocket", func(t *testing.T) {
+		tr := startRelay(t, cl, nil)
+		c := mustDial(t, tr.url)
+		var got []string
+		after := ""
+		for page := 0; ; page++ {
+			id := fmt.Sprintf("l%d", page)
+			c.send(map[string]any{"type": "list", "after": after, "id": id})
+			f, _ := c.expect("rooms", func(f frame) bool { return f.ID == id })
+			if len(f.Rooms) > api.DefaultListPageSize {
+				t.Fatalf("a list frame answered with %d rooms (%d bytes)", len(f.Rooms), len(f.raw))
+			}
+			for _, r := range f.Rooms {
+				got = append(got, r.Room)
+			}
+			if after = f.Next; after == "" {
+				break
+			}
+			if page > rooms {
+				t.Fatal("the listing does not end")
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("pages put together are %v", got)
+		}
+		c.send(`{"type":"list","limit":1000,"id":"big"}`)
+		if f, _ := c.expect("rooms", func(f frame) bool { return f.ID == "big" }); len(f.Rooms) > api.MaxListPageSize {
+			t.Fatalf("limit 1000 answered with %d rooms", len(f.Rooms))
+		}
+		c.send(`{"type":"list","after":"Not A Room!","id":"bad"}`)
+		c.expectError(CodeBadRequest)
+	})
+}
+
+// TestUnknownRoomsCostOneLookup: connections that watch rooms that do not
+// exist cost one cheap lookup per room, shared by all its watchers, and
+// nothing afterwards, however long they stay; the room still shows up
+// once created.
+func TestUnknownRoomsCostOneLookup(t *testing.T) {
+	cl := startCluster(t)
+	tr := startRelay(t, cl, nil)
+	const ghosts, crowd = 20, 20
+	var clients []*wsClient
+	for i := range ghosts {
+		c := mustDial(t, tr.url)
+		c.send(fmt.Sprintf(`{"type":"watch","room":"ghost-%d"}`, i))
+		c.expect("ack", func(f frame) bool { return f.Op == "watch" })
+		clients = append(clients, c)
+	}
+	for range crowd {
+		c := mustDial(t, tr.url)
+		c.send(`{"type":"watch","room":"ghost-shared"}`)
+		c.expect("ack", func(f frame) bool { return f.Op == "watch" })
+	}
+	const lookups = ghosts + 1
+	eventually(t, "one lookup per unknown room", func() bool { return cl.reads.count(-1) >= lookups })
+	// Let the anti-entropy sweep look at every room a few times.
+	swept := tr.stats.sweeps.Load()
+	eventually(t, "three sweeps", func() bool { return tr.stats.sweeps.Load() >= swept+3 })
+	if n := cl.reads.count(-1); n != lookups {
+		t.Errorf("%d watchers of %d unknown rooms made %d GetRoom calls, want %d", ghosts+crowd, ghosts+1, n, lookups)
+	}
+	if n := cl.reads.count(hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE); n != 0 {
+		t.Errorf("%d quorum reads, want none", n)
+	}
+
+	// The room appears when it is created, from NATS, with no lookup.
+	created := cl.createRoom(t, "ghost-3")
+	clients[3].expect("state", stateWith("ghost-3", created.GetSeq()))
+	if n := cl.reads.count(-1); n != lookups {
+		t.Errorf("after the creation: %d GetRoom calls, want %d", n, lookups)
+	}
+}
+
+// TestForgedSeqDoesNotFreezeRoom: without NATS users anyone may publish on
+// a room's subjects. A state and an event with a seq far beyond the
+// cluster's must not reach a browser nor make the relay drop the real
+// ones that follow.
+func TestForgedSeqDoesNotFreezeRoom(t *testing.T) {
+	cl := startCluster(t)
+	cl.createRoom(t, "target")
+	tr := startRelay(t, cl, nil)
+	c := mustDial(t, tr.url)
+	c.send(`{"type":"watch","room":"target"}`)
+	c.expect("ack", func(f frame) bool { return f.Op == "watch" })
+	c.expect("state", func(f frame) bool { return f.state.Room == "target" })
+
+	attacker, err := nats.Connect(cl.natsURL, nats.Name("attacker"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+	const forged = 999999
+	fake := game.State{Room: "target", Round: 9, Seq: forged, Masked: "pwned", Status: game.StatusPlaying}
+	b, _ := json.Marshal(fake)
+	if err := attacker.Publish("hangman.room.target.state", b); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := json.Marshal(game.Event{Seq: forged, Prev: forged - 1, Room: "target", Kind: game.EventGuess, Round: 9, Player: "mallory", Letter: "z"})
+	if err := attacker.Publish("hangman.room.target.event", ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := attacker.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A real change after the forgery reaches the browser.
+	res, err := cl.game.JoinRoom(context.Background(), &hangmanv1.JoinRoomRequest{Room: "target", PlayerId: "ann", Name: "Ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := res.GetState().GetSeq()
+	c.expect("state", func(f frame) bool { return f.state.Room == "target" && f.state.Seq == real })
+	c.expect("event", func(f frame) bool { return f.event.Seq == real })
+	for _, f := range c.seen {
+		if (f.state != nil && f.state.Seq == forged) || (f.event != nil && f.event.Seq == forged) {
+			t.Fatalf("the forged message reached the browser: %s", f.raw)
+		}
+	}
+	if n := tr.stats.unconfirmed.Load(); n < 2 {
+		t.Errorf("%d unconfirmed messages counted, want the 2 forged ones", n)
+	}
+}
+
+// TestHeartbeatsNeitherWidenOriginsNorRedirect: a heartbeat anyone can
+// publish (dev mode) names a relay at https://evil.example. The relay must
+// neither accept websockets from that origin nor tell its browsers to go
+// there; a relay its configuration names is still a failover target.
+func TestHeartbeatsNeitherWidenOriginsNorRedirect(t *testing.T) {
+	cl := startCluster(t)
+	const trusted = "http://other-relay.example:8080"
+	tr := startRelay(t, cl, func(c *Config) { c.AllowedOrigins = []string{trusted} })
+	c := mustDial(t, tr.url)
+
+	attacker, err := nats.Connect(cl.natsURL, nats.Name("attacker"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+	for _, hb := range []heartbeat{
+		{Name: "evil", URL: "https://evil.example"},
+		// From the same connection, so it arrives after the evil one.
+		{Name: "other", URL: trusted},
+	} {
+		b, _ := json.Marshal(hb)
+		if err := attacker.Publish(HeartbeatSubject, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, _ := c.expect("relays", func(f frame) bool { return slices.Contains(f.Relays, trusted) })
+	if slices.Contains(f.Relays, "https://evil.example") {
+		t.Errorf("browsers are sent to a relay a heartbeat named: %v", f.Relays)
+	}
+	if _, body := httpGet(t, tr.url+"/relays", nil); json.Valid(body) && slices.Contains(decodeRelays(t, body), "https://evil.example") {
+		t.Errorf("/relays lists a URL a heartbeat named: %s", body)
+	}
+	if _, resp, err := dial(t, tr.url, http.Header{"Origin": {"https://evil.example"}}); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a page at the heartbeat's origin may open a websocket: err %v", err)
+	}
+	if _, resp, err := dial(t, tr.url, http.Header{"Origin": {trusted}}); err != nil {
+		t.Errorf("a page at a configured origin is refused: %v %v", err, resp)
+	}
+}
+
+func decodeRelays(t *testing.T, body []byte) []string {
+	t.Helper()
+	var f relaysFrame
+	if err := json.Unmarshal(body, &f); err != nil {
+		t.Fatalf("/relays: %v: %s", err, body)
+	}
+	return f.Relays
+}
+
+// TestConnectionsCappedPerAddress: one client address cannot hold every
+// connection of a relay. Under the default limits the connection after
+// the per-address cap is refused before the upgrade, and one more is
+// accepted once a connection of that address closes.
+func TestConnectionsCappedPerAddress(t *testing.T) {
+	cl := startCluster(t)
+	tr := startRelay(t, cl, nil)
+	var held []*wsClient
+	for range DefaultMaxConnsPerAddr {
+		c, _, err := dial(t, tr.url, nil)
+		if err != nil {
+			t.Fatalf("connection %d of the address refused: %v", len(held)+1, err)
+		}
+		held = append(held, c)
+	}
+	_, resp, err := dial(t, tr.url, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("connection %d of one address: err %v, want 429", DefaultMaxConnsPerAddr+1, err)
+	}
+	var ef errorFrame
+	_ = json.NewDecoder(resp.Body).Decode(&ef)
+	if ef.Code != CodeTooManyFromAddr || ef.Message == "" {
+		t.Fatalf("refusal body %+v", ef)
+	}
+	_ = held[0].conn.Close()
+	eventually(t, "a slot of the address freed", func() bool {
+		c, _, err := dial(t, tr.url, nil)
+		if err == nil {
+			_ = c.conn.Close()
+		}
+		return err == nil
+	})
+}
