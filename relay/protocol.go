@@ -58,6 +58,10 @@ type inbound struct {
 	MaxWrong int    `json:"maxWrong,omitempty"`
 	// Token is the player's token, on join, guess and newRound.
 	Token string `json:"token,omitempty"`
+	// After and Limit page a list: the rooms after After (the previous
+	// page's Next), at most Limit of them.
+	After string `json:"after,omitempty"`
+	Limit int    `json:"limit,omitempty"`
 }
 
 // welcomeFrame greets every new connection.
@@ -104,10 +108,13 @@ type errorFrame struct {
 	RetryAfterMs int64  `json:"retryAfterMs,omitempty"`
 }
 
+// roomsFrame is one page of the lobby; Next, when set, is the After of
+// the next page.
 type roomsFrame struct {
 	Type  string        `json:"type"`
 	ID    string        `json:"id,omitempty"`
 	Rooms []roomSummary `json:"rooms"`
+	Next  string        `json:"next,omitempty"`
 }
 
 type roomSummary struct {

@@ -577,19 +577,30 @@ func (c *client) newRound(in inbound) {
 	c.r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeNewRound, Room: c.room, Seq: res.GetState().GetSeq()}))
 }
 
+// list answers one page of the lobby: at most api.DefaultListPageSize
+// rooms, or limit up to api.MaxListPageSize, after the room named after.
 func (c *client) list(in inbound) {
+	if in.After != "" && !game.ValidRoom(in.After) {
+		c.fail(in.ID, CodeBadRequest, `after must be a room name: the "next" of the previous page`)
+		return
+	}
+	if in.Limit < 0 {
+		c.fail(in.ID, CodeBadRequest, fmt.Sprintf("limit must be 1-%d (0 for %d)", api.MaxListPageSize, api.DefaultListPageSize))
+		return
+	}
 	ctx, cancel := c.reqCtx()
 	defer cancel()
+	req := &hangmanv1.ListRoomsRequest{Consistency: hangmanv1.Consistency_CONSISTENCY_LEADER, PageSize: uint32(min(in.Limit, api.MaxListPageSize)), PageToken: in.After}
 	var res *hangmanv1.ListRoomsResponse
 	_, err := c.r.nodes.call(ctx, "list", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
-		res, err = g.ListRooms(ctx, &hangmanv1.ListRoomsRequest{Consistency: hangmanv1.Consistency_CONSISTENCY_LEADER})
+		res, err = g.ListRooms(ctx, req)
 		return err
 	})
 	if err != nil {
 		c.failCall(in.ID, err)
 		return
 	}
-	out := roomsFrame{Type: "rooms", ID: in.ID, Rooms: make([]roomSummary, len(res.GetRooms()))}
+	out := roomsFrame{Type: "rooms", ID: in.ID, Rooms: make([]roomSummary, len(res.GetRooms())), Next: res.GetNextPageToken()}
 	for i, s := range res.GetRooms() {
 		out.Rooms[i] = roomSummary{Room: s.GetRoom(), Round: s.GetRound(), Status: s.GetStatus(), Players: s.GetPlayers(), Seq: s.GetSeq()}
 	}

@@ -233,15 +233,30 @@ const (
 	MaxListPageSize     = 100
 )
 
-// ListRooms lists every room.
+// ListRooms lists one page of rooms, in name order (see the proto).
 func (s *Service) ListRooms(ctx context.Context, req *hangmanv1.ListRoomsRequest) (*hangmanv1.ListRoomsResponse, error) {
+	after := req.GetPageToken()
+	if after != "" && !game.ValidRoom(after) {
+		return nil, status.Errorf(codes.InvalidArgument, "page_token %q is not one this service gave: pass the next_page_token of the previous page", clip(after))
+	}
+	size := int(req.GetPageSize())
+	if size == 0 {
+		size = DefaultListPageSize
+	}
+	size = min(size, MaxListPageSize)
 	var out *hangmanv1.ListRoomsResponse
 	err := s.read(ctx, req.GetConsistency(), func() error {
-		var rooms []game.Summary
-		idx := s.replica.Read(func(m *game.Machine) { rooms = m.Rooms() })
+		var (
+			rooms []game.Summary
+			more  bool
+		)
+		idx := s.replica.Read(func(m *game.Machine) { rooms, more = m.RoomsAfter(after, size) })
 		out = &hangmanv1.ListRoomsResponse{AppliedIndex: idx, Rooms: make([]*hangmanv1.RoomSummary, len(rooms))}
 		for i, r := range rooms {
 			out.Rooms[i] = &hangmanv1.RoomSummary{Room: r.Room, Round: r.Round, Status: string(r.Status), Players: int32(r.Players), Seq: r.Seq}
+		}
+		if more {
+			out.NextPageToken = rooms[len(rooms)-1].Room
 		}
 		return nil
 	}, func(ctx context.Context, c hangmanv1.GameServiceClient) error {

@@ -169,7 +169,7 @@
       case "event": onEvent(f.data); break;
       case "ack": onAck(f); break;
       case "error": onError(f); break;
-      case "rooms": renderRooms(f.rooms || []); break;
+      case "rooms": renderRooms(f); break;
       case "pong": clearTimeout(pongTimer); break;
       case "cluster": onCluster(f); break;
     }
@@ -212,10 +212,21 @@
   }
 
   // ---- lobby --------------------------------------------------------------
-  function renderRooms(list) {
+  // The relay sends the lobby a page at a time: an answer to "More rooms"
+  // (its id starts with "more-") adds to the list, any other replaces it.
+  let roomsNext = "";
+
+  function moreRooms() {
+    if (roomsNext) send({ type: "list", after: roomsNext, id: "more-" + randomId(6) });
+  }
+
+  function renderRooms(f) {
+    const list = f.rooms || [];
     const ul = $("rooms");
-    ul.textContent = "";
-    $("no-rooms").hidden = list.length > 0;
+    if (!(f.id || "").startsWith("more-")) ul.textContent = "";
+    roomsNext = f.next || "";
+    $("more-rooms").hidden = !roomsNext;
+    $("no-rooms").hidden = ul.children.length + list.length > 0;
     for (const r of list) {
       const li = document.createElement("li");
       const info = document.createElement("div");
@@ -762,6 +773,7 @@
     command({ type: "create", room: name, maxWrong: Number($("max-wrong").value), playerId });
   });
   $("refresh").addEventListener("click", () => send({ type: "list" }));
+  $("more-rooms").addEventListener("click", moreRooms);
   $("leave").addEventListener("click", leaveRoom);
   $("new-round").addEventListener("click", () => command({ type: "newRound" }));
   document.addEventListener("keydown", (ev) => {
