@@ -20,7 +20,7 @@ import (
 func BenchmarkBroadcast(b *testing.B) {
 	for _, n := range []int{1, 10, 100, 1000} {
 		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
-			cl := startCluster(b)
+			cl := startTrustedCluster(b)
 			cl.createRoom(b, "bench")
 			tr := startRelay(b, cl, func(c *Config) { c.SendBuffer = 256 })
 			var total atomic.Int64

@@ -86,6 +86,9 @@ type cluster struct {
 	health *health.Server
 	// reads counts the GetRoom calls the node served, by consistency.
 	reads readCounter
+	// relayUser and relayPassword are the NATS credentials of relays,
+	// empty when the server has no users.
+	relayUser, relayPassword string
 }
 
 // readCounter counts GetRoom calls by consistency, as a gRPC interceptor.
@@ -126,9 +129,39 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// startCluster starts a cluster whose NATS server has no users, as in
+// `hangman dev`: anyone may publish anything, so relays confirm seqs.
 func startCluster(t testing.TB) *cluster {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	return startClusterWith(t, nil)
+}
+
+// Passwords of the NATS users of startTrustedCluster.
+const (
+	testNodePassword  = "node-pw"
+	testRelayPassword = "relay-pw"
+)
+
+// startTrustedCluster starts a cluster whose NATS server has users, as a
+// production cluster's: only the "node" user (the test's publisher) may
+// publish room messages, and relays authenticate as "relay", so they take
+// what NATS brings as it comes.
+func startTrustedCluster(t testing.TB) *cluster {
+	t.Helper()
+	cl := startClusterWith(t, []*server.User{
+		{Username: "node", Password: testNodePassword},
+		{Username: "relay", Password: testRelayPassword, Permissions: &server.Permissions{
+			Publish:  &server.SubjectPermission{Allow: []string{"hangman.relay.>"}},
+			Response: &server.ResponsePermission{MaxMsgs: 1},
+		}},
+	})
+	cl.relayUser, cl.relayPassword = "relay", testRelayPassword
+	return cl
+}
+
+func startClusterWith(t testing.TB, users []*server.User) *cluster {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Users: users})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +170,11 @@ func startCluster(t testing.TB) *cluster {
 		t.Fatal("nats server not ready")
 	}
 	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
+	opts := []nats.Option{}
+	if users != nil {
+		opts = append(opts, nats.UserInfo("node", testNodePassword))
+	}
+	nc, err := nats.Connect(ns.ClientURL(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +224,8 @@ func startRelay(t testing.TB, cl *cluster, mod func(*Config)) *testRelay {
 		t.Fatal(err)
 	}
 	u := "http://" + ln.Addr().String()
-	cfg := Config{Name: "test-" + ln.Addr().String(), PublicURL: u, NATSURLs: []string{cl.natsURL}, GRPCAddrs: []string{cl.grpcAddr}, Logger: testLogger(t), HeartbeatInterval: 200 * time.Millisecond}
+	cfg := Config{Name: "test-" + ln.Addr().String(), PublicURL: u, NATSURLs: []string{cl.natsURL}, GRPCAddrs: []string{cl.grpcAddr}, Logger: testLogger(t), HeartbeatInterval: 200 * time.Millisecond,
+		NATSUser: cl.relayUser, NATSPassword: cl.relayPassword}
 	if mod != nil {
 		mod(&cfg)
 	}

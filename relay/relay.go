@@ -43,6 +43,16 @@ type Relay struct {
 	roomsMu sync.Mutex
 	rooms   map[string]*room
 
+	// trustNATS says only the nodes may publish room messages (the relay
+	// authenticates to NATS, so NATS runs with users); otherwise room
+	// messages wait for a node to vouch for their seq (confirm.go).
+	trustNATS bool
+	// confirmed is the highest seq a node has vouched for.
+	confirmed   atomic.Uint64
+	heldMu      sync.Mutex
+	heldRooms   map[*room]struct{} // rooms with held messages
+	confirmKick chan struct{}
+
 	clientsMu sync.Mutex
 	clients   map[*client]struct{}
 	conns     map[*trackedConn]struct{}
@@ -96,6 +106,9 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		peers:       make(map[string]peer),
 		announceNow: make(chan struct{}, 1),
 		admit:       newAdmission(cfg),
+		trustNATS:   cfg.NATSPassword != "",
+		heldRooms:   make(map[*room]struct{}),
+		confirmKick: make(chan struct{}, 1),
 	}
 	// The relay's lifetime is Close's business, not the caller's: a
 	// cancelled ctx would otherwise stop fetches under live sessions.
@@ -139,6 +152,10 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 	}
 	for i := range r.nodes.conns {
 		r.goBG(func() { r.nodes.watchHealth(r.ctx, i) })
+	}
+	if !r.trustNATS {
+		r.log.Warn("NATS without users: anyone may publish room messages, so each seq waits for a node to vouch for it; set --nats-password in production")
+		r.goBG(r.confirmLoop)
 	}
 
 	r.startFramePool()

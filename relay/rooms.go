@@ -3,6 +3,9 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,8 +38,20 @@ type room struct {
 	fetching   bool
 	again      bool // a fetch was asked for while one ran: run once more
 	gone       bool // the last session left; a new watcher makes a new room
-	// heard is when NATS last delivered a message of the room, or a fetch
-	// last completed (Unix nanoseconds), for the anti-entropy sweep.
+	// absent says the last read found no such room. The relay then waits
+	// for the room to be created (it is subscribed to the room, and the
+	// creation is published) instead of reading it every quietAfter: it
+	// reads it again only at recheckAt, on the absentRechecks schedule
+	// (rechecks counts those done), in case the creation's messages were
+	// lost between NATS servers. A zero recheckAt means never.
+	absent    bool
+	rechecks  int
+	recheckAt time.Time
+	// held are the room's NATS messages not yet delivered because no node
+	// has vouched for their seq (confirm.go), in seq order.
+	held []roomMsg
+	// heard is when a NATS message of the room was last delivered, or a
+	// fetch last completed (Unix nanoseconds), for the anti-entropy sweep.
 	heard atomic.Int64
 }
 
@@ -44,6 +59,17 @@ type room struct {
 type seqs struct {
 	Seq  uint64 `json:"seq"`
 	Prev uint64 `json:"prev"`
+}
+
+// roomMsg is one state or event of a room as NATS brought it.
+type roomMsg struct {
+	seqs
+	event bool   // an event; a state otherwise
+	frame []byte // the frame for the sessions
+	// at is when it arrived; refuted says a read that began after it
+	// arrived found the cluster had not reached its seq (confirm.go).
+	at      time.Time
+	refuted bool
 }
 
 // watch adds c to the sessions of the named room, subscribing to the room
@@ -118,68 +144,136 @@ func (r *Relay) unwatch(c *client, name string) {
 	}
 }
 
-// onRoomMsg handles one NATS message of a watched room.
+// onRoomMsg handles one NATS message of a watched room: it joins the
+// room's held messages in seq order, and every held message whose seq a
+// node has vouched for (all of them when NATS is trusted) is delivered.
 func (r *Relay) onRoomMsg(rm *room, m *nats.Msg) {
-	rm.heard.Store(time.Now().UnixNano())
 	kind := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
-	var s seqs
-	if err := json.Unmarshal(m.Data, &s); err != nil || s.Seq == 0 {
-		r.log.Warn("dropping malformed room message", "subject", m.Subject, "err", err)
+	if kind != "state" && kind != "event" {
 		return
 	}
-	switch kind {
-	case "state":
-		r.offerState(rm, s.Seq, wrapPayload("state", m.Data))
-	case "event":
-		r.offerEvent(rm, s, wrapPayload("event", m.Data))
+	msg := roomMsg{event: kind == "event", at: time.Now()}
+	if err := json.Unmarshal(m.Data, &msg.seqs); err != nil || msg.Seq == 0 {
+		r.log.Debug("dropping malformed room message", "subject", m.Subject, "err", err)
+		return
 	}
+	msg.frame = wrapPayload(kind, m.Data)
+	rm.mu.Lock()
+	if !rm.holdLocked(msg) {
+		r.stats.unconfirmed.Add(1)
+	}
+	gap := r.releaseLocked(rm)
+	waiting := len(rm.held) > 0
+	rm.mu.Unlock()
+	if waiting {
+		r.awaitConfirm(rm)
+	}
+	if gap {
+		r.fetch(rm)
+	}
+}
+
+// maxHeld bounds the messages a room holds while their seqs wait for a
+// node's word; past it the highest seq goes, the likeliest forgery.
+const maxHeld = 64
+
+// holdLocked inserts m among the held messages, after those of the same
+// seq (a state is published before its event). It reports false when the
+// room held too many and one was dropped.
+func (rm *room) holdLocked(m roomMsg) bool {
+	i := sort.Search(len(rm.held), func(i int) bool { return rm.held[i].Seq > m.Seq })
+	rm.held = slices.Insert(rm.held, i, m)
+	if len(rm.held) > maxHeld {
+		rm.held = rm.held[:maxHeld]
+		return false
+	}
+	return true
+}
+
+// releaseLocked delivers, in seq order, the held messages whose seq a node
+// has vouched for, and drops those a read refuted longer than
+// confirmPatience ago. It reports whether an event showed a missed change.
+func (r *Relay) releaseLocked(rm *room) (gap bool) {
+	limit := r.vouched()
+	n := 0
+	for ; n < len(rm.held) && rm.held[n].Seq <= limit; n++ {
+		m := rm.held[n]
+		if m.event {
+			gap = r.offerEventLocked(rm, m.seqs, m.frame) || gap
+		} else {
+			r.offerStateLocked(rm, m.Seq, m.frame)
+		}
+	}
+	if n > 0 {
+		rm.heard.Store(time.Now().UnixNano())
+		rm.absent = false
+	}
+	rm.held = slices.Delete(rm.held, 0, n)
+	if len(rm.held) > 0 {
+		kept := rm.held[:0]
+		for _, m := range rm.held {
+			if m.refuted && time.Since(m.at) >= confirmPatience {
+				r.stats.unconfirmed.Add(1)
+				r.log.Warn("dropping a room message no node confirms (a forgery, or NATS without users)", "room", rm.name, "seq", m.Seq, "confirmed", limit)
+				continue
+			}
+			kept = append(kept, m)
+		}
+		rm.held = kept
+	}
+	if rm.gone {
+		rm.held = nil
+	}
+	return gap
 }
 
 // offerState makes frame (the state at seq) the room's latest and sends it
 // to every session of the room, unless the room already has it or newer.
-func (r *Relay) offerState(rm *room, seq uint64, frame []byte) bool {
+func (r *Relay) offerState(rm *room, seq uint64, frame []byte) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
+	r.offerStateLocked(rm, seq, frame)
+}
+
+func (r *Relay) offerStateLocked(rm *room, seq uint64, frame []byte) {
 	if seq <= rm.seq {
 		r.stats.dupStates.Add(1)
-		return false
+		return
 	}
 	rm.seq, rm.frame = seq, frame
 	for c := range rm.sessions {
 		r.send(c, frame)
 	}
-	return true
 }
 
-// offerEvent forwards an event once, and fetches the room's state when the
-// event shows that something was missed: it follows a seq the relay never
-// saw (prev is not the latest known seq).
-func (r *Relay) offerEvent(rm *room, s seqs, frame []byte) {
-	rm.mu.Lock()
+// offerEventLocked forwards an event once, and reports whether it shows
+// that something was missed: it follows a seq the relay never saw (prev is
+// not the latest known seq). The caller then fetches the room's state.
+func (r *Relay) offerEventLocked(rm *room, s seqs, frame []byte) (gap bool) {
 	if s.Seq <= rm.eventSeq {
-		rm.mu.Unlock()
 		r.stats.dupEvents.Add(1)
-		return
+		return false
 	}
 	rm.eventSeq = s.Seq
-	gap := s.Seq > rm.seq && s.Prev != rm.seq
+	gap = s.Seq > rm.seq && s.Prev != rm.seq
 	for c := range rm.sessions {
 		r.send(c, frame)
 	}
-	rm.mu.Unlock()
 	if gap {
 		r.stats.gaps.Add(1)
 		r.log.Debug("seq gap, fetching state", "room", rm.name, "seq", s.Seq, "prev", s.Prev)
-		r.fetch(rm)
 	}
+	return gap
 }
 
 // offerProto offers a state that came back from a gRPC call to the named
-// room, if the room is watched here.
+// room, if the room is watched here. A node said so: its seq is vouched
+// for.
 func (r *Relay) offerProto(st *hangmanv1.RoomState) {
 	if st == nil {
 		return
 	}
+	r.vouch(st.GetSeq())
 	r.roomsMu.Lock()
 	rm := r.rooms[st.GetRoom()]
 	r.roomsMu.Unlock()
@@ -198,9 +292,10 @@ func (r *Relay) offerProto(st *hangmanv1.RoomState) {
 	r.offerState(rm, st.GetSeq(), stateFrame(st))
 }
 
-// fetch reads the room's state over gRPC (linearizable, falling back to the
-// leader's view) and offers it, retrying while the room is watched. One
-// fetch per room runs at a time.
+// fetch reads the room's state over gRPC (the leader's view, without a
+// quorum round: seqs keep it from going backwards) and offers it, retrying
+// while the room is watched. One fetch per room runs at a time, however
+// many sessions watch it.
 func (r *Relay) fetch(rm *room) {
 	rm.mu.Lock()
 	if rm.gone {
@@ -230,6 +325,12 @@ func (r *Relay) fetch(rm *room) {
 	})
 }
 
+// absentRechecks is when a room found absent is read again, each pause
+// after the one before (then never: its creation comes over NATS); each
+// pause is stretched or shrunk by up to a quarter, so the rooms of many
+// watchers who came at once are not read again at once.
+var absentRechecks = []time.Duration{5 * time.Second, 20 * time.Second, 80 * time.Second, 320 * time.Second}
+
 // fetchOnce reads and offers the room's state, retrying until it succeeds,
 // the room does not exist, nobody watches it any more, or the relay stops.
 func (r *Relay) fetchOnce(rm *room) {
@@ -237,14 +338,32 @@ func (r *Relay) fetchOnce(rm *room) {
 	// that nothing committed after the read can be missed.
 	_ = r.nc.FlushTimeout(time.Second)
 	for attempt := 0; ; attempt++ {
-		st, err := r.getRoom(rm.name)
+		st, err := r.readRoom(rm.name)
 		if err == nil {
 			rm.heard.Store(time.Now().UnixNano())
 			r.stats.fetches.Add(1)
-			r.offerState(rm, st.GetSeq(), stateFrame(st))
+			rm.mu.Lock()
+			rm.absent, rm.rechecks = false, 0
+			r.offerStateLocked(rm, st.GetSeq(), stateFrame(st))
+			gap := r.releaseLocked(rm)
+			rm.mu.Unlock()
+			if gap {
+				r.fetch(rm)
+			}
 			return
 		}
-		if status.Code(err) == codes.NotFound || status.Code(err) == codes.InvalidArgument {
+		switch status.Code(err) {
+		case codes.NotFound:
+			rm.mu.Lock()
+			rm.absent, rm.recheckAt = true, time.Time{}
+			if rm.rechecks < len(absentRechecks) {
+				d := absentRechecks[rm.rechecks]
+				rm.recheckAt = time.Now().Add(d*3/4 + rand.N(d/2))
+				rm.rechecks++
+			}
+			rm.mu.Unlock()
+			return
+		case codes.InvalidArgument:
 			return
 		}
 		r.log.Warn("fetching room state", "room", rm.name, "err", err)
@@ -262,25 +381,22 @@ func (r *Relay) fetchOnce(rm *room) {
 	}
 }
 
-func (r *Relay) getRoom(name string) (*hangmanv1.RoomState, error) {
+// readRoom reads a room's state as the leader has it: no quorum round, so
+// it costs the cluster one map lookup. The leader's applied index is
+// vouched for.
+func (r *Relay) readRoom(name string) (*hangmanv1.RoomState, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.RequestTimeout)
 	defer cancel()
-	var st *hangmanv1.RoomState
-	_, err := r.nodes.call(ctx, "get_room", func(ctx context.Context, c hangmanv1.GameServiceClient) error {
-		res, err := c.GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: name, Consistency: hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE})
-		if status.Code(err) == codes.Unavailable || status.Code(err) == codes.FailedPrecondition {
-			// No quorum confirmation right now: the leader's view is
-			// still better than nothing, and seqs keep it from
-			// going backwards.
-			res, err = c.GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: name, Consistency: hangmanv1.Consistency_CONSISTENCY_LEADER})
-		}
-		if err != nil {
-			return err
-		}
-		st = res.GetState()
-		return nil
+	var res *hangmanv1.GetRoomResponse
+	_, err := r.nodes.call(ctx, "get_room", func(ctx context.Context, c hangmanv1.GameServiceClient) (err error) {
+		res, err = c.GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: name, Consistency: hangmanv1.Consistency_CONSISTENCY_LEADER})
+		return err
 	})
-	return st, err
+	if err != nil {
+		return nil, err
+	}
+	r.vouch(max(res.GetAppliedIndex(), res.GetState().GetSeq()))
+	return res.GetState(), nil
 }
 
 // refetchAll re-reads every watched room, after the NATS connection came
@@ -311,10 +427,11 @@ const quietAfter = time.Second
 // antiEntropy bounds how stale a watched room can be, whatever happened on
 // NATS: every room that has been quiet for quietAfter is read over gRPC and
 // offered like any state (seqs keep it from going backwards). A room whose
-// messages flow is never read; an idle room costs one read per second per
-// relay. Without it a relay whose server missed a room's last changes (a
-// NATS route lost and back, an interest not yet propagated) would show
-// them only at the room's next change.
+// messages flow is never read; an idle room costs one leader read (no
+// quorum round) per second per relay; a room that does not exist is read
+// only on the absentRechecks schedule. Without it a relay whose server
+// missed a room's last changes (a NATS route lost and back, an interest
+// not yet propagated) would show them only at the room's next change.
 func (r *Relay) antiEntropy() {
 	tick := time.NewTicker(quietAfter)
 	defer tick.Stop()
@@ -325,11 +442,18 @@ func (r *Relay) antiEntropy() {
 		case <-tick.C:
 		}
 		r.stats.sweeps.Add(1)
-		cutoff := time.Now().Add(-quietAfter).UnixNano()
+		now := time.Now()
+		cutoff := now.Add(-quietAfter).UnixNano()
 		r.roomsMu.Lock()
 		var quiet []*room
 		for _, rm := range r.rooms {
-			if rm.heard.Load() < cutoff {
+			rm.mu.Lock()
+			due := rm.heard.Load() < cutoff
+			if rm.absent {
+				due = !rm.recheckAt.IsZero() && !now.Before(rm.recheckAt)
+			}
+			rm.mu.Unlock()
+			if due {
 				quiet = append(quiet, rm)
 			}
 		}
