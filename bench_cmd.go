@@ -187,7 +187,7 @@ func startSystem(ctx context.Context, nodes, relays, basePort int, dataDir strin
 		cleanup = func() { os.RemoveAll(dataDir) }
 	}
 	scfg := bench.SystemConfig{Binary: bin, Dir: dataDir, Nodes: nodes, Relays: relays, BasePort: basePort,
-		RelayArgs: []string{"--max-conns", "100000", "--message-rate", "1000", "--message-burst", "1000",
+		RelayArgs: []string{"--max-conns", "100000", "--max-conns-per-addr", "0", "--message-rate", "1000", "--message-burst", "1000",
 			// Every guesser joins from this one address.
 			"--addr-join-rate", "1000", "--addr-join-burst", "100000"}, Cleanup: cleanup}
 	if childLogs {

@@ -159,8 +159,10 @@ func startDev(ctx context.Context, opts devOptions) (*devSystem, error) {
 			NATSURLs:       sys.natsURLs,
 			GRPCAddrs:      sys.grpcAddrs,
 			AllowedOrigins: origins,
-			Logger:         opts.Logger,
-			DevHandler:     dev,
+			// Every browser and load generator of dev is on loopback.
+			MaxConnsPerAddr: -1,
+			Logger:          opts.Logger,
+			DevHandler:      dev,
 		})
 		sys.mu.Lock()
 		r, err := sys.serveRelayLocked(j)

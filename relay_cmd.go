@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -25,14 +26,18 @@ func runRelay(ctx context.Context, args []string) error {
 		tlsCert, tlsKey     string
 		tlsCA               string
 		natsPasswordFile    string
+		perAddr             int
+		proxies             string
 	)
 	fs.StringVar(&listen, "listen", "0.0.0.0:8080", "HTTP address serving the page, /ws, /healthz and /readyz")
 	fs.StringVar(&nats, "nats", "nats://127.0.0.1:4222", "comma-separated NATS server URLs")
 	fs.StringVar(&nodes, "grpc", "127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003", "comma-separated gRPC addresses of game nodes")
 	fs.StringVar(&cfg.Name, "name", "", "relay name shown to browsers and operators (default: hostname:port)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "URL browsers reach this relay at, advertised to other relays' browsers for failover (default: http://<listen>, with the hostname for 0.0.0.0)")
-	fs.StringVar(&origins, "allowed-origins", "", "comma-separated extra browser origins allowed to open websockets (\"*\" for any); the relay's own and other relays' origins are always allowed")
+	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins, besides the relay's own, allowed to open websockets (\"*\" for any); also the only other relays its browsers may fail over to (never through \"*\")")
 	fs.IntVar(&cfg.MaxConns, "max-conns", relay.DefaultMaxConns, "maximum open websockets; more get 503")
+	fs.IntVar(&perAddr, "max-conns-per-addr", relay.DefaultMaxConnsPerAddr, "maximum open websockets of one client address (IPv6: one /64); more get 429 (0: no cap)")
+	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of the proxies in front of the relay: only their X-Forwarded-For names the client; a trusted proxy that sends none (a TCP proxy such as `hangman proxy`) counts against no address")
 	fs.Int64Var(&cfg.MaxFrameBytes, "max-frame-bytes", relay.DefaultMaxFrameBytes, "largest client frame accepted; bigger ones are refused and the connection closed")
 	fs.Float64Var(&cfg.MessageRate, "message-rate", relay.DefaultMessageRate, "client frames per second allowed on one connection")
 	fs.IntVar(&cfg.MessageBurst, "message-burst", relay.DefaultMessageBurst, "client frames allowed at once on one connection")
@@ -92,6 +97,13 @@ func runRelay(ctx context.Context, args []string) error {
 	cfg.NATSURLs = splitList(nats)
 	cfg.GRPCAddrs = splitList(nodes)
 	cfg.AllowedOrigins = splitList(origins)
+	cfg.MaxConnsPerAddr = perAddr
+	if perAddr == 0 {
+		cfg.MaxConnsPerAddr = -1
+	}
+	if cfg.TrustedProxies, err = parsePrefixes(proxies); err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
 
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -130,4 +142,22 @@ func runRelay(ctx context.Context, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// parsePrefixes parses a comma-separated list of CIDRs and addresses (an
+// address is a network of one).
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range splitList(list) {
+		if p, err := netip.ParsePrefix(item); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR", item)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }

@@ -35,6 +35,7 @@ var binaryFlags = map[string]map[string]string{
 	},
 	"relay": {
 		"listen": "0.0.0.0:8080", "nats": "", "grpc": "", "name": "", "public-url": "", "allowed-origins": "",
+		"max-conns-per-addr": "", "trusted-proxies": "",
 		"tls-cert": "", "tls-key": "", "tls-ca": "", "nats-user": "relay", "nats-password": "", "nats-password-file": "",
 		"log-level": "info", "log-format": "text",
 	},

@@ -131,8 +131,14 @@ func startSystem(t *testing.T, relays int) *system {
 		s.startNodes()
 	}
 	ports := freePorts(t, relays)
+	// Relays trust only the origins they are configured with, the other
+	// relays' among them: browsers may fail over to those.
+	var origins []string
+	for _, p := range ports {
+		origins = append(origins, fmt.Sprintf("http://127.0.0.1:%d", p))
+	}
 	for i, p := range ports {
-		s.startRelay(fmt.Sprintf("e2e-relay-%d", i+1), p)
+		s.startRelay(fmt.Sprintf("e2e-relay-%d", i+1), p, origins)
 	}
 	for _, r := range s.relays {
 		s.waitReady(r.url + "/readyz")
@@ -220,12 +226,13 @@ func (s *system) startNodes() {
 	}
 }
 
-func (s *system) startRelay(name string, port int) {
+func (s *system) startRelay(name string, port int, origins []string) {
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	p := s.spawn(name, nil, "relay",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--name", name,
 		"--public-url", url,
+		"--allowed-origins", strings.Join(origins, ","),
 		"--nats", strings.Join(s.nats, ","),
 		"--grpc", strings.Join(s.grpc, ","),
 	)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -291,4 +292,62 @@ func TestConnectionsCappedPerAddress(t *testing.T) {
 		}
 		return err == nil
 	})
+}
+
+// TestForwardedForOnlyFromTrustedProxies: X-Forwarded-For names the client
+// only when a configured proxy sent it, and then only the part that proxy
+// wrote; a client cannot dodge the per-address cap by writing one. IPv6
+// clients count by /64.
+func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
+	cl := startCluster(t)
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	type conn struct {
+		xff    string // "" sends none
+		refuse bool
+	}
+	for _, tc := range []struct {
+		name    string
+		proxies []netip.Prefix
+		conns   []conn
+	}{
+		{"no proxy configured: the header is ignored", nil, []conn{
+			{"203.0.113.1", false}, {"203.0.113.2", false}, {"203.0.113.3", true}, {"", true},
+		}},
+		{"behind a trusted proxy: per client", loopback, []conn{
+			{"203.0.113.1", false}, {"203.0.113.1", false}, {"203.0.113.1", true},
+			{"203.0.113.2", false},
+			// What the client wrote, left of what the proxy appended,
+			// is not read.
+			{"198.51.100.7, 203.0.113.1", true},
+			// Proxies that are trusted are skipped.
+			{"203.0.113.2, 127.0.0.9", false}, {"203.0.113.2", true},
+		}},
+		{"a trusted proxy that does not say counts against nobody", loopback, []conn{
+			{"", false}, {"", false}, {"", false}, {"", false},
+		}},
+		{"IPv6 clients count by /64", loopback, []conn{
+			{"2001:db8::1", false}, {"[2001:db8::2]:443", false}, {"2001:db8::3", true},
+			{"2001:db8:0:1::1", false},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := startRelay(t, cl, func(c *Config) { c.MaxConnsPerAddr = 2; c.TrustedProxies = tc.proxies })
+			for i, cn := range tc.conns {
+				hdr := http.Header{}
+				if cn.xff != "" {
+					hdr.Set("X-Forwarded-For", cn.xff)
+				}
+				c, resp, err := dial(t, tr.url, hdr)
+				switch {
+				case cn.refuse && (err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests):
+					t.Errorf("connection %d (X-Forwarded-For %q): err %v, want 429", i, cn.xff, err)
+				case !cn.refuse && err != nil:
+					t.Errorf("connection %d (X-Forwarded-For %q) refused: %v", i, cn.xff, err)
+				}
+				if c != nil {
+					c.expect("welcome", nil)
+				}
+			}
+		})
+	}
 }

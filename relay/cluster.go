@@ -333,6 +333,10 @@ func (cv *clusterView) onHeartbeat(m *nats.Msg) {
 	now := time.Now()
 	cv.mu.Lock()
 	p, known := cv.peers[hb.Name]
+	if !known && len(cv.peers) >= maxPeers {
+		cv.mu.Unlock()
+		return
+	}
 	if !known {
 		p = &peerView{}
 		cv.peers[hb.Name] = p

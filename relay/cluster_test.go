@@ -30,7 +30,8 @@ func hasEvent(cf clusterFrame, kind, name, status string, term uint64) bool {
 // their connection counts; a session that did not ask gets nothing.
 func TestClusterFeed(t *testing.T) {
 	cl := startCluster(t)
-	tr := startRelay(t, cl, nil)
+	twoLn := listen(t)
+	tr := startRelay(t, cl, func(c *Config) { c.AllowedOrigins = []string{urlOf(twoLn)} })
 	bystander := mustDial(t, tr.url)
 	c := mustDial(t, tr.url)
 	c.send(`{"type":"cluster","watch":true,"id":"c1"}`)
@@ -59,7 +60,7 @@ func TestClusterFeed(t *testing.T) {
 	// An older term is no news.
 	_ = cl.nc.Publish("hangman.cluster.leader", []byte(`{"leader":"n1","term":3,"at":"`+at+`"}`))
 	// A second relay appears with its own sessions.
-	two := startRelay(t, cl, nil)
+	two := startRelayOn(t, cl, twoLn, nil)
 	mustDial(t, two.url)
 	last := clusterOf(t, mustFrame(c, "cluster", func(f frame) bool {
 		cf := clusterOf(t, f)

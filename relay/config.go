@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -34,6 +35,19 @@ type Config struct {
 
 	// MaxConns bounds the open websockets; more get 503 before the upgrade.
 	MaxConns int
+	// MaxConnsPerAddr bounds the open websockets of one client address
+	// (of one /64 for IPv6, which hands a client a whole /64), so that
+	// one client cannot hold all MaxConns; more get 429 before the
+	// upgrade. Zero takes the default; negative turns the cap off.
+	MaxConnsPerAddr int
+	// TrustedProxies are the networks of the proxies in front of the
+	// relay. A connection from one of them counts against the client its
+	// X-Forwarded-For names (the nearest address that is not itself a
+	// trusted proxy); one without that header (a TCP proxy, which cannot
+	// say) counts against no address, and the proxy must cap per address
+	// itself. X-Forwarded-For from any other peer is ignored: anyone can
+	// write one.
+	TrustedProxies []netip.Prefix
 	// MaxFrameBytes bounds one client frame; a bigger one is answered with a
 	// frame_too_large error and the connection is closed (1009).
 	MaxFrameBytes int64
@@ -141,6 +155,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		}
 	}
 	setDefault(&cfg.MaxConns, DefaultMaxConns)
+	if cfg.MaxConnsPerAddr == 0 {
+		cfg.MaxConnsPerAddr = DefaultMaxConnsPerAddr
+	}
 	setDefault(&cfg.MaxFrameBytes, DefaultMaxFrameBytes)
 	setDefault(&cfg.MessageRate, DefaultMessageRate)
 	setDefault(&cfg.MessageBurst, DefaultMessageBurst)

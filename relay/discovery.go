@@ -97,9 +97,15 @@ func (r *Relay) announce() {
 	_ = r.nc.Publish(HeartbeatSubject, b)
 }
 
+// maxPeers bounds the relays a relay follows: heartbeats with ever new
+// names cannot grow its memory.
+const maxPeers = 256
+
 // validHeartbeat decodes a heartbeat of another relay, or says no: its own
 // (NATS echoes them), a nameless one, or one with a URL that is not
-// http(s).
+// http(s). A URL the configuration does not name (trustedURL) is dropped:
+// whoever can publish a heartbeat (anyone, on NATS without users) must not
+// be able to send browsers elsewhere.
 func (r *Relay) validHeartbeat(data []byte) (heartbeat, bool) {
 	var hb heartbeat
 	if err := json.Unmarshal(data, &hb); err != nil || !validName(hb.Name) || hb.Name == r.cfg.Name {
@@ -108,7 +114,31 @@ func (r *Relay) validHeartbeat(data []byte) (heartbeat, bool) {
 	if hb.URL != "" && !safeOrigin(hb.URL) {
 		return hb, false
 	}
+	if hb.URL != "" && !r.trustedURL(hb.URL) {
+		hb.URL = ""
+	}
 	return hb, true
+}
+
+// trustedURL reports whether rawURL may be given to browsers as a relay to
+// fail over to: its origin is this relay's public URL's or one of
+// --allowed-origins (never through "*"). Configuration names failover
+// targets; heartbeats only say which of them are alive.
+func (r *Relay) trustedURL(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	o := normOrigin(u.Scheme, u.Host)
+	if sameOrigin(r.cfg.PublicURL, o) {
+		return true
+	}
+	for _, a := range r.cfg.AllowedOrigins {
+		if a != "*" && sameOrigin(a, o) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Relay) onHeartbeat(m *nats.Msg) {
@@ -117,10 +147,20 @@ func (r *Relay) onHeartbeat(m *nats.Msg) {
 		return
 	}
 	r.peersMu.Lock()
-	_, known := r.peers[hb.Name]
+	old, known := r.peers[hb.Name]
+	if !known && len(r.peers) >= maxPeers {
+		r.peersMu.Unlock()
+		return
+	}
 	r.peers[hb.Name] = peer{url: hb.URL, leader: hb.Leader, seen: time.Now()}
 	r.peersMu.Unlock()
+	if known && old.url != hb.URL {
+		r.relaysChanged()
+	}
 	if !known {
+		if hb.URL == "" && strings.Contains(string(m.Data), `"url":"http`) {
+			r.log.Warn("relay heartbeat names a URL that --allowed-origins does not: not a failover target", "relay", hb.Name)
+		}
 		r.log.Info("discovered relay", "relay", hb.Name, "url", hb.URL)
 		// Answer a newcomer at once so it knows us without waiting for
 		// our next tick.
@@ -202,8 +242,9 @@ func (r *Relay) relaysChanged() {
 }
 
 // originAllowed reports whether a browser page at origin may open a
-// websocket here: the relay's own origin (same host as the request), a
-// configured origin, or the origin of a relay it knows.
+// websocket here: the relay's own origin (same host as the request, or its
+// public URL) or a configured origin. Only configuration says: what
+// relays announce on NATS never widens it.
 func (r *Relay) originAllowed(origin, host string) bool {
 	if origin == "" {
 		return true // not a browser; browsers always send Origin
@@ -221,17 +262,7 @@ func (r *Relay) originAllowed(origin, host string) bool {
 			return true
 		}
 	}
-	if sameOrigin(r.cfg.PublicURL, o) {
-		return true
-	}
-	r.peersMu.Lock()
-	defer r.peersMu.Unlock()
-	for _, p := range r.peers {
-		if p.url != "" && sameOrigin(p.url, o) {
-			return true
-		}
-	}
-	return false
+	return sameOrigin(r.cfg.PublicURL, o)
 }
 
 func sameOrigin(rawURL, norm string) bool {

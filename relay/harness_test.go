@@ -219,11 +219,27 @@ type testRelay struct {
 
 func startRelay(t testing.TB, cl *cluster, mod func(*Config)) *testRelay {
 	t.Helper()
+	return startRelayOn(t, cl, listen(t), mod)
+}
+
+// listen opens the listener of a relay to start later, so that relays
+// started before it can be configured with its URL.
+func listen(t testing.TB) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := "http://" + ln.Addr().String()
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln
+}
+
+// urlOf is the URL of a relay serving on ln.
+func urlOf(ln net.Listener) string { return "http://" + ln.Addr().String() }
+
+func startRelayOn(t testing.TB, cl *cluster, ln net.Listener, mod func(*Config)) *testRelay {
+	t.Helper()
+	u := urlOf(ln)
 	cfg := Config{Name: "test-" + ln.Addr().String(), PublicURL: u, NATSURLs: []string{cl.natsURL}, GRPCAddrs: []string{cl.grpcAddr}, Logger: testLogger(t), HeartbeatInterval: 200 * time.Millisecond,
 		NATSUser: cl.relayUser, NATSPassword: cl.relayPassword}
 	if mod != nil {

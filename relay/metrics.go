@@ -31,6 +31,9 @@ func (r *Relay) newMetrics() *prometheus.Registry {
 	s := &r.stats
 
 	gauge("hangman_relay_connections", "Open websocket sessions.", nil, load(&s.sessions))
+	gauge("hangman_relay_client_addresses", "Client addresses (IPv6: /64s) holding websockets, each at most --max-conns-per-addr.", nil, func() float64 {
+		return float64(r.addrs.addresses())
+	})
 	gauge("hangman_relay_rooms", "Rooms watched by at least one session (one NATS subscription each).", nil, func() float64 {
 		r.roomsMu.Lock()
 		defer r.roomsMu.Unlock()
@@ -72,10 +75,10 @@ func (r *Relay) newMetrics() *prometheus.Registry {
 		prometheus.Labels{"reason": "slow_reader"}, load(&s.slowDropped))
 	counter("hangman_relay_dropped_total", "Websockets the relay closed on a client, by reason: slow_reader (its send queue overflowed), frame_too_large.",
 		prometheus.Labels{"reason": "frame_too_large"}, load(&s.tooBig))
-	counter("hangman_relay_refused_total", "Websocket upgrades refused, by reason: origin, too_many_connections.",
-		prometheus.Labels{"reason": "origin"}, load(&s.originRefused))
-	counter("hangman_relay_refused_total", "Websocket upgrades refused, by reason: origin, too_many_connections.",
-		prometheus.Labels{"reason": "too_many_connections"}, load(&s.connsRefused))
+	const refusedHelp = "Websocket upgrades refused, by reason: origin, too_many_connections (--max-conns), too_many_from_address (--max-conns-per-addr)."
+	counter("hangman_relay_refused_total", refusedHelp, prometheus.Labels{"reason": "origin"}, load(&s.originRefused))
+	counter("hangman_relay_refused_total", refusedHelp, prometheus.Labels{"reason": "too_many_connections"}, load(&s.connsRefused))
+	counter("hangman_relay_refused_total", refusedHelp, prometheus.Labels{"reason": "too_many_from_address"}, load(&s.addrRefused))
 	counter("hangman_relay_rate_limited_total", "Client frames ignored by the per-connection rate limit.", nil, load(&s.rateLimited))
 	r.admit.registerMetrics(reg)
 	counter("hangman_relay_bad_frames_total", "Client frames refused as malformed (bad JSON, unknown type, binary).", nil, load(&s.badFrames))
@@ -85,7 +88,9 @@ func (r *Relay) newMetrics() *prometheus.Registry {
 	counter("hangman_relay_duplicates_total", "NATS messages dropped as already seen (by seq), by kind.",
 		prometheus.Labels{"kind": "event"}, load(&s.dupEvents))
 	counter("hangman_relay_seq_gaps_total", "Events showing a missed change, each answered by a state fetch.", nil, load(&s.gaps))
-	counter("hangman_relay_state_fetches_total", "Room states read over gRPC (cold cache or after a gap).", nil, load(&s.fetches))
+	counter("hangman_relay_state_fetches_total", "Room states read over gRPC (cold cache, after a gap, or a quiet room's check).", nil, load(&s.fetches))
+	counter("hangman_relay_anti_entropy_sweeps_total", "Passes of the sweep that reads watched rooms quiet for a second.", nil, load(&s.sweeps))
+	counter("hangman_relay_unconfirmed_total", "Room messages dropped because no node vouched for their seq (NATS without users: forged, or held too long).", nil, load(&s.unconfirmed))
 	return reg
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,6 +70,7 @@ type Relay struct {
 	bgClosed  bool
 	bg        sync.WaitGroup // background goroutines (fetches, heartbeats)
 	open      atomic.Int64   // websockets open or being opened
+	addrs     addrConns      // websockets open or being opened, by client address
 	closeOnce sync.Once
 	stats     counters
 
@@ -85,6 +87,7 @@ type counters struct {
 	dupStates, dupEvents, gaps, fetches         atomic.Int64
 	slowDropped, rateLimited, tooBig, badFrames atomic.Int64
 	originRefused, connsRefused, commandsFailed atomic.Int64
+	addrRefused                                 atomic.Int64
 	// sweeps counts the anti-entropy passes; unconfirmed the room
 	// messages dropped because no node vouched for their seq.
 	sweeps, unconfirmed atomic.Int64
@@ -109,6 +112,7 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		trustNATS:   cfg.NATSPassword != "",
 		heldRooms:   make(map[*room]struct{}),
 		confirmKick: make(chan struct{}, 1),
+		addrs:       addrConns{n: make(map[netip.Prefix]int), max: cfg.MaxConnsPerAddr},
 	}
 	// The relay's lifetime is Close's business, not the caller's: a
 	// cancelled ctx would otherwise stop fetches under live sessions.
@@ -340,10 +344,25 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, CodeTooManyConns, fmt.Sprintf("this relay has reached its limit of %d connections; try another relay", r.cfg.MaxConns))
 		return
 	}
+	key, counted := r.clientKey(req)
+	if counted && !r.addrs.acquire(key) {
+		r.open.Add(-1)
+		r.stats.addrRefused.Add(1)
+		r.log.Debug("refused websocket: too many from one address", "addr", key)
+		w.Header().Set("Retry-After", "5")
+		httpError(w, http.StatusTooManyRequests, CodeTooManyFromAddr, fmt.Sprintf("your address holds this relay's limit of %d connections; close some first", r.cfg.MaxConnsPerAddr))
+		return
+	}
+	release := func() {
+		r.open.Add(-1)
+		if counted {
+			r.addrs.release(key)
+		}
+	}
 	r.clientsMu.Lock()
 	if r.closed {
 		r.clientsMu.Unlock()
-		r.open.Add(-1)
+		release()
 		httpError(w, http.StatusServiceUnavailable, CodeShuttingDown, "this relay is shutting down; try another relay")
 		return
 	}
@@ -354,6 +373,7 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 		r:       r,
 		handled: make(chan struct{}, 1),
 		limiter: rate.NewLimiter(rate.Limit(r.cfg.MessageRate), r.cfg.MessageBurst),
+		release: release,
 	}
 	// The session runs on a goroutine of its own, and this handler returns
 	// as soon as the connection is hijacked (or the upgrade has failed and
@@ -389,7 +409,7 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 func (r *Relay) session(w http.ResponseWriter, req *http.Request, c *client, ended chan<- struct{}) {
 	defer close(ended)
 	defer r.handlers.Done()
-	defer r.open.Add(-1)
+	defer c.release()
 	err := r.m.HandleRequestWithKeys(w, req, map[string]any{clientKey: c})
 	if c.conn != nil {
 		_ = c.conn.Close()
@@ -467,6 +487,8 @@ func (r *Relay) status() readyStatus {
 			"bad_frames":      r.stats.badFrames.Load(),
 			"origin_refused":  r.stats.originRefused.Load(),
 			"conns_refused":   r.stats.connsRefused.Load(),
+			"addr_refused":    r.stats.addrRefused.Load(),
+			"unconfirmed":     r.stats.unconfirmed.Load(),
 			"commands_failed": r.stats.commandsFailed.Load(),
 		},
 	}

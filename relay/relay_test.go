@@ -386,8 +386,9 @@ func TestFloodClosesConnection(t *testing.T) {
 
 func TestOriginCheck(t *testing.T) {
 	cl := startCluster(t)
-	tr := startRelay(t, cl, func(c *Config) { c.AllowedOrigins = []string{"https://game.example"} })
-	peer := startRelay(t, cl, nil)
+	peerLn := listen(t)
+	tr := startRelay(t, cl, func(c *Config) { c.AllowedOrigins = []string{"https://game.example", urlOf(peerLn)} })
+	peer := startRelayOn(t, cl, peerLn, nil)
 
 	_, resp, err := dial(t, tr.url, http.Header{"Origin": {"http://evil.example"}})
 	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
@@ -402,7 +403,7 @@ func TestOriginCheck(t *testing.T) {
 		"https://game.example", // configured
 		tr.url,                 // its own page
 		strings.Replace(tr.url, "127.0.0.1", "localhost", 1), // same, by another loopback name
-		peer.url, // a relay it discovered
+		peer.url, // a relay it is configured to trust
 	} {
 		eventually(t, "origin "+origin+" accepted", func() bool {
 			c, _, err := dial(t, tr.url, http.Header{"Origin": {origin}})
@@ -491,9 +492,10 @@ func TestSlowClientDroppedOthersServed(t *testing.T) {
 
 func TestRelaysDiscoverEachOther(t *testing.T) {
 	cl := startCluster(t)
-	a := startRelay(t, cl, nil)
+	aLn, bLn := listen(t), listen(t)
+	a := startRelayOn(t, cl, aLn, func(c *Config) { c.AllowedOrigins = []string{urlOf(bLn)} })
 	c := mustDial(t, a.url)
-	b := startRelay(t, cl, nil)
+	b := startRelayOn(t, cl, bLn, func(c *Config) { c.AllowedOrigins = []string{urlOf(aLn)} })
 	f, _ := c.expect("relays", func(f frame) bool { return len(f.Relays) == 2 })
 	if f.Relays[0] != a.url || f.Relays[1] != b.url {
 		t.Fatalf("relays %v, want [%s %s]", f.Relays, a.url, b.url)

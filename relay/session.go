@@ -39,6 +39,9 @@ type client struct {
 	conn    *trackedConn
 	limiter *rate.Limiter
 	dropped atomic.Bool // dropped as a slow reader
+	// release gives back the connection's place under the limits when
+	// its session ends.
+	release func()
 
 	// frame handling only (one frame of a client at a time)
 	strikes int
