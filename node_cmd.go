@@ -56,6 +56,7 @@ func runNode(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.NATSAddr, "nats-addr", "0.0.0.0:4222", "embedded NATS client listen address")
 	fs.StringVar(&cfg.NATSClusterAddr, "nats-cluster-addr", "0.0.0.0:6222", "embedded NATS route listen address")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "0.0.0.0:9101", "HTTP address for /healthz and /readyz (empty: off)")
+	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "address serving the Go profiler at /debug/pprof/ (empty: off); a loopback address, or any with --tls-* (then served over TLS to node certificates only)")
 	fs.StringVar(&advertise, "advertise", "", "DNS name or IP other nodes reach this node at; a name is resolved at every dial, so the node is found again on a new IP (default: the bind host, or this host's first non-loopback IP)")
 	fs.StringVar(&join, "join", "", "comma-separated serf addresses of other nodes, retried until one answers")
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many nodes see each other and none has raft state (0: wait to be added)")

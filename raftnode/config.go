@@ -31,6 +31,11 @@ type Config struct {
 	NATSClusterAddr string
 	// HTTPAddr serves /healthz, /readyz and /metrics; empty disables it.
 	HTTPAddr string
+	// PprofAddr serves the Go profiler (/debug/pprof/) for operators;
+	// empty, the default, serves it nowhere. Profiles show a process's
+	// memory and goroutines, so it must be a loopback address, unless the
+	// node has TLS: it is then served over TLS to node certificates only.
+	PprofAddr string
 	// Advertise is the IP or DNS name other nodes use to reach this one.
 	// Empty means the host of each bind address, which must then not be
 	// unspecified.
@@ -222,6 +227,13 @@ func (c *Config) validate() error {
 	}
 	if c.MaxPlayers < 1 || c.MaxPlayers > game.MaxPlayers {
 		errs = append(errs, fmt.Errorf("max players %d must be between 1 and %d", c.MaxPlayers, game.MaxPlayers))
+	}
+	if c.PprofAddr != "" {
+		if host, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+			errs = append(errs, fmt.Errorf("pprof address %q: %w", c.PprofAddr, err))
+		} else if !loopbackHost(host) && c.TLS == nil {
+			errs = append(errs, fmt.Errorf("pprof address %q is not a loopback address: serve profiles on loopback, or give the node TLS (then only node certificates get them)", c.PprofAddr))
+		}
 	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		errs = append(errs, fmt.Errorf("leader lease timeout %v must not exceed the heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout))

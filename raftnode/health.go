@@ -1,12 +1,14 @@
 package raftnode
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -16,14 +18,32 @@ import (
 )
 
 // MaxGRPCMessage bounds a gRPC message either way. Requests are a few
-// short strings; answers are one room or the lobby.
+// short strings; answers are one room or a page of the lobby.
 const MaxGRPCMessage = 4 << 20
 
+// Limits of the gRPC server beyond messages. Headers are not messages:
+// without a bound of their own a call could carry 16 MB of metadata (gRPC's
+// default) in front of a 64 KiB request. Calls carry a few short headers;
+// the server advertises the bound, so gRPC clients refuse to send more
+// (Internal, "header list size ... violates the maximum"), and a client
+// that sends more anyway has its stream reset, or its connection closed,
+// without the headers being kept.
+const (
+	// MaxGRPCHeaderList bounds the header list of one call, in HTTP/2's
+	// measure (names, values and 32 bytes a field).
+	MaxGRPCHeaderList = 16 << 10
+	// MaxGRPCStreams bounds the calls one connection has open at once (a
+	// relay's commands for its browsers share its connection).
+	MaxGRPCStreams = 1024
+)
+
+// grpcServerOptions are the limits of every gRPC server of a node.
 func grpcServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(64 << 10),
 		grpc.MaxSendMsgSize(MaxGRPCMessage),
-		grpc.MaxConcurrentStreams(1024),
+		grpc.MaxHeaderListSize(MaxGRPCHeaderList),
+		grpc.MaxConcurrentStreams(MaxGRPCStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	}
@@ -94,18 +114,57 @@ func (n *Node) startHTTP() error {
 	})
 	// Prometheus series of this node only (its own registry).
 	mux.Handle("GET /metrics", n.metrics.handler())
-	// Profiles, for `go tool pprof http://<http-addr>/debug/pprof/profile`:
-	// the HTTP address is an operator's port, like the metrics one.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	n.goRun(func() {
 		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http server stopped", "err", err)
 		}
 	})
+	return n.startPprof()
+}
+
+// startPprof serves the Go profiler on PprofAddr, if set, for `go tool
+// pprof`: plain HTTP on loopback, anywhere else TLS with a node
+// certificate required (validate refuses anything else). Profiles are not
+// on the HTTP port, which probes and scrapers reach: they show the
+// process's memory and goroutines to whoever asks.
+func (n *Node) startPprof() error {
+	if n.cfg.PprofAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", n.cfg.PprofAddr)
+	if err != nil {
+		return fmt.Errorf("pprof listen on %s: %w", n.cfg.PprofAddr, err)
+	}
+	host, _, _ := net.SplitHostPort(n.cfg.PprofAddr)
+	scheme := "http"
+	if !loopbackHost(host) {
+		ln, scheme = tls.NewListener(ln, n.cfg.TLS.PeerConfig()), "https"
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	n.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	n.log.Warn("serving profiles", "url", scheme+"://"+ln.Addr().String()+"/debug/pprof/")
+	n.goRun(func() {
+		if err := n.pprof.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("pprof server stopped", "err", err)
+		}
+	})
 	return nil
+}
+
+// loopbackHost reports whether a listen host is a loopback address (or
+// localhost), reachable from this machine only.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

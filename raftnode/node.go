@@ -52,6 +52,7 @@ type Node struct {
 	grpc   *grpc.Server
 	health *health.Server
 	http   *http.Server
+	pprof  *http.Server
 	conns  *connPool
 
 	// metrics are the node's own Prometheus series (metrics.go).
@@ -283,6 +284,9 @@ func (n *Node) Close() error {
 	var errs []error
 	if n.http != nil {
 		_ = n.http.Close()
+	}
+	if n.pprof != nil {
+		_ = n.pprof.Close()
 	}
 	if n.grpc != nil {
 		n.grpc.Stop()
