@@ -25,6 +25,19 @@ const (
 	// micro services for stats, and may read a room's events
 	// (hangman.api.events), but not call the API's writes.
 	NATSUserWatcher = "watcher"
+	// NATSInboxRelay and NATSInboxWatcher are the inbox prefixes of the
+	// relay and watcher users: the only inboxes each may subscribe to, so
+	// that neither reads the answers to the other's requests (or a node's).
+	// A client of those users must make its inboxes there (nats.go:
+	// nats.CustomInboxPrefix; the nats CLI: --inbox-prefix). Nobody but a
+	// node may publish on an inbox: answers go out under allow_responses,
+	// to the reply subject of a request received, so nobody writes the
+	// answer to a request it did not receive either.
+	NATSInboxRelay   = "_INBOX_relay"
+	NATSInboxWatcher = "_INBOX_watcher"
+	// relayService is the NATS micro service relays register as
+	// (relay.ServiceName), whose requests the relay user may receive.
+	relayService = "hangman-relay"
 	// natsRouteUser authenticates routes between the embedded servers;
 	// its password is the node password.
 	natsRouteUser = "hangman-route"
@@ -56,8 +69,8 @@ func (a NATSAuth) users() []*natsserver.User {
 	if !a.Enabled() {
 		return nil
 	}
-	// Requests from `nats micro` arrive on $SRV.>, answers go to the
-	// requester's inbox; Response also allows answering a custom inbox.
+	// Requests from `nats micro` arrive on $SRV.>; answers may go only to
+	// the reply subject of a request received (allow_responses), once.
 	answer := &natsserver.ResponsePermission{MaxMsgs: 1}
 	users := []*natsserver.User{{
 		Username: NATSUserNode,
@@ -74,16 +87,26 @@ func (a NATSAuth) users() []*natsserver.User {
 			Username: NATSUserRelay,
 			Password: a.RelayPassword,
 			Permissions: &natsserver.Permissions{
-				// A relay may ask for a room's events, a read, to
-				// repair a gap.
+				// Its heartbeat, and requests for a room's events, a
+				// read, to repair a gap.
 				Publish: &natsserver.SubjectPermission{
-					Allow: []string{"hangman.relay.>", "_INBOX.>", APIEventsSubject},
+					Allow: []string{"hangman.relay.>", APIEventsSubject},
 					Deny:  []string{"hangman.room.>", "hangman.cluster.>"},
 				},
 				// Relays subscribe hangman.room.<room>.* for the state
-				// and events of each watched room.
-				Subscribe: &natsserver.SubjectPermission{Allow: []string{"hangman.room.>", "hangman.cluster.>", "hangman.relay.>", "$SRV.>", "_INBOX.>"}},
-				Response:  answer,
+				// and events of each watched room, and only the micro
+				// requests sent to every service or to relays: a
+				// subscriber to another service's could answer them.
+				// (The requests to every service are literal subjects:
+				// an allowed $SRV.* would let a subscription to $SRV.>
+				// through, as its ">" is a token * matches.)
+				Subscribe: &natsserver.SubjectPermission{Allow: []string{
+					"hangman.room.>", "hangman.cluster.>", "hangman.relay.>",
+					"$SRV.PING", "$SRV.INFO", "$SRV.STATS",
+					"$SRV.*." + relayService, "$SRV.*." + relayService + ".*",
+					NATSInboxRelay + ".>",
+				}},
+				Response: answer,
 			},
 		})
 	}
@@ -95,16 +118,17 @@ func (a NATSAuth) users() []*natsserver.User {
 				// Requests only: `nats micro ls|stats|info`, the nodes'
 				// stats endpoints, the relays' status endpoint, and the
 				// one game API endpoint that only reads,
-				// hangman.api.events; not the API's writes.
+				// hangman.api.events; not the API's writes. It answers
+				// nothing, so it has no allow_responses: it sees micro
+				// requests, and must not answer them.
 				Publish: &natsserver.SubjectPermission{
-					Allow: []string{"$SRV.>", "_INBOX.>", "svc.hangman.>", "hangman.relay.status", APIEventsSubject},
+					Allow: []string{"$SRV.>", "svc.hangman.>", "hangman.relay.status", APIEventsSubject},
 					Deny:  []string{"hangman.room.>", "hangman.cluster.>", "hangman.relay.heartbeat"},
 				},
 				// Not the API's request subjects: a subscriber there
-				// would see others' requests and could answer them
-				// with forged events.
+				// would see others' requests.
 				Subscribe: &natsserver.SubjectPermission{
-					Allow: []string{"hangman.>", "$SRV.>", "_INBOX.>"},
+					Allow: []string{"hangman.>", "$SRV.>", NATSInboxWatcher + ".>"},
 					Deny:  []string{"hangman.api.>"},
 				},
 			},

@@ -37,7 +37,7 @@ type roomFeed struct {
 
 func newRoomFeed(t *testing.T, url, user, password, room string) *roomFeed {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.UserInfo(user, password))
+	nc, err := nats.Connect(url, nats.UserInfo(user, password), inboxFor(user))
 	if err != nil {
 		t.Fatalf("connect %s as %s: %v", url, user, err)
 	}
@@ -238,7 +238,7 @@ func TestEventsEndpoint(t *testing.T) {
 	// further behind keeps an older part of the history.
 	c.roomApplied("old", oldSeq)
 
-	watcher, err := nats.Connect(c.nodes[follower].NATSURL(), nats.UserInfo(NATSUserWatcher, auth.WatcherPassword))
+	watcher, err := nats.Connect(c.nodes[follower].NATSURL(), nats.UserInfo(NATSUserWatcher, auth.WatcherPassword), inboxFor(NATSUserWatcher))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +393,7 @@ func TestEventsEndpoint(t *testing.T) {
 	t.Run("who may ask", func(t *testing.T) {
 		errs := make(chan error, 16)
 		connect := func(user, pw string) *nats.Conn {
-			nc, err := nats.Connect(c.nodes[follower].NATSURL(), nats.UserInfo(user, pw),
+			nc, err := nats.Connect(c.nodes[follower].NATSURL(), nats.UserInfo(user, pw), inboxFor(user),
 				nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
 			if err != nil {
 				t.Fatal(err)
@@ -436,7 +436,7 @@ func TestEventsEndpoint(t *testing.T) {
 		waitFor(t, 10*time.Second, "nats req to show the room's last event", func() error {
 			// The README's command, with this cluster's address and user.
 			out, err = exec.CommandContext(ctx, natsCLI, "--server", c.nodes[follower].NATSURL(), "--user", NATSUserWatcher, "--password", auth.WatcherPassword,
-				"req", "hangman.api.events", `{"room":"lobby","since":0}`).CombinedOutput()
+				"--inbox-prefix", NATSInboxWatcher, "req", "hangman.api.events", `{"room":"lobby","since":0}`).CombinedOutput()
 			if err != nil {
 				return fmt.Errorf("nats req: %v\n%s", err, out)
 			}
@@ -452,7 +452,7 @@ func TestEventsEndpoint(t *testing.T) {
 		}
 		t.Logf("nats req hangman.api.events:\n%s", out)
 		out, err = exec.CommandContext(ctx, natsCLI, "--server", c.nodes[follower].NATSURL(), "--user", NATSUserWatcher, "--password", auth.WatcherPassword,
-			"req", "hangman.api.events", `{"room":"old","since":0}`).CombinedOutput()
+			"--inbox-prefix", NATSInboxWatcher, "req", "hangman.api.events", `{"room":"old","since":0}`).CombinedOutput()
 		if !bytes.Contains(out, []byte("410")) || !bytes.Contains(out, []byte("fetch the room's state")) {
 			t.Errorf("nats req for a too old since: %v\n%s", err, out)
 		}

@@ -245,7 +245,7 @@ func TestSecureCluster(t *testing.T) {
 		connect := func(user, pw string) (*nats.Conn, <-chan error) {
 			t.Helper()
 			errs := make(chan error, 16)
-			nc, err := nats.Connect(url, nats.Secure(roots.Clone()), nats.UserInfo(user, pw),
+			nc, err := nats.Connect(url, nats.Secure(roots.Clone()), nats.UserInfo(user, pw), inboxFor(user),
 				nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 					select {
 					case errs <- err:
@@ -667,7 +667,7 @@ func TestNATSRoutesNeedCredentials(t *testing.T) {
 		return nil
 	})
 	// The same users work without TLS: the watcher reads, and cannot write.
-	nc, err := nats.Connect(c.nodes[0].NATSURL(), nats.UserInfo(NATSUserWatcher, auth.WatcherPassword))
+	nc, err := nats.Connect(c.nodes[0].NATSURL(), nats.UserInfo(NATSUserWatcher, auth.WatcherPassword), inboxFor(NATSUserWatcher))
 	if err != nil {
 		t.Fatalf("watcher without TLS: %v", err)
 	}
