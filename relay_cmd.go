@@ -37,7 +37,7 @@ func runRelay(ctx context.Context, args []string) error {
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins, besides the relay's own, allowed to open websockets (\"*\" for any); also the only other relays its browsers may fail over to (never through \"*\")")
 	fs.IntVar(&cfg.MaxConns, "max-conns", relay.DefaultMaxConns, "maximum open websockets; more get 503")
 	fs.IntVar(&perAddr, "max-conns-per-addr", relay.DefaultMaxConnsPerAddr, "maximum open websockets of one client address (IPv6: one /64); more get 429 (0: no cap)")
-	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of the proxies in front of the relay: only their X-Forwarded-For names the client; a trusted proxy that sends none (a TCP proxy such as `hangman proxy`) counts against no address")
+	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of the proxies in front of the relay: only their X-Forwarded-For names the client; a trusted proxy that sends none (a TCP proxy such as hangman proxy) counts against no address")
 	fs.Int64Var(&cfg.MaxFrameBytes, "max-frame-bytes", relay.DefaultMaxFrameBytes, "largest client frame accepted; bigger ones are refused and the connection closed")
 	fs.Float64Var(&cfg.MessageRate, "message-rate", relay.DefaultMessageRate, "client frames per second allowed on one connection")
 	fs.IntVar(&cfg.MessageBurst, "message-burst", relay.DefaultMessageBurst, "client frames allowed at once on one connection")

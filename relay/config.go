@@ -19,8 +19,9 @@ type Config struct {
 	// operators (logs, NATS micro service metadata).
 	Name string
 	// PublicURL is how browsers reach this relay, e.g.
-	// http://127.0.0.1:8080. It is advertised to the browsers of every relay
-	// as a failover target, and its origin is accepted by every relay.
+	// http://127.0.0.1:8080. Its origin may open websockets here, and it is
+	// advertised in heartbeats: the relays whose AllowedOrigins list it
+	// give it to their browsers as a failover target.
 	PublicURL string
 	// NATSURLs are the NATS servers to subscribe to (any one suffices).
 	NATSURLs []string
@@ -28,8 +29,10 @@ type Config struct {
 	// between them.
 	GRPCAddrs []string
 	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
-	// may open a websocket besides the relay's own and those of the relays
-	// it discovered. "*" allows any origin. Loopback hosts (localhost,
+	// may open a websocket besides the relay's own. "*" allows any origin.
+	// They are also the only other relays this relay's browsers may fail
+	// over to (never through "*"): a relay heard on NATS is a failover
+	// target only if its URL's origin is here. Loopback hosts (localhost,
 	// 127.0.0.1, [::1]) are treated as one.
 	AllowedOrigins []string
 
@@ -89,7 +92,10 @@ type Config struct {
 	TLS *tlsutil.Bundle
 	// NATSUser and NATSPassword authenticate to NATS when the nodes run
 	// with users (the "relay" user may subscribe to rooms but never
-	// publish their state); empty connects anonymously.
+	// publish their state); empty connects anonymously. With a password
+	// the relay takes room messages as NATS brings them, since only nodes
+	// may publish them; without, anyone may, and each seq waits for a
+	// node to vouch for it (confirm.go).
 	NATSUser     string
 	NATSPassword string
 
