@@ -22,7 +22,8 @@ func BenchmarkBroadcast(b *testing.B) {
 		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
 			cl := startTrustedCluster(b)
 			cl.createRoom(b, "bench")
-			tr := startRelay(b, cl, func(c *Config) { c.SendBuffer = 256 })
+			// Every session is on loopback: no per-address cap.
+			tr := startRelay(b, cl, func(c *Config) { c.SendBuffer = 256; c.MaxConnsPerAddr = -1 })
 			var total atomic.Int64
 			var target atomic.Int64
 			done := make(chan struct{}, 1)

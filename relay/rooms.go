@@ -214,7 +214,7 @@ func (r *Relay) releaseLocked(rm *room) (gap bool) {
 		for _, m := range rm.held {
 			if m.refuted && time.Since(m.at) >= confirmPatience {
 				r.stats.unconfirmed.Add(1)
-				r.log.Warn("dropping a room message no node confirms (a forgery, or NATS without users)", "room", rm.name, "seq", m.Seq, "confirmed", limit)
+				r.log.Debug("dropping a room message no node confirms (a forgery, or NATS without users)", "room", rm.name, "seq", m.Seq, "confirmed", limit)
 				continue
 			}
 			kept = append(kept, m)
