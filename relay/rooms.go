@@ -227,14 +227,9 @@ func (r *Relay) releaseLocked(rm *room) (gap bool) {
 	return gap
 }
 
-// offerState makes frame (the state at seq) the room's latest and sends it
-// to every session of the room, unless the room already has it or newer.
-func (r *Relay) offerState(rm *room, seq uint64, frame []byte) {
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	r.offerStateLocked(rm, seq, frame)
-}
-
+// offerStateLocked makes frame (the state at seq) the room's latest and
+// sends it to every session of the room, unless the room already has it or
+// newer.
 func (r *Relay) offerStateLocked(rm *room, seq uint64, frame []byte) {
 	if seq <= rm.seq {
 		r.stats.dupStates.Add(1)
@@ -281,15 +276,26 @@ func (r *Relay) offerProto(st *hangmanv1.RoomState) {
 		return
 	}
 	// Usually NATS has brought this state already: skip building a frame
-	// that offerState would drop.
+	// that would be dropped. Messages held for want of a node's word may
+	// now have it.
 	rm.mu.Lock()
 	stale := st.GetSeq() <= rm.seq
 	rm.mu.Unlock()
+	var frame []byte
 	if stale {
 		r.stats.dupStates.Add(1)
-		return
+	} else {
+		frame = stateFrame(st)
 	}
-	r.offerState(rm, st.GetSeq(), stateFrame(st))
+	rm.mu.Lock()
+	if frame != nil {
+		r.offerStateLocked(rm, st.GetSeq(), frame)
+	}
+	gap := r.releaseLocked(rm)
+	rm.mu.Unlock()
+	if gap {
+		r.fetch(rm)
+	}
 }
 
 // fetch reads the room's state over gRPC (the leader's view, without a
