@@ -37,13 +37,6 @@ func (a *addrConns) release(key netip.Prefix) {
 	a.n[key]--
 }
 
-// addresses is how many client addresses hold connections.
-func (a *addrConns) addresses() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.n)
-}
-
 // clientKey is what a connection counts against: the client's address as
 // a prefix (the whole /64 of an IPv6 client). ok is false when the client
 // cannot be told apart from others: a trusted proxy that sent no

@@ -31,9 +31,6 @@ func (r *Relay) newMetrics() *prometheus.Registry {
 	s := &r.stats
 
 	gauge("hangman_relay_connections", "Open websocket sessions.", nil, load(&s.sessions))
-	gauge("hangman_relay_client_addresses", "Client addresses (IPv6: /64s) holding websockets, each at most --max-conns-per-addr.", nil, func() float64 {
-		return float64(r.addrs.addresses())
-	})
 	gauge("hangman_relay_rooms", "Rooms watched by at least one session (one NATS subscription each).", nil, func() float64 {
 		r.roomsMu.Lock()
 		defer r.roomsMu.Unlock()
