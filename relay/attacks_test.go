@@ -351,3 +351,15 @@ func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
 		})
 	}
 }
+
+// TestNoProfilesOnARelay: a relay serves no Go profiles, on any path a
+// profiler would ask.
+func TestNoProfilesOnARelay(t *testing.T) {
+	cl := startCluster(t)
+	tr := startRelay(t, cl, nil)
+	for _, p := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/goroutine?debug=2", "/debug/pprof/cmdline"} {
+		if code, _ := httpGet(t, tr.url+p, nil); code != http.StatusNotFound {
+			t.Errorf("GET %s = %d, want 404", p, code)
+		}
+	}
+}
