@@ -4,61 +4,33 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 )
 
-// addrConns counts the open websockets of each client address, for
-// Config.MaxConnsPerAddr.
-type addrConns struct {
-	mu  sync.Mutex
-	n   map[netip.Prefix]int
-	max int // <= 0: no cap
-}
-
-// acquire counts one more connection of key, unless key is at the cap.
-func (a *addrConns) acquire(key netip.Prefix) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.max > 0 && a.n[key] >= a.max {
-		return false
-	}
-	a.n[key]++
-	return true
-}
-
-// release counts one connection of key less.
-func (a *addrConns) release(key netip.Prefix) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.n[key] <= 1 {
-		delete(a.n, key)
-		return
-	}
-	a.n[key]--
-}
-
-// clientKey is what a connection counts against: the client's address as
-// a prefix (the whole /64 of an IPv6 client). ok is false when the client
-// cannot be told apart from others: a trusted proxy that sent no
-// X-Forwarded-For, or a peer address that is not IP.
-func (r *Relay) clientKey(req *http.Request) (key netip.Prefix, ok bool) {
+// clientAddr is the address a connection counts against, for its
+// connection cap and its creation and join buckets (admission.go): its
+// peer's IP, or with the whole /64 of an IPv6 peer, since a client there
+// holds all of it; behind a trusted proxy, the client its X-Forwarded-For
+// names. capped is false when the client cannot be told apart from others
+// (a trusted proxy that sent no X-Forwarded-For): the connection then
+// counts against no address's cap, and shares the proxy's buckets.
+func (r *Relay) clientAddr(req *http.Request) (addr string, capped bool) {
 	ap, err := netip.ParseAddrPort(req.RemoteAddr)
 	if err != nil {
-		return netip.Prefix{}, false
+		return req.RemoteAddr, false
 	}
 	client := ap.Addr().Unmap()
 	if r.trustedProxy(client) {
 		var found bool
 		if client, found = r.forwardedFor(req, client); !found {
-			return netip.Prefix{}, false
+			return client.String(), false
 		}
 	}
 	bits := 32
 	if client.Is6() {
 		bits = 64
 	}
-	key, _ = client.Prefix(bits)
-	return key, true
+	key, _ := client.Prefix(bits)
+	return key.String(), true
 }
 
 // forwardedFor reads the client a trusted proxy names: walking

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,7 +43,8 @@ var (
 	scopeNames = [2]string{"connection", "address"}
 )
 
-// addrBuckets are the buckets of one client address.
+// addrBuckets are the buckets of one client address, and its connections
+// (capped by Config.MaxConnsPerAddr).
 type addrBuckets struct {
 	lims  [2]*rate.Limiter // by command
 	conns int              // open connections from the address
@@ -54,6 +54,8 @@ type addrBuckets struct {
 // counts the refusals.
 type admission struct {
 	buckets [2][2]Bucket // [command][scope]
+	// maxConns caps the connections of one address (<= 0: no cap).
+	maxConns int
 
 	mu    sync.Mutex
 	addrs map[string]*addrBuckets
@@ -64,23 +66,10 @@ type admission struct {
 }
 
 func newAdmission(cfg Config) *admission {
-	a := &admission{addrs: make(map[string]*addrBuckets), prune: minPrune}
+	a := &admission{addrs: make(map[string]*addrBuckets), prune: minPrune, maxConns: cfg.MaxConnsPerAddr}
 	a.buckets[cmdCreate] = [2]Bucket{cfg.ConnCreate, cfg.AddrCreate}
 	a.buckets[cmdJoin] = [2]Bucket{cfg.ConnJoin, cfg.AddrJoin}
 	return a
-}
-
-// clientAddr is the address a connection's limits are kept by: the IP of
-// its peer.
-func clientAddr(a net.Addr) string {
-	if a == nil {
-		return ""
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
 }
 
 // connLimits are one connection's buckets and its address's, by command
@@ -100,11 +89,16 @@ func (l *connLimits) of(op int) [2]*rate.Limiter {
 	return l.lims[op]
 }
 
-// acquire returns the buckets of a new connection from addr, counting it.
-func (a *admission) acquire(addr string) *connLimits {
+// acquire returns the buckets of a new connection from addr (clientAddr),
+// counting it, or false when capped and addr already holds maxConns
+// connections (Config.MaxConnsPerAddr).
+func (a *admission) acquire(addr string, capped bool) (*connLimits, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	b := a.addrs[addr]
+	if capped && a.maxConns > 0 && b != nil && b.conns >= a.maxConns {
+		return nil, false
+	}
 	if b == nil {
 		if len(a.addrs) >= a.prune {
 			a.pruneLocked()
@@ -117,7 +111,7 @@ func (a *admission) acquire(addr string) *connLimits {
 	for op := range l.lims {
 		l.lims[op][byAddr] = b.lims[op]
 	}
-	return l
+	return l, true
 }
 
 // release counts one connection from addr less.

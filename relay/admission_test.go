@@ -145,13 +145,13 @@ func TestCreationAndJoiningAreRateLimited(t *testing.T) {
 // keeps the buckets of idle addresses only while they refill.
 func TestAddressBucketsSurviveReconnects(t *testing.T) {
 	a := newAdmission(Config{ConnCreate: Bucket{Rate: 1, Burst: 1}, AddrCreate: Bucket{Rate: 0.001, Burst: 1}, ConnJoin: Bucket{Rate: 1, Burst: 1}, AddrJoin: Bucket{Rate: 1000, Burst: 1}})
-	l := a.acquire("192.0.2.1")
+	l, _ := a.acquire("192.0.2.1", true)
 	if a.check(l, cmdCreate) != nil {
 		t.Fatal("first creation refused")
 	}
 	l.spend(cmdCreate)
 	a.release("192.0.2.1")
-	l = a.acquire("192.0.2.1")
+	l, _ = a.acquire("192.0.2.1", true)
 	if ref := a.check(l, cmdCreate); ref == nil || ref.retry <= 0 {
 		t.Fatalf("a reconnect reset the address bucket: %+v", ref)
 	}
@@ -159,7 +159,7 @@ func TestAddressBucketsSurviveReconnects(t *testing.T) {
 	// Filling the table prunes the addresses whose buckets are full, and
 	// keeps the one still refilling.
 	for i := range minPrune {
-		a.acquire(fmt.Sprint("198.51.100.", i))
+		a.acquire(fmt.Sprint("198.51.100.", i), true)
 		a.release(fmt.Sprint("198.51.100.", i))
 	}
 	a.mu.Lock()

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,7 +69,6 @@ type Relay struct {
 	bgClosed  bool
 	bg        sync.WaitGroup // background goroutines (fetches, heartbeats)
 	open      atomic.Int64   // websockets open or being opened
-	addrs     addrConns      // websockets open or being opened, by client address
 	closeOnce sync.Once
 	stats     counters
 
@@ -112,7 +110,6 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		trustNATS:   cfg.NATSPassword != "",
 		heldRooms:   make(map[*room]struct{}),
 		confirmKick: make(chan struct{}, 1),
-		addrs:       addrConns{n: make(map[netip.Prefix]int), max: cfg.MaxConnsPerAddr},
 	}
 	// The relay's lifetime is Close's business, not the caller's: a
 	// cancelled ctx would otherwise stop fetches under live sessions.
@@ -344,20 +341,19 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, CodeTooManyConns, fmt.Sprintf("this relay has reached its limit of %d connections; try another relay", r.cfg.MaxConns))
 		return
 	}
-	key, counted := r.clientKey(req)
-	if counted && !r.addrs.acquire(key) {
+	addr, capped := r.clientAddr(req)
+	lims, ok := r.admit.acquire(addr, capped)
+	if !ok {
 		r.open.Add(-1)
 		r.stats.addrRefused.Add(1)
-		r.log.Debug("refused websocket: too many from one address", "addr", key)
+		r.log.Debug("refused websocket: too many from one address", "addr", addr)
 		w.Header().Set("Retry-After", "5")
 		httpError(w, http.StatusTooManyRequests, CodeTooManyFromAddr, fmt.Sprintf("your address holds this relay's limit of %d connections; close some first", r.cfg.MaxConnsPerAddr))
 		return
 	}
 	release := func() {
 		r.open.Add(-1)
-		if counted {
-			r.addrs.release(key)
-		}
+		r.admit.release(addr)
 	}
 	r.clientsMu.Lock()
 	if r.closed {
@@ -374,6 +370,8 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 		handled: make(chan struct{}, 1),
 		limiter: rate.NewLimiter(rate.Limit(r.cfg.MessageRate), r.cfg.MessageBurst),
 		release: release,
+		addr:    addr,
+		lims:    lims,
 	}
 	// The session runs on a goroutine of its own, and this handler returns
 	// as soon as the connection is hijacked (or the upgrade has failed and

@@ -57,8 +57,9 @@ type client struct {
 	working bool
 	workers sync.WaitGroup
 
-	// addr is the client's address and lims its creation and join
-	// buckets, the connection's and the address's (admission.go).
+	// addr is the client's address (clientAddr) and lims its creation
+	// and join buckets, the connection's and the address's
+	// (admission.go).
 	addr string
 	lims *connLimits
 
@@ -82,13 +83,9 @@ func (r *Relay) onConnect(s *melody.Session) {
 	c := clientOf(s)
 	c.sess = s
 	// melody keeps the upgrade request for the handlers, which need
-	// nothing of it (they read the peer's address off the connection):
-	// dropped, it costs an idle connection nothing.
+	// nothing of it (serveWS read the client's address): dropped, it
+	// costs an idle connection nothing.
 	s.Request = nil
-	if c.conn != nil {
-		c.addr = clientAddr(c.conn.RemoteAddr())
-	}
-	c.lims = r.admit.acquire(c.addr)
 	c.ctx, c.cancel = context.WithCancel(r.ctx)
 	r.clientsMu.Lock()
 	r.clients[c] = struct{}{}
@@ -113,7 +110,6 @@ func (r *Relay) onDisconnect(s *melody.Session) {
 	r.clientsMu.Lock()
 	delete(r.clients, c)
 	r.clientsMu.Unlock()
-	r.admit.release(c.addr)
 	r.stats.sessions.Add(-1)
 }
 
