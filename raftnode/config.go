@@ -241,6 +241,18 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
+// noLeaderTimeout is how long a request waits with no leader known before
+// the node answers it Unavailable (api.WithNoLeaderTimeout): one election
+// timeout, about what an election takes once the followers have noticed
+// the old leader is gone.
+func (c *Config) noLeaderTimeout() time.Duration { return c.ElectionTimeout }
+
+// cutOffFor is how long the stall watchdog keeps a node cut off raft: long
+// enough for the followers to notice the silence (raft looks at random
+// intervals of one to two heartbeat timeouts, so up to three may pass)
+// and to hold an election or two.
+func (c *Config) cutOffFor() time.Duration { return 3*c.HeartbeatTimeout + 2*c.ElectionTimeout }
+
 // advertised returns the address others should dial for a bind address:
 // the advertise host with the bind port, or the bind address itself. The
 // host may be a DNS name (a compose service, a Kubernetes pod's stable

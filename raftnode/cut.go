@@ -9,13 +9,14 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// errCut is returned for raft traffic after the node cut itself off.
-var errCut = errors.New("raft transport cut off: this node gave up leadership")
+// errCut is returned for raft traffic while the node is cut off.
+var errCut = errors.New("raft transport cut off for now: this node gave up leadership")
 
 // cuttableLayer wraps raft's stream layer so a node can cut itself off the
-// cluster at once: closing a raft.NetworkTransport stops accepting but
-// leaves pooled outbound connections (and a stuck leader's heartbeats)
-// running; cut closes every connection either way and refuses new ones.
+// cluster at once, for a while: closing a raft.NetworkTransport stops
+// accepting for good but leaves pooled outbound connections (and a stuck
+// leader's heartbeats) running; cutOff closes every connection either way
+// and refuses new ones until restore.
 type cuttableLayer struct {
 	raft.StreamLayer
 	mu    sync.Mutex
@@ -60,7 +61,7 @@ func (c *cuttableLayer) Dial(address raft.ServerAddress, timeout time.Duration) 
 	return c.track(conn)
 }
 
-// cutOff closes every raft connection and refuses new ones.
+// cutOff closes every raft connection and refuses new ones until restore.
 func (c *cuttableLayer) cutOff() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -69,6 +70,14 @@ func (c *cuttableLayer) cutOff() {
 		_ = conn.Close()
 	}
 	clear(c.conns)
+}
+
+// restore lets raft connect again after cutOff; raft's transport dials
+// afresh for the connections that were closed.
+func (c *cuttableLayer) restore() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cut = false
 }
 
 type trackedRaftConn struct {

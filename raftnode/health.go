@@ -57,8 +57,8 @@ func (n *Node) Ready() error {
 	if n.raft.State() == raft.Shutdown {
 		return errors.New("raft is shut down")
 	}
-	if n.stalled.Load() {
-		return errStalled
+	if err := n.stall.ready(); err != nil {
+		return err
 	}
 	if err := n.storageReady(); err != nil {
 		return err

@@ -66,9 +66,9 @@ type Node struct {
 	// reads wait for it.
 	readyTerm atomic.Uint64
 
-	// stalled is set once this node gave up leadership because it could
-	// not commit; it stays unready until restarted.
-	stalled atomic.Bool
+	// stall is the stall watchdog's state (watchdog.go): whether this node
+	// gave up leadership because it could not commit, and so is unready.
+	stall *stallWatch
 	// inflight counts proposals waiting for raft; inflightSince is when
 	// the count last rose from zero (Unix nanoseconds).
 	inflight      atomic.Int64
@@ -103,6 +103,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		leaderChanged: make(chan struct{}),
 		members:       newMemberTable(),
 		reconcileCh:   make(chan struct{}, 1),
+		stall:         newStallWatch(cfg.StallTimeout, cfg.cutOffFor()),
 	}
 	var err error
 	if n.grpcAdvertise, err = cfg.advertised(cfg.GRPCAddr); err != nil {
@@ -242,7 +243,8 @@ func (n *Node) startGRPC() error {
 		return fmt.Errorf("grpc listen on %s: %w", n.cfg.GRPCAddr, err)
 	}
 	n.grpc = grpc.NewServer(append(append(grpcServerOptions(), n.grpcServerCreds()...), n.metrics.grpcOptions()...)...)
-	api.New(n, n.log, api.WithLimits(api.Limits{MaxRooms: n.cfg.MaxRooms, MaxPlayers: n.cfg.MaxPlayers})).Register(n.grpc)
+	api.New(n, n.log, api.WithLimits(api.Limits{MaxRooms: n.cfg.MaxRooms, MaxPlayers: n.cfg.MaxPlayers}),
+		api.WithNoLeaderTimeout(n.cfg.noLeaderTimeout())).Register(n.grpc)
 	(&clusterService{node: n}).register(n.grpc)
 	(&replicaService{node: n}).register(n.grpc)
 	n.health = health.NewServer()

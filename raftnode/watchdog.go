@@ -3,26 +3,30 @@ package raftnode
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 )
 
-// errStalled is what Ready reports once the node has stepped down for a
-// stalled log.
-var errStalled = errors.New("stepped down: could not commit to its own log (stalled disk?); restart the node")
+// errStalled is what Ready reports while the node has given up leadership
+// for a stalled log and has not applied anything since.
+var errStalled = errors.New("gave up leadership: could not commit to its own log (stalled disk?); ready again once it applies entries from the cluster")
 
 // watchStall makes a leader that cannot make progress give way (DESIGN.md,
 // guarantee 7). Raft steps a leader down when it loses its quorum, but not
 // when its own disk stalls: its heartbeats go on from other goroutines, so
 // followers never elect anyone while every write waits. When writes are in
-// flight and nothing has been applied for StallTimeout, this node hands
-// leadership over, and if even that cannot happen it cuts its raft
-// connections, so that the followers stop hearing from it and elect a
-// leader whose disk works. Either way the node stays unready until it is
-// restarted. An idle leader writes nothing for this.
+// flight and nothing has been applied for StallTimeout while this node led
+// in one term, it hands leadership over, and if even that cannot happen it
+// cuts its raft connections for a while, so that the followers stop
+// hearing from it and elect a leader whose disk works. The cut heals by
+// itself (stallWatch.cutFor later the node listens again and follows the
+// new leader), and the node is ready again as soon as it applies an entry.
+// An idle leader writes nothing for this, and a paused process (SIGSTOP)
+// is not taken for a stalled disk: stallWatch says how.
 func (n *Node) watchStall(ctx context.Context) {
-	tick := time.NewTicker(n.cfg.StallTimeout / 4)
+	tick := time.NewTicker(n.stall.every)
 	defer tick.Stop()
 	for {
 		select {
@@ -30,20 +34,48 @@ func (n *Node) watchStall(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		if n.raft.State() != raft.Leader || n.stalled.Load() || n.inflight.Load() == 0 {
-			continue
-		}
-		last := max(n.fsm.progress.Load(), n.inflightSince.Load())
-		if time.Since(time.Unix(0, last)) >= n.cfg.StallTimeout {
-			n.giveUpLeadership()
+		switch act, term := n.stall.tick(time.Now(), n.stallSample()); act {
+		case stallGiveUp:
+			n.giveUpLeadership(term)
+		case stallRestore:
+			n.log.Warn("restoring the raft transport cut off by the stall watchdog: the node rejoins as a follower", "cut_for", n.stall.cutFor)
+			n.raftLayer.restore()
+		case stallHealed:
+			n.log.Info("the node applies entries again after giving up leadership: ready")
+			n.updateHealth()
+		case stallWait:
 		}
 	}
 }
 
-// giveUpLeadership tries a clean transfer first, then cuts the node off.
-func (n *Node) giveUpLeadership() {
-	n.log.Error("leader cannot commit to its log; giving up leadership", "stall_timeout", n.cfg.StallTimeout)
-	n.stalled.Store(true)
+// stallSample reads what the watchdog decides on.
+func (n *Node) stallSample() stallSample {
+	return stallSample{
+		Leader:        n.raft.State() == raft.Leader,
+		Term:          n.raft.CurrentTerm(),
+		Inflight:      n.inflight.Load(),
+		InflightSince: time.Unix(0, n.inflightSince.Load()),
+		Progress:      time.Unix(0, n.fsm.progress.Load()),
+	}
+}
+
+// leadsIn reports whether this node leads in term right now.
+func (n *Node) leadsIn(term uint64) bool {
+	return n.raft.State() == raft.Leader && n.raft.CurrentTerm() == term
+}
+
+// giveUpLeadership tries a clean transfer first, then cuts the node off,
+// each only while the node still leads in the term the watchdog measured:
+// a node that has been deposed meanwhile (the usual end of a pause) is
+// left alone.
+func (n *Node) giveUpLeadership(term uint64) {
+	if !n.leadsIn(term) {
+		n.log.Info("stall watchdog: the node no longer leads in the measured term; nothing to give up", "term", term)
+		return
+	}
+	n.log.Error("leader cannot commit to its log; giving up leadership", "stall_timeout", n.cfg.StallTimeout, "term", term)
+	n.stall.gaveUpLeadership(term, time.Now())
+	n.updateHealth()
 	transferred := make(chan error, 1)
 	go func() { transferred <- n.raft.LeadershipTransfer().Error() }()
 	select {
@@ -53,6 +85,139 @@ func (n *Node) giveUpLeadership() {
 		}
 	case <-time.After(n.cfg.ElectionTimeout * 2):
 	}
-	n.log.Error("leadership transfer failed; cutting this node off raft so the followers elect another leader")
+	if !n.leadsIn(term) {
+		n.log.Info("leadership transfer failed, but the node no longer leads: not cutting it off", "term", term)
+		return
+	}
+	n.log.Error("leadership transfer failed; cutting this node off raft so the followers elect another leader", "for", n.stall.cutFor)
 	n.raftLayer.cutOff()
+	n.stall.cut(time.Now())
+}
+
+// stallAction is what stallWatch.tick asks the node to do.
+type stallAction int
+
+const (
+	// stallWait: nothing to do.
+	stallWait stallAction = iota
+	// stallGiveUp: hand leadership over, if the node still leads in the
+	// returned term.
+	stallGiveUp
+	// stallRestore: the cut-off has lasted long enough; listen again.
+	stallRestore
+	// stallHealed: the node applied entries since it gave up; it is ready.
+	stallHealed
+)
+
+// stallSample is what the watchdog reads from the node at a tick.
+type stallSample struct {
+	Leader bool
+	Term   uint64
+	// Inflight counts writes waiting for raft; InflightSince is when the
+	// count last rose from zero.
+	Inflight      int64
+	InflightSince time.Time
+	// Progress is when the state machine last applied entries.
+	Progress time.Time
+}
+
+// stallWatch is the watchdog's decision, apart from the node so that tests
+// drive it with their own clock and readings. It is told the time and
+// what the node looks like at every tick and answers what to do.
+//
+// A measurement belongs to one term: it starts when the watchdog first
+// sees this node lead with writes in flight in that term, and is dropped
+// when the node stops leading, the writes drain or the term changes. The
+// writes count as stalled once timeout has passed since the latest of
+// that start, the last apply and the moment the writes started.
+//
+// A tick that arrives much later than scheduled (more than two periods
+// after the previous one) means the process itself was not running, as
+// under SIGSTOP: the clock moved on while nothing could be applied, so
+// the measurement starts again from that tick instead of firing. By the
+// next tick raft has noticed whether the node was deposed meanwhile.
+type stallWatch struct {
+	timeout time.Duration // writes see no apply this long: stalled
+	every   time.Duration // the tick period
+	cutFor  time.Duration // how long a cut-off lasts
+
+	mu       sync.Mutex
+	lastTick time.Time
+	term     uint64    // term being measured; 0: none
+	since    time.Time // start of the measurement
+	gaveUp   uint64    // term in which the node gave up leadership; 0: none, or healed
+	gaveUpAt time.Time
+	cutAt    time.Time // when the transport was cut; zero while it is not
+}
+
+// newStallWatch returns a watch that ticks four times per timeout and
+// keeps a cut-off for cutFor.
+func newStallWatch(timeout, cutFor time.Duration) *stallWatch {
+	return &stallWatch{timeout: timeout, every: timeout / 4, cutFor: cutFor}
+}
+
+// tick decides what the node should do at now, given s. The term comes
+// with stallGiveUp: the node must still lead in it to act.
+func (w *stallWatch) tick(now time.Time, s stallSample) (stallAction, uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	late := !w.lastTick.IsZero() && now.Sub(w.lastTick) > 2*w.every
+	w.lastTick = now
+	if !w.cutAt.IsZero() {
+		w.term = 0
+		if now.Sub(w.cutAt) < w.cutFor {
+			return stallWait, 0
+		}
+		w.cutAt = time.Time{}
+		return stallRestore, 0
+	}
+	if w.gaveUp != 0 && s.Progress.After(w.gaveUpAt) {
+		w.gaveUp, w.gaveUpAt = 0, time.Time{}
+		return stallHealed, 0
+	}
+	if !s.Leader || s.Inflight == 0 || s.Term == w.gaveUp {
+		w.term = 0
+		return stallWait, 0
+	}
+	if late || s.Term != w.term {
+		w.term, w.since = s.Term, now
+		return stallWait, 0
+	}
+	start := w.since
+	for _, t := range []time.Time{s.Progress, s.InflightSince} {
+		if t.After(start) {
+			start = t
+		}
+	}
+	if now.Sub(start) < w.timeout {
+		return stallWait, 0
+	}
+	w.term = 0
+	return stallGiveUp, s.Term
+}
+
+// gaveUpLeadership records that the node gave up leadership in term at
+// now: it is unready until it applies an entry after now.
+func (w *stallWatch) gaveUpLeadership(term uint64, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.gaveUp, w.gaveUpAt = term, now
+}
+
+// cut records that the transport was cut off at now.
+func (w *stallWatch) cut(now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.cutAt = now
+}
+
+// ready returns errStalled while the node has given up leadership and not
+// applied anything since.
+func (w *stallWatch) ready() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.gaveUp != 0 {
+		return errStalled
+	}
+	return nil
 }

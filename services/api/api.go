@@ -94,6 +94,9 @@ type Service struct {
 	hangmanv1.UnimplementedGameServiceServer
 	replica Replica
 	log     *slog.Logger
+	// noLeaderTimeout is how long a request waits while no leader is
+	// known before it is answered Unavailable; 0 waits for its deadline.
+	noLeaderTimeout time.Duration
 	// now and pick are the service's clock and word choice; tests set them.
 	now  func() time.Time
 	pick func() string
@@ -118,6 +121,16 @@ type Option func(*Service)
 
 // WithLimits makes the service propose its commands with the caps l.
 func WithLimits(l Limits) Option { return func(s *Service) { s.limits = l } }
+
+// WithNoLeaderTimeout makes a request give up, Unavailable, once no
+// leader has been known for d while it waited: a node cut off from the
+// cluster, or one whose cluster cannot elect, then answers within d
+// instead of holding every request to its deadline. The consensus layer
+// derives d from its election timing: long enough for a normal election,
+// so a failover is ridden out rather than reported.
+func WithNoLeaderTimeout(d time.Duration) Option {
+	return func(s *Service) { s.noLeaderTimeout = d }
+}
 
 // New returns a Service proposing through r.
 func New(r Replica, log *slog.Logger, opts ...Option) *Service {
@@ -349,9 +362,10 @@ func (s *Service) read(ctx context.Context, c hangmanv1.Consistency, local func(
 }
 
 // route runs local while this node leads and forward to the leader
-// otherwise, retrying across leadership changes until ctx ends. Only
-// failures that say "ask the leader again" are retried; every answer from
-// the rules is final.
+// otherwise, retrying across leadership changes until ctx ends, or until
+// no leader has been known for noLeaderTimeout. Only failures that say
+// "ask the leader again" are retried; every answer from the rules is
+// final.
 func (s *Service) route(ctx context.Context, local func(context.Context) error, forward func(context.Context, hangmanv1.GameServiceClient) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -360,11 +374,25 @@ func (s *Service) route(ctx context.Context, local func(context.Context) error, 
 	}
 	forwarded := isForwarded(ctx)
 	uncertain := uncertainFrom(ctx)
-	var last error
+	var (
+		last error
+		// leaderless is when this request last found no leader known
+		// (zero while one is); maybeApplied, whether an attempt ended
+		// with its outcome unknown.
+		leaderless   time.Time
+		maybeApplied bool
+	)
 	for attempt := 0; ; attempt++ {
 		changed := s.replica.LeaderChanged()
+		conn, leading := s.replica.LeaderConn(), s.replica.IsLeader()
+		switch {
+		case leading || conn != nil:
+			leaderless = time.Time{}
+		case leaderless.IsZero():
+			leaderless = time.Now()
+		}
 		var err error
-		if conn := s.replica.LeaderConn(); s.replica.IsLeader() || conn == nil {
+		if leading || conn == nil {
 			err = local(ctx)
 		} else if forwarded {
 			err = ErrNotLeader
@@ -380,7 +408,7 @@ func (s *Service) route(ctx context.Context, local func(context.Context) error, 
 		case errors.Is(err, ErrNotLeader):
 			last = err
 		case errors.Is(err, ErrUnknownOutcome), retryableForward(err):
-			last = err
+			last, maybeApplied = err, true
 			if uncertain != nil {
 				*uncertain = true
 			}
@@ -390,17 +418,32 @@ func (s *Service) route(ctx context.Context, local func(context.Context) error, 
 		if forwarded {
 			return status.Errorf(codes.Unavailable, "forwarded to a node that no longer leads: %v", err)
 		}
-		s.log.Debug("retrying request", "attempt", attempt, "err", err)
 		// Wait for leadership to move, but not forever: a leader that
 		// steps down and returns sends no change this node can see.
-		backoff := time.Duration(min(attempt+1, 10)) * 10 * time.Millisecond
+		wait := time.Duration(min(attempt+1, 10)) * 10 * time.Millisecond
+		if !leaderless.IsZero() && s.noLeaderTimeout > 0 {
+			left := s.noLeaderTimeout - time.Since(leaderless)
+			if left <= 0 {
+				return noLeader(s.noLeaderTimeout, last, maybeApplied)
+			}
+			wait = min(wait, left)
+		}
+		s.log.Debug("retrying request", "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
 			return unavailable(ctx.Err(), last)
 		case <-changed:
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
 	}
+}
+
+// noLeader is the answer to a request that found no leader for d.
+func noLeader(d time.Duration, last error, maybeApplied bool) error {
+	if maybeApplied {
+		return status.Errorf(codes.Unavailable, "no leader known for %v, and an earlier attempt's outcome is unknown (%v); retry with the same request_id", d, last)
+	}
+	return status.Errorf(codes.Unavailable, "no leader known for %v (an election is under way, or this node is cut off from the cluster): the request was not applied; retry it with the same request_id", d)
 }
 
 func unavailable(ctxErr, last error) error {
