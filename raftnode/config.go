@@ -54,7 +54,7 @@ type Config struct {
 	// with ReadPeersFile.
 	Recover *Peers
 
-	// Raft timing. Zero values take the LAN defaults below.
+	// Raft timing. Zero values take the defaults below.
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
@@ -118,11 +118,20 @@ type Config struct {
 	wrapLogStore func(raft.LogStore) raft.LogStore
 }
 
-// Defaults tuned for a LAN: a dead leader is replaced well within a second.
+// Defaults. The raft timeouts have headroom for a machine whose CPUs are
+// saturated by other processes, where a node may not run for several
+// hundred milliseconds (DESIGN.md, guarantee 7: a busy machine does not
+// cause leader changes): a follower calls an election after a second
+// without its leader (pre-vote is on, so one starved follower alone
+// cannot depose anyone), and the leader's lease is as long, so a leader
+// that was itself starved does not take its own late bookkeeping for a
+// lost quorum. These are Consul's production values. A leader whose
+// process died is still replaced within a second: the followers find its
+// raft port closed long before the heartbeat timeout (failover.go).
 const (
-	DefaultHeartbeatTimeout   = 300 * time.Millisecond
-	DefaultElectionTimeout    = 300 * time.Millisecond
-	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
+	DefaultHeartbeatTimeout   = time.Second
+	DefaultElectionTimeout    = time.Second
+	DefaultLeaderLeaseTimeout = time.Second
 	DefaultCommitTimeout      = 5 * time.Millisecond
 	DefaultSnapshotThreshold  = 8192
 	DefaultSnapshotInterval   = 30 * time.Second

@@ -159,6 +159,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.goRun(func() { n.republishOnReconnect(ctx) })
 	n.goRun(func() { n.watchStall(ctx) })
 	n.goRun(func() { n.watchLag(ctx) })
+	n.goRun(func() { n.watchLeaderCrash(ctx) })
 	n.goRun(func() { n.serfLoop(ctx) })
 	n.goRun(func() { n.joinLoop(ctx) })
 	n.goRun(func() { n.reconcileLoop(ctx) })
@@ -181,6 +182,10 @@ func (n *Node) startRaft(ctx context.Context) error {
 	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
 	rc.ElectionTimeout = n.cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	// Pre-vote (raft's default, spelled out): a follower that was starved
+	// or cut off asks before it calls an election, and the others refuse
+	// while they still hear from the leader, so it deposes no one.
+	rc.PreVoteDisabled = false
 	rc.CommitTimeout = n.cfg.CommitTimeout
 	rc.SnapshotThreshold = n.cfg.SnapshotThreshold
 	rc.SnapshotInterval = n.cfg.SnapshotInterval

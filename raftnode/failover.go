@@ -1,0 +1,229 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Fast failover after a leader's process died (DESIGN.md, guarantee 7).
+//
+// A follower cannot tell a leader that died from one that is merely
+// starved of CPU by its silence alone: both stop heartbeating. The raft
+// timeouts are therefore sized for a busy machine (a second, config.go),
+// and a follower does not call an election on silence shorter than that.
+// But a leader whose process is gone leaves a definite trace: its raft
+// port refuses connections (the kernel answers for a process that is
+// paused or starved, and nothing answers for one cut off by the network).
+// So a follower that has not heard from its leader for a fraction of the
+// heartbeat timeout dials the leader's raft port, and when the connection
+// is refused, it may stand for election at once, as the target of a
+// leadership transfer does (raft's TimeoutNow): its vote request is
+// granted by voters that have not yet noticed the loss, if its log is up
+// to date. Like ZooKeeper's followers, which look for a new leader as soon
+// as the old one's connection breaks, this turns a crash into a failover
+// of a few round trips, while a starved, paused or partitioned leader
+// still gets the whole heartbeat timeout and pre-vote's protection.
+//
+// Survivors must not split the vote by standing together, nor stand with
+// a log the others refuse. So they take turns, in ID order among the
+// voters, stagger apart; a survivor that sees the vote request of one
+// whose log is behind its own (which it refuses) stands at once instead
+// of waiting for its turn; and one that sees a candidate it would vote
+// for leaves the election to it.
+
+// crashWatch decides when this follower stands for election because the
+// leader it knew is gone. It reads nothing itself, so tests drive it.
+type crashWatch struct {
+	suspect time.Duration // silence after which the leader is probed
+	stagger time.Duration // between the survivors' turns
+
+	leader     raft.ServerID
+	leaderAddr raft.ServerAddress
+	// goneSince is when a probe first found the leader's port closed;
+	// zero while it has not.
+	goneSince time.Time
+	// stood: this node called an election for the lost leader; yielded:
+	// it saw a candidate it would vote for. Either ends its part.
+	stood, yielded bool
+}
+
+// crashTiming is when a follower probes and stands, from the heartbeat
+// timeout ht: it probes once it has heard nothing for ht/4 (a leader
+// heartbeats every ht/10 to ht/5), every ht/20, and the survivors' turns
+// come ht/2 apart, longer than a vote request takes on a starved machine.
+func crashTiming(ht time.Duration) (suspect, every, stagger time.Duration) {
+	return ht / 4, ht / 20, ht / 2
+}
+
+// follower is what the watch reads of this node's raft.
+type follower struct {
+	// leader and leaderAddr are the leader raft knows, if any.
+	leader     raft.ServerID
+	leaderAddr raft.ServerAddress
+	// following is whether raft is in the follower state.
+	following bool
+	// silence is the time since the leader was last heard from.
+	silence time.Duration
+}
+
+// observe records the leader raft knows and whether it is heard from. It
+// reports whether the watch has a lost leader to act on.
+func (w *crashWatch) observe(f follower) bool {
+	if f.leader != "" && f.leader != w.leader {
+		*w = crashWatch{suspect: w.suspect, stagger: w.stagger, leader: f.leader, leaderAddr: f.leaderAddr}
+	}
+	if f.silence < w.suspect {
+		w.goneSince, w.stood, w.yielded = time.Time{}, false, false
+		return false
+	}
+	return !w.stood && !w.yielded && f.following && w.leader != ""
+}
+
+// tick says whether to stand now: the leader is gone (gone probes its
+// port) and it is this node's turn (turn returns its place among the
+// surviving voters, -1 if it is not one).
+func (w *crashWatch) tick(now time.Time, f follower, turn func() int, gone func() bool) bool {
+	if !w.observe(f) {
+		return false
+	}
+	if !gone() {
+		w.goneSince = time.Time{}
+		return false
+	}
+	if w.goneSince.IsZero() {
+		w.goneSince = now
+	}
+	if t := turn(); t < 0 || now.Sub(w.goneSince) < time.Duration(t)*w.stagger {
+		return false
+	}
+	w.stood = true
+	return true
+}
+
+// vote says whether to stand now, on seeing a request for votes: at once
+// if the candidate's log is behind this node's (it refused the vote, so
+// the candidate may not win) and the leader is gone; never for this lost
+// leader if this node would vote for the candidate.
+func (w *crashWatch) vote(f follower, req raft.RequestVoteRequest, lastTerm, lastIndex uint64, gone func() bool) bool {
+	if !w.observe(f) {
+		return false
+	}
+	behind := req.LastLogTerm < lastTerm || req.LastLogTerm == lastTerm && req.LastLogIndex < lastIndex
+	if !behind {
+		w.yielded = true
+		return false
+	}
+	if !gone() {
+		return false
+	}
+	w.stood = true
+	return true
+}
+
+// watchLeaderCrash runs the fast failover on this node.
+func (n *Node) watchLeaderCrash(ctx context.Context) {
+	suspect, every, stagger := crashTiming(n.cfg.HeartbeatTimeout)
+	w := crashWatch{suspect: suspect, stagger: stagger}
+	votes := make(chan raft.Observation, 8)
+	observer := raft.NewObserver(votes, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.RequestVoteRequest)
+		return ok
+	})
+	n.raft.RegisterObserver(observer)
+	defer n.raft.DeregisterObserver(observer)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	gone := func() bool { return portRefuses(string(w.leaderAddr), suspect) }
+	turn := func() int { return n.successorTurn(w.leader) }
+	for {
+		var stand bool
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			stand = w.tick(time.Now(), n.followerState(), turn, gone)
+		case o := <-votes:
+			req := o.Data.(raft.RequestVoteRequest)
+			if term, index, err := n.lastLog(); err == nil {
+				stand = w.vote(n.followerState(), req, term, index, gone)
+			}
+		}
+		if !stand {
+			continue
+		}
+		n.log.Warn("the leader's raft port refuses connections: its process is gone; calling an election now",
+			"leader", w.leader, "addr", w.leaderAddr)
+		if err := n.electNow(); err != nil {
+			n.log.Warn("could not call an election; raft's heartbeat timeout will", "err", err)
+		}
+	}
+}
+
+// followerState reads what crashWatch needs of raft.
+func (n *Node) followerState() follower {
+	addr, id := n.raft.LeaderWithID()
+	return follower{leader: id, leaderAddr: addr, following: n.raft.State() == raft.Follower,
+		silence: time.Since(n.raft.LastContact())}
+}
+
+// lastLog returns the term and index of this node's last log entry, what
+// raft compares to grant a vote.
+func (n *Node) lastLog() (term, index uint64, err error) {
+	index = n.raft.LastIndex()
+	var l raft.Log
+	if err := n.logStore.GetLog(index, &l); err != nil {
+		return 0, 0, fmt.Errorf("read last log entry %d: %w", index, err)
+	}
+	return l.Term, index, nil
+}
+
+// portRefuses reports whether a TCP connection to addr is refused: no
+// process listens there. A connection that succeeds or times out says the
+// process may be alive.
+func portRefuses(addr string, timeout time.Duration) bool {
+	conn, err := net.DialTimeout("tcp", addr, timeout)
+	if err == nil {
+		_ = conn.Close()
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// successorTurn is this node's place among the voters other than the dead
+// leader, in ID order, or -1 if it is not one of them.
+func (n *Node) successorTurn(dead raft.ServerID) int {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return -1
+	}
+	var ids []string
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter && s.ID != dead {
+			ids = append(ids, string(s.ID))
+		}
+	}
+	slices.Sort(ids)
+	return slices.Index(ids, n.cfg.ID)
+}
+
+// electNow makes this node's raft a candidate at once, through the RPC a
+// leader sends the target of a leadership transfer, addressed to itself.
+func (n *Node) electNow() error {
+	self, addr := raft.ServerID(n.cfg.ID), raft.ServerAddress(n.raftAdvertise)
+	req := &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{
+		ProtocolVersion: raft.ProtocolVersionMax,
+		ID:              []byte(self),
+		Addr:            n.transport.EncodePeer(self, addr),
+	}}
+	if err := n.transport.TimeoutNow(self, addr, req, &raft.TimeoutNowResponse{}); err != nil {
+		return fmt.Errorf("timeout-now to itself: %w", err)
+	}
+	return nil
+}
