@@ -41,6 +41,7 @@ import (
 // crashWatch decides when this follower stands for election because the
 // leader it knew is gone. It reads nothing itself, so tests drive it.
 type crashWatch struct {
+	self    raft.ServerID
 	suspect time.Duration // silence after which the leader is probed
 	stagger time.Duration // between the survivors' turns
 
@@ -77,13 +78,13 @@ type follower struct {
 // reports whether the watch has a lost leader to act on.
 func (w *crashWatch) observe(f follower) bool {
 	if f.leader != "" && f.leader != w.leader {
-		*w = crashWatch{suspect: w.suspect, stagger: w.stagger, leader: f.leader, leaderAddr: f.leaderAddr}
+		*w = crashWatch{self: w.self, suspect: w.suspect, stagger: w.stagger, leader: f.leader, leaderAddr: f.leaderAddr}
 	}
 	if f.silence < w.suspect {
 		w.goneSince, w.stood, w.yielded = time.Time{}, false, false
 		return false
 	}
-	return !w.stood && !w.yielded && f.following && w.leader != ""
+	return !w.stood && !w.yielded && f.following && w.leader != "" && w.leader != w.self
 }
 
 // tick says whether to stand now: the leader is gone (gone probes its
@@ -109,9 +110,10 @@ func (w *crashWatch) tick(now time.Time, f follower, turn func() int, gone func(
 
 // vote says whether to stand now, on seeing a request for votes: at once
 // if the candidate's log is behind this node's (it refused the vote, so
-// the candidate may not win) and the leader is gone; never for this lost
-// leader if this node would vote for the candidate.
-func (w *crashWatch) vote(f follower, req raft.RequestVoteRequest, lastTerm, lastIndex uint64, gone func() bool) bool {
+// the candidate may not win), the leader is gone and this node is a
+// voter; never for this lost leader if this node would vote for the
+// candidate.
+func (w *crashWatch) vote(f follower, req raft.RequestVoteRequest, lastTerm, lastIndex uint64, turn func() int, gone func() bool) bool {
 	if !w.observe(f) {
 		return false
 	}
@@ -120,7 +122,7 @@ func (w *crashWatch) vote(f follower, req raft.RequestVoteRequest, lastTerm, las
 		w.yielded = true
 		return false
 	}
-	if !gone() {
+	if turn() < 0 || !gone() {
 		return false
 	}
 	w.stood = true
@@ -130,7 +132,7 @@ func (w *crashWatch) vote(f follower, req raft.RequestVoteRequest, lastTerm, las
 // watchLeaderCrash runs the fast failover on this node.
 func (n *Node) watchLeaderCrash(ctx context.Context) {
 	suspect, every, stagger := crashTiming(n.cfg.HeartbeatTimeout)
-	w := crashWatch{suspect: suspect, stagger: stagger}
+	w := crashWatch{self: raft.ServerID(n.cfg.ID), suspect: suspect, stagger: stagger}
 	votes := make(chan raft.Observation, 8)
 	observer := raft.NewObserver(votes, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.RequestVoteRequest)
@@ -152,7 +154,7 @@ func (n *Node) watchLeaderCrash(ctx context.Context) {
 		case o := <-votes:
 			req := o.Data.(raft.RequestVoteRequest)
 			if term, index, err := n.lastLog(); err == nil {
-				stand = w.vote(n.followerState(), req, term, index, gone)
+				stand = w.vote(n.followerState(), req, term, index, turn, gone)
 			}
 		}
 		if !stand {

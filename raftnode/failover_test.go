@@ -90,6 +90,9 @@ func TestCrashWatch(t *testing.T) {
 		{"a candidate from an older term is behind too", []step{
 			{at: 0, f: silent(300 * ms), gone: true, turn: 1, vote: ptr(voteFrom(1, 500)), stand: true},
 		}},
+		{"a behind candidate seen by a non-voter: nothing", []step{
+			{at: 0, f: silent(300 * ms), gone: true, turn: -1, vote: ptr(voteFrom(2, 99))},
+		}},
 		{"a candidate this node votes for: leave it the election", []step{
 			{at: 0, f: silent(300 * ms), gone: true, turn: 1},
 			{at: 20 * ms, f: silent(320 * ms), gone: true, turn: 1, vote: ptr(voteFrom(2, 100))},
@@ -105,6 +108,9 @@ func TestCrashWatch(t *testing.T) {
 		{"a candidate already (raft's own timeout): leave raft to it", []step{
 			{at: 0, f: follower{leader: "n1", leaderAddr: "127.0.0.1:1", following: false, silence: 2 * time.Second}, gone: true, turn: 0},
 		}},
+		{"this node led: nothing to watch", []step{
+			{at: 0, f: follower{leader: "n3", leaderAddr: "127.0.0.1:3", following: true, silence: 2 * time.Second}, gone: true, turn: 0},
+		}},
 		{"a new leader heard from: a fresh watch for it", []step{
 			{at: 0, f: silent(300 * ms), gone: true, turn: 0, stand: true},
 			{at: 400 * ms, f: follower{leader: "n2", leaderAddr: "127.0.0.1:2", following: true, silence: 10 * ms}, gone: true, turn: 0},
@@ -113,12 +119,12 @@ func TestCrashWatch(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := crashWatch{suspect: suspect, stagger: stagger}
+			w := crashWatch{self: "n3", suspect: suspect, stagger: stagger}
 			for _, st := range tc.steps {
 				gone := func() bool { return st.gone }
 				var stand bool
 				if st.vote != nil {
-					stand = w.vote(st.f, *st.vote, 2, 100, gone)
+					stand = w.vote(st.f, *st.vote, 2, 100, func() int { return st.turn }, gone)
 				} else {
 					stand = w.tick(t0.Add(st.at), st.f, func() int { return st.turn }, gone)
 				}
