@@ -132,7 +132,7 @@ func (w *crashWatch) vote(f follower, req raft.RequestVoteRequest, lastTerm, las
 // watchLeaderCrash runs the fast failover on this node.
 func (n *Node) watchLeaderCrash(ctx context.Context) {
 	suspect, every, stagger := crashTiming(n.cfg.HeartbeatTimeout)
-	w := crashWatch{self: raft.ServerID(n.cfg.ID), suspect: suspect, stagger: stagger}
+	w := crashWatch{self: n.ident.raftID, suspect: suspect, stagger: stagger}
 	votes := make(chan raft.Observation, 8)
 	observer := raft.NewObserver(votes, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.RequestVoteRequest)
@@ -168,9 +168,15 @@ func (n *Node) watchLeaderCrash(ctx context.Context) {
 	}
 }
 
-// followerState reads what crashWatch needs of raft.
+// followerState reads what crashWatch needs of raft. The leader's address
+// is the one its node gossips now, as raft dials it (identity.ServerAddr).
 func (n *Node) followerState() follower {
 	addr, id := n.raft.LeaderWithID()
+	if id != "" {
+		if now, err := n.ident.ServerAddr(id); err == nil {
+			addr = now
+		}
+	}
 	return follower{leader: id, leaderAddr: addr, following: n.raft.State() == raft.Follower,
 		silence: time.Since(n.raft.LastContact())}
 }
@@ -212,13 +218,13 @@ func (n *Node) successorTurn(dead raft.ServerID) int {
 		}
 	}
 	slices.Sort(ids)
-	return slices.Index(ids, n.cfg.ID)
+	return slices.Index(ids, string(n.ident.raftID))
 }
 
 // electNow makes this node's raft a candidate at once, through the RPC a
 // leader sends the target of a leadership transfer, addressed to itself.
 func (n *Node) electNow() error {
-	self, addr := raft.ServerID(n.cfg.ID), raft.ServerAddress(n.raftAdvertise)
+	self, addr := n.ident.raftID, n.ident.addr
 	req := &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{
 		ProtocolVersion: raft.ProtocolVersionMax,
 		ID:              []byte(self),
