@@ -19,10 +19,11 @@ func TestRaftTimeoutsAreConfigurable(t *testing.T) {
 	if def.HeartbeatTimeout < time.Second || def.ElectionTimeout < def.HeartbeatTimeout || def.LeaderLeaseTimeout < def.HeartbeatTimeout {
 		t.Errorf("default heartbeat %v, election %v, lease %v: want at least a second each, for a starved machine", def.HeartbeatTimeout, def.ElectionTimeout, def.LeaderLeaseTimeout)
 	}
-	// A crashed leader's first successor stands within suspect+every, the
-	// second (if the first could not) a stagger later: both within a second.
-	if suspect, every, stagger := crashTiming(def.HeartbeatTimeout); suspect+every > 400*time.Millisecond || suspect+every+stagger >= time.Second {
-		t.Errorf("a crashed leader is probed after %v every %v, its successors %v apart: want the first to stand within 400ms and the second within a second", suspect, every, stagger)
+	// A crashed leader's first successor stands within suspect+every+probe,
+	// the second (if the first could not) a stagger later: both within a
+	// second.
+	if suspect, every, probe, stagger := crashTiming(def.HeartbeatTimeout); suspect+every+probe > 400*time.Millisecond || suspect+every+probe+stagger >= time.Second {
+		t.Errorf("a crashed leader is probed after %v every %v (%v to answer), its successors %v apart: want the first to stand within 400ms and the second within a second", suspect, every, probe, stagger)
 	}
 
 	c := newTestCluster(t, 1, func(cfg *Config) {

@@ -2,8 +2,12 @@ package raftnode
 
 import (
 	"errors"
+	"io"
 	"net"
+	"slices"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -17,18 +21,25 @@ var errCut = errors.New("raft transport cut off for now: this node gave up leade
 // accepting for good but leaves pooled outbound connections (and a stuck
 // leader's heartbeats) running; cutOff closes every connection either way
 // and refuses new ones until restore.
+//
+// It also notes when a peer closes a connection it opened to this node (a
+// leader's process that ends closes its connections to its followers), for
+// the fast failover (failover.go).
 type cuttableLayer struct {
 	raft.StreamLayer
 	mu    sync.Mutex
 	cut   bool
 	conns map[net.Conn]struct{}
+	// peerClosed is when a peer at each IP last closed a connection it
+	// had opened to this node.
+	peerClosed map[string]time.Time
 }
 
 func newCuttableLayer(l raft.StreamLayer) *cuttableLayer {
-	return &cuttableLayer{StreamLayer: l, conns: make(map[net.Conn]struct{})}
+	return &cuttableLayer{StreamLayer: l, conns: make(map[net.Conn]struct{}), peerClosed: make(map[string]time.Time)}
 }
 
-func (c *cuttableLayer) track(conn net.Conn) (net.Conn, error) {
+func (c *cuttableLayer) track(conn net.Conn, inbound bool) (net.Conn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cut {
@@ -36,7 +47,32 @@ func (c *cuttableLayer) track(conn net.Conn) (net.Conn, error) {
 		return nil, errCut
 	}
 	c.conns[conn] = struct{}{}
-	return &trackedRaftConn{Conn: conn, layer: c}, nil
+	return &trackedRaftConn{Conn: conn, layer: c, inbound: inbound}, nil
+}
+
+// notePeerClosed records that the peer at addr closed its connection.
+func (c *cuttableLayer) notePeerClosed(addr net.Addr) {
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.peerClosed[host] = time.Now()
+}
+
+// peerClosedSince reports whether a peer at one of ips closed a
+// connection it had opened to this node after t.
+func (c *cuttableLayer) peerClosedSince(ips []net.IP, t time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for host, at := range c.peerClosed {
+		ip := net.ParseIP(host)
+		if at.After(t) && slices.ContainsFunc(ips, ip.Equal) {
+			return true
+		}
+	}
+	return false
 }
 
 // Accept accepts a peer's connection unless the layer is cut.
@@ -46,7 +82,7 @@ func (c *cuttableLayer) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if t, err := c.track(conn); err == nil {
+		if t, err := c.track(conn, true); err == nil {
 			return t, nil
 		}
 	}
@@ -58,7 +94,7 @@ func (c *cuttableLayer) Dial(address raft.ServerAddress, timeout time.Duration) 
 	if err != nil {
 		return nil, err
 	}
-	return c.track(conn)
+	return c.track(conn, false)
 }
 
 // cutOff closes every raft connection and refuses new ones until restore.
@@ -82,11 +118,26 @@ func (c *cuttableLayer) restore() {
 
 type trackedRaftConn struct {
 	net.Conn
-	layer *cuttableLayer
-	once  sync.Once
+	layer   *cuttableLayer
+	inbound bool        // a peer opened it
+	closed  atomic.Bool // this node closed it
+	once    sync.Once
+}
+
+// Read notes a peer that closed a connection it opened to this node:
+// raft reads every inbound connection all the time, so the end of the
+// peer's side shows at once.
+func (t *trackedRaftConn) Read(b []byte) (int, error) {
+	n, err := t.Conn.Read(b)
+	if err != nil && t.inbound && !t.closed.Load() &&
+		(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
+		t.layer.notePeerClosed(t.Conn.RemoteAddr())
+	}
+	return n, err
 }
 
 func (t *trackedRaftConn) Close() error {
+	t.closed.Store(true)
 	t.once.Do(func() {
 		t.layer.mu.Lock()
 		delete(t.layer.conns, t.Conn)

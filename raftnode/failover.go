@@ -19,12 +19,15 @@ import (
 // timeouts are therefore sized for a busy machine (a second, config.go),
 // and a follower does not call an election on silence shorter than that.
 // But a leader whose process is gone leaves a definite trace: its raft
-// port refuses connections (the kernel answers for a process that is
-// paused or starved, and nothing answers for one cut off by the network).
-// So a follower that has not heard from its leader for a fraction of the
-// heartbeat timeout dials the leader's raft port, and when the connection
-// is refused, it may stand for election at once, as the target of a
-// leadership transfer does (raft's TimeoutNow): its vote request is
+// port refuses connections, or, when its network went with it (a killed
+// container), the connections it had opened to this follower were closed
+// from its end and its port does not answer. A starved or paused process
+// leaves neither: the kernel keeps its connections open and answers on
+// its port; nor does a leader cut off by the network, whose connections
+// stay open. So a follower that has not heard from its leader for a
+// fraction of the heartbeat timeout dials the leader's raft port, and when
+// the leader is gone, it may stand for election at once, as the target of
+// a leadership transfer does (raft's TimeoutNow): its vote request is
 // granted by voters that have not yet noticed the loss, if its log is up
 // to date. Like ZooKeeper's followers, which look for a new leader as soon
 // as the old one's connection breaks, this turns a crash into a failover
@@ -57,10 +60,12 @@ type crashWatch struct {
 
 // crashTiming is when a follower probes and stands, from the heartbeat
 // timeout ht: it probes once it has heard nothing for ht/4 (a leader
-// heartbeats every ht/10 to ht/5), every ht/20, and the survivors' turns
-// come ht/2 apart, longer than a vote request takes on a starved machine.
-func crashTiming(ht time.Duration) (suspect, every, stagger time.Duration) {
-	return ht / 4, ht / 20, ht / 2
+// heartbeats every ht/10 to ht/5), every ht/20, giving the leader's
+// kernel ht/10 to answer (it answers for a starved or paused process in
+// far less), and the survivors' turns come ht/2 apart, longer than a vote
+// request takes on a starved machine.
+func crashTiming(ht time.Duration) (suspect, every, probe, stagger time.Duration) {
+	return ht / 4, ht / 20, ht / 10, ht / 2
 }
 
 // follower is what the watch reads of this node's raft.
@@ -87,8 +92,8 @@ func (w *crashWatch) observe(f follower) bool {
 	return !w.stood && !w.yielded && f.following && w.leader != "" && w.leader != w.self
 }
 
-// tick says whether to stand now: the leader is gone (gone probes its
-// port) and it is this node's turn (turn returns its place among the
+// tick says whether to stand now: the leader is gone (gone looks) and it
+// is this node's turn (turn returns its place among the
 // surviving voters, -1 if it is not one).
 func (w *crashWatch) tick(now time.Time, f follower, turn func() int, gone func() bool) bool {
 	if !w.observe(f) {
@@ -131,7 +136,7 @@ func (w *crashWatch) vote(f follower, req raft.RequestVoteRequest, lastTerm, las
 
 // watchLeaderCrash runs the fast failover on this node.
 func (n *Node) watchLeaderCrash(ctx context.Context) {
-	suspect, every, stagger := crashTiming(n.cfg.HeartbeatTimeout)
+	suspect, every, probe, stagger := crashTiming(n.cfg.HeartbeatTimeout)
 	w := crashWatch{self: n.ident.raftID, suspect: suspect, stagger: stagger}
 	votes := make(chan raft.Observation, 8)
 	observer := raft.NewObserver(votes, false, func(o *raft.Observation) bool {
@@ -142,7 +147,19 @@ func (n *Node) watchLeaderCrash(ctx context.Context) {
 	defer n.raft.DeregisterObserver(observer)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	gone := func() bool { return portRefuses(string(w.leaderAddr), suspect) }
+	// The leader's IPs, resolved while it is alive: a container's name
+	// may stop resolving once it is gone.
+	var (
+		resolved raft.ServerAddress
+		ips      []net.IP
+	)
+	gone := func() bool {
+		refused, answered := probePort(string(w.leaderAddr), probe)
+		if refused || answered || resolved != w.leaderAddr {
+			return refused
+		}
+		return n.raftLayer.peerClosedSince(ips, n.raft.LastContact().Add(-suspect))
+	}
 	turn := func() int { return n.successorTurn(w.leader) }
 	for {
 		var stand bool
@@ -150,7 +167,11 @@ func (n *Node) watchLeaderCrash(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			stand = w.tick(time.Now(), n.followerState(), turn, gone)
+			f := n.followerState()
+			if f.leader != "" && f.leaderAddr != resolved && f.silence < suspect {
+				resolved, ips = f.leaderAddr, resolveHost(ctx, string(f.leaderAddr), suspect)
+			}
+			stand = w.tick(time.Now(), f, turn, gone)
 		case o := <-votes:
 			req := o.Data.(raft.RequestVoteRequest)
 			if term, index, err := n.lastLog(); err == nil {
@@ -160,7 +181,7 @@ func (n *Node) watchLeaderCrash(ctx context.Context) {
 		if !stand {
 			continue
 		}
-		n.log.Warn("the leader's raft port refuses connections: its process is gone; calling an election now",
+		n.log.Warn("the leader's process is gone (its raft port refuses connections, or it closed its connections and does not answer); calling an election now",
 			"leader", w.leader, "addr", w.leaderAddr)
 		if err := n.electNow(); err != nil {
 			n.log.Warn("could not call an election; raft's heartbeat timeout will", "err", err)
@@ -192,16 +213,39 @@ func (n *Node) lastLog() (term, index uint64, err error) {
 	return l.Term, index, nil
 }
 
-// portRefuses reports whether a TCP connection to addr is refused: no
-// process listens there. A connection that succeeds or times out says the
-// process may be alive.
-func portRefuses(addr string, timeout time.Duration) bool {
+// probePort dials addr: refused means no process listens there; answered,
+// that one does (alive, if perhaps starved or paused). Neither: no answer
+// in time, or no route.
+func probePort(addr string, timeout time.Duration) (refused, answered bool) {
 	conn, err := net.DialTimeout("tcp", addr, timeout)
 	if err == nil {
 		_ = conn.Close()
-		return false
+		return false, true
 	}
-	return errors.Is(err, syscall.ECONNREFUSED)
+	return errors.Is(err, syscall.ECONNREFUSED), false
+}
+
+// resolveHost returns the IPs of addr's host, none if it does not resolve
+// within timeout.
+func resolveHost(ctx context.Context, addr string, timeout time.Duration) []net.IP {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return []net.IP{ip}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		return nil
+	}
+	ips := make([]net.IP, len(addrs))
+	for i, a := range addrs {
+		ips[i] = a.IP
+	}
+	return ips
 }
 
 // successorTurn is this node's place among the voters other than the dead

@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -133,5 +134,62 @@ func TestCrashWatch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPeerClosedConnectionNoted: the raft layer notes a peer that closed a
+// connection it had opened to this node (a leader whose process ended,
+// its network perhaps with it), by the peer's IP, and not a connection
+// this node closed itself.
+func TestPeerClosedConnectionNoted(t *testing.T) {
+	tcp, err := newTCPLayer("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := newCuttableLayer(tcp)
+	defer layer.Close()
+	loopback, elsewhere := []net.IP{net.IPv4(127, 0, 0, 1)}, []net.IP{net.IPv4(10, 0, 0, 1)}
+	accept := func() (peer, here net.Conn) {
+		t.Helper()
+		peer, err := net.Dial("tcp", tcp.ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		here, err = layer.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return peer, here
+	}
+	read := func(c net.Conn) error {
+		_, err := c.Read(make([]byte, 1))
+		return err
+	}
+
+	start := time.Now()
+	peer, here := accept()
+	_ = here.Close()
+	if err := read(here); err == nil {
+		t.Fatal("read from a closed connection succeeded")
+	}
+	_ = peer.Close()
+	if layer.peerClosedSince(loopback, start) {
+		t.Fatal("a connection this node closed was taken for the peer's doing")
+	}
+
+	peer, here = accept()
+	defer here.Close()
+	_ = peer.Close()
+	if err := read(here); err == nil {
+		t.Fatal("read after the peer closed succeeded")
+	}
+	if !layer.peerClosedSince(loopback, start) {
+		t.Error("the peer's close was not noted")
+	}
+	if layer.peerClosedSince(elsewhere, start) {
+		t.Error("the peer's close was noted for another IP")
+	}
+	if layer.peerClosedSince(loopback, time.Now()) {
+		t.Error("the peer's close was noted as later than it was")
 	}
 }
