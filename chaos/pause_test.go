@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
@@ -100,7 +103,7 @@ func setUpPauseRoom(ctx context.Context, lab *Lab) error {
 	if _, err := g.CreateRoom(cctx, &hangmanv1.CreateRoomRequest{Room: "pause", MaxWrong: 26, RequestId: "create-pause"}); err != nil {
 		return fmt.Errorf("create room: %w", err)
 	}
-	if _, err := g.JoinRoom(cctx, &hangmanv1.JoinRoomRequest{Room: "pause", PlayerId: "p", Name: "p", RequestId: "join-pause"}); err != nil {
+	if _, err := g.JoinRoom(cctx, &hangmanv1.JoinRoomRequest{Room: "pause", PlayerId: "p", Name: "p", RequestId: "join-pause", Token: tokenOf("p")}); err != nil {
 		return fmt.Errorf("join room: %w", err)
 	}
 	return nil
@@ -174,7 +177,8 @@ func rejoined(ctx context.Context, lab *Lab, term uint64) error {
 
 // writeToAll guesses in the pause room through every node, one call at a
 // time per node with a one-second deadline, until ctx ends. It counts the
-// calls that got a definite answer; wait returns once every writer
+// guesses that went through the log: applied, or refused by the rules
+// (FailedPrecondition: the round is over); wait returns once every writer
 // stopped.
 func writeToAll(ctx context.Context, lab *Lab) (acked *atomic.Int64, wait func()) {
 	acked = new(atomic.Int64)
@@ -186,10 +190,10 @@ func writeToAll(ctx context.Context, lab *Lab) (acked *atomic.Int64, wait func()
 				cctx, cancel := context.WithTimeout(ctx, time.Second)
 				// Most guesses are refused once the round is over; a
 				// refusal is a log entry all the same.
-				_, err := g.Guess(cctx, &hangmanv1.GuessRequest{Room: "pause", PlayerId: "p",
+				_, err := g.Guess(cctx, &hangmanv1.GuessRequest{Room: "pause", PlayerId: "p", Token: tokenOf("p"),
 					Letter: string(rune('a' + (i*7+k)%26)), RequestId: fmt.Sprintf("pause-%d-%d-%d", i, time.Now().UnixNano(), k)})
 				cancel()
-				if err == nil || !uncertain(err) {
+				if err == nil || status.Code(err) == codes.FailedPrecondition {
 					acked.Add(1)
 				}
 			}
