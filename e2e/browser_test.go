@@ -270,3 +270,61 @@ func TestTwoBrowsersTwoRelays(t *testing.T) {
 		}
 	})
 }
+
+// TestGuessTypedWhileRejoining is the compose test's browser failover, made
+// deterministic: a page behind the entry (`hangman proxy`, as in
+// deploy/compose.yaml) loses its relay, and the player types a letter while
+// the page still shows the game but has not joined the room again on a new
+// relay. The letter waits, shown pending, and is played once the page is
+// back: it is not dropped because the join of the new connection has not
+// been answered yet.
+func TestGuessTypedWhileRejoining(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end browser test skipped with -short")
+	}
+	if chromiumPath() == "" {
+		t.Skip("Chromium not found (install Debian's chromium, or set HANGMAN_CHROMIUM); skipping the browser tests")
+	}
+	sys := startSystem(t, 0)
+	ports := freePorts(t, 2)
+	entryURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	relayAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	// The relay advertises the entry, and only it, as in compose.yaml.
+	sys.startRelay("e2e-relay-1", ports[1], entryURL, []string{entryURL})
+	sys.waitReady("http://" + relayAddr + "/readyz")
+	entry := sys.startEntry(ports[0], relayAddr)
+	room := fmt.Sprintf("rejoin-%d", time.Now().UnixNano()%1_000_000)
+	applied := func(l string) string {
+		return fmt.Sprintf(`document.querySelector('#keyboard [data-letter="%s"]').disabled && !document.querySelector('#keyboard [data-letter="%s"]').classList.contains("pending")`, l, l)
+	}
+
+	bob := newBrowser(t, "bob", 1000, 800)
+	bob.do("open the page through the entry", chromedp.Navigate(entry+"/"))
+	bob.waitJS("connected", connectedJS)
+	bob.do("set a nickname and create a room",
+		chromedp.SendKeys(chromedp.CSS("#name"), "Bob"),
+		chromedp.Click(chromedp.CSS("#name-btn")),
+		chromedp.SendKeys(chromedp.CSS("#new-room"), room),
+		chromedp.SetValue(chromedp.CSS("#max-wrong"), "10"),
+		chromedp.Click(chromedp.CSS("#create-btn")),
+	)
+	bob.waitJS("in the game", inGameJS)
+	bob.do("type e", chromedp.KeyEvent("e"))
+	bob.waitJS("e applied", applied("e"))
+
+	sys.kill(sys.relays[0])
+	bob.waitJS("the page lost its relay", `document.querySelector("#badge").dataset.state !== "connected"`)
+	bob.waitJS("the game still shown", inGameJS)
+	bob.do("type t", chromedp.KeyEvent("t"))
+	bob.waitJS("t shown pending", `document.querySelector('#keyboard [data-letter="t"]').classList.contains("pending")`)
+
+	sys.startRelay("e2e-relay-2", ports[1], entryURL, []string{entryURL})
+	bob.waitJS("back through the entry on the new relay", connectedJS+` && document.querySelector("#badge-text").textContent.includes("e2e-relay-2")`)
+	bob.waitJS("t applied", applied("t"))
+	bob.waitJS("e still shown", applied("e"))
+	var seats int
+	bob.eval(`[...document.querySelectorAll("#scores li")].filter((li) => li.textContent.startsWith("Bob")).length`, &seats)
+	if seats != 1 {
+		t.Errorf("bob holds %d seats after rejoining, want 1", seats)
+	}
+}

@@ -138,7 +138,7 @@ func startSystem(t *testing.T, relays int) *system {
 		origins = append(origins, fmt.Sprintf("http://127.0.0.1:%d", p))
 	}
 	for i, p := range ports {
-		s.startRelay(fmt.Sprintf("e2e-relay-%d", i+1), p, origins)
+		s.startRelay(fmt.Sprintf("e2e-relay-%d", i+1), p, "", origins)
 	}
 	for _, r := range s.relays {
 		s.waitReady(r.url + "/readyz")
@@ -226,17 +226,37 @@ func (s *system) startNodes() {
 	}
 }
 
-func (s *system) startRelay(name string, port int, origins []string) {
+// startRelay starts a relay on port that browsers reach at public (its
+// own URL when public is ""), accepting pages from origins.
+func (s *system) startRelay(name string, port int, public string, origins []string) {
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if public == "" {
+		public = url
+	}
 	p := s.spawn(name, nil, "relay",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--name", name,
-		"--public-url", url,
+		"--public-url", public,
 		"--allowed-origins", strings.Join(origins, ","),
 		"--nats", strings.Join(s.nats, ","),
 		"--grpc", strings.Join(s.grpc, ","),
 	)
 	s.relays = append(s.relays, &relayProc{name: name, url: url, p: p})
+}
+
+// startEntry starts `hangman proxy` on port in front of the relay at
+// relayAddr (host:port), as deploy/compose.yaml's entry, and returns its
+// URL once a relay answers through it.
+func (s *system) startEntry(port int, relayAddr string) string {
+	s.t.Helper()
+	s.spawn("entry", nil, "proxy",
+		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--to", relayAddr,
+		"--check-interval", "200ms",
+	)
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	s.waitReady(url + "/readyz")
+	return url
 }
 
 // spawn starts the binary with args; its output is kept for failure

@@ -68,7 +68,12 @@
 
   // ---- game ---------------------------------------------------------------
   let room = roomFromHash();
-  let joined = false;
+  let joined = false; // this connection's join to the room was answered
+  // inGame says the game is shown (showView): the player holds a seat in
+  // the room. It outlives the connection: while the page reconnects and
+  // joins again (a relay died), the game stays on screen and what the
+  // player types waits among the pending commands.
+  let inGame = false;
   let feedRoom = "";
   let state = null; // last state of the room
   let names = new Map(); // player id -> name, from states and events
@@ -289,7 +294,7 @@
   // ---- game ---------------------------------------------------------------
   function showView() {
     const inCluster = view === "cluster";
-    const inGame = !inCluster && !!room && joined;
+    inGame = !inCluster && !!room && joined;
     if (inGame && $("toast").dataset.kind === "info") $("toast").hidden = true;
     $("lobby").hidden = inGame || inCluster;
     $("game").hidden = !inGame;
@@ -494,8 +499,13 @@
     }
   }
 
+  // guess plays a letter. Typed while the page is getting back into the
+  // room, before the join on the new connection is answered, it is not
+  // dropped: the join goes first on every connection (onWelcome) and a
+  // relay runs a connection's commands in order, so it is sent (now, or
+  // with the pending commands once connected) after the join.
   function guess(letter) {
-    if (!state || state.status !== "playing" || !joined) return;
+    if (!state || state.status !== "playing" || !inGame) return;
     letter = letter.toLowerCase();
     if (!LETTERS.includes(letter) || state.guessed.includes(letter)) return;
     for (const m of pending.values()) if (m.type === "guess" && m.letter === letter) return;
