@@ -228,7 +228,7 @@ func (b *browser) waitJS(what, expr string) {
 	ctx, cancel := context.WithTimeout(b.ctx, 45*time.Second)
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(40*time.Second))); err != nil {
-		b.t.Fatalf("%s: waiting for %s: %v (badge: %q)", b.name, what, err, b.text("#badge-text"))
+		b.t.Fatalf("%s: waiting for %s: %v (badge: %q, last message: %q)", b.name, what, err, b.text("#badge-text"), b.text("#toast"))
 	}
 }
 

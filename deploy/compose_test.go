@@ -510,16 +510,37 @@ type composeProject struct {
 type projectState struct {
 	generation int  // of the nodes' addresses (writeNetFile)
 	down       bool // taken down with -v already
+	logged     bool // the logs of a failure were dumped already
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // by host address
 }
 
-// with is the project as seen by test t (a subtest): failures go to t.
+// with is the project as seen by test t (a subtest): failures go to t,
+// and so do the containers' logs when t fails, dumped as t ends: the later
+// subtests take the project down, and its containers and their logs with
+// it.
 func (p *composeProject) with(t *testing.T) *composeProject {
 	q := *p
 	q.t = t
+	t.Cleanup(q.dumpLogs)
 	return &q
+}
+
+// dumpLogs logs the last lines of every container's log, once, if the
+// test failed.
+func (p *composeProject) dumpLogs() {
+	if !p.t.Failed() || p.logged || p.down {
+		return
+	}
+	p.logged = true
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := p.composeCmd(ctx, "logs", "--no-color", "--timestamps", "--tail", "150")
+	if err != nil {
+		p.t.Logf("docker-compose logs: %v", err)
+	}
+	p.t.Logf("docker-compose logs (last 150 lines per container):\n%s", out)
 }
 
 // env is the environment of docker-compose: the image under test, the
@@ -579,10 +600,7 @@ func (p *composeProject) teardown() {
 		c.Close()
 	}
 	p.mu.Unlock()
-	if p.t.Failed() {
-		out, _ := p.composeCmd(ctx, "logs", "--no-color", "--tail", "150")
-		p.t.Logf("docker-compose logs (last 150 lines per container):\n%s", out)
-	}
+	p.dumpLogs()
 	if p.down {
 		return
 	}
