@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,18 +27,44 @@ type Config struct {
 	Nodes  int
 	Relays int
 	// Duration is how long faults are injected; the run takes longer
-	// (start-up, healing, checking).
+	// (start-up, healing, checking), and injects every kind at least once
+	// whatever the duration.
 	Duration time.Duration
 	// Hold is how long a partition, a dead node or a dead relay lasts.
 	Hold time.Duration
 	// Pause is how long a SIGSTOP lasts; it must exceed the election
-	// timeout (400ms by default) for the pause to matter.
+	// timeout for the pause to matter.
 	Pause time.Duration
-	// Gap is the calm between two faults.
-	Gap time.Duration
-	// Faults are the kinds injected, each once per cycle in a random
-	// order; empty means AllFaults.
+	// Gap is the calm between two faults, Calm the one before the first.
+	Gap, Calm time.Duration
+	// Settle is the window rule's margin: a leader change later than
+	// Settle after the cluster was whole again, following a fault, is one
+	// nobody caused (see leaderMonitor).
+	Settle time.Duration
+	// ReadyBound is how soon after a fault heals every node's /readyz
+	// must answer 200.
+	ReadyBound time.Duration
+	// RejoinBound is how soon a wiped, corrupt or full node must be a
+	// caught-up voter again, and how long a node on a corrupt log is given
+	// to refuse to start.
+	RejoinBound time.Duration
+	// ReaddressBound is how soon a cluster restarted on new addresses
+	// must have a leader.
+	ReaddressBound time.Duration
+	// PauseLong is pause-leader-long's SIGSTOP; PauseRecover how soon
+	// after its SIGCONT every node must be ready.
+	PauseLong, PauseRecover time.Duration
+	// HogHold is how long cpu-hog's busy loops run.
+	HogHold time.Duration
+	// Tmpfs is the size of each node's data tmpfs when disk-full is
+	// injected.
+	Tmpfs string
+	// Faults are the kinds injected, each once per cycle; empty means
+	// AllFaults.
 	Faults []FaultKind
+	// Shuffle orders each cycle at random (from Seed); without it every
+	// cycle follows the order of Faults, a deterministic round-robin.
+	Shuffle bool
 	// Seed makes the fault schedule repeatable (the cluster is not).
 	Seed     uint64
 	Workload WorkloadConfig
@@ -52,11 +79,18 @@ type Config struct {
 // Report, whose Failures are empty when every guarantee held.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	log := cfg.Log
-	rep := &Report{Faults: map[FaultKind]int{}, Config: cfg}
+	rep := newReport(cfg)
 	started := time.Now()
 	defer func() { rep.Elapsed = time.Since(started) }()
-
-	lab, err := StartLab(ctx, LabConfig{Binary: cfg.Binary, Dir: cfg.Dir, Nodes: cfg.Nodes, Relays: cfg.Relays, Log: log})
+	kinds := cfg.Faults
+	if len(kinds) == 0 {
+		kinds = AllFaults
+	}
+	lc := LabConfig{Binary: cfg.Binary, Dir: cfg.Dir, Nodes: cfg.Nodes, Relays: cfg.Relays, Log: log}
+	if slices.Contains(kinds, FaultDiskFull) {
+		lc.Tmpfs = cfg.Tmpfs
+	}
+	lab, err := StartLab(ctx, lc)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +104,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("NATS routes at start: %w", err)
 	}
 
-	obs := newObservers(log)
+	classes := newLetterClasses()
+	mon := newLeaderMonitor()
+	obs := newObservers(log, classes, mon)
 	defer obs.close()
 	for _, n := range lab.Nodes {
 		if err := obs.subscribeNATS(n.ID, n.NATSURL()); err != nil {
@@ -79,13 +115,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	hist := newHistory()
-	w := newWorkload(lab, hist, log, cfg.Workload)
+	w := newWorkload(lab, hist, classes, log, cfg.Workload)
 	obsCtx, stopObs := context.WithCancel(ctx)
 	defer stopObs()
 	soft, stopSoft := context.WithCancel(ctx)
 	defer stopSoft()
 	hard, stopHard := context.WithCancel(ctx)
 	defer stopHard()
+
+	monDone := make(chan struct{})
+	go func() {
+		defer close(monDone)
+		mon.run(obsCtx, lab)
+	}()
+	defer func() { stopObs(); <-monDone }()
 
 	// Watch every room through every relay as soon as it exists.
 	go func() {
@@ -105,14 +148,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	workDone := make(chan error, 1)
 	go func() { workDone <- w.Run(soft, hard) }()
 
-	// The fault schedule: every kind once per cycle, in a random order.
-	inj := &injector{lab: lab, rnd: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed)), hold: cfg.Hold, pause: cfg.Pause}
+	inj := &injector{lab: lab, rnd: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed)), cfg: cfg, rep: rep, obs: obs}
+	inj.sleep(ctx, cfg.Calm)
 	deadline := time.Now().Add(cfg.Duration)
-	inj.sleep(ctx, cfg.Gap)
-	kinds := cfg.Faults
-	if len(kinds) == 0 {
-		kinds = AllFaults
-	}
 	// At least one whole cycle runs, whatever the duration, so that every
 	// kind of fault is injected at least once.
 	var cycle []FaultKind
@@ -120,37 +158,41 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if len(cycle) == 0 {
 			cycles++
 			cycle = append(cycle, kinds...)
-			inj.rnd.Shuffle(len(cycle), func(i, j int) { cycle[i], cycle[j] = cycle[j], cycle[i] })
+			if cfg.Shuffle {
+				inj.rnd.Shuffle(len(cycle), func(i, j int) { cycle[i], cycle[j] = cycle[j], cycle[i] })
+			}
 		}
 		kind := cycle[0]
 		cycle = cycle[1:]
+		strict := kind == FaultCPUHog
+		if strict {
+			// No election the last fault caused may fall in its window.
+			inj.sleep(ctx, time.Until(mon.quietSince(cfg.Settle)))
+		}
+		win := mon.open(kind, strict)
 		log.Info("fault begins", "kind", kind)
 		what, err := inj.inject(ctx, kind)
 		rep.Faults[kind]++
+		rep.did(kind, what)
 		log.Info("fault healed", "kind", kind, "did", what, "err", err)
 		if err != nil {
 			rep.fail("injecting %q: %v", kind, err)
 			_ = inj.healAll()
 		}
-		if err := lab.WaitReady(ctx, 30*time.Second); err != nil {
-			rep.fail("after %q (%s): %v", kind, what, err)
-			if errors.Is(err, ErrCrashed) {
-				// A node that cannot start again leaves no quorum to
-				// spare: stop injecting, check what happened so far.
-				break
-			}
-			_ = inj.healAll()
+		if !rep.settle(ctx, inj, fmt.Sprintf("after %s (%s)", kind, what)) {
+			break
 		}
+		mon.whole(win)
 		inj.sleep(ctx, cfg.Gap)
 	}
 
 	// Heal, let the cluster settle under load, then stop the clients.
+	win := mon.open("final heal", false)
 	if err := inj.healAll(); err != nil && lab.crashed() == nil {
 		rep.fail("healing: %v", err)
 	}
-	if err := lab.WaitReady(ctx, 30*time.Second); err != nil && !errors.Is(err, ErrCrashed) {
-		rep.fail("after healing: %v", err)
-	}
+	rep.settle(ctx, inj, "after healing")
+	mon.whole(win)
 	for _, r := range lab.Relays {
 		if err := waitHTTP(ctx, r.URL()+"/readyz", 30*time.Second); err != nil {
 			rep.fail("relay %s after healing: %v", r.Name, err)
@@ -183,11 +225,36 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return rep, nil
 	}
 	rep.convergence(ctx, obs, finals)
+	rep.checkReplicas(ctx, lab, w.Rooms())
 	stopObs()
+	<-monDone
+	rep.leaders = mon.classify(cfg.Settle)
 
-	rep.collect(w, obs, finals)
-	rep.checkLinearizable(hist, finals, cfg.CheckTimeout)
+	rep.collect(w, obs, finals, classes)
+	rep.checkLinearizable(hist, classes, cfg.CheckTimeout)
 	return rep, nil
+}
+
+// settle checks that every node is ready within ReadyBound of a heal, then
+// waits for the cluster to converge, restarting nodes a fault left broken
+// for good. It reports false when the cluster cannot be brought back.
+func (r *Report) settle(ctx context.Context, inj *injector, when string) bool {
+	cfg := r.Config
+	if unready := inj.lab.notReady(ctx, cfg.ReadyBound); len(unready) > 0 {
+		r.NodesUnready += len(unready)
+		r.fail("%s: not ready within %v: %s", when, cfg.ReadyBound, strings.Join(unready, "; "))
+	}
+	err := inj.lab.WaitReady(ctx, 30*time.Second)
+	if err == nil {
+		return true
+	}
+	restarted := inj.restore(ctx)
+	r.fail("%s: %v (restarted %v to go on)", when, err, restarted)
+	if err := inj.lab.WaitReady(ctx, 30*time.Second); err != nil {
+		r.fail("%s, even after restarting %v: %v", when, restarted, err)
+		return false
+	}
+	return true
 }
 
 // finalStates reads every room on the leader, retrying through any late
@@ -282,18 +349,7 @@ func (r *Report) observerNames() []string {
 }
 
 // checkLinearizable runs porcupine over the history with the room model.
-func (r *Report) checkLinearizable(hist *History, finals map[string]*hangmanv1.RoomState, timeout time.Duration) {
-	classes := wordClasses{}
-	for room, st := range finals {
-		c := map[byte]bool{}
-		for _, l := range st.GetGuessed() {
-			c[l[0]] = true
-		}
-		for _, l := range st.GetWrong() {
-			c[l[0]] = false
-		}
-		classes[room] = c
-	}
+func (r *Report) checkLinearizable(hist *History, classes *letterClasses, timeout time.Duration) {
 	r.model = newModel(classes)
 	r.history = hist.Operations()
 	start := time.Now()

@@ -18,26 +18,41 @@ var (
 	flagNodes    = flag.Int("chaos.nodes", 3, "TestChaos: game nodes (3 or 5)")
 	flagSeed     = flag.Uint64("chaos.seed", 0, "fault schedule seed (0: from the clock)")
 	flagVerbose  = flag.Bool("chaos.debug", false, "log the harness at debug level")
-	flagFaults   = flag.String("chaos.faults", "all", "comma-separated fault kinds to inject (kill-leader, kill-follower, partition-leader, partition-minority, partition-split, nats-route-loss, kill-relay, pause-leader, pause-follower)")
+	flagFaults   = flag.String("chaos.faults", "all", "comma-separated fault kinds to inject, or all: "+faultNames())
 	flagBinary   = flag.String("chaos.binary", "", "run this hangman binary instead of building the module's")
 )
 
-// TestChaosShort is the CI run: three nodes, two relays, every kind of
-// fault at least once, about a minute of faults.
+// faultNames lists every fault kind for the flag's help.
+func faultNames() string {
+	names := make([]string, len(AllFaults))
+	for i, k := range AllFaults {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
+}
+
+// TestChaosShort is the CI run: three nodes, two relays, one deterministic
+// round-robin over every kind of fault (about three minutes).
 func TestChaosShort(t *testing.T) {
-	runChaos(t, 3, 40*time.Second, WorkloadConfig{Slots: 3, RoomLife: 15 * time.Second, Players: 3, Readers: 2, Pace: 20 * time.Millisecond, Timeout: 2 * time.Second})
+	runChaos(t, 3, 0, false, 1*time.Second, 8*time.Second,
+		WorkloadConfig{Slots: 3, RoomLife: 15 * time.Second, Players: 4, Readers: 2, Pace: 20 * time.Millisecond, Timeout: 2 * time.Second,
+			RecheckShare: 0.25, RecheckAfter: 1500 * time.Millisecond})
 }
 
 // TestChaos is the soak: `go test ./chaos -run '^TestChaos$'
-// -chaos.duration=10m` (what `task chaos DURATION=10m` runs).
+// -chaos.duration=10m` (what `task chaos DURATION=10m` runs): every kind
+// once per cycle in a random order, calm gaps long enough for the leader
+// change count to mean something, and minute-long hogs.
 func TestChaos(t *testing.T) {
 	if *flagDuration == 0 {
 		t.Skip("the soak runs with -chaos.duration (task chaos DURATION=10m); TestChaosShort is the short run")
 	}
-	runChaos(t, *flagNodes, *flagDuration, WorkloadConfig{Slots: 4, RoomLife: 20 * time.Second, Players: 3, Readers: 2, Pace: 20 * time.Millisecond, Timeout: 2 * time.Second})
+	runChaos(t, *flagNodes, *flagDuration, true, 5*time.Second, 30*time.Second,
+		WorkloadConfig{Slots: 4, RoomLife: 20 * time.Second, Players: 4, Readers: 2, Pace: 20 * time.Millisecond, Timeout: 2 * time.Second,
+			RecheckShare: 0.25, RecheckAfter: 2 * time.Second})
 }
 
-func runChaos(t *testing.T, nodes int, d time.Duration, wl WorkloadConfig) {
+func runChaos(t *testing.T, nodes int, d time.Duration, shuffle bool, gap, hog time.Duration, wl WorkloadConfig) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("chaos runs real processes for a minute or more; skipped under -short")
@@ -63,12 +78,14 @@ func runChaos(t *testing.T, nodes int, d time.Duration, wl WorkloadConfig) {
 		seed = uint64(time.Now().UnixNano())
 	}
 	t.Logf("seed %d (rerun the schedule with -chaos.seed=%d)", seed, seed)
-	ctx, cancel := context.WithTimeout(context.Background(), d+5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), d+8*time.Minute)
 	defer cancel()
 	cfg := Config{
 		Binary: bin, Dir: dir, Nodes: nodes, Relays: 2, Duration: d,
-		Hold: 2500 * time.Millisecond, Pause: 1500 * time.Millisecond, Gap: 500 * time.Millisecond,
-		Seed: seed, Workload: wl, Faults: faults, CheckTimeout: 2 * time.Minute, Log: log,
+		Hold: 2 * time.Second, Pause: 1500 * time.Millisecond, Gap: gap, Calm: 5 * time.Second,
+		Settle: 2 * time.Second, ReadyBound: 15 * time.Second, RejoinBound: 20 * time.Second, ReaddressBound: 10 * time.Second,
+		PauseLong: 6 * time.Second, PauseRecover: 5 * time.Second, HogHold: hog, Tmpfs: "256m",
+		Shuffle: shuffle, Seed: seed, Workload: wl, Faults: faults, CheckTimeout: 2 * time.Minute, Log: log,
 	}
 	rep, err := Run(ctx, cfg)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,7 +98,7 @@ func newNetwork(n int) (*network, error) {
 		{"ip", "link", "set", nw.host, "up"},
 	}
 	for i := range n {
-		nd := nsNode{ns: fmt.Sprintf("%sn%d", nw.tag, i+1), ip: fmt.Sprintf("%s%d", nw.prefix, 11+i)}
+		nd := nsNode{ns: fmt.Sprintf("%sn%d", nw.tag, i+1), ip: nw.address(i, 0)}
 		nw.nodes = append(nw.nodes, nd)
 		port := fmt.Sprintf("p%d", i+1)
 		steps = append(steps, [][]string{
@@ -143,6 +144,29 @@ func freeSubnet(seed int) (int, error) {
 		}
 	}
 	return 0, errors.New("no free 10.213.K.0/24 subnet")
+}
+
+// addressGenerations is how many address sets the nodes cycle through
+// (readdress-all moves them to the next one).
+const addressGenerations = 10
+
+// address is node i's IP in address generation gen: 10.213.K.(11+20·gen+i),
+// all within the bridge's /24.
+func (nw *network) address(i, gen int) string {
+	return fmt.Sprintf("%s%d", nw.prefix, 11+20*(gen%addressGenerations)+i)
+}
+
+// readdress moves node i to ip; its processes must be stopped first.
+func (nw *network) readdress(i int, ip string) error {
+	nd := &nw.nodes[i]
+	if err := run("ip", "-n", nd.ns, "addr", "flush", "dev", "eth0"); err != nil {
+		return err
+	}
+	if err := run("ip", "-n", nd.ns, "addr", "add", ip+"/24", "dev", "eth0"); err != nil {
+		return err
+	}
+	nd.ip = ip
+	return nil
 }
 
 // isolate cuts every link between the nodes of group a and those of group b
@@ -217,6 +241,19 @@ func sweepStale() {
 			return true // not ours to judge
 		}
 		return syscall.Kill(pid, 0) == nil
+	}
+	// Data tmpfs of a dead run: <dir>/<tag>data/<node>.
+	if data, err := os.ReadFile("/proc/mounts"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 3 || f[2] != "tmpfs" {
+				continue
+			}
+			parent := filepath.Base(filepath.Dir(f[1]))
+			if strings.HasPrefix(parent, namePrefix) && strings.HasSuffix(parent, "data") && !alive(parent) {
+				_ = syscall.Unmount(f[1], syscall.MNT_DETACH)
+			}
+		}
 	}
 	if out, err := output("ip", "netns", "list"); err == nil {
 		for _, line := range strings.Split(out, "\n") {

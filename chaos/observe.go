@@ -30,6 +30,9 @@ type seenMsg struct {
 	At  time.Time
 	// Event fields, for the duplicate check.
 	EventKind, Player, Letter, Outcome string
+	// State fields, for the letter classes.
+	Round                uint64
+	Guessed, Wrong, Word string
 }
 
 // stream is what one observer connection saw of one room and kind: the
@@ -80,15 +83,23 @@ type Observers struct {
 	orderViolations, conflicts, gapsAfterHeal, lateNATS, lateNATSStates, repeatedStates int
 	examples                                                                            []string
 	healedAt                                                                            time.Time
-	natsConns                                                                           []*nats.Conn
-	wsWatch                                                                             map[string]bool // relay/room watched
-	wg                                                                                  sync.WaitGroup
-	received                                                                            int
+	// natsConns are the subscribers by node, natsEpoch how often each was
+	// replaced (a node on a new address).
+	natsConns map[string]*nats.Conn
+	natsEpoch map[string]int
+	// classes learns from every state seen; monitor from every
+	// hangman.cluster.leader message. Either may be nil.
+	classes  *letterClasses
+	monitor  *leaderMonitor
+	wsWatch  map[string]bool // relay/room watched
+	wg       sync.WaitGroup
+	received int
 }
 
-func newObservers(log *slog.Logger) *Observers {
+func newObservers(log *slog.Logger, classes *letterClasses, monitor *leaderMonitor) *Observers {
 	return &Observers{log: log, streams: map[string]*stream{}, latest: map[string]map[string]uint64{},
-		events: map[string]map[uint64]seenMsg{}, states: map[string]map[uint64]string{}, wsWatch: map[string]bool{}}
+		events: map[string]map[uint64]seenMsg{}, states: map[string]map[uint64]string{}, wsWatch: map[string]bool{},
+		natsConns: map[string]*nats.Conn{}, natsEpoch: map[string]int{}, classes: classes, monitor: monitor}
 }
 
 // parse decodes a state or event payload.
@@ -105,6 +116,7 @@ func parse(kind string, data []byte) (seenMsg, error) {
 			last = st.LastGuess.Player + "/" + st.LastGuess.Letter + "/" + string(st.LastGuess.Outcome)
 		}
 		m.Room, m.Seq, m.Prev = st.Room, st.Seq, st.Prev
+		m.Round, m.Guessed, m.Wrong, m.Word = st.Round, strings.Join(st.Guessed, ""), strings.Join(st.Wrong, ""), st.Word
 		m.Key = fmt.Sprintf("r%d p%d %s g%s w%s %s %s %s %d", st.Round, st.Prev, st.Masked, strings.Join(st.Guessed, ""), strings.Join(st.Wrong, ""), st.Status, st.Word, last, len(st.Players))
 	case "event":
 		var ev game.Event
@@ -122,6 +134,9 @@ func parse(kind string, data []byte) (seenMsg, error) {
 
 // record takes one message from observer obs (connection epoch epoch).
 func (o *Observers) record(obs string, epoch int, m seenMsg) {
+	if m.Kind == "state" && o.classes != nil {
+		o.classes.learn(m.Room, m.Round, m.Guessed, m.Wrong, m.Word)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.received++
@@ -218,8 +233,10 @@ func (o *Observers) markHealed() {
 	o.mu.Unlock()
 }
 
-// subscribeNATS subscribes to every room on one node's NATS server, and
-// only that server: the subscriber sees what that node's server delivers.
+// subscribeNATS subscribes to every room and to hangman.cluster.leader on
+// one node's NATS server, and only that server: the subscriber sees what
+// that node's server delivers. Subscribing again for the same node (on a
+// new address) replaces the old subscriber with a new stream epoch.
 func (o *Observers) subscribeNATS(name, url string) error {
 	nc, err := nats.Connect(url, nats.Name("chaos-"+name), nats.MaxReconnects(-1),
 		nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true),
@@ -227,6 +244,14 @@ func (o *Observers) subscribeNATS(name, url string) error {
 	if err != nil {
 		return fmt.Errorf("nats subscriber on %s: %w", url, err)
 	}
+	o.mu.Lock()
+	if old := o.natsConns[name]; old != nil {
+		old.Close()
+		o.natsEpoch[name]++
+	}
+	o.natsConns[name] = nc
+	epoch := o.natsEpoch[name]
+	o.mu.Unlock()
 	_, err = nc.Subscribe("hangman.room.>", func(msg *nats.Msg) {
 		parts := strings.Split(msg.Subject, ".")
 		if len(parts) != 4 {
@@ -238,17 +263,19 @@ func (o *Observers) subscribeNATS(name, url string) error {
 			return
 		}
 		m.At = time.Now()
-		o.record("nats-"+name, 0, m)
+		o.record("nats-"+name, epoch, m)
 	})
+	if err == nil && o.monitor != nil {
+		_, err = nc.Subscribe(subjectLeader, func(msg *nats.Msg) { o.monitor.observeMessage(msg.Data, "nats-"+name) })
+	}
 	if err != nil {
-		nc.Close()
 		return fmt.Errorf("subscribe on %s: %w", url, err)
 	}
-	o.mu.Lock()
-	o.natsConns = append(o.natsConns, nc)
-	o.mu.Unlock()
 	return nil
 }
+
+// subjectLeader is where nodes announce leadership changes (DESIGN.md).
+const subjectLeader = "hangman.cluster.leader"
 
 // watchRelay keeps a websocket open to relay r watching room until ctx
 // ends, reconnecting (a new epoch) whenever the connection drops.
@@ -338,10 +365,9 @@ func (o *Observers) Events(room string) []seenMsg {
 // close stops every observer connection.
 func (o *Observers) close() {
 	o.mu.Lock()
-	conns := o.natsConns
-	o.mu.Unlock()
-	for _, nc := range conns {
+	for _, nc := range o.natsConns {
 		nc.Close()
 	}
+	o.mu.Unlock()
 	o.wg.Wait()
 }

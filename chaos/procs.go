@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,7 +37,11 @@ type proc struct {
 	paused bool
 }
 
-func (p *proc) start() error {
+func (p *proc) start() error { return p.startWith() }
+
+// startWith starts the process with extra arguments after its own, for
+// this incarnation only.
+func (p *proc) startWith(extra ...string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil {
@@ -45,8 +51,9 @@ func (p *proc) start() error {
 	if err != nil {
 		return fmt.Errorf("open log of %s: %w", p.name, err)
 	}
-	fmt.Fprintf(f, "=== chaos: start %s at %s: %s\n", p.name, time.Now().UTC().Format(time.RFC3339Nano), strings.Join(p.argv, " "))
-	cmd := exec.Command(p.argv[0], p.argv[1:]...)
+	argv := append(append([]string(nil), p.argv...), extra...)
+	fmt.Fprintf(f, "%s %s at %s: %s\n", startMarker, p.name, time.Now().UTC().Format(time.RFC3339Nano), strings.Join(argv, " "))
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
 	// Own process group: a ^C on the test does not reach the children
 	// before the harness has recorded what it needs; Close stops them. If
@@ -64,6 +71,63 @@ func (p *proc) start() error {
 	}()
 	p.cmd, p.done, p.paused = cmd, done, false
 	return nil
+}
+
+// startMarker begins the line a start writes to the process's log; what
+// follows the last one is the current incarnation's output.
+const startMarker = "=== chaos: start"
+
+// setArgv changes the arguments of the next start.
+func (p *proc) setArgv(argv []string) {
+	p.mu.Lock()
+	p.argv = argv
+	p.mu.Unlock()
+}
+
+// pid is the running incarnation's process id, 0 when none runs.
+func (p *proc) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// waitExit waits up to timeout for the running incarnation to exit on its
+// own, and then forgets it (so that start may run again). It returns the
+// exit state, or nil if the process still runs.
+func (p *proc) waitExit(timeout time.Duration) *os.ProcessState {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		return nil
+	}
+	p.mu.Lock()
+	if p.cmd == cmd {
+		p.cmd, p.paused = nil, false
+	}
+	p.mu.Unlock()
+	return cmd.ProcessState
+}
+
+// currentLog returns what the current (or last) incarnation wrote.
+func (p *proc) currentLog() string {
+	data, err := os.ReadFile(p.log)
+	if err != nil {
+		return err.Error()
+	}
+	text := string(data)
+	if i := strings.LastIndex(text, startMarker); i >= 0 {
+		text = text[i:]
+	}
+	return text
 }
 
 // signal sends sig to the running process (and not to a later incarnation).
@@ -161,15 +225,7 @@ func (p *proc) crashed() (bool, string) {
 // crashReport returns what the last incarnation of the process left in
 // its log: its panic and first frames, or else its last n lines.
 func (p *proc) crashReport(n int) string {
-	data, err := os.ReadFile(p.log)
-	if err != nil {
-		return err.Error()
-	}
-	text := string(data)
-	if i := strings.LastIndex(text, "=== chaos: start"); i >= 0 {
-		text = text[i:]
-	}
-	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	lines := strings.Split(strings.TrimRight(p.currentLog(), "\n"), "\n")
 	for i, l := range lines {
 		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") {
 			return strings.Join(lines[i:min(len(lines), i+6)], "\n")
@@ -184,30 +240,86 @@ func (p *proc) crashReport(n int) string {
 // Node is one game node process in its own namespace.
 type Node struct {
 	ID   string
-	IP   string
 	Dir  string
 	Proc *proc
-	conn *grpc.ClientConn
+	// index is the node's place in Lab.Nodes and in the network.
+	index int
+	ip    atomic.Pointer[string]
+	conn  atomic.Pointer[grpc.ClientConn]
+}
+
+// IP is the node's current address (readdress-all changes it).
+func (n *Node) IP() string { return *n.ip.Load() }
+
+// setIP points the node, and the harness's client of it, at ip. Calls in
+// flight on the old client fail (Canceled), which the workload retries.
+func (n *Node) setIP(ip string) error {
+	conn, err := grpc.NewClient(net.JoinHostPort(ip, strconv.Itoa(portGRPC)), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("grpc client for %s: %w", n.ID, err)
+	}
+	n.ip.Store(&ip)
+	if old := n.conn.Swap(conn); old != nil {
+		_ = old.Close()
+	}
+	return nil
 }
 
 // GRPCAddr is where the harness reaches the node's gRPC services.
-func (n *Node) GRPCAddr() string { return net.JoinHostPort(n.IP, strconv.Itoa(portGRPC)) }
+func (n *Node) GRPCAddr() string { return net.JoinHostPort(n.IP(), strconv.Itoa(portGRPC)) }
+
+// RaftAddr is the node's raft address, as its raft configuration names it.
+func (n *Node) RaftAddr() string { return net.JoinHostPort(n.IP(), strconv.Itoa(portRaft)) }
 
 // NATSURL is the node's embedded NATS client URL.
 func (n *Node) NATSURL() string {
-	return "nats://" + net.JoinHostPort(n.IP, strconv.Itoa(portNATS))
+	return "nats://" + net.JoinHostPort(n.IP(), strconv.Itoa(portNATS))
 }
 
 func (n *Node) httpURL() string {
-	return "http://" + net.JoinHostPort(n.IP, strconv.Itoa(portHTTP))
+	return "http://" + net.JoinHostPort(n.IP(), strconv.Itoa(portHTTP))
 }
 
 // Game returns a GameService client for this node.
-func (n *Node) Game() hangmanv1.GameServiceClient { return hangmanv1.NewGameServiceClient(n.conn) }
+func (n *Node) Game() hangmanv1.GameServiceClient {
+	return hangmanv1.NewGameServiceClient(n.conn.Load())
+}
 
 // Cluster returns a ClusterService client for this node.
 func (n *Node) Cluster() hangmanv1.ClusterServiceClient {
-	return hangmanv1.NewClusterServiceClient(n.conn)
+	return hangmanv1.NewClusterServiceClient(n.conn.Load())
+}
+
+// status asks the node for its raft status, within a second.
+func (n *Node) status(ctx context.Context) (*hangmanv1.StatusResponse, error) {
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	st, err := n.Cluster().Status(sctx, &hangmanv1.StatusRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("%s status: %w", n.ID, err)
+	}
+	return st, nil
+}
+
+// readyz asks the node's /readyz once: nil when it answers 200, else why
+// not (the body carries the node's reason).
+func (n *Node) readyz(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.httpURL()+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
 }
 
 // Relay is one relay process on loopback in the harness's namespace.
@@ -225,8 +337,13 @@ type Lab struct {
 	Nodes  []*Node
 	Relays []*Relay
 	Dir    string
-	net    *network
-	log    *slog.Logger
+	binary string
+	// dataRoot holds every node's data directory; with tmpfs set, each of
+	// those is a tmpfs of that size (for the disk-full fault).
+	dataRoot string
+	tmpfs    string
+	net      *network
+	log      *slog.Logger
 }
 
 // LabConfig sizes a Lab.
@@ -235,7 +352,10 @@ type LabConfig struct {
 	Dir    string
 	Nodes  int
 	Relays int
-	Log    *slog.Logger
+	// Tmpfs, when set, is the size (as mount's size= option) of a tmpfs
+	// mounted as each node's data directory, so that a disk can fill.
+	Tmpfs string
+	Log   *slog.Logger
 }
 
 // StartLab creates the network, starts every node and relay and waits until
@@ -245,35 +365,25 @@ func StartLab(ctx context.Context, cfg LabConfig) (*Lab, error) {
 	if err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
-	lab := &Lab{Dir: cfg.Dir, net: nw, log: cfg.Log}
-	var joins []string
-	for _, nd := range nw.nodes {
-		joins = append(joins, net.JoinHostPort(nd.ip, strconv.Itoa(portSerf)))
-	}
-	for i, nd := range nw.nodes {
+	// The pid in the name lets sweepStale tell a dead run's mounts.
+	root := filepath.Join(cfg.Dir, nw.tag+"data")
+	lab := &Lab{Dir: cfg.Dir, binary: cfg.Binary, dataRoot: root, tmpfs: cfg.Tmpfs, net: nw, log: cfg.Log}
+	for i := range nw.nodes {
 		id := fmt.Sprintf("n%d", i+1)
-		dir := filepath.Join(cfg.Dir, id)
-		addr := func(port int) string { return net.JoinHostPort(nd.ip, strconv.Itoa(port)) }
-		var others []string
-		for j, a := range joins {
-			if j != i {
-				others = append(others, a)
-			}
-		}
-		argv := []string{"ip", "netns", "exec", nd.ns, cfg.Binary, "node",
-			"--id", id, "--data-dir", dir,
-			"--grpc-addr", addr(portGRPC), "--raft-addr", addr(portRaft), "--serf-addr", addr(portSerf),
-			"--nats-addr", addr(portNATS), "--nats-cluster-addr", addr(portNATSCluster), "--http-addr", addr(portHTTP),
-			"--join", strings.Join(others, ","), "--bootstrap-expect", strconv.Itoa(cfg.Nodes),
-			"--log-format", "json"}
-		conn, err := grpc.NewClient(addr(portGRPC), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			lab.Close()
-			return nil, fmt.Errorf("grpc client for %s: %w", id, err)
-		}
-		n := &Node{ID: id, IP: nd.ip, Dir: dir, conn: conn,
-			Proc: &proc{name: id, argv: argv, log: filepath.Join(cfg.Dir, id+".log")}}
+		n := &Node{ID: id, Dir: filepath.Join(root, id), index: i,
+			Proc: &proc{name: id, log: filepath.Join(cfg.Dir, id+".log")}}
 		lab.Nodes = append(lab.Nodes, n)
+		if err := n.setIP(nw.nodes[i].ip); err != nil {
+			lab.Close()
+			return nil, err
+		}
+		if err := lab.mountData(n); err != nil {
+			lab.Close()
+			return nil, err
+		}
+	}
+	for _, n := range lab.Nodes {
+		n.Proc.setArgv(lab.nodeArgv(n))
 		if err := n.Proc.start(); err != nil {
 			lab.Close()
 			return nil, err
@@ -283,11 +393,6 @@ func StartLab(ctx context.Context, cfg LabConfig) (*Lab, error) {
 		lab.Close()
 		return nil, err
 	}
-	var natsURLs, grpcAddrs []string
-	for _, n := range lab.Nodes {
-		natsURLs = append(natsURLs, n.NATSURL())
-		grpcAddrs = append(grpcAddrs, n.GRPCAddr())
-	}
 	for i := range cfg.Relays {
 		addr, err := freeLoopbackAddr()
 		if err != nil {
@@ -295,10 +400,8 @@ func StartLab(ctx context.Context, cfg LabConfig) (*Lab, error) {
 			return nil, err
 		}
 		name := fmt.Sprintf("r%d", i+1)
-		r := &Relay{Name: name, Addr: addr}
-		r.Proc = &proc{name: name, log: filepath.Join(cfg.Dir, name+".log"), argv: []string{cfg.Binary, "relay",
-			"--listen", addr, "--nats", strings.Join(natsURLs, ","), "--grpc", strings.Join(grpcAddrs, ","),
-			"--name", name, "--public-url", r.URL(), "--log-format", "json"}}
+		r := &Relay{Name: name, Addr: addr, Proc: &proc{name: name, log: filepath.Join(cfg.Dir, name+".log")}}
+		r.Proc.setArgv(lab.relayArgv(r))
 		lab.Relays = append(lab.Relays, r)
 		if err := r.Proc.start(); err != nil {
 			lab.Close()
@@ -312,6 +415,67 @@ func StartLab(ctx context.Context, cfg LabConfig) (*Lab, error) {
 		}
 	}
 	return lab, nil
+}
+
+// nodeArgv is how node n is started: in its namespace, on its current
+// address, joining the others at theirs.
+func (l *Lab) nodeArgv(n *Node) []string {
+	addr := func(port int) string { return net.JoinHostPort(n.IP(), strconv.Itoa(port)) }
+	var others []string
+	for _, o := range l.Nodes {
+		if o != n {
+			others = append(others, net.JoinHostPort(o.IP(), strconv.Itoa(portSerf)))
+		}
+	}
+	return []string{"ip", "netns", "exec", l.net.nodes[n.index].ns, l.binary, "node",
+		"--id", n.ID, "--data-dir", n.Dir,
+		"--grpc-addr", addr(portGRPC), "--raft-addr", addr(portRaft), "--serf-addr", addr(portSerf),
+		"--nats-addr", addr(portNATS), "--nats-cluster-addr", addr(portNATSCluster), "--http-addr", addr(portHTTP),
+		"--join", strings.Join(others, ","), "--bootstrap-expect", strconv.Itoa(len(l.Nodes)),
+		"--log-format", "json"}
+}
+
+// relayArgv is how relay r is started: pointed at the nodes' current
+// addresses.
+func (l *Lab) relayArgv(r *Relay) []string {
+	var natsURLs, grpcAddrs []string
+	for _, n := range l.Nodes {
+		natsURLs = append(natsURLs, n.NATSURL())
+		grpcAddrs = append(grpcAddrs, n.GRPCAddr())
+	}
+	return []string{l.binary, "relay",
+		"--listen", r.Addr, "--nats", strings.Join(natsURLs, ","), "--grpc", strings.Join(grpcAddrs, ","),
+		"--name", r.Name, "--public-url", r.URL(), "--log-format", "json"}
+}
+
+// mountData creates the node's data directory, on a tmpfs of its own when
+// the lab has a size for one.
+func (l *Lab) mountData(n *Node) error {
+	if err := os.MkdirAll(n.Dir, 0o750); err != nil {
+		return fmt.Errorf("data dir of %s: %w", n.ID, err)
+	}
+	if l.tmpfs == "" {
+		return nil
+	}
+	if err := syscall.Mount("tmpfs", n.Dir, "tmpfs", 0, "size="+l.tmpfs+",mode=0750"); err != nil {
+		return fmt.Errorf("mount a %s tmpfs on %s: %w", l.tmpfs, n.Dir, err)
+	}
+	return nil
+}
+
+// wipe deletes everything in the node's data directory (the directory
+// itself stays: it may be a mount point), as a lost disk would.
+func (n *Node) wipe() error {
+	entries, err := os.ReadDir(n.Dir)
+	if err != nil {
+		return fmt.Errorf("wipe %s: %w", n.ID, err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(n.Dir, e.Name())); err != nil {
+			return fmt.Errorf("wipe %s: %w", n.ID, err)
+		}
+	}
+	return nil
 }
 
 // freeLoopbackAddr returns a loopback address with a port free right now.
@@ -372,6 +536,30 @@ func (l *Lab) WaitReady(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
+// notReady polls every running node's /readyz until all of them answer
+// 200 or bound passes, and returns those that did not, with their reasons.
+func (l *Lab) notReady(ctx context.Context, bound time.Duration) []string {
+	deadline := time.Now().Add(bound)
+	for {
+		var out []string
+		for _, n := range l.Nodes {
+			if !n.Proc.running() {
+				continue
+			}
+			if err := n.readyz(ctx); err != nil {
+				out = append(out, fmt.Sprintf("%s (%v)", n.ID, err))
+			}
+		}
+		if len(out) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return out
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // ErrCrashed marks a process that exited on its own: waiting longer will
 // not bring it back.
 var ErrCrashed = errors.New("process exited on its own")
@@ -394,25 +582,16 @@ func (l *Lab) crashed() error {
 }
 
 func (l *Lab) converged(ctx context.Context) error {
-	status := func(n *Node) (*hangmanv1.StatusResponse, error) {
-		sctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		st, err := n.Cluster().Status(sctx, &hangmanv1.StatusRequest{})
-		if err != nil {
-			return nil, fmt.Errorf("%s status: %w", n.ID, err)
-		}
-		return st, nil
-	}
 	var leader string
 	var commit uint64
 	for _, n := range l.Nodes {
 		if !n.Proc.running() {
 			continue
 		}
-		if err := waitHTTP(ctx, n.httpURL()+"/readyz", time.Second); err != nil {
+		if err := n.readyz(ctx); err != nil {
 			return fmt.Errorf("%s: %w", n.ID, err)
 		}
-		st, err := status(n)
+		st, err := n.status(ctx)
 		if err != nil {
 			return err
 		}
@@ -434,7 +613,7 @@ func (l *Lab) converged(ctx context.Context) error {
 		if !n.Proc.running() {
 			continue
 		}
-		st, err := status(n)
+		st, err := n.status(ctx)
 		if err != nil {
 			return err
 		}
@@ -454,9 +633,7 @@ func (l *Lab) Leader(ctx context.Context) (int, error) {
 		if !n.Proc.running() {
 			continue
 		}
-		sctx, cancel := context.WithTimeout(ctx, time.Second)
-		st, err := n.Cluster().Status(sctx, &hangmanv1.StatusRequest{})
-		cancel()
+		st, err := n.status(ctx)
 		if err == nil && st.GetState() == "Leader" && st.GetTerm() >= term {
 			best, term = i, st.GetTerm()
 		}
@@ -487,7 +664,8 @@ func (l *Lab) WaitLeader(ctx context.Context, timeout time.Duration) (int, error
 	}
 }
 
-// Close stops every process and removes the network.
+// Close stops every process, unmounts the data tmpfs and removes the
+// network.
 func (l *Lab) Close() {
 	var wg sync.WaitGroup
 	for _, r := range l.Relays {
@@ -498,8 +676,11 @@ func (l *Lab) Close() {
 	}
 	wg.Wait()
 	for _, n := range l.Nodes {
-		if n.conn != nil {
-			_ = n.conn.Close()
+		if c := n.conn.Load(); c != nil {
+			_ = c.Close()
+		}
+		if l.tmpfs != "" {
+			_ = syscall.Unmount(n.Dir, syscall.MNT_DETACH)
 		}
 	}
 	if l.net != nil {

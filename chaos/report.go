@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
@@ -19,22 +22,53 @@ import (
 // Report is what a run did and found.
 type Report struct {
 	Config Config
-	// Faults counts the faults injected by kind.
-	Faults map[FaultKind]int
+	// Faults counts the faults injected by kind; Did lists what each
+	// injection did, FaultFailures what each kind's expectation missed.
+	Faults        map[FaultKind]int
+	Did           []string
+	FaultFailures map[FaultKind][]string
 
-	Guesses, Reads, Acknowledged, Duplicate, UnknownIndex, Pending, Refused int
+	// Writes by kind, and how they ended.
+	Creates, Joins, Guesses, NewRounds, Rechecks            int
+	Reads                                                   int
+	Acknowledged, Duplicate, UnknownIndex, Pending, Refused int
+	// RefusedBy counts definite refusals by the rule they cite.
+	RefusedBy map[refusal]int
 	// ForeignIndex counts non-duplicate replies whose index names a no-op
 	// retry entry rather than the guess's application.
 	ForeignIndex                  int
 	Attempts, Retries, ReadErrors int64
+	RechecksDropped               int64
 	Rooms                         int
-	// Lost counts acknowledged guesses missing from the final state;
-	// Duplicates counts guess events no single request explains (a request
+	// Lost counts acknowledged writes missing from the final state;
+	// Duplicates counts events no single request explains (a request
 	// applied twice). Both must be 0.
 	Lost, Duplicates int
+	// RefusedThenApplied counts request ids refused with a definite error
+	// that took effect anyway: applied on a recheck, an observed event
+	// only they explain, or a final state only they explain (a seat). It
+	// must be 0 (DESIGN.md guarantee 2).
+	RefusedThenApplied int
+	// RefusalChanged counts rechecks refused by another rule than the
+	// first refusal: a retry must get the same answer.
+	RefusalChanged int
 	// Mismatched counts events at an acknowledged index that show another
 	// guess than the one acknowledged there.
 	Mismatched int
+	// DivergentReplicas counts rooms whose state differs between nodes
+	// once every node has applied everything (read on each node with
+	// CONSISTENCY_STALE after the heal). It must be 0.
+	DivergentReplicas int
+	// NodesUnready counts nodes whose /readyz did not answer 200 within
+	// ReadyBound after a fault healed (summed over faults and the final
+	// heal). It must be 0.
+	NodesUnready int
+	// InternalErrors counts attempts that failed with code Internal;
+	// PathLeaks those whose message named a server path. Both must be 0:
+	// an unknown outcome is Unavailable, and paths stay on the server.
+	InternalErrors, PathLeaks int
+	// ClassConflicts lists rounds whose states disagreed about a letter.
+	ClassConflicts []string
 	// Messages observed, order violations, same-seq conflicts, gaps after
 	// healing, and rooms whose event chain was seen whole.
 	Messages, OrderViolations, Conflicts, GapsAfterHeal, RepeatedStates int
@@ -53,9 +87,14 @@ type Report struct {
 	mu       sync.Mutex
 	Failures []string
 
+	leaders leaderCounts
 	model   porcupine.Model
 	info    porcupine.LinearizationInfo
 	history []porcupine.Operation
+}
+
+func newReport(cfg Config) *Report {
+	return &Report{Config: cfg, Faults: map[FaultKind]int{}, FaultFailures: map[FaultKind][]string{}, RefusedBy: map[refusal]int{}}
 }
 
 // note records something worth knowing that is no failure.
@@ -75,124 +114,450 @@ func (r *Report) fail(format string, args ...any) {
 	r.Failures = append(r.Failures, msg)
 }
 
-// collect runs the loss, duplicate and ordering checks.
-func (r *Report) collect(w *Workload, obs *Observers, finals map[string]*hangmanv1.RoomState) {
-	r.Attempts, r.Retries, r.ReadErrors = w.attempts.Load(), w.retries.Load(), w.readErrors.Load()
-	r.Reads = int(w.reads.Load())
-	r.Rooms = len(finals)
-	byRoom := map[string][]*guessRecord{}
-	for _, recs := range w.Guesses() {
-		for _, g := range recs {
-			byRoom[g.Room] = append(byRoom[g.Room], g)
-			r.Guesses++
-			switch {
-			case g.Unknown:
-				r.Pending++
-			case g.Err != "":
-				r.Refused++
-			default:
-				r.Acknowledged++
-				if g.Duplicate {
-					r.Duplicate++
-				}
-				if g.Index == 0 {
-					r.UnknownIndex++
-				}
-				if g.ForeignIndex {
-					r.ForeignIndex++
-				}
-			}
+// faultFailed records that a fault's expectation failed.
+func (r *Report) faultFailed(kind FaultKind, msg string) {
+	r.mu.Lock()
+	r.FaultFailures[kind] = append(r.FaultFailures[kind], msg)
+	r.mu.Unlock()
+	r.fail("%s: %s", kind, msg)
+}
+
+// did records what one injection did.
+func (r *Report) did(kind FaultKind, what string) {
+	r.mu.Lock()
+	r.Did = append(r.Did, fmt.Sprintf("%s: %s", kind, what))
+	r.mu.Unlock()
+}
+
+// request is every record of one request id: the original write and its
+// rechecks.
+type request struct {
+	id       string
+	original *opRecord
+	rechecks []*opRecord
+}
+
+// status says how a request ended: "applied" if any answer applied it,
+// "refused" if its first definite answer refused it, else "pending".
+func (q *request) status() string {
+	if q.original.Err != "" {
+		return "refused"
+	}
+	if q.original.applied() {
+		return "applied"
+	}
+	for _, c := range q.rechecks {
+		if c.applied() {
+			return "applied"
 		}
 	}
+	return "pending"
+}
+
+// eventKey is what an event and the write behind it share.
+func eventKey(kind, player, letter string) string {
+	switch kind {
+	case opGuess:
+		return "g/" + player + "/" + letter
+	case "player_joined", opJoin:
+		return "j/" + player
+	case "round_started", opNewRound:
+		return "n/" + player
+	case "room_created", opCreate:
+		return "c"
+	}
+	return ""
+}
+
+// collect runs the loss, duplicate, refusal and ordering checks.
+func (r *Report) collect(w *Workload, obs *Observers, finals map[string]*hangmanv1.RoomState, classes *letterClasses) {
+	r.Attempts, r.Retries, r.ReadErrors = w.attempts.Load(), w.retries.Load(), w.readErrors.Load()
+	r.Reads = int(w.reads.Load())
+	r.RechecksDropped = w.rechecksDropped.Load()
+	r.Rooms = len(finals)
+	r.ClassConflicts = classes.Conflicts()
+	w.mu.Lock()
+	r.InternalErrors, r.PathLeaks = w.errs[codes.Internal], w.leakCount
+	internals, leaks := append([]string(nil), w.internals...), append([]string(nil), w.leaks...)
+	w.mu.Unlock()
 	example := func(format string, args ...any) {
-		if len(r.Examples) < 20 {
+		if len(r.Examples) < 30 {
 			r.Examples = append(r.Examples, fmt.Sprintf(format, args...))
 		}
 	}
-
-	// Guarantee 1: every acknowledged guess is in the final state.
-	for room, recs := range byRoom {
-		st := finals[room]
-		guessed := strings.Join(st.GetGuessed(), "")
-		for _, g := range recs {
-			if g.Unknown || g.Err != "" {
-				continue
-			}
-			if !strings.Contains(guessed, g.Letter) || g.Index > st.GetSeq() {
-				r.Lost++
-				example("lost: %s guessed %s in %s (%s, index %d) but the final state has %q at seq %d", g.Player, g.Letter, room, g.RequestID, g.Index, guessed, st.GetSeq())
-			}
-		}
+	for _, m := range internals {
+		example("Internal: %s", m)
 	}
-
-	// Guarantee 2: attribute every observed guess event to one request.
-	for room, recs := range byRoom {
-		byIndex := map[uint64]*guessRecord{}
+	for _, m := range leaks {
+		example("server path in an error: %s", m)
+	}
+	rta := map[string]bool{} // refused-then-applied request ids, by room/id
+	for room, recs := range w.Records() {
+		reqs := map[string]*request{}
+		var order []*request
 		for _, g := range recs {
-			if g.Index != 0 {
-				byIndex[g.Index] = g
+			r.count(g)
+			q := reqs[g.RequestID]
+			if q == nil {
+				q = &request{id: g.RequestID}
+				reqs[g.RequestID] = q
+				order = append(order, q)
+			}
+			if g.Recheck {
+				q.rechecks = append(q.rechecks, g)
+			} else {
+				q.original = g
 			}
 		}
-		used := map[*guessRecord]bool{}
-		events := obs.Events(room)
-		for _, e := range events {
-			if e.EventKind != "guess" {
+		for _, q := range order {
+			if q.original == nil {
 				continue
 			}
-			if g, ok := byIndex[e.Seq]; ok {
-				used[g] = true
-				if g.Player != e.Player || g.Letter != e.Letter || g.Outcome != e.Outcome {
-					r.Mismatched++
-					example("mismatch: event %s seq %d is %s/%s/%s, the guess acknowledged at that index is %s/%s/%s (%s)",
-						room, e.Seq, e.Player, e.Letter, e.Outcome, g.Player, g.Letter, g.Outcome, g.RequestID)
+			for _, c := range q.rechecks {
+				switch {
+				case q.original.Err == "":
+				case c.applied():
+					rta[room+"/"+q.id] = true
+					example("refused then applied: %s %s [%s] was refused (%s), its recheck on another node applied it", room, q.original.Kind, q.id, q.original.Err)
+				case c.Err != "" && c.Refusal != q.original.Refusal:
+					r.RefusalChanged++
+					example("refusal changed: %s %s [%s] refused %q, then on recheck %q", room, q.original.Kind, q.id, q.original.Err, c.Err)
 				}
-				continue
 			}
-			// An application whose index the client does not know: a
-			// duplicate reply, a node-side retry, or a pending guess.
-			i := slices.IndexFunc(recs, func(g *guessRecord) bool {
-				return !used[g] && g.Index == 0 && g.Err == "" && g.Player == e.Player && g.Letter == e.Letter &&
-					(g.Unknown || g.Outcome == e.Outcome)
-			})
-			if i < 0 {
-				r.Duplicates++
-				example("duplicate: event %s seq %d (%s guessed %s, %s) is explained by no request not already applied", room, e.Seq, e.Player, e.Letter, e.Outcome)
-				continue
-			}
-			used[recs[i]] = true
 		}
-		if chainComplete(events, finals[room].GetSeq()) {
+		st := finals[room]
+		r.checkLost(room, order, st, example)
+		r.attribute(room, order, obs.Events(room), rta, example)
+		// A seat only refused joins could have given.
+		for _, p := range st.GetPlayers() {
+			var joins []*request
+			for _, q := range order {
+				if q.original != nil && q.original.Kind == opJoin && q.original.Player == p.GetId() {
+					joins = append(joins, q)
+				}
+			}
+			if len(joins) > 0 && !slices.ContainsFunc(joins, func(q *request) bool { return q.status() != "refused" }) {
+				for _, q := range joins {
+					if !rta[room+"/"+q.id] {
+						rta[room+"/"+q.id] = true
+						example("refused then applied: %s's final state seats %s, whose every join was refused (%s: %s)", room, p.GetId(), q.id, q.original.Err)
+						break
+					}
+				}
+			}
+		}
+		if chainComplete(obs.Events(room), st.GetSeq()) {
 			r.CompleteChains++
 		}
 	}
+	r.RefusedThenApplied = len(rta)
 
 	obs.mu.Lock()
 	r.Messages, r.OrderViolations, r.Conflicts, r.GapsAfterHeal, r.LateNATS = obs.received, obs.orderViolations, obs.conflicts, obs.gapsAfterHeal, obs.lateNATS
 	r.RepeatedStates, r.LateNATSStates = obs.repeatedStates, obs.lateNATSStates
 	r.Examples = append(r.Examples, obs.examples...)
 	obs.mu.Unlock()
+	r.Examples = append(r.Examples, r.leaders.Examples...)
 
-	if r.Lost > 0 {
-		r.fail("%d acknowledged guesses lost", r.Lost)
+	checks := []struct {
+		n    int
+		what string
+	}{
+		{r.Lost, "acknowledged writes lost"},
+		{r.Duplicates, "events no single request explains (a request applied twice)"},
+		{r.RefusedThenApplied, "requests refused with a definite error took effect anyway (DESIGN.md guarantee 2)"},
+		{r.RefusalChanged, "refused requests got another answer when sent again"},
+		{r.Mismatched, "events differ from the write acknowledged at their index"},
+		{r.InternalErrors, "attempts failed with code Internal (an unknown outcome is Unavailable)"},
+		{r.PathLeaks, "errors named a server path"},
+		{len(r.ClassConflicts), "rounds whose states disagreed about a letter of the word"},
+		{r.leaders.Outside, "leader changes outside injected faults"},
+		{r.leaders.Strict, "leader changes under cpu-hog"},
+		{r.OrderViolations, "messages out of seq order on a subscriber or websocket"},
+		{r.RepeatedStates, "states sent twice on one websocket (relay/PROTOCOL.md: never the same state twice)"},
+		{r.Conflicts, "messages with an already seen seq but different contents"},
+		{r.GapsAfterHeal, "event gaps (prev != last seq) after the faults healed"},
 	}
-	if r.Duplicates > 0 {
-		r.fail("%d guesses applied twice", r.Duplicates)
+	for _, c := range checks {
+		if c.n > 0 {
+			r.fail("%d %s", c.n, c.what)
+		}
 	}
-	if r.Mismatched > 0 {
-		r.fail("%d events differ from the guess acknowledged at their index", r.Mismatched)
+	if n := r.leaders.StrictByKind[FaultCPUHog]; n > 0 {
+		r.mu.Lock()
+		r.FaultFailures[FaultCPUHog] = append(r.FaultFailures[FaultCPUHog], fmt.Sprintf("%d leader changes during the hog or %v after it", n, r.Config.Settle))
+		r.mu.Unlock()
 	}
-	if r.OrderViolations > 0 {
-		r.fail("%d messages out of seq order on a subscriber or websocket", r.OrderViolations)
+}
+
+// count adds one write to the totals.
+func (r *Report) count(g *opRecord) {
+	switch g.Kind {
+	case opCreate:
+		r.Creates++
+	case opJoin:
+		r.Joins++
+	case opGuess:
+		r.Guesses++
+	case opNewRound:
+		r.NewRounds++
 	}
-	if r.RepeatedStates > 0 {
-		r.fail("%d states sent twice on one websocket (relay/PROTOCOL.md: never the same state twice)", r.RepeatedStates)
+	if g.Recheck {
+		r.Rechecks++
+		return
 	}
-	if r.Conflicts > 0 {
-		r.fail("%d messages with an already seen seq but different contents", r.Conflicts)
+	switch {
+	case g.Unknown:
+		r.Pending++
+	case g.Err != "":
+		r.Refused++
+		r.RefusedBy[g.Refusal]++
+	default:
+		r.Acknowledged++
+		if g.Duplicate {
+			r.Duplicate++
+		}
+		if g.Kind == opGuess && g.Index == 0 {
+			r.UnknownIndex++
+		}
+		if g.ForeignIndex {
+			r.ForeignIndex++
+		}
 	}
-	if r.GapsAfterHeal > 0 {
-		r.fail("%d event gaps (prev != last seq) after the faults healed", r.GapsAfterHeal)
+}
+
+// checkLost checks DESIGN.md guarantee 1 against a room's final state:
+// every acknowledged join seated its player, every acknowledged guess of
+// the final round is among its letters, and there were at least as many
+// rounds as acknowledged new rounds.
+func (r *Report) checkLost(room string, reqs []*request, st *hangmanv1.RoomState, example func(string, ...any)) {
+	if st == nil {
+		for _, q := range reqs {
+			if q.status() == "applied" {
+				r.Lost++
+			}
+		}
+		example("lost: room %s, created and played, is gone", room)
+		return
 	}
+	seated := map[string]bool{}
+	for _, p := range st.GetPlayers() {
+		seated[p.GetId()] = true
+	}
+	guessed := strings.Join(st.GetGuessed(), "")
+	rounds := 0
+	for _, q := range reqs {
+		g := q.original
+		if g == nil || q.status() != "applied" || g.Recheck {
+			continue
+		}
+		switch g.Kind {
+		case opJoin:
+			if g.applied() && !seated[g.Player] {
+				r.Lost++
+				example("lost: %s joined %s [%s] but the final state does not seat them", g.Player, room, g.RequestID)
+			}
+		case opNewRound:
+			if g.applied() {
+				rounds++
+			}
+		case opGuess:
+			if g.applied() && g.ReplyRound == st.GetRound() && (!strings.Contains(guessed, g.Letter) || g.Index > st.GetSeq()) {
+				r.Lost++
+				example("lost: %s guessed %s in %s round %d [%s] (index %d) but the final state has %q at seq %d", g.Player, g.Letter, room, g.ReplyRound, g.RequestID, g.Index, guessed, st.GetSeq())
+			}
+		}
+	}
+	if uint64(rounds) > st.GetRound()-1 {
+		r.Lost += rounds - int(st.GetRound()-1)
+		example("lost: %d new rounds of %s acknowledged, the final state is in round %d", rounds, room, st.GetRound())
+	}
+}
+
+// attribute explains every observed event of a room by one request: first
+// by the index an acknowledged reply proved, then by an acknowledged
+// request whose index is unknown, a pending one, and last a refused one,
+// which makes that request refused-then-applied. An event nothing explains
+// is a duplicate.
+func (r *Report) attribute(room string, reqs []*request, events []seenMsg, rta map[string]bool, example func(string, ...any)) {
+	byKey := map[string][]*request{}
+	byIndex := map[uint64]*request{}
+	for _, q := range reqs {
+		if q.original == nil {
+			continue
+		}
+		g := q.original
+		byKey[eventKey(g.Kind, g.Player, g.Letter)] = append(byKey[eventKey(g.Kind, g.Player, g.Letter)], q)
+		if g.Index != 0 {
+			byIndex[g.Index] = q
+		}
+	}
+	used := map[*request]bool{}
+	var rest []seenMsg
+	for _, e := range events {
+		q, ok := byIndex[e.Seq]
+		if !ok {
+			rest = append(rest, e)
+			continue
+		}
+		used[q] = true
+		g := q.original
+		if eventKey(e.EventKind, e.Player, e.Letter) != eventKey(g.Kind, g.Player, g.Letter) || g.Outcome != e.Outcome {
+			r.Mismatched++
+			example("mismatch: event %s seq %d is %s %s/%s/%s, the write acknowledged at that index is %s %s/%s/%s [%s]",
+				room, e.Seq, e.EventKind, e.Player, e.Letter, e.Outcome, g.Kind, g.Player, g.Letter, g.Outcome, g.RequestID)
+		}
+	}
+	for _, e := range rest {
+		key := eventKey(e.EventKind, e.Player, e.Letter)
+		if key == "" {
+			continue
+		}
+		cands := byKey[key]
+		pick := func(ok func(q *request) bool) *request {
+			for _, q := range cands {
+				if !used[q] && ok(q) {
+					return q
+				}
+			}
+			return nil
+		}
+		q := pick(func(q *request) bool {
+			return q.status() == "applied" && q.original.Index == 0 && (q.original.Kind != opGuess || !q.original.applied() || q.original.Outcome == e.Outcome)
+		})
+		if q == nil {
+			q = pick(func(q *request) bool { return q.status() == "pending" })
+		}
+		if q == nil {
+			q = pick(func(q *request) bool { return q.status() == "refused" })
+			if q != nil {
+				rta[room+"/"+q.id] = true
+				example("refused then applied: event %s seq %d (%s %s %s) is explained only by [%s], refused: %s", room, e.Seq, e.EventKind, e.Player, e.Letter, q.id, q.original.Err)
+			}
+		}
+		if q == nil {
+			r.Duplicates++
+			example("duplicate: event %s seq %d (%s %s %s %s) is explained by no request not already applied", room, e.Seq, e.EventKind, e.Player, e.Letter, e.Outcome)
+			continue
+		}
+		used[q] = true
+	}
+}
+
+// checkReplicas compares every room on every node, read locally
+// (CONSISTENCY_STALE) once all nodes have applied the same index.
+func (r *Report) checkReplicas(ctx context.Context, lab *Lab, rooms []string) {
+	var last string
+	for attempt := 0; attempt < 10 && ctx.Err() == nil; attempt++ {
+		divergent, examples, err := compareReplicas(ctx, lab, rooms)
+		if err == nil {
+			r.DivergentReplicas = divergent
+			r.Examples = append(r.Examples, examples...)
+			if divergent > 0 {
+				r.fail("%d rooms differ between nodes after the heal", divergent)
+			}
+			return
+		}
+		last = err.Error()
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	r.fail("replicas not comparable: %s", last)
+}
+
+// compareReplicas reads every room on every node and counts the rooms
+// whose states differ. It fails when the nodes have not applied the same
+// index, before or after the reads.
+func compareReplicas(ctx context.Context, lab *Lab, rooms []string) (int, []string, error) {
+	applied := func() (uint64, error) {
+		var idx uint64
+		for i, n := range lab.Nodes {
+			st, err := n.status(ctx)
+			if err != nil {
+				return 0, err
+			}
+			if i > 0 && st.GetAppliedIndex() != idx {
+				return 0, fmt.Errorf("%s applied %d, others %d", n.ID, st.GetAppliedIndex(), idx)
+			}
+			idx = st.GetAppliedIndex()
+		}
+		return idx, nil
+	}
+	before, err := applied()
+	if err != nil {
+		return 0, nil, err
+	}
+	all := map[string]bool{}
+	for _, room := range rooms {
+		all[room] = true
+	}
+	stale := hangmanv1.Consistency_CONSISTENCY_STALE
+	views := make([]map[string]string, len(lab.Nodes))
+	for _, n := range lab.Nodes {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := n.Game().ListRooms(lctx, &hangmanv1.ListRoomsRequest{Consistency: stale})
+		cancel()
+		if err != nil {
+			return 0, nil, fmt.Errorf("%s: list rooms: %w", n.ID, err)
+		}
+		for _, s := range resp.GetRooms() {
+			all[s.GetRoom()] = true
+		}
+	}
+	for i, n := range lab.Nodes {
+		views[i] = map[string]string{}
+		for room := range all {
+			gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			resp, err := n.Game().GetRoom(gctx, &hangmanv1.GetRoomRequest{Room: room, Consistency: stale})
+			cancel()
+			switch {
+			case status.Code(err) == codes.NotFound:
+				views[i][room] = "(missing)"
+			case err != nil:
+				return 0, nil, fmt.Errorf("%s: read %s: %w", n.ID, room, err)
+			default:
+				views[i][room] = canonicalState(resp.GetState())
+			}
+		}
+	}
+	after, err := applied()
+	if err != nil {
+		return 0, nil, err
+	}
+	if after != before {
+		return 0, nil, fmt.Errorf("applied index moved from %d to %d while reading", before, after)
+	}
+	var divergent int
+	var examples []string
+	for room := range all {
+		for i := 1; i < len(views); i++ {
+			if views[i][room] != views[0][room] {
+				divergent++
+				if len(examples) < 5 {
+					examples = append(examples, fmt.Sprintf("divergent: room %s is %s on %s but %s on %s", room, views[0][room], lab.Nodes[0].ID, views[i][room], lab.Nodes[i].ID))
+				}
+				break
+			}
+		}
+	}
+	return divergent, examples, nil
+}
+
+// canonicalState renders every field of a public room state.
+func canonicalState(st *hangmanv1.RoomState) string {
+	var players []string
+	for _, p := range st.GetPlayers() {
+		players = append(players, fmt.Sprintf("%s:%s:%d", p.GetId(), p.GetName(), p.GetScore()))
+	}
+	last := ""
+	if lg := st.GetLastGuess(); lg != nil {
+		last = lg.GetPlayer() + "/" + lg.GetLetter() + "/" + lg.GetOutcome()
+	}
+	return fmt.Sprintf("round %d seq %d prev %d %s %q guessed=%s wrong=%s left %d/%d word %q players [%s] last %s",
+		st.GetRound(), st.GetSeq(), st.GetPrev(), st.GetStatus(), st.GetMasked(), strings.Join(st.GetGuessed(), ""),
+		strings.Join(st.GetWrong(), ""), st.GetWrongLeft(), st.GetMaxWrong(), st.GetWord(), strings.Join(players, " "), last)
 }
 
 // chainComplete reports whether events link by prev from the room's
@@ -221,21 +586,36 @@ func (r *Report) Summary() string {
 		total += r.Faults[k]
 	}
 	fmt.Fprintf(tw, "chaos run\t%d nodes, %d relays, faults for %v, %v in all\n", r.Config.Nodes, r.Config.Relays, r.Config.Duration, r.Elapsed.Round(time.Second))
-	fmt.Fprintf(tw, "fault mechanism\tnetwork namespaces + veth + iptables (Docker networks, TCP proxy: not used)\n")
+	fmt.Fprintf(tw, "fault mechanism\tnetwork namespaces + veth + iptables; kill -9, SIGSTOP, wiped and corrupted files, a tmpfs filled, new IPs, busy loops\n")
 	fmt.Fprintf(tw, "faults injected\t%d\n", total)
 	for _, k := range AllFaults {
-		fmt.Fprintf(tw, "  %s\t%d\t%s\n", k, r.Faults[k], faultHelp[k])
+		verdict := "-"
+		if r.Faults[k] > 0 {
+			verdict = "ok"
+			if n := len(r.FaultFailures[k]); n > 0 {
+				verdict = fmt.Sprintf("FAILED %d", n)
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s. Expect: %s\n", k, r.Faults[k], verdict, faults[k].does, faults[k].expect)
 	}
-	fmt.Fprintf(tw, "operations\t%d (%d guesses, %d linearizable reads; %d guess attempts, %d retries; %d reads failed)\n",
-		r.Guesses+r.Reads, r.Guesses, r.Reads, r.Attempts, r.Retries, r.ReadErrors)
+	fmt.Fprintf(tw, "operations\t%d (%d creates, %d joins, %d guesses, %d new rounds, %d rechecks of refusals, %d linearizable reads; %d attempts, %d retries; %d reads failed)\n",
+		r.Creates+r.Joins+r.Guesses+r.NewRounds+r.Reads, r.Creates, r.Joins, r.Guesses, r.NewRounds, r.Rechecks, r.Reads, r.Attempts, r.Retries, r.ReadErrors)
 	fmt.Fprintf(tw, "rooms\t%d\n", r.Rooms)
-	fmt.Fprintf(tw, "acknowledged\t%d (%d duplicate replies to retries; %d without a provable index, of which %d non-duplicate replies whose index is a no-op retry entry)\n",
+	fmt.Fprintf(tw, "acknowledged\t%d (%d duplicate replies to retries; %d guesses without a provable index, %d of them replies whose index is a no-op retry entry)\n",
 		r.Acknowledged, r.Duplicate, r.UnknownIndex, r.ForeignIndex)
+	fmt.Fprintf(tw, "refused\t%d (%s)\n", r.Refused, r.refusals())
 	fmt.Fprintf(tw, "pending (outcome unknown)\t%d\n", r.Pending)
-	fmt.Fprintf(tw, "refused\t%d\n", r.Refused)
+	fmt.Fprintf(tw, "refused-then-applied (must be 0)\t%d\n", r.RefusedThenApplied)
+	fmt.Fprintf(tw, "refusal changed on retry (must be 0)\t%d (%d refusals not rechecked: queue full)\n", r.RefusalChanged, r.RechecksDropped)
 	fmt.Fprintf(tw, "lost (must be 0)\t%d\n", r.Lost)
 	fmt.Fprintf(tw, "duplicates (must be 0)\t%d\n", r.Duplicates)
 	fmt.Fprintf(tw, "mismatched events\t%d\n", r.Mismatched)
+	fmt.Fprintf(tw, "divergent replicas (must be 0)\t%d rooms\n", r.DivergentReplicas)
+	fmt.Fprintf(tw, "nodes unready after heal (must be 0)\t%d (bound %v after each heal)\n", r.NodesUnready, r.Config.ReadyBound)
+	fmt.Fprintf(tw, "leader changes outside injected faults (must be 0)\t%d (of %d term rises; window: from a fault's start to %v after the cluster is whole again)\n",
+		r.leaders.Outside, r.leaders.Total, r.Config.Settle)
+	fmt.Fprintf(tw, "leader changes under cpu-hog (must be 0)\t%d\n", r.leaders.Strict)
+	fmt.Fprintf(tw, "Internal errors / server paths in errors\t%d / %d\n", r.InternalErrors, r.PathLeaks)
 	fmt.Fprintf(tw, "messages observed\t%d (event chain seen whole in %d/%d rooms)\n", r.Messages, r.CompleteChains, r.Rooms)
 	fmt.Fprintf(tw, "seq order violations\t%d\n", r.OrderViolations)
 	fmt.Fprintf(tw, "late NATS redeliveries\t%d (older seq after a newer one, dropped by seq; %d of them states; %d rooms' final state missed by a node's subscriber)\n",
@@ -244,23 +624,40 @@ func (r *Report) Summary() string {
 	fmt.Fprintf(tw, "same-seq conflicts\t%d\n", r.Conflicts)
 	fmt.Fprintf(tw, "gaps after heal\t%d\n", r.GapsAfterHeal)
 	fmt.Fprintf(tw, "relays converged in 2s\t%t\n", r.Converged)
-	fmt.Fprintf(tw, "checker verdict\t%s (porcupine, %d operations, %v)\n", r.Verdict, len(r.history), r.CheckTook.Round(time.Millisecond))
+	fmt.Fprintf(tw, "linearizable (checker verdict)\t%s (porcupine, %d operations, %v)\n", r.Verdict, len(r.history), r.CheckTook.Round(time.Millisecond))
 	verdict := "PASS"
 	if len(r.Failures) > 0 {
 		verdict = fmt.Sprintf("FAIL (%d)", len(r.Failures))
 	}
 	fmt.Fprintf(tw, "result\t%s\n", verdict)
 	_ = tw.Flush()
+	for _, d := range r.Did {
+		fmt.Fprintf(&b, "  did: %s\n", d)
+	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(&b, "  failure: %s\n", f)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)
 	}
+	for _, c := range r.ClassConflicts {
+		fmt.Fprintf(&b, "  conflict: %s\n", c)
+	}
 	for _, e := range r.Examples {
 		fmt.Fprintf(&b, "  e.g. %s\n", e)
 	}
 	return b.String()
+}
+
+// refusals lists the refusals by rule.
+func (r *Report) refusals() string {
+	var parts []string
+	for _, k := range []refusal{refNotJoined, refRoundOver, refRoundPlaying, refRoomFull, refNoRoom, refExists, refOther} {
+		if n := r.RefusedBy[k]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // historyFile is the JSON shape of a saved history.

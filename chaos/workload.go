@@ -20,12 +20,13 @@ import (
 )
 
 // alphabet is what players guess: consonants without y. Every word of the
-// game has a vowel, so no round is ever won, and there are 20 letters, so
-// with maxWrong 26 none is ever lost (see roomModel).
+// game has a vowel, so no round is ever won (see roomModel).
 const alphabet = "bcdfghjklmnpqrstvwxz"
 
-// roomMaxWrong keeps rounds from being lost.
-const roomMaxWrong = 26
+// roomMaxWrong ends a round after a few wrong letters, so that rounds end
+// often and guesses after the end, and new rounds racing each other, are
+// common refusals.
+const roomMaxWrong = 4
 
 // History records the operations of every client with monotonic
 // timestamps relative to its start.
@@ -67,25 +68,50 @@ func (h *History) Operations() []porcupine.Operation {
 	return out
 }
 
-// guessRecord is one guess as the duplicate and loss checks need it.
-type guessRecord struct {
+// opRecord is one write as the loss, duplicate and refusal checks need it.
+type opRecord struct {
 	Input
 	Output
 	Call int64
-	// ForeignIndex marks a non-duplicate reply whose index is not the
-	// entry that applied the guess (see Output.Index).
+	// Node is the node that gave the definite answer.
+	Node int
+	// ForeignIndex marks a non-duplicate guess reply whose index is not
+	// the entry that applied the guess (see Output.Index).
 	ForeignIndex bool
+	// ReplyRound is the round a guess applied in, when its reply proves
+	// its index (0 otherwise).
+	ReplyRound uint64
 }
 
-// Workload drives players and readers against the lab's nodes.
+// applied reports whether the write was acknowledged.
+func (r *opRecord) applied() bool { return !r.Unknown && r.Err == "" }
+
+// Workload drives players, a crowd filling rooms, and readers against the
+// lab's nodes, and sends refused requests again later to check that their
+// refusal is final.
 type Workload struct {
 	lab     *Lab
 	hist    *History
 	log     *slog.Logger
 	cfg     WorkloadConfig
-	mu      sync.Mutex
-	guesses map[string][]*guessRecord // by player (player ids are unique across rooms)
-	rooms   []string                  // every room created, in creation order
+	classes *letterClasses
+	// dataRoot is the directory holding every node's data: no error a
+	// client gets may name a path under it.
+	dataRoot string
+
+	mu    sync.Mutex
+	ops   map[string][]*opRecord // by room
+	rooms []string               // every room created, in creation order
+	// errs counts failed attempts by gRPC code; leaks and internal keep
+	// examples of messages naming a server path and of Internal errors.
+	errs             map[codes.Code]int
+	leaks, internals []string
+	leakCount        int
+
+	rechecks chan recheck
+	// rechecksDropped counts refusals not rechecked because the queue was
+	// full.
+	rechecksDropped atomic.Int64
 
 	attempts, retries, reads, readErrors atomic.Int64
 }
@@ -93,27 +119,44 @@ type Workload struct {
 // WorkloadConfig sizes a Workload.
 type WorkloadConfig struct {
 	// Slots is how many rooms are played at once; each slot moves to a new
-	// room every RoomLife, so that letters keep being guessed for the
-	// first time (a room's 20 letters are soon all guessed).
+	// room every RoomLife.
 	Slots    int
 	RoomLife time.Duration
-	// Players and Readers per slot.
+	// Players per slot; the last of them is a latecomer who tries to join
+	// only once the crowd fills the room, so that "room full" refusals
+	// happen.
 	Players int
+	// Readers per slot.
 	Readers int
 	// Pace is the pause between one client's operations.
 	Pace time.Duration
 	// Timeout bounds one attempt.
 	Timeout time.Duration
+	// RecheckShare is the share of refusals sent again (every refusal that
+	// followed an attempt of unknown outcome is).
+	RecheckShare float64
+	// RecheckAfter is how long after a refusal its recheck is sent.
+	RecheckAfter time.Duration
 }
 
-func newWorkload(lab *Lab, hist *History, log *slog.Logger, cfg WorkloadConfig) *Workload {
-	return &Workload{lab: lab, hist: hist, log: log, cfg: cfg, guesses: map[string][]*guessRecord{}}
+func newWorkload(lab *Lab, hist *History, classes *letterClasses, log *slog.Logger, cfg WorkloadConfig) *Workload {
+	return &Workload{lab: lab, hist: hist, log: log, cfg: cfg, classes: classes, dataRoot: lab.dataRoot,
+		ops: map[string][]*opRecord{}, errs: map[codes.Code]int{}, rechecks: make(chan recheck, 4096)}
+}
+
+// roomPlay is one room a slot plays, and how far its crowd got.
+type roomPlay struct {
+	name    string
+	created time.Time
+	// crowding is set once the crowd started filling the room, full once
+	// a crowd join was refused as "room full".
+	crowding, full atomic.Bool
 }
 
 // slot is the room a group of clients currently plays.
 type slot struct {
-	room    atomic.Pointer[string]
-	players []string
+	idx  int
+	room atomic.Pointer[roomPlay]
 }
 
 // Run plays until soft ends; operations in flight then keep retrying until
@@ -122,20 +165,22 @@ type slot struct {
 func (w *Workload) Run(soft, hard context.Context) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*w.cfg.Slots)
+	for range 4 {
+		wg.Go(func() { w.rechecker(soft, hard) })
+	}
 	for s := range w.cfg.Slots {
-		sl := &slot{}
-		for p := range w.cfg.Players {
-			sl.players = append(sl.players, fmt.Sprintf("s%dp%d", s, p))
-		}
-		first, err := w.newRoom(hard, s, 0, sl.players)
+		sl := &slot{idx: s}
+		first, err := w.newRoom(hard, s, 0)
 		if err != nil {
 			errs <- err
 			continue
 		}
-		sl.room.Store(&first)
-		for _, p := range sl.players {
-			wg.Go(func() { w.player(soft, hard, sl, p) })
+		sl.room.Store(first)
+		for p := range w.cfg.Players {
+			late := p == w.cfg.Players-1
+			wg.Go(func() { w.player(soft, hard, sl, fmt.Sprintf("s%dp%d", s, p), late) })
 		}
+		wg.Go(func() { w.crowd(soft, hard, sl) })
 		for range w.cfg.Readers {
 			wg.Go(func() { w.reader(soft, sl) })
 		}
@@ -146,26 +191,24 @@ func (w *Workload) Run(soft, hard context.Context) error {
 					return
 				case <-time.After(w.cfg.RoomLife):
 				}
-				room, err := w.newRoom(soft, s, gen, sl.players)
+				rp, err := w.newRoom(soft, s, gen)
 				if err != nil {
 					if soft.Err() == nil {
 						errs <- err
 					}
 					return
 				}
-				sl.room.Store(&room)
+				sl.room.Store(rp)
 			}
 		})
 	}
 	wg.Wait()
 	close(errs)
-	return errors.Join(func() []error {
-		var out []error
-		for e := range errs {
-			out = append(out, e)
-		}
-		return out
-	}()...)
+	var out []error
+	for e := range errs {
+		out = append(out, e)
+	}
+	return errors.Join(out...)
 }
 
 // Rooms lists every room created.
@@ -175,62 +218,27 @@ func (w *Workload) Rooms() []string {
 	return append([]string(nil), w.rooms...)
 }
 
-// newRoom creates a room and joins the slot's players, retrying through
-// faults with fixed request ids. The room enters the history only once all
-// of this is acknowledged, so these writes precede every modelled operation.
-func (w *Workload) newRoom(ctx context.Context, s, gen int, players []string) (string, error) {
+// newRoom creates a room, recorded in the history before any other
+// operation on it.
+func (w *Workload) newRoom(ctx context.Context, s, gen int) (*roomPlay, error) {
 	room := fmt.Sprintf("c%dg%d", s, gen)
-	err := w.retry(ctx, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
-		_, err := c.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: room, MaxWrong: roomMaxWrong, RequestId: "create-" + room})
-		return err
+	in := Input{Room: room, Kind: opCreate, RequestID: "create-" + room}
+	rec := w.command(ctx, w.hist.newClient(), in, rand.IntN(len(w.lab.Nodes)), func(ctx context.Context, c hangmanv1.GameServiceClient) (*hangmanv1.RoomState, error) {
+		resp, err := c.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: room, MaxWrong: roomMaxWrong, RequestId: in.RequestID})
+		return resp.GetState(), err
 	})
-	if err != nil {
-		return "", fmt.Errorf("create room %s: %w", room, err)
-	}
-	for _, p := range players {
-		err := w.retry(ctx, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
-			_, err := c.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: room, PlayerId: p, Name: p, RequestId: "join-" + room + "-" + p, Token: tokenOf(p)})
-			return err
-		})
-		if err != nil {
-			return "", fmt.Errorf("join %s to %s: %w", p, room, err)
-		}
+	if !rec.applied() {
+		return nil, fmt.Errorf("create room %s: %s (unknown outcome: %t)", room, rec.Err, rec.Unknown)
 	}
 	w.mu.Lock()
 	w.rooms = append(w.rooms, room)
 	w.mu.Unlock()
-	return room, nil
-}
-
-// tokenSalt makes this run's player tokens its own.
-var tokenSalt = api.NewToken()
-
-// tokenOf is the token player brings to every call: drawn by the client,
-// so that a join retried through faults is the same request.
-func tokenOf(player string) string { return tokenSalt[:22] + "-" + player }
-
-// retry calls f on node after node until it succeeds, fails for good, or
-// ctx ends.
-func (w *Workload) retry(ctx context.Context, f func(context.Context, hangmanv1.GameServiceClient) error) error {
-	node := rand.IntN(len(w.lab.Nodes))
-	for {
-		actx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
-		err := f(actx, w.lab.Nodes[node].Game())
-		cancel()
-		if err == nil || !uncertain(err) {
-			return err
-		}
-		node = (node + 1) % len(w.lab.Nodes)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("gave up: %w (last: %w)", ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return &roomPlay{name: room, created: time.Now()}, nil
 }
 
 // uncertain reports whether a failed call may still have been applied, so
-// that it must be retried with the same request id.
+// that it must be retried with the same request id. Every other error is a
+// definite refusal: the request's one outcome (DESIGN.md guarantee 2).
 func uncertain(err error) bool {
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.Unknown, codes.Internal, codes.Aborted, codes.ResourceExhausted:
@@ -239,89 +247,110 @@ func uncertain(err error) bool {
 	return false
 }
 
-// player guesses letters one at a time in its slot's current room.
-func (w *Workload) player(soft, hard context.Context, sl *slot, player string) {
-	client := w.hist.newClient()
-	var n int
-	var recent []byte
-	for soft.Err() == nil {
-		room := *sl.room.Load()
-		letter := pickLetter(recent)
-		recent = append(recent, letter)
-		if len(recent) > 3 {
-			recent = recent[1:]
-		}
-		n++
-		in := Input{Room: room, Kind: opGuess, Player: player, Letter: string(letter), RequestID: fmt.Sprintf("%s-%s-%d", room, player, n)}
-		w.guess(soft, hard, client, in)
-		select {
-		case <-soft.Done():
-		case <-time.After(w.cfg.Pace):
-		}
-	}
+// writeAnswer is how one write ended.
+type writeAnswer struct {
+	// err is the definite refusal; nil with unknown false means applied.
+	err error
+	// unknown is set when hard ended before any definite answer.
+	unknown bool
+	// node answered definitely.
+	node int
+	// uncertainBefore is set when an attempt before the answer had an
+	// unknown outcome.
+	uncertainBefore bool
 }
 
-// pickLetter picks a letter unlike the last few of the same player, so that
-// an event can be told from its neighbours (see checkDuplicates).
-func pickLetter(recent []byte) byte {
-	for {
-		l := alphabet[rand.IntN(len(alphabet))]
-		if !strings.ContainsRune(string(recent), rune(l)) {
-			return l
-		}
-	}
-}
-
-// guess runs one guess to completion and records it: retried with the same
-// request id on the next node while its outcome is unknown.
-func (w *Workload) guess(soft, hard context.Context, client int, in Input) {
-	rec := &guessRecord{Input: in, Call: w.hist.now()}
-	req := &hangmanv1.GuessRequest{Room: in.Room, PlayerId: in.Player, Letter: in.Letter, RequestId: in.RequestID, Token: tokenOf(in.Player)}
-	node := rand.IntN(len(w.lab.Nodes))
-	wasUncertain := false
+// write runs one write to its first definite answer: the retry rule of
+// every write of the harness, in this one place. An attempt whose outcome
+// is unknown is retried with the same request id (the call closes over it)
+// on the next node, until one answers definitely or hard ends.
+func (w *Workload) write(hard context.Context, first int, call func(context.Context, hangmanv1.GameServiceClient) error) writeAnswer {
+	node := first
+	var ans writeAnswer
 	for attempt := 0; ; attempt++ {
 		w.attempts.Add(1)
 		if attempt > 0 {
 			w.retries.Add(1)
 		}
 		actx, cancel := context.WithTimeout(hard, w.cfg.Timeout)
-		resp, err := w.lab.Nodes[node].Game().Guess(actx, req)
+		err := call(actx, w.lab.Nodes[node].Game())
 		cancel()
-		if err == nil {
-			rec.Outcome, rec.Duplicate = resp.GetOutcome(), resp.GetDuplicate()
-			switch {
-			case resp.GetDuplicate():
-			case resp.GetState().GetSeq() == resp.GetIndex():
-				rec.Index = resp.GetIndex()
-				rec.Guessed = strings.Join(resp.GetState().GetGuessed(), "")
-			default:
-				// The node retried an attempt of unknown outcome itself and
-				// met its own earlier application: index names the no-op
-				// retry entry, above the room's seq.
-				rec.ForeignIndex = true
-			}
-			break
+		if err != nil && hard.Err() == nil {
+			w.noteError(err)
 		}
-		if !uncertain(err) {
-			if wasUncertain {
-				// An earlier attempt may yet apply: the fate is unknown.
-				rec.Unknown = true
-			} else {
-				rec.Err = err.Error()
-			}
-			w.log.Warn("guess refused", "room", in.Room, "player", in.Player, "letter", in.Letter, "id", in.RequestID, "err", err)
-			break
+		if err == nil || !uncertain(err) {
+			ans.err, ans.node = err, node
+			return ans
 		}
-		wasUncertain = true
+		ans.uncertainBefore = true
 		node = (node + 1) % len(w.lab.Nodes)
 		if hard.Err() != nil {
-			rec.Unknown = true
-			break
+			ans.unknown = true
+			return ans
 		}
 		select {
 		case <-hard.Done():
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// noteError counts a failed attempt by code and keeps what breaks the
+// rules for errors: Internal (a write whose fate the node could not tell
+// is Unavailable) and a server path in a message.
+func (w *Workload) noteError(err error) {
+	st, _ := status.FromError(err)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.errs[st.Code()]++
+	if st.Code() == codes.Internal && len(w.internals) < 5 {
+		w.internals = append(w.internals, st.Message())
+	}
+	if leaksPath(st.Message(), w.dataRoot) {
+		w.leakCount++
+		if len(w.leaks) < 5 {
+			w.leaks = append(w.leaks, st.Message())
+		}
+	}
+}
+
+// leaksPath reports whether an error message names a file of a node: its
+// data directory, or the raft store.
+func leaksPath(msg, dataRoot string) bool {
+	return (dataRoot != "" && strings.Contains(msg, dataRoot)) || strings.Contains(msg, raftStoreName)
+}
+
+// command runs one write to completion and records it in the history and
+// among the records of its room; reply extracts the state the reply shows.
+func (w *Workload) command(hard context.Context, client int, in Input, first int,
+	call func(context.Context, hangmanv1.GameServiceClient) (*hangmanv1.RoomState, error)) *opRecord {
+	return w.commandWith(hard, client, in, first, func(ctx context.Context, c hangmanv1.GameServiceClient, rec *opRecord) error {
+		st, err := call(ctx, c)
+		if err == nil {
+			w.classes.learnState(st)
+			if in.Kind == opCreate {
+				rec.View = viewOf(st)
+			}
+		}
+		return err
+	})
+}
+
+// commandWith is command for a caller that fills the record from the
+// reply itself (guesses).
+func (w *Workload) commandWith(hard context.Context, client int, in Input, first int,
+	call func(context.Context, hangmanv1.GameServiceClient, *opRecord) error) *opRecord {
+	rec := &opRecord{Input: in, Call: w.hist.now()}
+	ans := w.write(hard, first, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
+		return call(ctx, c, rec)
+	})
+	rec.Node = ans.node
+	switch {
+	case ans.unknown:
+		rec.Output = Output{Unknown: true}
+	case ans.err != nil:
+		st, _ := status.FromError(ans.err)
+		rec.Output = Output{Err: st.Message(), Refusal: classifyRefusal(st.Code(), st.Message())}
 	}
 	ret := w.hist.now()
 	if rec.Unknown {
@@ -329,8 +358,176 @@ func (w *Workload) guess(soft, hard context.Context, client int, in Input) {
 	}
 	w.hist.add(porcupine.Operation{ClientId: client, Input: in, Call: rec.Call, Output: rec.Output, Return: ret})
 	w.mu.Lock()
-	w.guesses[in.Player] = append(w.guesses[in.Player], rec)
+	w.ops[in.Room] = append(w.ops[in.Room], rec)
 	w.mu.Unlock()
+	if rec.Err != "" && !in.Recheck && (ans.uncertainBefore || rand.Float64() < w.cfg.RecheckShare) {
+		select {
+		case w.rechecks <- recheck{rec: rec, due: time.Now().Add(w.cfg.RecheckAfter)}:
+		default:
+			w.rechecksDropped.Add(1)
+		}
+	}
+	return rec
+}
+
+// player plays its slot's current room: joins (the latecomer only once
+// the crowd is filling the room), guesses, and starts new rounds, acting
+// on what its replies told it, so that refusals of every kind are common.
+func (w *Workload) player(soft, hard context.Context, sl *slot, player string, late bool) {
+	client := w.hist.newClient()
+	var (
+		cur          *roomPlay
+		joined, over bool
+		letters      []byte
+		n            int
+	)
+	for soft.Err() == nil {
+		rp := sl.room.Load()
+		if rp != cur {
+			cur, joined, over = rp, false, false
+			letters = []byte(alphabet)
+			rand.Shuffle(len(letters), func(i, j int) { letters[i], letters[j] = letters[j], letters[i] })
+		}
+		n++
+		in := Input{Room: rp.name, Player: player, RequestID: fmt.Sprintf("%s-%s-%d", rp.name, player, n)}
+		node := rand.IntN(len(w.lab.Nodes))
+		r := rand.Float64()
+		switch {
+		case !joined && (!late || rp.crowding.Load()) && r < 0.3, joined && r < 0.02:
+			in.Kind = opJoin
+			rec := w.command(hard, client, in, node, func(ctx context.Context, c hangmanv1.GameServiceClient) (*hangmanv1.RoomState, error) {
+				resp, err := c.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: in.Room, PlayerId: player, Name: player, RequestId: in.RequestID, Token: tokenOf(player)})
+				return resp.GetState(), err
+			})
+			joined = joined || rec.applied()
+		case joined && ((over && r < 0.6) || (!over && r < 0.05)):
+			in.Kind = opNewRound
+			rec := w.command(hard, client, in, node, func(ctx context.Context, c hangmanv1.GameServiceClient) (*hangmanv1.RoomState, error) {
+				resp, err := c.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: in.Room, PlayerId: player, RequestId: in.RequestID, Token: tokenOf(player)})
+				return resp.GetState(), err
+			})
+			if rec.applied() || rec.Refusal == refRoundPlaying {
+				over = false
+			}
+		default:
+			in.Kind, in.Letter = opGuess, string(letters[n%len(letters)])
+			rec := w.guess(hard, client, in, node)
+			switch {
+			case rec.applied():
+				joined, over = true, rec.View != nil && rec.View.Status != "playing"
+			case rec.Refusal == refRoundOver:
+				joined, over = true, true
+			case rec.Refusal == refNotJoined:
+				joined = false
+			}
+		}
+		select {
+		case <-soft.Done():
+		case <-time.After(w.cfg.Pace):
+		}
+	}
+}
+
+// guess runs one guess to completion and records it.
+func (w *Workload) guess(hard context.Context, client int, in Input, node int) *opRecord {
+	req := &hangmanv1.GuessRequest{Room: in.Room, PlayerId: in.Player, Letter: in.Letter, RequestId: in.RequestID, Token: tokenOf(in.Player)}
+	return w.commandWith(hard, client, in, node, func(ctx context.Context, c hangmanv1.GameServiceClient, rec *opRecord) error {
+		resp, err := c.Guess(ctx, req)
+		if err != nil {
+			return err
+		}
+		st := resp.GetState()
+		w.classes.learnState(st)
+		rec.Outcome, rec.Duplicate = resp.GetOutcome(), resp.GetDuplicate()
+		switch {
+		case resp.GetDuplicate():
+			// The state is today's, the outcome that of an earlier
+			// application, perhaps in an earlier round.
+		case st.GetSeq() == resp.GetIndex():
+			rec.Index, rec.View, rec.ReplyRound = resp.GetIndex(), viewOf(st), st.GetRound()
+		default:
+			// The node retried an attempt of unknown outcome itself and
+			// met its own earlier application: index names the no-op
+			// retry entry, above the room's seq.
+			rec.ForeignIndex = true
+		}
+		return nil
+	})
+}
+
+// crowd fills its slot's room with new players once a third of its life
+// has passed, until a join is refused as "room full".
+func (w *Workload) crowd(soft, hard context.Context, sl *slot) {
+	client := w.hist.newClient()
+	var cur *roomPlay
+	var n int
+	for soft.Err() == nil {
+		rp := sl.room.Load()
+		if rp != cur {
+			cur, n = rp, 0
+		}
+		if time.Since(rp.created) >= w.cfg.RoomLife/3 && !rp.full.Load() {
+			rp.crowding.Store(true)
+			n++
+			player := fmt.Sprintf("%sf%d", rp.name, n)
+			in := Input{Room: rp.name, Kind: opJoin, Player: player, RequestID: "join-" + player}
+			rec := w.command(hard, client, in, rand.IntN(len(w.lab.Nodes)), func(ctx context.Context, c hangmanv1.GameServiceClient) (*hangmanv1.RoomState, error) {
+				resp, err := c.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: in.Room, PlayerId: player, Name: player, RequestId: in.RequestID, Token: tokenOf(player)})
+				return resp.GetState(), err
+			})
+			if rec.Refusal == refRoomFull {
+				rp.full.Store(true)
+			}
+		}
+		select {
+		case <-soft.Done():
+		case <-time.After(w.cfg.Pace):
+		}
+	}
+}
+
+// recheck is a refused request waiting to be sent again.
+type recheck struct {
+	rec *opRecord
+	due time.Time
+}
+
+// rechecker sends refused requests again, RecheckAfter after their
+// refusal and to another node, with the same request id: the answer must
+// be the same refusal (DESIGN.md guarantee 2).
+func (w *Workload) rechecker(soft, hard context.Context) {
+	client := w.hist.newClient()
+	for {
+		var rc recheck
+		select {
+		case <-soft.Done():
+			return
+		case rc = <-w.rechecks:
+		}
+		select {
+		case <-soft.Done():
+			return
+		case <-time.After(time.Until(rc.due)):
+		}
+		rec := rc.rec
+		in := rec.Input
+		in.Recheck = true
+		node := (rec.Node + 1) % len(w.lab.Nodes)
+		switch in.Kind {
+		case opGuess:
+			w.guess(hard, client, in, node)
+		case opJoin:
+			w.command(hard, client, in, node, func(ctx context.Context, c hangmanv1.GameServiceClient) (*hangmanv1.RoomState, error) {
+				resp, err := c.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: in.Room, PlayerId: in.Player, Name: in.Player, RequestId: in.RequestID, Token: tokenOf(in.Player)})
+				return resp.GetState(), err
+			})
+		case opNewRound:
+			w.command(hard, client, in, node, func(ctx context.Context, c hangmanv1.GameServiceClient) (*hangmanv1.RoomState, error) {
+				resp, err := c.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: in.Room, PlayerId: in.Player, RequestId: in.RequestID, Token: tokenOf(in.Player)})
+				return resp.GetState(), err
+			})
+		}
+	}
 }
 
 // reader reads its slot's current room with CONSISTENCY_LINEARIZABLE; a
@@ -338,7 +535,7 @@ func (w *Workload) guess(soft, hard context.Context, client int, in Input) {
 func (w *Workload) reader(soft context.Context, sl *slot) {
 	client := w.hist.newClient()
 	for soft.Err() == nil {
-		room := *sl.room.Load()
+		room := sl.room.Load().name
 		if _, err := w.read(soft, client, room, rand.IntN(len(w.lab.Nodes))); err != nil {
 			w.readErrors.Add(1)
 		}
@@ -360,21 +557,26 @@ func (w *Workload) read(ctx context.Context, client int, room string, i int) (*h
 		return nil, err
 	}
 	st := resp.GetState()
-	out := Output{Guessed: strings.Join(st.GetGuessed(), ""), Seq: st.GetSeq()}
-	if lg := st.GetLastGuess(); lg != nil {
-		out.Last = lg.GetPlayer() + "/" + lg.GetLetter() + "/" + lg.GetOutcome()
-	}
-	w.hist.add(porcupine.Operation{ClientId: client, Input: Input{Room: room, Kind: opRead}, Call: call, Output: out, Return: w.hist.now()})
+	w.classes.learnState(st)
+	w.hist.add(porcupine.Operation{ClientId: client, Input: Input{Room: room, Kind: opRead}, Call: call, Output: Output{View: viewOf(st)}, Return: w.hist.now()})
 	return st, nil
 }
 
-// Guesses returns every recorded guess by player.
-func (w *Workload) Guesses() map[string][]*guessRecord {
+// Records returns every recorded write by room.
+func (w *Workload) Records() map[string][]*opRecord {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := make(map[string][]*guessRecord, len(w.guesses))
-	for k, v := range w.guesses {
-		out[k] = append([]*guessRecord(nil), v...)
+	out := make(map[string][]*opRecord, len(w.ops))
+	for k, v := range w.ops {
+		out[k] = append([]*opRecord(nil), v...)
 	}
 	return out
 }
+
+// tokenSalt makes this run's player tokens its own.
+var tokenSalt = api.NewToken()
+
+// tokenOf is the token a player brings to every call: drawn by the client,
+// so that a join retried through faults is the same request (a token drawn
+// by the node would be lost with a lost reply).
+func tokenOf(player string) string { return tokenSalt[:22] + "-" + player }
