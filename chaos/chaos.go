@@ -45,9 +45,11 @@ type Config struct {
 	// must answer 200.
 	ReadyBound time.Duration
 	// RejoinBound is how soon a wiped, corrupt or full node must be a
-	// caught-up voter again, and how long a node on a corrupt log is given
-	// to refuse to start.
+	// caught-up voter again.
 	RejoinBound time.Duration
+	// RefuseBound is how long a node on a corrupt log is given to refuse
+	// to start.
+	RefuseBound time.Duration
 	// ReaddressBound is how soon a cluster restarted on new addresses
 	// must have a leader.
 	ReaddressBound time.Duration
@@ -244,13 +246,13 @@ func (r *Report) settle(ctx context.Context, inj *injector, when string) bool {
 		r.NodesUnready += len(unready)
 		r.fail("%s: not ready within %v: %s", when, cfg.ReadyBound, strings.Join(unready, "; "))
 	}
-	err := inj.lab.WaitReady(ctx, 30*time.Second)
+	err := inj.lab.WaitReady(ctx, cfg.ReadyBound)
 	if err == nil {
 		return true
 	}
 	restarted := inj.restore(ctx)
 	r.fail("%s: %v (restarted %v to go on)", when, err, restarted)
-	if err := inj.lab.WaitReady(ctx, 30*time.Second); err != nil {
+	if err := inj.lab.WaitReady(ctx, 2*cfg.ReadyBound); err != nil {
 		r.fail("%s, even after restarting %v: %v", when, restarted, err)
 		return false
 	}

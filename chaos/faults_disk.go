@@ -259,7 +259,7 @@ func (f *injector) corruptEntry(ctx context.Context, n *Node) (string, error) {
 		return what, err
 	}
 	served := false
-	deadline := time.Now().Add(f.cfg.RejoinBound)
+	deadline := time.Now().Add(f.cfg.RefuseBound)
 	var exit *os.ProcessState
 	for exit == nil && time.Now().Before(deadline) && ctx.Err() == nil {
 		if n.readyz(ctx) == nil {
@@ -272,7 +272,7 @@ func (f *injector) corruptEntry(ctx context.Context, n *Node) (string, error) {
 	}
 	switch {
 	case exit == nil:
-		f.expect(FaultCorruptEntry, "%s started on a corrupt log and ran %v without refusing (%s)", n.ID, f.cfg.RejoinBound, what)
+		f.expect(FaultCorruptEntry, "%s started on a corrupt log and ran %v without refusing (%s)", n.ID, f.cfg.RefuseBound, what)
 		if err := n.Proc.kill(); err != nil {
 			return what, err
 		}
