@@ -150,7 +150,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	workDone := make(chan error, 1)
 	go func() { workDone <- w.Run(soft, hard) }()
 
-	inj := &injector{lab: lab, rnd: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed)), cfg: cfg, rep: rep, obs: obs}
+	inj := &injector{lab: lab, rnd: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed)), cfg: cfg, rep: rep, obs: obs, errCounts: w.errCounts}
 	inj.sleep(ctx, cfg.Calm)
 	deadline := time.Now().Add(cfg.Duration)
 	// At least one whole cycle runs, whatever the duration, so that every

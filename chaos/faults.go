@@ -106,6 +106,9 @@ type injector struct {
 	cfg Config
 	rep *Report
 	obs *Observers
+	// errCounts returns how many client attempts so far failed Internal
+	// and how many named a server path.
+	errCounts func() (internal, leaks int)
 	// gen is the nodes' address generation; probes numbers probe writes.
 	gen, probes int
 }

@@ -71,56 +71,55 @@ func (f *injector) configuration(ctx context.Context) ([]*hangmanv1.RaftServer, 
 }
 
 // rejoin follows a node that lost its disk back into the cluster. It must
-// come back as a new member: at some point the leader's configuration has
-// its old server id absent or without a vote, or a new id at its address
-// (a voter that forgot its term and vote breaks raft's safety), and within
-// RejoinBound it must be a voter that has applied what the leader had
-// committed.
+// come back as a new member: the leader's configuration must drop its old
+// server id or take its vote, or list a new id at its address, before it
+// votes again (a voter that forgot its term and vote breaks raft's
+// safety); and within RejoinBound it must be a voter, as that new member,
+// that has applied what the leader had committed.
 func (f *injector) rejoin(ctx context.Context, kind FaultKind, n *Node, oldID string) {
 	deadline := time.Now().Add(f.cfg.RejoinBound)
-	asNew := oldID == ""
+	oldGone := oldID == ""
 	var last string
 	for {
 		servers, commit := f.configuration(ctx)
-		voter := false
-		oldSeen := false
+		oldVoter, newVoter, oldSeen := false, false, false
 		for _, s := range servers {
-			mine := s.GetAddress() == n.RaftAddr() || s.GetId() == n.ID
-			if !mine {
+			if s.GetAddress() != n.RaftAddr() && s.GetId() != n.ID {
 				continue
 			}
+			voter := s.GetSuffrage() == "Voter"
 			if s.GetId() == oldID {
 				oldSeen = true
-				if s.GetSuffrage() != "Voter" {
-					asNew = true
+				oldVoter = voter
+				if !voter {
+					oldGone = true
 				}
 			} else {
-				asNew = true
+				newVoter = newVoter || voter
 			}
-			voter = voter || s.GetSuffrage() == "Voter"
 		}
 		if servers != nil && !oldSeen {
-			asNew = true
+			oldGone = true
 		}
 		st, err := n.status(ctx)
-		caughtUp := err == nil && commit > 0 && st.GetAppliedIndex() >= commit
-		if asNew && voter && caughtUp && n.readyz(ctx) == nil {
+		caughtUp := err == nil && commit > 0 && st.GetAppliedIndex() >= commit && n.readyz(ctx) == nil
+		switch {
+		case caughtUp && (newVoter || (oldGone && oldVoter)):
+			return
+		case caughtUp && oldVoter:
+			f.expect(kind, "%s came back with an empty disk under its old voter identity %q: it never left the configuration nor lost its vote, so it could vote with a forgotten term", n.ID, oldID)
 			return
 		}
-		last = fmt.Sprintf("new member seen %t, voter %t, caught up %t", asNew, voter, caughtUp)
+		last = fmt.Sprintf("old id %q gone or demoted %t, voter %t, caught up and ready %t", oldID, oldGone, newVoter || oldVoter, caughtUp)
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			break
+			f.expect(kind, "%s not a caught-up voter %v after losing its disk (%s)", n.ID, f.cfg.RejoinBound, last)
+			return
 		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	if !asNew {
-		f.expect(kind, "%s came back with an empty disk under its old voter identity %q: it never left the configuration nor lost its vote, so it can vote with a forgotten term", n.ID, oldID)
-		return
-	}
-	f.expect(kind, "%s not a caught-up voter %v after losing its disk (%s)", n.ID, f.cfg.RejoinBound, last)
 }
 
 // wipeMajority loses a majority's disks at once and recovers by the
@@ -305,14 +304,18 @@ func namesEntry(log string, index uint64) bool {
 
 // diskFull fills a node's data tmpfs while writes go on, then frees it.
 // While full, a write the node cannot persist is Unavailable (never
-// Internal, never naming a path); once it fails to persist or falls far
-// behind the leader it is not ready; with space back it recovers without a
-// restart.
+// Internal, never naming a path: probes on the node and every workload
+// attempt meanwhile); once it fails to persist or falls far behind the
+// leader, and for as long as the disk stays full, it is not ready (judged
+// after a grace of ten heartbeats' worth, five seconds); with space back it
+// recovers without a restart.
 func (f *injector) diskFull(ctx context.Context, n *Node) (string, error) {
 	if f.lab.tmpfs == "" {
 		return "", errors.New("disk-full needs the data dirs on tmpfs (the lab mounts them when the fault is enabled)")
 	}
+	const grace = 5 * time.Second
 	pid := n.Proc.pid()
+	internal0, leaks0 := f.errCounts()
 	fill := filepath.Join(n.Dir, "chaos-fill")
 	size, err := fillDisk(fill)
 	if err != nil {
@@ -321,14 +324,13 @@ func (f *injector) diskFull(ctx context.Context, n *Node) (string, error) {
 	what := fmt.Sprintf("filled %s's data tmpfs (%d MiB of filler)", n.ID, size>>20)
 	var (
 		distressAt time.Time
-		unready    bool
+		why        string
 		behind     int
-		notes      []string
+		ready      []string
 	)
 	start := time.Now()
 	for ctx.Err() == nil {
-		err := f.probe(ctx, n)
-		if err != nil {
+		if err := f.probe(ctx, n); err != nil {
 			st, _ := status.FromError(err)
 			switch {
 			case st.Code() == codes.Internal:
@@ -337,11 +339,8 @@ func (f *injector) diskFull(ctx context.Context, n *Node) (string, error) {
 				f.expect(FaultDiskFull, "a write on full %s failed naming a server path: %s", n.ID, st.Message())
 			}
 			if distressAt.IsZero() {
-				distressAt, notes = time.Now(), append(notes, "a write failed "+st.Code().String())
+				distressAt, why = time.Now(), "a write on it failed "+st.Code().String()
 			}
-		}
-		if n.readyz(ctx) != nil {
-			unready = true
 		}
 		// Far behind: the node's applied index short of the leader's
 		// commit by more than a thousand entries, three times running.
@@ -349,14 +348,21 @@ func (f *injector) diskFull(ctx context.Context, n *Node) (string, error) {
 			if st, err := n.status(ctx); err == nil && st.GetAppliedIndex()+1000 < commit {
 				behind++
 				if behind >= 3 && distressAt.IsZero() {
-					distressAt, notes = time.Now(), append(notes, fmt.Sprintf("applied %d, leader committed %d", st.GetAppliedIndex(), commit))
+					distressAt, why = time.Now(), fmt.Sprintf("applied %d, leader committed %d", st.GetAppliedIndex(), commit)
 				}
 			} else {
 				behind = 0
 			}
 		}
-		held := time.Since(start)
-		if (!distressAt.IsZero() && (unready || time.Since(distressAt) >= 5*time.Second) && held >= f.cfg.Hold) || held >= 4*f.cfg.Hold+10*time.Second {
+		if !distressAt.IsZero() && time.Since(distressAt) >= grace {
+			if n.readyz(ctx) == nil {
+				ready = append(ready, time.Now().UTC().Format("15:04:05.000"))
+			}
+			if time.Since(distressAt) >= grace+2*f.cfg.Hold {
+				break
+			}
+		}
+		if distressAt.IsZero() && time.Since(start) >= 4*f.cfg.Hold+10*time.Second {
 			break
 		}
 		f.sleep(ctx, 200*time.Millisecond)
@@ -364,8 +370,11 @@ func (f *injector) diskFull(ctx context.Context, n *Node) (string, error) {
 	switch {
 	case distressAt.IsZero():
 		f.rep.note("disk-full: %s kept persisting on a full disk for %v (free pages in its store): readiness not judged", n.ID, time.Since(start).Round(time.Second))
-	case !unready:
-		f.expect(FaultDiskFull, "%s stayed ready on a full disk (%s)", n.ID, strings.Join(notes, "; "))
+	case len(ready) > 0:
+		f.expect(FaultDiskFull, "%s said ready on a full disk %v after it stopped persisting (%s), at %s", n.ID, grace, why, strings.Join(ready, ", "))
+	}
+	if internal, leaks := f.errCounts(); internal > internal0 || leaks > leaks0 {
+		f.expect(FaultDiskFull, "while %s's disk was full, %d client attempts failed Internal and %d named a server path", n.ID, internal-internal0, leaks-leaks0)
 	}
 	if err := os.Remove(fill); err != nil {
 		return what, fmt.Errorf("free %s: %w", fill, err)

@@ -314,6 +314,14 @@ func (w *Workload) noteError(err error) {
 	}
 }
 
+// errCounts returns how many attempts so far failed Internal and how many
+// named a server path.
+func (w *Workload) errCounts() (internal, leaks int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.errs[codes.Internal], w.leakCount
+}
+
 // leaksPath reports whether an error message names a file of a node: its
 // data directory, or the raft store.
 func leaksPath(msg, dataRoot string) bool {
