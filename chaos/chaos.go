@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
@@ -260,7 +262,8 @@ func (r *Report) settle(ctx context.Context, inj *injector, when string) bool {
 }
 
 // finalStates reads every room on the leader, retrying through any late
-// hiccup, and records the reads in the history.
+// hiccup, and records the reads in the history. A room the leader does not
+// know is in the map as nil: it was lost.
 func finalStates(ctx context.Context, lab *Lab, w *Workload) (map[string]*hangmanv1.RoomState, error) {
 	client := w.hist.newClient()
 	out := map[string]*hangmanv1.RoomState{}
@@ -270,7 +273,7 @@ func finalStates(ctx context.Context, lab *Lab, w *Workload) (map[string]*hangma
 			leader, err := lab.Leader(ctx)
 			if err == nil {
 				st, rerr := w.read(ctx, client, room, leader)
-				if rerr == nil {
+				if rerr == nil || status.Code(rerr) == codes.NotFound {
 					out[room] = st
 					break
 				}
@@ -283,7 +286,7 @@ func finalStates(ctx context.Context, lab *Lab, w *Workload) (map[string]*hangma
 			case <-time.After(250 * time.Millisecond):
 			}
 		}
-		if out[room] == nil {
+		if _, ok := out[room]; !ok {
 			return nil, fmt.Errorf("room %s: %w", room, errors.Join(errs...))
 		}
 	}
@@ -298,6 +301,9 @@ func (r *Report) convergence(ctx context.Context, obs *Observers, finals map[str
 	for {
 		var behind, natsBehind []string
 		for room, st := range finals {
+			if st == nil {
+				continue // lost, which collect reports
+			}
 			latest := obs.Latest(room)
 			for _, name := range r.observerNames() {
 				seq, ok := latest[name]

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os/exec"
 	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -146,7 +145,9 @@ func (f *injector) cpuHog(ctx context.Context) (string, error) {
 
 // pauseLeaderLong stops the leader for PauseLong under writes: every node
 // must be ready within PauseRecover of SIGCONT, the paused one included,
-// with no restart.
+// and stay ready (watched for two seconds more: a node that steps down or
+// cuts itself off right after SIGCONT is ready for a moment first), with no
+// restart.
 func (f *injector) pauseLeaderLong(ctx context.Context, n *Node) (string, error) {
 	pid := n.Proc.pid()
 	if err := n.Proc.signal(syscall.SIGSTOP); err != nil {
@@ -157,14 +158,23 @@ func (f *injector) pauseLeaderLong(ctx context.Context, n *Node) (string, error)
 		return "", err
 	}
 	cont := time.Now()
-	unready := f.lab.notReady(ctx, f.cfg.PauseRecover)
-	what := fmt.Sprintf("paused leader %s for %v", n.ID, f.cfg.PauseLong)
-	if len(unready) > 0 {
-		f.expect(FaultPauseLeaderLong, "not ready %v after SIGCONT: %s", f.cfg.PauseRecover, strings.Join(unready, "; "))
-		return what, nil
+	var lastUnready time.Time
+	var why string
+	for end := cont.Add(f.cfg.PauseRecover + 2*time.Second); time.Now().Before(end) && ctx.Err() == nil; {
+		for _, m := range f.lab.Nodes {
+			if err := m.readyz(ctx); err != nil {
+				lastUnready, why = time.Now(), fmt.Sprintf("%s: %v", m.ID, err)
+			}
+		}
+		f.sleep(ctx, 100*time.Millisecond)
 	}
-	if n.Proc.pid() != pid {
+	what := fmt.Sprintf("paused leader %s for %v", n.ID, f.cfg.PauseLong)
+	if n.Proc.pid() != pid || !n.Proc.running() {
 		f.expect(FaultPauseLeaderLong, "%s exited after SIGCONT", n.ID)
 	}
-	return fmt.Sprintf("%s; every node ready %v after SIGCONT", what, time.Since(cont).Round(10*time.Millisecond)), nil
+	if after := lastUnready.Sub(cont); after > f.cfg.PauseRecover {
+		f.expect(FaultPauseLeaderLong, "a node still not ready %v after SIGCONT (%s)", after.Round(10*time.Millisecond), why)
+		return what, nil
+	}
+	return fmt.Sprintf("%s; every node ready for good %v after SIGCONT", what, max(0, lastUnready.Sub(cont)).Round(10*time.Millisecond)), nil
 }

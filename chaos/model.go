@@ -176,7 +176,8 @@ func viewOf(st *hangmanv1.RoomState) *roomView {
 //     show exactly the state after the command; seq becomes i. Otherwise
 //     seq becomes "unknown, above the old value".
 //   - A read must show exactly the state, and a seq equal to the state's
-//     (or above its lower bound); it pins seq.
+//     (or above its lower bound); it pins seq. A read that finds no room
+//     is legal only before the room's creation.
 type roomModel struct {
 	Exists   bool
 	Round    uint64
@@ -370,6 +371,12 @@ func refusalHolds(s roomModel, in Input, r refusal) bool {
 // when the operation's output is impossible in s.
 func step(classes *letterClasses, s roomModel, in Input, out Output) []roomModel {
 	if in.Kind == opRead {
+		if out.Refusal == refNoRoom {
+			if s.Exists {
+				return nil
+			}
+			return []roomModel{s}
+		}
 		v := out.View
 		if !s.Exists || !s.matches(v) || (s.SeqKnown && v.Seq != s.Seq) || (!s.SeqKnown && v.Seq <= s.Seq) {
 			return nil

@@ -222,6 +222,12 @@ func TestRoomModel(t *testing.T) {
 		},
 		want: porcupine.Illegal,
 	}, {
+		name: "a room gone after its creation",
+		ops: []porcupine.Operation{created, seated,
+			op(1, readIn(), Output{Err: "room \"r\" does not exist", Refusal: refNoRoom}, 4, 5),
+		},
+		want: porcupine.Illegal,
+	}, {
 		name: "a seated player's join changes nothing",
 		ops: []porcupine.Operation{created, seated,
 			op(1, readIn(), read(view(1, "", "", "p,", 3, "")), 4, 5),

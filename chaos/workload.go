@@ -554,13 +554,19 @@ func (w *Workload) reader(soft context.Context, sl *slot) {
 	}
 }
 
-// read does one linearizable read on node i and records it.
+// read does one linearizable read on node i and records it: the room's
+// state, or that it does not exist (every room read was created before).
 func (w *Workload) read(ctx context.Context, client int, room string, i int) (*hangmanv1.RoomState, error) {
 	w.reads.Add(1)
 	call := w.hist.now()
 	actx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	resp, err := w.lab.Nodes[i].Game().GetRoom(actx, &hangmanv1.GetRoomRequest{Room: room, Consistency: hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE})
 	cancel()
+	if st, _ := status.FromError(err); st.Code() == codes.NotFound {
+		w.hist.add(porcupine.Operation{ClientId: client, Input: Input{Room: room, Kind: opRead}, Call: call,
+			Output: Output{Err: st.Message(), Refusal: refNoRoom}, Return: w.hist.now()})
+		return nil, err
+	}
 	if err != nil {
 		return nil, err
 	}
