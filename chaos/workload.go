@@ -123,8 +123,8 @@ type WorkloadConfig struct {
 	Slots    int
 	RoomLife time.Duration
 	// Players per slot; the last of them is a latecomer who tries to join
-	// only once the crowd fills the room, so that "room full" refusals
-	// happen.
+	// only once the crowd fills the room (in half the rooms, once it is
+	// full), so that "room full" refusals happen.
 	Players int
 	// Readers per slot.
 	Readers int
@@ -151,6 +151,18 @@ type roomPlay struct {
 	// crowding is set once the crowd started filling the room, full once
 	// a crowd join was refused as "room full".
 	crowding, full atomic.Bool
+	// lateWhenFull makes the latecomer wait until the room is full, so that
+	// its joins are refused; otherwise it tries once the crowd comes.
+	lateWhenFull bool
+}
+
+// latecomerMayJoin reports whether the room is far enough along for its
+// latecomer to try joining.
+func (rp *roomPlay) latecomerMayJoin() bool {
+	if rp.lateWhenFull {
+		return rp.full.Load()
+	}
+	return rp.crowding.Load()
 }
 
 // slot is the room a group of clients currently plays.
@@ -233,7 +245,7 @@ func (w *Workload) newRoom(ctx context.Context, s, gen int) (*roomPlay, error) {
 	w.mu.Lock()
 	w.rooms = append(w.rooms, room)
 	w.mu.Unlock()
-	return &roomPlay{name: room, created: time.Now()}, nil
+	return &roomPlay{name: room, created: time.Now(), lateWhenFull: rand.IntN(2) == 0}, nil
 }
 
 // uncertain reports whether a failed call may still have been applied, so
@@ -401,7 +413,7 @@ func (w *Workload) player(soft, hard context.Context, sl *slot, player string, l
 		node := rand.IntN(len(w.lab.Nodes))
 		r := rand.Float64()
 		switch {
-		case !joined && (!late || rp.crowding.Load()) && r < 0.3, joined && r < 0.02:
+		case !joined && (!late || rp.latecomerMayJoin()) && r < 0.3, joined && r < 0.02:
 			in.Kind = opJoin
 			rec := w.command(hard, client, in, node, func(ctx context.Context, c hangmanv1.GameServiceClient) (*hangmanv1.RoomState, error) {
 				resp, err := c.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: in.Room, PlayerId: player, Name: player, RequestId: in.RequestID, Token: tokenOf(player)})
