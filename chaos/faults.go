@@ -253,14 +253,18 @@ func (f *injector) healAll() error {
 	return err
 }
 
-// restore restarts the nodes that are not ready (kill -9 and start on
-// their data), so that a node a fault left broken for good does not end
-// the run; what it restarted is a failure the caller has recorded.
+// restore restarts the nodes that are not ready or stuck far behind the
+// leader (kill -9 and start on their data), so that a node a fault left
+// broken for good does not end the run; what it restarted is a failure the
+// caller has recorded.
 func (f *injector) restore(ctx context.Context) []string {
+	_, commit := f.configuration(ctx)
 	var restarted []string
 	for _, n := range f.lab.Nodes {
 		if n.Proc.running() && n.readyz(ctx) == nil {
-			continue
+			if st, err := n.status(ctx); err == nil && st.GetAppliedIndex()+1000 >= commit {
+				continue
+			}
 		}
 		_ = n.Proc.kill()
 		if err := n.Proc.start(); err == nil {
