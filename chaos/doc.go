@@ -22,8 +22,9 @@
 //     a tmpfs of its own;
 //   - the relays in the harness's own namespace on loopback, reaching the
 //     nodes over the bridge;
-//   - clients (goroutines, see Workload): players who join (one of them only
-//     once a crowd is filling the room), guess and start new rounds, so that
+//   - clients (goroutines, see Workload): players who join (a latecomer only
+//     once a crowd fills the room, or once it is full), guess and start new
+//     rounds, so that
 //     refusals are common (guessing before joining, after the round is lost,
 //     a new round while one plays, joining a full room); a crowd that fills
 //     each room; readers with CONSISTENCY_LINEARIZABLE. Every write has its

@@ -23,7 +23,7 @@ type recoveryPeer struct {
 	// Address is the node's raft address (--raft-addr, host:port).
 	Address string `json:"address"`
 	// NonVoter lists the server without a vote (false: a voter).
-	NonVoter bool `json:"non_voter"`
+	NonVoter bool `json:"non_voter,omitempty"`
 }
 
 // writePeersFile writes the recovery file listing nodes as voters, under
