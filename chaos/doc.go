@@ -24,10 +24,9 @@
 //     nodes over the bridge;
 //   - clients (goroutines, see Workload): players who join (a latecomer only
 //     once a crowd fills the room, or once it is full), guess and start new
-//     rounds, so that
-//     refusals are common (guessing before joining, after the round is lost,
-//     a new round while one plays, joining a full room); a crowd that fills
-//     each room; readers with CONSISTENCY_LINEARIZABLE. Every write has its
+//     rounds, so that refusals are common (guessing before joining, after
+//     the round is lost, a new round while one plays, joining a full room);
+//     a crowd that fills each room; readers with CONSISTENCY_LINEARIZABLE. Every write has its
 //     own request id; a write whose outcome is unknown is retried with the
 //     same id on the next node (Workload.write, the one retry rule), and its
 //     first definite answer is its outcome. Refused requests are sent again
