@@ -82,7 +82,7 @@ func runChaos(t *testing.T, nodes int, d time.Duration, shuffle bool, gap, hog t
 	defer cancel()
 	cfg := Config{
 		Binary: bin, Dir: dir, Nodes: nodes, Relays: 2, Duration: d,
-		Hold: 2 * time.Second, Pause: 1500 * time.Millisecond, Gap: gap, Calm: 5 * time.Second,
+		Hold: 3500 * time.Millisecond, Pause: 3500 * time.Millisecond, Gap: gap, Calm: 5 * time.Second,
 		Settle: 2 * time.Second, ReadyBound: 15 * time.Second, RejoinBound: 20 * time.Second, RefuseBound: 10 * time.Second, ReaddressBound: 10 * time.Second,
 		PauseLong: 6 * time.Second, PauseRecover: 5 * time.Second, HogHold: hog, Tmpfs: "256m",
 		Shuffle: shuffle, Seed: seed, Workload: wl, Faults: faults, CheckTimeout: 2 * time.Minute, Log: log,
