@@ -66,14 +66,14 @@ func (f *injector) listRooms(ctx context.Context) (map[string]uint64, error) {
 	var errs []error
 	for _, n := range f.lab.Nodes {
 		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		resp, err := n.Game().ListRooms(lctx, &hangmanv1.ListRoomsRequest{Consistency: hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE})
+		rooms, err := allRooms(lctx, n.Game(), hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE)
 		cancel()
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		out := map[string]uint64{}
-		for _, r := range resp.GetRooms() {
+		for _, r := range rooms {
 			out[r.GetRoom()] = r.GetSeq()
 		}
 		return out, nil

@@ -497,12 +497,12 @@ func compareReplicas(ctx context.Context, lab *Lab, rooms []string) (int, []stri
 	views := make([]map[string]string, len(lab.Nodes))
 	for _, n := range lab.Nodes {
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		resp, err := n.Game().ListRooms(lctx, &hangmanv1.ListRoomsRequest{Consistency: stale})
+		rooms, err := allRooms(lctx, n.Game(), stale)
 		cancel()
 		if err != nil {
 			return 0, nil, fmt.Errorf("%s: list rooms: %w", n.ID, err)
 		}
-		for _, s := range resp.GetRooms() {
+		for _, s := range rooms {
 			all[s.GetRoom()] = true
 		}
 	}
