@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"runtime/debug"
@@ -68,6 +69,9 @@ func runNode(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", raftnode.DefaultStallTimeout, "how long a leader may fail to commit pending writes (a stalled disk) before it gives up leadership")
 	fs.IntVar(&cfg.MaxRooms, "max-rooms", raftnode.DefaultMaxRooms, fmt.Sprintf("most rooms the cluster holds; creation past it is refused (at most %d)", raftnode.DefaultMaxRooms))
 	fs.IntVar(&cfg.MaxPlayers, "max-players", raftnode.DefaultMaxPlayers, fmt.Sprintf("most players of one room; joining past it is refused (at most %d)", raftnode.DefaultMaxPlayers))
+	fs.Uint64Var(&cfg.MaxLag, "max-lag", raftnode.DefaultMaxLag, "how many entries this node may trail the leader's commit index and still be ready")
+	grpcHeader := fs.Uint("grpc-max-header-bytes", raftnode.DefaultGRPCMaxHeaderBytes, "largest header list (metadata) one gRPC call may carry; more is refused without being kept")
+	grpcStreams := fs.Uint("grpc-max-streams", raftnode.DefaultGRPCMaxStreams, "most gRPC calls one connection may have open at once")
 	fs.DurationVar(&idle[0], "room-idle", raftnode.DefaultRoomIdle, "how long a room in play may go without a command before the leader deletes it (0: never)")
 	fs.DurationVar(&idle[1], "room-over-idle", raftnode.DefaultRoomOverIdle, "the same for a room whose round is over or that has no players (0: never)")
 	fs.DurationVar(&idle[2], "seat-idle", raftnode.DefaultSeatIdle, "how long a player may not act while others in the room do before the leader frees their seat (0: never)")
@@ -93,6 +97,12 @@ func runNode(ctx context.Context, args []string) error {
 	if cfg.TLS == nil || cfg.GossipKey == nil || !cfg.NATSAuth.Enabled() {
 		log.Warn("running without full security: set --tls-cert/--tls-key/--tls-ca, --gossip-key and the NATS passwords in production (see `hangman certs`)",
 			"tls", cfg.TLS != nil, "gossip_key", cfg.GossipKey != nil, "nats_users", cfg.NATSAuth.Enabled())
+	}
+	if cfg.GRPCMaxHeaderBytes, err = flagUint32("grpc-max-header-bytes", *grpcHeader); err != nil {
+		return err
+	}
+	if cfg.GRPCMaxStreams, err = flagUint32("grpc-max-streams", *grpcStreams); err != nil {
+		return err
 	}
 	cfg.Join = splitList(join)
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout = heartbeat, election
@@ -187,4 +197,14 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// flagUint32 checks a cap given as a flag: at least 1 (a cap of 0 would
+// refuse everything, and 0 in the config means the default) and within
+// the 32 bits gRPC takes.
+func flagUint32(name string, v uint) (uint32, error) {
+	if v < 1 || v > math.MaxUint32 {
+		return 0, fmt.Errorf("--%s %d must be between 1 and %d", name, v, uint64(math.MaxUint32))
+	}
+	return uint32(v), nil
 }

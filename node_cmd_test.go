@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -156,5 +157,34 @@ func TestNodeAdvertiseKeepsNames(t *testing.T) {
 	defer cancel()
 	if _, err := resolveAdvertise(ctx, "no-such-host.invalid", "0.0.0.0:9001"); err == nil || !strings.Contains(err.Error(), strconv.Quote("no-such-host.invalid")) {
 		t.Fatalf("an advertise name that never resolves: %v", err)
+	}
+}
+
+// TestNodeRefusesCapsItCannotTake: a gRPC cap of 0 would refuse every
+// call (and means "the default" inside the config), and gRPC takes 32
+// bits; both are refused with the flag's name, before anything starts.
+func TestNodeRefusesCapsItCannotTake(t *testing.T) {
+	for _, tc := range []struct {
+		v    uint
+		want uint32
+		err  bool
+	}{
+		{0, 0, true},
+		{1, 1, false},
+		{16 << 10, 16 << 10, false},
+		{math.MaxUint32, math.MaxUint32, false},
+		{math.MaxUint32 + 1, 0, true},
+	} {
+		got, err := flagUint32("grpc-max-streams", tc.v)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("flagUint32(%d) = %d, %v; want %d, error %v", tc.v, got, err, tc.want, tc.err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--grpc-max-streams") {
+			t.Errorf("error %q does not name the flag", err)
+		}
+	}
+	err := runNode(context.Background(), []string{"--id", "n1", "--data-dir", t.TempDir(), "--grpc-max-header-bytes", "0"})
+	if err == nil || !strings.Contains(err.Error(), "--grpc-max-header-bytes") {
+		t.Fatalf("hangman node --grpc-max-header-bytes 0: %v, want a refusal naming the flag", err)
 	}
 }

@@ -98,6 +98,15 @@ type Config struct {
 	// MaxLag is how many entries a node may trail the leader's commit
 	// index and still be ready; 0 means DefaultMaxLag.
 	MaxLag uint64
+	// GRPCMaxHeaderBytes bounds the header list of one gRPC call and
+	// GRPCMaxStreams the calls one connection may have open at once; zero
+	// takes DefaultGRPCMaxHeaderBytes and DefaultGRPCMaxStreams. Headers
+	// are not messages: without a bound of their own a call could carry
+	// 16 MB of metadata (gRPC's default) in front of a 64 KiB request.
+	// The server advertises both, so gRPC clients refuse to exceed them,
+	// and a client that does anyway has its stream reset or its
+	// connection closed without the headers being kept.
+	GRPCMaxHeaderBytes, GRPCMaxStreams uint32
 
 	// MaxRooms caps the rooms of the cluster and MaxPlayers the players of
 	// a room: the node stamps them on the creations and joins it proposes
@@ -191,6 +200,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxLag == 0 {
 		c.MaxLag = DefaultMaxLag
+	}
+	if c.GRPCMaxHeaderBytes == 0 {
+		c.GRPCMaxHeaderBytes = DefaultGRPCMaxHeaderBytes
+	}
+	if c.GRPCMaxStreams == 0 {
+		c.GRPCMaxStreams = DefaultGRPCMaxStreams
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = DefaultTrailingLogs

@@ -29,21 +29,24 @@ const MaxGRPCMessage = 4 << 20
 // that sends more anyway has its stream reset, or its connection closed,
 // without the headers being kept.
 const (
-	// MaxGRPCHeaderList bounds the header list of one call, in HTTP/2's
-	// measure (names, values and 32 bytes a field).
-	MaxGRPCHeaderList = 16 << 10
-	// MaxGRPCStreams bounds the calls one connection has open at once (a
-	// relay's commands for its browsers share its connection).
-	MaxGRPCStreams = 1024
+	// DefaultGRPCMaxHeaderBytes bounds the header list of one call, in
+	// HTTP/2's measure (names, values and 32 bytes a field); calls carry
+	// a few short headers.
+	DefaultGRPCMaxHeaderBytes = 16 << 10
+	// DefaultGRPCMaxStreams bounds the calls one connection has open at
+	// once (a relay's commands for its browsers share its connection).
+	DefaultGRPCMaxStreams = 1024
 )
 
-// grpcServerOptions are the limits of every gRPC server of a node.
-func grpcServerOptions() []grpc.ServerOption {
+// grpcServerOptions are the limits of every gRPC server of a node, the
+// header list and stream caps as configured (--grpc-max-header-bytes,
+// --grpc-max-streams).
+func grpcServerOptions(cfg Config) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(64 << 10),
 		grpc.MaxSendMsgSize(MaxGRPCMessage),
-		grpc.MaxHeaderListSize(MaxGRPCHeaderList),
-		grpc.MaxConcurrentStreams(MaxGRPCStreams),
+		grpc.MaxHeaderListSize(cfg.GRPCMaxHeaderBytes),
+		grpc.MaxConcurrentStreams(cfg.GRPCMaxStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	}

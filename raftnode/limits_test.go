@@ -47,11 +47,11 @@ func TestGRPCRefusesHugeMetadata(t *testing.T) {
 
 	t.Run("raw http2", func(t *testing.T) {
 		settings, answer := rawHugeHeaders(t, addr, pad, get)
-		if got := settings[http2.SettingMaxHeaderListSize]; got != MaxGRPCHeaderList {
-			t.Errorf("the node advertises a header list of at most %d bytes, want %d", got, MaxGRPCHeaderList)
+		if got := settings[http2.SettingMaxHeaderListSize]; got != DefaultGRPCMaxHeaderBytes {
+			t.Errorf("the node advertises a header list of at most %d bytes, want %d", got, DefaultGRPCMaxHeaderBytes)
 		}
-		if got := settings[http2.SettingMaxConcurrentStreams]; got != MaxGRPCStreams {
-			t.Errorf("the node advertises %d concurrent streams, want %d", got, MaxGRPCStreams)
+		if got := settings[http2.SettingMaxConcurrentStreams]; got != DefaultGRPCMaxStreams {
+			t.Errorf("the node advertises %d concurrent streams, want %d", got, DefaultGRPCMaxStreams)
 		}
 		if answer != "" {
 			t.Fatalf("the call with 15 MB of metadata was served: grpc-status %s", answer)
@@ -224,4 +224,45 @@ func TestPprofOffUnlessAsked(t *testing.T) {
 			t.Error("profiles served over plain HTTP")
 		}
 	})
+}
+
+// TestGRPCLimitsAreConfigured starts a node with small gRPC caps: it
+// advertises them, refuses a call whose metadata is over the header cap,
+// serves one under it, and shows both caps as metrics.
+func TestGRPCLimitsAreConfigured(t *testing.T) {
+	const header, streams = 4 << 10, 8
+	c := newTestCluster(t, 1, func(cfg *Config) {
+		cfg.GRPCMaxHeaderBytes, cfg.GRPCMaxStreams = header, streams
+	})
+	addr := c.cfgs[0].GRPCAddr
+	game := hangmanv1.NewGameServiceClient(dialGRPC(t, addr, insecure.NewCredentials()))
+	get := &hangmanv1.GetRoomRequest{Room: "nope", Consistency: hangmanv1.Consistency_CONSISTENCY_STALE}
+
+	// The raw client sends its header block in 16 KiB frames, so it pads
+	// past one frame: well over the cap either way.
+	settings, answer := rawHugeHeaders(t, addr, strings.Repeat("x", 64<<10), get)
+	if got := settings[http2.SettingMaxHeaderListSize]; got != header {
+		t.Errorf("the node advertises a header list of at most %d bytes, want %d", got, header)
+	}
+	if got := settings[http2.SettingMaxConcurrentStreams]; got != streams {
+		t.Errorf("the node advertises %d concurrent streams, want %d", got, streams)
+	}
+	if answer != "" {
+		t.Errorf("a call with 16 times the header cap was served: grpc-status %s", answer)
+	}
+	over := metadata.AppendToOutgoingContext(ctxT(t), "x-pad", strings.Repeat("x", 2*header))
+	if _, err := game.GetRoom(over, get); status.Code(err) != codes.Internal || !strings.Contains(err.Error(), "header list size") {
+		t.Errorf("GetRoom with twice the header cap: %v, want Internal (header list too large)", err)
+	}
+	under := metadata.AppendToOutgoingContext(ctxT(t), "x-pad", strings.Repeat("x", header/4))
+	if _, err := game.GetRoom(under, get); status.Code(err) != codes.NotFound {
+		t.Errorf("GetRoom with a quarter of the header cap: %v, want NotFound", err)
+	}
+
+	m := scrape(t, c.cfgs[0].HTTPAddr)
+	for name, want := range map[string]float64{"hangman_grpc_header_list_limit_bytes": header, "hangman_grpc_streams_limit": streams, "hangman_raft_max_lag_entries": DefaultMaxLag} {
+		if got := series(t, m, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
 }

@@ -247,7 +247,7 @@ func (n *Node) startGRPC() error {
 	if err != nil {
 		return fmt.Errorf("grpc listen on %s: %w", n.cfg.GRPCAddr, err)
 	}
-	n.grpc = grpc.NewServer(append(append(grpcServerOptions(), n.grpcServerCreds()...), n.metrics.grpcOptions()...)...)
+	n.grpc = grpc.NewServer(append(append(grpcServerOptions(n.cfg), n.grpcServerCreds()...), n.metrics.grpcOptions()...)...)
 	api.New(n, n.log, api.WithLimits(api.Limits{MaxRooms: n.cfg.MaxRooms, MaxPlayers: n.cfg.MaxPlayers}),
 		api.WithNoLeaderTimeout(n.cfg.noLeaderTimeout())).Register(n.grpc)
 	(&clusterService{node: n}).register(n.grpc)

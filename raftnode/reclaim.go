@@ -115,7 +115,8 @@ func (n *Node) reclaim(ctx context.Context, cmds []game.Command) (rooms, seats i
 }
 
 // registerReclaimMetrics adds the series of the caps and of reclamation to
-// reg: each cap and idle time as configured, what the state holds against
+// reg: each cap and idle time as configured (the gRPC and lag caps too, so
+// that every cap of a node is a flag with a metric), what the state holds against
 // the caps, and what this node reclaimed.
 func (n *Node) registerReclaimMetrics(reg *prometheus.Registry) {
 	gauge := func(name, help string, labels prometheus.Labels, f func() float64) {
@@ -135,6 +136,9 @@ func (n *Node) registerReclaimMetrics(reg *prometheus.Registry) {
 		return float64(s)
 	})
 	gauge("hangman_room_players_limit", "The most players of a room, as this node proposes (--max-players).", nil, func() float64 { return float64(n.cfg.MaxPlayers) })
+	gauge("hangman_raft_max_lag_entries", "How many entries this node may trail the leader's commit index and still be ready (--max-lag); see hangman_raft_lag_entries.", nil, func() float64 { return float64(n.cfg.MaxLag) })
+	gauge("hangman_grpc_header_list_limit_bytes", "The largest header list one gRPC call may carry (--grpc-max-header-bytes).", nil, func() float64 { return float64(n.cfg.GRPCMaxHeaderBytes) })
+	gauge("hangman_grpc_streams_limit", "The most gRPC calls one connection may have open at once (--grpc-max-streams).", nil, func() float64 { return float64(n.cfg.GRPCMaxStreams) })
 	p := n.policy()
 	for what, d := range map[string]time.Duration{"room": p.RoomIdle, "room_over": p.RoomOverIdle, "seat": p.SeatIdle} {
 		gauge("hangman_reclaim_idle_seconds", "How long a room in play (room), a finished or empty room (room_over) or a seat (seat) may stay idle before the leader reclaims it (--room-idle, --room-over-idle, --seat-idle); 0: never.",
