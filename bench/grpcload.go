@@ -114,6 +114,16 @@ type player struct {
 
 func newPlayer(id string) player { return player{id: id, token: api.NewToken()} }
 
+// runTag sets this run's players apart from an earlier run's in the same
+// rooms: a seat belongs to the token it was joined with, so a second run
+// attached to the same system, with fresh tokens, could not play as the
+// first run's players.
+var runTag = fmt.Sprintf("%06x", rand.Uint32()&0xffffff)
+
+// playerID names the i-th player of a kind ("w" for a gRPC worker, "g"
+// for a websocket guesser, "raw" for the raw NATS comparison) in this run.
+func playerID(kind string, i int) string { return fmt.Sprintf("%s%d-%s", kind, i, runTag) }
+
 // join seats p in room.
 func (p player) join(ctx context.Context, cl hangmanv1.GameServiceClient, room, name string) error {
 	_, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: room, PlayerId: p.id, Name: name, Token: p.token})
@@ -243,7 +253,7 @@ func RunGRPC(ctx context.Context, sys *System, cfg GRPCConfig) (*Report, error) 
 	workers := make([]player, cfg.Workers)
 	for w := range workers {
 		room := rooms[w%len(rooms)]
-		workers[w] = newPlayer(fmt.Sprintf("w%d", w))
+		workers[w] = newPlayer(playerID("w", w))
 		if err := workers[w].join(ctx, clients[0], room, fmt.Sprintf("worker %d", w)); err != nil {
 			return nil, fmt.Errorf("join %s: %w", room, err)
 		}

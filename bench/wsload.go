@@ -227,7 +227,7 @@ func RunWS(ctx context.Context, sys *System, cfg WSConfig) (*Report, error) {
 			id := "hello-" + strconv.Itoa(i)
 			if c.guesser {
 				c.token = api.NewToken()
-				err = c.send(map[string]any{"type": "join", "room": rooms[c.room], "playerId": fmt.Sprintf("g%d", i), "name": fmt.Sprintf("guesser %d", i), "id": id, "token": c.token})
+				err = c.send(map[string]any{"type": "join", "room": rooms[c.room], "playerId": playerID("g", i), "name": fmt.Sprintf("guesser %d", i), "id": id, "token": c.token})
 			} else {
 				err = c.send(map[string]any{"type": "watch", "room": rooms[c.room], "id": id})
 			}
@@ -408,7 +408,7 @@ func runRawNATS(ctx context.Context, sys *System, gc []hangmanv1.GameServiceClie
 	sends := newSendLog(cfg.Rooms)
 	raw := make([]player, cfg.Rooms)
 	for r := range raw {
-		raw[r] = newPlayer(fmt.Sprintf("raw%d", r))
+		raw[r] = newPlayer(playerID("raw", r))
 		if err := raw[r].join(ctx, gc[0], rooms[r], "raw"); err != nil {
 			return 0, nil, err
 		}
