@@ -19,6 +19,7 @@ import (
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/api"
+	"github.com/hangman/hangman/subjects"
 )
 
 // WSConfig drives websocket clients through the relays.
@@ -387,7 +388,7 @@ func runRawNATS(ctx context.Context, sys *System, gc []hangmanv1.GameServiceClie
 		}
 		s := &sub{nc: nc, room: i % cfg.Rooms}
 		subs = append(subs, s)
-		_, err = nc.Subscribe("hangman.room."+rooms[s.room]+".*", func(m *nats.Msg) {
+		_, err = nc.Subscribe(subjects.Room(rooms[s.room]), func(m *nats.Msg) {
 			now := time.Now()
 			delivered.Add(1)
 			if strings.HasSuffix(m.Subject, ".event") && bytes.Contains(m.Data, guessKind) {

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/hangman/hangman/services/game"
+	"github.com/hangman/hangman/subjects"
 )
 
 // seenMsg is one room message as an observer received it.
@@ -252,7 +253,7 @@ func (o *Observers) subscribeNATS(name, url string) error {
 	o.natsConns[name] = nc
 	epoch := o.natsEpoch[name]
 	o.mu.Unlock()
-	_, err = nc.Subscribe("hangman.room.>", func(msg *nats.Msg) {
+	_, err = nc.Subscribe(subjects.Rooms, func(msg *nats.Msg) {
 		parts := strings.Split(msg.Subject, ".")
 		if len(parts) != 4 {
 			return
@@ -266,16 +267,13 @@ func (o *Observers) subscribeNATS(name, url string) error {
 		o.record("nats-"+name, epoch, m)
 	})
 	if err == nil && o.monitor != nil {
-		_, err = nc.Subscribe(subjectLeader, func(msg *nats.Msg) { o.monitor.observeMessage(msg.Data, "nats-"+name) })
+		_, err = nc.Subscribe(subjects.ClusterLeader, func(msg *nats.Msg) { o.monitor.observeMessage(msg.Data, "nats-"+name) })
 	}
 	if err != nil {
 		return fmt.Errorf("subscribe on %s: %w", url, err)
 	}
 	return nil
 }
-
-// subjectLeader is where nodes announce leadership changes (DESIGN.md).
-const subjectLeader = "hangman.cluster.leader"
 
 // watchRelay keeps a websocket open to relay r watching room until ctx
 // ends, reconnecting (a new epoch) whenever the connection drops.

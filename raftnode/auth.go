@@ -7,6 +7,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/hangman/hangman/subjects"
 	"github.com/hangman/hangman/tlsutil"
 )
 
@@ -76,9 +77,9 @@ func (a NATSAuth) users() []*natsserver.User {
 		Username: NATSUserNode,
 		Password: a.NodePassword,
 		Permissions: &natsserver.Permissions{
-			Publish: &natsserver.SubjectPermission{Allow: []string{"hangman.>", "_INBOX.>", "$SRV.>"}},
+			Publish: &natsserver.SubjectPermission{Allow: []string{subjects.All, "_INBOX.>", "$SRV.>"}},
 			// The nodes serve the hangman.api endpoints.
-			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX.>", "$SRV.>", "svc.hangman.>", "hangman.api.>"}},
+			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX.>", "$SRV.>", "svc.hangman.>", subjects.API}},
 			Response:  answer,
 		},
 	}}
@@ -90,8 +91,8 @@ func (a NATSAuth) users() []*natsserver.User {
 				// Its heartbeat, and requests for a room's events, a
 				// read, to repair a gap.
 				Publish: &natsserver.SubjectPermission{
-					Allow: []string{"hangman.relay.>", APIEventsSubject},
-					Deny:  []string{"hangman.room.>", "hangman.cluster.>"},
+					Allow: []string{subjects.Relays, subjects.APIEvents},
+					Deny:  []string{subjects.Rooms, subjects.Cluster},
 				},
 				// Relays subscribe hangman.room.<room>.* for the state
 				// and events of each watched room, and only the micro
@@ -101,7 +102,7 @@ func (a NATSAuth) users() []*natsserver.User {
 				// an allowed $SRV.* would let a subscription to $SRV.>
 				// through, as its ">" is a token * matches.)
 				Subscribe: &natsserver.SubjectPermission{Allow: []string{
-					"hangman.room.>", "hangman.cluster.>", "hangman.relay.>",
+					subjects.Rooms, subjects.Cluster, subjects.Relays,
 					"$SRV.PING", "$SRV.INFO", "$SRV.STATS",
 					"$SRV.*." + relayService, "$SRV.*." + relayService + ".*",
 					NATSInboxRelay + ".>",
@@ -122,14 +123,14 @@ func (a NATSAuth) users() []*natsserver.User {
 				// nothing, so it has no allow_responses: it sees micro
 				// requests, and must not answer them.
 				Publish: &natsserver.SubjectPermission{
-					Allow: []string{"$SRV.>", "svc.hangman.>", "hangman.relay.status", APIEventsSubject},
-					Deny:  []string{"hangman.room.>", "hangman.cluster.>", "hangman.relay.heartbeat"},
+					Allow: []string{"$SRV.>", "svc.hangman.>", subjects.RelayStatus, subjects.APIEvents},
+					Deny:  []string{subjects.Rooms, subjects.Cluster, subjects.RelayHeartbeat},
 				},
 				// Not the API's request subjects: a subscriber there
 				// would see others' requests.
 				Subscribe: &natsserver.SubjectPermission{
-					Allow: []string{"hangman.>", "$SRV.>", NATSInboxWatcher + ".>"},
-					Deny:  []string{"hangman.api.>"},
+					Allow: []string{subjects.All, "$SRV.>", NATSInboxWatcher + ".>"},
+					Deny:  []string{subjects.API},
 				},
 			},
 		})

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/hangman/hangman/relay"
+	"github.com/hangman/hangman/subjects"
 )
 
 // natsUsersServer runs an embedded nats-server with the users of auth, as
@@ -104,7 +105,7 @@ func TestNATSRepliesBelongToTheirRequester(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = nodeSvc.Stop() })
 	if err := nodeSvc.AddEndpoint("events", micro.HandlerFunc(func(r micro.Request) { _ = r.Respond([]byte("real")) }),
-		micro.WithEndpointSubject(APIEventsSubject)); err != nil {
+		micro.WithEndpointSubject(subjects.APIEvents)); err != nil {
 		t.Fatal(err)
 	}
 	relaySvc, err := micro.AddService(relayNC.Conn, micro.Config{Name: relay.ServiceName, Version: "1.0.0"})
@@ -148,7 +149,7 @@ func TestNATSRepliesBelongToTheirRequester(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.thief.refused(t, "publishing on the requester's inbox", inbox)
-			if err := tc.requester.PublishRequest(APIEventsSubject, inbox, []byte(`{"room":"x"}`)); err != nil {
+			if err := tc.requester.PublishRequest(subjects.APIEvents, inbox, []byte(`{"room":"x"}`)); err != nil {
 				t.Fatal(err)
 			}
 			m, err := answers.NextMsg(5 * time.Second)
@@ -204,8 +205,8 @@ func TestNATSRepliesBelongToTheirRequester(t *testing.T) {
 			name string
 			nc   natsUser
 		}{{"watcher", watcher}, {"relay", relayNC}} {
-			if m, err := u.nc.Request(APIEventsSubject, []byte(`{"room":"x"}`), 5*time.Second); err != nil || string(m.Data) != "real" {
-				t.Errorf("%s asking %s: %v %q", u.name, APIEventsSubject, err, msgData(m))
+			if m, err := u.nc.Request(subjects.APIEvents, []byte(`{"room":"x"}`), 5*time.Second); err != nil || string(m.Data) != "real" {
+				t.Errorf("%s asking %s: %v %q", u.name, subjects.APIEvents, err, msgData(m))
 			}
 		}
 		for _, svc := range []string{"hangman-node", relay.ServiceName} {

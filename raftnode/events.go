@@ -11,25 +11,8 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/hangman/hangman/services/game"
+	"github.com/hangman/hangman/subjects"
 )
-
-// APIEventsSubject is the NATS micro endpoint a consumer asks for a room's
-// events after a seq (DESIGN.md, hangman.api.events): how it repairs a gap
-// it noticed (an event whose prev is not the last seq it saw).
-//
-// Request: EventsRequest as JSON. Answer: EventsReply as JSON, or a micro
-// error (headers Nats-Service-Error-Code and Nats-Service-Error, body
-// EventsError) with code 400 (malformed request, invalid room name), 404
-// (no such room), 410 (since is older than the kept history: fetch the
-// room's state instead) or 500.
-//
-// Every node serves it, in one queue group, so that one node, whichever
-// NATS picks, answers each request. It answers from its own replica
-// without asking the leader: committed events never change, so the answer
-// is true up to the index the node has applied, which the answer gives,
-// though a lagging node may not know the newest events yet (its seq is
-// then below the one the consumer has seen: ask again).
-const APIEventsSubject = "hangman.api.events"
 
 // apiQueueGroup is the queue group of the nodes' API endpoints.
 const apiQueueGroup = "hangman-node"
@@ -66,7 +49,7 @@ type EventsReply struct {
 	Node string `json:"node"`
 }
 
-// EventsError is the body of an error answer on APIEventsSubject.
+// EventsError is the body of an error answer on subjects.APIEvents.
 type EventsError struct {
 	Error string `json:"error"`
 	// Code is the micro error code: 400, 404, 410 or 500.
@@ -77,16 +60,32 @@ type EventsError struct {
 	Node    string `json:"node"`
 }
 
-// addEventsEndpoint registers APIEventsSubject on the node's micro service.
+// addEventsEndpoint serves subjects.APIEvents, the NATS micro endpoint a
+// consumer asks for a room's events after a seq (DESIGN.md,
+// hangman.api.events): how it repairs a gap it noticed (an event whose
+// prev is not the last seq it saw).
+//
+// Request: EventsRequest as JSON. Answer: EventsReply as JSON, or a micro
+// error (headers Nats-Service-Error-Code and Nats-Service-Error, body
+// EventsError) with code 400 (malformed request, invalid room name), 404
+// (no such room), 410 (since is older than the kept history: fetch the
+// room's state instead) or 500.
+//
+// Every node serves it, in one queue group, so that one node, whichever
+// NATS picks, answers each request. It answers from its own replica
+// without asking the leader: committed events never change, so the answer
+// is true up to the index the node has applied, which the answer gives,
+// though a lagging node may not know the newest events yet (its seq is
+// then below the one the consumer has seen: ask again).
 func (n *Node) addEventsEndpoint(svc micro.Service) error {
 	err := svc.AddEndpoint("events", micro.HandlerFunc(n.handleEvents),
-		micro.WithEndpointSubject(APIEventsSubject),
+		micro.WithEndpointSubject(subjects.APIEvents),
 		micro.WithEndpointQueueGroup(apiQueueGroup),
 		micro.WithEndpointMetadata(map[string]string{
 			"description": `a room's committed events after a seq: {"room","since"}`,
 		}))
 	if err != nil {
-		return fmt.Errorf("add %s endpoint: %w", APIEventsSubject, err)
+		return fmt.Errorf("add %s endpoint: %w", subjects.APIEvents, err)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
+	"github.com/hangman/hangman/subjects"
 )
 
 // roomFeed is a consumer of one room's subjects on one NATS server, as a
@@ -53,7 +54,7 @@ func (f *roomFeed) receive(m *nats.Msg) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch m.Subject {
-	case RoomEventSubject(f.room):
+	case subjects.RoomEvent(f.room):
 	case "hangman.room." + f.room + ".probe":
 		f.probed = true
 		return
@@ -132,11 +133,11 @@ func eventOf(t *testing.T, data []byte) game.Event {
 	return ev
 }
 
-// askEvents requests APIEventsSubject and returns the reply, or the error
+// askEvents requests subjects.APIEvents and returns the reply, or the error
 // code and body of an error answer.
 func askEvents(t *testing.T, nc *nats.Conn, req string) (EventsReply, string, EventsError) {
 	t.Helper()
-	m, err := nc.Request(APIEventsSubject, []byte(req), 10*time.Second)
+	m, err := nc.Request(subjects.APIEvents, []byte(req), 10*time.Second)
 	if err != nil {
 		t.Fatalf("request %s: %v", req, err)
 	}
@@ -407,13 +408,13 @@ func TestEventsEndpoint(t *testing.T) {
 		}
 		// The watcher may not listen to the requests (and answer them).
 		w := connect(NATSUserWatcher, auth.WatcherPassword)
-		if _, err := w.Subscribe(APIEventsSubject, func(*nats.Msg) {}); err != nil {
+		if _, err := w.Subscribe(subjects.APIEvents, func(*nats.Msg) {}); err != nil {
 			t.Fatal(err)
 		}
 		_ = w.Flush()
 		select {
 		case err := <-errs:
-			if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), APIEventsSubject) {
+			if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), subjects.APIEvents) {
 				t.Fatalf("watcher subscribing: %v, want a permissions violation", err)
 			}
 		case <-time.After(5 * time.Second):

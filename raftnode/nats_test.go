@@ -13,6 +13,7 @@ import (
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
+	"github.com/hangman/hangman/subjects"
 )
 
 // recorder subscribes to every hangman subject on one NATS server and keeps
@@ -85,7 +86,7 @@ func (r *recorder) snapshot() []*nats.Msg {
 func (r *recorder) events(room string) []game.Event {
 	var out []game.Event
 	for _, m := range r.snapshot() {
-		if m.Subject != RoomEventSubject(room) {
+		if m.Subject != subjects.RoomEvent(room) {
 			continue
 		}
 		var ev game.Event
@@ -105,7 +106,7 @@ func (r *recorder) latestState(room string) (game.State, bool) {
 	var best game.State
 	found := false
 	for _, m := range r.snapshot() {
-		if m.Subject != RoomStateSubject(room) {
+		if m.Subject != subjects.RoomState(room) {
 			continue
 		}
 		var st game.State

@@ -16,19 +16,8 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/hangman/hangman/services/game"
+	"github.com/hangman/hangman/subjects"
 )
-
-// Subjects of DESIGN.md.
-const (
-	subjectLeader = "hangman.cluster.leader"
-	subjectMember = "hangman.cluster.member"
-)
-
-// RoomStateSubject is where the full public state of a room is published.
-func RoomStateSubject(room string) string { return "hangman.room." + room + ".state" }
-
-// RoomEventSubject is where each committed event of a room is published.
-func RoomEventSubject(room string) string { return "hangman.room." + room + ".event" }
 
 // publisher puts committed changes on NATS while this node leads. The FSM
 // enqueues changes under its lock, in log order; one goroutine publishes
@@ -153,7 +142,7 @@ func (p *publisher) enqueueChanges(changes []change) {
 // and the leader announcement. Called with the FSM lock held.
 func (p *publisher) enqueueRepublish(m *game.Machine, term uint64) {
 	p.republishes.Add(1)
-	msgs := []*nats.Msg{jsonMsg(subjectLeader, leaderMsg{Leader: p.nodeID, Term: term, At: time.Now().UTC()})}
+	msgs := []*nats.Msg{jsonMsg(subjects.ClusterLeader, leaderMsg{Leader: p.nodeID, Term: term, At: time.Now().UTC()})}
 	for _, st := range m.States() {
 		for _, ev := range m.RecentEvents(st.Room) {
 			msgs = append(msgs, eventMsg(&ev))
@@ -166,7 +155,7 @@ func (p *publisher) enqueueRepublish(m *game.Machine, term uint64) {
 // publishMember announces a membership change (leader only).
 func (p *publisher) publishMember(node, status string) {
 	if p.leader.Load() {
-		p.push(jsonMsg(subjectMember, memberMsg{Node: node, Status: status, At: time.Now().UTC()}))
+		p.push(jsonMsg(subjects.ClusterMember, memberMsg{Node: node, Status: status, At: time.Now().UTC()}))
 	}
 }
 
@@ -185,11 +174,11 @@ type memberMsg struct {
 // eventMsg and stateMsg are a room's messages, with the Nats-Msg-Id
 // header DESIGN.md promises.
 func eventMsg(ev *game.Event) *nats.Msg {
-	return roomMsg(RoomEventSubject(ev.Room), ev.Room, ev.Seq, ev.AppendJSON(nil))
+	return roomMsg(subjects.RoomEvent(ev.Room), ev.Room, ev.Seq, ev.AppendJSON(nil))
 }
 
 func stateMsg(st *game.State) *nats.Msg {
-	return roomMsg(RoomStateSubject(st.Room), st.Room, st.Seq, st.AppendJSON(nil))
+	return roomMsg(subjects.RoomState(st.Room), st.Room, st.Seq, st.AppendJSON(nil))
 }
 
 func roomMsg(subject, room string, seq uint64, data []byte) *nats.Msg {
@@ -252,9 +241,9 @@ func (p *publisher) run(ctx context.Context) {
 			if c := it.change; c != nil {
 				ev, st := &c.event, &c.state
 				buf = ev.AppendJSON(buf[:0])
-				p.publish(setRoomMsg(m, RoomEventSubject(ev.Room), ev.Room, ev.Seq, buf))
+				p.publish(setRoomMsg(m, subjects.RoomEvent(ev.Room), ev.Room, ev.Seq, buf))
 				buf = st.AppendJSON(buf[:0])
-				p.publish(setRoomMsg(m, RoomStateSubject(st.Room), st.Room, st.Seq, buf))
+				p.publish(setRoomMsg(m, subjects.RoomState(st.Room), st.Room, st.Seq, buf))
 				continue
 			}
 			p.publish(it.msg)
@@ -274,7 +263,7 @@ func (p *publisher) publish(m *nats.Msg) {
 
 func (p *publisher) count(subject string) {
 	switch {
-	case subject == subjectLeader || subject == subjectMember:
+	case subject == subjects.ClusterLeader || subject == subjects.ClusterMember:
 		p.cluster.Add(1)
 	case strings.HasSuffix(subject, ".event"):
 		p.events.Add(1)

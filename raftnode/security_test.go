@@ -30,6 +30,7 @@ import (
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/relay"
 	"github.com/hangman/hangman/services/game"
+	"github.com/hangman/hangman/subjects"
 	"github.com/hangman/hangman/tlsutil"
 )
 
@@ -264,7 +265,7 @@ func TestSecureCluster(t *testing.T) {
 		if _, err := watcherSub.ChanSubscribe(subject, got); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := watcherSub.ChanSubscribe(relay.HeartbeatSubject, got); err != nil {
+		if _, err := watcherSub.ChanSubscribe(subjects.RelayHeartbeat, got); err != nil {
 			t.Fatal(err)
 		}
 		if err := watcherSub.Flush(); err != nil {
@@ -304,12 +305,12 @@ func TestSecureCluster(t *testing.T) {
 		}
 		// The relay may publish its heartbeat.
 		relayNC, relayErrs := connect(NATSUserRelay, pki.auth.RelayPassword)
-		if err := relayNC.Publish(relay.HeartbeatSubject, []byte(`{"name":"probe"}`)); err != nil {
+		if err := relayNC.Publish(subjects.RelayHeartbeat, []byte(`{"name":"probe"}`)); err != nil {
 			t.Fatal(err)
 		}
 		select {
 		case m := <-got:
-			if m.Subject != relay.HeartbeatSubject {
+			if m.Subject != subjects.RelayHeartbeat {
 				t.Fatalf("got %s, want the relay heartbeat", m.Subject)
 			}
 		case err := <-relayErrs:

@@ -16,6 +16,7 @@ import (
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/game"
+	"github.com/hangman/hangman/subjects"
 )
 
 // These tests attack a relay the way an anonymous client could, over the
@@ -232,7 +233,7 @@ func TestHeartbeatsNeitherWidenOriginsNorRedirect(t *testing.T) {
 		{Name: "other", URL: trusted},
 	} {
 		b, _ := json.Marshal(hb)
-		if err := attacker.Publish(HeartbeatSubject, b); err != nil {
+		if err := attacker.Publish(subjects.RelayHeartbeat, b); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/subjects"
 )
 
 // The cluster view: what the page's Cluster tab shows, live. A relay
@@ -31,8 +32,6 @@ import (
 // "cluster" frame at once and whenever it changes (see PROTOCOL.md).
 
 const (
-	// clusterSubjects are the nodes' cluster announcements.
-	clusterSubjects = "hangman.cluster.>"
 	// clusterPoll is how often node statuses are read while watched.
 	clusterPoll = time.Second
 	// clusterEventsKept is how many recent events a cluster frame carries.
@@ -138,10 +137,10 @@ func newClusterView(r *Relay) *clusterView {
 // heartbeats and starts the poll loop.
 func (r *Relay) startCluster() error {
 	r.cluster = newClusterView(r)
-	if _, err := r.nc.Subscribe(clusterSubjects, r.cluster.onAnnouncement); err != nil {
+	if _, err := r.nc.Subscribe(subjects.Cluster, r.cluster.onAnnouncement); err != nil {
 		return err
 	}
-	if _, err := r.nc.Subscribe(HeartbeatSubject, r.cluster.onHeartbeat); err != nil {
+	if _, err := r.nc.Subscribe(subjects.RelayHeartbeat, r.cluster.onHeartbeat); err != nil {
 		return err
 	}
 	r.goBG(r.cluster.loop)

@@ -10,20 +10,19 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+
+	"github.com/hangman/hangman/subjects"
 )
 
-// Discovery subjects and names.
+// Discovery names. Relays announce themselves on subjects.RelayHeartbeat;
+// every relay answers subjects.RelayStatus with its status (no queue
+// group: a request with several replies reaches all of them).
 const (
-	// HeartbeatSubject carries every relay's periodic announcement.
-	HeartbeatSubject = "hangman.relay.heartbeat"
-	// StatusSubject is answered by every relay with its status (no queue
-	// group: a request with several replies reaches all of them).
-	StatusSubject = "hangman.relay.status"
 	// ServiceName is the NATS micro service every relay registers as.
 	ServiceName = "hangman-relay"
 )
 
-// heartbeat is the payload of HeartbeatSubject. Relays are told apart by
+// heartbeat is the payload of subjects.RelayHeartbeat. Relays are told apart by
 // Name: behind a load balancer they all share one URL, the public entry.
 type heartbeat struct {
 	Name string `json:"name"`
@@ -61,13 +60,13 @@ func (r *Relay) startDiscovery() error {
 	r.svc = svc
 	err = svc.AddEndpoint("status", micro.HandlerFunc(func(req micro.Request) {
 		_ = req.RespondJSON(r.status())
-	}), micro.WithEndpointSubject(StatusSubject), micro.WithEndpointQueueGroupDisabled())
+	}), micro.WithEndpointSubject(subjects.RelayStatus), micro.WithEndpointQueueGroupDisabled())
 	if err != nil {
 		return fmt.Errorf("add status endpoint: %w", err)
 	}
-	r.hbSub, err = r.nc.Subscribe(HeartbeatSubject, r.onHeartbeat)
+	r.hbSub, err = r.nc.Subscribe(subjects.RelayHeartbeat, r.onHeartbeat)
 	if err != nil {
-		return fmt.Errorf("subscribe to %s: %w", HeartbeatSubject, err)
+		return fmt.Errorf("subscribe to %s: %w", subjects.RelayHeartbeat, err)
 	}
 	r.goBG(r.heartbeatLoop)
 	r.goBG(r.antiEntropy)
@@ -94,7 +93,7 @@ func (r *Relay) heartbeatLoop() {
 func (r *Relay) announce() {
 	b, _ := json.Marshal(heartbeat{Name: r.cfg.Name, URL: r.cfg.PublicURL, Sessions: r.stats.sessions.Load(),
 		Leader: r.nodes.leaderKnown(), At: time.Now().UTC()})
-	_ = r.nc.Publish(HeartbeatSubject, b)
+	_ = r.nc.Publish(subjects.RelayHeartbeat, b)
 }
 
 // maxPeers bounds the relays a relay follows: heartbeats with ever new

@@ -17,6 +17,7 @@ import (
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/api"
+	"github.com/hangman/hangman/subjects"
 )
 
 // room is one watched room: its sessions, its NATS subscription and the
@@ -83,7 +84,7 @@ func (r *Relay) watch(c *client, name string) {
 	fresh := rm == nil
 	if fresh {
 		rm = &room{name: name, sessions: make(map[*client]struct{}), subscribed: make(chan struct{})}
-		sub, err := r.nc.Subscribe("hangman.room."+name+".*", func(m *nats.Msg) { r.onRoomMsg(rm, m) })
+		sub, err := r.nc.Subscribe(subjects.Room(name), func(m *nats.Msg) { r.onRoomMsg(rm, m) })
 		if err != nil {
 			r.log.Error("subscribe to room", "room", name, "err", err)
 		}

@@ -1,0 +1,27 @@
+package subjects
+
+import "testing"
+
+// TestSubjectsAreDesignMDs spells out the subjects of DESIGN.md's table:
+// other programs subscribe to these exact names.
+func TestSubjectsAreDesignMDs(t *testing.T) {
+	for _, tc := range []struct{ got, want string }{
+		{RoomState("lobby"), "hangman.room.lobby.state"},
+		{RoomEvent("lobby"), "hangman.room.lobby.event"},
+		{Room("lobby"), "hangman.room.lobby.*"},
+		{Rooms, "hangman.room.>"},
+		{ClusterLeader, "hangman.cluster.leader"},
+		{ClusterMember, "hangman.cluster.member"},
+		{Cluster, "hangman.cluster.>"},
+		{APIEvents, "hangman.api.events"},
+		{API, "hangman.api.>"},
+		{RelayHeartbeat, "hangman.relay.heartbeat"},
+		{RelayStatus, "hangman.relay.status"},
+		{Relays, "hangman.relay.>"},
+		{All, "hangman.>"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("subject %q, want %q", tc.got, tc.want)
+		}
+	}
+}
