@@ -45,6 +45,23 @@ func TestBenchMeasuresARealSystem(t *testing.T) {
 		return nil
 	})
 	t.Cleanup(running.Close)
+	// The attached ws run goes twice to the same system: a second run, with
+	// tokens of its own, must not meet the first run's seats.
+	attachedWS := []string{"--mode", "ws", "--clients", "20", "--rooms", "2", "--rate", "20",
+		"--grpc", strings.Join(running.GRPCAddrs, ","), "--relay-urls", strings.Join(running.RelayURLs, ","), "--nats", strings.Join(running.NATSURLs, ",")}
+	checkAttachedWS := func(t *testing.T, r *bench.Report) {
+		if !r.Attached || r.Nodes != 1 || r.Relays != 1 {
+			t.Errorf("attached %v, %d nodes, %d relays; want an attached run on 1 node and 1 relay", r.Attached, r.Nodes, r.Relays)
+		}
+		if d := r.DeliveryLatency; d == nil || d.Samples <= int(r.Committed) || r.RawNATSDeliveredPerSec <= 0 {
+			t.Errorf("delivery latency %+v, raw NATS %.0f/s: want both measured", d, r.RawNATSDeliveredPerSec)
+		}
+		// The relay's process is not the bench's: what it uses is
+		// not the bench's to report.
+		if r.RelayIdleKiBPerConn != 0 || r.RelayLiveKiBPerConn != 0 || r.RelayCPUPercent != 0 {
+			t.Errorf("relay memory %.1f/%.1f KiB, CPU %.1f%% reported for a relay the bench did not start", r.RelayIdleKiBPerConn, r.RelayLiveKiBPerConn, r.RelayCPUPercent)
+		}
+	}
 	tests := []struct {
 		name  string
 		args  []string
@@ -82,36 +99,8 @@ func TestBenchMeasuresARealSystem(t *testing.T) {
 					t.Errorf("relay memory %.1f KiB per connection, CPU %.1f%%: want both measured", r.RelayIdleKiBPerConn, r.RelayCPUPercent)
 				}
 			}},
-		{"ws attached to a running system", []string{"--mode", "ws", "--clients", "20", "--rooms", "2", "--rate", "20",
-			"--grpc", strings.Join(running.GRPCAddrs, ","), "--relay-urls", strings.Join(running.RelayURLs, ","), "--nats", strings.Join(running.NATSURLs, ",")},
-			func(t *testing.T, r *bench.Report) {
-				if !r.Attached || r.Nodes != 1 || r.Relays != 1 {
-					t.Errorf("attached %v, %d nodes, %d relays; want an attached run on 1 node and 1 relay", r.Attached, r.Nodes, r.Relays)
-				}
-				if d := r.DeliveryLatency; d == nil || d.Samples <= int(r.Committed) || r.RawNATSDeliveredPerSec <= 0 {
-					t.Errorf("delivery latency %+v, raw NATS %.0f/s: want both measured", d, r.RawNATSDeliveredPerSec)
-				}
-				// The relay's process is not the bench's: what it uses is
-				// not the bench's to report.
-				if r.RelayIdleKiBPerConn != 0 || r.RelayLiveKiBPerConn != 0 || r.RelayCPUPercent != 0 {
-					t.Errorf("relay memory %.1f/%.1f KiB, CPU %.1f%% reported for a relay the bench did not start", r.RelayIdleKiBPerConn, r.RelayLiveKiBPerConn, r.RelayCPUPercent)
-				}
-			}},
-		{"ws attached to the same system again (fresh tokens, its own players)", []string{"--mode", "ws", "--clients", "20", "--rooms", "2", "--rate", "20",
-			"--grpc", strings.Join(running.GRPCAddrs, ","), "--relay-urls", strings.Join(running.RelayURLs, ","), "--nats", strings.Join(running.NATSURLs, ",")},
-			func(t *testing.T, r *bench.Report) {
-				if !r.Attached || r.Nodes != 1 || r.Relays != 1 {
-					t.Errorf("attached %v, %d nodes, %d relays; want an attached run on 1 node and 1 relay", r.Attached, r.Nodes, r.Relays)
-				}
-				if d := r.DeliveryLatency; d == nil || d.Samples <= int(r.Committed) || r.RawNATSDeliveredPerSec <= 0 {
-					t.Errorf("delivery latency %+v, raw NATS %.0f/s: want both measured", d, r.RawNATSDeliveredPerSec)
-				}
-				// The relay's process is not the bench's: what it uses is
-				// not the bench's to report.
-				if r.RelayIdleKiBPerConn != 0 || r.RelayLiveKiBPerConn != 0 || r.RelayCPUPercent != 0 {
-					t.Errorf("relay memory %.1f/%.1f KiB, CPU %.1f%% reported for a relay the bench did not start", r.RelayIdleKiBPerConn, r.RelayLiveKiBPerConn, r.RelayCPUPercent)
-				}
-			}},
+		{"ws attached to a running system", attachedWS, checkAttachedWS},
+		{"ws attached to the same system again (fresh tokens, its own players)", attachedWS, checkAttachedWS},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
