@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -15,7 +13,17 @@ import (
 	"github.com/chromedp/chromedp"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+
+	"github.com/hangman/hangman/internal/browsertest"
 )
+
+// browser is one player's Chromium tab (browsertest.Browser) with the
+// compose test's own steps.
+type browser struct{ *browsertest.Browser }
+
+func newBrowser(t *testing.T, name string) *browser {
+	return &browser{browsertest.New(t, name, 1000, 800)}
+}
 
 // The compose test's helpers for the public entry, the healthchecks and a
 // real browser.
@@ -156,104 +164,21 @@ func (p *composeProject) guessUntilAcked(ctx context.Context, nodes []string, ro
 	return 0
 }
 
-// chromiumPath finds Debian's Chromium (or HANGMAN_CHROMIUM).
-func chromiumPath() string {
-	names := []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"}
-	if p := os.Getenv("HANGMAN_CHROMIUM"); p != "" {
-		names = []string{p}
-	}
-	for _, name := range names {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// browser is one headless Chromium tab: a player.
-type browser struct {
-	t    *testing.T
-	name string
-	ctx  context.Context
-}
-
-func newBrowser(t *testing.T, name string) *browser {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath()),
-		chromedp.Headless,
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-dev-shm-usage", true),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	// Start the browser without a deadline (one would bound its life).
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1000, 800)); err != nil {
-		t.Fatalf("%s: start chromium: %v", name, err)
-	}
-	return &browser{t: t, name: name, ctx: ctx}
-}
-
-func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 45*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		b.t.Fatalf("%s: %s: %v", b.name, what, err)
-	}
-}
-
-func (b *browser) eval(expr string, out any) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	raw, err := chromedp.Run(ctx, chromedp.Evaluate[json.RawMessage](`JSON.stringify(`+expr+`)`))
-	if err != nil {
-		b.t.Fatalf("%s: evaluate %s: %v", b.name, expr, err)
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		b.t.Fatalf("%s: evaluate %s: %v", b.name, expr, err)
-	}
-	if err := json.Unmarshal([]byte(s), out); err != nil {
-		b.t.Fatalf("%s: evaluate %s = %s: %v", b.name, expr, s, err)
-	}
-}
-
-// waitJS waits until a JavaScript expression is truthy.
-func (b *browser) waitJS(what, expr string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 45*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(40*time.Second))); err != nil {
-		b.t.Fatalf("%s: waiting for %s: %v (badge: %q, last message: %q)", b.name, what, err, b.text("#badge-text"), b.text("#toast"))
-	}
-}
-
-func (b *browser) text(sel string) string {
-	b.t.Helper()
-	var s string
-	b.eval(fmt.Sprintf(`(document.querySelector(%q)||{}).textContent||""`, sel), &s)
-	return s
-}
-
 // relayName is the relay the page says it is connected to.
 func (b *browser) relayName() string {
-	b.t.Helper()
-	name, ok := strings.CutPrefix(b.text("#badge-text"), "Connected to ")
+	b.T.Helper()
+	name, ok := strings.CutPrefix(b.Text("#badge-text"), "Connected to ")
 	if !ok {
-		b.t.Fatalf("%s: badge %q names no relay", b.name, b.text("#badge-text"))
+		b.T.Fatalf("%s: badge %q names no relay", b.Name, b.Text("#badge-text"))
 	}
 	return name
 }
 
 // guess types a letter and waits until the page shows it applied.
 func (b *browser) guess(letter string) {
-	b.t.Helper()
-	b.do("type "+letter, chromedp.KeyEvent(letter))
-	b.waitJS("guess "+letter+" applied", fmt.Sprintf(`document.querySelector('#keyboard [data-letter="%s"]').disabled && !document.querySelector('#keyboard [data-letter="%s"]').classList.contains("pending")`, letter, letter))
+	b.T.Helper()
+	b.Do("type "+letter, chromedp.KeyEvent(letter))
+	b.WaitJS("guess "+letter+" applied", fmt.Sprintf(`document.querySelector('#keyboard [data-letter="%s"]').disabled && !document.querySelector('#keyboard [data-letter="%s"]').classList.contains("pending")`, letter, letter))
 }
 
 const (

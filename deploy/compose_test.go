@@ -30,6 +30,8 @@ import (
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/tlsutil"
+
+	"github.com/hangman/hangman/internal/browsertest"
 )
 
 // TestCompose runs deploy/compose.yaml with compose.secure.yaml on the local
@@ -184,18 +186,18 @@ func TestCompose(t *testing.T) {
 
 	t.Run("browser failover through the entry", func(t *testing.T) {
 		p := p.with(t)
-		if chromiumPath() == "" {
+		if browsertest.ChromiumPath() == "" {
 			t.Skip("Chromium not found (install Debian's chromium, or set HANGMAN_CHROMIUM)")
 		}
 		entry := p.entryURL()
 		b := newBrowser(t, "bob")
-		b.do("open the room through the entry", chromedp.Navigate(entry+"/#room="+room))
-		b.waitJS("connected", connectedJS)
-		b.do("set a nickname", chromedp.SendKeys(chromedp.CSS("#name"), "Bob"), chromedp.Click(chromedp.CSS("#name-btn")))
-		b.waitJS("in the game", inGameJS)
+		b.Do("open the room through the entry", chromedp.Navigate(entry+"/#room="+room))
+		b.WaitJS("connected", connectedJS)
+		b.Do("set a nickname", chromedp.SendKeys(chromedp.CSS("#name"), "Bob"), chromedp.Click(chromedp.CSS("#name-btn")))
+		b.WaitJS("in the game", inGameJS)
 		// The relays advertise the entry, and only it: the page's list of
 		// relays to reconnect to is the public URL.
-		if got, want := b.text("#relays"), strings.TrimPrefix(entry, "http://"); got != want {
+		if got, want := b.Text("#relays"), strings.TrimPrefix(entry, "http://"); got != want {
 			t.Fatalf("the page's relays %q, want only the entry %s", got, want)
 		}
 		before := b.relayName()
@@ -208,10 +210,10 @@ func TestCompose(t *testing.T) {
 		if out, err := run(ctx, "", nil, p.docker, "kill", victim); err != nil {
 			t.Fatalf("docker kill: %v\n%s", err, out)
 		}
-		b.waitJS("reconnected to another relay", fmt.Sprintf(`%s && !document.querySelector("#badge-text").textContent.includes(%s)`, connectedJS, js(before)))
+		b.WaitJS("reconnected to another relay", fmt.Sprintf(`%s && !document.querySelector("#badge-text").textContent.includes(%s)`, connectedJS, js(before)))
 		timed("browser back on another relay after its relay was killed", time.Since(killed))
-		b.waitJS("back in the game", inGameJS)
-		b.waitJS("the earlier guess still shown", `document.querySelector('#keyboard [data-letter="e"]').disabled`)
+		b.WaitJS("back in the game", inGameJS)
+		b.WaitJS("the earlier guess still shown", `document.querySelector('#keyboard [data-letter="e"]').disabled`)
 		b.guess("t")
 		seq = max(seq, p.checkPlayer(ctx, nodes, room, "Bob", "e", "t"))
 		played(seq, "e", "t")

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/hangman/hangman/internal/browsertest"
 )
 
 // devSystem is `hangman dev` with its own relays, the only way the chaos
@@ -101,7 +103,7 @@ func TestClusterViewSurvivesLeaderStop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end browser test skipped with -short")
 	}
-	if chromiumPath() == "" {
+	if browsertest.ChromiumPath() == "" {
 		t.Skip("Chromium not found (install Debian's chromium, or set HANGMAN_CHROMIUM); skipping the browser tests")
 	}
 	sys := startDevWithRelays(t)
@@ -122,87 +124,87 @@ func TestClusterViewSurvivesLeaderStop(t *testing.T) {
 
 	// The player starts a game on relay 2.
 	room := fmt.Sprintf("chaos-%d", time.Now().UnixNano()%1_000_000)
-	player.do("open the page", chromedp.Navigate(r2+"/"))
-	player.waitJS("connected", connectedJS)
-	player.do("set a nickname and create a room",
+	player.Do("open the page", chromedp.Navigate(r2+"/"))
+	player.WaitJS("connected", connectedJS)
+	player.Do("set a nickname and create a room",
 		chromedp.SendKeys(chromedp.CSS("#name"), "Pat"),
 		chromedp.Click(chromedp.CSS("#name-btn")),
 		chromedp.SendKeys(chromedp.CSS("#new-room"), room),
 		chromedp.SetValue(chromedp.CSS("#max-wrong"), "10"),
 		chromedp.Click(chromedp.CSS("#create-btn")),
 	)
-	player.waitJS("in the game", inGameJS)
+	player.WaitJS("in the game", inGameJS)
 	guess := func(what string) {
 		t.Helper()
 		var letter string
-		player.eval(`(document.querySelector('#keyboard button:not(:disabled)')||{}).dataset.letter`, &letter)
+		player.Eval(`(document.querySelector('#keyboard button:not(:disabled)')||{}).dataset.letter`, &letter)
 		if letter == "" {
 			t.Fatal("no letter left to guess")
 		}
-		player.do(what, chromedp.Click(chromedp.CSS(`#keyboard [data-letter="`+letter+`"]`)))
-		player.waitJS(what+" acknowledged", fmt.Sprintf(`(() => { const b = document.querySelector('#keyboard [data-letter="%s"]'); return b.disabled && !b.classList.contains("pending"); })()`, letter))
-		player.waitJS(what+" in the feed", fmt.Sprintf(`document.querySelector("#feed").textContent.includes("You guessed %s")`, string(letter[0]-32)))
+		player.Do(what, chromedp.Click(chromedp.CSS(`#keyboard [data-letter="`+letter+`"]`)))
+		player.WaitJS(what+" acknowledged", fmt.Sprintf(`(() => { const b = document.querySelector('#keyboard [data-letter="%s"]'); return b.disabled && !b.classList.contains("pending"); })()`, letter))
+		player.WaitJS(what+" in the feed", fmt.Sprintf(`document.querySelector("#feed").textContent.includes("You guessed %s")`, string(letter[0]-32)))
 	}
 	guess("a first guess")
 
 	// The operator opens the cluster view on relay 1.
-	ops.do("open the cluster view", chromedp.Navigate(r1+"/#/cluster"))
-	ops.waitJS("connected", connectedJS)
-	ops.waitJS("three nodes and a leader", `document.querySelectorAll("#nodes li").length === 3 && !!document.querySelector("#nodes li.leader") && document.querySelectorAll("#nodes .health.ok").length === 3`)
-	ops.waitJS("the chaos controls (dev only)", `!document.querySelector("#chaos").hidden && !!document.querySelector('#nodes li.leader button[data-action="stop"]')`)
-	ops.waitJS("both relays with connection counts", `document.querySelectorAll("#relay-list li").length === 2 && [...document.querySelectorAll("#relay-list .sessions")].every((e) => /^\d+/.test(e.textContent))`)
-	ops.waitJS("a leader event", `document.querySelector("#cluster-events").textContent.includes("became leader")`)
+	ops.Do("open the cluster view", chromedp.Navigate(r1+"/#/cluster"))
+	ops.WaitJS("connected", connectedJS)
+	ops.WaitJS("three nodes and a leader", `document.querySelectorAll("#nodes li").length === 3 && !!document.querySelector("#nodes li.leader") && document.querySelectorAll("#nodes .health.ok").length === 3`)
+	ops.WaitJS("the chaos controls (dev only)", `!document.querySelector("#chaos").hidden && !!document.querySelector('#nodes li.leader button[data-action="stop"]')`)
+	ops.WaitJS("both relays with connection counts", `document.querySelectorAll("#relay-list li").length === 2 && [...document.querySelectorAll("#relay-list .sessions")].every((e) => /^\d+/.test(e.textContent))`)
+	ops.WaitJS("a leader event", `document.querySelector("#cluster-events").textContent.includes("became leader")`)
 	var leader string
-	ops.eval(`document.querySelector("#nodes li.leader").dataset.node`, &leader)
+	ops.Eval(`document.querySelector("#nodes li.leader").dataset.node`, &leader)
 	var summary string
-	ops.eval(`document.querySelector("#cluster-summary").textContent`, &summary)
+	ops.Eval(`document.querySelector("#cluster-summary").textContent`, &summary)
 	if !regexp.MustCompile(`Leader ` + regexp.QuoteMeta(leader) + ` · term \d+`).MatchString(summary) {
 		t.Errorf("summary %q does not name leader %s", summary, leader)
 	}
 	t.Logf("leader before: %s (%s)", leader, summary)
 
 	// Stop the leader from the page.
-	ops.do("stop the leader", chromedp.Click(chromedp.CSS(`#nodes li[data-node="`+leader+`"] button[data-action="stop"]`)))
-	ops.waitJS("the old leader shown stopped", fmt.Sprintf(`document.querySelector('#nodes li[data-node=%q]').dataset.role === "stopped"`, leader))
-	ops.waitJS("a new leader shown", fmt.Sprintf(`(() => { const l = document.querySelector("#nodes li.leader"); return !!l && l.dataset.node !== %q; })()`, leader))
+	ops.Do("stop the leader", chromedp.Click(chromedp.CSS(`#nodes li[data-node="`+leader+`"] button[data-action="stop"]`)))
+	ops.WaitJS("the old leader shown stopped", fmt.Sprintf(`document.querySelector('#nodes li[data-node=%q]').dataset.role === "stopped"`, leader))
+	ops.WaitJS("a new leader shown", fmt.Sprintf(`(() => { const l = document.querySelector("#nodes li.leader"); return !!l && l.dataset.node !== %q; })()`, leader))
 	var newLeader string
-	ops.eval(`document.querySelector("#nodes li.leader").dataset.node`, &newLeader)
-	ops.waitJS("the new leader in the events", fmt.Sprintf(`document.querySelector("#cluster-events").textContent.includes(%q)`, newLeader+" became leader"))
+	ops.Eval(`document.querySelector("#nodes li.leader").dataset.node`, &newLeader)
+	ops.WaitJS("the new leader in the events", fmt.Sprintf(`document.querySelector("#cluster-events").textContent.includes(%q)`, newLeader+" became leader"))
 	t.Logf("leader after stopping %s: %s", leader, newLeader)
 
 	// The game carries on.
 	guess("a guess after the leader stopped")
 
-	ops.waitJS("animations done", `document.getAnimations().length === 0`)
+	ops.WaitJS("animations done", `document.getAnimations().length === 0`)
 	ops.screenshot(filepath.Join(artifactsDir(t), "cluster.png"))
 
 	// Membership: serf soon declares the stopped node failed, and the new
 	// leader announces it.
-	ops.waitJS("the membership failure in the events", fmt.Sprintf(`document.querySelector("#cluster-events").textContent.includes(%q)`, leader+" failed"))
+	ops.WaitJS("the membership failure in the events", fmt.Sprintf(`document.querySelector("#cluster-events").textContent.includes(%q)`, leader+" failed"))
 
 	// Bring the node back from the page; it rejoins as a follower.
-	ops.do("restart the old leader", chromedp.Click(chromedp.CSS(`#nodes li[data-node="`+leader+`"] button[data-action="start"]`)))
-	ops.waitJS("the old leader back and healthy", fmt.Sprintf(`(() => { const li = document.querySelector('#nodes li[data-node=%q]'); return li.dataset.role === "follower" && !!li.querySelector(".health.ok"); })()`, leader))
-	ops.waitJS("the membership join in the events", fmt.Sprintf(`document.querySelector("#cluster-events").textContent.includes(%q)`, leader+" joined"))
+	ops.Do("restart the old leader", chromedp.Click(chromedp.CSS(`#nodes li[data-node="`+leader+`"] button[data-action="start"]`)))
+	ops.WaitJS("the old leader back and healthy", fmt.Sprintf(`(() => { const li = document.querySelector('#nodes li[data-node=%q]'); return li.dataset.role === "follower" && !!li.querySelector(".health.ok"); })()`, leader))
+	ops.WaitJS("the membership join in the events", fmt.Sprintf(`document.querySelector("#cluster-events").textContent.includes(%q)`, leader+" joined"))
 	guess("a guess with every node back")
 
 	// Hand leadership over from the page.
-	ops.do("transfer leadership", chromedp.Click(chromedp.CSS("#transfer")))
-	ops.waitJS("another leader after the transfer", fmt.Sprintf(`(() => { const l = document.querySelector("#nodes li.leader"); return !!l && l.dataset.node !== %q; })()`, newLeader))
+	ops.Do("transfer leadership", chromedp.Click(chromedp.CSS("#transfer")))
+	ops.WaitJS("another leader after the transfer", fmt.Sprintf(`(() => { const l = document.querySelector("#nodes li.leader"); return !!l && l.dataset.node !== %q; })()`, newLeader))
 	guess("a guess after the transfer")
 
 	// Stop the relay this page came from: the page moves to the other
 	// relay, and restarts the stopped one through it.
-	ops.waitJS("the page knows both relays", fmt.Sprintf(`document.querySelector("#relays").textContent.includes(%q)`, r2[len("http://"):]))
-	ops.do("stop this page's relay", chromedp.Click(chromedp.CSS(`#relay-list li[data-relay="relay-1"] button[data-action="stop"]`)))
-	ops.waitJS("the page on relay-2", `document.querySelector("#badge").dataset.state === "connected" && document.querySelector("#badge-text").textContent.includes("relay-2")`)
-	ops.waitJS("relay-1 shown stopped", `!!document.querySelector('#relay-list li[data-relay="relay-1"] .role.stopped')`)
-	ops.waitJS("the controls answered by relay-2", `!!document.querySelector('#relay-list li[data-relay="relay-1"] button[data-action="start"]:not(:disabled)')`)
-	ops.do("start relay-1 again", chromedp.Click(chromedp.CSS(`#relay-list li[data-relay="relay-1"] button[data-action="start"]`)))
-	ops.waitJS("relay-1 running again", `!!document.querySelector('#relay-list li[data-relay="relay-1"] button[data-action="stop"]')`)
+	ops.WaitJS("the page knows both relays", fmt.Sprintf(`document.querySelector("#relays").textContent.includes(%q)`, r2[len("http://"):]))
+	ops.Do("stop this page's relay", chromedp.Click(chromedp.CSS(`#relay-list li[data-relay="relay-1"] button[data-action="stop"]`)))
+	ops.WaitJS("the page on relay-2", `document.querySelector("#badge").dataset.state === "connected" && document.querySelector("#badge-text").textContent.includes("relay-2")`)
+	ops.WaitJS("relay-1 shown stopped", `!!document.querySelector('#relay-list li[data-relay="relay-1"] .role.stopped')`)
+	ops.WaitJS("the controls answered by relay-2", `!!document.querySelector('#relay-list li[data-relay="relay-1"] button[data-action="start"]:not(:disabled)')`)
+	ops.Do("start relay-1 again", chromedp.Click(chromedp.CSS(`#relay-list li[data-relay="relay-1"] button[data-action="start"]`)))
+	ops.WaitJS("relay-1 running again", `!!document.querySelector('#relay-list li[data-relay="relay-1"] button[data-action="stop"]')`)
 	sys.waitReady(r1 + "/readyz")
 	guess("a guess after the relays moved")
-	ops.waitJS("animations done", `document.getAnimations().length === 0`)
+	ops.WaitJS("animations done", `document.getAnimations().length === 0`)
 	ops.screenshot(filepath.Join(artifactsDir(t), "cluster-recovered.png"))
 }
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/hangman/hangman/internal/browsertest"
 )
 
 // TestSeatBelongsToItsBrowser is issue 17's impersonation in real
@@ -19,7 +21,7 @@ func TestSeatBelongsToItsBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end browser test skipped with -short")
 	}
-	if chromiumPath() == "" {
+	if browsertest.ChromiumPath() == "" {
 		t.Skip("Chromium not found (install Debian's chromium, or set HANGMAN_CHROMIUM); skipping the browser tests")
 	}
 	sys := startSystem(t, 1)
@@ -28,48 +30,48 @@ func TestSeatBelongsToItsBrowser(t *testing.T) {
 
 	alice := newBrowser(t, "alice", 1000, 800)
 	mallory := newBrowser(t, "mallory", 1000, 800)
-	alice.do("open the page", chromedp.Navigate(r1.url+"/"))
-	alice.waitJS("connected", connectedJS)
-	alice.do("set a nickname and create a room",
+	alice.Do("open the page", chromedp.Navigate(r1.url+"/"))
+	alice.WaitJS("connected", connectedJS)
+	alice.Do("set a nickname and create a room",
 		chromedp.SendKeys(chromedp.CSS("#name"), "Alice"),
 		chromedp.Click(chromedp.CSS("#name-btn")),
 		chromedp.SendKeys(chromedp.CSS("#new-room"), room),
 		chromedp.SetValue(chromedp.CSS("#max-wrong"), "10"),
 		chromedp.Click(chromedp.CSS("#create-btn")),
 	)
-	alice.waitJS("in the game", inGameJS)
+	alice.WaitJS("in the game", inGameJS)
 	for _, l := range []string{"e", "a", "o"} {
-		alice.do("type "+l, chromedp.KeyEvent(l))
-		alice.waitJS(l+" applied", fmt.Sprintf(`document.querySelector('#keyboard [data-letter="%s"]').disabled && !document.querySelector('#keyboard [data-letter="%s"]').classList.contains("pending")`, l, l))
+		alice.Do("type "+l, chromedp.KeyEvent(l))
+		alice.WaitJS(l+" applied", fmt.Sprintf(`document.querySelector('#keyboard [data-letter="%s"]').disabled && !document.querySelector('#keyboard [data-letter="%s"]').classList.contains("pending")`, l, l))
 	}
 	var aliceID, aliceToken string
-	alice.eval(`sessionStorage.getItem("hangman.playerId")`, &aliceID)
-	alice.eval(fmt.Sprintf(`localStorage.getItem("hangman.token.%s." + sessionStorage.getItem("hangman.playerId"))`, room), &aliceToken)
+	alice.Eval(`sessionStorage.getItem("hangman.playerId")`, &aliceID)
+	alice.Eval(fmt.Sprintf(`localStorage.getItem("hangman.token.%s." + sessionStorage.getItem("hangman.playerId"))`, room), &aliceToken)
 	if aliceID == "" || len(aliceToken) < 22 {
 		t.Fatalf("alice's page holds player id %q and a token of %d characters", aliceID, len(aliceToken))
 	}
 	aliceScore := func() string {
 		var sc string
-		alice.eval(`[...document.querySelectorAll("#scores li")].filter((li) => li.querySelector(".pname").textContent.startsWith("Alice")).map((li) => li.textContent).join("|")`, &sc)
+		alice.Eval(`[...document.querySelectorAll("#scores li")].filter((li) => li.querySelector(".pname").textContent.startsWith("Alice")).map((li) => li.textContent).join("|")`, &sc)
 		return sc
 	}
 	before := aliceScore()
 
-	mallory.do("open the room link", chromedp.Navigate(r1.url+"/#room="+room))
-	mallory.waitJS("connected", connectedJS)
-	mallory.do("set a nickname",
+	mallory.Do("open the room link", chromedp.Navigate(r1.url+"/#room="+room))
+	mallory.WaitJS("connected", connectedJS)
+	mallory.Do("set a nickname",
 		chromedp.SendKeys(chromedp.CSS("#name"), "Mallory"),
 		chromedp.Click(chromedp.CSS("#name-btn")),
 	)
-	mallory.waitJS("in the game", inGameJS)
-	alice.waitJS("mallory on alice's scoreboard", `document.querySelector("#scores").textContent.includes("Mallory")`)
+	mallory.WaitJS("in the game", inGameJS)
+	alice.WaitJS("mallory on alice's scoreboard", `document.querySelector("#scores").textContent.includes("Mallory")`)
 
 	t.Run("frames forged in JavaScript are refused", func(t *testing.T) {
 		// Mallory's own websocket, as any script on her page could open
 		// it: she joins as alice with no token and with a made-up one;
 		// then, seated as herself, guesses with a wrong token and none.
 		var started bool
-		mallory.eval(fmt.Sprintf(`(() => {
+		mallory.Eval(fmt.Sprintf(`(() => {
 			window.forged = [];
 			const ws = new WebSocket(location.origin.replace(/^http/, "ws") + "/ws");
 			ws.onmessage = (e) => {
@@ -84,9 +86,9 @@ func TestSeatBelongsToItsBrowser(t *testing.T) {
 			};
 			return true;
 		})()`, room, aliceID), &started)
-		mallory.waitJS("answers to the forged frames", `window.forged.filter((f) => /^f[1-5]$/.test(f.id)).length === 5`)
+		mallory.WaitJS("answers to the forged frames", `window.forged.filter((f) => /^f[1-5]$/.test(f.id)).length === 5`)
 		var codes map[string]string
-		mallory.eval(`Object.fromEntries(window.forged.filter((f) => /^f[1-5]$/.test(f.id)).map((f) => [f.id, f.type === "error" ? f.code : f.type]))`, &codes)
+		mallory.Eval(`Object.fromEntries(window.forged.filter((f) => /^f[1-5]$/.test(f.id)).map((f) => [f.id, f.type === "error" ? f.code : f.type]))`, &codes)
 		want := map[string]string{"f1": "permission_denied", "f2": "permission_denied", "f3": "ack", "f4": "permission_denied", "f5": "permission_denied"}
 		for id, code := range want {
 			if codes[id] != code {
@@ -97,38 +99,38 @@ func TestSeatBelongsToItsBrowser(t *testing.T) {
 
 	t.Run("a page that takes alice's id is refused and plays as itself", func(t *testing.T) {
 		var set bool
-		mallory.eval(fmt.Sprintf(`(sessionStorage.setItem("hangman.playerId", %q), true)`, aliceID), &set)
-		mallory.do("reload as alice", chromedp.Reload())
-		mallory.waitJS("told the seat is someone else's", `!document.querySelector("#toast").hidden && document.querySelector("#toast").textContent.includes("belongs to someone else")`)
-		mallory.waitJS("back in the game as a new player", inGameJS+` && sessionStorage.getItem("hangman.playerId") !== `+js(aliceID))
+		mallory.Eval(fmt.Sprintf(`(sessionStorage.setItem("hangman.playerId", %q), true)`, aliceID), &set)
+		mallory.Do("reload as alice", chromedp.Reload())
+		mallory.WaitJS("told the seat is someone else's", `!document.querySelector("#toast").hidden && document.querySelector("#toast").textContent.includes("belongs to someone else")`)
+		mallory.WaitJS("back in the game as a new player", inGameJS+` && sessionStorage.getItem("hangman.playerId") !== `+js(aliceID))
 	})
 
 	// Alice's seat, name and score are untouched by all of it; mallory
 	// holds three seats of her own.
-	alice.waitJS("mallory's three seats on alice's scoreboard", `document.querySelector("#scores").textContent.split("Mallory").length === 4`)
+	alice.WaitJS("mallory's three seats on alice's scoreboard", `document.querySelector("#scores").textContent.split("Mallory").length === 4`)
 	if after := aliceScore(); after != before || !strings.HasPrefix(after, "Alice (you)") {
 		t.Fatalf("alice's scoreboard line after the attempts: %q, before: %q", after, before)
 	}
 
 	t.Run("a reload keeps the seat and the score", func(t *testing.T) {
 		var players int
-		alice.eval(`document.querySelector("#scores").children.length`, &players)
-		before := alice.text("#scores")
-		alice.do("reload", chromedp.Reload())
-		alice.waitJS("back in the game", inGameJS)
-		alice.waitJS("the scoreboard", `document.querySelector("#scores").textContent.includes("Alice (you)")`)
-		if after := alice.text("#scores"); after != before {
+		alice.Eval(`document.querySelector("#scores").children.length`, &players)
+		before := alice.Text("#scores")
+		alice.Do("reload", chromedp.Reload())
+		alice.WaitJS("back in the game", inGameJS)
+		alice.WaitJS("the scoreboard", `document.querySelector("#scores").textContent.includes("Alice (you)")`)
+		if after := alice.Text("#scores"); after != before {
 			t.Fatalf("scoreboard after the reload %q, before %q", after, before)
 		}
 		var n int
-		alice.eval(`document.querySelector("#scores").children.length`, &n)
+		alice.Eval(`document.querySelector("#scores").children.length`, &n)
 		if n != players {
 			t.Fatalf("%d players after the reload, %d before: the reload took a new seat", n, players)
 		}
 		// And she still plays.
 		var next string
-		alice.eval(`(document.querySelector('#keyboard button:not(:disabled)')||{}).dataset.letter`, &next)
-		alice.do("type "+next, chromedp.KeyEvent(next))
-		mallory.waitJS("alice's guess after her reload", fmt.Sprintf(`document.querySelector('#keyboard [data-letter="%s"]').disabled`, next))
+		alice.Eval(`(document.querySelector('#keyboard button:not(:disabled)')||{}).dataset.letter`, &next)
+		alice.Do("type "+next, chromedp.KeyEvent(next))
+		mallory.WaitJS("alice's guess after her reload", fmt.Sprintf(`document.querySelector('#keyboard [data-letter="%s"]').disabled`, next))
 	})
 }
