@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -279,4 +280,109 @@ func (g *guesser) guess(ctx context.Context) (*hangmanv1.GuessRequest, error) {
 		_, err = g.cl.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: g.room, PlayerId: "alice", Token: tokenOf("alice")})
 	}
 	return req, err
+}
+
+// TestFollowerWithAFullDiskCatchesUpUnderLoad keeps writing, from several
+// clients, while a follower's disk is full and after space returns: the
+// follower must be replicated to again and catch up without any restart.
+// Writes that go on while the follower refuses appends are what wedged
+// the leader's pipelined replication to it for good (hashicorp/raft#612):
+// a failed append ended the pipeline's decoder while its sender was
+// already parked on the next send, so the leader kept heartbeating the
+// follower (no election) and never sent it an entry again; restarting the
+// follower did not help, only restarting the leader did.
+func TestFollowerWithAFullDiskCatchesUpUnderLoad(t *testing.T) {
+	disk := smallDisk(t)
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		if cfg.ID == "n2" {
+			cfg.DataDir = disk
+		}
+	})
+	const full = 1 // n2
+	if c.leader() == full {
+		if err := c.nodes[full].raft.LeadershipTransfer().Error(); err != nil {
+			t.Fatalf("move leadership off the small disk: %v", err)
+		}
+	}
+	lead := c.leader()
+	if lead == full {
+		t.Fatal("the node on the small disk still leads")
+	}
+	rooms := []string{"load1", "load2", "load3", "load4"}
+	for _, room := range rooms {
+		setupRoom(t, c, lead, room)
+	}
+	c.converged()
+
+	ctx, stop := context.WithCancel(context.Background())
+	var (
+		wg    sync.WaitGroup
+		acked atomic.Int64
+		errs  = make(chan error, len(rooms))
+	)
+	for _, room := range rooms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := &guesser{cl: c.client(lead), room: room}
+			for ctx.Err() == nil {
+				req, err := g.guess(ctx)
+				if err != nil && ctx.Err() == nil {
+					errs <- fmt.Errorf("guess %s at the leader: %w", req.GetRequestId(), err)
+					return
+				}
+				acked.Add(1)
+			}
+		}()
+	}
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	writing := func(what string, n int64) {
+		t.Helper()
+		want := acked.Load() + n
+		waitFor(t, 30*time.Second, what, func() error {
+			select {
+			case err := <-errs:
+				t.Fatal(err)
+			default:
+			}
+			if got := acked.Load(); got < want {
+				return fmt.Errorf("%d of %d writes", got, want)
+			}
+			return nil
+		})
+	}
+
+	// The wedge needs a send racing the end of the pipeline's decoder:
+	// several rounds make a run that would wedge very likely to.
+	const rounds = 8
+	for round := 1; round <= rounds; round++ {
+		free := fillDisk(t, disk)
+		waitFor(t, 30*time.Second, fmt.Sprintf("round %d: the follower's appends to fail", round), func() error {
+			if c.nodes[full].logStore.writeHealth() == nil {
+				return errors.New("its log is still writable")
+			}
+			return nil
+		})
+		writing(fmt.Sprintf("round %d: writes while the follower cannot append", round), 500)
+		free()
+		writing(fmt.Sprintf("round %d: writes after space returned", round), 200)
+		waitFor(t, 20*time.Second, fmt.Sprintf("round %d: the follower to be replicated to and catch up", round), func() error {
+			if err := c.nodes[full].logStore.writeHealth(); err != nil {
+				return err
+			}
+			leaderCommit, applied := c.nodes[lead].raft.CommitIndex(), c.nodes[full].raft.AppliedIndex()
+			if applied+100 < leaderCommit {
+				return fmt.Errorf("applied %d, leader committed %d", applied, leaderCommit)
+			}
+			return nil
+		})
+	}
+	stop()
+	wg.Wait()
+	c.readyAgain(full)
+	c.converged()
+	t.Logf("%d writes acknowledged; the follower caught up after each of %d full disks", acked.Load(), rounds)
 }

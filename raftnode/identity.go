@@ -232,6 +232,20 @@ func newRaftTransportGuard(t *raft.NetworkTransport, ident *identity) *raftTrans
 	return &raftTransport{NetworkTransport: t, ident: ident, out: make(chan raft.RPC), done: make(chan struct{})}
 }
 
+// AppendEntriesPipeline refuses, so raft replicates to every follower
+// with one AppendEntries at a time. hashicorp/raft's pipelined
+// replication can deadlock when a follower answers an append with
+// Success=false, as one with a full disk does (hashicorp/raft#612): the
+// pipeline's decoder ends while its sender is parked on the next send, so
+// the leader's replicator for that follower stops for good while its
+// heartbeats go on, and the follower, which never times out, is never sent
+// another entry until the leader restarts. One append in flight per
+// follower costs some throughput to a follower far away; the batcher's
+// batches keep the hot path's entries per append high.
+func (t *raftTransport) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
+}
+
 // Consumer is what raft reads incoming RPCs from: the transport's, less
 // the vote requests this server refuses.
 func (t *raftTransport) Consumer() <-chan raft.RPC {
