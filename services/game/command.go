@@ -1,12 +1,8 @@
 package game
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 )
 
@@ -56,20 +52,19 @@ func (k Kind) String() string {
 
 // Command is one entry of the replicated log. The proposer fills every field
 // the rules need, including the secret Word, the time At and its caps, so
-// that applying it needs nothing from the outside world. The JSON names are
-// those of the first encoding, which old logs hold; the fields added since
-// have none, as that encoding never carried them.
+// that applying it needs nothing from the outside world. Encode and
+// DecodeCommand are its only encoding.
 type Command struct {
-	Kind      Kind   `json:"k"`
-	Room      string `json:"r"`
-	Player    string `json:"p,omitempty"`
-	Name      string `json:"n,omitempty"`
-	Letter    string `json:"l,omitempty"`
-	Word      string `json:"w,omitempty"`
-	MaxWrong  int    `json:"m,omitempty"`
-	RequestID string `json:"q,omitempty"`
+	Kind      Kind
+	Room      string
+	Player    string
+	Name      string
+	Letter    string
+	Word      string
+	MaxWrong  int
+	RequestID string
 	// At is the proposer's wall clock in Unix milliseconds; events carry it.
-	At int64 `json:"t,omitempty"`
+	At int64
 	// TokenHash is HashToken of the token the player presented, on the
 	// commands a player sends (join, guess, new round): proof that the
 	// command comes from the holder of the seat, never the token itself,
@@ -77,27 +72,26 @@ type Command struct {
 	// seat's. Request ids are remembered per TokenHash, so nobody can
 	// answer or burn another player's ids. Empty on commands of no player,
 	// and on entries written before tokens (which follow the old rules).
-	TokenHash string `json:"-"`
+	TokenHash string
 	// Limit is the proposer's cap: on a creation the most rooms the
 	// cluster may hold, on a join the most players of the room; 0 means
 	// MaxRooms or MaxPlayers. Carried in the command, so that every
 	// replica applies the same cap whatever its own configuration.
-	Limit int `json:"-"`
+	Limit int
 	// Cutoff, on a room deletion or a seat reclamation, is the Unix
 	// millisecond after which the room (or the player) must not have
 	// acted for the command to take effect: a command committed after a
 	// player came back changes nothing.
-	Cutoff int64 `json:"-"`
+	Cutoff int64
 }
 
 // Versions of an encoded command: the first byte of its log entry, so the
-// encoding can change without misreading old entries. Version 1 is JSON,
-// the first encoding, still read from old logs; version 3 is the first
-// binary encoding, still read; version 4 added the token hash, the cap and
-// the cutoff, and is what Encode writes. (Version 2 frames a batch of
-// commands; see EncodeBatch.)
+// encoding can change without misreading old entries. Version 3 is the
+// first binary encoding, still read; version 4 added the token hash, the cap
+// and the cutoff, and is what Encode writes. (Version 2 frames a batch of
+// commands; see EncodeBatch. Version 1 was a JSON encoding that no log
+// holds; it is refused as unknown.)
 const (
-	commandJSON     = 1
 	commandBinaryV3 = 3
 	commandBinary   = 4
 )
@@ -131,8 +125,8 @@ func (c Command) Encode() []byte {
 	return b
 }
 
-// DecodeCommand parses a log entry written by Encode (or by the JSON
-// encoding of old logs) and validates it. It never panics, whatever the
+// DecodeCommand parses a log entry written by Encode (or by version 3 of
+// the encoding, which has no token hash, cap or cutoff) and validates it. It never panics, whatever the
 // bytes.
 func DecodeCommand(b []byte) (Command, error) {
 	if len(b) == 0 {
@@ -150,8 +144,6 @@ func DecodeCommand(b []byte) (Command, error) {
 		c, err = decodeBinary(b[1:], 7, 4)
 	case commandBinaryV3:
 		c, err = decodeBinary(b[1:], 6, 2)
-	case commandJSON:
-		c, err = decodeJSON(b[1:])
 	default:
 		return Command{}, errorf(CodeInvalid, "unknown command version %d", b[0])
 	}
@@ -208,22 +200,6 @@ func decodeBinary(b []byte, nstrings, nints int) (Command, error) {
 		}
 	}
 	c.MaxWrong, c.At, c.Limit, c.Cutoff = int(ints[0]), ints[1], int(ints[2]), ints[3]
-	return c, nil
-}
-
-// decodeJSON reads the first encoding: strict JSON with the field names of
-// Command's tags and nothing else.
-func decodeJSON(b []byte) (Command, error) {
-	var c Command
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return Command{}, errorf(CodeInvalid, "malformed command: %v", err)
-	}
-	// More would miss a stray '}' or ']'; only whitespace may follow.
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Command{}, errorf(CodeInvalid, "malformed command: trailing data")
-	}
 	return c, nil
 }
 

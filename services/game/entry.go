@@ -4,12 +4,12 @@ import (
 	"encoding/binary"
 )
 
-// A log entry carries either one command (Command.Encode: version byte 3,
-// or 1 in logs of the first, JSON encoding) or a batch of them
-// (EncodeBatch: version byte 2, then the encoded commands, each with its
-// length). Batches are how a leader under
-// load commits many commands for the price of one entry: one append, one
-// replication message and one fsync per follower carry them all.
+// A log entry carries either one command (Command.Encode: version byte 4,
+// or 3 in logs written before tokens) or a batch of them (EncodeBatch:
+// version byte 2, then the encoded commands, each with its length).
+// Batches are how a leader under load commits many commands for the price
+// of one entry: one append, one replication message and one fsync per
+// follower carry them all.
 const batchVersion = 2
 
 // MaxBatchCommands bounds the commands of one batch entry.

@@ -231,17 +231,6 @@ func decodeSnapshot(tb testing.TB, b []byte) snapshotFile {
 	return f
 }
 
-// encodeJSON returns the log entry of c in the first encoding, version 1:
-// what logs written before the binary encoding hold.
-func encodeJSON(tb testing.TB, c Command) []byte {
-	tb.Helper()
-	b, err := json.Marshal(c)
-	if err != nil {
-		tb.Fatalf("encode %+v: %v", c, err)
-	}
-	return append([]byte{commandJSON}, b...)
-}
-
 // encodeV3 returns the log entry of c in the first binary encoding,
 // version 3, which has no token hash, cap or cutoff: what logs written
 // before tokens hold.
