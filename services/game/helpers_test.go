@@ -86,6 +86,54 @@ func (h *harness) ok(c Command) Result {
 	return res
 }
 
+// applyWithRestored applies c at the next index both to h's machine and to
+// a copy restored from its snapshot, checks that the two end with the same
+// snapshot (a restored replica goes on exactly as the original), and
+// returns the copy.
+func (h *harness) applyWithRestored(c Command) *Machine {
+	h.tb.Helper()
+	r := restored(h.tb, snapshotBytes(h.tb, h.m))
+	h.apply(c)
+	r.ApplyCommand(h.index, c)
+	if a, b := snapshotBytes(h.tb, h.m), snapshotBytes(h.tb, r); !bytes.Equal(a, b) {
+		h.tb.Fatalf("restored replica diverged after %s %+v:\n%.500s\n%.500s", c.Kind, c, a, b)
+	}
+	return r
+}
+
+// okAll applies cmds in order; each must be accepted as new.
+func (h *harness) okAll(cmds ...Command) {
+	h.tb.Helper()
+	for _, c := range cmds {
+		h.ok(c)
+	}
+}
+
+// refusal is a request the rules refuse in some setting, and what then
+// makes it possible: the case of every test that checks a refusal stays
+// final once its reason is gone (TestRefusalIsFinal,
+// TestForgedRequestDoesNotBurnTheVictimsID).
+type refusal struct {
+	name  string
+	setup []Command // before the request
+	req   Command
+	code  Code
+	then  []Command // after the refusal: what makes the request possible
+}
+
+// play applies rf on a fresh harness: its setup, its request with request
+// id id, which must be refused with its code, then its then. It returns
+// the harness, the request as sent and its refusal.
+func (rf refusal) play(tb testing.TB, id string) (h *harness, req Command, first Result) {
+	tb.Helper()
+	h = newHarness(tb)
+	h.okAll(rf.setup...)
+	req = withID(rf.req, id)
+	first = h.refused(req, rf.code)
+	h.okAll(rf.then...)
+	return h, req, first
+}
+
 // refused applies c, which must be refused with code, and checks that the
 // refusal changed nothing but the applied index and, for a refusal by the
 // rules of a command with a request id, the session table, which then

@@ -40,29 +40,28 @@ func TestRefusalIsFinal(t *testing.T) {
 		full = append(full, join("r", fmt.Sprintf("p%d", i), "P"))
 	}
 	tests := []struct {
-		name  string
-		setup []Command // before the request
-		req   Command
-		code  Code
-		then  []Command // what makes the request possible, before the stale copy lands
-		room  string
+		refusal // its then comes before the stale copy lands
 		// want describes the room once the stale copy landed
 		want func(State) error
 	}{
 		{
-			name:  "guess by a player who then joins",
-			setup: []Command{create("x", "apple")},
-			req:   guess("x", "late", "e"),
-			code:  CodePrecondition,
-			then:  []Command{join("x", "late", "Late")},
-			want:  noGuesses,
+			refusal: refusal{
+				name:  "guess by a player who then joins",
+				setup: []Command{create("x", "apple")},
+				req:   guess("x", "late", "e"),
+				code:  CodePrecondition,
+				then:  []Command{join("x", "late", "Late")},
+			},
+			want: noGuesses,
 		},
 		{
-			name:  "guess after the round is over, then a new round",
-			setup: []Command{create("x", "ox"), join("x", "p1", "Ann"), guess("x", "p1", "o"), guess("x", "p1", "x")},
-			req:   guess("x", "p1", "e"),
-			code:  CodePrecondition,
-			then:  []Command{newRound("x", "p1", "melon")},
+			refusal: refusal{
+				name:  "guess after the round is over, then a new round",
+				setup: []Command{create("x", "ox"), join("x", "p1", "Ann"), guess("x", "p1", "o"), guess("x", "p1", "x")},
+				req:   guess("x", "p1", "e"),
+				code:  CodePrecondition,
+				then:  []Command{newRound("x", "p1", "melon")},
+			},
 			want: func(s State) error {
 				if s.Round != 2 {
 					return fmt.Errorf("round %d, want 2", s.Round)
@@ -71,17 +70,21 @@ func TestRefusalIsFinal(t *testing.T) {
 			},
 		},
 		{
-			name: "guess in a room that does not exist, which is then created and joined",
-			req:  guess("x", "late", "e"),
-			code: CodeNotFound,
-			then: []Command{create("x", "apple"), join("x", "late", "Late")},
+			refusal: refusal{
+				name: "guess in a room that does not exist, which is then created and joined",
+				req:  guess("x", "late", "e"),
+				code: CodeNotFound,
+				then: []Command{create("x", "apple"), join("x", "late", "Late")},
+			},
 			want: noGuesses,
 		},
 		{
-			name: "join a room that does not exist, which is then created",
-			req:  join("x", "p1", "Ann"),
-			code: CodeNotFound,
-			then: []Command{create("x", "apple")},
+			refusal: refusal{
+				name: "join a room that does not exist, which is then created",
+				req:  join("x", "p1", "Ann"),
+				code: CodeNotFound,
+				then: []Command{create("x", "apple")},
+			},
 			want: func(s State) error {
 				if len(s.Players) != 0 {
 					return fmt.Errorf("players %+v, want none", s.Players)
@@ -90,49 +93,44 @@ func TestRefusalIsFinal(t *testing.T) {
 			},
 		},
 		{
-			name:  "new round while playing, then the round ends",
-			setup: []Command{create("x", "ox"), join("x", "p1", "Ann")},
-			req:   newRound("x", "p1", "melon"),
-			code:  CodePrecondition,
-			then:  []Command{guess("x", "p1", "o"), guess("x", "p1", "x")},
-			want:  roundOneWon,
-		},
-		{
-			name: "new round in a room that does not exist, which is then created and played",
-			req:  newRound("x", "p1", "melon"),
-			code: CodeNotFound,
-			then: []Command{create("x", "ox"), join("x", "p1", "Ann"), guess("x", "p1", "o"), guess("x", "p1", "x")},
+			refusal: refusal{
+				name:  "new round while playing, then the round ends",
+				setup: []Command{create("x", "ox"), join("x", "p1", "Ann")},
+				req:   newRound("x", "p1", "melon"),
+				code:  CodePrecondition,
+				then:  []Command{guess("x", "p1", "o"), guess("x", "p1", "x")},
+			},
 			want: roundOneWon,
 		},
 		{
-			name:  "create a room that exists",
-			setup: []Command{create("x", "apple")},
-			req:   create("x", "melon"),
-			code:  CodeExists,
+			refusal: refusal{
+				name: "new round in a room that does not exist, which is then created and played",
+				req:  newRound("x", "p1", "melon"),
+				code: CodeNotFound,
+				then: []Command{create("x", "ox"), join("x", "p1", "Ann"), guess("x", "p1", "o"), guess("x", "p1", "x")},
+			},
+			want: roundOneWon,
 		},
 		{
-			name:  "join a full room",
-			setup: full,
-			req:   join("r", "extra", "Extra"),
-			code:  CodePrecondition,
-			room:  "r",
+			refusal: refusal{
+				name:  "create a room that exists",
+				setup: []Command{create("x", "apple")},
+				req:   create("x", "melon"),
+				code:  CodeExists,
+			},
+		},
+		{
+			refusal: refusal{
+				name:  "join a full room",
+				setup: full,
+				req:   join("r", "extra", "Extra"),
+				code:  CodePrecondition,
+			},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			for _, c := range tt.setup {
-				h.ok(c)
-			}
-			req := withID(tt.req, "R1")
-			first := h.refused(req, tt.code)
-			for _, c := range tt.then {
-				h.ok(c)
-			}
-			room := tt.req.Room
-			if tt.room != "" {
-				room = tt.room
-			}
+			h, req, first := tt.play(t, "R1")
 			before := roomsBytes(t, h.m)
 			// The retry a client sends with a fresh time, and the stale
 			// copy of the first attempt, whatever else it carries.
@@ -145,9 +143,9 @@ func TestRefusalIsFinal(t *testing.T) {
 				}
 			}
 			if tt.want != nil {
-				s, ok := h.m.Room(room)
+				s, ok := h.m.Room(tt.req.Room)
 				if !ok {
-					t.Fatalf("no room %q", room)
+					t.Fatalf("no room %q", tt.req.Room)
 				}
 				if err := tt.want(s); err != nil {
 					t.Fatalf("room after the stale copy: %v (%+v)", err, s)
@@ -347,14 +345,7 @@ func TestMissingRoomWindow(t *testing.T) {
 		t.Fatalf("window holds %d refusals, %q..%q", len(ids), ids[0], ids[len(ids)-1])
 	}
 	// One more, on a replica and on its restored copy: the oldest goes.
-	r := restored(t, snapshotBytes(t, h.m))
-	for _, m := range []*Machine{h.m, r} {
-		m.ApplyCommand(h.index+1, withID(guess("late", "p1", "a"), "g"))
-	}
-	h.index++
-	if a, b := snapshotBytes(t, h.m), snapshotBytes(t, r); !bytes.Equal(a, b) {
-		t.Fatalf("restored replica forgets differently:\n%.500s\n%.500s", a, b)
-	}
+	h.applyWithRestored(withID(guess("late", "p1", "a"), "g"))
 	if ids := missingIDs(h.m); ids[0] != "m1/j-1" || ids[len(ids)-1] != "late/g" {
 		t.Fatalf("after overflow window holds %q..%q", ids[0], ids[len(ids)-1])
 	}

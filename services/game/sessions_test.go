@@ -58,17 +58,13 @@ func TestRetryIsAppliedOnce(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			for _, c := range tt.setup {
-				h.ok(c)
-			}
+			h.okAll(tt.setup...)
 			req := withID(tt.req, "req-1")
 			first := h.ok(req)
 			if first.Outcome != tt.outcome {
 				t.Fatalf("first outcome %q, want %q", first.Outcome, tt.outcome)
 			}
-			for _, c := range tt.then {
-				h.ok(c)
-			}
+			h.okAll(tt.then...)
 			before := roomsBytes(t, h.m)
 			current, _ := h.m.Room("r")
 			events := h.m.RecentEvents("r")
@@ -218,14 +214,7 @@ func TestSessionWindow(t *testing.T) {
 	}
 
 	// Expiry is the same on a replica restored from a snapshot.
-	r := restored(t, snapshotBytes(t, h.m))
-	for _, m := range []*Machine{h.m, r} {
-		m.ApplyCommand(h.index+1, withID(join("r", "p2", "Bob"), "after-restore"))
-	}
-	h.index++
-	if a, b := snapshotBytes(t, h.m), snapshotBytes(t, r); !bytes.Equal(a, b) {
-		t.Fatalf("restored replica expires differently:\n%s\n%s", a, b)
-	}
+	r := h.applyWithRestored(withID(join("r", "p2", "Bob"), "after-restore"))
 	if ids := sessionIDs(t, r, "r"); ids[0] != "j-3" {
 		t.Fatalf("restored replica's oldest id %q, want j-3", ids[0])
 	}

@@ -71,51 +71,38 @@ func TestRejoinKeepsTheSeat(t *testing.T) {
 // holds for the attacker too), and alice's request with that id is a new
 // request, applied.
 func TestForgedRequestDoesNotBurnTheVictimsID(t *testing.T) {
-	tests := []struct {
-		name   string
-		setup  []Command
-		forged Command
-		code   Code
-		// then makes alice's request possible
-		then []Command
-	}{
+	// Each case's req is the forgery; its then makes alice's request
+	// possible.
+	tests := []refusal{
 		{
-			name:   "guess as a seated player",
-			setup:  []Command{create("r", "apple"), as(join("r", "alice", "Alice"), annToken)},
-			forged: as(guess("r", "alice", "z"), forgedToken),
-			code:   CodePermission,
+			name:  "guess as a seated player",
+			setup: []Command{create("r", "apple"), as(join("r", "alice", "Alice"), annToken)},
+			req:   as(guess("r", "alice", "z"), forgedToken),
+			code:  CodePermission,
 		},
 		{
-			name:   "guess without a token as a seated player",
-			setup:  []Command{create("r", "apple"), as(join("r", "alice", "Alice"), annToken)},
-			forged: guess("r", "alice", "z"),
-			code:   CodePermission,
+			name:  "guess without a token as a seated player",
+			setup: []Command{create("r", "apple"), as(join("r", "alice", "Alice"), annToken)},
+			req:   guess("r", "alice", "z"),
+			code:  CodePermission,
 		},
 		{
-			name:   "guess as a player who has not joined yet",
-			setup:  []Command{create("r", "apple")},
-			forged: as(guess("r", "alice", "z"), forgedToken),
-			code:   CodePrecondition,
-			then:   []Command{as(join("r", "alice", "Alice"), annToken)},
+			name:  "guess as a player who has not joined yet",
+			setup: []Command{create("r", "apple")},
+			req:   as(guess("r", "alice", "z"), forgedToken),
+			code:  CodePrecondition,
+			then:  []Command{as(join("r", "alice", "Alice"), annToken)},
 		},
 		{
-			name:   "guess in a room that does not exist yet",
-			forged: as(guess("r", "alice", "z"), forgedToken),
-			code:   CodeNotFound,
-			then:   []Command{create("r", "apple"), as(join("r", "alice", "Alice"), annToken)},
+			name: "guess in a room that does not exist yet",
+			req:  as(guess("r", "alice", "z"), forgedToken),
+			code: CodeNotFound,
+			then: []Command{create("r", "apple"), as(join("r", "alice", "Alice"), annToken)},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			for _, c := range tt.setup {
-				h.ok(c)
-			}
-			forged := withID(tt.forged, "alice-7")
-			first := h.refused(forged, tt.code)
-			for _, c := range tt.then {
-				h.ok(c)
-			}
+			h, forged, first := tt.play(t, "alice-7")
 			res := h.ok(withID(as(guess("r", "alice", "p"), annToken), "alice-7"))
 			if res.Outcome != OutcomeCorrect || scores(res.State) != "alice=2" {
 				t.Fatalf("alice's request after the forgery: %+v", res)
