@@ -33,9 +33,8 @@ type room struct {
 	// subscribed is closed once the NATS server has sub (or confirming it
 	// failed): until then, what is published for the room is not ours.
 	subscribed chan struct{}
-	seq        uint64 // seq of frame
-	frame      []byte // latest state frame, shared by all sessions
-	eventSeq   uint64 // seq of the last event forwarded
+	cursor            // how far the sessions have been brought
+	frame      []byte // latest state frame (the state at seq), shared by all sessions
 	fetching   bool
 	again      bool // a fetch was asked for while one ran: run once more
 	gone       bool // the last session left; a new watcher makes a new room
@@ -60,6 +59,40 @@ type room struct {
 type seqs struct {
 	Seq  uint64 `json:"seq"`
 	Prev uint64 `json:"prev"`
+}
+
+// cursor is how far a room's sessions have been brought: the seq of the
+// latest state sent and of the last event forwarded. Its two methods are
+// the relay's whole seq logic (what is news, what is a duplicate, what
+// shows a missed change); they only decide, and the Relay's offer methods
+// act on the decision, so a table of message orders can test the rules
+// without NATS.
+type cursor struct {
+	seq      uint64 // seq of the latest state sent
+	eventSeq uint64 // seq of the last event forwarded
+}
+
+// offerState reports whether a state at seq is news, and if so moves the
+// cursor to it. A state at or below the latest one (a duplicate, or an
+// older state overtaken by a newer one) is not.
+func (c *cursor) offerState(seq uint64) (news bool) {
+	if seq <= c.seq {
+		return false
+	}
+	c.seq = seq
+	return true
+}
+
+// offerEvent reports whether an event is news, forwarded once (moving the
+// cursor), and whether it shows that something was missed: it is newer
+// than the latest state and follows a seq the relay never saw (prev is not
+// that state's seq). The room's state must then be fetched.
+func (c *cursor) offerEvent(s seqs) (news, gap bool) {
+	if s.Seq <= c.eventSeq {
+		return false, false
+	}
+	c.eventSeq = s.Seq
+	return true, s.Seq > c.seq && s.Prev != c.seq
 }
 
 // roomMsg is one state or event of a room as NATS brought it.
@@ -232,26 +265,25 @@ func (r *Relay) releaseLocked(rm *room) (gap bool) {
 // sends it to every session of the room, unless the room already has it or
 // newer.
 func (r *Relay) offerStateLocked(rm *room, seq uint64, frame []byte) {
-	if seq <= rm.seq {
+	if !rm.offerState(seq) {
 		r.stats.dupStates.Add(1)
 		return
 	}
-	rm.seq, rm.frame = seq, frame
+	rm.frame = frame
 	for c := range rm.sessions {
 		r.send(c, frame)
 	}
 }
 
 // offerEventLocked forwards an event once, and reports whether it shows
-// that something was missed: it follows a seq the relay never saw (prev is
-// not the latest known seq). The caller then fetches the room's state.
+// that something was missed (cursor.offerEvent). The caller then fetches
+// the room's state.
 func (r *Relay) offerEventLocked(rm *room, s seqs, frame []byte) (gap bool) {
-	if s.Seq <= rm.eventSeq {
+	news, gap := rm.offerEvent(s)
+	if !news {
 		r.stats.dupEvents.Add(1)
 		return false
 	}
-	rm.eventSeq = s.Seq
-	gap = s.Seq > rm.seq && s.Prev != rm.seq
 	for c := range rm.sessions {
 		r.send(c, frame)
 	}
