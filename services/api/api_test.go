@@ -2,94 +2,28 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"log/slog"
-	"net"
-	"sync"
 	"testing"
-	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
 )
 
-// memReplica is a one-node cluster that always leads: a game.Machine
-// behind a mutex. The service's routing is not what these tests are about.
-type memReplica struct {
-	mu    sync.Mutex
-	m     *game.Machine
-	index uint64
-	// cmds are the log entries proposed, for the tests that look at what
-	// enters the log.
-	cmds [][]byte
-}
-
-func (r *memReplica) Propose(_ context.Context, _ string, cmd []byte) (game.Result, uint64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.index++
-	r.cmds = append(r.cmds, cmd)
-	return r.m.Apply(r.index, cmd), r.index, nil
-}
-
-func (r *memReplica) Forward(ctx context.Context, room string, cmd []byte) (game.Result, uint64, error) {
-	return r.Propose(ctx, room, cmd)
-}
-func (r *memReplica) ReadIndex(context.Context) error { return nil }
-func (r *memReplica) IsLeader() bool                  { return true }
-func (r *memReplica) Read(fn func(*game.Machine)) uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	fn(r.m)
-	return r.m.Applied()
-}
-func (r *memReplica) LeaderChanged() <-chan struct{} { return make(chan struct{}) }
-func (r *memReplica) LeaderConn() *grpc.ClientConn   { return nil }
-
-// serve runs a Service over rep on a loopback gRPC server and returns a
-// client of it.
-func serve(t *testing.T, rep *memReplica, opts ...Option) hangmanv1.GameServiceClient {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	New(rep, slog.New(slog.DiscardHandler), opts...).Register(srv)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	return hangmanv1.NewGameServiceClient(cc)
-}
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // table is a room "r" with alice seated (and her token) and bob seated.
 type table struct {
 	cl          hangmanv1.GameServiceClient
-	rep         *memReplica
+	rep         *fakeReplica
 	alice, bob  string // tokens
 	aliceJoined *hangmanv1.JoinRoomResponse
 }
 
 func newTable(t *testing.T, opts ...Option) *table {
 	t.Helper()
-	rep := &memReplica{m: game.New()}
-	tb := &table{cl: serve(t, rep, opts...), rep: rep}
+	rep := newFakeReplica(true)
+	tb := &table{cl: client(t, rep, opts...), rep: rep}
 	ctx := ctxT(t)
 	if _, err := tb.cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "r", MaxWrong: 26}); err != nil {
 		t.Fatal(err)
@@ -240,7 +174,7 @@ func TestTokensStayOutOfTheLog(t *testing.T) {
 	tb.rep.mu.Lock()
 	defer tb.rep.mu.Unlock()
 	hashed := 0
-	for _, cmd := range tb.rep.cmds {
+	for _, cmd := range tb.rep.entries {
 		for _, token := range []string{tb.alice, tb.bob} {
 			if bytes.Contains(cmd, []byte(token)) {
 				t.Fatalf("a log entry holds a token: %q", cmd)

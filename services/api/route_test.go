@@ -4,123 +4,170 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
 )
 
-// fakeReplica is a consensus layer that leads or not as the test says and
-// answers proposals from a script. It never knows a leader elsewhere
-// (LeaderConn is nil), so while it does not lead no leader is known.
-type fakeReplica struct {
-	mu      sync.Mutex
-	leader  bool
-	changed chan struct{}
-	// answers are returned by successive proposals while leading; the
-	// last one repeats.
-	answers []answer
-	// proposed records every command proposed while leading.
-	proposed []game.Command
-	// refused is closed when a proposal first meets "not the leader".
-	refused     chan struct{}
-	refusedOnce sync.Once
-}
-
-type answer struct {
-	res game.Result
-	err error
-	// stepDown makes the replica stop leading as it answers, as a leader
-	// deposed while applying does.
-	stepDown bool
-}
-
-func newFakeReplica(leader bool, answers ...answer) *fakeReplica {
-	return &fakeReplica{leader: leader, changed: make(chan struct{}), answers: answers, refused: make(chan struct{})}
-}
-
-// setLeader makes the replica lead (or not) and wakes waiters, as raft's
-// leader observation does.
-func (r *fakeReplica) setLeader(leader bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.setLeaderLocked(leader)
-}
-
-func (r *fakeReplica) setLeaderLocked(leader bool) {
-	r.leader = leader
-	close(r.changed)
-	r.changed = make(chan struct{})
-}
-
-func (r *fakeReplica) Propose(_ context.Context, _ string, cmd []byte) (game.Result, uint64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.leader {
-		r.refusedOnce.Do(func() { close(r.refused) })
-		return game.Result{}, 0, ErrNotLeader
-	}
-	c, err := game.DecodeCommand(cmd)
-	if err != nil {
-		return game.Result{}, 0, err
-	}
-	r.proposed = append(r.proposed, c)
-	a := r.answers[min(len(r.proposed), len(r.answers))-1]
-	if a.stepDown {
-		r.setLeaderLocked(false)
-	}
-	return a.res, a.res.Index, a.err
-}
-
-func (r *fakeReplica) Forward(context.Context, string, []byte) (game.Result, uint64, error) {
-	return game.Result{}, 0, errors.New("fakeReplica never knows another leader, so nothing is forwarded")
-}
-
-func (r *fakeReplica) ReadIndex(context.Context) error {
-	if !r.IsLeader() {
-		return ErrNotLeader
-	}
-	return nil
-}
-
-func (r *fakeReplica) IsLeader() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.leader
-}
-
-func (r *fakeReplica) Read(fn func(m *game.Machine)) uint64 {
-	fn(game.New())
-	return 0
-}
-
-func (r *fakeReplica) LeaderChanged() <-chan struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.changed
-}
-
-func (r *fakeReplica) LeaderConn() *grpc.ClientConn { return nil }
-
-func (r *fakeReplica) commands() []game.Command {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]game.Command(nil), r.proposed...)
-}
-
 var applied = answer{res: game.Result{Room: "r", Outcome: game.Outcome("hit"), Index: 7, State: game.State{Room: "r", Seq: 7}}}
 
 // guess is p1's guess of "e" with request id id, carrying a well-formed
-// token (the fake replica has no seats to check it against).
+// token (the fake replica's script has no seats to check it against).
 func guess(id string) *hangmanv1.GuessRequest {
 	return &hangmanv1.GuessRequest{Room: "r", PlayerId: "p1", Letter: "e", RequestId: id, Token: NewToken()}
+}
+
+// elsewhere is a connection to a leader this node knows of. Writes never
+// use it (the replica's Forward carries them), so it is never dialled.
+func elsewhere(t *testing.T) *grpc.ClientConn {
+	t.Helper()
+	cc, err := grpc.NewClient("passthrough:///leader.invalid:1", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
+}
+
+// forwarded is ctx as a request forwarded by another node arrives.
+func forwarded(ctx context.Context) context.Context {
+	return metadata.NewIncomingContext(ctx, metadata.Pairs(forwardedKey, "1"))
+}
+
+// TestRouteWrite plays a guess against scripted replicas: a leader or a
+// follower that knows the leader, answering from a script. It checks what
+// the caller is told, and every attempt that reached the replica: which
+// are retried (with the same request id), which are final, and when a
+// duplicate is the call's own retry rather than the client's.
+func TestRouteWrite(t *testing.T) {
+	dup := applied
+	dup.res.Duplicate = true
+	refusal := &game.Error{Code: game.CodePrecondition, Msg: `player "p1" has not joined room "r"`}
+	unknown := answer{err: ErrUnknownOutcome}
+	lost := unknown
+	lost.stepDown = true
+	tests := []struct {
+		name string
+		// leader: the node leads; otherwise it knows a leader elsewhere,
+		// unless noLeader.
+		leader, noLeader bool
+		answers          []answer
+		// fromNode: the request was forwarded to this node by another.
+		fromNode bool
+		wantCode codes.Code
+		// wantMsg is the whole message of a refusal, or words an
+		// Unavailable answer must hold; wantNot, words it must not.
+		wantMsg, wantNot string
+		wantDup          bool
+		wantAttempts     []string
+	}{
+		{
+			name: "the leader applies it", leader: true, answers: []answer{applied},
+			wantAttempts: []string{"propose g"},
+		},
+		{
+			name: "a follower hands it to the leader", answers: []answer{applied},
+			wantAttempts: []string{"forward g"},
+		},
+		{
+			name: "a refusal by the rules at the leader is final", leader: true, answers: []answer{{res: game.Result{Room: "r", Err: refusal}}, applied},
+			wantCode: codes.FailedPrecondition, wantMsg: refusal.Msg,
+			wantAttempts: []string{"propose g"},
+		},
+		{
+			name: "a refusal through the leader is final", answers: []answer{{res: game.Result{Room: "r", Err: refusal}}, applied},
+			wantCode: codes.FailedPrecondition, wantMsg: refusal.Msg,
+			wantAttempts: []string{"forward g"},
+		},
+		{
+			name: "the leader's status through a follower is final", answers: []answer{{err: status.Error(codes.NotFound, `room "r" does not exist`)}, applied},
+			wantCode: codes.NotFound, wantMsg: `room "r" does not exist`,
+			wantAttempts: []string{"forward g"},
+		},
+		{
+			name: "a failure of the replica is final, not retried", leader: true, answers: []answer{{err: errors.New("disk on fire")}, applied},
+			wantCode: codes.Internal, wantMsg: "internal error: disk on fire",
+			wantAttempts: []string{"propose g"},
+		},
+		{
+			name: "not the leader any more: asked again", answers: []answer{{err: ErrNotLeader}, applied},
+			wantAttempts: []string{"forward g", "forward g"},
+		},
+		{
+			name: "the client's own retry is its duplicate", leader: true, answers: []answer{dup},
+			wantDup: true, wantAttempts: []string{"propose g"},
+		},
+		{
+			name: "after an unknown outcome the duplicate is the call's own", leader: true, answers: []answer{unknown, dup},
+			wantAttempts: []string{"propose g", "propose g"},
+		},
+		{
+			name: "after an unknown outcome through a follower the duplicate is the call's own", answers: []answer{unknown, dup},
+			wantAttempts: []string{"forward g", "forward g"},
+		},
+		{
+			name: "a leader that went away mid-call: the retry's duplicate is the call's own", answers: []answer{{err: status.Error(codes.Unavailable, "leader gone")}, dup},
+			wantAttempts: []string{"forward g", "forward g"},
+		},
+		{
+			name: "an unknown outcome, then no leader", leader: true, answers: []answer{lost},
+			wantCode: codes.Unavailable, wantMsg: "unknown", wantNot: "not applied",
+			wantAttempts: []string{"propose g"},
+		},
+		{
+			name: "no leader at all", noLeader: true, answers: []answer{applied},
+			wantCode: codes.Unavailable, wantMsg: "not applied",
+		},
+		{
+			name: "forwarded to a node that no longer leads: not forwarded again", fromNode: true, answers: []answer{applied},
+			wantCode: codes.Unavailable, wantMsg: "no longer leads",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := newFakeReplica(tc.leader, tc.answers...)
+			if !tc.leader && !tc.noLeader {
+				rep.conn = elsewhere(t)
+			}
+			svc := New(rep, slog.New(slog.DiscardHandler), WithNoLeaderTimeout(100*time.Millisecond))
+			ctx := ctxT(t)
+			if tc.fromNode {
+				ctx = forwarded(ctx)
+			}
+			resp, err := svc.Guess(ctx, guess("g"))
+			if got := status.Code(err); got != tc.wantCode {
+				t.Fatalf("answered %v, want code %v", err, tc.wantCode)
+			}
+			switch {
+			case tc.wantCode == codes.OK:
+				if resp.GetOutcome() != "hit" || resp.GetIndex() != 7 || resp.GetDuplicate() != tc.wantDup {
+					t.Errorf("response %v, want the applied outcome at 7, duplicate %v", resp, tc.wantDup)
+				}
+			case tc.wantCode == codes.Unavailable:
+				msg := status.Convert(err).Message()
+				if !strings.Contains(msg, tc.wantMsg) || (tc.wantNot != "" && strings.Contains(msg, tc.wantNot)) {
+					t.Errorf("message %q: want %q in it, and not %q", msg, tc.wantMsg, tc.wantNot)
+				}
+			default:
+				if msg := status.Convert(err).Message(); msg != tc.wantMsg {
+					t.Errorf("message %q, want %q as it was", msg, tc.wantMsg)
+				}
+			}
+			if got := rep.record(); !slices.Equal(got, tc.wantAttempts) {
+				t.Errorf("attempts %q, want %q", got, tc.wantAttempts)
+			}
+		})
+	}
 }
 
 // TestRouteWithoutLeaderFailsFast is issue 15's second part: a node that
@@ -171,15 +218,13 @@ func TestRouteWithoutLeaderFailsFast(t *testing.T) {
 func TestRouteWaitsForAnElection(t *testing.T) {
 	rep := newFakeReplica(false, applied)
 	svc := New(rep, slog.New(slog.DiscardHandler), WithNoLeaderTimeout(5*time.Second))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	type result struct {
 		resp *hangmanv1.GuessResponse
 		err  error
 	}
 	done := make(chan result, 1)
 	go func() {
-		resp, err := svc.Guess(ctx, guess("g2"))
+		resp, err := svc.Guess(ctxT(t), guess("g2"))
 		done <- result{resp, err}
 	}()
 	// The request has met "not the leader" and waits; then one is elected.
@@ -196,46 +241,69 @@ func TestRouteWaitsForAnElection(t *testing.T) {
 	if r.resp.GetOutcome() != "hit" || r.resp.GetDuplicate() {
 		t.Errorf("response %v, want the applied outcome, not a duplicate", r.resp)
 	}
-	if cmds := rep.commands(); len(cmds) != 1 || cmds[0].RequestID != "g2" {
-		t.Errorf("proposed %+v, want the guess once with its request id", cmds)
+	if got := rep.record(); !slices.Equal(got, []string{"propose g2"}) {
+		t.Errorf("attempts %q, want the guess once with its request id", got)
 	}
 }
 
-// TestRouteUnknownOutcome: a retry after an attempt of unknown outcome
-// keeps the request id, and the duplicate it meets is the call's own
-// (so the caller is not told "duplicate"); when no leader comes back the
-// answer says the outcome is unknown rather than "not applied".
-func TestRouteUnknownOutcome(t *testing.T) {
-	unknown := answer{err: ErrUnknownOutcome}
-	dup := applied
-	dup.res.Duplicate = true
+// TestFollowerReadsAtTheLeader checks where a follower serves reads: a
+// stale read from its own replica, a leader read from the leader's
+// GameService (over the connection the replica gives), and a read
+// forwarded to a node that no longer leads is answered Unavailable there,
+// never forwarded on, so leadership moving cannot make it loop.
+func TestFollowerReadsAtTheLeader(t *testing.T) {
+	leaderRep := newFakeReplica(true)
+	leader := hangmanv1.NewGameServiceClient(serve(t, leaderRep))
+	if _, err := leader.CreateRoom(ctxT(t), &hangmanv1.CreateRoomRequest{Room: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	// A node deposed a moment ago: it still knows a leader elsewhere.
+	third := newFakeReplica(true)
+	staleRep := newFakeReplica(false)
+	staleRep.conn = serve(t, third)
 
-	t.Run("retried at a leader", func(t *testing.T) {
-		rep := newFakeReplica(true, unknown, dup)
-		svc := New(rep, slog.New(slog.DiscardHandler), WithNoLeaderTimeout(time.Second))
-		resp, err := svc.Guess(context.Background(), guess("g3"))
-		if err != nil {
-			t.Fatalf("guess: %v", err)
-		}
-		if resp.GetDuplicate() {
-			t.Errorf("the retry of an unknown outcome is reported as the client's duplicate")
-		}
-		cmds := rep.commands()
-		if len(cmds) != 2 || cmds[0].RequestID != "g3" || cmds[1].RequestID != "g3" {
-			t.Errorf("proposed %+v, want two attempts with request id g3", cmds)
-		}
-	})
-
-	t.Run("no leader after it", func(t *testing.T) {
-		lost := unknown
-		lost.stepDown = true
-		svc := New(newFakeReplica(true, lost), slog.New(slog.DiscardHandler), WithNoLeaderTimeout(100*time.Millisecond))
-		_, err := svc.Guess(context.Background(), guess("g4"))
-		if status.Code(err) != codes.Unavailable {
-			t.Fatalf("got %v, want Unavailable", err)
-		}
-		if !strings.Contains(err.Error(), "unknown") || strings.Contains(err.Error(), "not applied") {
-			t.Errorf("message %q must say the outcome is unknown, not that it was not applied", err)
-		}
-	})
+	tests := []struct {
+		name        string
+		conn        *grpc.ClientConn
+		consistency hangmanv1.Consistency
+		wantCode    codes.Code
+		wantMsg     string
+		// wantLeaderReads: the reads the leader serves, the follower's
+		// own, and the third node's (none: nothing is forwarded twice).
+		wantLeaderReads, wantOwnReads int
+	}{
+		{"stale, from its own replica", serve(t, leaderRep), hangmanv1.Consistency_CONSISTENCY_STALE, codes.NotFound, `room "r" does not exist`, 0, 1},
+		{"leader, at the leader", serve(t, leaderRep), hangmanv1.Consistency_CONSISTENCY_LEADER, codes.OK, "", 1, 0},
+		{"linearizable, at the leader", serve(t, leaderRep), hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE, codes.OK, "", 1, 0},
+		{"at a node that no longer leads", serve(t, staleRep), hangmanv1.Consistency_CONSISTENCY_LEADER, codes.Unavailable, "no longer leads", 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			follower := newFakeReplica(false)
+			follower.conn = tc.conn
+			svc := New(follower, slog.New(slog.DiscardHandler))
+			leaderBefore := leaderRep.readCount()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			resp, err := svc.GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: "r", Consistency: tc.consistency})
+			if status.Code(err) != tc.wantCode {
+				t.Fatalf("answered %v, want code %v", err, tc.wantCode)
+			}
+			if tc.wantCode == codes.OK && resp.GetState().GetRoom() != "r" {
+				t.Errorf("response %v, want the leader's room", resp)
+			}
+			if tc.wantCode != codes.OK && !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("message %q does not say %q", err, tc.wantMsg)
+			}
+			if got := leaderRep.readCount() - leaderBefore; got != tc.wantLeaderReads {
+				t.Errorf("the leader served %d reads, want %d", got, tc.wantLeaderReads)
+			}
+			if got := follower.readCount(); got != tc.wantOwnReads {
+				t.Errorf("the follower read its own replica %d times, want %d", got, tc.wantOwnReads)
+			}
+			if got := third.readCount(); got != 0 {
+				t.Errorf("a forwarded read was forwarded again: the third node served %d", got)
+			}
+		})
+	}
 }

@@ -2,7 +2,6 @@ package gameclient
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -10,9 +9,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/hangman/hangman/internal/grpctest"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
@@ -50,19 +49,7 @@ func (s *shortStreams) received(id string) bool {
 // client sends it on a fresh stream instead.
 func TestGuessThatNeverLeftIsNotUnknown(t *testing.T) {
 	srv := &shortStreams{seen: map[string]bool{}}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	hangmanv1.RegisterGameServiceServer(gs, srv)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
+	cc := grpctest.Serve(t, func(s grpc.ServiceRegistrar) { hangmanv1.RegisterGameServiceServer(s, srv) })
 	m := New(cc).(*client).mux
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
