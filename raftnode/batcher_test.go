@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/game"
 )
 
@@ -307,3 +311,136 @@ func TestLoopDropsProposalsWhoseCallersAreGone(t *testing.T) {
 		})
 	}
 }
+
+// TestLoopBatchesWhatArrivesWhileBusy runs the group-commit loop with a
+// fake raft (start records each batch and answers every proposal with its
+// batch's number): a proposal to an idle loop leaves at once, alone; the
+// proposals that arrive while the only slot is taken leave together, one
+// per room, each room's later ones in the next batches in the order they
+// came; and every proposer gets its own command's answer.
+func TestLoopBatchesWhatArrivesWhileBusy(t *testing.T) {
+	started := make(chan []string, 8)
+	batches := 0
+	b := newLoop(1, pack, func(batch []*proposal) func() {
+		batches++
+		n := uint64(batches)
+		cmds := make([]string, len(batch))
+		for i, p := range batch {
+			cmds[i] = string(p.cmd)
+		}
+		started <- cmds
+		return func() {
+			for _, p := range batch {
+				p.done <- proposed{res: game.Result{Room: p.room, Outcome: game.Outcome(p.cmd)}, index: n}
+			}
+		}
+	})
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		stop()
+		<-b.stopped
+	})
+	go b.run(ctx)
+
+	if r := b.propose(context.Background(), "a", []byte("a0")); r.err != nil || r.index != 1 || r.res.Outcome != "a0" {
+		t.Fatalf("proposal to an idle loop: %+v", r)
+	}
+	if got := <-started; !slices.Equal(got, []string{"a0"}) {
+		t.Fatalf("idle loop sent %q, want the proposal alone", got)
+	}
+
+	b.inflight <- struct{}{} // the only slot: a batch on its way
+	sent := []struct{ room, cmd string }{{"a", "a1"}, {"b", "b1"}, {"a", "a2"}, {"c", "c1"}, {"a", "a3"}, {"b", "b2"}}
+	waits := make([]func() proposed, len(sent))
+	for i, s := range sent {
+		waits[i] = b.enqueue(context.Background(), s.room, []byte(s.cmd))
+	}
+	<-b.inflight
+	want := [][]string{{"a1", "b1", "c1"}, {"a2", "b2"}, {"a3"}}
+	for i, w := range want {
+		if got := <-started; !slices.Equal(got, w) {
+			t.Fatalf("batch %d sent %q, want %q", i+2, got, w)
+		}
+	}
+	wantIndex := map[string]uint64{"a1": 2, "b1": 2, "c1": 2, "a2": 3, "b2": 3, "a3": 4}
+	for i, s := range sent {
+		r := waits[i]()
+		if r.err != nil || r.res.Room != s.room || string(r.res.Outcome) != s.cmd || r.index != wantIndex[s.cmd] {
+			t.Errorf("proposal %s got %+v, want its own answer at %d", s.cmd, r, wantIndex[s.cmd])
+		}
+	}
+}
+
+// fakeFuture is a raft.ApplyFuture that has already resolved.
+type fakeFuture struct {
+	err  error
+	resp any
+}
+
+func (f fakeFuture) Error() error  { return f.err }
+func (f fakeFuture) Index() uint64 { return 0 }
+func (f fakeFuture) Response() any { return f.resp }
+
+// TestAnswerFansOutToTheBatch checks what every proposal of an entry is
+// told when raft answers the entry: each its own result when it applied,
+// and otherwise all the same error, saying what the failure means for a
+// caller (ask the leader again, the outcome is unknown, or neither).
+func TestAnswerFansOutToTheBatch(t *testing.T) {
+	results := &applyResult{index: 9, results: []game.Result{{Room: "a"}, {Room: "b"}, {Room: "c"}}}
+	tests := []struct {
+		name   string
+		future fakeFuture
+		// want is the error every proposal gets, checked with errors.Is;
+		// nil: each gets its own result.
+		want error
+		// wantNot is text the error must not hold.
+		wantNot string
+	}{
+		{"applied", fakeFuture{resp: results}, nil, ""},
+		{"not the leader", fakeFuture{err: raft.ErrNotLeader}, api.ErrNotLeader, ""},
+		{"a leadership transfer", fakeFuture{err: raft.ErrLeadershipTransferInProgress}, api.ErrNotLeader, ""},
+		{"raft's queue full", fakeFuture{err: raft.ErrEnqueueTimeout}, api.ErrNotLeader, ""},
+		{"leadership lost", fakeFuture{err: raft.ErrLeadershipLost}, api.ErrUnknownOutcome, ""},
+		{"raft shut down", fakeFuture{err: raft.ErrRaftShutdown}, api.ErrUnknownOutcome, ""},
+		{"a restore", fakeFuture{err: raft.ErrAbortedByRestore}, api.ErrUnknownOutcome, ""},
+		{"a full disk", fakeFuture{err: fmt.Errorf("%w: write /var/lib/hangman/raft.db: no space", errNotPersisted)}, api.ErrUnknownOutcome, "/var/lib"},
+		{"another failure", fakeFuture{err: errors.New("boom")}, errUnexpected, ""},
+		{"too few results", fakeFuture{resp: &applyResult{index: 9, results: results.results[:2]}}, errUnexpected, ""},
+		{"a response of another type", fakeFuture{resp: errors.New("fsm error")}, errUnexpected, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			batch := make([]*proposal, 3)
+			for i, room := range []string{"a", "b", "c"} {
+				batch[i] = &proposal{ctx: context.Background(), room: room, done: make(chan proposed, 1)}
+			}
+			answer(tc.future, batch)
+			for i, p := range batch {
+				var r proposed
+				select {
+				case r = <-p.done:
+				default:
+					t.Fatalf("proposal %d was not answered", i)
+				}
+				switch {
+				case tc.want == nil:
+					if r.err != nil || r.res.Room != p.room || r.index != 9 {
+						t.Errorf("proposal for %s got %+v, want its own result at 9", p.room, r)
+					}
+				case tc.want == errUnexpected:
+					if r.err == nil || errors.Is(r.err, api.ErrNotLeader) || errors.Is(r.err, api.ErrUnknownOutcome) {
+						t.Errorf("proposal for %s got %v, want a failure that is neither not-leader nor unknown", p.room, r.err)
+					}
+				default:
+					if !errors.Is(r.err, tc.want) || (tc.wantNot != "" && strings.Contains(r.err.Error(), tc.wantNot)) {
+						t.Errorf("proposal for %s got %v, want %v without %q", p.room, r.err, tc.want, tc.wantNot)
+					}
+				}
+			}
+		})
+	}
+}
+
+// errUnexpected marks, in TestAnswerFansOutToTheBatch, a failure that is
+// neither api.ErrNotLeader nor api.ErrUnknownOutcome.
+var errUnexpected = errors.New("unexpected")
