@@ -234,6 +234,36 @@ func TestFollowerForwardsWritesInBatches(t *testing.T) {
 	}
 }
 
+// fakeRaftLoop runs a group-commit loop of one slot, packing with pack, on
+// a fake raft until t ends: each batch it starts is sent on started (its
+// commands) and answered at once, every proposal with its own room and its
+// command as the outcome, at the batch's number as the index.
+func fakeRaftLoop(t *testing.T, pack func([]*proposal) ([]*proposal, []*proposal)) (b *batcher, started <-chan []string) {
+	sent := make(chan []string, 8)
+	batches := 0 // only the loop's goroutine calls start
+	b = newLoop(1, pack, func(batch []*proposal) func() {
+		batches++
+		n := uint64(batches)
+		cmds := make([]string, len(batch))
+		for i, p := range batch {
+			cmds[i] = string(p.cmd)
+		}
+		sent <- cmds
+		return func() {
+			for _, p := range batch {
+				p.done <- proposed{res: game.Result{Room: p.room, Outcome: game.Outcome(p.cmd)}, index: n}
+			}
+		}
+	})
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		stop()
+		<-b.stopped
+	})
+	go b.run(ctx)
+	return b, sent
+}
+
 // TestLoopDropsProposalsWhoseCallersAreGone runs the group-commit loop
 // with a fake raft (start records each batch): a proposal whose caller
 // gave up, by cancelling or by its deadline, while it waited for a slot is
@@ -244,25 +274,7 @@ func TestLoopDropsProposalsWhoseCallersAreGone(t *testing.T) {
 		pack func([]*proposal) ([]*proposal, []*proposal)
 	}{{"batcher", pack}, {"forwarder", packFirst}} {
 		t.Run(tc.name, func(t *testing.T) {
-			started := make(chan []string, 8)
-			b := newLoop(1, tc.pack, func(batch []*proposal) func() {
-				cmds := make([]string, len(batch))
-				for i, p := range batch {
-					cmds[i] = string(p.cmd)
-				}
-				started <- cmds
-				return func() {
-					for _, p := range batch {
-						p.done <- proposed{index: 7}
-					}
-				}
-			})
-			ctx, stop := context.WithCancel(context.Background())
-			t.Cleanup(func() {
-				stop()
-				<-b.stopped
-			})
-			go b.run(ctx)
+			b, started := fakeRaftLoop(t, tc.pack)
 
 			// The only slot is taken: proposals wait in the loop.
 			b.inflight <- struct{}{}
@@ -280,7 +292,7 @@ func TestLoopDropsProposalsWhoseCallersAreGone(t *testing.T) {
 			if got := <-started; !slices.Equal(got, []string{"live"}) {
 				t.Fatalf("sent %q, want only the live proposal", got)
 			}
-			if r := waits[1](); r.err != nil || r.index != 7 {
+			if r := waits[1](); r.err != nil || r.index != 1 {
 				t.Fatalf("live proposal: %+v", r)
 			}
 			for _, i := range []int{0, 2} {
@@ -319,28 +331,7 @@ func TestLoopDropsProposalsWhoseCallersAreGone(t *testing.T) {
 // per room, each room's later ones in the next batches in the order they
 // came; and every proposer gets its own command's answer.
 func TestLoopBatchesWhatArrivesWhileBusy(t *testing.T) {
-	started := make(chan []string, 8)
-	batches := 0
-	b := newLoop(1, pack, func(batch []*proposal) func() {
-		batches++
-		n := uint64(batches)
-		cmds := make([]string, len(batch))
-		for i, p := range batch {
-			cmds[i] = string(p.cmd)
-		}
-		started <- cmds
-		return func() {
-			for _, p := range batch {
-				p.done <- proposed{res: game.Result{Room: p.room, Outcome: game.Outcome(p.cmd)}, index: n}
-			}
-		}
-	})
-	ctx, stop := context.WithCancel(context.Background())
-	t.Cleanup(func() {
-		stop()
-		<-b.stopped
-	})
-	go b.run(ctx)
+	b, started := fakeRaftLoop(t, pack)
 
 	if r := b.propose(context.Background(), "a", []byte("a0")); r.err != nil || r.index != 1 || r.res.Outcome != "a0" {
 		t.Fatalf("proposal to an idle loop: %+v", r)
