@@ -92,7 +92,7 @@ func (a NATSAuth) users() []*natsserver.User {
 				// read, to repair a gap.
 				Publish: &natsserver.SubjectPermission{
 					Allow: []string{subjects.Relays, subjects.APIEvents},
-					Deny:  []string{subjects.Rooms, subjects.Cluster},
+					Deny:  []string{subjects.Rooms, subjects.Lobby, subjects.Cluster},
 				},
 				// Relays subscribe hangman.room.<room>.* for the state
 				// and events of each watched room, and only the micro
@@ -102,7 +102,7 @@ func (a NATSAuth) users() []*natsserver.User {
 				// an allowed $SRV.* would let a subscription to $SRV.>
 				// through, as its ">" is a token * matches.)
 				Subscribe: &natsserver.SubjectPermission{Allow: []string{
-					subjects.Rooms, subjects.Cluster, subjects.Relays,
+					subjects.Rooms, subjects.Lobby, subjects.Cluster, subjects.Relays,
 					"$SRV.PING", "$SRV.INFO", "$SRV.STATS",
 					"$SRV.*." + relayService, "$SRV.*." + relayService + ".*",
 					NATSInboxRelay + ".>",
@@ -124,7 +124,7 @@ func (a NATSAuth) users() []*natsserver.User {
 				// requests, and must not answer them.
 				Publish: &natsserver.SubjectPermission{
 					Allow: []string{"$SRV.>", "svc.hangman.>", subjects.RelayStatus, subjects.APIEvents},
-					Deny:  []string{subjects.Rooms, subjects.Cluster, subjects.RelayHeartbeat},
+					Deny:  []string{subjects.Rooms, subjects.Lobby, subjects.Cluster, subjects.RelayHeartbeat},
 				},
 				// Not the API's request subjects: a subscriber there
 				// would see others' requests.

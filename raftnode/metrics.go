@@ -127,8 +127,8 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	}, []string{"result"})
 	reg.MustRegister(m.apply)
 
-	for _, kind := range []string{"event", "state", "cluster"} {
-		counter("hangman_published_total", "Messages this node published to NATS, by kind: room events, room states, cluster announcements.",
+	for _, kind := range []string{"event", "state", "lobby", "cluster"} {
+		counter("hangman_published_total", "Messages this node published to NATS, by kind: room events, room states, lobby lines, cluster announcements.",
 			prometheus.Labels{"kind": kind}, func() float64 {
 				if n.pub == nil {
 					return 0
@@ -139,6 +139,8 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 					return float64(st.Events)
 				case "state":
 					return float64(st.States)
+				case "lobby":
+					return float64(st.Lobby)
 				default:
 					return float64(st.Cluster)
 				}

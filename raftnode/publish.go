@@ -23,7 +23,9 @@ import (
 // enqueues changes under its lock, in log order; one goroutine publishes
 // them, so every subscriber sees a room's messages in seq order. Messages
 // carry Nats-Msg-Id <room>.<seq> and consumers drop what they have seen, so
-// republishing (at-least-once) is always safe.
+// republishing (at-least-once) is always safe. A change that alters the
+// room's lobby line (game.Event.ChangesSummary) also publishes the line on
+// hangman.lobby, after the room's own messages, with the same seq.
 type publisher struct {
 	nc     *nats.Conn
 	svc    micro.Service
@@ -36,7 +38,7 @@ type publisher struct {
 	queue []pubItem
 	wake  chan struct{}
 
-	events, states, republishes, cluster, failures atomic.Uint64
+	events, states, lobby, republishes, cluster, failures atomic.Uint64
 
 	// reconnected is signalled when the connection to NATS comes back:
 	// whatever was published while it was down may be lost, so a leader
@@ -100,6 +102,7 @@ type PublisherStats struct {
 	Leader      bool   `json:"leader"`
 	Events      uint64 `json:"events_published"`
 	States      uint64 `json:"states_published"`
+	Lobby       uint64 `json:"lobby_published"`
 	Republishes uint64 `json:"republishes"`
 	Cluster     uint64 `json:"cluster_published"`
 	Failures    uint64 `json:"publish_failures"`
@@ -107,7 +110,7 @@ type PublisherStats struct {
 
 func (p *publisher) stats() PublisherStats {
 	return PublisherStats{
-		Leader: p.leader.Load(), Events: p.events.Load(), States: p.states.Load(),
+		Leader: p.leader.Load(), Events: p.events.Load(), States: p.states.Load(), Lobby: p.lobby.Load(),
 		Republishes: p.republishes.Load(), Cluster: p.cluster.Load(), Failures: p.failures.Load(),
 	}
 }
@@ -138,8 +141,9 @@ func (p *publisher) enqueueChanges(changes []change) {
 	p.pushItems(items)
 }
 
-// enqueueRepublish queues the recent events and current state of every room,
-// and the leader announcement. Called with the FSM lock held.
+// enqueueRepublish queues the recent events, current state and lobby line
+// of every room, and the leader announcement. Called with the FSM lock
+// held.
 func (p *publisher) enqueueRepublish(m *game.Machine, term uint64) {
 	p.republishes.Add(1)
 	msgs := []*nats.Msg{jsonMsg(subjects.ClusterLeader, leaderMsg{Leader: p.nodeID, Term: term, At: time.Now().UTC()})}
@@ -147,7 +151,7 @@ func (p *publisher) enqueueRepublish(m *game.Machine, term uint64) {
 		for _, ev := range m.RecentEvents(st.Room) {
 			msgs = append(msgs, eventMsg(&ev))
 		}
-		msgs = append(msgs, stateMsg(&st))
+		msgs = append(msgs, stateMsg(&st), lobbyMsg(st.Summary()))
 	}
 	p.push(msgs...)
 }
@@ -179,6 +183,11 @@ func eventMsg(ev *game.Event) *nats.Msg {
 
 func stateMsg(st *game.State) *nats.Msg {
 	return roomMsg(subjects.RoomState(st.Room), st.Room, st.Seq, st.AppendJSON(nil))
+}
+
+// lobbyMsg is a room's line of the live lobby.
+func lobbyMsg(line game.Summary) *nats.Msg {
+	return jsonMsg(subjects.Lobby, line)
 }
 
 func roomMsg(subject, room string, seq uint64, data []byte) *nats.Msg {
@@ -244,6 +253,9 @@ func (p *publisher) run(ctx context.Context) {
 				p.publish(setRoomMsg(m, subjects.RoomEvent(ev.Room), ev.Room, ev.Seq, buf))
 				buf = st.AppendJSON(buf[:0])
 				p.publish(setRoomMsg(m, subjects.RoomState(st.Room), st.Room, st.Seq, buf))
+				if ev.ChangesSummary() {
+					p.publish(lobbyMsg(st.Summary()))
+				}
 				continue
 			}
 			p.publish(it.msg)
@@ -265,6 +277,8 @@ func (p *publisher) count(subject string) {
 	switch {
 	case subject == subjects.ClusterLeader || subject == subjects.ClusterMember:
 		p.cluster.Add(1)
+	case subject == subjects.Lobby:
+		p.lobby.Add(1)
 	case strings.HasSuffix(subject, ".event"):
 		p.events.Add(1)
 	default:

@@ -32,6 +32,11 @@ func RoomEvent(room string) string { return roomPrefix + room + ".event" }
 // subscribes to for the browsers watching it.
 func Room(room string) string { return roomPrefix + room + ".*" }
 
+// Lobby carries one line of the live lobby whenever a room appears,
+// changes its player count, round or status, or is deleted: what a lobby
+// screen needs without asking for the list again.
+const Lobby = Prefix + "lobby"
+
 // Cluster subjects: leadership and membership changes.
 const (
 	Cluster       = Prefix + "cluster.>"
@@ -48,7 +53,14 @@ const (
 )
 
 // API subjects: requests the nodes answer as NATS micro endpoints.
+// APIEvents only reads; the others are the game commands of the gRPC
+// GameService, for clients that speak NATS alone (the nats CLI).
 const (
-	API       = Prefix + "api.>"
-	APIEvents = Prefix + "api.events"
+	API         = Prefix + "api.>"
+	APIEvents   = Prefix + "api.events"
+	APICreate   = Prefix + "api.create"
+	APIJoin     = Prefix + "api.join"
+	APIGuess    = Prefix + "api.guess"
+	APINewRound = Prefix + "api.newround"
+	APIList     = Prefix + "api.list"
 )

@@ -98,11 +98,35 @@ const (
 	EventRoomDeleted = "room_deleted"
 )
 
-// Summary is one room as the lobby lists it.
+// Summary is one room as the lobby lists it: a line of a room list, and
+// the payload of hangman.lobby, published whenever the line changes (see
+// Event.ChangesSummary). Seq is the raft index that produced the line, so
+// a consumer keeps, per room, the line with the highest Seq; a deleted
+// room's last line has StatusDeleted and no players.
 type Summary struct {
 	Room    string `json:"room"`
+	Players int    `json:"players"`
 	Round   uint64 `json:"round"`
 	Status  Status `json:"status"`
-	Players int    `json:"players"`
 	Seq     uint64 `json:"seq"`
+}
+
+// Summary is the room's lobby line as of this state.
+func (s *State) Summary() Summary {
+	return Summary{Room: s.Room, Players: len(s.Players), Round: s.Round, Status: s.Status, Seq: s.Seq}
+}
+
+// ChangesSummary reports whether the event changed its room's lobby line
+// (beyond its Seq): a room created or deleted, a seat taken or freed, a
+// round started, or a guess that ended the round. A rename or a guess
+// that leaves the round playing does not, so the lobby is not told of
+// every letter.
+func (e *Event) ChangesSummary() bool {
+	switch e.Kind {
+	case EventPlayerRenamed:
+		return false
+	case EventGuess:
+		return e.Status != StatusPlaying
+	}
+	return true
 }
