@@ -82,7 +82,7 @@ func runCerts(_ context.Context, args []string) error {
 	w.write("gossip.key", []byte(key+"\n"), 0o600)
 	env := []string{"HANGMAN_GOSSIP_KEY=" + key}
 	relayPW := ""
-	for _, v := range []string{"HANGMAN_NATS_NODE_PASSWORD", "HANGMAN_NATS_RELAY_PASSWORD", "HANGMAN_NATS_WATCHER_PASSWORD"} {
+	for _, v := range []string{"HANGMAN_NATS_NODE_PASSWORD", "HANGMAN_NATS_RELAY_PASSWORD", "HANGMAN_NATS_WATCHER_PASSWORD", "HANGMAN_NATS_PLAYER_PASSWORD"} {
 		pw, err := newPassword()
 		if err != nil {
 			return err

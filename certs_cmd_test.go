@@ -42,7 +42,7 @@ func TestCertsMakesAUsablePKI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []string{"HANGMAN_GOSSIP_KEY=", "HANGMAN_NATS_NODE_PASSWORD=", "HANGMAN_NATS_RELAY_PASSWORD=", "HANGMAN_NATS_WATCHER_PASSWORD=", "HANGMAN_NATS_PASSWORD="} {
+	for _, v := range []string{"HANGMAN_GOSSIP_KEY=", "HANGMAN_NATS_NODE_PASSWORD=", "HANGMAN_NATS_RELAY_PASSWORD=", "HANGMAN_NATS_WATCHER_PASSWORD=", "HANGMAN_NATS_PLAYER_PASSWORD=", "HANGMAN_NATS_PASSWORD="} {
 		if !strings.Contains(string(env), v) {
 			t.Errorf("security.env lacks %s", v)
 		}

@@ -79,6 +79,7 @@ func runNode(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.NATSAuth.NodePassword, "nats-node-password", "", "NATS password of the \"node\" user (publishes hangman.>; also authenticates routes); setting any NATS password turns NATS users on")
 	fs.StringVar(&cfg.NATSAuth.RelayPassword, "nats-relay-password", "", "NATS password of the \"relay\" user (subscribes to rooms, may not publish their state); empty: no such user")
 	fs.StringVar(&cfg.NATSAuth.WatcherPassword, "nats-watcher-password", "", "NATS password of the read-only \"watcher\" user for the nats CLI; empty: no such user")
+	fs.StringVar(&cfg.NATSAuth.PlayerPassword, "nats-player-password", "", "NATS password of the \"player\" user, who may call the game API (hangman.api.*) from the nats CLI; empty: no such user")
 	logger := logFlags(fs, "info")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -26,6 +26,11 @@ const (
 	// micro services for stats, and may read a room's events
 	// (hangman.api.events), but not call the API's writes.
 	NATSUserWatcher = "watcher"
+	// NATSUserPlayer is the user of players who play from the terminal:
+	// it may call the game API's endpoints (hangman.api.*, writes
+	// included) and read what the watcher reads. Each call acts as a
+	// player only with that seat's token, as over gRPC.
+	NATSUserPlayer = "player"
 	// NATSInboxRelay and NATSInboxWatcher are the inbox prefixes of the
 	// relay and watcher users: the only inboxes each may subscribe to, so
 	// that neither reads the answers to the other's requests (or a node's).
@@ -36,6 +41,7 @@ const (
 	// answer to a request it did not receive either.
 	NATSInboxRelay   = "_INBOX_relay"
 	NATSInboxWatcher = "_INBOX_watcher"
+	NATSInboxPlayer  = "_INBOX_player"
 	// relayService is the NATS micro service relays register as
 	// (relay.ServiceName), whose requests the relay user may receive.
 	relayService = "hangman-relay"
@@ -51,11 +57,12 @@ type NATSAuth struct {
 	NodePassword    string
 	RelayPassword   string
 	WatcherPassword string
+	PlayerPassword  string
 }
 
 // Enabled reports whether the embedded servers require users.
 func (a NATSAuth) Enabled() bool {
-	return a.NodePassword != "" || a.RelayPassword != "" || a.WatcherPassword != ""
+	return a.NodePassword != "" || a.RelayPassword != "" || a.WatcherPassword != "" || a.PlayerPassword != ""
 }
 
 func (a NATSAuth) validate() error {
@@ -130,6 +137,29 @@ func (a NATSAuth) users() []*natsserver.User {
 				// would see others' requests.
 				Subscribe: &natsserver.SubjectPermission{
 					Allow: []string{subjects.All, "$SRV.>", NATSInboxWatcher + ".>"},
+					Deny:  []string{subjects.API},
+				},
+			},
+		})
+	}
+	if a.PlayerPassword != "" {
+		users = append(users, &natsserver.User{
+			Username: NATSUserPlayer,
+			Password: a.PlayerPassword,
+			Permissions: &natsserver.Permissions{
+				// The game API's requests (each write checked by the
+				// node as over gRPC) and the micro requests; it answers
+				// nothing and publishes nothing else.
+				Publish: &natsserver.SubjectPermission{
+					Allow: []string{"$SRV.>", subjects.API},
+				},
+				// As the watcher: everything published, never the
+				// API's requests (they carry tokens), and only its own
+				// inboxes. Players share the user and so its inboxes:
+				// a player who wants nobody else to see a seat's
+				// token brings its own to the join (README).
+				Subscribe: &natsserver.SubjectPermission{
+					Allow: []string{subjects.All, NATSInboxPlayer + ".>"},
 					Deny:  []string{subjects.API},
 				},
 			},

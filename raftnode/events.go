@@ -125,23 +125,33 @@ func (n *Node) handleEvents(req micro.Request) {
 // decodeEventsRequest parses a request, refusing what is not exactly an
 // EventsRequest.
 func decodeEventsRequest(data []byte) (EventsRequest, error) {
-	const want = `want {"room":"<room>","since":<seq>}`
+	const want = `{"room":"<room>","since":<seq>}`
 	if len(data) > maxEventsRequest {
-		return EventsRequest{}, fmt.Errorf("request of %d bytes exceeds %d; %s", len(data), maxEventsRequest, want)
+		return EventsRequest{}, fmt.Errorf("request of %d bytes exceeds %d; want %s", len(data), maxEventsRequest, want)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var q EventsRequest
-	if err := dec.Decode(&q); err != nil {
-		if errors.Is(err, io.EOF) {
-			return EventsRequest{}, fmt.Errorf("empty request; %s", want)
-		}
-		return EventsRequest{}, fmt.Errorf("malformed request: %w; %s", err, want)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return EventsRequest{}, fmt.Errorf("malformed request: data after the object; %s", want)
+	if err := decodeStrict(data, &q, want); err != nil {
+		return EventsRequest{}, err
 	}
 	return q, nil
+}
+
+// decodeStrict parses a request of the nodes' NATS endpoints into v:
+// exactly one JSON object with no field v does not have. want shows the
+// request's shape in the error.
+func decodeStrict(data []byte, v any, want string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("empty request; want %s", want)
+		}
+		return fmt.Errorf("malformed request: %w; want %s", err, want)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("malformed request: data after the object; want %s", want)
+	}
+	return nil
 }
 
 func (n *Node) eventsError(req micro.Request, e EventsError) {

@@ -48,6 +48,9 @@ type Node struct {
 
 	nats *natsServer
 	pub  *publisher
+	// game is the GameService every client reaches: over gRPC, and over
+	// NATS through the game API's endpoints (gameapi.go).
+	game *api.Service
 
 	grpc   *grpc.Server
 	health *health.Server
@@ -151,6 +154,9 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.startGRPC(); err != nil {
 		return err
 	}
+	if err := n.addGameEndpoints(ctx, n.pub.svc, n.game); err != nil {
+		return err
+	}
 	if err := n.startHTTP(); err != nil {
 		return err
 	}
@@ -248,8 +254,9 @@ func (n *Node) startGRPC() error {
 		return fmt.Errorf("grpc listen on %s: %w", n.cfg.GRPCAddr, err)
 	}
 	n.grpc = grpc.NewServer(append(append(grpcServerOptions(n.cfg), n.grpcServerCreds()...), n.metrics.grpcOptions()...)...)
-	api.New(n, n.log, api.WithLimits(api.Limits{MaxRooms: n.cfg.MaxRooms, MaxPlayers: n.cfg.MaxPlayers}),
-		api.WithNoLeaderTimeout(n.cfg.noLeaderTimeout())).Register(n.grpc)
+	n.game = api.New(n, n.log, api.WithLimits(api.Limits{MaxRooms: n.cfg.MaxRooms, MaxPlayers: n.cfg.MaxPlayers}),
+		api.WithNoLeaderTimeout(n.cfg.noLeaderTimeout()))
+	n.game.Register(n.grpc)
 	(&clusterService{node: n}).register(n.grpc)
 	(&replicaService{node: n}).register(n.grpc)
 	n.health = health.NewServer()
