@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNatsCLIPlaysARound plays a whole round with the real nats CLI
+// against a dev system, as README's "Play from the terminal" does:
+// create, join (the answer carries the seat's token), guesses until the
+// round ends, a new round, the list; and a guess with a wrong token is
+// refused 403 and changes nothing.
+func TestNatsCLIPlaysARound(t *testing.T) {
+	natsCLI, err := exec.LookPath("nats")
+	if err != nil {
+		t.Skip("nats CLI not installed (.ci/run installs it with go install github.com/nats-io/natscli/nats)")
+	}
+	sys := startTestDev(t, devOffset+300)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// req runs `nats req` on node i's server and returns the answer, or
+	// an error's body.
+	req := func(i int, subject, body string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, natsCLI, "--server", sys.natsURLs[i], "req", "--raw", subject, body)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("nats req %s %s: %v\n%s%s", subject, body, err, stdout.String(), stderr.String())
+		}
+		return stdout.String()
+	}
+	type state struct {
+		Round   uint64 `json:"round"`
+		Masked  string `json:"masked"`
+		Status  string `json:"status"`
+		Word    string `json:"word"`
+		Guessed []string
+	}
+	var answer struct {
+		State   state  `json:"state"`
+		Token   string `json:"token"`
+		Outcome string `json:"outcome"`
+		Rooms   []struct {
+			Room    string `json:"room"`
+			Players int    `json:"players"`
+			Round   uint64 `json:"round"`
+		} `json:"rooms"`
+	}
+	decode := func(out string) {
+		t.Helper()
+		answer.State = state{}
+		if err := json.Unmarshal([]byte(out), &answer); err != nil {
+			t.Fatalf("answer %q: %v", out, err)
+		}
+	}
+
+	decode(req(0, "hangman.api.create", `{"room":"terminal"}`))
+	if answer.State.Status != "playing" || answer.State.Round != 1 {
+		t.Fatalf("created: %+v", answer.State)
+	}
+	decode(req(1, "hangman.api.join", `{"room":"terminal","player":"ann","name":"Ann"}`))
+	token := answer.Token
+	if len(token) < 22 {
+		t.Fatalf("join answered token %q", token)
+	}
+
+	out := req(2, "hangman.api.guess", `{"room":"terminal","player":"ann","token":"wrong-token-0123456789ab","letter":"e"}`)
+	if !strings.Contains(out, `"code":403`) || strings.Contains(out, token) {
+		t.Fatalf("a wrong token: %s, want 403", out)
+	}
+
+	for i, l := range "etaoinshrdlucmfwypvbgkqjxz" {
+		decode(req(i%3, "hangman.api.guess", `{"room":"terminal","player":"ann","token":"`+token+`","letter":"`+string(l)+`","requestId":"ann-`+string(l)+`"}`))
+		if answer.Outcome == "" {
+			t.Fatalf("guess %c: no outcome", l)
+		}
+		if answer.State.Status != "playing" {
+			break
+		}
+	}
+	if answer.State.Status == "playing" || answer.State.Word == "" {
+		t.Fatalf("the round did not end: %+v", answer.State)
+	}
+	decode(req(0, "hangman.api.newround", `{"room":"terminal","player":"ann","token":"`+token+`"}`))
+	if answer.State.Round != 2 || answer.State.Status != "playing" || answer.State.Word != "" {
+		t.Fatalf("new round: %+v", answer.State)
+	}
+	decode(req(1, "hangman.api.list", `{}`))
+	if len(answer.Rooms) != 1 || answer.Rooms[0].Room != "terminal" || answer.Rooms[0].Players != 1 || answer.Rooms[0].Round != 2 {
+		t.Fatalf("list: %+v", answer.Rooms)
+	}
+}
