@@ -74,6 +74,8 @@ type Relay struct {
 
 	// cluster assembles the live cluster view (cluster.go).
 	cluster *clusterView
+	// lobby pushes the live lobby to the browsers that watch it (lobby.go).
+	lobby *lobbyView
 	// admit limits room creation and joining (admission.go).
 	admit *admission
 }
@@ -150,6 +152,13 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		r.bg.Wait()
 		r.nodes.close()
 		return nil, fmt.Errorf("cluster view: %w", err)
+	}
+	if err := r.startLobby(); err != nil {
+		r.stop()
+		r.nc.Close()
+		r.bg.Wait()
+		r.nodes.close()
+		return nil, fmt.Errorf("live lobby: %w", err)
 	}
 	for i := range r.nodes.conns {
 		r.goBG(func() { r.nodes.watchHealth(r.ctx, i) })

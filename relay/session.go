@@ -214,6 +214,8 @@ func (r *Relay) handleFrame(c *client, data []byte) {
 		r.send(c, encode(pongFrame{Type: "pong", ID: in.ID}))
 	case typeCluster:
 		r.onClusterFrame(c, in.ID, data)
+	case typeLobby:
+		r.onLobbyFrame(c, in.ID, data)
 	case typeJoin, typeWatch, typeLeave, typeGuess, typeCreate, typeNewRound, typeList:
 		if !c.enqueue(&in) {
 			r.send(c, errFrame(CodeBusy, fmt.Sprintf("%d commands are already waiting; wait for their answers", maxQueued), in.ID))
@@ -223,7 +225,7 @@ func (r *Relay) handleFrame(c *client, data []byte) {
 		r.send(c, errFrame(CodeBadRequest, `frame has no "type"`, in.ID))
 	default:
 		r.stats.badFrames.Add(1)
-		r.send(c, errFrame(CodeUnknownType, fmt.Sprintf("unknown frame type %q; expected join, watch, leave, guess, create, newRound, list, cluster or ping", clipString(in.Type, 32)), in.ID))
+		r.send(c, errFrame(CodeUnknownType, fmt.Sprintf("unknown frame type %q; expected join, watch, leave, guess, create, newRound, list, lobby, cluster or ping", clipString(in.Type, 32)), in.ID))
 	}
 }
 
