@@ -175,6 +175,7 @@
       case "ack": onAck(f); break;
       case "error": onError(f); break;
       case "rooms": renderRooms(f); break;
+      case "lobby": onLobby(f); break;
       case "pong": clearTimeout(pongTimer); break;
       case "cluster": onCluster(f); break;
     }
@@ -189,6 +190,8 @@
     setRelays(f.relays);
     startPings();
     send({ type: "list" });
+    lobbyWatching = false;
+    syncLobbyWatch();
     if (view === "cluster") send({ type: "cluster", watch: true });
     if (room && nickname) {
       joinRoom(room);
@@ -225,32 +228,99 @@
     if (roomsNext) send({ type: "list", after: roomsNext, id: "more-" + randomId(6) });
   }
 
+  // The list stays live while the lobby shows: the relay pushes every
+  // room's new line ("lobby" frames), and a line replaces the room's
+  // shown one if its seq is newer. Rooms past the pages loaded so far are
+  // left for "More rooms".
+  const roomItems = new Map(); // room name -> { line, li }
+  let lobbyWatching = false;
+
+  function syncLobbyWatch() {
+    const want = !$("lobby").hidden;
+    if (want === lobbyWatching) return;
+    if (send({ type: "lobby", watch: want })) lobbyWatching = want;
+  }
+
   function renderRooms(f) {
     const list = f.rooms || [];
-    const ul = $("rooms");
-    if (!(f.id || "").startsWith("more-")) ul.textContent = "";
+    if (!(f.id || "").startsWith("more-")) { $("rooms").textContent = ""; roomItems.clear(); }
     roomsNext = f.next || "";
     $("more-rooms").hidden = !roomsNext;
-    $("no-rooms").hidden = ul.children.length + list.length > 0;
-    for (const r of list) {
-      const li = document.createElement("li");
-      const info = document.createElement("div");
-      const name = document.createElement("div");
-      name.className = "room-name";
-      name.textContent = r.room;
-      const meta = document.createElement("div");
-      meta.className = "meta";
-      meta.textContent = `round ${r.round} · ${r.players} player${r.players === 1 ? "" : "s"} · ${r.status}`;
-      info.append(name, meta);
-      const btn = document.createElement("button");
-      btn.type = "button";
-      btn.textContent = "Join";
-      btn.dataset.room = r.room;
-      btn.setAttribute("aria-label", "Join room " + r.room);
-      btn.addEventListener("click", () => enterRoom(r.room));
-      li.append(info, btn);
-      ul.append(li);
+    for (const r of list) showRoom(r);
+    $("no-rooms").hidden = roomItems.size > 0;
+  }
+
+  function onLobby(f) {
+    for (const r of f.rooms || []) {
+      if (!r || typeof r.room !== "string") continue;
+      const known = roomItems.get(r.room);
+      if (known && r.seq <= known.line.seq) continue;
+      if (r.status === "deleted") {
+        if (known) { known.li.remove(); roomItems.delete(r.room); }
+        continue;
+      }
+      if (!known && roomsNext && r.room > roomsNext) continue; // on a page not loaded yet
+      showRoom(r);
     }
+    $("no-rooms").hidden = roomItems.size > 0;
+  }
+
+  function roomMeta(r) {
+    return `round ${r.round} · ${r.players} player${r.players === 1 ? "" : "s"} · ${r.status}`;
+  }
+
+  // showRoom adds a room's line to the list, in name order, or updates it.
+  function showRoom(r) {
+    const known = roomItems.get(r.room);
+    if (known) {
+      known.line = r;
+      known.li.querySelector(".meta").textContent = roomMeta(r);
+      known.li.dataset.status = r.status;
+      return;
+    }
+    const li = document.createElement("li");
+    li.dataset.room = r.room;
+    li.dataset.status = r.status;
+    const info = document.createElement("div");
+    const name = document.createElement("div");
+    name.className = "room-name";
+    name.textContent = r.room;
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    meta.textContent = roomMeta(r);
+    info.append(name, meta);
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.textContent = "Join";
+    btn.dataset.room = r.room;
+    btn.setAttribute("aria-label", "Join room " + r.room);
+    btn.addEventListener("click", () => enterRoom(r.room));
+    li.append(info, btn);
+    const ul = $("rooms");
+    const after = Array.from(ul.children).find((el) => el.dataset.room > r.room);
+    ul.insertBefore(li, after || null);
+    roomItems.set(r.room, { line: r, li });
+  }
+
+  // Quick play joins the fullest room whose round is playing and that has
+  // a free seat, or creates a room when there is none (or it filled up
+  // meanwhile).
+  const MAX_PLAYERS = 64;
+  let quickJoin = "";
+
+  function quickPlay() {
+    if (needName()) return;
+    const open = Array.from(roomItems.values(), (x) => x.line)
+      .filter((r) => r.status === "playing" && r.players < MAX_PLAYERS)
+      .sort((a, b) => b.players - a.players || (a.room < b.room ? -1 : 1));
+    if (open.length === 0) { quickCreate(); return; }
+    quickJoin = open[0].room;
+    enterRoom(open[0].room);
+  }
+
+  function quickCreate() {
+    quickJoin = "";
+    command({ type: "create", room: "quick-" + randomId(4), playerId });
   }
 
   function needName() {
@@ -301,6 +371,7 @@
     $("cluster").hidden = !inCluster;
     $("keys-hint").hidden = inCluster;
     $("tab-play").href = room ? "#room=" + room : "#";
+    syncLobbyWatch();
     if (inCluster) { $("tab-cluster").setAttribute("aria-current", "page"); $("tab-play").removeAttribute("aria-current"); }
     else { $("tab-play").setAttribute("aria-current", "page"); $("tab-cluster").removeAttribute("aria-current"); }
     showPendingRoom();
@@ -332,6 +403,12 @@
     const cmd = f.id ? pending.get(f.id) : null;
     if (f.id) pending.delete(f.id);
     const isJoin = typeof f.id === "string" && f.id.startsWith("join-");
+    if (isJoin && quickJoin && quickJoin === room && !joined && f.code === "precondition") {
+      // The room Quick play picked filled up meanwhile: make one.
+      room = "";
+      quickCreate();
+      return;
+    }
     if (f.code === "permission_denied" && room) {
       // Our token is not the seat's: the seat was freed while we were away
       // and someone else took our id. Play on as a new player.
@@ -783,6 +860,7 @@
     command({ type: "create", room: name, maxWrong: Number($("max-wrong").value), playerId });
   });
   $("refresh").addEventListener("click", () => send({ type: "list" }));
+  $("quick-play").addEventListener("click", quickPlay);
   $("more-rooms").addEventListener("click", moreRooms);
   $("leave").addEventListener("click", leaveRoom);
   $("new-round").addEventListener("click", () => command({ type: "newRound" }));
