@@ -251,12 +251,15 @@ func toWire(r proposed) *hangmanv1.Proposed {
 	} else {
 		a.State = api.StateProto(r.res.State)
 	}
+	if r.res.Event != nil {
+		a.Event = api.EventProto(*r.res.Event)
+	}
 	return &hangmanv1.Proposed{Index: r.index, Applied: a}
 }
 
-// fromWire reads the leader's answer for one forwarded command. The
-// result carries no Event: the leader publishes it, and a forwarding
-// node's callers need only the state and outcome.
+// fromWire reads the leader's answer for one forwarded command, the
+// command's event included: the leader publishes it, but the forwarding
+// node's caller reads it too (a join answers whether it took a new seat).
 func fromWire(p *hangmanv1.Proposed) proposed {
 	switch p.GetFailure() {
 	case hangmanv1.ProposeFailure_PROPOSE_FAILURE_UNSPECIFIED:
@@ -279,6 +282,13 @@ func fromWire(p *hangmanv1.Proposed) proposed {
 		res.Err = &game.Error{Code: game.Code(min(code, 255)), Msg: a.GetErrorMessage()}
 	} else {
 		res.State = api.StateFromProto(a.GetState())
+	}
+	if e := a.GetEvent(); e != nil {
+		ev, err := api.EventFromProto(e)
+		if err != nil {
+			return proposed{err: fmt.Errorf("%w: the leader's answer: %w", api.ErrUnknownOutcome, err)}
+		}
+		res.Event = &ev
 	}
 	return proposed{res: res, index: p.GetIndex()}
 }

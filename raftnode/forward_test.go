@@ -39,6 +39,14 @@ func TestForwardedResultsSurviveTheWire(t *testing.T) {
 		{"guess", proposed{res: game.Result{Room: "r1", Outcome: game.OutcomeCorrect, Index: 41, State: played}, index: 41}},
 		{"duplicate", proposed{res: game.Result{Room: "r1", Outcome: game.OutcomeWrong, Duplicate: true, Index: 12, State: played}, index: 41}},
 		{"new room", proposed{res: game.Result{Room: "r2", Index: 3, State: fresh}, index: 3}},
+		{"new seat", proposed{res: game.Result{Room: "r1", Index: 40, State: played, Event: &game.Event{
+			Seq: 40, Prev: 39, Room: "r1", Kind: game.EventPlayerJoined, Round: 2, Player: "p2", Name: "Bob",
+			Status: game.StatusPlaying, At: time.Date(2026, 11, 29, 8, 1, 2, 345678000, time.UTC),
+		}}, index: 40}},
+		{"guess with its event", proposed{res: game.Result{Room: "r1", Outcome: game.OutcomeCorrect, Index: 41, State: played, Event: &game.Event{
+			Seq: 41, Prev: 40, Room: "r1", Kind: game.EventGuess, Round: 2, Player: "p1", Letter: "l",
+			Outcome: game.OutcomeCorrect, Status: game.StatusPlaying, At: time.Date(2026, 11, 29, 8, 1, 3, 0, time.UTC),
+		}}, index: 41}},
 		{"round won", proposed{res: game.Result{Room: "r1", Outcome: game.OutcomeCorrect, Index: 42, State: won}, index: 42}},
 		{"refused", proposed{res: game.Result{Room: "r1", Err: &game.Error{Code: game.CodePrecondition, Msg: "round 2 of room \"r1\" is over (won); start a new round"}}, index: 43}},
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"time"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
@@ -74,6 +75,21 @@ func EventProto(e game.Event) *hangmanv1.RoomEvent {
 		Player: e.Player, Name: e.Name, Letter: e.Letter, Outcome: string(e.Outcome), Status: string(e.Status),
 		At: e.At.Format(time.RFC3339Nano),
 	}
+}
+
+// EventFromProto converts a room's event from its wire form, the inverse
+// of EventProto. A time that does not parse is an error: the event came
+// from a peer that speaks another format.
+func EventFromProto(e *hangmanv1.RoomEvent) (game.Event, error) {
+	at, err := time.Parse(time.RFC3339Nano, e.GetAt())
+	if err != nil {
+		return game.Event{}, fmt.Errorf("event %d of room %q: time %q: %w", e.GetSeq(), e.GetRoom(), e.GetAt(), err)
+	}
+	return game.Event{
+		Seq: e.GetSeq(), Prev: e.GetPrev(), Room: e.GetRoom(), Kind: e.GetKind(), Round: e.GetRound(),
+		Player: e.GetPlayer(), Name: e.GetName(), Letter: e.GetLetter(), Outcome: game.Outcome(e.GetOutcome()),
+		Status: game.Status(e.GetStatus()), At: at.UTC(),
+	}, nil
 }
 
 // EventsProto converts one answer of game.Machine.EventsSince, read at

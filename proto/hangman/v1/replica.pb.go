@@ -285,8 +285,12 @@ type Applied struct {
 	Index     uint64     `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
 	State     *RoomState `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
 	// error_code is the rules' refusal code (services/game Code), 0 if none.
-	ErrorCode     uint32 `protobuf:"varint,6,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	ErrorMessage  string `protobuf:"bytes,7,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	ErrorCode    uint32 `protobuf:"varint,6,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string `protobuf:"bytes,7,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// event is what the command changed, as published on the room's event
+	// subject; unset for refusals and duplicates. The forwarding node's
+	// caller reads it (a join answers whether it took a new seat).
+	Event         *RoomEvent `protobuf:"bytes,8,opt,name=event,proto3" json:"event,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -370,6 +374,13 @@ func (x *Applied) GetErrorMessage() string {
 	return ""
 }
 
+func (x *Applied) GetEvent() *RoomEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
 type ProposeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// results holds one entry per proposal, in order.
@@ -432,7 +443,7 @@ const file_hangman_v1_replica_proto_rawDesc = "" +
 	"\afailure\x18\x01 \x01(\x0e2\x1a.hangman.v1.ProposeFailureR\afailure\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
 	"\x05index\x18\x04 \x01(\x04R\x05index\x12-\n" +
-	"\aapplied\x18\x05 \x01(\v2\x13.hangman.v1.AppliedR\aappliedJ\x04\b\x03\x10\x04R\x06result\"\xdc\x01\n" +
+	"\aapplied\x18\x05 \x01(\v2\x13.hangman.v1.AppliedR\aappliedJ\x04\b\x03\x10\x04R\x06result\"\x89\x02\n" +
 	"\aApplied\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x18\n" +
 	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12\x1c\n" +
@@ -441,7 +452,8 @@ const file_hangman_v1_replica_proto_rawDesc = "" +
 	"\x05state\x18\x05 \x01(\v2\x15.hangman.v1.RoomStateR\x05state\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x06 \x01(\rR\terrorCode\x12#\n" +
-	"\rerror_message\x18\a \x01(\tR\ferrorMessage\"A\n" +
+	"\rerror_message\x18\a \x01(\tR\ferrorMessage\x12+\n" +
+	"\x05event\x18\b \x01(\v2\x15.hangman.v1.RoomEventR\x05event\"A\n" +
 	"\x0fProposeResponse\x12.\n" +
 	"\aresults\x18\x01 \x03(\v2\x14.hangman.v1.ProposedR\aresults*\xb1\x01\n" +
 	"\x0eProposeFailure\x12\x1f\n" +
@@ -475,20 +487,22 @@ var file_hangman_v1_replica_proto_goTypes = []any{
 	(*Applied)(nil),         // 4: hangman.v1.Applied
 	(*ProposeResponse)(nil), // 5: hangman.v1.ProposeResponse
 	(*RoomState)(nil),       // 6: hangman.v1.RoomState
+	(*RoomEvent)(nil),       // 7: hangman.v1.RoomEvent
 }
 var file_hangman_v1_replica_proto_depIdxs = []int32{
 	1, // 0: hangman.v1.ProposeRequest.proposals:type_name -> hangman.v1.Proposal
 	0, // 1: hangman.v1.Proposed.failure:type_name -> hangman.v1.ProposeFailure
 	4, // 2: hangman.v1.Proposed.applied:type_name -> hangman.v1.Applied
 	6, // 3: hangman.v1.Applied.state:type_name -> hangman.v1.RoomState
-	3, // 4: hangman.v1.ProposeResponse.results:type_name -> hangman.v1.Proposed
-	2, // 5: hangman.v1.ReplicaService.Propose:input_type -> hangman.v1.ProposeRequest
-	5, // 6: hangman.v1.ReplicaService.Propose:output_type -> hangman.v1.ProposeResponse
-	6, // [6:7] is the sub-list for method output_type
-	5, // [5:6] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	7, // 4: hangman.v1.Applied.event:type_name -> hangman.v1.RoomEvent
+	3, // 5: hangman.v1.ProposeResponse.results:type_name -> hangman.v1.Proposed
+	2, // 6: hangman.v1.ReplicaService.Propose:input_type -> hangman.v1.ProposeRequest
+	5, // 7: hangman.v1.ReplicaService.Propose:output_type -> hangman.v1.ProposeResponse
+	7, // [7:8] is the sub-list for method output_type
+	6, // [6:7] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_hangman_v1_replica_proto_init() }
