@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,24 @@ type logStore struct {
 	failingSince atomic.Int64
 	failReason   atomic.Pointer[string]
 	writeErrors  atomic.Uint64
+
+	// tail is a truncation of the log's tail that raft asked for and that
+	// takes effect only with the append that follows it (see DeleteRange).
+	tailMu sync.Mutex
+	tail   *span
+}
+
+// span is the entries from min to max, inclusive.
+type span struct{ min, max uint64 }
+
+// holds reports whether i is in the span.
+func (p *span) holds(i uint64) bool { return p != nil && p.min <= i && i <= p.max }
+
+// pendingTail returns the tail truncation waiting for its append, if any.
+func (s *logStore) pendingTail() *span {
+	s.tailMu.Lock()
+	defer s.tailMu.Unlock()
+	return s.tail
 }
 
 var (
@@ -262,7 +281,8 @@ func (s *logStore) FirstIndex() (uint64, error) {
 	return i, err
 }
 
-// LastIndex returns the last index written, 0 for an empty log.
+// LastIndex returns the last index written, 0 for an empty log; a tail
+// truncation waiting for its append is already left out.
 func (s *logStore) LastIndex() (uint64, error) {
 	var i uint64
 	err := s.view(func(tx *bolt.Tx) error {
@@ -271,11 +291,18 @@ func (s *logStore) LastIndex() (uint64, error) {
 		}
 		return nil
 	})
+	if tail := s.pendingTail(); err == nil && tail.holds(i) {
+		i = tail.min - 1
+	}
 	return i, err
 }
 
-// GetLog reads the entry at index into l, checking its checksum.
+// GetLog reads the entry at index into l, checking its checksum. An entry
+// of a tail truncation waiting for its append is not found.
 func (s *logStore) GetLog(index uint64, l *raft.Log) error {
+	if s.pendingTail().holds(index) {
+		return raft.ErrLogNotFound
+	}
 	return s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketLogs).Get(indexKey(index))
 		if v == nil {
@@ -291,11 +318,22 @@ func (s *logStore) GetLog(index uint64, l *raft.Log) error {
 // StoreLog writes one entry.
 func (s *logStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
 
-// StoreLogs writes entries in one transaction. A write that succeeds ends
-// a run of failed ones (see writeHealth).
+// StoreLogs writes entries in one transaction, together with the tail
+// truncation waiting for them, if any: both happen or neither does, and
+// either way the truncation is no longer pending. A write that succeeds
+// ends a run of failed ones (see writeHealth).
 func (s *logStore) StoreLogs(logs []*raft.Log) error {
+	s.tailMu.Lock()
+	tail := s.tail
+	s.tail = nil
+	s.tailMu.Unlock()
 	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLogs)
+		if tail != nil {
+			if err := deleteSpan(b, *tail); err != nil {
+				return err
+			}
+		}
 		for _, l := range logs {
 			if err := b.Put(indexKey(l.Index), encodeLog(l)); err != nil {
 				return fmt.Errorf("store raft log entry %d: %w", l.Index, err)
@@ -307,21 +345,56 @@ func (s *logStore) StoreLogs(logs []*raft.Log) error {
 	return err
 }
 
-// DeleteRange removes the entries from min to max, inclusive.
-func (s *logStore) DeleteRange(min, max uint64) error {
-	err := s.update(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketLogs).Cursor()
-		for k, _ := c.Seek(indexKey(min)); k != nil && binary.BigEndian.Uint64(k) <= max; k, _ = c.Next() {
-			if err := c.Delete(); err != nil {
-				return fmt.Errorf("delete raft log entries %d-%d: %w", min, max, err)
-			}
+// DeleteRange removes the entries from..to, inclusive.
+//
+// Removing the log's tail (entries after the first, up to the last) is
+// what a follower does to clear entries that conflict with its leader's,
+// and raft always appends the leader's entries right after. That removal
+// is held back and done in the append's transaction (StoreLogs): if the
+// append fails (a full disk), the log keeps its tail, which is where
+// hashicorp/raft still believes the log ends, since it updates its cached
+// last entry only after a successful append. Removed at once, the log
+// would end earlier than raft believes and every later append reaching
+// past the real end would fail, for good (raft's appendEntries, "leaving
+// r.getLastLog() in the wrong state"). Readers already see the log
+// without the tail while it waits. A crash before the append leaves the
+// tail on disk: the log the follower had before the leader's request,
+// which it never answered.
+//
+// Removing the head (compaction after a snapshot) happens at once.
+func (s *logStore) DeleteRange(from, to uint64) error {
+	first, err := s.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := s.LastIndex()
+	if err != nil {
+		return err
+	}
+	if from > first && from <= last && to >= last {
+		s.tailMu.Lock()
+		if s.tail == nil || from < s.tail.min {
+			s.tail = &span{min: from, max: max(to, last)}
 		}
+		s.tailMu.Unlock()
 		return nil
-	})
+	}
+	err = s.update(func(tx *bolt.Tx) error { return deleteSpan(tx.Bucket(bucketLogs), span{from, to}) })
 	if err != nil {
 		s.noteWrite(err)
 	}
 	return err
+}
+
+// deleteSpan removes the entries of p from the log bucket.
+func deleteSpan(b *bolt.Bucket, p span) error {
+	c := b.Cursor()
+	for k, _ := c.Seek(indexKey(p.min)); k != nil && binary.BigEndian.Uint64(k) <= p.max; k, _ = c.Next() {
+		if err := c.Delete(); err != nil {
+			return fmt.Errorf("delete raft log entries %d-%d: %w", p.min, p.max, err)
+		}
+	}
+	return nil
 }
 
 // noteWrite records the outcome of a log write. Only a successful append

@@ -52,9 +52,17 @@ func TestLogStoreKeepsEntriesAcrossReopen(t *testing.T) {
 	if err := s.SetUint64([]byte("CurrentTerm"), 7); err != nil {
 		t.Fatal(err)
 	}
-	// A deposed leader clears its uncommitted suffix, a snapshot compacts
-	// the head; then the process dies and comes back.
+	// A deposed leader clears its uncommitted suffix and appends its new
+	// leader's entries, a snapshot compacts the head; then the process
+	// dies and comes back.
 	if err := s.DeleteRange(15, 20); err != nil {
+		t.Fatal(err)
+	}
+	newer := entries(15, 16)
+	for _, e := range newer {
+		e.Term = 99
+	}
+	if err := s.StoreLogs(newer); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteRange(1, 4); err != nil {
@@ -69,10 +77,10 @@ func TestLogStoreKeepsEntriesAcrossReopen(t *testing.T) {
 	defer s.Close()
 	first, _ := s.FirstIndex()
 	last, _ := s.LastIndex()
-	if first != 5 || last != 14 {
-		t.Fatalf("after reopen first %d last %d, want 5 and 14", first, last)
+	if first != 5 || last != 16 {
+		t.Fatalf("after reopen first %d last %d, want 5 and 16", first, last)
 	}
-	want := entries(5, 14)
+	want := append(entries(5, 14), newer...)
 	for _, w := range want {
 		var got raft.Log
 		if err := s.GetLog(w.Index, &got); err != nil {
@@ -84,7 +92,7 @@ func TestLogStoreKeepsEntriesAcrossReopen(t *testing.T) {
 		}
 	}
 	var l raft.Log
-	if err := s.GetLog(15, &l); !errors.Is(err, raft.ErrLogNotFound) {
+	if err := s.GetLog(17, &l); !errors.Is(err, raft.ErrLogNotFound) {
 		t.Fatalf("deleted entry: %v", err)
 	}
 	if term, err := s.GetUint64([]byte("CurrentTerm")); err != nil || term != 7 {
@@ -94,10 +102,10 @@ func TestLogStoreKeepsEntriesAcrossReopen(t *testing.T) {
 		t.Fatalf("missing stable key: %v (raft needs the text \"not found\")", err)
 	}
 	// The log can grow again past the truncated tail.
-	if err := s.StoreLogs(entries(15, 16)); err != nil {
+	if err := s.StoreLogs(entries(17, 18)); err != nil {
 		t.Fatal(err)
 	}
-	if last, _ := s.LastIndex(); last != 16 {
+	if last, _ := s.LastIndex(); last != 18 {
 		t.Fatalf("last %d after appending again", last)
 	}
 }
@@ -331,5 +339,76 @@ func TestUnpersistedWriteIsAnUnknownOutcomeWithoutAPath(t *testing.T) {
 	err = applyError(stored)
 	if !errors.Is(err, api.ErrUnknownOutcome) || strings.Contains(err.Error(), "/data") {
 		t.Fatalf("failed write %q became %q; want outcome unknown without the path", stored, err)
+	}
+}
+
+// TestTailTruncationTakesEffectWithTheAppendThatFollows: a follower
+// clearing a conflicting tail (raft's appendEntries: DeleteRange, then
+// StoreLogs) whose append then fails on a full disk must be left with the
+// tail it had. hashicorp/raft does not update its cached last entry after
+// the failed append, so a log that lost its tail anyway disagrees with
+// raft about where it ends: every later append that reaches past the real
+// end fails "failed to get log entry", and the leader can never replicate
+// to the follower again until it restarts.
+func TestTailTruncationTakesEffectWithTheAppendThatFollows(t *testing.T) {
+	disk := smallDisk(t)
+	s, err := openLogStore(disk, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.StoreLogs(entries(1, 20)); err != nil {
+		t.Fatal(err)
+	}
+	// Pending until the append: reads already see the log without its tail.
+	if err := s.DeleteRange(15, 20); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if last, _ := s.LastIndex(); last != 14 {
+		t.Fatalf("last index %d after clearing the tail, want 14", last)
+	}
+	if err := s.GetLog(15, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("a cleared entry: %v", err)
+	}
+	replaced := func(from, to uint64, term uint64) []*raft.Log {
+		out := entries(from, to)
+		for _, e := range out {
+			e.Term, e.Data = term, bytes.Repeat([]byte{'r'}, 64<<10)
+		}
+		return out
+	}
+	if err := s.StoreLogs(replaced(15, 16, 9)); err != nil {
+		t.Fatal(err)
+	}
+	if last, _ := s.LastIndex(); last != 16 {
+		t.Fatalf("last index %d after the append, want 16", last)
+	}
+	if err := s.GetLog(16, &l); err != nil || l.Term != 9 {
+		t.Fatalf("appended entry 16: term %d, %v", l.Term, err)
+	}
+
+	// Now the disk is full: the next tail's append fails.
+	defer fillDisk(t, disk)()
+	last := uint64(16)
+	for ; ; last++ {
+		if last > 2000 {
+			t.Fatal("2000 appends of 64 KiB went to a full 2 MiB disk")
+		}
+		if err := s.StoreLogs(replaced(last+1, last+1, 9)); err != nil {
+			break
+		}
+	}
+	if err := s.DeleteRange(last-1, last); err != nil {
+		t.Fatalf("clearing the tail on a full disk: %v", err)
+	}
+	if err := s.StoreLogs(replaced(last-1, last+8, 10)); err == nil {
+		t.Fatal("an append of 640 KiB succeeded on a full disk")
+	}
+	if got, _ := s.LastIndex(); got != last {
+		t.Fatalf("last index %d after the failed append, want %d: the tail went without its replacement", got, last)
+	}
+	if err := s.GetLog(last, &l); err != nil || l.Term != 9 {
+		t.Fatalf("entry %d after the failed append: term %d, %v; want the old entry (term 9)", last, l.Term, err)
 	}
 }
