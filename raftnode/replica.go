@@ -48,22 +48,10 @@ func (n *Node) propose(ctx context.Context, room string, cmd []byte) (game.Resul
 // the call is applied here (the read-index protocol of the Raft
 // dissertation, §6.4).
 func (n *Node) ReadIndex(ctx context.Context) error {
-	if n.raft.State() != raft.Leader {
-		return api.ErrNotLeader
-	}
 	// A new leader's commit index is only known once an entry of its own
-	// term has committed; becomeLeader commits that marker.
-	for n.readyTerm.Load() != n.raft.CurrentTerm() {
-		changed := n.LeaderChanged()
-		if n.raft.State() != raft.Leader {
-			return api.ErrNotLeader
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-changed:
-		case <-time.After(10 * time.Millisecond):
-		}
+	// term has committed.
+	if err := n.LeaderRead(ctx); err != nil {
+		return err
 	}
 	commit := n.raft.CommitIndex()
 	if err := n.raft.VerifyLeader().Error(); err != nil {
@@ -78,6 +66,27 @@ func (n *Node) ReadIndex(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-wait:
+		}
+	}
+}
+
+// LeaderRead waits until this node leads and has applied its own term's
+// first entry (the marker becomeLeader commits), and with it everything
+// earlier leaders committed.
+func (n *Node) LeaderRead(ctx context.Context) error {
+	for {
+		changed := n.LeaderChanged()
+		if n.raft.State() != raft.Leader {
+			return api.ErrNotLeader
+		}
+		if n.readyTerm.Load() == n.raft.CurrentTerm() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }

@@ -62,8 +62,9 @@ func (r *memReplica) Forward(ctx context.Context, room string, cmd []byte) (game
 	return r.Propose(ctx, room, cmd)
 }
 
-func (r *memReplica) ReadIndex(context.Context) error { return nil }
-func (r *memReplica) IsLeader() bool                  { return true }
+func (r *memReplica) ReadIndex(context.Context) error  { return nil }
+func (r *memReplica) LeaderRead(context.Context) error { return nil }
+func (r *memReplica) IsLeader() bool                   { return true }
 func (r *memReplica) Read(fn func(m *game.Machine)) uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()

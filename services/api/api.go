@@ -68,6 +68,13 @@ type Replica interface {
 	// leadership with a quorum and waits until this node has applied
 	// everything committed before the call. ErrNotLeader if not the leader.
 	ReadIndex(ctx context.Context) error
+	// LeaderRead makes the next local read a leader read: it waits until
+	// this node, which leads, has applied everything earlier leaders
+	// committed (its own term's first entry), without a quorum round.
+	// A node that has just won an election may not have yet, and would
+	// answer from an older state: a room created in the previous term
+	// would not exist. ErrNotLeader if not the leader.
+	LeaderRead(ctx context.Context) error
 	// IsLeader reports whether this node believes it leads.
 	IsLeader() bool
 	// Read calls fn with the local state machine under a read lock and
@@ -343,9 +350,9 @@ func (s *Service) read(ctx context.Context, c hangmanv1.Consistency, local func(
 	case hangmanv1.Consistency_CONSISTENCY_STALE:
 		return local()
 	case hangmanv1.Consistency_CONSISTENCY_UNSPECIFIED, hangmanv1.Consistency_CONSISTENCY_LEADER:
-		return s.route(ctx, func(context.Context) error {
-			if !s.replica.IsLeader() {
-				return ErrNotLeader
+		return s.route(ctx, func(ctx context.Context) error {
+			if err := s.replica.LeaderRead(ctx); err != nil {
+				return err
 			}
 			return local()
 		}, forward)

@@ -41,6 +41,12 @@ type fakeReplica struct {
 	// refused is closed when a proposal first meets "not the leader".
 	refused     chan struct{}
 	refusedOnce sync.Once
+	// caughtUp, when set, is a leader that has not yet applied its own
+	// term's first entry: LeaderRead waits until it is closed. waiting is
+	// closed when a LeaderRead first waits.
+	caughtUp    chan struct{}
+	waiting     chan struct{}
+	waitingOnce sync.Once
 }
 
 // answer is one scripted answer of a fakeReplica.
@@ -114,6 +120,25 @@ func (r *fakeReplica) ReadIndex(context.Context) error {
 		return ErrNotLeader
 	}
 	return nil
+}
+
+func (r *fakeReplica) LeaderRead(ctx context.Context) error {
+	r.mu.Lock()
+	leader, caughtUp := r.leader, r.caughtUp
+	r.mu.Unlock()
+	if !leader {
+		return ErrNotLeader
+	}
+	if caughtUp == nil {
+		return nil
+	}
+	r.waitingOnce.Do(func() { close(r.waiting) })
+	select {
+	case <-caughtUp:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (r *fakeReplica) IsLeader() bool {
