@@ -13,7 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Where a node keeps its raft log (raftnode/logstore.go): a bbolt file
+// Where a node keeps its raft log (raftnode/raftstore/logstore.go): a bbolt file
 // under its data directory, entries in one bucket keyed by their index as
 // 8 big-endian bytes; snapshots beside it, each with a meta.json naming
 // its last index (hashicorp/raft's file snapshot store).

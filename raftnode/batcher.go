@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/hangman/hangman/raftnode/raftstore"
 	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/game"
 )
@@ -228,7 +229,7 @@ func applyError(err error) error {
 		return api.ErrNotLeader
 	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrAbortedByRestore):
 		return fmt.Errorf("%w: %v", api.ErrUnknownOutcome, err)
-	case errors.Is(err, errNotPersisted):
+	case errors.Is(err, raftstore.ErrNotPersisted):
 		// The leader could not write the entry (a full disk) and steps
 		// down; the store has logged the full error. Callers are told
 		// only that much: the text below names no server path.

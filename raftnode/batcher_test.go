@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/raftnode/raftstore"
 	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/game"
 )
@@ -394,7 +395,7 @@ func TestAnswerFansOutToTheBatch(t *testing.T) {
 		{"leadership lost", fakeFuture{err: raft.ErrLeadershipLost}, api.ErrUnknownOutcome, ""},
 		{"raft shut down", fakeFuture{err: raft.ErrRaftShutdown}, api.ErrUnknownOutcome, ""},
 		{"a restore", fakeFuture{err: raft.ErrAbortedByRestore}, api.ErrUnknownOutcome, ""},
-		{"a full disk", fakeFuture{err: fmt.Errorf("%w: write /var/lib/hangman/raft.db: no space", errNotPersisted)}, api.ErrUnknownOutcome, "/var/lib"},
+		{"a full disk", fakeFuture{err: fmt.Errorf("%w: write /var/lib/hangman/raft.db: no space", raftstore.ErrNotPersisted)}, api.ErrUnknownOutcome, "/var/lib"},
 		{"another failure", fakeFuture{err: errors.New("boom")}, errUnexpected, ""},
 		{"too few results", fakeFuture{resp: &applyResult{index: 9, results: results.results[:2]}}, errUnexpected, ""},
 		{"a response of another type", fakeFuture{resp: errors.New("fsm error")}, errUnexpected, ""},

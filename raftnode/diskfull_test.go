@@ -6,13 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,63 +17,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/hangman/hangman/internal/testdisk"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
-
-// smallDisk mounts a 2 MiB tmpfs for a node's data dir and unmounts it
-// when the test ends (after the cluster, whose cleanup runs first). It
-// skips the test when not root.
-func smallDisk(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("a full disk is a 2 MiB tmpfs, and mounting one needs root")
-	}
-	dir := filepath.Join(t.TempDir(), "small")
-	if err := os.Mkdir(dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v): %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a file into dir until the file system is full, and
-// returns the function that deletes it again.
-func fillDisk(t *testing.T, dir string) (free func()) {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 16<<10)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("fill %s: %v", dir, err)
-			}
-			break
-		}
-	}
-	// The last partial chunk may have left a few bytes: fill them too.
-	for {
-		if _, err := f.Write(chunk[:512]); err != nil {
-			break
-		}
-	}
-	return func() {
-		if err := os.Remove(path); err != nil {
-			t.Errorf("free %s: %v", dir, err)
-		}
-	}
-}
 
 // readyz asks node i's /readyz and returns the HTTP status and reason.
 func (c *testCluster) readyz(i int) (int, string) {
@@ -140,12 +82,12 @@ func (c *testCluster) readyAgain(i int) {
 // not ready; once space returns, the same request succeeds and the node
 // is ready again, without a restart.
 func TestFullDiskIsUnavailableAndHealsItself(t *testing.T) {
-	disk := smallDisk(t)
+	disk := testdisk.Small(t, 2<<20)
 	c := newTestCluster(t, 1, func(cfg *Config) { cfg.DataDir = disk })
 	c.leader()
 	setupRoom(t, c, 0, "full")
 	cl := c.client(0)
-	free := fillDisk(t, disk)
+	free := testdisk.Fill(t, disk)
 
 	// bbolt reuses pages it freed, so some writes may still fit; keep
 	// guessing until one does not.
@@ -184,7 +126,7 @@ func TestFullDiskIsUnavailableAndHealsItself(t *testing.T) {
 // disk while the leader goes on committing: the follower says why it is
 // not ready, and catches up and is ready again once space returns.
 func TestFollowerWithAFullDiskIsNotReadyUntilSpaceReturns(t *testing.T) {
-	disk := smallDisk(t)
+	disk := testdisk.Small(t, 2<<20)
 	c := newTestCluster(t, 3, func(cfg *Config) {
 		if cfg.ID == "n2" {
 			cfg.DataDir = disk
@@ -202,9 +144,9 @@ func TestFollowerWithAFullDiskIsNotReadyUntilSpaceReturns(t *testing.T) {
 	}
 	setupRoom(t, c, lead, "lag")
 	c.converged()
-	free := fillDisk(t, disk)
+	free := testdisk.Fill(t, disk)
 	g := &guesser{cl: c.client(lead), room: "lag"}
-	for c.nodes[full].logStore.writeHealth() == nil {
+	for c.nodes[full].logStore.WriteHealth() == nil {
 		if g.n == 2000 {
 			t.Fatal("the follower wrote 2000 entries to a full 2 MiB disk")
 		}
@@ -212,7 +154,7 @@ func TestFollowerWithAFullDiskIsNotReadyUntilSpaceReturns(t *testing.T) {
 			t.Fatalf("guess %s at the leader: %v", req.GetRequestId(), err)
 		}
 	}
-	if err := c.nodes[full].logStore.writeHealth(); strings.Contains(err.Error(), disk) {
+	if err := c.nodes[full].logStore.WriteHealth(); strings.Contains(err.Error(), disk) {
 		t.Fatalf("write health %v: want a reason without the path", err)
 	}
 	c.notReadyBecause(full, "no space left on device")
@@ -292,7 +234,7 @@ func (g *guesser) guess(ctx context.Context) (*hangmanv1.GuessRequest, error) {
 // follower (no election) and never sent it an entry again; restarting the
 // follower did not help, only restarting the leader did.
 func TestFollowerWithAFullDiskCatchesUpUnderLoad(t *testing.T) {
-	disk := smallDisk(t)
+	disk := testdisk.Small(t, 2<<20)
 	c := newTestCluster(t, 3, func(cfg *Config) {
 		if cfg.ID == "n2" {
 			cfg.DataDir = disk
@@ -359,9 +301,9 @@ func TestFollowerWithAFullDiskCatchesUpUnderLoad(t *testing.T) {
 	// several rounds make a run that would wedge very likely to.
 	const rounds = 8
 	for round := 1; round <= rounds; round++ {
-		free := fillDisk(t, disk)
+		free := testdisk.Fill(t, disk)
 		waitFor(t, 30*time.Second, fmt.Sprintf("round %d: the follower's appends to fail", round), func() error {
-			if c.nodes[full].logStore.writeHealth() == nil {
+			if c.nodes[full].logStore.WriteHealth() == nil {
 				return errors.New("its log is still writable")
 			}
 			return nil
@@ -370,7 +312,7 @@ func TestFollowerWithAFullDiskCatchesUpUnderLoad(t *testing.T) {
 		free()
 		writing(fmt.Sprintf("round %d: writes after space returned", round), 200)
 		waitFor(t, 20*time.Second, fmt.Sprintf("round %d: the follower to be replicated to and catch up", round), func() error {
-			if err := c.nodes[full].logStore.writeHealth(); err != nil {
+			if err := c.nodes[full].logStore.WriteHealth(); err != nil {
 				return err
 			}
 			leaderCommit, applied := c.nodes[lead].raft.CommitIndex(), c.nodes[full].raft.AppliedIndex()

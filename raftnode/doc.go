@@ -3,11 +3,10 @@
 //
 // A Node wires together
 //
-//   - hashicorp/raft with a durable, checksummed log in bbolt (logstore.go
-//     says why not raft-wal or raft-boltdb), the term and vote in a file of
-//     their own (stablefile.go), and file snapshots, all verified before
-//     the node starts (storage.go); it applies committed commands to a
-//     game.Machine in batches;
+//   - hashicorp/raft over the storage of package raftstore (a durable,
+//     checksummed log in bbolt, the term and vote in a file of their own,
+//     file snapshots, all verified before the node starts); it applies
+//     committed commands to a game.Machine in batches;
 //   - hashicorp/serf for membership: nodes find each other by gossip, form
 //     the cluster with --bootstrap-expect, and the leader reconciles serf
 //     members into raft voters the way Consul's autopilot does;

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/raftnode/raftstore"
 	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/services/gameclient"
 )
@@ -281,4 +282,14 @@ func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// lastIndexInDir opens a stopped node's raft log and reports its last index.
+func lastIndexInDir(dataDir string) (uint64, error) {
+	s, err := raftstore.OpenLog(filepath.Join(dataDir, "raft"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	return s.LastIndex()
 }

@@ -82,7 +82,7 @@ func (n *Node) lag() uint64 {
 // than MaxLag entries (it would serve stale reads and, if elected, make
 // everyone wait while it catches up).
 func (n *Node) storageReady() error {
-	if err := n.logStore.writeHealth(); err != nil {
+	if err := n.logStore.WriteHealth(); err != nil {
 		return err
 	}
 	if l := n.lag(); l > n.cfg.MaxLag {

@@ -94,10 +94,10 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		return b2f(n.Ready() == nil)
 	})
 	gauge("hangman_raft_log_write_failing", "1 while this node cannot append to its raft log (a full disk, an I/O error); it is not ready meanwhile.", func() float64 {
-		return b2f(n.logStore.writeHealth() != nil)
+		return b2f(n.logStore.WriteHealth() != nil)
 	})
 	counter("hangman_raft_log_write_errors_total", "Writes to this node's raft log that failed.", nil, func() float64 {
-		return float64(n.logStore.writeErrors.Load())
+		return float64(n.logStore.WriteErrors())
 	})
 	gauge("hangman_raft_leader_commit_index", "The leader's commit index as this node last sampled it (a follower asks the leader every second).", func() float64 {
 		return float64(n.leaderCommit.Load())

@@ -21,6 +21,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/hangman/hangman/raftnode/raftstore"
 	"github.com/hangman/hangman/services/api"
 )
 
@@ -33,7 +34,7 @@ type Node struct {
 	raft      *raft.Raft
 	batcher   *batcher // packs proposals into entries while leading
 	forwarder *batcher // carries writes to the leader while following
-	logStore  *logStore
+	logStore  *raftstore.Store
 	transport *raftTransport
 	// ident is this node's raft server id and how it finds other servers
 	// (identity.go).
@@ -208,7 +209,7 @@ func (n *Node) startRaft(ctx context.Context) error {
 	}
 	var snaps *raft.FileSnapshotStore
 	var err error
-	if n.logStore, snaps, err = openRaftStorage(dir, n.log); err != nil {
+	if n.logStore, snaps, err = raftstore.Open(dir, n.log, newHCLog(n.log, "snapshots")); err != nil {
 		return err
 	}
 	if n.ident.raftID, err = loadRaftID(dir, n.cfg.ID, n.logStore, n.logStore, n.log); err != nil {
@@ -234,7 +235,7 @@ func (n *Node) startRaft(ctx context.Context) error {
 	if logs, err = raft.NewLogCache(1024, logs); err != nil {
 		return fmt.Errorf("raft log cache: %w", err)
 	}
-	logs = persisting{logs}
+	logs = raftstore.Persisting{LogStore: logs}
 	n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.logStore, snaps, n.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)

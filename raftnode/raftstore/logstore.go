@@ -1,4 +1,14 @@
-package raftnode
+// Package raftstore is the consensus node's storage: raft's log and stable
+// stores and its snapshot store, every byte of them checked (DESIGN.md,
+// guarantee 9). The log is a bbolt file whose entries carry checksums
+// (Store), the term and vote a small file of two checksummed copies
+// (stablefile.go), and the snapshots raft's file store, whose CRC is
+// checked before the node starts (Open). A damaged store refuses to open
+// with one error naming the file and the entry; a full disk fails writes
+// with ErrNotPersisted and is reported by WriteHealth.
+//
+// It knows nothing of the game or the node: raftnode composes it.
+package raftstore
 
 import (
 	"encoding/binary"
@@ -19,7 +29,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// logStore is raft's log store, and through stable (stablefile.go) its
+// Store is raft's log store, and through stable (stablefile.go) its
 // stable store, kept in the node's raft directory.
 //
 // The log is one bbolt file, raft.db, written by hand rather than through
@@ -39,7 +49,7 @@ import (
 // bbolt panics, rather than failing, on some damaged pages; every call
 // into it runs under guard, which turns those panics (and memory faults
 // on a file shorter than its pages) into errors.
-type logStore struct {
+type Store struct {
 	db     *bolt.DB
 	path   string
 	log    *slog.Logger
@@ -65,7 +75,7 @@ type span struct{ min, max uint64 }
 func (p *span) holds(i uint64) bool { return p != nil && p.min <= i && i <= p.max }
 
 // pendingTail returns the tail truncation waiting for its append, if any.
-func (s *logStore) pendingTail() *span {
+func (s *Store) pendingTail() *span {
 	s.tailMu.Lock()
 	defer s.tailMu.Unlock()
 	return s.tail
@@ -79,27 +89,27 @@ var (
 	// errKeyNotFound is the error raft expects from a stable store for a
 	// key never set (it compares the text).
 	errKeyNotFound = errors.New("not found")
-	// errDamaged is wrapped by every error that finds stored bytes
+	// ErrDamaged is wrapped by every error that finds stored bytes
 	// changed or missing: the node must not serve from them.
-	errDamaged = errors.New("storage is damaged")
+	ErrDamaged = errors.New("storage is damaged")
 	// errChecksum says an entry's bytes differ from those written.
 	errChecksum = errors.New("checksum mismatch: the stored bytes changed after they were written")
-	// errNotPersisted is wrapped by every error of a log write that did
-	// not reach the disk (a full disk, an I/O error); see persisting.
-	errNotPersisted = errors.New("could not write the raft log")
+	// ErrNotPersisted is wrapped by every error of a log write that did
+	// not reach the disk (a full disk, an I/O error); see Persisting.
+	ErrNotPersisted = errors.New("could not write the raft log")
 )
 
 var (
-	_ raft.LogStore    = (*logStore)(nil)
-	_ raft.StableStore = (*logStore)(nil)
+	_ raft.LogStore    = (*Store)(nil)
+	_ raft.StableStore = (*Store)(nil)
 )
 
 // damaged wraps err as damage to file, at log entry index when it is not 0.
 func damaged(file string, index uint64, err error) error {
 	if index == 0 {
-		return fmt.Errorf("%w: %s: %w", errDamaged, file, err)
+		return fmt.Errorf("%w: %s: %w", ErrDamaged, file, err)
 	}
-	return fmt.Errorf("%w: %s, entry %d: %w", errDamaged, file, index, err)
+	return fmt.Errorf("%w: %s, entry %d: %w", ErrDamaged, file, index, err)
 }
 
 // guard runs f and turns a bbolt panic, or a memory fault while it reads
@@ -115,10 +125,10 @@ func guard(path string, f func() error) (err error) {
 	return f()
 }
 
-// openLogStore verifies the store in dir (if there is one), then opens it,
+// OpenLog verifies the store in dir (if there is one), then opens it,
 // creating it when there is none. A damaged store is an error wrapping
-// errDamaged that names the file and, where it can, the entry.
-func openLogStore(dir string, log *slog.Logger) (*logStore, error) {
+// ErrDamaged that names the file and, where it can, the entry.
+func OpenLog(dir string, log *slog.Logger) (*Store, error) {
 	path := filepath.Join(dir, "raft.db")
 	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
 		start := time.Now()
@@ -145,7 +155,7 @@ func openLogStore(dir string, log *slog.Logger) (*logStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", path, err)
 	}
-	s := &logStore{db: db, path: path, log: log}
+	s := &Store{db: db, path: path, log: log}
 	if err := s.init(dir); err != nil {
 		db.Close()
 		if s.stable != nil {
@@ -158,7 +168,7 @@ func openLogStore(dir string, log *slog.Logger) (*logStore, error) {
 
 // init creates the log bucket and opens the stable file, moving the term
 // and vote there from the bbolt bucket older versions kept them in.
-func (s *logStore) init(dir string) error {
+func (s *Store) init(dir string) error {
 	var old map[string][]byte
 	err := s.update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketLogs); err != nil {
@@ -251,15 +261,15 @@ func verifyLogBucket(path string, b *bolt.Bucket) (int, error) {
 }
 
 // Close closes the files.
-func (s *logStore) Close() error {
+func (s *Store) Close() error {
 	return errors.Join(s.db.Close(), s.stable.close())
 }
 
-func (s *logStore) view(f func(*bolt.Tx) error) error {
+func (s *Store) view(f func(*bolt.Tx) error) error {
 	return guard(s.path, func() error { return s.db.View(f) })
 }
 
-func (s *logStore) update(f func(*bolt.Tx) error) error {
+func (s *Store) update(f func(*bolt.Tx) error) error {
 	return guard(s.path, func() error { return s.db.Update(f) })
 }
 
@@ -270,7 +280,7 @@ func indexKey(i uint64) []byte {
 }
 
 // FirstIndex returns the first index written, 0 for an empty log.
-func (s *logStore) FirstIndex() (uint64, error) {
+func (s *Store) FirstIndex() (uint64, error) {
 	var i uint64
 	err := s.view(func(tx *bolt.Tx) error {
 		if k, _ := tx.Bucket(bucketLogs).Cursor().First(); k != nil {
@@ -283,7 +293,7 @@ func (s *logStore) FirstIndex() (uint64, error) {
 
 // LastIndex returns the last index written, 0 for an empty log; a tail
 // truncation waiting for its append is already left out.
-func (s *logStore) LastIndex() (uint64, error) {
+func (s *Store) LastIndex() (uint64, error) {
 	var i uint64
 	err := s.view(func(tx *bolt.Tx) error {
 		if k, _ := tx.Bucket(bucketLogs).Cursor().Last(); k != nil {
@@ -299,7 +309,7 @@ func (s *logStore) LastIndex() (uint64, error) {
 
 // GetLog reads the entry at index into l, checking its checksum. An entry
 // of a tail truncation waiting for its append is not found.
-func (s *logStore) GetLog(index uint64, l *raft.Log) error {
+func (s *Store) GetLog(index uint64, l *raft.Log) error {
 	if s.pendingTail().holds(index) {
 		return raft.ErrLogNotFound
 	}
@@ -316,13 +326,13 @@ func (s *logStore) GetLog(index uint64, l *raft.Log) error {
 }
 
 // StoreLog writes one entry.
-func (s *logStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
+func (s *Store) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
 
 // StoreLogs writes entries in one transaction, together with the tail
 // truncation waiting for them, if any: both happen or neither does, and
 // either way the truncation is no longer pending. A write that succeeds
-// ends a run of failed ones (see writeHealth).
-func (s *logStore) StoreLogs(logs []*raft.Log) error {
+// ends a run of failed ones (see WriteHealth).
+func (s *Store) StoreLogs(logs []*raft.Log) error {
 	s.tailMu.Lock()
 	tail := s.tail
 	s.tail = nil
@@ -362,7 +372,7 @@ func (s *logStore) StoreLogs(logs []*raft.Log) error {
 // which it never answered.
 //
 // Removing the head (compaction after a snapshot) happens at once.
-func (s *logStore) DeleteRange(from, to uint64) error {
+func (s *Store) DeleteRange(from, to uint64) error {
 	first, err := s.FirstIndex()
 	if err != nil {
 		return err
@@ -401,7 +411,7 @@ func deleteSpan(b *bolt.Bucket, p span) error {
 // clears a failure: a deletion can succeed on a full disk (it frees pages)
 // while appends still fail. The first failure of a run is logged in full,
 // path included; the rest are only counted.
-func (s *logStore) noteWrite(err error) {
+func (s *Store) noteWrite(err error) {
 	if err == nil {
 		if since := s.failingSince.Swap(0); since != 0 {
 			s.log.Info("raft log writable again", "file", s.path, "failed_for", time.Since(time.Unix(0, since)).Round(time.Millisecond))
@@ -419,10 +429,13 @@ func (s *logStore) noteWrite(err error) {
 	}
 }
 
-// writeHealth says why the log cannot be written, or nil when the last
+// WriteErrors counts the log writes that failed since the store opened.
+func (s *Store) WriteErrors() uint64 { return s.writeErrors.Load() }
+
+// WriteHealth says why the log cannot be written, or nil when the last
 // append succeeded. The reason names no path: it is shown to whoever
 // asks /readyz.
-func (s *logStore) writeHealth() error {
+func (s *Store) WriteHealth() error {
 	since := s.failingSince.Load()
 	if since == 0 {
 		return nil
@@ -435,16 +448,16 @@ func (s *logStore) writeHealth() error {
 }
 
 // Set stores a stable key.
-func (s *logStore) Set(key, val []byte) error { return s.stable.set(key, val) }
+func (s *Store) Set(key, val []byte) error { return s.stable.set(key, val) }
 
 // Get reads a stable key.
-func (s *logStore) Get(key []byte) ([]byte, error) { return s.stable.get(key) }
+func (s *Store) Get(key []byte) ([]byte, error) { return s.stable.get(key) }
 
 // SetUint64 stores a stable number.
-func (s *logStore) SetUint64(key []byte, val uint64) error { return s.Set(key, indexKey(val)) }
+func (s *Store) SetUint64(key []byte, val uint64) error { return s.Set(key, indexKey(val)) }
 
 // GetUint64 reads a stable number.
-func (s *logStore) GetUint64(key []byte) (uint64, error) {
+func (s *Store) GetUint64(key []byte) (uint64, error) {
 	v, err := s.Get(key)
 	if err != nil {
 		return 0, err
@@ -455,18 +468,19 @@ func (s *logStore) GetUint64(key []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
-// persisting wraps the log store raft writes through (above raft's
+// Persisting wraps the log store raft writes through (above raft's
 // LogCache, which keeps only the text of a store's error) so that a failed
-// write reaches raft's futures, and applyError, as errNotPersisted.
-type persisting struct{ raft.LogStore }
+// write reaches raft's futures, and from there the node's callers, as
+// ErrNotPersisted.
+type Persisting struct{ raft.LogStore }
 
 // StoreLog writes one entry.
-func (p persisting) StoreLog(l *raft.Log) error { return p.StoreLogs([]*raft.Log{l}) }
+func (p Persisting) StoreLog(l *raft.Log) error { return p.StoreLogs([]*raft.Log{l}) }
 
-// StoreLogs writes entries, marking a failure as errNotPersisted.
-func (p persisting) StoreLogs(logs []*raft.Log) error {
+// StoreLogs writes entries, marking a failure as ErrNotPersisted.
+func (p Persisting) StoreLogs(logs []*raft.Log) error {
 	if err := p.LogStore.StoreLogs(logs); err != nil {
-		return fmt.Errorf("%w: %w", errNotPersisted, err)
+		return fmt.Errorf("%w: %w", ErrNotPersisted, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package raftnode
+package raftstore
 
 import (
 	"bytes"
@@ -15,18 +15,8 @@ import (
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/hangman/hangman/services/api"
+	"github.com/hangman/hangman/internal/testdisk"
 )
-
-// lastIndexInDir opens a stopped node's raft log and reports its last index.
-func lastIndexInDir(dataDir string) (uint64, error) {
-	s, err := openLogStore(filepath.Join(dataDir, "raft"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		return 0, err
-	}
-	defer s.Close()
-	return s.LastIndex()
-}
 
 func entries(from, to uint64) []*raft.Log {
 	var out []*raft.Log
@@ -39,7 +29,7 @@ func entries(from, to uint64) []*raft.Log {
 
 func TestLogStoreKeepsEntriesAcrossReopen(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openLogStore(dir, testLogger(t))
+	s, err := OpenLog(dir, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +60,7 @@ func TestLogStoreKeepsEntriesAcrossReopen(t *testing.T) {
 	}
 	s.Close()
 
-	s, err = openLogStore(dir, testLogger(t))
+	s, err = OpenLog(dir, testLogger(t))
 	if err != nil {
 		t.Fatalf("reopen after truncating the tail: %v", err)
 	}
@@ -182,7 +172,7 @@ func TestLogStoreReadsStoresWrittenBeforeChecksums(t *testing.T) {
 	db.Close()
 
 	for round := range 2 { // migrate, then open the migrated store
-		s, err := openLogStore(dir, testLogger(t))
+		s, err := OpenLog(dir, testLogger(t))
 		if err != nil {
 			t.Fatalf("open (round %d): %v", round, err)
 		}
@@ -227,7 +217,7 @@ func TestLogStoreReadsStoresWrittenBeforeChecksums(t *testing.T) {
 // file.
 func TestStableFileKeepsThePreviousCopyOfATornWrite(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openLogStore(dir, testLogger(t))
+	s, err := OpenLog(dir, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +240,7 @@ func TestStableFileKeepsThePreviousCopyOfATornWrite(t *testing.T) {
 		}
 	}
 	damage(newest)
-	s, err = openLogStore(dir, testLogger(t))
+	s, err = OpenLog(dir, testLogger(t))
 	if err != nil {
 		t.Fatalf("open with the newest copy torn: %v", err)
 	}
@@ -259,8 +249,8 @@ func TestStableFileKeepsThePreviousCopyOfATornWrite(t *testing.T) {
 	}
 	s.Close()
 	damage(stableSlotSize - newest)
-	_, err = openLogStore(dir, testLogger(t))
-	if !errors.Is(err, errDamaged) || !strings.Contains(err.Error(), path) {
+	_, err = OpenLog(dir, testLogger(t))
+	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("both copies damaged: %v; want damage named %s", err, path)
 	}
 }
@@ -269,7 +259,7 @@ func TestStableFileKeepsThePreviousCopyOfATornWrite(t *testing.T) {
 // behind raft's back: the verification at open names it.
 func TestLogStoreRefusesAHoleInTheLog(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openLogStore(dir, testLogger(t))
+	s, err := OpenLog(dir, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,8 +270,8 @@ func TestLogStoreRefusesAHoleInTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	_, err = openLogStore(dir, testLogger(t))
-	if !errors.Is(err, errDamaged) || !strings.Contains(err.Error(), "entry 6") {
+	_, err = OpenLog(dir, testLogger(t))
+	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "entry 6") {
 		t.Fatalf("open with entry 6 missing: %v", err)
 	}
 }
@@ -290,7 +280,7 @@ func TestLogStoreRefusesAHoleInTheLog(t *testing.T) {
 // of 10,000 entries the size of a batch of guesses.
 func BenchmarkVerifyLogFile(b *testing.B) {
 	dir := b.TempDir()
-	s, err := openLogStore(dir, slog.New(slog.DiscardHandler))
+	s, err := OpenLog(dir, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -320,28 +310,6 @@ func BenchmarkVerifyLogFile(b *testing.B) {
 	}
 }
 
-// failingStore fails every write the way a full disk fails bbolt.
-type failingStore struct{ raft.LogStore }
-
-func (failingStore) StoreLogs([]*raft.Log) error {
-	return fmt.Errorf("store raft log entry 7: %w", &os.PathError{Op: "write", Path: "/data/n1/raft/raft.db", Err: errors.New("no space left on device")})
-}
-
-// TestUnpersistedWriteIsAnUnknownOutcomeWithoutAPath: a write that failed
-// below raft's LogCache (which keeps only the error's text) reaches the
-// caller as outcome unknown, and names no server path.
-func TestUnpersistedWriteIsAnUnknownOutcomeWithoutAPath(t *testing.T) {
-	cache, err := raft.NewLogCache(16, failingStore{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored := persisting{cache}.StoreLogs(entries(7, 7))
-	err = applyError(stored)
-	if !errors.Is(err, api.ErrUnknownOutcome) || strings.Contains(err.Error(), "/data") {
-		t.Fatalf("failed write %q became %q; want outcome unknown without the path", stored, err)
-	}
-}
-
 // TestTailTruncationTakesEffectWithTheAppendThatFollows: a follower
 // clearing a conflicting tail (raft's appendEntries: DeleteRange, then
 // StoreLogs) whose append then fails on a full disk must be left with the
@@ -351,8 +319,8 @@ func TestUnpersistedWriteIsAnUnknownOutcomeWithoutAPath(t *testing.T) {
 // end fails "failed to get log entry", and the leader can never replicate
 // to the follower again until it restarts.
 func TestTailTruncationTakesEffectWithTheAppendThatFollows(t *testing.T) {
-	disk := smallDisk(t)
-	s, err := openLogStore(disk, testLogger(t))
+	disk := testdisk.Small(t, 2<<20)
+	s, err := OpenLog(disk, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +357,7 @@ func TestTailTruncationTakesEffectWithTheAppendThatFollows(t *testing.T) {
 	}
 
 	// Now the disk is full: the next tail's append fails.
-	defer fillDisk(t, disk)()
+	defer testdisk.Fill(t, disk)()
 	last := uint64(16)
 	for ; ; last++ {
 		if last > 2000 {
@@ -411,4 +379,9 @@ func TestTailTruncationTakesEffectWithTheAppendThatFollows(t *testing.T) {
 	if err := s.GetLog(last, &l); err != nil || l.Term != 9 {
 		t.Fatalf("entry %d after the failed append: term %d, %v; want the old entry (term 9)", last, l.Term, err)
 	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	t.Helper()
+	return slog.New(slog.DiscardHandler)
 }

@@ -1,4 +1,4 @@
-package raftnode
+package raftstore
 
 import (
 	"errors"
@@ -8,22 +8,23 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
 // snapshotsRetained is how many snapshots the file store keeps.
 const snapshotsRetained = 2
 
-// openRaftStorage opens the node's raft log, stable store and snapshots in
+// Open opens the node's raft log, stable store and snapshots in
 // dir, after checking all of them (DESIGN.md, guarantee 9): a node whose
 // storage is damaged does not start, and its one error names the file,
 // and the entry where there is one.
-func openRaftStorage(dir string, log *slog.Logger) (*logStore, *raft.FileSnapshotStore, error) {
-	logs, err := openLogStore(dir, log)
+func Open(dir string, log *slog.Logger, snapshotLog hclog.Logger) (*Store, *raft.FileSnapshotStore, error) {
+	logs, err := OpenLog(dir, log)
 	if err != nil {
 		return nil, nil, refuse(err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetained, newHCLog(log, "snapshots"))
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetained, snapshotLog)
 	if err != nil {
 		logs.Close()
 		return nil, nil, fmt.Errorf("open snapshot store: %w", err)
@@ -37,7 +38,7 @@ func openRaftStorage(dir string, log *slog.Logger) (*logStore, *raft.FileSnapsho
 
 // refuse adds, to damage found in storage, what the operator can do.
 func refuse(err error) error {
-	if !errors.Is(err, errDamaged) {
+	if !errors.Is(err, ErrDamaged) {
 		return err
 	}
 	return fmt.Errorf("%w; this node will not start on it: restore its data dir from a backup, or move the data dir away so that the node rejoins empty and copies the log from the leader", err)
