@@ -236,6 +236,13 @@ func (g *gameAPI) join(ctx context.Context, data []byte) (any, error) {
 	if err := limited(g.joins, "joins"); err != nil {
 		return nil, err
 	}
+	if q.Token == "" && g.n.cfg.NATSAuth.PlayerPassword != "" {
+		// Players share the NATS user player, and with it its inboxes: a
+		// token drawn here would reach every player's client that listens
+		// there (DESIGN.md, guarantee 10).
+		return nil, status.Error(codes.InvalidArgument, "bring your own token to a first join over NATS (\"token\": 22-64 of A-Z, a-z, 0-9, '-' or '_', e.g. from openssl rand -hex 16): "+
+			"players share the NATS user player and its inboxes, so a token drawn by the node could be read by another player")
+	}
 	res, err := g.svc.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: q.Room, PlayerId: q.Player, Name: q.Name, Token: q.Token, RequestId: q.RequestID})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -9,6 +10,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/subjects"
@@ -285,5 +289,18 @@ func TestGameAPIPermissions(t *testing.T) {
 			t.Errorf("player subscribing %s: %v", subject, err)
 		default:
 		}
+	}
+}
+
+// TestGameAPIJoinWithoutATokenUnderAuth: with NATS users on, players share
+// the player user and its inboxes, so a node never draws a token into a
+// NATS answer: a first join must bring its own, and one without is refused
+// before anything is proposed.
+func TestGameAPIJoinWithoutATokenUnderAuth(t *testing.T) {
+	g := &gameAPI{n: &Node{cfg: Config{NATSAuth: NATSAuth{NodePassword: "node-pw", PlayerPassword: "player-pw"}}},
+		joins: rate.NewLimiter(rate.Inf, 1)}
+	_, err := g.join(context.Background(), []byte(`{"room":"r","player":"p1","name":"Ann"}`))
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "bring your own token") {
+		t.Fatalf("tokenless join under auth answered %v; want InvalidArgument asking for the player's own token", err)
 	}
 }
