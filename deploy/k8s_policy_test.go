@@ -367,7 +367,7 @@ func (m *manifests) checkIngress(ing *ingress) []string {
 // certs` writes (TestCompose checks this list against the real file).
 var securityEnvKeys = []string{
 	"HANGMAN_GOSSIP_KEY", "HANGMAN_NATS_NODE_PASSWORD", "HANGMAN_NATS_RELAY_PASSWORD",
-	"HANGMAN_NATS_WATCHER_PASSWORD", "HANGMAN_NATS_PASSWORD",
+	"HANGMAN_NATS_WATCHER_PASSWORD", "HANGMAN_NATS_PLAYER_PASSWORD", "HANGMAN_NATS_PASSWORD",
 }
 
 // secretsSpec is what `task deploy:secrets` makes: each Secret's keys, and
@@ -516,7 +516,7 @@ func (m *manifests) checkSecurity(spec *secretsSpec) []string {
 				} else {
 					fromSecret("gossip-key")
 				}
-				for _, f := range []string{"nats-node-password", "nats-relay-password", "nats-watcher-password"} {
+				for _, f := range []string{"nats-node-password", "nats-relay-password", "nats-watcher-password", "nats-player-password"} {
 					if k := fromSecret(f); k != "" && k != flagEnv(f) {
 						bad("--%s comes from key %s", f, k)
 					}

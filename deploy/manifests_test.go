@@ -30,7 +30,7 @@ var binaryFlags = map[string]map[string]string{
 		"nats-addr": "0.0.0.0:4222", "nats-cluster-addr": "0.0.0.0:6222", "http-addr": "0.0.0.0:9101",
 		"advertise": "", "join": "", "bootstrap-expect": "", "recover": "",
 		"tls-cert": "", "tls-key": "", "tls-ca": "", "gossip-key": "", "gossip-key-file": "",
-		"nats-node-password": "", "nats-relay-password": "", "nats-watcher-password": "",
+		"nats-node-password": "", "nats-relay-password": "", "nats-watcher-password": "", "nats-player-password": "",
 		"log-level": "info", "log-format": "text",
 	},
 	"relay": {
