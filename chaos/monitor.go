@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/hangman/hangman/wire"
 )
 
 // leaderMonitor watches raft terms over the whole run, to count leader
@@ -169,15 +171,9 @@ func (m *leaderMonitor) run(ctx context.Context, lab *Lab) {
 	wg.Wait()
 }
 
-// leaderMessage is the payload of hangman.cluster.leader.
-type leaderMessage struct {
-	Leader string `json:"leader"`
-	Term   uint64 `json:"term"`
-}
-
 // observeMessage takes one hangman.cluster.leader message.
 func (m *leaderMonitor) observeMessage(data []byte, source string) {
-	var lm leaderMessage
+	var lm wire.LeaderChange
 	if json.Unmarshal(data, &lm) == nil {
 		m.observe(lm.Term, lm.Leader, source)
 	}

@@ -15,6 +15,7 @@ import (
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/game"
+	"github.com/hangman/hangman/wire"
 )
 
 // Batched forwarding. A follower's callers send it writes it cannot
@@ -249,10 +250,10 @@ func toWire(r proposed) *hangmanv1.Proposed {
 	if r.res.Err != nil {
 		a.ErrorCode, a.ErrorMessage = uint32(game.CodeOf(r.res.Err)), r.res.Err.Error()
 	} else {
-		a.State = api.StateProto(r.res.State)
+		a.State = wire.StateProto(r.res.State)
 	}
 	if r.res.Event != nil {
-		a.Event = api.EventProto(*r.res.Event)
+		a.Event = wire.EventProto(*r.res.Event)
 	}
 	return &hangmanv1.Proposed{Index: r.index, Applied: a}
 }
@@ -281,10 +282,10 @@ func fromWire(p *hangmanv1.Proposed) proposed {
 	if code := a.GetErrorCode(); code != 0 {
 		res.Err = &game.Error{Code: game.Code(min(code, 255)), Msg: a.GetErrorMessage()}
 	} else {
-		res.State = api.StateFromProto(a.GetState())
+		res.State = wire.StateFromProto(a.GetState())
 	}
 	if e := a.GetEvent(); e != nil {
-		ev, err := api.EventFromProto(e)
+		ev, err := wire.EventFromProto(e)
 		if err != nil {
 			return proposed{err: fmt.Errorf("%w: the leader's answer: %w", api.ErrUnknownOutcome, err)}
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/subjects"
+	"github.com/hangman/hangman/wire"
 )
 
 // The game API over NATS (DESIGN.md, hangman.api.create, .join, .guess,
@@ -318,7 +319,7 @@ func limited(l *rate.Limiter, what string) error {
 
 // stateJSON is a state as hangman.room.<room>.state carries it.
 func stateJSON(p *hangmanv1.RoomState) json.RawMessage {
-	st := api.StateFromProto(p)
+	st := wire.StateFromProto(p)
 	return st.AppendJSON(nil)
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/subjects"
+	"github.com/hangman/hangman/wire"
 )
 
 // publisher puts committed changes on NATS while this node leads. The FSM
@@ -146,7 +147,7 @@ func (p *publisher) enqueueChanges(changes []change) {
 // held.
 func (p *publisher) enqueueRepublish(m *game.Machine, term uint64) {
 	p.republishes.Add(1)
-	msgs := []*nats.Msg{jsonMsg(subjects.ClusterLeader, leaderMsg{Leader: p.nodeID, Term: term, At: time.Now().UTC()})}
+	msgs := []*nats.Msg{jsonMsg(subjects.ClusterLeader, wire.LeaderChange{Leader: p.nodeID, Term: term, At: time.Now().UTC()})}
 	for _, st := range m.States() {
 		for _, ev := range m.RecentEvents(st.Room) {
 			msgs = append(msgs, eventMsg(&ev))
@@ -159,20 +160,8 @@ func (p *publisher) enqueueRepublish(m *game.Machine, term uint64) {
 // publishMember announces a membership change (leader only).
 func (p *publisher) publishMember(node, status string) {
 	if p.leader.Load() {
-		p.push(jsonMsg(subjects.ClusterMember, memberMsg{Node: node, Status: status, At: time.Now().UTC()}))
+		p.push(jsonMsg(subjects.ClusterMember, wire.MemberChange{Node: node, Status: status, At: time.Now().UTC()}))
 	}
-}
-
-type leaderMsg struct {
-	Leader string    `json:"leader"`
-	Term   uint64    `json:"term"`
-	At     time.Time `json:"at"`
-}
-
-type memberMsg struct {
-	Node   string    `json:"node"`
-	Status string    `json:"status"`
-	At     time.Time `json:"at"`
 }
 
 // eventMsg and stateMsg are a room's messages, with the Nats-Msg-Id

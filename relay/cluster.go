@@ -15,6 +15,7 @@ import (
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/subjects"
+	"github.com/hangman/hangman/wire"
 )
 
 // The cluster view: what the page's Cluster tab shows, live. A relay
@@ -296,28 +297,33 @@ func (cv *clusterView) leaderLocked() (string, uint64) {
 
 // onAnnouncement takes hangman.cluster.leader and hangman.cluster.member.
 func (cv *clusterView) onAnnouncement(m *nats.Msg) {
-	var msg struct {
-		Leader string    `json:"leader"`
-		Node   string    `json:"node"`
-		Status string    `json:"status"`
-		Term   uint64    `json:"term"`
-		At     time.Time `json:"at"`
-	}
-	if err := json.Unmarshal(m.Data, &msg); err != nil {
+	var ev clusterEvent
+	switch m.Subject {
+	case subjects.ClusterLeader:
+		var msg wire.LeaderChange
+		if json.Unmarshal(m.Data, &msg) != nil || !validName(msg.Leader) {
+			return
+		}
+		ev = clusterEvent{Kind: "leader", Node: msg.Leader, Term: msg.Term, At: msg.At}
+	case subjects.ClusterMember:
+		var msg wire.MemberChange
+		if json.Unmarshal(m.Data, &msg) != nil || !validName(msg.Node) || !validName(msg.Status) {
+			return
+		}
+		ev = clusterEvent{Kind: "member", Node: msg.Node, Status: msg.Status, At: msg.At}
+	default:
 		return
 	}
-	if msg.At.IsZero() {
-		msg.At = time.Now().UTC()
+	if ev.At.IsZero() {
+		ev.At = time.Now().UTC()
 	}
 	cv.mu.Lock()
 	switch {
-	case strings.HasSuffix(m.Subject, ".leader") && validName(msg.Leader):
-		if msg.Term > cv.lastTerm {
-			cv.lastTerm = msg.Term
-			cv.addEventLocked(clusterEvent{Kind: "leader", Node: msg.Leader, Term: msg.Term, At: msg.At})
-		}
-	case strings.HasSuffix(m.Subject, ".member") && validName(msg.Node) && validName(msg.Status):
-		cv.addEventLocked(clusterEvent{Kind: "member", Node: msg.Node, Status: msg.Status, At: msg.At})
+	case ev.Kind == "member":
+		cv.addEventLocked(ev)
+	case ev.Term > cv.lastTerm:
+		cv.lastTerm = ev.Term
+		cv.addEventLocked(ev)
 	}
 	cv.mu.Unlock()
 	cv.poke()

@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
-	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/subjects"
+	"github.com/hangman/hangman/wire"
 )
 
 // room is one watched room: its sessions, its NATS subscription and the
@@ -455,7 +455,7 @@ func (r *Relay) refetchAll() {
 // stateFrame encodes a state read over gRPC exactly as the nodes publish it
 // on NATS (game.State), so the page sees one shape whatever the source.
 func stateFrame(p *hangmanv1.RoomState) []byte {
-	s := api.StateFromProto(p)
+	s := wire.StateFromProto(p)
 	return wrapPayload("state", s.AppendJSON(nil))
 }
 

@@ -39,6 +39,7 @@ import (
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
+	"github.com/hangman/hangman/wire"
 )
 
 // ErrNotLeader is returned by a Replica that cannot propose or serve a
@@ -170,7 +171,7 @@ func (s *Service) CreateRoom(ctx context.Context, req *hangmanv1.CreateRoomReque
 	cmd := game.Command{Kind: game.KindCreateRoom, Room: req.GetRoom(), MaxWrong: int(req.GetMaxWrong()), RequestID: req.GetRequestId(), Limit: s.limits.MaxRooms}
 	var out *hangmanv1.CreateRoomResponse
 	err := s.write(ctx, &cmd, "", func(res game.Result, _ uint64) {
-		out = &hangmanv1.CreateRoomResponse{State: StateProto(res.State)}
+		out = &hangmanv1.CreateRoomResponse{State: wire.StateProto(res.State)}
 	})
 	return out, err
 }
@@ -187,7 +188,7 @@ func (s *Service) JoinRoom(ctx context.Context, req *hangmanv1.JoinRoomRequest) 
 	var out *hangmanv1.JoinRoomResponse
 	err := s.write(ctx, &cmd, token, func(res game.Result, _ uint64) {
 		newSeat := res.Event != nil && res.Event.Kind == game.EventPlayerJoined
-		out = &hangmanv1.JoinRoomResponse{State: StateProto(res.State), Token: token, NewSeat: newSeat}
+		out = &hangmanv1.JoinRoomResponse{State: wire.StateProto(res.State), Token: token, NewSeat: newSeat}
 	})
 	return out, err
 }
@@ -198,7 +199,7 @@ func (s *Service) Guess(ctx context.Context, req *hangmanv1.GuessRequest) (*hang
 	cmd := game.Command{Kind: game.KindGuess, Room: req.GetRoom(), Player: req.GetPlayerId(), Letter: req.GetLetter(), RequestID: req.GetRequestId()}
 	var out *hangmanv1.GuessResponse
 	err := s.write(ctx, &cmd, req.GetToken(), func(res game.Result, _ uint64) {
-		out = &hangmanv1.GuessResponse{Outcome: string(res.Outcome), Duplicate: res.Duplicate, State: StateProto(res.State), Index: res.Index}
+		out = &hangmanv1.GuessResponse{Outcome: string(res.Outcome), Duplicate: res.Duplicate, State: wire.StateProto(res.State), Index: res.Index}
 	})
 	if err == nil && retriedUncertain(ctx) {
 		// An earlier attempt of this very call may have committed; the
@@ -216,7 +217,7 @@ func (s *Service) NewRound(ctx context.Context, req *hangmanv1.NewRoundRequest) 
 	}
 	var out *hangmanv1.NewRoundResponse
 	err := s.write(ctx, &cmd, req.GetToken(), func(res game.Result, _ uint64) {
-		out = &hangmanv1.NewRoundResponse{State: StateProto(res.State)}
+		out = &hangmanv1.NewRoundResponse{State: wire.StateProto(res.State)}
 	})
 	return out, err
 }
@@ -236,7 +237,7 @@ func (s *Service) GetRoom(ctx context.Context, req *hangmanv1.GetRoomRequest) (*
 		if !found {
 			return status.Errorf(codes.NotFound, "room %q does not exist", req.GetRoom())
 		}
-		out = &hangmanv1.GetRoomResponse{State: StateProto(st), AppliedIndex: idx}
+		out = &hangmanv1.GetRoomResponse{State: wire.StateProto(st), AppliedIndex: idx}
 		return nil
 	}, func(ctx context.Context, c hangmanv1.GameServiceClient) error {
 		r, err := c.GetRoom(ctx, req)
@@ -300,7 +301,7 @@ func (s *Service) Events(_ context.Context, req *hangmanv1.EventsRequest) (*hang
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return EventsProto(page, idx), nil
+	return wire.EventsProto(page, idx), nil
 }
 
 // write validates cmd, checks the token of a command acting as a player
