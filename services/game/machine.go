@@ -504,9 +504,11 @@ func (r *room) public() State {
 		return State{Room: r.name, Round: r.round, Seq: r.seq, Prev: r.prev, Guessed: []string{}, Wrong: []string{},
 			MaxWrong: r.maxWrong, Status: StatusDeleted, Players: []Player{}}
 	}
+	// Masked keeps its '_' once a round is lost: the word is in Word, and
+	// the letters nobody found stay told apart from the ones found.
 	masked := make([]byte, len(r.word))
 	for i := 0; i < len(r.word); i++ {
-		if slices.Contains(r.guessed, r.word[i]) || r.status != StatusPlaying {
+		if slices.Contains(r.guessed, r.word[i]) {
 			masked[i] = r.word[i]
 		} else {
 			masked[i] = '_'

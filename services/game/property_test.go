@@ -436,8 +436,15 @@ func (rs *replicas) check(entry []byte, res Result, snap, game []byte) {
 			t.Fatalf("room %s: inconsistent state %+v", s.Room, s)
 		}
 		playing := s.Status == StatusPlaying
-		if playing != (s.Word == "") || playing == (s.Masked == r.word) {
+		// Masked shows the letters found and nothing else, in every
+		// status: it is the whole word exactly when the round is won.
+		if playing != (s.Word == "") || (s.Status == StatusWon) != (s.Masked == r.word) {
 			t.Fatalf("room %s: status %s with word %q masked %q (secret %q)", s.Room, s.Status, s.Word, s.Masked, r.word)
+		}
+		for i := range len(s.Masked) {
+			if found := slices.Contains(s.Guessed, r.word[i:i+1]); (s.Masked[i] == '_') == found || (found && s.Masked[i] != r.word[i]) {
+				t.Fatalf("room %s: masked %q, guessed %v, secret %q", s.Room, s.Masked, s.Guessed, r.word)
+			}
 		}
 		if playing && strings.Contains(mustJSON(t, s), `"word"`) {
 			t.Fatalf("room %s: state JSON has a word while playing: %s", s.Room, mustJSON(t, s))

@@ -264,8 +264,8 @@ func TestLossAtMaxWrong(t *testing.T) {
 		{"p1", "p", OutcomeCorrect, "_pp__", "p", "", StatusPlaying, "p1=2"},
 		{"p1", "z", OutcomeWrong, "_pp__", "pz", "z", StatusPlaying, "p1=2"},
 		{"p1", "z", OutcomeRepeated, "_pp__", "pz", "z", StatusPlaying, "p1=2"},
-		// Lost: the whole word is shown, in Masked too.
-		{"p1", "q", OutcomeWrong, "apple", "pzq", "zq", StatusLost, "p1=2"},
+		// Lost: Masked keeps what was found; the word is in Word.
+		{"p1", "q", OutcomeWrong, "_pp__", "pzq", "zq", StatusLost, "p1=2"},
 	})
 	h.refused(guess("r", "p1", "a"), CodePrecondition)
 	h.refused(guess("r", "p1", "z"), CodePrecondition)

@@ -90,7 +90,7 @@ func TestSecretWordHiddenWhilePlaying(t *testing.T) {
 		checkHidden(t, h.m, h.ok(guess("den", "p1", l)), "den", next)
 	}
 	res = h.ok(guess("den", "p1", "g")) // sixth wrong letter
-	if res.State.Status != StatusLost || res.State.Word != next || res.State.Masked != next {
+	if res.State.Status != StatusLost || res.State.Word != next || res.State.Masked != "______" {
 		t.Fatalf("after the loss: %+v", res.State)
 	}
 }
