@@ -31,8 +31,12 @@ type heartbeat struct {
 	Sessions int64  `json:"sessions"`
 	// Leader says the relay reaches a game node that knows a raft leader
 	// (see readiness).
-	Leader bool      `json:"leader"`
-	At     time.Time `json:"at"`
+	Leader bool `json:"leader"`
+	// Spectators counts, per room, the connections on the relay that
+	// watch the room without a seat (spectators.go); rooms without any
+	// are left out.
+	Spectators map[string]int `json:"spectators,omitempty"`
+	At         time.Time      `json:"at"`
 }
 
 // peer is another relay as its last heartbeat showed it.
@@ -73,26 +77,41 @@ func (r *Relay) startDiscovery() error {
 	return nil
 }
 
+// heartbeatLoop announces the relay every HeartbeatInterval, at once to a
+// newcomer, and early (at most every spectatorAnnounceGap) when its
+// spectator counts changed, so other relays' totals follow quickly.
 func (r *Relay) heartbeatLoop() {
 	t := time.NewTicker(r.cfg.HeartbeatInterval)
 	defer t.Stop()
-	r.announce()
+	var soon <-chan time.Time // armed while changed counts wait to be announced
+	last := time.Now()
+	announce := func() {
+		r.announce()
+		last, soon = time.Now(), nil
+	}
+	announce()
 	for {
 		select {
 		case <-r.ctx.Done():
 			return
 		case <-t.C:
-			r.announce()
+			announce()
 			r.expirePeers()
 		case <-r.announceNow:
-			r.announce()
+			announce()
+		case <-r.spectators.changed:
+			if soon == nil {
+				soon = time.After(max(0, spectatorAnnounceGap-time.Since(last)))
+			}
+		case <-soon:
+			announce()
 		}
 	}
 }
 
 func (r *Relay) announce() {
 	b, _ := json.Marshal(heartbeat{Name: r.cfg.Name, URL: r.cfg.PublicURL, Sessions: r.stats.sessions.Load(),
-		Leader: r.nodes.leaderKnown(), At: time.Now().UTC()})
+		Leader: r.nodes.leaderKnown(), Spectators: r.spectators.announced(), At: time.Now().UTC()})
 	_ = r.nc.Publish(subjects.RelayHeartbeat, b)
 }
 
@@ -115,6 +134,9 @@ func (r *Relay) validHeartbeat(data []byte) (heartbeat, bool) {
 	}
 	if hb.URL != "" && !r.trustedURL(hb.URL) {
 		hb.URL = ""
+	}
+	if !validSpectators(hb.Spectators) {
+		hb.Spectators = nil
 	}
 	return hb, true
 }
@@ -153,6 +175,7 @@ func (r *Relay) onHeartbeat(m *nats.Msg) {
 	}
 	r.peers[hb.Name] = peer{url: hb.URL, leader: hb.Leader, seen: time.Now()}
 	r.peersMu.Unlock()
+	r.pushSpectators(r.spectators.setPeer(hb.Name, hb.Spectators)...)
 	if known && old.url != hb.URL {
 		r.relaysChanged()
 	}
@@ -173,17 +196,20 @@ func (r *Relay) onHeartbeat(m *nats.Msg) {
 
 func (r *Relay) expirePeers() {
 	deadline := time.Now().Add(-3 * r.cfg.HeartbeatInterval)
-	changed := false
+	var silent []string
 	r.peersMu.Lock()
 	for name, p := range r.peers {
 		if p.seen.Before(deadline) {
 			delete(r.peers, name)
-			changed = true
+			silent = append(silent, name)
 			r.log.Info("relay went silent", "relay", name, "url", p.url)
 		}
 	}
 	r.peersMu.Unlock()
-	if changed {
+	for _, name := range silent {
+		r.pushSpectators(r.spectators.setPeer(name, nil)...)
+	}
+	if len(silent) > 0 {
 		r.relaysChanged()
 	}
 }

@@ -271,6 +271,9 @@ type frame struct {
 	Next      string          `json:"next"`
 	Seq       uint64          `json:"seq"`
 	Token     string          `json:"token"`
+	Room      string          `json:"room"`
+	// Count is a spectators frame's total.
+	Count int `json:"count"`
 	// RetryAfterMs is set on rate-limited creations and joins.
 	RetryAfterMs int64 `json:"retryAfterMs"`
 	raw          []byte

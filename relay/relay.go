@@ -64,6 +64,9 @@ type Relay struct {
 	peers       map[string]peer // relay name -> relay
 	sentRelays  []string        // the relay list browsers were last sent
 	announceNow chan struct{}
+	// spectators counts the connections that watch rooms without a seat,
+	// here and on the other relays (spectators.go).
+	spectators *spectators
 
 	bgMu      sync.Mutex
 	bgClosed  bool
@@ -108,6 +111,7 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		conns:       make(map[*trackedConn]struct{}),
 		peers:       make(map[string]peer),
 		announceNow: make(chan struct{}, 1),
+		spectators:  newSpectators(),
 		admit:       newAdmission(cfg),
 		trustNATS:   cfg.NATSPassword != "",
 		heldRooms:   make(map[*room]struct{}),

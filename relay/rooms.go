@@ -50,6 +50,10 @@ type room struct {
 	// held are the room's NATS messages not yet delivered because no node
 	// has vouched for their seq (confirm.go), in seq order.
 	held []roomMsg
+	// spectators is the total of spectators last pushed to the sessions,
+	// once spectatorsSent (spectators.go).
+	spectators     int
+	spectatorsSent bool
 	// heard is when a NATS message of the room was last delivered, or a
 	// fetch last completed (Unix nanoseconds), for the anti-entropy sweep.
 	heard atomic.Int64

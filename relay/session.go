@@ -67,6 +67,9 @@ type client struct {
 	room     string // the watched room, "" in the lobby
 	playerID string // set by a successful join
 	joined   bool
+	// spectating is the room c is counted a spectator of (it watches
+	// it without a seat), "" if none (spectators.go).
+	spectating string
 }
 
 // maxQueued bounds the commands waiting for the worker; the rate limit
@@ -107,6 +110,7 @@ func (r *Relay) onDisconnect(s *melody.Session) {
 	if c.room != "" {
 		r.unwatch(c, c.room)
 	}
+	c.stopSpectating()
 	r.clientsMu.Lock()
 	delete(r.clients, c)
 	r.clientsMu.Unlock()
@@ -278,6 +282,7 @@ func (c *client) run(in inbound) {
 		if c.room != "" {
 			r.unwatch(c, c.room)
 		}
+		c.stopSpectating()
 		c.room, c.joined = "", false
 		r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeLeave}))
 	case typeGuess:
@@ -387,6 +392,7 @@ func (c *client) join(in inbound) {
 		if c.room != "" {
 			r.unwatch(c, c.room)
 		}
+		c.stopSpectating()
 		c.room, c.joined = in.Room, false
 		r.watch(c, in.Room)
 	}
@@ -421,6 +427,9 @@ func (c *client) join(in inbound) {
 	c.playerID, c.joined = in.PlayerID, true
 	r.offerProto(res.GetState())
 	r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeJoin, Room: in.Room, Seq: res.GetState().GetSeq(), Token: res.GetToken()}))
+	// A spectator who takes a seat is a spectator no more.
+	c.stopSpectating()
+	r.sendSpectators(c, in.Room)
 }
 
 // seated reports whether player holds a seat in room, as the relay's
@@ -468,7 +477,9 @@ func (r *Relay) cachedState(name string) []byte {
 }
 
 // watch follows a room as a spectator, without joining it: the state comes
-// at once from the cache or, for a room nobody here watches, over gRPC.
+// at once from the cache or, for a room nobody here watches, over gRPC, and
+// the connection counts among the room's spectators until it leaves, joins
+// or goes.
 func (c *client) watch(in inbound) {
 	if !game.ValidRoom(in.Room) {
 		c.fail(in.ID, CodeBadRequest, fmt.Sprintf("room must be 1-%d of a-z, 0-9, '-' or '_', starting with a letter or digit", game.MaxRoomLen))
@@ -478,11 +489,16 @@ func (c *client) watch(in inbound) {
 		if c.room != "" {
 			c.r.unwatch(c, c.room)
 		}
+		c.stopSpectating()
 		c.room = in.Room
 		c.r.watch(c, in.Room)
 	}
 	c.joined = false
 	c.r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeWatch, Room: in.Room}))
+	if c.spectating != in.Room {
+		c.spectate(in.Room)
+	}
+	c.r.sendSpectators(c, in.Room)
 }
 
 func (c *client) guess(in inbound) {
