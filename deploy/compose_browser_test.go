@@ -183,7 +183,8 @@ func (b *browser) guess(letter string) {
 
 const (
 	connectedJS = `document.querySelector("#badge").dataset.state === "connected"`
-	inGameJS    = `!document.querySelector("#game").hidden && document.querySelector("#masked").children.length > 0`
+	// inGameJS: the game shown to a player (a spectator has no keyboard).
+	inGameJS = `!document.querySelector("#game").hidden && document.querySelector("#masked").children.length > 0 && !document.querySelector("#keyboard").hidden`
 )
 
 func js(v string) string { b, _ := json.Marshal(v); return string(b) }

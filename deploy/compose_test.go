@@ -191,9 +191,10 @@ func TestCompose(t *testing.T) {
 		}
 		entry := p.entryURL()
 		b := newBrowser(t, "bob")
-		b.Do("open the room through the entry", chromedp.Navigate(entry+"/#room="+room))
+		b.Do("open the room's invite link through the entry", chromedp.Navigate(entry+"/#/room/"+room))
 		b.WaitJS("connected", connectedJS)
-		b.Do("set a nickname", chromedp.SendKeys(chromedp.CSS("#name"), "Bob"), chromedp.Click(chromedp.CSS("#name-btn")))
+		b.WaitJS("watching the room", `!document.querySelector("#join-form").hidden`)
+		b.Do("take a seat", chromedp.SendKeys(chromedp.CSS("#join-name"), "Bob"), chromedp.Click(chromedp.CSS("#join-btn")))
 		b.WaitJS("in the game", inGameJS)
 		// The relays advertise the entry, and only it: the page's list of
 		// relays to reconnect to is the public URL.

@@ -50,11 +50,25 @@ func (b *browser) screenshot(path string) {
 
 const (
 	connectedJS = `document.querySelector("#badge").dataset.state === "connected"`
-	inGameJS    = `!document.querySelector("#game").hidden && document.querySelector("#masked").children.length > 0`
-	xssName     = `<img src=x onerror=alert(1)>`
+	// inGameJS: the game shown to a player (a spectator has no keyboard).
+	inGameJS = `!document.querySelector("#game").hidden && document.querySelector("#masked").children.length > 0 && !document.querySelector("#keyboard").hidden`
+	xssName  = `<img src=x onerror=alert(1)>`
+	// watchingJS: the game shown to a spectator, with the form to join.
+	watchingJS = `!document.querySelector("#game").hidden && document.querySelector("#masked").children.length > 0 && document.querySelector("#keyboard").hidden && !document.querySelector("#join-form").hidden`
 )
 
 func js(v string) string { b, _ := json.Marshal(v); return string(b) }
+
+// takeSeat is what a first visit through an invite link does: the page
+// shows the room to watch, with a form to pick a nickname and take a seat.
+func (b *browser) takeSeat(nickname string) {
+	b.T.Helper()
+	b.WaitJS("watching the room", watchingJS)
+	b.Do("take a seat as "+nickname,
+		chromedp.SendKeys(chromedp.CSS("#join-name"), nickname),
+		chromedp.Click(chromedp.CSS("#join-btn")),
+	)
+}
 
 // TestTwoBrowsersTwoRelays is the player's story: two browsers on two
 // relays play in one room, a hostile name stays text, a screenshot is kept,
@@ -92,15 +106,12 @@ func TestTwoBrowsersTwoRelays(t *testing.T) {
 
 	// Mallory, on relay 2, follows a link to the room and picks a name
 	// made of markup.
-	mallory.Do("open the room link", chromedp.Navigate(r2.url+"/#room="+room))
+	mallory.Do("open the room link", chromedp.Navigate(r2.url+"/#/room/"+room))
 	mallory.WaitJS("connected", connectedJS)
 	if got := mallory.Text("#badge-text"); !strings.Contains(got, r2.name) {
 		t.Fatalf("mallory's badge %q does not name %s", got, r2.name)
 	}
-	mallory.Do("set a nickname",
-		chromedp.SendKeys(chromedp.CSS("#name"), xssName),
-		chromedp.Click(chromedp.CSS("#name-btn")),
-	)
+	mallory.takeSeat(xssName)
 	mallory.WaitJS("in the game", inGameJS)
 
 	t.Run("guess typed in one browser appears in the other", func(t *testing.T) {

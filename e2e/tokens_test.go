@@ -57,12 +57,9 @@ func TestSeatBelongsToItsBrowser(t *testing.T) {
 	}
 	before := aliceScore()
 
-	mallory.Do("open the room link", chromedp.Navigate(r1.url+"/#room="+room))
+	mallory.Do("open the room link", chromedp.Navigate(r1.url+"/#/room/"+room))
 	mallory.WaitJS("connected", connectedJS)
-	mallory.Do("set a nickname",
-		chromedp.SendKeys(chromedp.CSS("#name"), "Mallory"),
-		chromedp.Click(chromedp.CSS("#name-btn")),
-	)
+	mallory.takeSeat("Mallory")
 	mallory.WaitJS("in the game", inGameJS)
 	alice.WaitJS("mallory on alice's scoreboard", `document.querySelector("#scores").textContent.includes("Mallory")`)
 

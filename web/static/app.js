@@ -69,19 +69,30 @@
   // ---- game ---------------------------------------------------------------
   let room = roomFromHash();
   let joined = false; // this connection's join to the room was answered
+  // spectating says the page watches the room without a seat: chosen with
+  // Watch in the lobby, or an invite link opened before a nickname was
+  // picked. watched says this connection's watch was answered.
+  let spectating = false;
+  let watched = false;
   // inGame says the game is shown (showView): the player holds a seat in
-  // the room. It outlives the connection: while the page reconnects and
-  // joins again (a relay died), the game stays on screen and what the
-  // player types waits among the pending commands.
+  // the room, or watches it. It outlives the connection: while the page
+  // reconnects and joins again (a relay died), the game stays on screen
+  // and what the player types waits among the pending commands.
   let inGame = false;
   let feedRoom = "";
   let state = null; // last state of the room
+  let spectatorCount = 0; // the room's spectators, over all relays
   let names = new Map(); // player id -> name, from states and events
 
+  // A room's address is #/room/<name>: an invite link opens the room
+  // through whichever relay serves the page. The older #room=<name> still
+  // opens it.
   function roomFromHash() {
-    const m = /^#room=([a-z0-9][a-z0-9_-]{0,31})$/.exec(location.hash);
+    const m = /^#(?:\/room\/|room=)([a-z0-9][a-z0-9_-]{0,31})$/.exec(location.hash);
     return m ? m[1] : "";
   }
+  function roomHash(name) { return "#/room/" + name; }
+  function inviteLink(name) { return location.origin + location.pathname + roomHash(name); }
 
   function wsURL(httpURL) {
     const u = new URL("/ws", httpURL);
@@ -115,6 +126,7 @@
       if (sock !== ws) return;
       ws = null;
       joined = false;
+      watched = false;
       clearInterval(pingTimer);
       clearTimeout(pongTimer);
       if (ev.code === 1009) toast("A message was too large for the relay.");
@@ -178,6 +190,7 @@
       case "lobby": onLobby(f); break;
       case "pong": clearTimeout(pongTimer); break;
       case "cluster": onCluster(f); break;
+      case "spectators": onSpectators(f); break;
     }
   }
 
@@ -193,9 +206,7 @@
     lobbyWatching = false;
     syncLobbyWatch();
     if (view === "cluster") send({ type: "cluster", watch: true });
-    if (room && nickname) {
-      joinRoom(room);
-    }
+    if (room) enterRoom(room, spectating);
     // Commands still unanswered when the last relay died.
     for (const msg of pending.values()) {
       if (msg.type !== "join") send(msg);
@@ -289,13 +300,22 @@
     meta.className = "meta";
     meta.textContent = roomMeta(r);
     info.append(name, meta);
+    const acts = document.createElement("span");
+    acts.className = "row";
     const btn = document.createElement("button");
     btn.type = "button";
     btn.textContent = "Join";
     btn.dataset.room = r.room;
     btn.setAttribute("aria-label", "Join room " + r.room);
-    btn.addEventListener("click", () => enterRoom(r.room));
-    li.append(info, btn);
+    btn.addEventListener("click", () => { if (!needName()) enterRoom(r.room); });
+    const watch = document.createElement("button");
+    watch.type = "button";
+    watch.textContent = "Watch";
+    watch.className = "watch";
+    watch.setAttribute("aria-label", "Watch room " + r.room + " without playing");
+    watch.addEventListener("click", () => enterRoom(r.room, true));
+    acts.append(btn, watch);
+    li.append(info, acts);
     const ul = $("rooms");
     const after = Array.from(ul.children).find((el) => el.dataset.room > r.room);
     ul.insertBefore(li, after || null);
@@ -330,17 +350,34 @@
     return true;
   }
 
-  function enterRoom(name) {
+  // enterRoom opens a room: with a seat, or as a spectator when asked to
+  // (watch) or when the player has no nickname yet (an invite link opened
+  // on a first visit shows the game, with a form to take a seat).
+  function enterRoom(name, watch) {
+    if (name !== room || feedRoom !== name) resetRoom(name);
     room = name;
-    if (location.hash !== "#room=" + name) history.replaceState(null, "", "#room=" + name);
-    if (needName()) { showPendingRoom(); return; }
-    joinRoom(name);
+    spectating = !!watch || !nickname;
+    if (location.hash !== roomHash(name)) history.replaceState(null, "", roomHash(name));
+    if (spectating) watchRoom(name);
+    else joinRoom(name);
+    showView();
   }
 
-  function showPendingRoom() {
-    const p = $("pending-room");
-    p.hidden = !room || !!nickname;
-    p.textContent = room ? "Choose a nickname to join room “" + room + "”." : "";
+  // resetRoom clears what the page shows of the last room. The feed is
+  // cleared here, before the join or watch is sent, and never when it is
+  // answered: the room's events (the player's own "joined" among them)
+  // may arrive before the answer.
+  function resetRoom(name) {
+    state = null;
+    spectatorCount = 0;
+    feedRoom = name;
+    $("feed").textContent = "";
+    $("masked").textContent = "";
+    $("status").textContent = name ? "Waiting for the room…" : "";
+  }
+
+  function watchRoom(name) {
+    send({ type: "watch", room: name, id: "watch-" + randomId(6) });
   }
 
   let joinRetry = 0;
@@ -355,7 +392,9 @@
     send({ type: "leave" });
     room = "";
     joined = false;
-    state = null;
+    watched = false;
+    spectating = false;
+    resetRoom("");
     history.replaceState(null, "", location.pathname);
     showView();
     send({ type: "list" });
@@ -364,17 +403,22 @@
   // ---- game ---------------------------------------------------------------
   function showView() {
     const inCluster = view === "cluster";
-    inGame = !inCluster && !!room && joined;
-    if (inGame && $("toast").dataset.kind === "info") $("toast").hidden = true;
+    const wasInGame = inGame;
+    inGame = !inCluster && !!room && (joined || watched);
+    if (inGame && !wasInGame && $("toast").dataset.kind === "info") $("toast").hidden = true;
     $("lobby").hidden = inGame || inCluster;
     $("game").hidden = !inGame;
     $("cluster").hidden = !inCluster;
-    $("keys-hint").hidden = inCluster;
-    $("tab-play").href = room ? "#room=" + room : "#";
+    $("join-form").hidden = !inGame || !spectating;
+    $("keyboard").hidden = spectating;
+    // The typing hint is for players in a room, not the lobby or spectators.
+    $("keys-hint").hidden = !inGame || spectating;
+    $("tab-play").href = room ? roomHash(room) : "#";
+    if (spectating && !$("join-name").value) $("join-name").value = nickname;
     syncLobbyWatch();
     if (inCluster) { $("tab-cluster").setAttribute("aria-current", "page"); $("tab-play").removeAttribute("aria-current"); }
     else { $("tab-play").setAttribute("aria-current", "page"); $("tab-cluster").removeAttribute("aria-current"); }
-    showPendingRoom();
+    if (state) render();
   }
 
   function onAck(f) {
@@ -383,11 +427,17 @@
     switch (f.op) {
       case "join":
         if (f.token && f.room && TOKEN.test(f.token)) localStorage.setItem(tokenKey(f.room), f.token);
-        if (f.room === room) {
-          if (feedRoom !== room) { $("feed").textContent = ""; feedRoom = room; }
+        if (f.room === room && !spectating) {
           joined = true;
+          watched = false;
           showView();
-          if (state) render();
+        }
+        break;
+      case "watch":
+        if (f.room === room && spectating) {
+          watched = true;
+          joined = false;
+          showView();
         }
         break;
       case "create":
@@ -432,9 +482,14 @@
     if (f.code === "not_found" && !joined && room) {
       // The room of the link does not exist (any more).
       toast("Room “" + room + "” does not exist.");
-      room = "";
-      history.replaceState(null, "", location.pathname);
+      leaveRoom();
+      return;
+    }
+    if (isJoin && watched && !joined) {
+      // A spectator could not take a seat (the room is full…): watch on.
+      spectating = true;
       showView();
+      toast(f.message || "You could not join the game.");
       return;
     }
     if (cmd && cmd.type === "guess") markPending();
@@ -447,14 +502,8 @@
     if (s.status === "deleted") {
       // The room was idle so long that the cluster reclaimed it.
       forgetToken(s.room);
+      leaveRoom();
       toast("Room “" + s.room + "” was closed after being idle; create it again to play on.");
-      send({ type: "leave" });
-      room = "";
-      joined = false;
-      state = null;
-      history.replaceState(null, "", location.pathname);
-      showView();
-      send({ type: "list" });
       return;
     }
     if (joined && state && state.players.some((p) => p.id === playerId) && !(s.players || []).some((p) => p.id === playerId)) {
@@ -477,20 +526,52 @@
     $("room-name").textContent = s.room;
     $("round").textContent = "Round " + s.round;
 
-    // Masked word: one cell per letter; the word in full once the round is over.
+    renderWord(s);
+    renderGallows(s);
+    renderSpectators();
+    $("copy-link").setAttribute("aria-label", "Copy the invite link to room " + s.room);
+
+    const none = (s.wrong || []).length === 0;
+    $("wrong").textContent = none ? "none" : s.wrong.join(" ");
+    $("wrong").classList.toggle("none", none);
+    $("wrong-left").textContent = s.status === "playing" ? `(${s.wrongLeft} left)` : "";
+
+    const st = $("status");
+    st.className = "status " + s.status;
+    if (s.status === "won") st.textContent = "Solved! The word was “" + (s.word || s.masked) + "”.";
+    else if (s.status === "lost") st.textContent = "Hanged. The word was “" + (s.word || "?") + "”.";
+    else if (spectating) st.textContent = "You are watching the players guess.";
+    else st.textContent = "Guess a letter.";
+    $("new-round").hidden = s.status === "playing" || spectating;
+
+    renderKeyboard();
+    renderScores();
+  }
+
+  // renderWord shows the word one cell per letter: the letters found, a
+  // blank for the others while the round plays, and once it is lost the
+  // letters nobody guessed, set apart (the state's masked keeps "_" where
+  // nobody found the letter; word has it).
+  function renderWord(s) {
     const word = s.status !== "playing" && s.word ? s.word : "";
     const masked = $("masked");
     masked.textContent = "";
     const spoken = [];
+    let revealed = 0;
     for (let i = 0; i < s.masked.length; i++) {
       const c = s.masked[i];
       const cell = document.createElement("span");
       cell.className = "cell";
       if (c === "_") {
-        if (word) { cell.textContent = word[i]; cell.classList.add("revealed"); spoken.push(word[i]); }
-        else { cell.textContent = "_"; cell.classList.add("blank"); spoken.push("blank"); }
+        if (word) {
+          cell.textContent = word[i];
+          cell.classList.add("revealed");
+          spoken.push(word[i] + " (not guessed)");
+          revealed++;
+        } else { cell.textContent = "_"; cell.classList.add("blank"); spoken.push("blank"); }
       } else {
         cell.textContent = c;
+        cell.classList.add("found");
         spoken.push(c);
       }
       cell.setAttribute("aria-hidden", "true");
@@ -498,6 +579,21 @@
     }
     masked.setAttribute("aria-label", `Word of ${s.masked.length} letters: ${spoken.join(", ")}`);
     masked.setAttribute("role", "img");
+    $("masked-legend").hidden = revealed === 0;
+  }
+
+  function renderSpectators() {
+    const n = spectatorCount;
+    $("spectators").textContent = n === 0 ? "No spectators" : n === 1 ? "1 spectator" : n + " spectators";
+  }
+
+  function onSpectators(f) {
+    if (f.room !== room || typeof f.count !== "number") return;
+    spectatorCount = f.count;
+    renderSpectators();
+  }
+
+  function renderGallows(s) {
 
     // Gallows: stages in proportion to the misses allowed.
     const wrong = (s.wrong || []).length;
@@ -509,20 +605,10 @@
     const g = $("gallows");
     g.classList.toggle("lost", s.status === "lost");
     g.classList.toggle("won", s.status === "won");
-    $("gallows-title").textContent = `Gallows: ${wrong} of ${max} misses`;
-
-    $("wrong").textContent = (s.wrong || []).join(" ") || "none";
-    $("wrong-left").textContent = s.status === "playing" ? `(${s.wrongLeft} left)` : "";
-
-    const st = $("status");
-    st.className = "status " + s.status;
-    if (s.status === "won") st.textContent = "Solved! The word was “" + (s.word || s.masked) + "”.";
-    else if (s.status === "lost") st.textContent = "Hanged. The word was “" + (s.word || "?") + "”.";
-    else st.textContent = "Guess a letter.";
-    $("new-round").hidden = s.status === "playing";
-
-    renderKeyboard();
-    renderScores();
+    const label = `Hangman drawing: ${wrong} of ${max} misses` +
+      (s.status === "lost" ? ", the man is hanged" : s.status === "won" ? ", the man is saved" : "");
+    g.setAttribute("aria-label", label);
+    $("gallows-title").textContent = label;
   }
 
   function renderKeyboard() {
@@ -545,8 +631,8 @@
       const done = guessed.has(l);
       b.classList.toggle("hit", done && !wrong.has(l));
       b.classList.toggle("miss", wrong.has(l));
-      b.disabled = done || !s || s.status !== "playing";
-      b.setAttribute("aria-label", l.toUpperCase() + (done ? (wrong.has(l) ? ", missed" : ", found") : ""));
+      b.disabled = done || !s || s.status !== "playing" || spectating;
+      b.setAttribute("aria-label", "Letter " + l.toUpperCase() + (done ? (wrong.has(l) ? ", missed" : ", found") : ""));
     }
     markPending();
   }
@@ -582,7 +668,7 @@
   // relay runs a connection's commands in order, so it is sent (now, or
   // with the pending commands once connected) after the join.
   function guess(letter) {
-    if (!state || state.status !== "playing" || !inGame) return;
+    if (!state || state.status !== "playing" || !inGame || spectating) return;
     letter = letter.toLowerCase();
     if (!LETTERS.includes(letter) || state.guessed.includes(letter)) return;
     for (const m of pending.values()) if (m.type === "guess" && m.letter === letter) return;
@@ -828,6 +914,19 @@
     }
   }
 
+  // copyLink puts the room's invite link on the clipboard, or shows it to
+  // be copied by hand where the browser does not allow that.
+  async function copyLink() {
+    if (!room) return;
+    const link = inviteLink(room);
+    try {
+      await navigator.clipboard.writeText(link);
+      toast("Invite link copied: " + link, "info");
+    } catch (e) {
+      toast("Copy this invite link: " + link);
+    }
+  }
+
   // toast shows a message for a while; an "info" one also goes as soon as
   // the player moves on (enters a room).
   let toastTimer = 0;
@@ -842,16 +941,30 @@
 
   // ---- wiring -------------------------------------------------------------
   $("name").value = nickname;
-  $("name-form").addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    const v = $("name").value.trim();
-    if (!v) { toast("A nickname cannot be blank."); return; }
+  // setNickname keeps a nickname typed in the lobby or the join form; false
+  // (and a message) when it is blank.
+  function setNickname(input) {
+    const v = input.value.trim();
+    if (!v) { toast("A nickname cannot be blank."); return false; }
     nickname = v.slice(0, 32);
     localStorage.setItem("hangman.nickname", nickname);
-    showPendingRoom();
-    if (room) joinRoom(room);
+    $("name").value = nickname;
+    $("join-name").value = nickname;
+    return true;
+  }
+  $("name-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (!setNickname($("name"))) return;
+    if (room && !inGame) enterRoom(room);
     else toast("Nickname saved.", "info");
   });
+  // A spectator takes a seat.
+  $("join-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (!room || !setNickname($("join-name"))) return;
+    enterRoom(room);
+  });
+  $("copy-link").addEventListener("click", copyLink);
   $("create-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     if (needName()) return;
@@ -871,7 +984,7 @@
     if (ev.key && ev.key.length === 1 && /[a-z]/i.test(ev.key)) {
       ev.preventDefault();
       guess(ev.key);
-    } else if (ev.key === "Enter" && state && state.status !== "playing" && tag !== "BUTTON") {
+    } else if (ev.key === "Enter" && state && state.status !== "playing" && !spectating && tag !== "BUTTON" && tag !== "A") {
       command({ type: "newRound" });
     }
   });
