@@ -53,7 +53,7 @@ func addScript(b *browser, src string) func() {
 	return func() {
 		ctx, cancel := context.WithTimeout(b.Ctx, 20*time.Second)
 		defer cancel()
-		if _, err := chromedp.Call(ctx, page.RemoveScriptToEvaluateOnNewDocument, page.RemoveScriptToEvaluateOnNewDocumentParams{Identifier: res.Identifier}); err != nil {
+		if _, err := chromedp.Call(ctx, page.RemoveScriptToEvaluateOnNewDocument, page.RemoveScriptToEvaluateOnNewDocumentParams(res)); err != nil {
 			b.T.Fatalf("%s: remove script: %v", b.Name, err)
 		}
 	}
