@@ -40,6 +40,10 @@ const joinAckAfterJoinedEvent = `(() => {
 	};
 })()`
 
+// stillJS waits for the drawing's animations to end, and takes the focus
+// ring and any message off the screen, for a screenshot.
+const stillJS = `document.getAnimations().length === 0 && (document.activeElement.blur(), document.querySelector("#toast").hidden = true)`
+
 // addScript runs src in every document the browser opens from now on,
 // before the page's own scripts; the returned function stops that.
 func addScript(b *browser, src string) func() {
@@ -166,8 +170,6 @@ func TestInviteSpectateAndEndOfRound(t *testing.T) {
 			t.Errorf("bob's letter reached the game: %q", alice.Text("#feed"))
 		}
 	})
-	alice.WaitJS("animations done", `document.getAnimations().length === 0 && (document.activeElement.blur(), true)`)
-	alice.screenshot(filepath.Join(dir, "how-game.png"))
 
 	carol := newBrowser(t, "carol", 360, 740)
 	stopRace := addScript(carol, joinAckAfterJoinedEvent)
@@ -218,6 +220,9 @@ func TestInviteSpectateAndEndOfRound(t *testing.T) {
 		}
 	})
 
+	alice.WaitJS("a still screen", stillJS)
+	alice.screenshot(filepath.Join(dir, "how-game.png"))
+
 	t.Run("the end of a lost round sets the unguessed letters apart", func(t *testing.T) {
 		alice.Do("type e", chromedp.KeyEvent("e"))
 		for _, l := range "qxzjvkwyfbpgmhu" {
@@ -259,7 +264,7 @@ func TestInviteSpectateAndEndOfRound(t *testing.T) {
 		if marks.Miss == marks.Hit || marks.Miss == "" || marks.MissLine != "line-through" {
 			t.Errorf("misses and hits marked %+v", marks)
 		}
-		alice.WaitJS("animations done", `document.getAnimations().length === 0 && (document.activeElement.blur(), true)`)
+		alice.WaitJS("a still screen", stillJS)
 		alice.screenshot(filepath.Join(dir, "how-end.png"))
 		checkNoOverflow(t, carol, "the end of the round at 360 px")
 		carol.WaitJS("the end of the round on carol's phone", `document.querySelector("#status").classList.contains("lost")`)
