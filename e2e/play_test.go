@@ -177,6 +177,10 @@ func TestInviteSpectateAndEndOfRound(t *testing.T) {
 	carol.WaitJS("connected", connectedJS)
 	carol.WaitJS("watching the room", watchingJS)
 	alice.WaitJS("two spectators", spectators("2 spectators"))
+	var width int
+	if carol.Eval(`window.innerWidth`, &width); width != 360 {
+		t.Fatalf("carol's window is %d px wide, want 360", width)
+	}
 	checkNoOverflow(t, carol, "the game watched at 360 px")
 	carol.takeSeat("Carol")
 	carol.WaitJS("in the game", inGameJS)
