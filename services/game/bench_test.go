@@ -37,7 +37,7 @@ func benchmarkApplyGuess(b *testing.B, applyEntry func(*Machine, uint64, []byte)
 		c := withID(guess("bench", players[i%len(players)], string(order[i%len(order)])), fmt.Sprintf("req-%d", i))
 		guesses[i] = c.Encode()
 	}
-	rounds := make([][]byte, len(words))
+	rounds := make([][]byte, len(Words()))
 	for i := range rounds {
 		rounds[i] = newRound("bench", "", WordAt(uint64(i))).Encode()
 	}

@@ -28,6 +28,14 @@ const (
 	// Cutoff. Only the leader proposes it (see Reclaimable), without a
 	// request id.
 	KindReclaimSeat
+	// KindSetWord sets Word as the word of the round of a host room
+	// (ModeHost) that waits for it, as Player, the round's setter.
+	KindSetWord
+	// KindTurnTimeout ends turn Turn of a timed room whose deadline had
+	// passed at At, passing it to the next player. Only the leader
+	// proposes it (see TurnTimeouts), without a request id: a stale or
+	// second copy finds the turn over and changes nothing.
+	KindTurnTimeout
 )
 
 // String is the name used in events ("kind" on NATS) and logs.
@@ -45,6 +53,10 @@ func (k Kind) String() string {
 		return "delete_room"
 	case KindReclaimSeat:
 		return "reclaim_seat"
+	case KindSetWord:
+		return "set_word"
+	case KindTurnTimeout:
+		return "turn_timeout"
 	default:
 		return fmt.Sprintf("kind(%d)", uint8(k))
 	}
@@ -83,17 +95,30 @@ type Command struct {
 	// acted for the command to take effect: a command committed after a
 	// player came back changes nothing.
 	Cutoff int64
+	// Category, MinLen, MaxLen, Seats (the room's own cap on players),
+	// Mode and TurnSeconds are a creation's Settings; zeros mean the
+	// defaults.
+	Category    string
+	Mode        Mode
+	MinLen      int
+	MaxLen      int
+	Seats       int
+	TurnSeconds int
+	// Turn, on a turn timeout, is the number of the turn it ends.
+	Turn int64
 }
 
 // Versions of an encoded command: the first byte of its log entry, so the
 // encoding can change without misreading old entries. Version 3 is the
 // first binary encoding, still read; version 4 added the token hash, the cap
-// and the cutoff, and is what Encode writes. (Version 2 frames a batch of
+// and the cutoff, also still read; version 5 added the room settings and
+// the turn, and is what Encode writes. (Version 2 frames a batch of
 // commands; see EncodeBatch. Version 1 was a JSON encoding that no log
 // holds; it is refused as unknown.)
 const (
 	commandBinaryV3 = 3
-	commandBinary   = 4
+	commandBinaryV4 = 4
+	commandBinary   = 5
 )
 
 // maxAt is the last Unix millisecond of the year 9999: events carry At as an
@@ -107,27 +132,31 @@ const MaxCommandSize = 1024
 
 // Encode returns the log entry bytes of c. Every replica decodes every
 // command, so the encoding is binary: the version byte, the kind, the
-// seven strings of the command each after its length (room, player, name,
-// letter, word, request id, token hash), then MaxWrong, At, Limit and
-// Cutoff as signed varints.
+// nine strings of the command each after its length (room, player, name,
+// letter, word, request id, token hash, category, mode), then MaxWrong,
+// At, Limit, Cutoff, MinLen, MaxLen, Seats, TurnSeconds and Turn as
+// signed varints.
 func (c Command) Encode() []byte {
-	n := 2 + 7*binary.MaxVarintLen16 + 4*binary.MaxVarintLen64 +
-		len(c.Room) + len(c.Player) + len(c.Name) + len(c.Letter) + len(c.Word) + len(c.RequestID) + len(c.TokenHash)
+	n := 2 + 9*binary.MaxVarintLen16 + 9*binary.MaxVarintLen64 +
+		len(c.Room) + len(c.Player) + len(c.Name) + len(c.Letter) + len(c.Word) + len(c.RequestID) + len(c.TokenHash) +
+		len(c.Category) + len(c.Mode)
 	b := make([]byte, 0, n)
 	b = append(b, commandBinary, byte(c.Kind))
-	for _, f := range [...]string{c.Room, c.Player, c.Name, c.Letter, c.Word, c.RequestID, c.TokenHash} {
+	for _, f := range [...]string{c.Room, c.Player, c.Name, c.Letter, c.Word, c.RequestID, c.TokenHash, c.Category, string(c.Mode)} {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
-	for _, v := range [...]int64{int64(c.MaxWrong), c.At, int64(c.Limit), c.Cutoff} {
+	for _, v := range [...]int64{int64(c.MaxWrong), c.At, int64(c.Limit), c.Cutoff,
+		int64(c.MinLen), int64(c.MaxLen), int64(c.Seats), int64(c.TurnSeconds), c.Turn} {
 		b = binary.AppendVarint(b, v)
 	}
 	return b
 }
 
 // DecodeCommand parses a log entry written by Encode (or by version 3 of
-// the encoding, which has no token hash, cap or cutoff) and validates it. It never panics, whatever the
-// bytes.
+// the encoding, which has no token hash, cap or cutoff, or version 4,
+// which has no settings or turn) and validates it. It never panics,
+// whatever the bytes.
 func DecodeCommand(b []byte) (Command, error) {
 	if len(b) == 0 {
 		return Command{}, errorf(CodeInvalid, "empty command")
@@ -141,6 +170,8 @@ func DecodeCommand(b []byte) (Command, error) {
 	)
 	switch b[0] {
 	case commandBinary:
+		c, err = decodeBinary(b[1:], 9, 9)
+	case commandBinaryV4:
 		c, err = decodeBinary(b[1:], 7, 4)
 	case commandBinaryV3:
 		c, err = decodeBinary(b[1:], 6, 2)
@@ -158,7 +189,7 @@ func DecodeCommand(b []byte) (Command, error) {
 
 // decodeBinary reads a binary command of nstrings strings and nints
 // varints: 6 and 2 in version 3, which has no token hash, cap or cutoff;
-// 7 and 4 in version 4.
+// 7 and 4 in version 4; 9 and 9 in version 5.
 func decodeBinary(b []byte, nstrings, nints int) (Command, error) {
 	malformed := func(what string) (Command, error) {
 		return Command{}, errorf(CodeInvalid, "malformed command: %s", what)
@@ -171,7 +202,7 @@ func decodeBinary(b []byte, nstrings, nints int) (Command, error) {
 	// The strings share one allocation: the rest of the entry, copied once.
 	rest := string(b)
 	at := 0
-	var fields [7]string
+	var fields [9]string
 	for i := range nstrings {
 		l, k := binary.Uvarint(b[at:])
 		if k <= 0 || l > uint64(len(b)-at-k) {
@@ -182,7 +213,8 @@ func decodeBinary(b []byte, nstrings, nints int) (Command, error) {
 		at += int(l)
 	}
 	c.Room, c.Player, c.Name, c.Letter, c.Word, c.RequestID, c.TokenHash = fields[0], fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]
-	var ints [4]int64
+	c.Category, c.Mode = fields[7], Mode(fields[8])
+	var ints [9]int64
 	for i := range nints {
 		v, k := binary.Varint(b[at:])
 		if k <= 0 {
@@ -194,12 +226,13 @@ func decodeBinary(b []byte, nstrings, nints int) (Command, error) {
 	if at != len(b) {
 		return malformed(fmt.Sprintf("%d bytes of trailing data", len(b)-at))
 	}
-	for _, v := range [...]int64{ints[0], ints[2]} {
+	for _, v := range [...]int64{ints[0], ints[2], ints[4], ints[5], ints[6], ints[7]} {
 		if v < math.MinInt32 || v > math.MaxInt32 {
-			return malformed("bad wrong-guess limit or cap")
+			return malformed("bad wrong-guess limit, cap or setting")
 		}
 	}
 	c.MaxWrong, c.At, c.Limit, c.Cutoff = int(ints[0]), ints[1], int(ints[2]), ints[3]
+	c.MinLen, c.MaxLen, c.Seats, c.TurnSeconds, c.Turn = int(ints[4]), int(ints[5]), int(ints[6]), int(ints[7]), ints[8]
 	return c, nil
 }
 
@@ -223,14 +256,29 @@ func (c Command) Validate() error {
 	// ones are checked only where the rules read them, as they always
 	// were, so that old entries apply as they did).
 	limit, token, cutoff := 0, false, false
+	if c.Kind != KindCreateRoom && c.settings() != (Settings{}) {
+		return errorf(CodeInvalid, "a %s carries no room settings", c.Kind)
+	}
+	if c.Kind != KindTurnTimeout && c.Turn != 0 {
+		return errorf(CodeInvalid, "a %s carries no turn", c.Kind)
+	}
 	switch c.Kind {
 	case KindCreateRoom:
 		limit = MaxRooms
 		if c.MaxWrong < 0 || c.MaxWrong > MaxMaxWrong {
 			return errorf(CodeInvalid, "wrong-guess limit %d must be between 1 and %d (0 for the default)", c.MaxWrong, MaxMaxWrong)
 		}
-		if !ValidWord(c.Word) {
+		s := c.settings()
+		if err := s.validate(); err != nil {
+			return err
+		}
+		switch s = s.normalized(); {
+		case s.Mode == ModeHost && c.Word != "":
+			return errorf(CodeInvalid, "a room whose players set the words is created without one")
+		case s.Mode != ModeHost && !ValidWord(c.Word):
 			return errorf(CodeInvalid, "secret word must be %d-%d letters a-z", MinWordLen, MaxWordLen)
+		case s.Mode != ModeHost && !s.fits(c.Word):
+			return errorf(CodeInvalid, "secret word must be %d-%d letters, the room's range", s.MinLen, s.MaxLen)
 		}
 	case KindJoinRoom:
 		limit, token = MaxPlayers, true
@@ -273,6 +321,23 @@ func (c Command) Validate() error {
 		}
 		if err := validPlayer(c.Player); err != nil {
 			return err
+		}
+	case KindSetWord:
+		token = true
+		if err := validPlayer(c.Player); err != nil {
+			return err
+		}
+		if !ValidWord(c.Word) {
+			return errorf(CodeInvalid, "a word is %d-%d letters a-z", MinWordLen, MaxWordLen)
+		}
+	case KindTurnTimeout:
+		switch {
+		case c.RequestID != "":
+			return errorf(CodeInvalid, "a %s carries no request id", c.Kind)
+		case c.Player != "":
+			return errorf(CodeInvalid, "a %s names no player", c.Kind)
+		case c.Turn < 1:
+			return errorf(CodeInvalid, "a %s names the turn it ends, from 1", c.Kind)
 		}
 	default:
 		return errorf(CodeInvalid, "unknown command kind %d", uint8(c.Kind))

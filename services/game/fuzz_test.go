@@ -193,6 +193,18 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 		return Command{Kind: kind, Room: room, Player: player, At: at, Cutoff: cutoff}
 	}
 	lastRound := corrupt(t, func(s *snapshotFile) { s.Rooms[1].Round = math.MaxUint64 }) // den: won
+	v3, err := os.ReadFile(filepath.Join("testdata", "snapshot-v3.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	timed := create("t", "ox")
+	timed.TurnSeconds = MinTurnSeconds
+	host := create("h", "")
+	host.Mode, host.Category, host.MinLen, host.MaxLen, host.Seats = ModeHost, "animals", 3, 8, 3
+	timeout := func(room string, turn int64, at int64) Command {
+		return Command{Kind: KindTurnTimeout, Room: room, Turn: turn, At: at}
+	}
+	const late = at0 + MinTurnSeconds*1000
 
 	return map[string]map[string][]byte{
 		"FuzzDecodeCommand": {
@@ -213,6 +225,12 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 			"version_3":         encodeV3(withID(guess("lobby", "p1", "E"), "g-1")),
 			"short_token_hash":  withID(Command{Kind: KindGuess, Room: "lobby", Player: "p1", Letter: "e", TokenHash: "abc", At: at0}, "g-3").Encode(),
 			"cutoff_after_at":   reclaim(KindDeleteRoom, "lobby", "", at0, at0+1).Encode(),
+			"create_settings":   timed.Encode(),
+			"create_host":       withID(host, "c-2").Encode(),
+			"set_word":          withID(as(Command{Kind: KindSetWord, Room: "h", Player: "p1", Word: "otter", At: at0}, annToken), "s-1").Encode(),
+			"turn_timeout":      timeout("t", 3, late).Encode(),
+			"version_4":         encodeV4(withID(as(guess("lobby", "p1", "E"), annToken), "g-1")),
+			"timeout_with_id":   withID(timeout("t", 3, late), "x").Encode(),
 		},
 		"FuzzApply": {
 			"won_then_lost": frames(
@@ -261,6 +279,22 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 				reclaim(KindDeleteRoom, "a", "", at0+1, at0-1), reclaim(KindDeleteRoom, "a", "", at0+1, at0),
 				capped(create("b", "ox"), 1), as(guess("a", "p2", "o"), bobToken), capped(create("a", "melon"), 1),
 			),
+			"host": frames(
+				host, as(join("h", "p1", "Ann"), annToken), as(join("h", "p2", "Bob"), bobToken),
+				withID(as(Command{Kind: KindSetWord, Room: "h", Player: "p2", Word: "otter", At: at0}, bobToken), "s-1"),
+				withID(as(Command{Kind: KindSetWord, Room: "h", Player: "p1", Word: "hippopotamus", At: at0}, annToken), "s-2"),
+				withID(as(Command{Kind: KindSetWord, Room: "h", Player: "p1", Word: "otter", At: at0}, annToken), "s-3"),
+				as(guess("h", "p1", "o"), annToken), as(guess("h", "p2", "o"), bobToken), as(guess("h", "p2", "t"), bobToken),
+				as(guess("h", "p2", "e"), bobToken), as(guess("h", "p2", "r"), bobToken), as(newRound("h", "p2", "kiwi"), bobToken),
+				withID(as(Command{Kind: KindSetWord, Room: "h", Player: "p1", Word: "yak", At: at0}, annToken), "s-3"),
+				withID(as(Command{Kind: KindSetWord, Room: "h", Player: "p2", Word: "yak", At: at0}, bobToken), "s-4"),
+			),
+			"timed": frames(
+				timed, as(join("t", "p1", "Ann"), annToken), as(join("t", "p2", "Bob"), bobToken),
+				as(guess("t", "p2", "o"), bobToken), as(guess("t", "p1", "o"), annToken), timeout("t", 2, late-1),
+				timeout("t", 2, late), timeout("t", 2, late), as(guess("t", "p2", "x"), bobToken), timeout("t", 4, maxAt),
+				reclaim(KindReclaimSeat, "t", "p1", late, at0), as(newRound("t", "p2", "kiwi"), bobToken),
+			),
 		},
 		"FuzzRestore": {
 			"game":       snapshotBytes(t, gameMachine(t)),
@@ -269,6 +303,8 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 			"last_round": lastRound,
 			"version_2":  v2,
 			"bad_status": corrupt(t, func(s *snapshotFile) { s.Rooms[0].Status = StatusWon }),
+			"version_3":  v3,
+			"rounds":     snapshotBytes(t, roundsMachine(t)),
 		},
 	}
 }
@@ -310,12 +346,13 @@ func TestFuzzSeeds(t *testing.T) {
 	// The valid seeds are valid, so that the fuzzers start from real input.
 	seeds := fuzzSeeds(t)
 	for _, name := range []string{"create", "join", "guess", "new_round", "new_round_nobody", "name_beyond_ascii",
-		"join_token", "guess_token", "create_capped", "delete_room", "reclaim_seat", "version_3"} {
+		"join_token", "guess_token", "create_capped", "delete_room", "reclaim_seat", "version_3",
+		"create_settings", "create_host", "set_word", "turn_timeout", "version_4"} {
 		if _, err := DecodeCommand(seeds["FuzzDecodeCommand"][name]); err != nil {
 			t.Errorf("FuzzDecodeCommand seed %s does not decode: %v", name, err)
 		}
 	}
-	for _, name := range []string{"game", "version_1", "version_2", "empty", "last_round"} {
+	for _, name := range []string{"game", "version_1", "version_2", "version_3", "empty", "last_round", "rounds"} {
 		if err := New().Restore(bytes.NewReader(seeds["FuzzRestore"][name])); err != nil {
 			t.Errorf("FuzzRestore seed %s does not restore: %v", name, err)
 		}

@@ -292,6 +292,20 @@ func encodeV3(c Command) []byte {
 	return binary.AppendVarint(b, c.At)
 }
 
+// encodeV4 returns the log entry of c in version 4 of the encoding, which
+// has no settings or turn: what logs written before room settings hold.
+func encodeV4(c Command) []byte {
+	b := []byte{commandBinaryV4, byte(c.Kind)}
+	for _, f := range [...]string{c.Room, c.Player, c.Name, c.Letter, c.Word, c.RequestID, c.TokenHash} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	for _, v := range [...]int64{int64(c.MaxWrong), c.At, int64(c.Limit), c.Cutoff} {
+		b = binary.AppendVarint(b, v)
+	}
+	return b
+}
+
 // mustJSON returns the JSON of v.
 func mustJSON(tb testing.TB, v any) string {
 	tb.Helper()

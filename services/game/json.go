@@ -68,7 +68,104 @@ func (s *State) AppendJSON(b []byte) []byte {
 		b = appendString(b, string(g.Outcome))
 		b = append(b, '}')
 	}
+	b = s.Settings.appendJSON(append(b, `,"settings":`...))
+	if s.Setter != "" {
+		b = append(b, `,"setter":`...)
+		b = appendString(b, s.Setter)
+	}
+	if t := s.Turn; t != nil {
+		b = append(b, `,"turn":{"player":`...)
+		b = appendString(b, t.Player)
+		b = append(b, `,"number":`...)
+		b = strconv.AppendUint(b, t.Number, 10)
+		b = append(b, `,"deadline":`...)
+		b = strconv.AppendInt(b, t.Deadline, 10)
+		b = append(b, '}')
+	}
+	if len(s.History) > 0 {
+		b = append(b, `,"history":[`...)
+		for i := range s.History {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = s.History[i].appendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	if len(s.Leaderboard) > 0 {
+		b = append(b, `,"leaderboard":[`...)
+		for i, l := range s.Leaderboard {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"id":`...)
+			b = appendString(b, l.ID)
+			b = append(b, `,"name":`...)
+			b = appendString(b, l.Name)
+			b = append(b, `,"score":`...)
+			b = strconv.AppendInt(b, l.Score, 10)
+			b = append(b, `,"wins":`...)
+			b = strconv.AppendInt(b, l.Wins, 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}')
+}
+
+func (s *Settings) appendJSON(b []byte) []byte {
+	b = append(b, `{"category":`...)
+	b = appendString(b, s.Category)
+	b = append(b, `,"minLen":`...)
+	b = strconv.AppendInt(b, int64(s.MinLen), 10)
+	b = append(b, `,"maxLen":`...)
+	b = strconv.AppendInt(b, int64(s.MaxLen), 10)
+	if s.MaxPlayers != 0 {
+		b = append(b, `,"maxPlayers":`...)
+		b = strconv.AppendInt(b, int64(s.MaxPlayers), 10)
+	}
+	b = append(b, `,"mode":`...)
+	b = appendString(b, string(s.Mode))
+	if s.TurnSeconds != 0 {
+		b = append(b, `,"turnSeconds":`...)
+		b = strconv.AppendInt(b, int64(s.TurnSeconds), 10)
+	}
+	return append(b, '}')
+}
+
+func (r *RoundRecord) appendJSON(b []byte) []byte {
+	b = append(b, `{"round":`...)
+	b = strconv.AppendUint(b, r.Round, 10)
+	b = append(b, `,"word":`...)
+	b = appendString(b, r.Word)
+	b = append(b, `,"status":`...)
+	b = appendString(b, string(r.Status))
+	if r.Winner != "" {
+		b = append(b, `,"winner":`...)
+		b = appendString(b, r.Winner)
+	}
+	if r.Setter != "" {
+		b = append(b, `,"setter":`...)
+		b = appendString(b, r.Setter)
+	}
+	b = append(b, `,"guesses":`...)
+	if r.Guesses == nil {
+		return append(b, "null}"...)
+	}
+	b = append(b, '[')
+	for i, g := range r.Guesses {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"player":`...)
+		b = appendString(b, g.Player)
+		b = append(b, `,"letter":`...)
+		b = appendString(b, g.Letter)
+		b = append(b, `,"outcome":`...)
+		b = appendString(b, string(g.Outcome))
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
 }
 
 // AppendJSON appends e as encoding/json would marshal it.

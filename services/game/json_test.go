@@ -40,6 +40,23 @@ func randomState(r *rand.Rand) State {
 	if r.IntN(2) == 0 {
 		s.LastGuess = &LastGuess{Player: pick(r), Letter: pick(r), Outcome: Outcome(pick(r))}
 	}
+	s.Settings = Settings{Category: pick(r), MinLen: r.IntN(40) - 3, MaxLen: r.IntN(40), Mode: Mode(pick(r))}
+	if r.IntN(2) == 0 {
+		s.Settings.MaxPlayers, s.Settings.TurnSeconds = r.IntN(70)-3, r.IntN(700)-3
+		s.Setter = pick(r)
+		s.Turn = &Turn{Player: pick(r), Number: r.Uint64(), Deadline: r.Int64() - r.Int64()}
+	}
+	for range r.IntN(3) {
+		rec := RoundRecord{Round: r.Uint64(), Word: pick(r), Status: Status(pick(r)), Winner: pick(r), Setter: pick(r)}
+		if r.IntN(4) > 0 {
+			rec.Guesses = []GuessRecord{}
+			for range r.IntN(3) {
+				rec.Guesses = append(rec.Guesses, GuessRecord{Player: pick(r), Letter: pick(r), Outcome: Outcome(pick(r))})
+			}
+		}
+		s.History = append(s.History, rec)
+		s.Leaderboard = append(s.Leaderboard, Standing{ID: pick(r), Name: pick(r), Score: r.Int64() - r.Int64(), Wins: r.Int64()})
+	}
 	return s
 }
 

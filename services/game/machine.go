@@ -59,7 +59,19 @@ type room struct {
 	// sessions remembers the first answer to each recent request.
 	sessions window[sessionKey]
 	// history holds the latest events, for EventsSince and republishing.
-	history history
+	history  history
+	settings Settings
+	// setter is the player who sets the round's word, in a host room.
+	setter string
+	// turnPlayer, turnNo and turnAt are the current turn of a timed room:
+	// whose it is ("" for nobody's), its number and when it began.
+	turnPlayer string
+	turnNo     uint64
+	turnAt     int64
+	// rounds are the last finished rounds, oldest first; cur the guesses
+	// of the round being played, recorded when it finishes.
+	rounds []RoundRecord
+	cur    []GuessRecord
 }
 
 // seat is a player of a room with what only the Machine knows of them.
@@ -72,6 +84,8 @@ type seat struct {
 	// lastAt is the latest time of the player's own commands: when they
 	// last acted.
 	lastAt int64
+	// wins counts the rounds the player won by guessing the last letter.
+	wins int64
 }
 
 // session remembers the first answer to one request: what applying it
@@ -225,6 +239,10 @@ func (m *Machine) applyCommand(index uint64, c Command, states bool) Result {
 		ev, err = m.deleteRoom(r, c)
 	case KindReclaimSeat:
 		ev, err = r.reclaimSeat(c)
+	case KindSetWord:
+		ev, err = r.setWord(c)
+	case KindTurnTimeout:
+		ev, err = r.turnTimeout(c)
 	}
 	if err != nil {
 		if c.RequestID != "" {
@@ -232,8 +250,9 @@ func (m *Machine) applyCommand(index uint64, c Command, states bool) Result {
 		}
 		return Result{Err: err, Room: c.Room, Index: index}
 	}
-	if c.Kind != KindDeleteRoom && c.Kind != KindReclaimSeat {
-		// Reclaiming is not playing: it leaves the room's time alone.
+	if c.Kind != KindDeleteRoom && c.Kind != KindReclaimSeat && c.Kind != KindTurnTimeout {
+		// Reclaiming and timing out are not playing: they leave the
+		// room's time alone, so a timed room nobody plays is reclaimed.
 		r.lastAt = max(r.lastAt, c.At)
 	}
 	res := Result{Room: c.Room, Index: index}
@@ -273,8 +292,8 @@ func (m *Machine) createRoom(c Command) (*room, *Event, error) {
 	if maxWrong == 0 {
 		maxWrong = DefaultMaxWrong
 	}
-	r := &room{name: c.Room, maxWrong: maxWrong}
-	r.start(c.Word)
+	r := &room{name: c.Room, maxWrong: maxWrong, settings: c.settings().normalized()}
+	r.start(c.Word, c.At)
 	// The room's requests refused while it did not exist stay refused.
 	keys, answers := m.missing.take(func(k missingKey) bool { return k.room == c.Room })
 	for i, k := range keys {
@@ -284,13 +303,23 @@ func (m *Machine) createRoom(c Command) (*room, *Event, error) {
 	return r, &Event{Kind: EventRoomCreated}, nil
 }
 
-func (r *room) start(word string) {
+// start begins the next round: with word, or, in a host room, waiting
+// for the next setter to set one.
+func (r *room) start(word string, at int64) {
 	r.round++
-	r.word = word
 	r.guessed = r.guessed[:0]
 	r.wrong = r.wrong[:0]
-	r.status = StatusPlaying
 	r.last = nil
+	r.cur = nil
+	if r.settings.Mode == ModeHost {
+		r.word = ""
+		r.status = StatusSetting
+		r.setter = r.nextSeat(r.setter, func(string) bool { return true })
+		return
+	}
+	r.word = word
+	r.status = StatusPlaying
+	r.passTurn(at)
 }
 
 // authorize checks that c, a command acting as the player of seat p,
@@ -333,10 +362,14 @@ func (r *room) join(c Command) (*Event, error) {
 	if c.Limit > 0 {
 		limit = c.Limit
 	}
+	if r.settings.MaxPlayers > 0 {
+		limit = min(limit, r.settings.MaxPlayers)
+	}
 	if len(r.players) >= limit {
 		return nil, errorf(CodePrecondition, "room %q is full (%d players)", c.Room, limit)
 	}
 	r.players = append(r.players, &seat{Player: Player{ID: c.Player, Name: c.Name}, hash: c.TokenHash, lastAt: c.At})
+	r.seated(c.Player, c.At)
 	return &Event{Kind: EventPlayerJoined, Player: c.Player, Name: c.Name}, nil
 }
 
@@ -351,8 +384,8 @@ func (r *room) guess(c Command) (*Event, error) {
 	if err := p.authorize(c, r.name); err != nil {
 		return nil, err
 	}
-	if r.status != StatusPlaying {
-		return nil, errorf(CodePrecondition, "round %d of room %q is over (%s); start a new round", r.round, c.Room, r.status)
+	if err := r.mayGuess(c.Player); err != nil {
+		return nil, err
 	}
 	p.touch(c.At)
 	letter, _ := NormalizeLetter(c.Letter) // Validate has checked it
@@ -367,6 +400,7 @@ func (r *room) guess(c Command) (*Event, error) {
 		if r.solved() {
 			r.status = StatusWon
 			p.Score += WinBonus
+			p.wins++
 		}
 	default:
 		outcome = OutcomeWrong
@@ -377,6 +411,7 @@ func (r *room) guess(c Command) (*Event, error) {
 		}
 	}
 	r.last = &LastGuess{Player: c.Player, Letter: string(letter), Outcome: outcome}
+	r.afterGuess(p, letter, outcome, c.At)
 	return &Event{Kind: EventGuess, Player: c.Player, Letter: string(letter), Outcome: outcome}, nil
 }
 
@@ -400,7 +435,7 @@ func (r *room) newRound(c Command) (*Event, error) {
 			}
 		}
 	}
-	if r.status == StatusPlaying {
+	if r.status == StatusPlaying || r.status == StatusSetting {
 		return nil, errorf(CodePrecondition, "round %d of room %q is still being played", r.round, c.Room)
 	}
 	if r.round == math.MaxUint64 {
@@ -410,7 +445,7 @@ func (r *room) newRound(c Command) (*Event, error) {
 	if p != nil {
 		p.touch(c.At)
 	}
-	r.start(c.Word)
+	r.start(c.Word, c.At)
 	return &Event{Kind: EventRoundStarted, Player: c.Player}, nil
 }
 
@@ -445,6 +480,7 @@ func (r *room) reclaimSeat(c Command) (*Event, error) {
 		return nil, errorf(CodePrecondition, "player %q of room %q acted at %d, after the cutoff %d", c.Player, c.Room, at, c.Cutoff)
 	}
 	r.players = slices.Delete(r.players, i, i+1)
+	r.unseated(c.Player, i, c.At)
 	return &Event{Kind: EventSeatReclaimed, Player: c.Player}, nil
 }
 
@@ -537,6 +573,7 @@ func (r *room) public() State {
 		last := *r.last
 		s.LastGuess = &last
 	}
+	r.publicRounds(&s)
 	return s
 }
 

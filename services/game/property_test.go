@@ -36,6 +36,9 @@ type gen struct {
 	// words is the last word proposed for each room: guesses aim at it
 	// two times in three, so that rounds are won as well as lost.
 	words map[string]string
+	// leader, if set, is a replica the generator reads as a leader does
+	// to time out turns that are running (TurnTimeouts).
+	leader *Machine
 }
 
 func newGen(seed, stream uint64) *gen {
@@ -65,25 +68,63 @@ func (g *gen) command() Command {
 		c.Word = WordAt(g.r.Uint64())
 		c.MaxWrong = []int{0, 0, 2, 10, MaxMaxWrong}[g.r.IntN(5)]
 		c.Limit = []int{0, 0, 0, 2, 3}[g.r.IntN(5)]
+		// Some rooms with settings: a room's own cap, timed turns, or
+		// players who set the words.
+		switch g.r.IntN(8) {
+		case 0:
+			c.Seats = 2
+		case 1:
+			c.TurnSeconds = MinTurnSeconds
+		case 2:
+			c.Mode, c.Word = ModeHost, ""
+		case 3:
+			c.Mode, c.Word, c.TurnSeconds = ModeHost, "", MaxTurnSeconds
+		case 4:
+			c.Category, c.MinLen, c.MaxLen = "animals", len(c.Word), len(c.Word)
+		}
 		g.words[c.Room] = c.Word
 	case n < 22:
 		c.Kind = KindJoinRoom
 		c.Player = g.pick(genPlayers)
 		c.Name = g.pick(genNames)
 		c.Limit = []int{0, 0, 0, 2, 3}[g.r.IntN(5)]
-	case n < 86:
+	case n < 80:
 		c.Kind = KindGuess
 		c.Player = g.pick(genPlayers)
 		c.Letter = g.pick(genLetters)
 		if w := g.words[c.Room]; w != "" && g.r.IntN(3) > 0 {
 			c.Letter = string(w[g.r.IntN(len(w))])
 		}
-	case n < 97:
+	case n < 86:
+		// A setter sets the word guesses aim at, if there is one.
+		c.Kind = KindSetWord
+		c.Player = g.pick(genPlayers)
+		if c.Word = g.words[c.Room]; c.Word == "" {
+			c.Word = WordAt(g.r.Uint64())
+			g.words[c.Room] = c.Word
+		}
+	case n < 92:
 		c.Kind = KindNewRound
 		c.Word = WordAt(g.r.Uint64())
 		g.words[c.Room] = c.Word
 		if g.r.IntN(2) == 0 {
 			c.Player = g.pick(genPlayers)
+		}
+	case n < 97:
+		// The leader's turn timeouts: of a turn that may or may not be
+		// the current one, often late enough.
+		c.Kind = KindTurnTimeout
+		c.Turn = 1 + g.r.Int64N(8)
+		c.RequestID = ""
+		if g.r.IntN(4) > 0 {
+			c.At = maxAt
+		}
+		if g.leader != nil && g.r.IntN(2) == 0 {
+			// As the leader proposes them, or a stale copy.
+			if due := g.leader.TurnTimeouts(time.UnixMilli(c.At), len(genRooms)); len(due) > 0 {
+				c = due[g.r.IntN(len(due))]
+				c.Turn -= g.r.Int64N(2)
+			}
 		}
 	case n < 98:
 		// The leader's reclamations: often of what is idle by then (the
@@ -112,7 +153,7 @@ func (g *gen) command() Command {
 	}
 	// Break one field now and then.
 	if g.r.IntN(15) == 0 {
-		switch g.r.IntN(10) {
+		switch g.r.IntN(13) {
 		case 0:
 			c.Letter = g.pick(badLetters)
 		case 1:
@@ -133,6 +174,12 @@ func (g *gen) command() Command {
 			c.TokenHash = g.pick([]string{"short", HashToken("x")[:31]})
 		case 9:
 			c.Cutoff = g.r.Int64N(maxAt+2) - 1
+		case 10:
+			c.TurnSeconds = g.r.IntN(20) - 2
+		case 11:
+			c.Mode, c.Category = Mode(g.pick([]string{"host", "Host", "x"})), g.pick([]string{"food", "", "A b"})
+		case 12:
+			c.MinLen, c.MaxLen, c.Turn = g.r.IntN(40)-3, g.r.IntN(40)-3, g.r.Int64N(3)-1
 		}
 	}
 	return c
@@ -436,18 +483,33 @@ func (rs *replicas) check(entry []byte, res Result, snap, game []byte) {
 			t.Fatalf("room %s: inconsistent state %+v", s.Room, s)
 		}
 		playing := s.Status == StatusPlaying
-		// Masked shows the letters found and nothing else, in every
-		// status: it is the whole word exactly when the round is won.
-		if playing != (s.Word == "") || (s.Status == StatusWon) != (s.Masked == r.word) {
-			t.Fatalf("room %s: status %s with word %q masked %q (secret %q)", s.Room, s.Status, s.Word, s.Masked, r.word)
-		}
-		for i := range len(s.Masked) {
-			if found := slices.Contains(s.Guessed, r.word[i:i+1]); (s.Masked[i] == '_') == found || (found && s.Masked[i] != r.word[i]) {
-				t.Fatalf("room %s: masked %q, guessed %v, secret %q", s.Room, s.Masked, s.Guessed, r.word)
+		if s.Status == StatusSetting {
+			if s.Word != "" || s.Masked != "" || r.word != "" {
+				t.Fatalf("room %s: waiting for its word, but word %q masked %q (secret %q)", s.Room, s.Word, s.Masked, r.word)
+			}
+		} else {
+			// Masked shows the letters found and nothing else, in every
+			// status: it is the whole word exactly when the round is won.
+			if playing != (s.Word == "") || (s.Status == StatusWon) != (s.Masked == r.word) {
+				t.Fatalf("room %s: status %s with word %q masked %q (secret %q)", s.Room, s.Status, s.Word, s.Masked, r.word)
+			}
+			for i := range len(s.Masked) {
+				if found := slices.Contains(s.Guessed, r.word[i:i+1]); (s.Masked[i] == '_') == found || (found && s.Masked[i] != r.word[i]) {
+					t.Fatalf("room %s: masked %q, guessed %v, secret %q", s.Room, s.Masked, s.Guessed, r.word)
+				}
 			}
 		}
-		if playing && strings.Contains(mustJSON(t, s), `"word"`) {
+		// Finished rounds show their words in the history; the round
+		// being played never does.
+		current := s
+		current.History = nil
+		if playing && strings.Contains(mustJSON(t, current), `"word"`) {
 			t.Fatalf("room %s: state JSON has a word while playing: %s", s.Room, mustJSON(t, s))
+		}
+		for _, h := range s.History {
+			if h.Round > s.Round || playing && h.Round == s.Round {
+				t.Fatalf("room %s: history shows round %d of %d", s.Room, h.Round, s.Round)
+			}
 		}
 	}
 }
@@ -493,6 +555,7 @@ func TestPropertyReplicasAgree(t *testing.T) {
 	for run := range runs {
 		g := newGen(seed, uint64(run))
 		rs := newReplicas(t, 2)
+		g.leader = rs.ms[0]
 		for range steps {
 			rs.apply(g.entry())
 			if g.r.IntN(40) == 0 {
@@ -508,8 +571,9 @@ func TestPropertyReplicasAgree(t *testing.T) {
 func TestGeneratorCoverage(t *testing.T) {
 	g := newGen(1, 1)
 	m := New()
+	g.leader = m
 	outcomes := map[string]int{}
-	for i := range 6000 {
+	for i := range 12000 {
 		res := m.Apply(uint64(i+1), g.entry())
 		switch {
 		case res.Err != nil && res.Duplicate:
@@ -529,6 +593,7 @@ func TestGeneratorCoverage(t *testing.T) {
 		"guess correct playing", "guess wrong playing", "guess repeated playing",
 		"guess correct won", "guess wrong lost", "round_started  playing",
 		"refused permission", "room_deleted  deleted", "seat_reclaimed  playing",
+		"round_started  setting", "word_set  playing", "turn_timeout  playing",
 	} {
 		want := 5
 		if strings.HasPrefix(kind, EventRoomCreated) {
@@ -547,6 +612,7 @@ func TestPropertySnapshotRestore(t *testing.T) {
 	seed := testSeed(t)
 	g := newGen(seed, 99)
 	h := newHarness(t)
+	g.leader = h.m
 	for range 300 {
 		h.index++
 		h.m.Apply(h.index, g.entry())

@@ -54,7 +54,7 @@ func (m *Machine) Reclaimable(now time.Time, p ReclaimPolicy, limit int) []Comma
 		}
 		r := m.rooms[name]
 		c := playing
-		if r.status != StatusPlaying || len(r.players) == 0 {
+		if r.status != StatusPlaying && r.status != StatusSetting || len(r.players) == 0 {
 			c = over
 		}
 		if c >= 0 && r.lastAt <= c {

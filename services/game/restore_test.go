@@ -60,8 +60,9 @@ func TestRestoreRoundTrip(t *testing.T) {
 }
 
 // downgrade makes s a snapshot of version v, leaving out what v cannot
-// hold: before 3 tokens, times, scopes and the refusals for want of a
-// token; before 2 every refusal.
+// hold: before 4 settings, setters, turns, rounds and wins; before 3
+// tokens, times, scopes and the refusals for want of a token; before 2
+// every refusal.
 func downgrade(s *snapshotFile, v int) {
 	s.Version = v
 	keep := func(ss []sessionRecord) []sessionRecord {
@@ -77,6 +78,13 @@ func downgrade(s *snapshotFile, v int) {
 	}
 	for i := range s.Rooms {
 		r := &s.Rooms[i]
+		r.Settings, r.Setter, r.TurnPlayer, r.Turn, r.TurnAt, r.Rounds, r.Current = nil, "", "", 0, 0, nil, nil
+		for j := range r.Players {
+			r.Players[j].Wins = 0
+		}
+		if v >= 3 {
+			continue
+		}
 		r.LastAt = 0
 		for j := range r.Players {
 			r.Players[j].TokenHash, r.Players[j].LastAt = "", 0
@@ -135,7 +143,7 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		snap []byte
 	}{
 		{"version 0", corrupt(t, func(s *snapshotFile) { s.Version = 0 })},
-		{"version 4", corrupt(t, func(s *snapshotFile) { s.Version = 4 })},
+		{"version 5", corrupt(t, func(s *snapshotFile) { s.Version = 5 })},
 		{"version 1 with refusals", corrupt(t, func(s *snapshotFile) { downgrade(s, 2); s.Version = 1; s.Missing = nil })},
 		{"version 1 with refusals of missing rooms", corrupt(t, func(s *snapshotFile) { missing := s.Missing; downgrade(s, 1); s.Missing = missing })},
 		{"version 2 with a token hash", corrupt(t, func(s *snapshotFile) {
@@ -252,7 +260,7 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		{"truncated", valid[:len(valid)/2]},
 		{"unknown field", bytes.Replace(valid, []byte(`"applied"`), []byte(`"extra":1,"applied"`), 1)},
 		{"unknown room field", bytes.Replace(valid, []byte(`"round"`), []byte(`"secret":1,"round"`), 1)},
-		{"string version", bytes.Replace(valid, []byte(`"version":3`), []byte(`"version":"3"`), 1)},
+		{"string version", bytes.Replace(valid, []byte(`"version":4`), []byte(`"version":"4"`), 1)},
 		{"negative applied", bytes.Replace(valid, []byte(`"applied":14`), []byte(`"applied":-14`), 1)},
 	}
 	tests = append(tests, raw...)

@@ -31,7 +31,7 @@ func TestCreateRoom(t *testing.T) {
 				Room: "lobby", Round: 1, Seq: 1, Masked: "_____",
 				Guessed: []string{}, Wrong: []string{},
 				WrongLeft: tt.want, MaxWrong: tt.want, Status: StatusPlaying,
-				Players: []Player{},
+				Players: []Player{}, Settings: DefaultSettings,
 			}
 			if !reflect.DeepEqual(res.State, want) {
 				t.Fatalf("state\n got %+v\nwant %+v", res.State, want)
@@ -342,7 +342,13 @@ func TestNewRound(t *testing.T) {
 	want := State{
 		Room: "r", Round: 2, Seq: h.index, Prev: h.index - 1, Masked: "____",
 		Guessed: []string{}, Wrong: []string{}, WrongLeft: 4, MaxWrong: 4, Status: StatusPlaying,
-		Players: []Player{{ID: "p1", Name: "Ann", Score: 1}, {ID: "p2", Name: "Bob", Score: 1 + WinBonus}},
+		Players:  []Player{{ID: "p1", Name: "Ann", Score: 1}, {ID: "p2", Name: "Bob", Score: 1 + WinBonus}},
+		Settings: DefaultSettings,
+		History: []RoundRecord{{Round: 1, Word: "ox", Status: StatusWon, Winner: "p2", Guesses: []GuessRecord{
+			{Player: "p1", Letter: "z", Outcome: OutcomeWrong}, {Player: "p1", Letter: "o", Outcome: OutcomeCorrect},
+			{Player: "p2", Letter: "x", Outcome: OutcomeCorrect},
+		}}},
+		Leaderboard: []Standing{{ID: "p2", Name: "Bob", Score: 1 + WinBonus, Wins: 1}, {ID: "p1", Name: "Ann", Score: 1}},
 	}
 	if !reflect.DeepEqual(res.State, want) {
 		t.Fatalf("new round state\n got %+v\nwant %+v", res.State, want)

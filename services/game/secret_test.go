@@ -83,8 +83,12 @@ func TestSecretWordHiddenWhilePlaying(t *testing.T) {
 	const next = "quartz"
 	res = h.ok(newRound("den", "p1", next))
 	checkHidden(t, h.m, res, "den", next)
-	if res.State.Masked != "______" || strings.Contains(mustJSON(t, res.State), word) {
+	if res.State.Masked != "______" || res.State.Word != "" {
 		t.Fatalf("new round shows the last word: %s", mustJSON(t, res.State))
+	}
+	// The finished round's word is public, in the history only.
+	if h := res.State.History; len(h) != 1 || h[0].Word != word || strings.Count(mustJSON(t, res.State), word) != 1 {
+		t.Fatalf("new round's history: %s", mustJSON(t, res.State))
 	}
 	for _, l := range []string{"b", "c", "d", "e", "f"} {
 		checkHidden(t, h.m, h.ok(guess("den", "p1", l)), "den", next)

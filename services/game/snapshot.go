@@ -15,10 +15,13 @@ import (
 // and message, and the refusals of requests to missing rooms). Version 3
 // added player tokens and times: each player's token hash and when they
 // last acted, each room's last time, and each remembered request's scope.
-// Restore still reads versions 1 and 2: their seats have no token (the
+// Version 4 added the room settings, the setter, the turn, the finished
+// rounds with the guesses of the current one, and each player's wins.
+// Restore still reads versions 1 to 3: their seats have no token (the
 // next join with one claims the seat), their requests the empty scope, and
-// their rooms and players the time of the room's last event.
-const snapshotVersion = 3
+// their rooms and players the time of the room's last event (versions 1
+// and 2); their rooms have the DefaultSettings, no history and no wins.
+const snapshotVersion = 4
 
 // MaxSnapshotSize bounds what Restore reads; a snapshot larger than any
 // state MaxRooms rooms can hold is not ours. (The largest, every room full
@@ -50,6 +53,16 @@ type roomRecord struct {
 	Events   []Event         `json:"events"`
 	// LastAt is room.lastAt (version 3 on).
 	LastAt int64 `json:"lastAt,omitempty"`
+	// The rest is from version 4 on: the room's settings (required), its
+	// setter, its current turn, its finished rounds and the guesses of
+	// the round being played.
+	Settings   *Settings     `json:"settings,omitempty"`
+	Setter     string        `json:"setter,omitempty"`
+	TurnPlayer string        `json:"turnPlayer,omitempty"`
+	Turn       uint64        `json:"turn,omitempty"`
+	TurnAt     int64         `json:"turnAt,omitempty"`
+	Rounds     []RoundRecord `json:"rounds,omitempty"`
+	Current    []GuessRecord `json:"current,omitempty"`
 }
 
 // playerRecord is a seat: the public player, the hex of its token hash and
@@ -58,6 +71,8 @@ type playerRecord struct {
 	Player
 	TokenHash string `json:"tokenHash,omitempty"`
 	LastAt    int64  `json:"lastAt,omitempty"`
+	// Wins is seat.wins (version 4 on).
+	Wins int64 `json:"wins,omitempty"`
 }
 
 // sessionRecord is one remembered request: its id, the hex of its scope
@@ -84,10 +99,11 @@ func (m *Machine) Snapshot(w io.Writer) error {
 			Guessed: string(r.guessed), Wrong: string(r.wrong), Status: r.status,
 			Players: make([]playerRecord, len(r.players)), Last: r.last,
 			Sessions: make([]sessionRecord, len(r.sessions.order)), Events: r.history.events(),
-			LastAt: r.lastAt,
+			LastAt: r.lastAt, Settings: &r.settings, Setter: r.setter, TurnPlayer: r.turnPlayer, Turn: r.turnNo, TurnAt: r.turnAt,
+			Rounds: r.rounds, Current: r.cur,
 		}
 		for i, p := range r.players {
-			rec.Players[i] = playerRecord{Player: p.Player, TokenHash: hex.EncodeToString([]byte(p.hash)), LastAt: p.lastAt}
+			rec.Players[i] = playerRecord{Player: p.Player, TokenHash: hex.EncodeToString([]byte(p.hash)), LastAt: p.lastAt, Wins: p.wins}
 		}
 		for i, k := range r.sessions.order {
 			rec.Sessions[i] = sessionRecordOf(k, r.sessions.answers[k])
@@ -227,10 +243,16 @@ func (rec *sessionRecord) check(f *snapshotFile) error {
 }
 
 func (rec *roomRecord) room(f *snapshotFile) (*room, error) {
+	settings, err := rec.settings(f)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case !ValidRoom(rec.Name):
 		return nil, fmt.Errorf("invalid name %q", clip(rec.Name))
-	case !ValidWord(rec.Word):
+	case rec.Status == StatusSetting && (settings.Mode != ModeHost || rec.Word != "" || rec.Guessed != "" || rec.Last != nil):
+		return nil, fmt.Errorf("a round waiting for its word has a word, letters, or no setter to set it")
+	case rec.Status != StatusSetting && !ValidWord(rec.Word):
 		return nil, fmt.Errorf("invalid word")
 	case rec.MaxWrong < 1 || rec.MaxWrong > MaxMaxWrong:
 		return nil, fmt.Errorf("invalid wrong-guess limit %d", rec.MaxWrong)
@@ -244,9 +266,15 @@ func (rec *roomRecord) room(f *snapshotFile) (*room, error) {
 	r := &room{
 		name: rec.Name, round: rec.Round, seq: rec.Seq, prev: rec.Prev, word: rec.Word, maxWrong: rec.MaxWrong,
 		guessed: []byte(rec.Guessed), wrong: []byte(rec.Wrong), status: rec.Status,
-		last: rec.Last, lastAt: rec.LastAt,
+		last: rec.Last, lastAt: rec.LastAt, settings: settings,
+		setter: rec.Setter, turnPlayer: rec.TurnPlayer, turnNo: rec.Turn, turnAt: rec.TurnAt, rounds: rec.Rounds, cur: rec.Current,
 	}
-	if err := r.checkLetters(); err != nil {
+	if r.status != StatusSetting {
+		if err := r.checkLetters(); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.checkRounds(f); err != nil {
 		return nil, err
 	}
 	if err := r.restoreHistory(rec.Events); err != nil {
@@ -283,7 +311,13 @@ func (rec *roomRecord) room(f *snapshotFile) (*room, error) {
 			// The room's time is the latest of its players'.
 			return nil, fmt.Errorf("player %q acted at %d, not within the room's time %d", clip(p.ID), at, r.lastAt)
 		}
-		r.players = append(r.players, &seat{Player: p.Player, hash: hash, lastAt: at})
+		if p.Wins < 0 || p.Wins > 0 && f.Version < 4 {
+			return nil, fmt.Errorf("player %q: invalid wins %d", clip(p.ID), p.Wins)
+		}
+		r.players = append(r.players, &seat{Player: p.Player, hash: hash, lastAt: at, wins: p.Wins})
+	}
+	if r.timed() && r.seat(r.turnPlayer) == nil {
+		return nil, fmt.Errorf("turn of %q, who has no seat", clip(r.turnPlayer))
 	}
 	for _, s := range rec.Sessions {
 		if err := s.check(f); err != nil {
@@ -332,6 +366,97 @@ func (r *room) checkLetters() error {
 	}
 	if r.status != want {
 		return fmt.Errorf("status %q does not match the letters (%q)", r.status, want)
+	}
+	return nil
+}
+
+// settings returns the settings of the room rec, checking them: required
+// from version 4 on, the defaults before.
+func (rec *roomRecord) settings(f *snapshotFile) (Settings, error) {
+	if f.Version < 4 {
+		if rec.Settings != nil || rec.Setter != "" || rec.TurnPlayer != "" || rec.Turn != 0 || rec.TurnAt != 0 || rec.Rounds != nil || rec.Current != nil {
+			return Settings{}, fmt.Errorf("holds settings, turns or rounds, which version %d does not", f.Version)
+		}
+		return DefaultSettings, nil
+	}
+	if rec.Settings == nil {
+		return Settings{}, fmt.Errorf("no settings")
+	}
+	s := *rec.Settings
+	if err := s.validate(); err != nil || s != s.normalized() {
+		return Settings{}, fmt.Errorf("invalid settings %+v", s)
+	}
+	return s, nil
+}
+
+// checkRounds verifies the setter, the turn and the rounds of a restored
+// room r, and that the guesses of its current round are its last letters.
+func (r *room) checkRounds(f *snapshotFile) error {
+	switch {
+	case r.setter != "" && (!ValidPlayerID(r.setter) || r.settings.Mode != ModeHost):
+		return fmt.Errorf("invalid setter %q", clip(r.setter))
+	case r.turnPlayer != "" && (!ValidPlayerID(r.turnPlayer) || r.settings.TurnSeconds == 0):
+		return fmt.Errorf("invalid turn of %q", clip(r.turnPlayer))
+	case r.turnAt < 0 || r.turnAt > maxAt:
+		return fmt.Errorf("invalid turn time %d", r.turnAt)
+	case len(r.rounds) > HistoryRounds:
+		return fmt.Errorf("%d finished rounds exceed %d", len(r.rounds), HistoryRounds)
+	}
+	for i, rd := range r.rounds {
+		switch {
+		case rd.Round == 0 || rd.Round > r.round || i > 0 && rd.Round <= r.rounds[i-1].Round || !ValidWord(rd.Word):
+			return fmt.Errorf("finished round %d: invalid round or word", i)
+		case rd.Status != StatusWon && rd.Status != StatusLost || (rd.Winner != "") != (rd.Status == StatusWon):
+			return fmt.Errorf("finished round %d: invalid status or winner", i)
+		case rd.Winner != "" && !ValidPlayerID(rd.Winner), rd.Setter != "" && !ValidPlayerID(rd.Setter):
+			return fmt.Errorf("finished round %d: invalid player", i)
+		case len(rd.Guesses) == 0:
+			return fmt.Errorf("finished round %d: no guesses", i)
+		}
+		if err := checkGuesses(rd.Guesses, rd.Word); err != nil {
+			return fmt.Errorf("finished round %d: %w", i, err)
+		}
+	}
+	if f.Version < 4 {
+		return nil
+	}
+	if err := checkGuesses(r.cur, r.word); err != nil {
+		return fmt.Errorf("current round: %w", err)
+	}
+	// The guesses recorded are the round's last (a round restored from an
+	// older version recorded none of those before), and a finished
+	// round's went to the history.
+	if len(r.cur) > len(r.guessed) || r.status != StatusPlaying && len(r.cur) != 0 {
+		return fmt.Errorf("current round: guesses do not match its letters")
+	}
+	for i, g := range r.cur {
+		if g.Letter[0] != r.guessed[len(r.guessed)-len(r.cur)+i] {
+			return fmt.Errorf("current round: guesses do not match its letters")
+		}
+	}
+	return nil
+}
+
+// checkGuesses verifies the guesses of a round of word: distinct letters
+// a-z by valid players, each with the outcome the word gives it.
+func checkGuesses(gs []GuessRecord, word string) error {
+	if len(gs) > 26 {
+		return fmt.Errorf("%d guesses exceed the alphabet", len(gs))
+	}
+	var seen [26]bool
+	for _, g := range gs {
+		l, err := NormalizeLetter(g.Letter)
+		if err != nil || g.Letter != string(l) || seen[l-'a'] || !ValidPlayerID(g.Player) {
+			return fmt.Errorf("invalid guess")
+		}
+		seen[l-'a'] = true
+		want := OutcomeWrong
+		if strings.IndexByte(word, l) >= 0 {
+			want = OutcomeCorrect
+		}
+		if g.Outcome != want {
+			return fmt.Errorf("guess %q has outcome %q, want %q", g.Letter, g.Outcome, want)
+		}
 	}
 	return nil
 }

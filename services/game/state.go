@@ -7,8 +7,11 @@ type Status string
 
 // Round statuses, as they appear in the public state. StatusDeleted is
 // the status of the last state of a room, published when an idle room is
-// reclaimed: it has no round, players or letters any more.
+// reclaimed: it has no round, players or letters any more. StatusSetting
+// is the status of a round of a host room (ModeHost) before its setter has
+// set the word: there is nothing to guess yet.
 const (
+	StatusSetting Status = "setting"
 	StatusPlaying Status = "playing"
 	StatusWon     Status = "won"
 	StatusLost    Status = "lost"
@@ -64,6 +67,58 @@ type State struct {
 	Word      string     `json:"word,omitempty"`
 	Players   []Player   `json:"players"`
 	LastGuess *LastGuess `json:"lastGuess,omitempty"`
+	// Settings are the room's choices at creation.
+	Settings Settings `json:"settings"`
+	// Setter, in a host room, is the player who sets this round's word
+	// and does not guess ("" while nobody is seated to).
+	Setter string `json:"setter,omitempty"`
+	// Turn, in a timed room whose round is playing, says whose turn it is
+	// and until when.
+	Turn *Turn `json:"turn,omitempty"`
+	// History is the room's last finished rounds (at most HistoryRounds),
+	// oldest first: never the round being played.
+	History []RoundRecord `json:"history,omitempty"`
+	// Leaderboard ranks the room's players by score, then by rounds won,
+	// then by seat, once a round has finished.
+	Leaderboard []Standing `json:"leaderboard,omitempty"`
+}
+
+// Turn is the current turn of a timed room. Number counts the room's
+// turns; Deadline is when it runs out, in Unix milliseconds, derived from
+// the time of the command that began it: a new leader finds it in the
+// state, so a turn is timed out once, whoever leads.
+type Turn struct {
+	Player   string `json:"player"`
+	Number   uint64 `json:"number"`
+	Deadline int64  `json:"deadline"`
+}
+
+// RoundRecord is one finished round of a room: its word, how it ended
+// (Winner guessed the last letter, or nobody did and the players were
+// hanged) and who guessed what, in order (repeated letters left out).
+type RoundRecord struct {
+	Round   uint64        `json:"round"`
+	Word    string        `json:"word"`
+	Status  Status        `json:"status"`
+	Winner  string        `json:"winner,omitempty"`
+	Setter  string        `json:"setter,omitempty"`
+	Guesses []GuessRecord `json:"guesses"`
+}
+
+// GuessRecord is one guess of a finished round.
+type GuessRecord struct {
+	Player  string  `json:"player"`
+	Letter  string  `json:"letter"`
+	Outcome Outcome `json:"outcome"`
+}
+
+// Standing is a player's line of a room's leaderboard: Wins counts the
+// rounds they finished by guessing the last letter.
+type Standing struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Score int64  `json:"score"`
+	Wins  int64  `json:"wins"`
 }
 
 // Event is one committed change to a room: the payload of
@@ -90,6 +145,12 @@ const (
 	EventPlayerRenamed = "player_renamed"
 	EventGuess         = "guess"
 	EventRoundStarted  = "round_started"
+	// EventWordSet: Player, the setter of a host room, set the round's
+	// word (which the event, like the state, does not show).
+	EventWordSet = "word_set"
+	// EventTurnTimeout: Player's turn ran out; the state says whose it is
+	// now.
+	EventTurnTimeout = "turn_timeout"
 	// EventSeatReclaimed: Player had not acted for so long while others
 	// played that the leader freed their seat (and score).
 	EventSeatReclaimed = "seat_reclaimed"
@@ -118,12 +179,12 @@ func (s *State) Summary() Summary {
 
 // ChangesSummary reports whether the event changed its room's lobby line
 // (beyond its Seq): a room created or deleted, a seat taken or freed, a
-// round started, or a guess that ended the round. A rename or a guess
-// that leaves the round playing does not, so the lobby is not told of
-// every letter.
+// round started, a word set, or a guess that ended the round. A rename, a
+// turn that ran out or a guess that leaves the round playing does not, so
+// the lobby is not told of every letter.
 func (e *Event) ChangesSummary() bool {
 	switch e.Kind {
-	case EventPlayerRenamed:
+	case EventPlayerRenamed, EventTurnTimeout:
 		return false
 	case EventGuess:
 		return e.Status != StatusPlaying
