@@ -20,7 +20,7 @@ import (
 )
 
 // The game API over NATS (DESIGN.md, hangman.api.create, .join, .guess,
-// .newround, .list): the GameService's commands as NATS micro endpoints,
+// .newround, .setword, .list): the GameService's commands as NATS micro endpoints,
 // for clients that speak NATS alone, such as the nats CLI. Each request
 // is decoded strictly and handed to the node's own api.Service, the very
 // code the gRPC calls run: the same validation, request ids, player
@@ -59,6 +59,16 @@ type CreateRequest struct {
 	// MaxWrong is the wrong-guess limit, 1-26; 0 means the default.
 	MaxWrong  int32  `json:"maxWrong,omitempty"`
 	RequestID string `json:"requestId,omitempty"`
+	// The room's settings, as in CreateRoomRequest: the word category
+	// (classic, animals, countries, food), the words' length range, the
+	// room's own player cap, the mode ("random" or "host") and the length
+	// of a turn in seconds (0: no turns).
+	Category    string `json:"category,omitempty"`
+	MinWordLen  int32  `json:"minWordLen,omitempty"`
+	MaxWordLen  int32  `json:"maxWordLen,omitempty"`
+	MaxPlayers  int32  `json:"maxPlayers,omitempty"`
+	Mode        string `json:"mode,omitempty"`
+	TurnSeconds int32  `json:"turnSeconds,omitempty"`
 }
 
 // JoinRequest is the request of hangman.api.join: it takes a seat, or
@@ -91,6 +101,18 @@ type NewRoundRequest struct {
 	RequestID string `json:"requestId,omitempty"`
 }
 
+// SetWordRequest is the request of hangman.api.setword: the setter of a
+// host room's waiting round sets its word. Only the nodes may subscribe
+// to hangman.api.>, so the word reaches the node that serves the request
+// and nobody else.
+type SetWordRequest struct {
+	Room      string `json:"room"`
+	Player    string `json:"player"`
+	Token     string `json:"token"`
+	Word      string `json:"word"`
+	RequestID string `json:"requestId,omitempty"`
+}
+
 // ListRequest is the request of hangman.api.list: the rooms after After
 // (the previous page's Next), at most Limit of them (0: 50, at most 100).
 type ListRequest struct {
@@ -98,7 +120,7 @@ type ListRequest struct {
 	Limit uint32 `json:"limit,omitempty"`
 }
 
-// StateReply answers create and newround: the room's public state, the
+// StateReply answers create, newround and setword: the room's public state, the
 // payload of hangman.room.<room>.state.
 type StateReply struct {
 	State json.RawMessage `json:"state"`
@@ -166,10 +188,11 @@ func (n *Node) addGameEndpoints(ctx context.Context, svc micro.Service, game *ap
 		name, subject, desc string
 		serve               func(context.Context, []byte) (any, error)
 	}{
-		{"create", subjects.APICreate, `create a room: {"room","maxWrong","requestId"}`, g.create},
+		{"create", subjects.APICreate, `create a room: {"room","maxWrong","category","minWordLen","maxWordLen","maxPlayers","mode","turnSeconds","requestId"}`, g.create},
 		{"join", subjects.APIJoin, `take, rename or return to a seat: {"room","player","name","token","requestId"}`, g.join},
 		{"guess", subjects.APIGuess, `guess a letter: {"room","player","token","letter","requestId"}`, g.guess},
 		{"newround", subjects.APINewRound, `start the next round of a finished room: {"room","player","token","requestId"}`, g.newRound},
+		{"setword", subjects.APISetWord, `set the word of a host room's round, as its setter: {"room","player","token","word","requestId"}`, g.setWord},
 		{"list", subjects.APIList, `one page of rooms: {"after","limit"}`, g.list},
 	} {
 		err := svc.AddEndpoint(e.name, g.handler(e.name, e.serve),
@@ -222,7 +245,8 @@ func (g *gameAPI) create(ctx context.Context, data []byte) (any, error) {
 	if err := limited(g.creates, "room creations"); err != nil {
 		return nil, err
 	}
-	res, err := g.svc.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: q.Room, MaxWrong: q.MaxWrong, RequestId: q.RequestID})
+	res, err := g.svc.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: q.Room, MaxWrong: q.MaxWrong, RequestId: q.RequestID,
+		Category: q.Category, MinWordLen: q.MinWordLen, MaxWordLen: q.MaxWordLen, MaxPlayers: q.MaxPlayers, Mode: q.Mode, TurnSeconds: q.TurnSeconds})
 	if err != nil {
 		return nil, err
 	}
@@ -273,6 +297,18 @@ func (g *gameAPI) newRound(ctx context.Context, data []byte) (any, error) {
 		return nil, err
 	}
 	res, err := g.svc.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: q.Room, PlayerId: q.Player, Token: q.Token, RequestId: q.RequestID})
+	if err != nil {
+		return nil, err
+	}
+	return StateReply{State: stateJSON(res.GetState())}, nil
+}
+
+func (g *gameAPI) setWord(ctx context.Context, data []byte) (any, error) {
+	var q SetWordRequest
+	if err := decodeRequest(data, &q, `{"room":"<room>","player":"<id>","token":"<token>","word":"<a-z>"}`); err != nil {
+		return nil, err
+	}
+	res, err := g.svc.SetWord(ctx, &hangmanv1.SetWordRequest{Room: q.Room, PlayerId: q.Player, Token: q.Token, Word: q.Word, RequestId: q.RequestID})
 	if err != nil {
 		return nil, err
 	}

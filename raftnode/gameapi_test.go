@@ -113,6 +113,11 @@ func TestGameAPIOverNATS(t *testing.T) {
 		{"bad page token", subjects.APIList, `{"after":"Not A Room"}`, "400", "page_token"},
 		{"wrong type", subjects.APIList, `{"limit":"all"}`, "400", "limit"},
 		{"negative", subjects.APICreate, `{"room":"y","maxWrong":-1}`, "400", ""},
+		{"unknown category", subjects.APICreate, `{"room":"y","category":"cars"}`, "400", "category"},
+		{"players above the cap", subjects.APICreate, `{"room":"y","maxPlayers":1000}`, "400", "cap"},
+		{"turn too long", subjects.APICreate, `{"room":"y","turnSeconds":3600}`, "400", "turn"},
+		{"set word of a random room", subjects.APISetWord, `{"room":"nats","player":"ann","token":"` + ann + `","word":"otter"}`, "412", "random"},
+		{"set word not letters", subjects.APISetWord, `{"room":"nats","player":"ann","token":"` + ann + `","word":"0tter"}`, "400", "letters"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, code := apiCall(t, nc, tc.subject, tc.body)
@@ -181,6 +186,42 @@ func TestGameAPIOverNATS(t *testing.T) {
 	if len(list.Rooms) != 1 || list.Rooms[0].Room != "nats" || list.Rooms[0].Players != 3 || list.Rooms[0].Round != 2 || list.Next != "" {
 		t.Fatalf("list %+v", list)
 	}
+
+	// A host room: ann sets the word, bob guesses. Nothing published on
+	// the room's subjects shows the word while the round plays.
+	sub, err := nc.SubscribeSync(subjects.Room("host"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ok(subjects.APICreate, `{"room":"host","category":"animals","mode":"host","maxPlayers":4,"minWordLen":4,"maxWordLen":8}`, &created)
+	ok(subjects.APIJoin, `{"room":"host","player":"ann","name":"Ann","token":"`+ann+`"}`, &brought)
+	ok(subjects.APIJoin, `{"room":"host","player":"bob","name":"Bob","token":"`+bob+`"}`, &brought)
+	var set StateReply
+	ok(subjects.APISetWord, `{"room":"host","player":"ann","token":"`+ann+`","word":"Wombat","requestId":"w1"}`, &set)
+	ok(subjects.APIGuess, `{"room":"host","player":"bob","token":"`+bob+`","letter":"o"}`, &first)
+	if !strings.Contains(string(first.State), `"masked":"_o____"`) {
+		t.Fatalf("state after bob's guess: %s", first.State)
+	}
+	for _, b := range [][]byte{created.State, brought.State, set.State, first.State} {
+		if strings.Contains(strings.ToLower(string(b)), "wombat") {
+			t.Fatalf("an answer shows the word: %s", b)
+		}
+	}
+	// Ten messages, the state and event of the creation, the joins, the
+	// setting and the guess, see the round to its first letter; none
+	// shows the word.
+	for seen := 0; seen < 10; seen++ {
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", seen, err)
+		}
+		if strings.Contains(strings.ToLower(string(m.Data)), "wombat") {
+			t.Fatalf("%s shows the word while the round plays: %s", m.Subject, m.Data)
+		}
+	}
 }
 
 // TestGameAPIFloodIsRefused floods the creation endpoint past its rate:
@@ -230,7 +271,7 @@ func TestGameAPIPermissions(t *testing.T) {
 	watcher := connectAs(t, url, NATSUserWatcher, auth.WatcherPassword, NATSInboxWatcher)
 	relayNC := connectAs(t, url, NATSUserRelay, auth.RelayPassword, NATSInboxRelay)
 	player := connectAs(t, url, NATSUserPlayer, auth.PlayerPassword, NATSInboxPlayer)
-	gameSubjects := []string{subjects.APICreate, subjects.APIJoin, subjects.APIGuess, subjects.APINewRound, subjects.APIList}
+	gameSubjects := []string{subjects.APICreate, subjects.APIJoin, subjects.APIGuess, subjects.APINewRound, subjects.APISetWord, subjects.APIList}
 
 	// The node answers every API subject, as a node does.
 	svc, err := micro.AddService(node.Conn, micro.Config{Name: "hangman-node", Version: "1.0.0"})
@@ -266,11 +307,21 @@ func TestGameAPIPermissions(t *testing.T) {
 		t.Errorf("player asking for events: %v %q", err, msgData(m))
 	}
 	// Reading others' requests and answers, and publishing as a node.
-	for _, subject := range []string{subjects.API, subjects.APIGuess, NATSInboxWatcher + ".>", NATSInboxRelay + ".>", "_INBOX.>", ">"} {
+	for _, subject := range []string{subjects.API, subjects.APIGuess, subjects.APISetWord, NATSInboxWatcher + ".>", NATSInboxRelay + ".>", "_INBOX.>", ">"} {
 		if _, err := player.Subscribe(subject, func(*nats.Msg) {}); err != nil {
 			t.Fatal(err)
 		}
 		player.refused(t, "player subscribing "+subject, subject)
+	}
+	// Nobody but the nodes reads a setter's word on its way.
+	for _, u := range []struct {
+		name string
+		nc   natsUser
+	}{{"watcher", watcher}, {"relay", relayNC}} {
+		if _, err := u.nc.Subscribe(subjects.APISetWord, func(*nats.Msg) {}); err != nil {
+			t.Fatal(err)
+		}
+		u.nc.refused(t, u.name+" subscribing "+subjects.APISetWord, subjects.APISetWord)
 	}
 	for _, subject := range []string{subjects.RoomState("x"), subjects.Lobby, subjects.ClusterLeader, subjects.RelayHeartbeat, "_INBOX.x"} {
 		if err := player.Publish(subject, []byte(`{}`)); err != nil {

@@ -62,5 +62,6 @@ const (
 	APIJoin     = Prefix + "api.join"
 	APIGuess    = Prefix + "api.guess"
 	APINewRound = Prefix + "api.newround"
+	APISetWord  = Prefix + "api.setword"
 	APIList     = Prefix + "api.list"
 )

@@ -30,7 +30,54 @@ func StateProto(s game.State) *hangmanv1.RoomState {
 	if s.LastGuess != nil {
 		out.LastGuess = &hangmanv1.LastGuess{Player: s.LastGuess.Player, Letter: s.LastGuess.Letter, Outcome: string(s.LastGuess.Outcome)}
 	}
+	roundsProto(s, out)
 	return out
+}
+
+// roundsProto converts the settings, setter, turn, history and
+// leaderboard of s into out.
+func roundsProto(s game.State, out *hangmanv1.RoomState) {
+	st := s.Settings
+	out.Settings = &hangmanv1.RoomSettings{Category: st.Category, MinWordLen: int32(st.MinLen), MaxWordLen: int32(st.MaxLen),
+		MaxPlayers: int32(st.MaxPlayers), Mode: string(st.Mode), TurnSeconds: int32(st.TurnSeconds)}
+	out.Setter = s.Setter
+	if t := s.Turn; t != nil {
+		out.Turn = &hangmanv1.Turn{Player: t.Player, Number: t.Number, DeadlineMs: t.Deadline}
+	}
+	for _, r := range s.History {
+		rec := &hangmanv1.RoundRecord{Round: r.Round, Word: r.Word, Status: string(r.Status), Winner: r.Winner, Setter: r.Setter,
+			Guesses: make([]*hangmanv1.LastGuess, len(r.Guesses))}
+		for i, g := range r.Guesses {
+			rec.Guesses[i] = &hangmanv1.LastGuess{Player: g.Player, Letter: g.Letter, Outcome: string(g.Outcome)}
+		}
+		out.History = append(out.History, rec)
+	}
+	for _, l := range s.Leaderboard {
+		out.Leaderboard = append(out.Leaderboard, &hangmanv1.Standing{Id: l.ID, Name: l.Name, Score: l.Score, Wins: l.Wins})
+	}
+}
+
+// roundsFromProto is the inverse of roundsProto.
+func roundsFromProto(p *hangmanv1.RoomState, s *game.State) {
+	if st := p.GetSettings(); st != nil {
+		s.Settings = game.Settings{Category: st.GetCategory(), MinLen: int(st.GetMinWordLen()), MaxLen: int(st.GetMaxWordLen()),
+			MaxPlayers: int(st.GetMaxPlayers()), Mode: game.Mode(st.GetMode()), TurnSeconds: int(st.GetTurnSeconds())}
+	}
+	s.Setter = p.GetSetter()
+	if t := p.GetTurn(); t != nil {
+		s.Turn = &game.Turn{Player: t.GetPlayer(), Number: t.GetNumber(), Deadline: t.GetDeadlineMs()}
+	}
+	for _, r := range p.GetHistory() {
+		rec := game.RoundRecord{Round: r.GetRound(), Word: r.GetWord(), Status: game.Status(r.GetStatus()), Winner: r.GetWinner(), Setter: r.GetSetter(),
+			Guesses: make([]game.GuessRecord, len(r.GetGuesses()))}
+		for i, g := range r.GetGuesses() {
+			rec.Guesses[i] = game.GuessRecord{Player: g.GetPlayer(), Letter: g.GetLetter(), Outcome: game.Outcome(g.GetOutcome())}
+		}
+		s.History = append(s.History, rec)
+	}
+	for _, l := range p.GetLeaderboard() {
+		s.Leaderboard = append(s.Leaderboard, game.Standing{ID: l.GetId(), Name: l.GetName(), Score: l.GetScore(), Wins: l.GetWins()})
+	}
 }
 
 // StateFromProto is the inverse of StateProto: nodes use it to read a
@@ -56,6 +103,7 @@ func StateFromProto(p *hangmanv1.RoomState) game.State {
 	if lg := p.GetLastGuess(); lg != nil {
 		s.LastGuess = &game.LastGuess{Player: lg.GetPlayer(), Letter: lg.GetLetter(), Outcome: game.Outcome(lg.GetOutcome())}
 	}
+	roundsFromProto(p, &s)
 	return s
 }
 

@@ -23,6 +23,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -105,9 +106,10 @@ type Service struct {
 	// noLeaderTimeout is how long a request waits while no leader is
 	// known before it is answered Unavailable; 0 waits for its deadline.
 	noLeaderTimeout time.Duration
-	// now and pick are the service's clock and word choice; tests set them.
-	now  func() time.Time
-	pick func() string
+	// now and random are the service's clock and randomness (words are
+	// drawn with it); tests set them.
+	now    func() time.Time
+	random func() uint64
 	// streamGuesses holds a slot per guess of any Guesses stream being
 	// committed (at most MaxStreamGuesses).
 	streamGuesses chan struct{}
@@ -142,7 +144,7 @@ func WithNoLeaderTimeout(d time.Duration) Option {
 
 // New returns a Service proposing through r.
 func New(r Replica, log *slog.Logger, opts ...Option) *Service {
-	s := &Service{replica: r, log: log, now: time.Now, pick: randomWord, streamGuesses: make(chan struct{}, MaxStreamGuesses), workers: workers{jobs: make(chan func())}}
+	s := &Service{replica: r, log: log, now: time.Now, random: randomUint64, streamGuesses: make(chan struct{}, MaxStreamGuesses), workers: workers{jobs: make(chan func())}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -154,10 +156,10 @@ func (s *Service) Register(srv grpc.ServiceRegistrar) {
 	hangmanv1.RegisterGameServiceServer(srv, s)
 }
 
-func randomWord() string {
+func randomUint64() uint64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-	return game.WordAt(binary.LittleEndian.Uint64(b[:]))
+	return binary.LittleEndian.Uint64(b[:])
 }
 
 func newRequestID() string {
@@ -166,11 +168,27 @@ func newRequestID() string {
 	return "srv-" + hex.EncodeToString(b[:])
 }
 
-// CreateRoom creates a room and its first round.
+// CreateRoom creates a room with its settings, and its first round. Bad
+// settings (an unknown category, a length range without words, a player
+// cap above the node's) are InvalidArgument, and nothing is created.
 func (s *Service) CreateRoom(ctx context.Context, req *hangmanv1.CreateRoomRequest) (*hangmanv1.CreateRoomResponse, error) {
-	cmd := game.Command{Kind: game.KindCreateRoom, Room: req.GetRoom(), MaxWrong: int(req.GetMaxWrong()), RequestID: req.GetRequestId(), Limit: s.limits.MaxRooms}
+	cmd := game.Command{Kind: game.KindCreateRoom, Room: req.GetRoom(), MaxWrong: int(req.GetMaxWrong()), RequestID: req.GetRequestId(), Limit: s.limits.MaxRooms,
+		Category: req.GetCategory(), MinLen: int(req.GetMinWordLen()), MaxLen: int(req.GetMaxWordLen()), Seats: int(req.GetMaxPlayers()),
+		Mode: game.Mode(req.GetMode()), TurnSeconds: int(req.GetTurnSeconds())}
+	if limit := cmp.Or(s.limits.MaxPlayers, game.MaxPlayers); cmd.Seats > limit {
+		return nil, status.Errorf(codes.InvalidArgument, "max_players %d exceeds this cluster's cap of %d players a room", cmd.Seats, limit)
+	}
+	// The word is drawn before the rest is checked, so the category and
+	// the range are checked too (a host room gets none: its setter sets it).
+	word, err := game.PickWord(cmd.Category, cmd.MinLen, cmd.MaxLen, s.random())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if cmd.Mode != game.ModeHost {
+		cmd.Word = word
+	}
 	var out *hangmanv1.CreateRoomResponse
-	err := s.write(ctx, &cmd, "", func(res game.Result, _ uint64) {
+	err = s.write(ctx, &cmd, "", func(res game.Result, _ uint64) {
 		out = &hangmanv1.CreateRoomResponse{State: wire.StateProto(res.State)}
 	})
 	return out, err
@@ -210,14 +228,57 @@ func (s *Service) Guess(ctx context.Context, req *hangmanv1.GuessRequest) (*hang
 }
 
 // NewRound starts the next round of a finished room, as a seated player.
+// Its word is drawn from the room's category and length range, as this
+// node's replica knows them (settings never change once the room is
+// created); a host room ignores it and waits for its next setter's.
 func (s *Service) NewRound(ctx context.Context, req *hangmanv1.NewRoundRequest) (*hangmanv1.NewRoundResponse, error) {
 	cmd := game.Command{Kind: game.KindNewRound, Room: req.GetRoom(), Player: req.GetPlayerId(), RequestID: req.GetRequestId()}
 	if cmd.Player == "" {
 		return nil, status.Error(codes.InvalidArgument, "player_id is required: a new round is started by a seated player, with the seat's token")
 	}
+	settings := game.DefaultSettings
+	s.replica.Read(func(m *game.Machine) {
+		if st, ok := m.Settings(cmd.Room); ok {
+			settings = st
+		}
+	})
+	word, err := game.PickWord(settings.Category, settings.MinLen, settings.MaxLen, s.random())
+	if err != nil {
+		// A category this node's lists lack (another node's build has it):
+		// any word will do, the rules do not check it against the range.
+		word = game.WordAt(s.random())
+	}
+	cmd.Word = word
 	var out *hangmanv1.NewRoundResponse
-	err := s.write(ctx, &cmd, req.GetToken(), func(res game.Result, _ uint64) {
+	err = s.write(ctx, &cmd, req.GetToken(), func(res game.Result, _ uint64) {
 		out = &hangmanv1.NewRoundResponse{State: wire.StateProto(res.State)}
+	})
+	return out, err
+}
+
+// SetWord sets the word of a host room's waiting round, as its setter. The
+// word is checked here against the room's settings as this node knows
+// them (InvalidArgument), and again by the rules; no answer, error or log
+// line repeats it.
+func (s *Service) SetWord(ctx context.Context, req *hangmanv1.SetWordRequest) (*hangmanv1.SetWordResponse, error) {
+	word, err := game.NormalizeWord(req.GetWord())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	cmd := game.Command{Kind: game.KindSetWord, Room: req.GetRoom(), Player: req.GetPlayerId(), Word: word, RequestID: req.GetRequestId()}
+	var (
+		settings game.Settings
+		found    bool
+	)
+	s.replica.Read(func(m *game.Machine) { settings, found = m.Settings(cmd.Room) })
+	if found {
+		if err := settings.CheckWord(word); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	var out *hangmanv1.SetWordResponse
+	err = s.write(ctx, &cmd, req.GetToken(), func(res game.Result, _ uint64) {
+		out = &hangmanv1.SetWordResponse{State: wire.StateProto(res.State)}
 	})
 	return out, err
 }
@@ -308,9 +369,6 @@ func (s *Service) Events(_ context.Context, req *hangmanv1.EventsRequest) (*hang
 // and puts its hash in, fills in what the proposer chooses, and commits it
 // locally when leading or through the leader otherwise, until ctx ends.
 func (s *Service) write(ctx context.Context, cmd *game.Command, token string, done func(game.Result, uint64)) error {
-	if cmd.Kind == game.KindCreateRoom || cmd.Kind == game.KindNewRound {
-		cmd.Word = s.pick()
-	}
 	if err := cmd.Validate(); err != nil {
 		return toStatus(err)
 	}

@@ -216,8 +216,9 @@ func (x *LastGuess) GetOutcome() string {
 
 // RoomState is a room's public state, the same shape as the NATS
 // hangman.room.<room>.state payload. word is empty while status is "playing".
-// status is "playing", "won", "lost", or "deleted" in the last state of a
-// room reclaimed for being idle.
+// status is "playing", "won", "lost", "setting" while a host room waits for
+// its setter's word, or "deleted" in the last state of a room reclaimed for
+// being idle.
 type RoomState struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Room      string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
@@ -233,7 +234,17 @@ type RoomState struct {
 	LastGuess *LastGuess             `protobuf:"bytes,11,opt,name=last_guess,json=lastGuess,proto3" json:"last_guess,omitempty"`
 	MaxWrong  int32                  `protobuf:"varint,12,opt,name=max_wrong,json=maxWrong,proto3" json:"max_wrong,omitempty"`
 	// prev is the room's seq before the change that produced seq.
-	Prev          uint64 `protobuf:"varint,13,opt,name=prev,proto3" json:"prev,omitempty"`
+	Prev uint64 `protobuf:"varint,13,opt,name=prev,proto3" json:"prev,omitempty"`
+	// settings are the room's choices at creation.
+	Settings *RoomSettings `protobuf:"bytes,14,opt,name=settings,proto3" json:"settings,omitempty"`
+	// setter, in a host room, is the player who sets this round's word.
+	Setter string `protobuf:"bytes,15,opt,name=setter,proto3" json:"setter,omitempty"`
+	// turn, in a timed room whose round is playing, is whose turn it is.
+	Turn *Turn `protobuf:"bytes,16,opt,name=turn,proto3" json:"turn,omitempty"`
+	// history is the last finished rounds (at most 10), oldest first.
+	History []*RoundRecord `protobuf:"bytes,17,rep,name=history,proto3" json:"history,omitempty"`
+	// leaderboard ranks the players by score, then wins, once a round ended.
+	Leaderboard   []*Standing `protobuf:"bytes,18,rep,name=leaderboard,proto3" json:"leaderboard,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -359,6 +370,347 @@ func (x *RoomState) GetPrev() uint64 {
 	return 0
 }
 
+func (x *RoomState) GetSettings() *RoomSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+func (x *RoomState) GetSetter() string {
+	if x != nil {
+		return x.Setter
+	}
+	return ""
+}
+
+func (x *RoomState) GetTurn() *Turn {
+	if x != nil {
+		return x.Turn
+	}
+	return nil
+}
+
+func (x *RoomState) GetHistory() []*RoundRecord {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+func (x *RoomState) GetLeaderboard() []*Standing {
+	if x != nil {
+		return x.Leaderboard
+	}
+	return nil
+}
+
+// RoomSettings are a room's choices at creation, with the defaults filled in.
+type RoomSettings struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Category   string                 `protobuf:"bytes,1,opt,name=category,proto3" json:"category,omitempty"`
+	MinWordLen int32                  `protobuf:"varint,2,opt,name=min_word_len,json=minWordLen,proto3" json:"min_word_len,omitempty"`
+	MaxWordLen int32                  `protobuf:"varint,3,opt,name=max_word_len,json=maxWordLen,proto3" json:"max_word_len,omitempty"`
+	// max_players is the room's own cap; 0 leaves only the cluster's.
+	MaxPlayers int32 `protobuf:"varint,4,opt,name=max_players,json=maxPlayers,proto3" json:"max_players,omitempty"`
+	// mode is "random" or "host".
+	Mode string `protobuf:"bytes,5,opt,name=mode,proto3" json:"mode,omitempty"`
+	// turn_seconds is the length of a turn; 0: no turns.
+	TurnSeconds   int32 `protobuf:"varint,6,opt,name=turn_seconds,json=turnSeconds,proto3" json:"turn_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoomSettings) Reset() {
+	*x = RoomSettings{}
+	mi := &file_hangman_v1_hangman_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoomSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoomSettings) ProtoMessage() {}
+
+func (x *RoomSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_hangman_v1_hangman_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoomSettings.ProtoReflect.Descriptor instead.
+func (*RoomSettings) Descriptor() ([]byte, []int) {
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RoomSettings) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *RoomSettings) GetMinWordLen() int32 {
+	if x != nil {
+		return x.MinWordLen
+	}
+	return 0
+}
+
+func (x *RoomSettings) GetMaxWordLen() int32 {
+	if x != nil {
+		return x.MaxWordLen
+	}
+	return 0
+}
+
+func (x *RoomSettings) GetMaxPlayers() int32 {
+	if x != nil {
+		return x.MaxPlayers
+	}
+	return 0
+}
+
+func (x *RoomSettings) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *RoomSettings) GetTurnSeconds() int32 {
+	if x != nil {
+		return x.TurnSeconds
+	}
+	return 0
+}
+
+// Turn is the current turn of a timed room; deadline_ms is when it runs out,
+// in Unix milliseconds.
+type Turn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Player        string                 `protobuf:"bytes,1,opt,name=player,proto3" json:"player,omitempty"`
+	Number        uint64                 `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"`
+	DeadlineMs    int64                  `protobuf:"varint,3,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Turn) Reset() {
+	*x = Turn{}
+	mi := &file_hangman_v1_hangman_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Turn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Turn) ProtoMessage() {}
+
+func (x *Turn) ProtoReflect() protoreflect.Message {
+	mi := &file_hangman_v1_hangman_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Turn.ProtoReflect.Descriptor instead.
+func (*Turn) Descriptor() ([]byte, []int) {
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Turn) GetPlayer() string {
+	if x != nil {
+		return x.Player
+	}
+	return ""
+}
+
+func (x *Turn) GetNumber() uint64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *Turn) GetDeadlineMs() int64 {
+	if x != nil {
+		return x.DeadlineMs
+	}
+	return 0
+}
+
+// RoundRecord is one finished round: winner is empty when the players were
+// hanged; guesses are in order, repeated letters left out.
+type RoundRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Round         uint64                 `protobuf:"varint,1,opt,name=round,proto3" json:"round,omitempty"`
+	Word          string                 `protobuf:"bytes,2,opt,name=word,proto3" json:"word,omitempty"`
+	Status        string                 `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	Winner        string                 `protobuf:"bytes,4,opt,name=winner,proto3" json:"winner,omitempty"`
+	Setter        string                 `protobuf:"bytes,5,opt,name=setter,proto3" json:"setter,omitempty"`
+	Guesses       []*LastGuess           `protobuf:"bytes,6,rep,name=guesses,proto3" json:"guesses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoundRecord) Reset() {
+	*x = RoundRecord{}
+	mi := &file_hangman_v1_hangman_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoundRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoundRecord) ProtoMessage() {}
+
+func (x *RoundRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_hangman_v1_hangman_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoundRecord.ProtoReflect.Descriptor instead.
+func (*RoundRecord) Descriptor() ([]byte, []int) {
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RoundRecord) GetRound() uint64 {
+	if x != nil {
+		return x.Round
+	}
+	return 0
+}
+
+func (x *RoundRecord) GetWord() string {
+	if x != nil {
+		return x.Word
+	}
+	return ""
+}
+
+func (x *RoundRecord) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *RoundRecord) GetWinner() string {
+	if x != nil {
+		return x.Winner
+	}
+	return ""
+}
+
+func (x *RoundRecord) GetSetter() string {
+	if x != nil {
+		return x.Setter
+	}
+	return ""
+}
+
+func (x *RoundRecord) GetGuesses() []*LastGuess {
+	if x != nil {
+		return x.Guesses
+	}
+	return nil
+}
+
+// Standing is a player's line of the leaderboard; wins counts the rounds they
+// finished by guessing the last letter.
+type Standing struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Score         int64                  `protobuf:"varint,3,opt,name=score,proto3" json:"score,omitempty"`
+	Wins          int64                  `protobuf:"varint,4,opt,name=wins,proto3" json:"wins,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Standing) Reset() {
+	*x = Standing{}
+	mi := &file_hangman_v1_hangman_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Standing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Standing) ProtoMessage() {}
+
+func (x *Standing) ProtoReflect() protoreflect.Message {
+	mi := &file_hangman_v1_hangman_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Standing.ProtoReflect.Descriptor instead.
+func (*Standing) Descriptor() ([]byte, []int) {
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Standing) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Standing) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Standing) GetScore() int64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *Standing) GetWins() int64 {
+	if x != nil {
+		return x.Wins
+	}
+	return 0
+}
+
 type CreateRoomRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// room is 1-32 of [a-z0-9_-], starting with a letter or digit; it becomes a
@@ -367,14 +719,30 @@ type CreateRoomRequest struct {
 	// max_wrong is the wrong-guess limit, 1-26; 0 means the default (6).
 	MaxWrong int32 `protobuf:"varint,2,opt,name=max_wrong,json=maxWrong,proto3" json:"max_wrong,omitempty"`
 	// request_id makes a retried call apply at most once; 1-64 printable ASCII.
-	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// category names the word list: classic (the default), animals, countries,
+	// food, or any other list the nodes embed.
+	Category string `protobuf:"bytes,4,opt,name=category,proto3" json:"category,omitempty"`
+	// min_word_len and max_word_len bound the words' length, within 2-32; 0
+	// means no bound on that side.
+	MinWordLen int32 `protobuf:"varint,5,opt,name=min_word_len,json=minWordLen,proto3" json:"min_word_len,omitempty"`
+	MaxWordLen int32 `protobuf:"varint,6,opt,name=max_word_len,json=maxWordLen,proto3" json:"max_word_len,omitempty"`
+	// max_players caps the room's players, at most the node's cap; 0 means the
+	// node's cap.
+	MaxPlayers int32 `protobuf:"varint,7,opt,name=max_players,json=maxPlayers,proto3" json:"max_players,omitempty"`
+	// mode is "random" (the default: the nodes draw each word) or "host" (the
+	// players take turns setting the word with SetWord).
+	Mode string `protobuf:"bytes,8,opt,name=mode,proto3" json:"mode,omitempty"`
+	// turn_seconds, 5-600, makes players guess in turns of that long; 0 means
+	// no turns.
+	TurnSeconds   int32 `protobuf:"varint,9,opt,name=turn_seconds,json=turnSeconds,proto3" json:"turn_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateRoomRequest) Reset() {
 	*x = CreateRoomRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[3]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -386,7 +754,7 @@ func (x *CreateRoomRequest) String() string {
 func (*CreateRoomRequest) ProtoMessage() {}
 
 func (x *CreateRoomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[3]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -399,7 +767,7 @@ func (x *CreateRoomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRoomRequest.ProtoReflect.Descriptor instead.
 func (*CreateRoomRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{3}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateRoomRequest) GetRoom() string {
@@ -423,6 +791,48 @@ func (x *CreateRoomRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *CreateRoomRequest) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *CreateRoomRequest) GetMinWordLen() int32 {
+	if x != nil {
+		return x.MinWordLen
+	}
+	return 0
+}
+
+func (x *CreateRoomRequest) GetMaxWordLen() int32 {
+	if x != nil {
+		return x.MaxWordLen
+	}
+	return 0
+}
+
+func (x *CreateRoomRequest) GetMaxPlayers() int32 {
+	if x != nil {
+		return x.MaxPlayers
+	}
+	return 0
+}
+
+func (x *CreateRoomRequest) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *CreateRoomRequest) GetTurnSeconds() int32 {
+	if x != nil {
+		return x.TurnSeconds
+	}
+	return 0
+}
+
 type CreateRoomResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	State         *RoomState             `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
@@ -432,7 +842,7 @@ type CreateRoomResponse struct {
 
 func (x *CreateRoomResponse) Reset() {
 	*x = CreateRoomResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[4]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -444,7 +854,7 @@ func (x *CreateRoomResponse) String() string {
 func (*CreateRoomResponse) ProtoMessage() {}
 
 func (x *CreateRoomResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[4]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -457,7 +867,7 @@ func (x *CreateRoomResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRoomResponse.ProtoReflect.Descriptor instead.
 func (*CreateRoomResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{4}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateRoomResponse) GetState() *RoomState {
@@ -492,7 +902,7 @@ type JoinRoomRequest struct {
 
 func (x *JoinRoomRequest) Reset() {
 	*x = JoinRoomRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[5]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +914,7 @@ func (x *JoinRoomRequest) String() string {
 func (*JoinRoomRequest) ProtoMessage() {}
 
 func (x *JoinRoomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[5]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +927,7 @@ func (x *JoinRoomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRoomRequest.ProtoReflect.Descriptor instead.
 func (*JoinRoomRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{5}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *JoinRoomRequest) GetRoom() string {
@@ -570,7 +980,7 @@ type JoinRoomResponse struct {
 
 func (x *JoinRoomResponse) Reset() {
 	*x = JoinRoomResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[6]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +992,7 @@ func (x *JoinRoomResponse) String() string {
 func (*JoinRoomResponse) ProtoMessage() {}
 
 func (x *JoinRoomResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[6]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +1005,7 @@ func (x *JoinRoomResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRoomResponse.ProtoReflect.Descriptor instead.
 func (*JoinRoomResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{6}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *JoinRoomResponse) GetState() *RoomState {
@@ -634,7 +1044,7 @@ type GuessRequest struct {
 
 func (x *GuessRequest) Reset() {
 	*x = GuessRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[7]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +1056,7 @@ func (x *GuessRequest) String() string {
 func (*GuessRequest) ProtoMessage() {}
 
 func (x *GuessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[7]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +1069,7 @@ func (x *GuessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuessRequest.ProtoReflect.Descriptor instead.
 func (*GuessRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{7}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GuessRequest) GetRoom() string {
@@ -716,7 +1126,7 @@ type GuessResponse struct {
 
 func (x *GuessResponse) Reset() {
 	*x = GuessResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[8]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +1138,7 @@ func (x *GuessResponse) String() string {
 func (*GuessResponse) ProtoMessage() {}
 
 func (x *GuessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[8]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +1151,7 @@ func (x *GuessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuessResponse.ProtoReflect.Descriptor instead.
 func (*GuessResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{8}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GuessResponse) GetOutcome() string {
@@ -786,7 +1196,7 @@ type GuessStreamRequest struct {
 
 func (x *GuessStreamRequest) Reset() {
 	*x = GuessStreamRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[9]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +1208,7 @@ func (x *GuessStreamRequest) String() string {
 func (*GuessStreamRequest) ProtoMessage() {}
 
 func (x *GuessStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[9]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +1221,7 @@ func (x *GuessStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuessStreamRequest.ProtoReflect.Descriptor instead.
 func (*GuessStreamRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{9}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GuessStreamRequest) GetTag() uint64 {
@@ -850,7 +1260,7 @@ type GuessStreamResponse struct {
 
 func (x *GuessStreamResponse) Reset() {
 	*x = GuessStreamResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[10]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +1272,7 @@ func (x *GuessStreamResponse) String() string {
 func (*GuessStreamResponse) ProtoMessage() {}
 
 func (x *GuessStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[10]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +1285,7 @@ func (x *GuessStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuessStreamResponse.ProtoReflect.Descriptor instead.
 func (*GuessStreamResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{10}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GuessStreamResponse) GetTag() uint64 {
@@ -919,7 +1329,7 @@ type NewRoundRequest struct {
 
 func (x *NewRoundRequest) Reset() {
 	*x = NewRoundRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[11]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1341,7 @@ func (x *NewRoundRequest) String() string {
 func (*NewRoundRequest) ProtoMessage() {}
 
 func (x *NewRoundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[11]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1354,7 @@ func (x *NewRoundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewRoundRequest.ProtoReflect.Descriptor instead.
 func (*NewRoundRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{11}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *NewRoundRequest) GetRoom() string {
@@ -984,7 +1394,7 @@ type NewRoundResponse struct {
 
 func (x *NewRoundResponse) Reset() {
 	*x = NewRoundResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[12]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +1406,7 @@ func (x *NewRoundResponse) String() string {
 func (*NewRoundResponse) ProtoMessage() {}
 
 func (x *NewRoundResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[12]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,10 +1419,132 @@ func (x *NewRoundResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewRoundResponse.ProtoReflect.Descriptor instead.
 func (*NewRoundResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{12}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *NewRoundResponse) GetState() *RoomState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+type SetWordRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Room     string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	PlayerId string                 `protobuf:"bytes,2,opt,name=player_id,json=playerId,proto3" json:"player_id,omitempty"`
+	// word is 2-32 letters a-z (upper case is lowered), within the room's range.
+	Word      string `protobuf:"bytes,3,opt,name=word,proto3" json:"word,omitempty"`
+	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// token is the seat's, as JoinRoom returned it.
+	Token         string `protobuf:"bytes,5,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetWordRequest) Reset() {
+	*x = SetWordRequest{}
+	mi := &file_hangman_v1_hangman_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetWordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetWordRequest) ProtoMessage() {}
+
+func (x *SetWordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hangman_v1_hangman_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetWordRequest.ProtoReflect.Descriptor instead.
+func (*SetWordRequest) Descriptor() ([]byte, []int) {
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SetWordRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *SetWordRequest) GetPlayerId() string {
+	if x != nil {
+		return x.PlayerId
+	}
+	return ""
+}
+
+func (x *SetWordRequest) GetWord() string {
+	if x != nil {
+		return x.Word
+	}
+	return ""
+}
+
+func (x *SetWordRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SetWordRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type SetWordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         *RoomState             `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetWordResponse) Reset() {
+	*x = SetWordResponse{}
+	mi := &file_hangman_v1_hangman_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetWordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetWordResponse) ProtoMessage() {}
+
+func (x *SetWordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hangman_v1_hangman_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetWordResponse.ProtoReflect.Descriptor instead.
+func (*SetWordResponse) Descriptor() ([]byte, []int) {
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SetWordResponse) GetState() *RoomState {
 	if x != nil {
 		return x.State
 	}
@@ -1029,7 +1561,7 @@ type GetRoomRequest struct {
 
 func (x *GetRoomRequest) Reset() {
 	*x = GetRoomRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[13]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1573,7 @@ func (x *GetRoomRequest) String() string {
 func (*GetRoomRequest) ProtoMessage() {}
 
 func (x *GetRoomRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[13]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1586,7 @@ func (x *GetRoomRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoomRequest.ProtoReflect.Descriptor instead.
 func (*GetRoomRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{13}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetRoomRequest) GetRoom() string {
@@ -1082,7 +1614,7 @@ type GetRoomResponse struct {
 
 func (x *GetRoomResponse) Reset() {
 	*x = GetRoomResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[14]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1626,7 @@ func (x *GetRoomResponse) String() string {
 func (*GetRoomResponse) ProtoMessage() {}
 
 func (x *GetRoomResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[14]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1639,7 @@ func (x *GetRoomResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRoomResponse.ProtoReflect.Descriptor instead.
 func (*GetRoomResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{14}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetRoomResponse) GetState() *RoomState {
@@ -1142,7 +1674,7 @@ type ListRoomsRequest struct {
 
 func (x *ListRoomsRequest) Reset() {
 	*x = ListRoomsRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[15]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1686,7 @@ func (x *ListRoomsRequest) String() string {
 func (*ListRoomsRequest) ProtoMessage() {}
 
 func (x *ListRoomsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[15]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1699,7 @@ func (x *ListRoomsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoomsRequest.ProtoReflect.Descriptor instead.
 func (*ListRoomsRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{15}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListRoomsRequest) GetConsistency() Consistency {
@@ -1205,7 +1737,7 @@ type RoomSummary struct {
 
 func (x *RoomSummary) Reset() {
 	*x = RoomSummary{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[16]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +1749,7 @@ func (x *RoomSummary) String() string {
 func (*RoomSummary) ProtoMessage() {}
 
 func (x *RoomSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[16]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +1762,7 @@ func (x *RoomSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomSummary.ProtoReflect.Descriptor instead.
 func (*RoomSummary) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{16}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RoomSummary) GetRoom() string {
@@ -1282,7 +1814,7 @@ type ListRoomsResponse struct {
 
 func (x *ListRoomsResponse) Reset() {
 	*x = ListRoomsResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[17]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1826,7 @@ func (x *ListRoomsResponse) String() string {
 func (*ListRoomsResponse) ProtoMessage() {}
 
 func (x *ListRoomsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[17]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1839,7 @@ func (x *ListRoomsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoomsResponse.ProtoReflect.Descriptor instead.
 func (*ListRoomsResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{17}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListRoomsResponse) GetRooms() []*RoomSummary {
@@ -1362,7 +1894,7 @@ type RoomEvent struct {
 
 func (x *RoomEvent) Reset() {
 	*x = RoomEvent{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[18]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1906,7 @@ func (x *RoomEvent) String() string {
 func (*RoomEvent) ProtoMessage() {}
 
 func (x *RoomEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[18]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1919,7 @@ func (x *RoomEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomEvent.ProtoReflect.Descriptor instead.
 func (*RoomEvent) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{18}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RoomEvent) GetSeq() uint64 {
@@ -1481,7 +2013,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[19]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +2025,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[19]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +2038,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{19}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EventsRequest) GetRoom() string {
@@ -1547,7 +2079,7 @@ type EventsResponse struct {
 
 func (x *EventsResponse) Reset() {
 	*x = EventsResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[20]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +2091,7 @@ func (x *EventsResponse) String() string {
 func (*EventsResponse) ProtoMessage() {}
 
 func (x *EventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[20]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +2104,7 @@ func (x *EventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsResponse.ProtoReflect.Descriptor instead.
 func (*EventsResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{20}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *EventsResponse) GetEvents() []*RoomEvent {
@@ -1611,7 +2143,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[21]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +2155,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[21]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +2168,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{21}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{27}
 }
 
 type StatusResponse struct {
@@ -1670,7 +2202,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[22]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +2214,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[22]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +2227,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{22}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -1790,7 +2322,7 @@ type MembersRequest struct {
 
 func (x *MembersRequest) Reset() {
 	*x = MembersRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[23]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +2334,7 @@ func (x *MembersRequest) String() string {
 func (*MembersRequest) ProtoMessage() {}
 
 func (x *MembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[23]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +2347,7 @@ func (x *MembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
 func (*MembersRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{23}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{29}
 }
 
 type Member struct {
@@ -1831,7 +2363,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[24]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +2375,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[24]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +2388,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{24}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Member) GetName() string {
@@ -1896,7 +2428,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[25]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2440,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[25]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2453,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{25}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *MembersResponse) GetMembers() []*Member {
@@ -1939,7 +2471,7 @@ type RaftConfigurationRequest struct {
 
 func (x *RaftConfigurationRequest) Reset() {
 	*x = RaftConfigurationRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[26]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +2483,7 @@ func (x *RaftConfigurationRequest) String() string {
 func (*RaftConfigurationRequest) ProtoMessage() {}
 
 func (x *RaftConfigurationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[26]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +2496,7 @@ func (x *RaftConfigurationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftConfigurationRequest.ProtoReflect.Descriptor instead.
 func (*RaftConfigurationRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{26}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{32}
 }
 
 type RaftServer struct {
@@ -1982,7 +2514,7 @@ type RaftServer struct {
 
 func (x *RaftServer) Reset() {
 	*x = RaftServer{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[27]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1994,7 +2526,7 @@ func (x *RaftServer) String() string {
 func (*RaftServer) ProtoMessage() {}
 
 func (x *RaftServer) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[27]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2007,7 +2539,7 @@ func (x *RaftServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftServer.ProtoReflect.Descriptor instead.
 func (*RaftServer) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{27}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RaftServer) GetId() string {
@@ -2055,7 +2587,7 @@ type RaftConfigurationResponse struct {
 
 func (x *RaftConfigurationResponse) Reset() {
 	*x = RaftConfigurationResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[28]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2067,7 +2599,7 @@ func (x *RaftConfigurationResponse) String() string {
 func (*RaftConfigurationResponse) ProtoMessage() {}
 
 func (x *RaftConfigurationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[28]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2080,7 +2612,7 @@ func (x *RaftConfigurationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftConfigurationResponse.ProtoReflect.Descriptor instead.
 func (*RaftConfigurationResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{28}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RaftConfigurationResponse) GetServers() []*RaftServer {
@@ -2108,7 +2640,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[29]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2652,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[29]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2665,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{29}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TransferLeadershipRequest) GetTargetId() string {
@@ -2154,7 +2686,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_hangman_v1_hangman_proto_msgTypes[30]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2698,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hangman_v1_hangman_proto_msgTypes[30]
+	mi := &file_hangman_v1_hangman_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2711,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{30}
+	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -2209,7 +2741,7 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\tLastGuess\x12\x16\n" +
 	"\x06player\x18\x01 \x01(\tR\x06player\x12\x16\n" +
 	"\x06letter\x18\x02 \x01(\tR\x06letter\x12\x18\n" +
-	"\aoutcome\x18\x03 \x01(\tR\aoutcome\"\xef\x02\n" +
+	"\aoutcome\x18\x03 \x01(\tR\aoutcome\"\xce\x04\n" +
 	"\tRoomState\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x04R\x05round\x12\x10\n" +
@@ -2226,12 +2758,53 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\n" +
 	"last_guess\x18\v \x01(\v2\x15.hangman.v1.LastGuessR\tlastGuess\x12\x1b\n" +
 	"\tmax_wrong\x18\f \x01(\x05R\bmaxWrong\x12\x12\n" +
-	"\x04prev\x18\r \x01(\x04R\x04prev\"c\n" +
+	"\x04prev\x18\r \x01(\x04R\x04prev\x124\n" +
+	"\bsettings\x18\x0e \x01(\v2\x18.hangman.v1.RoomSettingsR\bsettings\x12\x16\n" +
+	"\x06setter\x18\x0f \x01(\tR\x06setter\x12$\n" +
+	"\x04turn\x18\x10 \x01(\v2\x10.hangman.v1.TurnR\x04turn\x121\n" +
+	"\ahistory\x18\x11 \x03(\v2\x17.hangman.v1.RoundRecordR\ahistory\x126\n" +
+	"\vleaderboard\x18\x12 \x03(\v2\x14.hangman.v1.StandingR\vleaderboard\"\xc6\x01\n" +
+	"\fRoomSettings\x12\x1a\n" +
+	"\bcategory\x18\x01 \x01(\tR\bcategory\x12 \n" +
+	"\fmin_word_len\x18\x02 \x01(\x05R\n" +
+	"minWordLen\x12 \n" +
+	"\fmax_word_len\x18\x03 \x01(\x05R\n" +
+	"maxWordLen\x12\x1f\n" +
+	"\vmax_players\x18\x04 \x01(\x05R\n" +
+	"maxPlayers\x12\x12\n" +
+	"\x04mode\x18\x05 \x01(\tR\x04mode\x12!\n" +
+	"\fturn_seconds\x18\x06 \x01(\x05R\vturnSeconds\"W\n" +
+	"\x04Turn\x12\x16\n" +
+	"\x06player\x18\x01 \x01(\tR\x06player\x12\x16\n" +
+	"\x06number\x18\x02 \x01(\x04R\x06number\x12\x1f\n" +
+	"\vdeadline_ms\x18\x03 \x01(\x03R\n" +
+	"deadlineMs\"\xb0\x01\n" +
+	"\vRoundRecord\x12\x14\n" +
+	"\x05round\x18\x01 \x01(\x04R\x05round\x12\x12\n" +
+	"\x04word\x18\x02 \x01(\tR\x04word\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x16\n" +
+	"\x06winner\x18\x04 \x01(\tR\x06winner\x12\x16\n" +
+	"\x06setter\x18\x05 \x01(\tR\x06setter\x12/\n" +
+	"\aguesses\x18\x06 \x03(\v2\x15.hangman.v1.LastGuessR\aguesses\"X\n" +
+	"\bStanding\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05score\x18\x03 \x01(\x03R\x05score\x12\x12\n" +
+	"\x04wins\x18\x04 \x01(\x03R\x04wins\"\x9b\x02\n" +
 	"\x11CreateRoomRequest\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x1b\n" +
 	"\tmax_wrong\x18\x02 \x01(\x05R\bmaxWrong\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tR\trequestId\"A\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bcategory\x18\x04 \x01(\tR\bcategory\x12 \n" +
+	"\fmin_word_len\x18\x05 \x01(\x05R\n" +
+	"minWordLen\x12 \n" +
+	"\fmax_word_len\x18\x06 \x01(\x05R\n" +
+	"maxWordLen\x12\x1f\n" +
+	"\vmax_players\x18\a \x01(\x05R\n" +
+	"maxPlayers\x12\x12\n" +
+	"\x04mode\x18\b \x01(\tR\x04mode\x12!\n" +
+	"\fturn_seconds\x18\t \x01(\x05R\vturnSeconds\"A\n" +
 	"\x12CreateRoomResponse\x12+\n" +
 	"\x05state\x18\x01 \x01(\v2\x15.hangman.v1.RoomStateR\x05state\"\x8b\x01\n" +
 	"\x0fJoinRoomRequest\x12\x12\n" +
@@ -2274,6 +2847,15 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"request_id\x18\x03 \x01(\tR\trequestId\x12\x14\n" +
 	"\x05token\x18\x04 \x01(\tR\x05token\"?\n" +
 	"\x10NewRoundResponse\x12+\n" +
+	"\x05state\x18\x01 \x01(\v2\x15.hangman.v1.RoomStateR\x05state\"\x8a\x01\n" +
+	"\x0eSetWordRequest\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x1b\n" +
+	"\tplayer_id\x18\x02 \x01(\tR\bplayerId\x12\x12\n" +
+	"\x04word\x18\x03 \x01(\tR\x04word\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\x12\x14\n" +
+	"\x05token\x18\x05 \x01(\tR\x05token\">\n" +
+	"\x0fSetWordResponse\x12+\n" +
 	"\x05state\x18\x01 \x01(\v2\x15.hangman.v1.RoomStateR\x05state\"_\n" +
 	"\x0eGetRoomRequest\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x129\n" +
@@ -2364,7 +2946,7 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CONSISTENCY_STALE\x10\x01\x12\x16\n" +
 	"\x12CONSISTENCY_LEADER\x10\x02\x12\x1c\n" +
-	"\x18CONSISTENCY_LINEARIZABLE\x10\x032\xc5\x04\n" +
+	"\x18CONSISTENCY_LINEARIZABLE\x10\x032\x89\x05\n" +
 	"\vGameService\x12K\n" +
 	"\n" +
 	"CreateRoom\x12\x1d.hangman.v1.CreateRoomRequest\x1a\x1e.hangman.v1.CreateRoomResponse\x12E\n" +
@@ -2372,6 +2954,7 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\x05Guess\x12\x18.hangman.v1.GuessRequest\x1a\x19.hangman.v1.GuessResponse\x12N\n" +
 	"\aGuesses\x12\x1e.hangman.v1.GuessStreamRequest\x1a\x1f.hangman.v1.GuessStreamResponse(\x010\x01\x12E\n" +
 	"\bNewRound\x12\x1b.hangman.v1.NewRoundRequest\x1a\x1c.hangman.v1.NewRoundResponse\x12B\n" +
+	"\aSetWord\x12\x1a.hangman.v1.SetWordRequest\x1a\x1b.hangman.v1.SetWordResponse\x12B\n" +
 	"\aGetRoom\x12\x1a.hangman.v1.GetRoomRequest\x1a\x1b.hangman.v1.GetRoomResponse\x12H\n" +
 	"\tListRooms\x12\x1c.hangman.v1.ListRoomsRequest\x1a\x1d.hangman.v1.ListRoomsResponse\x12?\n" +
 	"\x06Events\x12\x19.hangman.v1.EventsRequest\x1a\x1a.hangman.v1.EventsResponse2\xdc\x02\n" +
@@ -2394,89 +2977,103 @@ func file_hangman_v1_hangman_proto_rawDescGZIP() []byte {
 }
 
 var file_hangman_v1_hangman_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hangman_v1_hangman_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_hangman_v1_hangman_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_hangman_v1_hangman_proto_goTypes = []any{
 	(Consistency)(0),                   // 0: hangman.v1.Consistency
 	(*Player)(nil),                     // 1: hangman.v1.Player
 	(*LastGuess)(nil),                  // 2: hangman.v1.LastGuess
 	(*RoomState)(nil),                  // 3: hangman.v1.RoomState
-	(*CreateRoomRequest)(nil),          // 4: hangman.v1.CreateRoomRequest
-	(*CreateRoomResponse)(nil),         // 5: hangman.v1.CreateRoomResponse
-	(*JoinRoomRequest)(nil),            // 6: hangman.v1.JoinRoomRequest
-	(*JoinRoomResponse)(nil),           // 7: hangman.v1.JoinRoomResponse
-	(*GuessRequest)(nil),               // 8: hangman.v1.GuessRequest
-	(*GuessResponse)(nil),              // 9: hangman.v1.GuessResponse
-	(*GuessStreamRequest)(nil),         // 10: hangman.v1.GuessStreamRequest
-	(*GuessStreamResponse)(nil),        // 11: hangman.v1.GuessStreamResponse
-	(*NewRoundRequest)(nil),            // 12: hangman.v1.NewRoundRequest
-	(*NewRoundResponse)(nil),           // 13: hangman.v1.NewRoundResponse
-	(*GetRoomRequest)(nil),             // 14: hangman.v1.GetRoomRequest
-	(*GetRoomResponse)(nil),            // 15: hangman.v1.GetRoomResponse
-	(*ListRoomsRequest)(nil),           // 16: hangman.v1.ListRoomsRequest
-	(*RoomSummary)(nil),                // 17: hangman.v1.RoomSummary
-	(*ListRoomsResponse)(nil),          // 18: hangman.v1.ListRoomsResponse
-	(*RoomEvent)(nil),                  // 19: hangman.v1.RoomEvent
-	(*EventsRequest)(nil),              // 20: hangman.v1.EventsRequest
-	(*EventsResponse)(nil),             // 21: hangman.v1.EventsResponse
-	(*StatusRequest)(nil),              // 22: hangman.v1.StatusRequest
-	(*StatusResponse)(nil),             // 23: hangman.v1.StatusResponse
-	(*MembersRequest)(nil),             // 24: hangman.v1.MembersRequest
-	(*Member)(nil),                     // 25: hangman.v1.Member
-	(*MembersResponse)(nil),            // 26: hangman.v1.MembersResponse
-	(*RaftConfigurationRequest)(nil),   // 27: hangman.v1.RaftConfigurationRequest
-	(*RaftServer)(nil),                 // 28: hangman.v1.RaftServer
-	(*RaftConfigurationResponse)(nil),  // 29: hangman.v1.RaftConfigurationResponse
-	(*TransferLeadershipRequest)(nil),  // 30: hangman.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 31: hangman.v1.TransferLeadershipResponse
-	nil,                                // 32: hangman.v1.Member.TagsEntry
+	(*RoomSettings)(nil),               // 4: hangman.v1.RoomSettings
+	(*Turn)(nil),                       // 5: hangman.v1.Turn
+	(*RoundRecord)(nil),                // 6: hangman.v1.RoundRecord
+	(*Standing)(nil),                   // 7: hangman.v1.Standing
+	(*CreateRoomRequest)(nil),          // 8: hangman.v1.CreateRoomRequest
+	(*CreateRoomResponse)(nil),         // 9: hangman.v1.CreateRoomResponse
+	(*JoinRoomRequest)(nil),            // 10: hangman.v1.JoinRoomRequest
+	(*JoinRoomResponse)(nil),           // 11: hangman.v1.JoinRoomResponse
+	(*GuessRequest)(nil),               // 12: hangman.v1.GuessRequest
+	(*GuessResponse)(nil),              // 13: hangman.v1.GuessResponse
+	(*GuessStreamRequest)(nil),         // 14: hangman.v1.GuessStreamRequest
+	(*GuessStreamResponse)(nil),        // 15: hangman.v1.GuessStreamResponse
+	(*NewRoundRequest)(nil),            // 16: hangman.v1.NewRoundRequest
+	(*NewRoundResponse)(nil),           // 17: hangman.v1.NewRoundResponse
+	(*SetWordRequest)(nil),             // 18: hangman.v1.SetWordRequest
+	(*SetWordResponse)(nil),            // 19: hangman.v1.SetWordResponse
+	(*GetRoomRequest)(nil),             // 20: hangman.v1.GetRoomRequest
+	(*GetRoomResponse)(nil),            // 21: hangman.v1.GetRoomResponse
+	(*ListRoomsRequest)(nil),           // 22: hangman.v1.ListRoomsRequest
+	(*RoomSummary)(nil),                // 23: hangman.v1.RoomSummary
+	(*ListRoomsResponse)(nil),          // 24: hangman.v1.ListRoomsResponse
+	(*RoomEvent)(nil),                  // 25: hangman.v1.RoomEvent
+	(*EventsRequest)(nil),              // 26: hangman.v1.EventsRequest
+	(*EventsResponse)(nil),             // 27: hangman.v1.EventsResponse
+	(*StatusRequest)(nil),              // 28: hangman.v1.StatusRequest
+	(*StatusResponse)(nil),             // 29: hangman.v1.StatusResponse
+	(*MembersRequest)(nil),             // 30: hangman.v1.MembersRequest
+	(*Member)(nil),                     // 31: hangman.v1.Member
+	(*MembersResponse)(nil),            // 32: hangman.v1.MembersResponse
+	(*RaftConfigurationRequest)(nil),   // 33: hangman.v1.RaftConfigurationRequest
+	(*RaftServer)(nil),                 // 34: hangman.v1.RaftServer
+	(*RaftConfigurationResponse)(nil),  // 35: hangman.v1.RaftConfigurationResponse
+	(*TransferLeadershipRequest)(nil),  // 36: hangman.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 37: hangman.v1.TransferLeadershipResponse
+	nil,                                // 38: hangman.v1.Member.TagsEntry
 }
 var file_hangman_v1_hangman_proto_depIdxs = []int32{
 	1,  // 0: hangman.v1.RoomState.players:type_name -> hangman.v1.Player
 	2,  // 1: hangman.v1.RoomState.last_guess:type_name -> hangman.v1.LastGuess
-	3,  // 2: hangman.v1.CreateRoomResponse.state:type_name -> hangman.v1.RoomState
-	3,  // 3: hangman.v1.JoinRoomResponse.state:type_name -> hangman.v1.RoomState
-	3,  // 4: hangman.v1.GuessResponse.state:type_name -> hangman.v1.RoomState
-	8,  // 5: hangman.v1.GuessStreamRequest.guess:type_name -> hangman.v1.GuessRequest
-	9,  // 6: hangman.v1.GuessStreamResponse.guess:type_name -> hangman.v1.GuessResponse
-	3,  // 7: hangman.v1.NewRoundResponse.state:type_name -> hangman.v1.RoomState
-	0,  // 8: hangman.v1.GetRoomRequest.consistency:type_name -> hangman.v1.Consistency
-	3,  // 9: hangman.v1.GetRoomResponse.state:type_name -> hangman.v1.RoomState
-	0,  // 10: hangman.v1.ListRoomsRequest.consistency:type_name -> hangman.v1.Consistency
-	17, // 11: hangman.v1.ListRoomsResponse.rooms:type_name -> hangman.v1.RoomSummary
-	19, // 12: hangman.v1.EventsResponse.events:type_name -> hangman.v1.RoomEvent
-	28, // 13: hangman.v1.StatusResponse.configuration:type_name -> hangman.v1.RaftServer
-	32, // 14: hangman.v1.Member.tags:type_name -> hangman.v1.Member.TagsEntry
-	25, // 15: hangman.v1.MembersResponse.members:type_name -> hangman.v1.Member
-	28, // 16: hangman.v1.RaftConfigurationResponse.servers:type_name -> hangman.v1.RaftServer
-	4,  // 17: hangman.v1.GameService.CreateRoom:input_type -> hangman.v1.CreateRoomRequest
-	6,  // 18: hangman.v1.GameService.JoinRoom:input_type -> hangman.v1.JoinRoomRequest
-	8,  // 19: hangman.v1.GameService.Guess:input_type -> hangman.v1.GuessRequest
-	10, // 20: hangman.v1.GameService.Guesses:input_type -> hangman.v1.GuessStreamRequest
-	12, // 21: hangman.v1.GameService.NewRound:input_type -> hangman.v1.NewRoundRequest
-	14, // 22: hangman.v1.GameService.GetRoom:input_type -> hangman.v1.GetRoomRequest
-	16, // 23: hangman.v1.GameService.ListRooms:input_type -> hangman.v1.ListRoomsRequest
-	20, // 24: hangman.v1.GameService.Events:input_type -> hangman.v1.EventsRequest
-	22, // 25: hangman.v1.ClusterService.Status:input_type -> hangman.v1.StatusRequest
-	24, // 26: hangman.v1.ClusterService.Members:input_type -> hangman.v1.MembersRequest
-	27, // 27: hangman.v1.ClusterService.RaftConfiguration:input_type -> hangman.v1.RaftConfigurationRequest
-	30, // 28: hangman.v1.ClusterService.TransferLeadership:input_type -> hangman.v1.TransferLeadershipRequest
-	5,  // 29: hangman.v1.GameService.CreateRoom:output_type -> hangman.v1.CreateRoomResponse
-	7,  // 30: hangman.v1.GameService.JoinRoom:output_type -> hangman.v1.JoinRoomResponse
-	9,  // 31: hangman.v1.GameService.Guess:output_type -> hangman.v1.GuessResponse
-	11, // 32: hangman.v1.GameService.Guesses:output_type -> hangman.v1.GuessStreamResponse
-	13, // 33: hangman.v1.GameService.NewRound:output_type -> hangman.v1.NewRoundResponse
-	15, // 34: hangman.v1.GameService.GetRoom:output_type -> hangman.v1.GetRoomResponse
-	18, // 35: hangman.v1.GameService.ListRooms:output_type -> hangman.v1.ListRoomsResponse
-	21, // 36: hangman.v1.GameService.Events:output_type -> hangman.v1.EventsResponse
-	23, // 37: hangman.v1.ClusterService.Status:output_type -> hangman.v1.StatusResponse
-	26, // 38: hangman.v1.ClusterService.Members:output_type -> hangman.v1.MembersResponse
-	29, // 39: hangman.v1.ClusterService.RaftConfiguration:output_type -> hangman.v1.RaftConfigurationResponse
-	31, // 40: hangman.v1.ClusterService.TransferLeadership:output_type -> hangman.v1.TransferLeadershipResponse
-	29, // [29:41] is the sub-list for method output_type
-	17, // [17:29] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	4,  // 2: hangman.v1.RoomState.settings:type_name -> hangman.v1.RoomSettings
+	5,  // 3: hangman.v1.RoomState.turn:type_name -> hangman.v1.Turn
+	6,  // 4: hangman.v1.RoomState.history:type_name -> hangman.v1.RoundRecord
+	7,  // 5: hangman.v1.RoomState.leaderboard:type_name -> hangman.v1.Standing
+	2,  // 6: hangman.v1.RoundRecord.guesses:type_name -> hangman.v1.LastGuess
+	3,  // 7: hangman.v1.CreateRoomResponse.state:type_name -> hangman.v1.RoomState
+	3,  // 8: hangman.v1.JoinRoomResponse.state:type_name -> hangman.v1.RoomState
+	3,  // 9: hangman.v1.GuessResponse.state:type_name -> hangman.v1.RoomState
+	12, // 10: hangman.v1.GuessStreamRequest.guess:type_name -> hangman.v1.GuessRequest
+	13, // 11: hangman.v1.GuessStreamResponse.guess:type_name -> hangman.v1.GuessResponse
+	3,  // 12: hangman.v1.NewRoundResponse.state:type_name -> hangman.v1.RoomState
+	3,  // 13: hangman.v1.SetWordResponse.state:type_name -> hangman.v1.RoomState
+	0,  // 14: hangman.v1.GetRoomRequest.consistency:type_name -> hangman.v1.Consistency
+	3,  // 15: hangman.v1.GetRoomResponse.state:type_name -> hangman.v1.RoomState
+	0,  // 16: hangman.v1.ListRoomsRequest.consistency:type_name -> hangman.v1.Consistency
+	23, // 17: hangman.v1.ListRoomsResponse.rooms:type_name -> hangman.v1.RoomSummary
+	25, // 18: hangman.v1.EventsResponse.events:type_name -> hangman.v1.RoomEvent
+	34, // 19: hangman.v1.StatusResponse.configuration:type_name -> hangman.v1.RaftServer
+	38, // 20: hangman.v1.Member.tags:type_name -> hangman.v1.Member.TagsEntry
+	31, // 21: hangman.v1.MembersResponse.members:type_name -> hangman.v1.Member
+	34, // 22: hangman.v1.RaftConfigurationResponse.servers:type_name -> hangman.v1.RaftServer
+	8,  // 23: hangman.v1.GameService.CreateRoom:input_type -> hangman.v1.CreateRoomRequest
+	10, // 24: hangman.v1.GameService.JoinRoom:input_type -> hangman.v1.JoinRoomRequest
+	12, // 25: hangman.v1.GameService.Guess:input_type -> hangman.v1.GuessRequest
+	14, // 26: hangman.v1.GameService.Guesses:input_type -> hangman.v1.GuessStreamRequest
+	16, // 27: hangman.v1.GameService.NewRound:input_type -> hangman.v1.NewRoundRequest
+	18, // 28: hangman.v1.GameService.SetWord:input_type -> hangman.v1.SetWordRequest
+	20, // 29: hangman.v1.GameService.GetRoom:input_type -> hangman.v1.GetRoomRequest
+	22, // 30: hangman.v1.GameService.ListRooms:input_type -> hangman.v1.ListRoomsRequest
+	26, // 31: hangman.v1.GameService.Events:input_type -> hangman.v1.EventsRequest
+	28, // 32: hangman.v1.ClusterService.Status:input_type -> hangman.v1.StatusRequest
+	30, // 33: hangman.v1.ClusterService.Members:input_type -> hangman.v1.MembersRequest
+	33, // 34: hangman.v1.ClusterService.RaftConfiguration:input_type -> hangman.v1.RaftConfigurationRequest
+	36, // 35: hangman.v1.ClusterService.TransferLeadership:input_type -> hangman.v1.TransferLeadershipRequest
+	9,  // 36: hangman.v1.GameService.CreateRoom:output_type -> hangman.v1.CreateRoomResponse
+	11, // 37: hangman.v1.GameService.JoinRoom:output_type -> hangman.v1.JoinRoomResponse
+	13, // 38: hangman.v1.GameService.Guess:output_type -> hangman.v1.GuessResponse
+	15, // 39: hangman.v1.GameService.Guesses:output_type -> hangman.v1.GuessStreamResponse
+	17, // 40: hangman.v1.GameService.NewRound:output_type -> hangman.v1.NewRoundResponse
+	19, // 41: hangman.v1.GameService.SetWord:output_type -> hangman.v1.SetWordResponse
+	21, // 42: hangman.v1.GameService.GetRoom:output_type -> hangman.v1.GetRoomResponse
+	24, // 43: hangman.v1.GameService.ListRooms:output_type -> hangman.v1.ListRoomsResponse
+	27, // 44: hangman.v1.GameService.Events:output_type -> hangman.v1.EventsResponse
+	29, // 45: hangman.v1.ClusterService.Status:output_type -> hangman.v1.StatusResponse
+	32, // 46: hangman.v1.ClusterService.Members:output_type -> hangman.v1.MembersResponse
+	35, // 47: hangman.v1.ClusterService.RaftConfiguration:output_type -> hangman.v1.RaftConfigurationResponse
+	37, // 48: hangman.v1.ClusterService.TransferLeadership:output_type -> hangman.v1.TransferLeadershipResponse
+	36, // [36:49] is the sub-list for method output_type
+	23, // [23:36] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_hangman_v1_hangman_proto_init() }
@@ -2490,7 +3087,7 @@ func file_hangman_v1_hangman_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hangman_v1_hangman_proto_rawDesc), len(file_hangman_v1_hangman_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   32,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -36,6 +36,7 @@ const (
 	GameService_Guess_FullMethodName      = "/hangman.v1.GameService/Guess"
 	GameService_Guesses_FullMethodName    = "/hangman.v1.GameService/Guesses"
 	GameService_NewRound_FullMethodName   = "/hangman.v1.GameService/NewRound"
+	GameService_SetWord_FullMethodName    = "/hangman.v1.GameService/SetWord"
 	GameService_GetRoom_FullMethodName    = "/hangman.v1.GameService/GetRoom"
 	GameService_ListRooms_FullMethodName  = "/hangman.v1.GameService/ListRooms"
 	GameService_Events_FullMethodName     = "/hangman.v1.GameService/Events"
@@ -69,6 +70,10 @@ type GameServiceClient interface {
 	// NewRound starts the next round of a room once the current one is over,
 	// as a seated player with the seat's token.
 	NewRound(ctx context.Context, in *NewRoundRequest, opts ...grpc.CallOption) (*NewRoundResponse, error)
+	// SetWord sets the word of the waiting round of a host room (mode "host"),
+	// as the round's setter with the seat's token. The word never appears in
+	// any state, event or log line while the round plays.
+	SetWord(ctx context.Context, in *SetWordRequest, opts ...grpc.CallOption) (*SetWordResponse, error)
 	// GetRoom reads one room's public state at the requested consistency.
 	GetRoom(ctx context.Context, in *GetRoomRequest, opts ...grpc.CallOption) (*GetRoomResponse, error)
 	// ListRooms lists the rooms at the requested consistency, one page at a
@@ -151,6 +156,16 @@ func (c *gameServiceClient) NewRound(ctx context.Context, in *NewRoundRequest, o
 	return out, nil
 }
 
+func (c *gameServiceClient) SetWord(ctx context.Context, in *SetWordRequest, opts ...grpc.CallOption) (*SetWordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetWordResponse)
+	err := c.cc.Invoke(ctx, GameService_SetWord_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *gameServiceClient) GetRoom(ctx context.Context, in *GetRoomRequest, opts ...grpc.CallOption) (*GetRoomResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetRoomResponse)
@@ -209,6 +224,10 @@ type GameServiceServer interface {
 	// NewRound starts the next round of a room once the current one is over,
 	// as a seated player with the seat's token.
 	NewRound(context.Context, *NewRoundRequest) (*NewRoundResponse, error)
+	// SetWord sets the word of the waiting round of a host room (mode "host"),
+	// as the round's setter with the seat's token. The word never appears in
+	// any state, event or log line while the round plays.
+	SetWord(context.Context, *SetWordRequest) (*SetWordResponse, error)
 	// GetRoom reads one room's public state at the requested consistency.
 	GetRoom(context.Context, *GetRoomRequest) (*GetRoomResponse, error)
 	// ListRooms lists the rooms at the requested consistency, one page at a
@@ -252,6 +271,9 @@ func (UnimplementedGameServiceServer) Guesses(grpc.BidiStreamingServer[GuessStre
 }
 func (UnimplementedGameServiceServer) NewRound(context.Context, *NewRoundRequest) (*NewRoundResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method NewRound not implemented")
+}
+func (UnimplementedGameServiceServer) SetWord(context.Context, *SetWordRequest) (*SetWordResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetWord not implemented")
 }
 func (UnimplementedGameServiceServer) GetRoom(context.Context, *GetRoomRequest) (*GetRoomResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetRoom not implemented")
@@ -362,6 +384,24 @@ func _GameService_NewRound_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _GameService_SetWord_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetWordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GameServiceServer).SetWord(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GameService_SetWord_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GameServiceServer).SetWord(ctx, req.(*SetWordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _GameService_GetRoom_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetRoomRequest)
 	if err := dec(in); err != nil {
@@ -438,6 +478,10 @@ var GameService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "NewRound",
 			Handler:    _GameService_NewRound_Handler,
+		},
+		{
+			MethodName: "SetWord",
+			Handler:    _GameService_SetWord_Handler,
 		},
 		{
 			MethodName: "GetRoom",
