@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/internal/grpctest"
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
 )
 
