@@ -15,6 +15,7 @@ const (
 	typeGuess    = "guess"
 	typeCreate   = "create"
 	typeNewRound = "newRound"
+	typeSetWord  = "setWord"
 	typeList     = "list"
 	typePing     = "ping"
 )
@@ -56,8 +57,17 @@ type inbound struct {
 	Name     string `json:"name,omitempty"`
 	Letter   string `json:"letter,omitempty"`
 	MaxWrong int    `json:"maxWrong,omitempty"`
-	// Token is the player's token, on join, guess and newRound.
+	// Token is the player's token, on join, guess, newRound and setWord.
 	Token string `json:"token,omitempty"`
+	// The room settings of a create (see CreateRoomRequest).
+	Category    string `json:"category,omitempty"`
+	MinWordLen  int    `json:"minWordLen,omitempty"`
+	MaxWordLen  int    `json:"maxWordLen,omitempty"`
+	MaxPlayers  int    `json:"maxPlayers,omitempty"`
+	Mode        string `json:"mode,omitempty"`
+	TurnSeconds int    `json:"turnSeconds,omitempty"`
+	// Word is the word a setWord sets; it is never logged or echoed.
+	Word string `json:"word,omitempty"`
 	// After and Limit page a list: the rooms after After (the previous
 	// page's Next), at most Limit of them.
 	After string `json:"after,omitempty"`

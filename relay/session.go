@@ -220,7 +220,7 @@ func (r *Relay) handleFrame(c *client, data []byte) {
 		r.onClusterFrame(c, in.ID, data)
 	case typeLobby:
 		r.onLobbyFrame(c, in.ID, data)
-	case typeJoin, typeWatch, typeLeave, typeGuess, typeCreate, typeNewRound, typeList:
+	case typeJoin, typeWatch, typeLeave, typeGuess, typeCreate, typeNewRound, typeSetWord, typeList:
 		if !c.enqueue(&in) {
 			r.send(c, errFrame(CodeBusy, fmt.Sprintf("%d commands are already waiting; wait for their answers", maxQueued), in.ID))
 		}
@@ -229,7 +229,7 @@ func (r *Relay) handleFrame(c *client, data []byte) {
 		r.send(c, errFrame(CodeBadRequest, `frame has no "type"`, in.ID))
 	default:
 		r.stats.badFrames.Add(1)
-		r.send(c, errFrame(CodeUnknownType, fmt.Sprintf("unknown frame type %q; expected join, watch, leave, guess, create, newRound, list, lobby, cluster or ping", clipString(in.Type, 32)), in.ID))
+		r.send(c, errFrame(CodeUnknownType, fmt.Sprintf("unknown frame type %q; expected join, watch, leave, guess, create, newRound, setWord, list, lobby, cluster or ping", clipString(in.Type, 32)), in.ID))
 	}
 }
 
@@ -291,6 +291,8 @@ func (c *client) run(in inbound) {
 		c.create(in)
 	case typeNewRound:
 		c.newRound(in)
+	case typeSetWord:
+		c.setWord(in)
 	case typeList:
 		c.list(in)
 	}
@@ -555,7 +557,9 @@ func (c *client) create(in inbound) {
 	}
 	ctx, cancel := c.reqCtx()
 	defer cancel()
-	req := &hangmanv1.CreateRoomRequest{Room: in.Room, MaxWrong: int32(in.MaxWrong), RequestId: requestID(scope, in.ID)}
+	req := &hangmanv1.CreateRoomRequest{Room: in.Room, MaxWrong: int32(in.MaxWrong), RequestId: requestID(scope, in.ID),
+		Category: in.Category, MinWordLen: int32(in.MinWordLen), MaxWordLen: int32(in.MaxWordLen), MaxPlayers: int32(in.MaxPlayers),
+		Mode: in.Mode, TurnSeconds: int32(in.TurnSeconds)}
 	var res *hangmanv1.CreateRoomResponse
 	_, err := c.r.nodes.call(ctx, "create", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
 		res, err = g.CreateRoom(ctx, req)
@@ -592,6 +596,34 @@ func (c *client) newRound(in inbound) {
 	}
 	c.r.offerProto(res.GetState())
 	c.r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeNewRound, Room: c.room, Seq: res.GetState().GetSeq()}))
+}
+
+// setWord sets the word of the joined host room's waiting round, as its
+// setter. The word goes to the node and nowhere else: not in the ack, not
+// in a log line.
+func (c *client) setWord(in inbound) {
+	if !c.joined {
+		c.fail(in.ID, CodeNotJoined, "join a room before setting its word")
+		return
+	}
+	token, ok := c.token(in)
+	if !ok {
+		return
+	}
+	ctx, cancel := c.reqCtx()
+	defer cancel()
+	req := &hangmanv1.SetWordRequest{Room: c.room, PlayerId: c.playerID, Word: in.Word, RequestId: requestID(c.playerID, in.ID), Token: token}
+	var res *hangmanv1.SetWordResponse
+	_, err := c.r.nodes.call(ctx, "set_word", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
+		res, err = g.SetWord(ctx, req)
+		return err
+	})
+	if err != nil {
+		c.failCall(in.ID, err)
+		return
+	}
+	c.r.offerProto(res.GetState())
+	c.r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeSetWord, Room: c.room, Seq: res.GetState().GetSeq()}))
 }
 
 // list answers one page of the lobby: at most api.DefaultListPageSize
