@@ -160,7 +160,7 @@
   // Commands in a room act as this player, so they carry its token.
   function command(msg) {
     msg.id = msg.id || randomId(8);
-    if (msg.type === "guess" || msg.type === "newRound") msg.token = tokenFor(room);
+    if (msg.type === "guess" || msg.type === "newRound" || msg.type === "setWord") msg.token = tokenFor(room);
     pending.set(msg.id, msg);
     send(msg);
     return msg.id;
@@ -540,12 +540,14 @@
     st.className = "status " + s.status;
     if (s.status === "won") st.textContent = "Solved! The word was “" + (s.word || s.masked) + "”.";
     else if (s.status === "lost") st.textContent = "Hanged. The word was “" + (s.word || "?") + "”.";
+    else if (s.status === "setting") st.textContent = "Waiting for the word.";
     else if (spectating) st.textContent = "You are watching the players guess.";
     else st.textContent = "Guess a letter.";
-    $("new-round").hidden = s.status === "playing" || spectating;
+    $("new-round").hidden = s.status === "playing" || s.status === "setting" || spectating;
 
     renderKeyboard();
     renderScores();
+    renderRounds(s);
   }
 
   // renderWord shows the word one cell per letter: the letters found, a
@@ -609,6 +611,59 @@
       (s.status === "lost" ? ", the man is hanged" : s.status === "won" ? ", the man is saved" : "");
     g.setAttribute("aria-label", label);
     $("gallows-title").textContent = label;
+  }
+
+  // ---- room settings, host mode, turns, history (issue 20, parts 3-5) ----
+  // roomSettings reads the create form's settings into a create frame.
+  function roomSettings(msg) {
+    msg.category = $("category").value;
+    const len = $("word-length").value;
+    if (len) [msg.minWordLen, msg.maxWordLen] = len.split("-").map(Number);
+    msg.mode = $("mode").value;
+    msg.turnSeconds = Number($("turn-seconds").value);
+    msg.maxPlayers = Number($("max-players").value) || 0;
+    return msg;
+  }
+
+  let turnTimer = null;
+
+  // renderRounds shows who sets the word (and the setter the form to set
+  // it), whose turn it is with its countdown, and the finished rounds.
+  function renderRounds(s) {
+    const setter = s.setter && (s.players || []).find((p) => p.id === s.setter);
+    const mine = s.status === "setting" && s.setter === playerId;
+    $("set-word-form").hidden = !mine;
+    if (s.status === "setting") {
+      $("status").textContent = mine ? "You set this round's word: the others guess it."
+        : `Waiting for ${setter ? setter.name : "a player"} to set the word.`;
+    } else if (s.status === "playing" && s.setter === playerId) {
+      $("status").textContent = "You set this word: watch the others guess.";
+    }
+    clearInterval(turnTimer);
+    const turn = $("turn");
+    turn.hidden = !s.turn;
+    if (s.turn) {
+      const who = (s.players || []).find((p) => p.id === s.turn.player);
+      const name = s.turn.player === playerId ? "Your" : `${who ? who.name : s.turn.player}'s`;
+      const tick = () => {
+        const left = Math.max(0, Math.ceil((s.turn.deadline - Date.now()) / 1000));
+        turn.textContent = `${name} turn: ${left} s left`;
+      };
+      tick();
+      turnTimer = setInterval(tick, 1000);
+    }
+    const list = $("history");
+    list.textContent = "";
+    const rounds = (s.history || []).slice().reverse();
+    $("history-card").hidden = rounds.length === 0;
+    for (const r of rounds) {
+      const li = document.createElement("li");
+      const nameOf = (id) => { const p = (s.players || []).find((q) => q.id === id); return p ? p.name : id; };
+      const how = r.status === "won" ? `guessed by ${nameOf(r.winner)}` : "hanged";
+      const who = r.guesses.map((g) => `${nameOf(g.player)}: ${g.letter}${g.outcome === "wrong" ? " ✗" : " ✓"}`).join(", ");
+      li.textContent = `Round ${r.round}: “${r.word}”, ${how}${r.setter ? `, set by ${nameOf(r.setter)}` : ""}. ${who}`;
+      list.append(li);
+    }
   }
 
   function renderKeyboard() {
@@ -970,7 +1025,14 @@
     if (needName()) return;
     const name = $("new-room").value.trim().toLowerCase();
     if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(name)) { toast("Room names are 1-32 of a-z, 0-9, - or _."); return; }
-    command({ type: "create", room: name, maxWrong: Number($("max-wrong").value), playerId });
+    command(roomSettings({ type: "create", room: name, maxWrong: Number($("max-wrong").value), playerId }));
+  });
+  $("set-word-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const w = $("set-word").value.trim();
+    if (!/^[A-Za-z]{2,32}$/.test(w)) { toast("A word is 2-32 letters a-z."); return; }
+    $("set-word").value = "";
+    command({ type: "setWord", word: w });
   });
   $("refresh").addEventListener("click", () => send({ type: "list" }));
   $("quick-play").addEventListener("click", quickPlay);
@@ -984,7 +1046,7 @@
     if (ev.key && ev.key.length === 1 && /[a-z]/i.test(ev.key)) {
       ev.preventDefault();
       guess(ev.key);
-    } else if (ev.key === "Enter" && state && state.status !== "playing" && !spectating && tag !== "BUTTON" && tag !== "A") {
+    } else if (ev.key === "Enter" && state && state.status !== "playing" && state.status !== "setting" && !spectating && tag !== "BUTTON" && tag !== "A") {
       command({ type: "newRound" });
     }
   });
