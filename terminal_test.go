@@ -13,7 +13,8 @@ import (
 // against a dev system, as README's "Play from the terminal" does:
 // create, join (the answer carries the seat's token), guesses until the
 // round ends, a new round, the list; and a guess with a wrong token is
-// refused 403 and changes nothing.
+// refused 403 and changes nothing. Then the README's host round: a setter
+// sets the word over hangman.api.setword, another player guesses it.
 func TestNatsCLIPlaysARound(t *testing.T) {
 	natsCLI, err := exec.LookPath("nats")
 	if err != nil {
@@ -93,5 +94,24 @@ func TestNatsCLIPlaysARound(t *testing.T) {
 	decode(req(1, "hangman.api.list", `{}`))
 	if len(answer.Rooms) != 1 || answer.Rooms[0].Room != "terminal" || answer.Rooms[0].Players != 1 || answer.Rooms[0].Round != 2 {
 		t.Fatalf("list: %+v", answer.Rooms)
+	}
+
+	// README's host round: ann sets the word, bob guesses.
+	decode(req(0, "hangman.api.create", `{"room":"friends","mode":"host","category":"animals","maxPlayers":4}`))
+	if answer.State.Status != "setting" {
+		t.Fatalf("host room created: %+v", answer.State)
+	}
+	decode(req(1, "hangman.api.join", `{"room":"friends","player":"ann","name":"Ann"}`))
+	ann := answer.Token
+	decode(req(2, "hangman.api.join", `{"room":"friends","player":"bob","name":"Bob"}`))
+	bob := answer.Token
+	out = req(0, "hangman.api.setword", `{"room":"friends","player":"ann","token":"`+ann+`","word":"otter"}`)
+	decode(out)
+	if answer.State.Status != "playing" || answer.State.Masked != "_____" || strings.Contains(out, "otter") {
+		t.Fatalf("word set: %s", out)
+	}
+	decode(req(1, "hangman.api.guess", `{"room":"friends","player":"bob","token":"`+bob+`","letter":"t"}`))
+	if answer.Outcome != "correct" || answer.State.Masked != "_tt__" {
+		t.Fatalf("bob's guess: %+v %+v", answer.Outcome, answer.State)
 	}
 }

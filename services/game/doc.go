@@ -11,14 +11,21 @@
 //
 // A Machine holds many rooms. Each room plays rounds of one secret word with a
 // wrong-guess limit; players join with an id and a display name and score
-// points for correct letters and for finishing a word.
+// points for correct letters and for finishing a word. A room's Settings,
+// chosen at creation, name its word category (the embedded lists of
+// words/), the words' lengths, its own player cap, its mode (words drawn
+// by the proposer, or set in turn by one player of the room, the setter,
+// who does not guess) and whether players guess in timed turns. A room
+// remembers its last HistoryRounds finished rounds for its public state,
+// with a leaderboard.
 //
 // A seat belongs to whoever holds its token: commands acting as a player
 // carry the hash of the token they presented (Command.TokenHash), and the
 // Machine, which keeps only the hash, refuses (CodePermission) those whose
 // hash is not the seat's. Idle rooms and seats are reclaimed by commands
-// the leader proposes (Reclaimable): time enters the state only as the
-// times commands carry.
+// the leader proposes (Reclaimable), and turns that ran out are ended the
+// same way (TurnTimeouts): time enters the state only as the times
+// commands carry.
 //
 // Client sessions (the Raft dissertation, §6.3) remember the first answer
 // to each recent request id, so that a request's first definite answer is
