@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/hangman/hangman/raftnode/natsembed"
 	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/tlsutil"
 )
@@ -88,7 +89,7 @@ type Config struct {
 	GossipKey []byte
 	// NATSAuth turns on NATS users and permissions when any password is
 	// set; the zero value leaves NATS open (dev mode).
-	NATSAuth NATSAuth
+	NATSAuth natsembed.Auth
 
 	Logger *slog.Logger
 
@@ -243,7 +244,7 @@ func (c *Config) validate() error {
 	if k := len(c.GossipKey); k != 0 && k != 16 && k != 24 && k != 32 {
 		errs = append(errs, fmt.Errorf("gossip key is %d bytes; want 16, 24 or 32", k))
 	}
-	if err := c.NATSAuth.validate(); err != nil {
+	if err := c.NATSAuth.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MaxRooms < 1 || c.MaxRooms > game.MaxRooms {

@@ -10,8 +10,9 @@
 //   - hashicorp/serf for membership: nodes find each other by gossip, form
 //     the cluster with --bootstrap-expect, and the leader reconciles serf
 //     members into raft voters the way Consul's autopilot does;
-//   - an embedded nats-server whose routes follow serf, and a publisher that
-//     puts every committed change on NATS subjects while this node leads;
+//   - the embedded nats-server of package natsembed, whose routes follow
+//     serf, and a publisher that puts every committed change on NATS
+//     subjects while this node leads;
 //   - the gRPC server: the game service (services/api) and the cluster
 //     service, with reflection and grpc.health.v1.
 //

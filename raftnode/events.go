@@ -15,7 +15,7 @@ import (
 )
 
 // apiQueueGroup is the queue group of the nodes' API endpoints.
-const apiQueueGroup = "hangman-node"
+const apiQueueGroup = subjects.NodeService
 
 // maxEventsRequest bounds a request's size: a room name and two numbers.
 const maxEventsRequest = 1024

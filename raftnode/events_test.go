@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/raftnode/natsembed"
 	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/subjects"
 )
@@ -38,7 +39,7 @@ type roomFeed struct {
 
 func newRoomFeed(t *testing.T, url, user, password, room string) *roomFeed {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.UserInfo(user, password), inboxFor(user))
+	nc, err := nats.Connect(url, nats.UserInfo(user, password), nats.CustomInboxPrefix(natsembed.InboxOf(user)))
 	if err != nil {
 		t.Fatalf("connect %s as %s: %v", url, user, err)
 	}
@@ -75,9 +76,9 @@ func (f *roomFeed) receive(m *nats.Msg) {
 // waitInterest publishes probes on the room's subjects, as the node user
 // on the leader's server, until this feed receives one: its subscription
 // then reaches the server the leader publishes on.
-func (f *roomFeed) waitInterest(c *testCluster, leader int, auth NATSAuth) {
+func (f *roomFeed) waitInterest(c *testCluster, leader int, auth natsembed.Auth) {
 	f.t.Helper()
-	pub, err := nats.Connect(c.nodes[leader].NATSURL(), nats.UserInfo(NATSUserNode, auth.NodePassword))
+	pub, err := nats.Connect(c.nodes[leader].NATSURL(), nats.UserInfo(natsembed.UserNode, auth.NodePassword))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -211,7 +212,7 @@ func repair(t *testing.T, nc *nats.Conn, room string, since, through uint64) [][
 // answers, errors and permissions of the endpoint, the same over gRPC,
 // and the README's `nats req` command.
 func TestEventsEndpoint(t *testing.T) {
-	auth := NATSAuth{NodePassword: "node-pw", RelayPassword: "relay-pw", WatcherPassword: "watcher-pw"}
+	auth := natsembed.Auth{NodePassword: "node-pw", RelayPassword: "relay-pw", WatcherPassword: "watcher-pw"}
 	c := newTestCluster(t, 3, func(cfg *Config) { cfg.NATSAuth = auth })
 	leader := c.leader()
 	c.waitClusterRoutes()
@@ -220,7 +221,7 @@ func TestEventsEndpoint(t *testing.T) {
 	cl := c.client(leader)
 
 	// ref sees every event of the room, on the leader's own server.
-	ref := newRoomFeed(t, c.nodes[leader].NATSURL(), NATSUserWatcher, auth.WatcherPassword, "gap")
+	ref := newRoomFeed(t, c.nodes[leader].NATSURL(), natsembed.UserWatcher, auth.WatcherPassword, "gap")
 	ref.waitInterest(c, leader, auth)
 
 	// A room with more events than its history keeps.
@@ -239,14 +240,14 @@ func TestEventsEndpoint(t *testing.T) {
 	// further behind keeps an older part of the history.
 	c.roomApplied("old", oldSeq)
 
-	watcher, err := nats.Connect(c.nodes[follower].NATSURL(), nats.UserInfo(NATSUserWatcher, auth.WatcherPassword), inboxFor(NATSUserWatcher))
+	watcher, err := nats.Connect(c.nodes[follower].NATSURL(), nats.UserInfo(natsembed.UserWatcher, auth.WatcherPassword), nats.CustomInboxPrefix(natsembed.InboxWatcher))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer watcher.Close()
 
 	t.Run("a subscriber repairs a gap", func(t *testing.T) {
-		consumer := newRoomFeed(t, c.nodes[follower].NATSURL(), NATSUserWatcher, auth.WatcherPassword, "gap")
+		consumer := newRoomFeed(t, c.nodes[follower].NATSURL(), natsembed.UserWatcher, auth.WatcherPassword, "gap")
 		consumer.waitInterest(c, leader, auth)
 		setupRoom(t, c, leader, "gap")
 		playGuesses(t, cl, "gap", "alice", 3)
@@ -265,7 +266,7 @@ func TestEventsEndpoint(t *testing.T) {
 		}
 
 		// Back, on another node's server: the next event shows the gap.
-		back := newRoomFeed(t, c.nodes[third].NATSURL(), NATSUserWatcher, auth.WatcherPassword, "gap")
+		back := newRoomFeed(t, c.nodes[third].NATSURL(), natsembed.UserWatcher, auth.WatcherPassword, "gap")
 		back.waitInterest(c, leader, auth)
 		next, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "gap", PlayerId: "carol", Name: "Carol", Token: tokenOf("carol")})
 		if err != nil {
@@ -394,7 +395,7 @@ func TestEventsEndpoint(t *testing.T) {
 	t.Run("who may ask", func(t *testing.T) {
 		errs := make(chan error, 16)
 		connect := func(user, pw string) *nats.Conn {
-			nc, err := nats.Connect(c.nodes[follower].NATSURL(), nats.UserInfo(user, pw), inboxFor(user),
+			nc, err := nats.Connect(c.nodes[follower].NATSURL(), nats.UserInfo(user, pw), nats.CustomInboxPrefix(natsembed.InboxOf(user)),
 				nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
 			if err != nil {
 				t.Fatal(err)
@@ -403,11 +404,11 @@ func TestEventsEndpoint(t *testing.T) {
 			return nc
 		}
 		// Relays may read too.
-		if _, code, e := askEvents(t, connect(NATSUserRelay, auth.RelayPassword), `{"room":"nope"}`); code != "404" {
+		if _, code, e := askEvents(t, connect(natsembed.UserRelay, auth.RelayPassword), `{"room":"nope"}`); code != "404" {
 			t.Fatalf("relay asking: %s %+v", code, e)
 		}
 		// The watcher may not listen to the requests (and answer them).
-		w := connect(NATSUserWatcher, auth.WatcherPassword)
+		w := connect(natsembed.UserWatcher, auth.WatcherPassword)
 		if _, err := w.Subscribe(subjects.APIEvents, func(*nats.Msg) {}); err != nil {
 			t.Fatal(err)
 		}
@@ -436,8 +437,8 @@ func TestEventsEndpoint(t *testing.T) {
 		var out []byte
 		waitFor(t, 10*time.Second, "nats req to show the room's last event", func() error {
 			// The README's command, with this cluster's address and user.
-			out, err = exec.CommandContext(ctx, natsCLI, "--server", c.nodes[follower].NATSURL(), "--user", NATSUserWatcher, "--password", auth.WatcherPassword,
-				"--inbox-prefix", NATSInboxWatcher, "req", "hangman.api.events", `{"room":"lobby","since":0}`).CombinedOutput()
+			out, err = exec.CommandContext(ctx, natsCLI, "--server", c.nodes[follower].NATSURL(), "--user", natsembed.UserWatcher, "--password", auth.WatcherPassword,
+				"--inbox-prefix", natsembed.InboxWatcher, "req", "hangman.api.events", `{"room":"lobby","since":0}`).CombinedOutput()
 			if err != nil {
 				return fmt.Errorf("nats req: %v\n%s", err, out)
 			}
@@ -452,8 +453,8 @@ func TestEventsEndpoint(t *testing.T) {
 			}
 		}
 		t.Logf("nats req hangman.api.events:\n%s", out)
-		out, err = exec.CommandContext(ctx, natsCLI, "--server", c.nodes[follower].NATSURL(), "--user", NATSUserWatcher, "--password", auth.WatcherPassword,
-			"--inbox-prefix", NATSInboxWatcher, "req", "hangman.api.events", `{"room":"old","since":0}`).CombinedOutput()
+		out, err = exec.CommandContext(ctx, natsCLI, "--server", c.nodes[follower].NATSURL(), "--user", natsembed.UserWatcher, "--password", auth.WatcherPassword,
+			"--inbox-prefix", natsembed.InboxWatcher, "req", "hangman.api.events", `{"room":"old","since":0}`).CombinedOutput()
 		if !bytes.Contains(out, []byte("410")) || !bytes.Contains(out, []byte("fetch the room's state")) {
 			t.Errorf("nats req for a too old since: %v\n%s", err, out)
 		}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hangman/hangman/raftnode/natsembed"
 	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/subjects"
 )
@@ -259,96 +260,12 @@ func TestGameAPIFloodIsRefused(t *testing.T) {
 	}
 }
 
-// TestGameAPIPermissions checks the NATS users against the game API on a
-// real embedded nats-server with the nodes' users: the watcher and the
-// relay may not call it, the player may; the player may not read the
-// API's requests (they carry tokens), others' inboxes, or publish what
-// only nodes publish.
-func TestGameAPIPermissions(t *testing.T) {
-	auth := NATSAuth{NodePassword: "node-pw", RelayPassword: "relay-pw", WatcherPassword: "watcher-pw", PlayerPassword: "player-pw"}
-	url := natsUsersServer(t, auth)
-	node := connectAs(t, url, NATSUserNode, auth.NodePassword, "_INBOX")
-	watcher := connectAs(t, url, NATSUserWatcher, auth.WatcherPassword, NATSInboxWatcher)
-	relayNC := connectAs(t, url, NATSUserRelay, auth.RelayPassword, NATSInboxRelay)
-	player := connectAs(t, url, NATSUserPlayer, auth.PlayerPassword, NATSInboxPlayer)
-	gameSubjects := []string{subjects.APICreate, subjects.APIJoin, subjects.APIGuess, subjects.APINewRound, subjects.APISetWord, subjects.APIList}
-
-	// The node answers every API subject, as a node does.
-	svc, err := micro.AddService(node.Conn, micro.Config{Name: "hangman-node", Version: "1.0.0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Stop() })
-	for _, s := range append(gameSubjects, subjects.APIEvents) {
-		if err := svc.AddEndpoint(strings.ReplaceAll(s, ".", "-"), micro.HandlerFunc(func(r micro.Request) { _ = r.Respond([]byte("answered")) }),
-			micro.WithEndpointSubject(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := node.Flush(); err != nil {
-		t.Fatal(err)
-	}
-
-	for _, s := range gameSubjects {
-		if m, err := player.Request(s, []byte(`{}`), 5*time.Second); err != nil || string(m.Data) != "answered" {
-			t.Errorf("player calling %s: %v %q", s, err, msgData(m))
-		}
-		for _, u := range []struct {
-			name string
-			nc   natsUser
-		}{{"watcher", watcher}, {"relay", relayNC}} {
-			if err := u.nc.Publish(s, []byte(`{"room":"x"}`)); err != nil {
-				t.Fatal(err)
-			}
-			u.nc.refused(t, u.name+" calling "+s, s)
-		}
-	}
-	if m, err := player.Request(subjects.APIEvents, []byte(`{}`), 5*time.Second); err != nil || string(m.Data) != "answered" {
-		t.Errorf("player asking for events: %v %q", err, msgData(m))
-	}
-	// Reading others' requests and answers, and publishing as a node.
-	for _, subject := range []string{subjects.API, subjects.APIGuess, subjects.APISetWord, NATSInboxWatcher + ".>", NATSInboxRelay + ".>", "_INBOX.>", ">"} {
-		if _, err := player.Subscribe(subject, func(*nats.Msg) {}); err != nil {
-			t.Fatal(err)
-		}
-		player.refused(t, "player subscribing "+subject, subject)
-	}
-	// Nobody but the nodes reads a setter's word on its way.
-	for _, u := range []struct {
-		name string
-		nc   natsUser
-	}{{"watcher", watcher}, {"relay", relayNC}} {
-		if _, err := u.nc.Subscribe(subjects.APISetWord, func(*nats.Msg) {}); err != nil {
-			t.Fatal(err)
-		}
-		u.nc.refused(t, u.name+" subscribing "+subjects.APISetWord, subjects.APISetWord)
-	}
-	for _, subject := range []string{subjects.RoomState("x"), subjects.Lobby, subjects.ClusterLeader, subjects.RelayHeartbeat, "_INBOX.x"} {
-		if err := player.Publish(subject, []byte(`{}`)); err != nil {
-			t.Fatal(err)
-		}
-		player.refused(t, "player publishing "+subject, subject)
-	}
-	// What it may watch.
-	for _, subject := range []string{subjects.Lobby, subjects.Rooms} {
-		if _, err := player.SubscribeSync(subject); err != nil {
-			t.Fatal(err)
-		}
-		_ = player.Flush()
-		select {
-		case err := <-player.errs:
-			t.Errorf("player subscribing %s: %v", subject, err)
-		default:
-		}
-	}
-}
-
 // TestGameAPIJoinWithoutATokenUnderAuth: with NATS users on, players share
 // the player user and its inboxes, so a node never draws a token into a
 // NATS answer: a first join must bring its own, and one without is refused
 // before anything is proposed.
 func TestGameAPIJoinWithoutATokenUnderAuth(t *testing.T) {
-	g := &gameAPI{n: &Node{cfg: Config{NATSAuth: NATSAuth{NodePassword: "node-pw", PlayerPassword: "player-pw"}}},
+	g := &gameAPI{n: &Node{cfg: Config{NATSAuth: natsembed.Auth{NodePassword: "node-pw", PlayerPassword: "player-pw"}}},
 		joins: rate.NewLimiter(rate.Inf, 1)}
 	_, err := g.join(context.Background(), []byte(`{"room":"r","player":"p1","name":"Ann"}`))
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "bring your own token") {

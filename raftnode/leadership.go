@@ -97,7 +97,7 @@ func (n *Node) becomeLeader(ctx context.Context) {
 func (n *Node) republishOnReconnect(ctx context.Context) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	remotes := n.nats.remotes()
+	remotes := n.nats.Remotes()
 	for {
 		why := ""
 		select {
@@ -106,7 +106,7 @@ func (n *Node) republishOnReconnect(ctx context.Context) {
 		case <-n.pub.reconnected:
 			why = "publisher reconnected to NATS"
 		case <-tick.C:
-			now := n.nats.remotes()
+			now := n.nats.Remotes()
 			for id := range now {
 				if !remotes[id] {
 					why = "NATS route restored"

@@ -3,14 +3,12 @@ package raftnode
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log"
 	"log/slog"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
 // The libraries a node embeds each bring their own logging interface; these
@@ -104,15 +102,3 @@ func (w *levelWriter) Write(p []byte) (int, error) {
 func newStdLogger(l *slog.Logger, component string) *log.Logger {
 	return log.New(&levelWriter{log: l.With("component", component)}, "", 0)
 }
-
-// natsLogger is a nats-server Logger over slog.
-type natsLogger struct{ log *slog.Logger }
-
-var _ natsserver.Logger = natsLogger{}
-
-func (n natsLogger) Noticef(format string, v ...any) { n.log.Info(fmt.Sprintf(format, v...)) }
-func (n natsLogger) Warnf(format string, v ...any)   { n.log.Warn(fmt.Sprintf(format, v...)) }
-func (n natsLogger) Fatalf(format string, v ...any)  { n.log.Error(fmt.Sprintf(format, v...)) }
-func (n natsLogger) Errorf(format string, v ...any)  { n.log.Error(fmt.Sprintf(format, v...)) }
-func (n natsLogger) Debugf(format string, v ...any)  { n.log.Debug(fmt.Sprintf(format, v...)) }
-func (n natsLogger) Tracef(format string, v ...any)  { n.log.Debug(fmt.Sprintf(format, v...)) }

@@ -193,13 +193,13 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		if n.nats == nil {
 			return 0
 		}
-		return float64(n.nats.srv.NumClients())
+		return float64(n.nats.NATS().NumClients())
 	})
 	gauge("hangman_nats_routes", "Other nodes' NATS servers this node's embedded server has a route to.", func() float64 {
 		if n.nats == nil {
 			return 0
 		}
-		return float64(n.nats.srv.NumRemotes())
+		return float64(n.nats.NATS().NumRemotes())
 	})
 
 	m.grpcRequests = prometheus.NewCounterVec(prometheus.CounterOpts{

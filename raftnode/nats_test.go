@@ -127,7 +127,7 @@ func (c *testCluster) waitClusterRoutes() {
 	waitFor(c.t, 15*time.Second, "a full NATS cluster", func() error {
 		nodes := c.alive()
 		for _, n := range nodes {
-			if got := n.nats.srv.NumRemotes(); got < len(nodes)-1 {
+			if got := n.nats.NATS().NumRemotes(); got < len(nodes)-1 {
 				return fmt.Errorf("%s has %d routes, want %d", n.ID(), got, len(nodes)-1)
 			}
 		}
@@ -316,7 +316,7 @@ func TestPublishingSurvivesLossOfAnEmbeddedNATSServer(t *testing.T) {
 	setupRoom(t, c, leader, "natsloss")
 
 	// The leader's own NATS server dies; the node and raft live on.
-	c.nodes[leader].nats.shutdown()
+	c.nodes[leader].nats.Shutdown()
 
 	acks := playGuesses(t, c.client(other), "natsloss", "alice", 10)
 	last := acks[len(acks)-1].GetIndex()

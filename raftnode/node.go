@@ -21,6 +21,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/hangman/hangman/raftnode/natsembed"
 	"github.com/hangman/hangman/raftnode/raftstore"
 	"github.com/hangman/hangman/services/api"
 )
@@ -47,7 +48,7 @@ type Node struct {
 	// reconcileCh asks the autopilot loop for a pass.
 	reconcileCh chan struct{}
 
-	nats *natsServer
+	nats *natsembed.Server
 	pub  *publisher
 	// game is the GameService every client reaches: over gRPC, and over
 	// NATS through the game API's endpoints (gameapi.go).
@@ -135,10 +136,14 @@ func (n *Node) start(ctx context.Context) error {
 	n.conns = newConnPool(n.grpcClientCreds())
 
 	var err error
-	if n.nats, err = startNATS(n.cfg, n.log); err != nil {
+	natsOpts, err := n.natsOptions()
+	if err != nil {
 		return err
 	}
-	if n.pub, err = newPublisher(n.nats.srv, n.cfg.ID, n.log, n.publisherAuth()); err != nil {
+	if n.nats, err = natsembed.Start(natsOpts, n.log); err != nil {
+		return err
+	}
+	if n.pub, err = newPublisher(n.nats.NATS(), n.cfg.ID, n.log, natsembed.ClientOption(n.cfg.TLS, natsembed.UserNode, n.cfg.NATSAuth.NodePassword)); err != nil {
 		return err
 	}
 	n.fsm.onChange, n.fsm.publishing = n.pub.enqueueChanges, n.pub.leader.Load
@@ -174,6 +179,22 @@ func (n *Node) start(ctx context.Context) error {
 	n.log.Info("node started", "raft_id", n.ident.raftID, "grpc", n.grpcAdvertise, "raft", n.raftAdvertise, "serf", n.cfg.SerfAddr,
 		"nats", n.nats.ClientURL(), "bootstrap_expect", n.cfg.BootstrapExpect)
 	return nil
+}
+
+// natsOptions are the embedded NATS server's options, from the node's.
+func (n *Node) natsOptions() (natsembed.Options, error) {
+	o := natsembed.Options{Name: n.cfg.ID, TLS: n.cfg.TLS, Auth: n.cfg.NATSAuth}
+	var err error
+	if o.Host, o.Port, err = splitPort(n.cfg.NATSAddr); err != nil {
+		return o, fmt.Errorf("nats address: %w", err)
+	}
+	if o.ClusterHost, o.ClusterPort, err = splitPort(n.cfg.NATSClusterAddr); err != nil {
+		return o, fmt.Errorf("nats cluster address: %w", err)
+	}
+	if o.ClusterAdvertise, err = n.cfg.advertised(n.cfg.NATSClusterAddr); err != nil {
+		return o, fmt.Errorf("nats cluster: %w", err)
+	}
+	return o, nil
 }
 
 func (n *Node) goRun(f func()) {
@@ -281,7 +302,7 @@ func (n *Node) GRPCAddr() string { return n.grpcAdvertise }
 func (n *Node) NATSURL() string { return n.nats.ClientURL() }
 
 // NATSServer returns the embedded NATS server, for in-process clients.
-func (n *Node) NATSServer() *natsserver.Server { return n.nats.srv }
+func (n *Node) NATSServer() *natsserver.Server { return n.nats.NATS() }
 
 // Raft exposes the raft instance for tests and diagnostics.
 func (n *Node) Raft() *raft.Raft { return n.raft }
@@ -319,7 +340,7 @@ func (n *Node) Close() error {
 		n.pub.close()
 	}
 	if n.nats != nil {
-		n.nats.shutdown()
+		n.nats.Shutdown()
 	}
 	n.wg.Wait()
 	if n.logStore != nil {

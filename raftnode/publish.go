@@ -72,7 +72,7 @@ func newPublisher(srv *natsserver.Server, nodeID string, log *slog.Logger, auth 
 	statsSubject := "svc.hangman.node." + nodeID + ".stats"
 	p := &publisher{nc: nc, nodeID: nodeID, log: log.With("component", "publisher"), wake: make(chan struct{}, 1), reconnected: reconnected}
 	p.svc, err = micro.AddService(nc, micro.Config{
-		Name:        "hangman-node",
+		Name:        subjects.NodeService,
 		Version:     "1.0.0",
 		Description: "hangman game node: raft + serf + gRPC; publishes committed changes",
 		Metadata:    map[string]string{"node": nodeID},

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/raftnode/natsembed"
 	"github.com/hangman/hangman/relay"
 	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/subjects"
@@ -43,7 +44,7 @@ import (
 type testPKI struct {
 	ca   *tlsutil.CA
 	key  []byte
-	auth NATSAuth
+	auth natsembed.Auth
 }
 
 func newTestPKI(t *testing.T) *testPKI {
@@ -52,7 +53,7 @@ func newTestPKI(t *testing.T) *testPKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testPKI{ca: ca, key: randomKey(t), auth: NATSAuth{NodePassword: "node-pw", RelayPassword: "relay-pw", WatcherPassword: "watcher-pw"}}
+	return &testPKI{ca: ca, key: randomKey(t), auth: natsembed.Auth{NodePassword: "node-pw", RelayPassword: "relay-pw", WatcherPassword: "watcher-pw"}}
 }
 
 func randomKey(t *testing.T) []byte {
@@ -246,7 +247,7 @@ func TestSecureCluster(t *testing.T) {
 		connect := func(user, pw string) (*nats.Conn, <-chan error) {
 			t.Helper()
 			errs := make(chan error, 16)
-			nc, err := nats.Connect(url, nats.Secure(roots.Clone()), nats.UserInfo(user, pw), inboxFor(user),
+			nc, err := nats.Connect(url, nats.Secure(roots.Clone()), nats.UserInfo(user, pw), nats.CustomInboxPrefix(natsembed.InboxOf(user)),
 				nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 					select {
 					case errs <- err:
@@ -260,7 +261,7 @@ func TestSecureCluster(t *testing.T) {
 			return nc, errs
 		}
 		const subject = "hangman.room.x.state"
-		watcherSub, _ := connect(NATSUserWatcher, pki.auth.WatcherPassword)
+		watcherSub, _ := connect(natsembed.UserWatcher, pki.auth.WatcherPassword)
 		got := make(chan *nats.Msg, 16)
 		if _, err := watcherSub.ChanSubscribe(subject, got); err != nil {
 			t.Fatal(err)
@@ -272,7 +273,7 @@ func TestSecureCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		for _, u := range []struct{ user, pw string }{{NATSUserWatcher, pki.auth.WatcherPassword}, {NATSUserRelay, pki.auth.RelayPassword}} {
+		for _, u := range []struct{ user, pw string }{{natsembed.UserWatcher, pki.auth.WatcherPassword}, {natsembed.UserRelay, pki.auth.RelayPassword}} {
 			nc, errs := connect(u.user, u.pw)
 			if err := nc.Publish(subject, []byte(`{"forged":"`+u.user+`"}`)); err != nil {
 				t.Fatalf("%s publish: %v", u.user, err)
@@ -291,7 +292,7 @@ func TestSecureCluster(t *testing.T) {
 		// The node user may publish there; its message must be the first
 		// the subscriber sees, so neither forgery reached it (both were
 		// refused, on the same server, before it was sent).
-		nodeNC, _ := connect(NATSUserNode, pki.auth.NodePassword)
+		nodeNC, _ := connect(natsembed.UserNode, pki.auth.NodePassword)
 		if err := nodeNC.Publish(subject, []byte(`{"real":true}`)); err != nil {
 			t.Fatal(err)
 		}
@@ -304,7 +305,7 @@ func TestSecureCluster(t *testing.T) {
 			t.Fatal("the node user's message never arrived")
 		}
 		// The relay may publish its heartbeat.
-		relayNC, relayErrs := connect(NATSUserRelay, pki.auth.RelayPassword)
+		relayNC, relayErrs := connect(natsembed.UserRelay, pki.auth.RelayPassword)
 		if err := relayNC.Publish(subjects.RelayHeartbeat, []byte(`{"name":"probe"}`)); err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +320,7 @@ func TestSecureCluster(t *testing.T) {
 			t.Fatal("the relay heartbeat never arrived")
 		}
 		// The watcher can list the services, as `nats micro ls` does.
-		watcher, _ := connect(NATSUserWatcher, pki.auth.WatcherPassword)
+		watcher, _ := connect(natsembed.UserWatcher, pki.auth.WatcherPassword)
 		if m, err := watcher.Request("$SRV.PING.hangman-node", nil, 5*time.Second); err != nil {
 			t.Fatalf("watcher micro ping: %v", err)
 		} else if !strings.Contains(string(m.Data), "hangman-node") {
@@ -383,7 +384,7 @@ func TestSecureCluster(t *testing.T) {
 				if rooms := roomsOf(t, r); rooms != "null" && rooms != "[]" {
 					return fmt.Errorf("%s has game state %s", r.ID(), rooms)
 				}
-				if k := r.nats.srv.NumRoutes(); k != 0 {
+				if k := r.nats.NATS().NumRoutes(); k != 0 {
 					return fmt.Errorf("%s has %d NATS routes", r.ID(), k)
 				}
 			}
@@ -494,7 +495,7 @@ func relayEndToEnd(t *testing.T, c *testCluster, pki *testPKI) {
 		NATSURLs:     natsURLs,
 		GRPCAddrs:    grpcAddrs,
 		TLS:          pki.bundle(t, tlsutil.RelayLeaf("relay")),
-		NATSUser:     NATSUserRelay,
+		NATSUser:     natsembed.UserRelay,
 		NATSPassword: pki.auth.RelayPassword,
 		Logger:       testLogger(t),
 	})
@@ -604,7 +605,7 @@ func relayEndToEnd(t *testing.T, c *testCluster, pki *testPKI) {
 // and a foreign nats-server that knows the route port but not them never
 // joins the NATS cluster.
 func TestNATSRoutesNeedCredentials(t *testing.T) {
-	auth := NATSAuth{NodePassword: "node-pw", RelayPassword: "relay-pw", WatcherPassword: "watcher-pw"}
+	auth := natsembed.Auth{NodePassword: "node-pw", RelayPassword: "relay-pw", WatcherPassword: "watcher-pw"}
 	c := newTestCluster(t, 3, func(cfg *Config) { cfg.NATSAuth = auth })
 	c.leader()
 	c.waitClusterRoutes()
@@ -615,7 +616,7 @@ func TestNATSRoutesNeedCredentials(t *testing.T) {
 	}
 	foreign, err := natsserver.NewServer(&natsserver.Options{
 		ServerName: "foreign", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		Cluster: natsserver.ClusterOpts{Name: natsClusterName, Host: "127.0.0.1", Port: -1},
+		Cluster: natsserver.ClusterOpts{Name: natsembed.ClusterName, Host: "127.0.0.1", Port: -1},
 		Routes:  []*url.URL{route},
 	})
 	if err != nil {
@@ -642,7 +643,7 @@ func TestNATSRoutesNeedCredentials(t *testing.T) {
 	if err := fc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := nats.Connect(c.nodes[0].NATSURL(), nats.UserInfo(NATSUserNode, auth.NodePassword))
+	pub, err := nats.Connect(c.nodes[0].NATSURL(), nats.UserInfo(natsembed.UserNode, auth.NodePassword))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -655,7 +656,7 @@ func TestNATSRoutesNeedCredentials(t *testing.T) {
 			return fmt.Errorf("%d messages published in the cluster reached the foreign server", n)
 		}
 		for _, n := range c.alive() {
-			rz, err := n.nats.srv.Routez(nil)
+			rz, err := n.nats.NATS().Routez(nil)
 			if err != nil {
 				return err
 			}
@@ -668,7 +669,7 @@ func TestNATSRoutesNeedCredentials(t *testing.T) {
 		return nil
 	})
 	// The same users work without TLS: the watcher reads, and cannot write.
-	nc, err := nats.Connect(c.nodes[0].NATSURL(), nats.UserInfo(NATSUserWatcher, auth.WatcherPassword), inboxFor(NATSUserWatcher))
+	nc, err := nats.Connect(c.nodes[0].NATSURL(), nats.UserInfo(natsembed.UserWatcher, auth.WatcherPassword), nats.CustomInboxPrefix(natsembed.InboxWatcher))
 	if err != nil {
 		t.Fatalf("watcher without TLS: %v", err)
 	}

@@ -262,7 +262,7 @@ func (n *Node) serfLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		n.members.update(n.serf.Members(), time.Now())
-		n.nats.setRoutes(n.peerRoutes())
+		n.nats.SetRoutes(n.peerRoutes())
 		n.reconcileNow()
 	}
 }

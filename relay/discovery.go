@@ -19,7 +19,7 @@ import (
 // group: a request with several replies reaches all of them).
 const (
 	// ServiceName is the NATS micro service every relay registers as.
-	ServiceName = "hangman-relay"
+	ServiceName = subjects.RelayService
 )
 
 // heartbeat is the payload of subjects.RelayHeartbeat. Relays are told apart by

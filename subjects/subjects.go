@@ -65,3 +65,10 @@ const (
 	APISetWord  = Prefix + "api.setword"
 	APIList     = Prefix + "api.list"
 )
+
+// NATS micro service names: what `nats micro ls` lists. The nodes' is also
+// the queue group of the endpoints they serve.
+const (
+	NodeService  = "hangman-node"
+	RelayService = "hangman-relay"
+)

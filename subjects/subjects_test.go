@@ -25,6 +25,8 @@ func TestSubjectsAreDesignMDs(t *testing.T) {
 		{RelayStatus, "hangman.relay.status"},
 		{Relays, "hangman.relay.>"},
 		{All, "hangman.>"},
+		{NodeService, "hangman-node"},
+		{RelayService, "hangman-relay"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("subject %q, want %q", tc.got, tc.want)

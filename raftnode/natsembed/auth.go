@@ -1,8 +1,9 @@
-package raftnode
+package natsembed
 
 import (
 	"errors"
 	"net/url"
+	"strings"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -11,27 +12,27 @@ import (
 	"github.com/hangman/hangman/tlsutil"
 )
 
-// NATS users of the embedded servers when NATSAuth is on. Each may do only
+// NATS users of the embedded servers when Auth is on. Each may do only
 // what its role needs, so a compromised relay or a curious operator cannot
 // forge a room's state: only nodes publish under hangman.room.
 const (
-	// NATSUserNode is the nodes' own user: it publishes hangman.>.
-	NATSUserNode = "node"
-	// NATSUserRelay is the relays' user: it subscribes to rooms and cluster
+	// UserNode is the nodes' own user: it publishes hangman.>.
+	UserNode = "node"
+	// UserRelay is the relays' user: it subscribes to rooms and cluster
 	// subjects, publishes only its heartbeat and micro-service answers,
 	// and may ask for a room's events (hangman.api.events).
-	NATSUserRelay = "relay"
-	// NATSUserWatcher is the read-only user for the nats CLI: it
+	UserRelay = "relay"
+	// UserWatcher is the read-only user for the nats CLI: it
 	// subscribes to hangman.> (but not to the API's requests), may ask the
 	// micro services for stats, and may read a room's events
 	// (hangman.api.events), but not call the API's writes.
-	NATSUserWatcher = "watcher"
-	// NATSUserPlayer is the user of players who play from the terminal:
+	UserWatcher = "watcher"
+	// UserPlayer is the user of players who play from the terminal:
 	// it may call the game API's endpoints (hangman.api.*, writes
 	// included) and read what the watcher reads. Each call acts as a
 	// player only with that seat's token, as over gRPC.
-	NATSUserPlayer = "player"
-	// NATSInboxRelay and NATSInboxWatcher are the inbox prefixes of the
+	UserPlayer = "player"
+	// InboxRelay and InboxWatcher are the inbox prefixes of the
 	// relay and watcher users: the only inboxes each may subscribe to, so
 	// that neither reads the answers to the other's requests (or a node's).
 	// A client of those users must make its inboxes there (nats.go:
@@ -39,21 +40,18 @@ const (
 	// node may publish on an inbox: answers go out under allow_responses,
 	// to the reply subject of a request received, so nobody writes the
 	// answer to a request it did not receive either.
-	NATSInboxRelay   = "_INBOX_relay"
-	NATSInboxWatcher = "_INBOX_watcher"
-	NATSInboxPlayer  = "_INBOX_player"
-	// relayService is the NATS micro service relays register as
-	// (relay.ServiceName), whose requests the relay user may receive.
-	relayService = "hangman-relay"
+	InboxRelay   = "_INBOX_relay"
+	InboxWatcher = "_INBOX_watcher"
+	InboxPlayer  = "_INBOX_player"
 	// natsRouteUser authenticates routes between the embedded servers;
 	// its password is the node password.
 	natsRouteUser = "hangman-route"
 )
 
-// NATSAuth holds the passwords of the NATS users. Auth is on when any is
+// Auth holds the passwords of the NATS users. Auth is on when any is
 // set, and then NodePassword is required (nodes publish with it and routes
 // authenticate with it); a user whose password is empty does not exist.
-type NATSAuth struct {
+type Auth struct {
 	NodePassword    string
 	RelayPassword   string
 	WatcherPassword string
@@ -61,11 +59,13 @@ type NATSAuth struct {
 }
 
 // Enabled reports whether the embedded servers require users.
-func (a NATSAuth) Enabled() bool {
+func (a Auth) Enabled() bool {
 	return a.NodePassword != "" || a.RelayPassword != "" || a.WatcherPassword != "" || a.PlayerPassword != ""
 }
 
-func (a NATSAuth) validate() error {
+// Validate refuses users without the node password, which nodes and
+// routes need.
+func (a Auth) Validate() error {
 	if a.Enabled() && a.NodePassword == "" {
 		return errors.New("NATS auth: the node password is required when any NATS password is set")
 	}
@@ -73,7 +73,7 @@ func (a NATSAuth) validate() error {
 }
 
 // users are the embedded servers' users and their permissions.
-func (a NATSAuth) users() []*natsserver.User {
+func (a Auth) users() []*natsserver.User {
 	if !a.Enabled() {
 		return nil
 	}
@@ -81,7 +81,7 @@ func (a NATSAuth) users() []*natsserver.User {
 	// the reply subject of a request received (allow_responses), once.
 	answer := &natsserver.ResponsePermission{MaxMsgs: 1}
 	users := []*natsserver.User{{
-		Username: NATSUserNode,
+		Username: UserNode,
 		Password: a.NodePassword,
 		Permissions: &natsserver.Permissions{
 			Publish: &natsserver.SubjectPermission{Allow: []string{subjects.All, "_INBOX.>", "$SRV.>"}},
@@ -92,7 +92,7 @@ func (a NATSAuth) users() []*natsserver.User {
 	}}
 	if a.RelayPassword != "" {
 		users = append(users, &natsserver.User{
-			Username: NATSUserRelay,
+			Username: UserRelay,
 			Password: a.RelayPassword,
 			Permissions: &natsserver.Permissions{
 				// Its heartbeat, and requests for a room's events, a
@@ -111,8 +111,8 @@ func (a NATSAuth) users() []*natsserver.User {
 				Subscribe: &natsserver.SubjectPermission{Allow: []string{
 					subjects.Rooms, subjects.Lobby, subjects.Cluster, subjects.Relays,
 					"$SRV.PING", "$SRV.INFO", "$SRV.STATS",
-					"$SRV.*." + relayService, "$SRV.*." + relayService + ".*",
-					NATSInboxRelay + ".>",
+					"$SRV.*." + subjects.RelayService, "$SRV.*." + subjects.RelayService + ".*",
+					InboxRelay + ".>",
 				}},
 				Response: answer,
 			},
@@ -120,7 +120,7 @@ func (a NATSAuth) users() []*natsserver.User {
 	}
 	if a.WatcherPassword != "" {
 		users = append(users, &natsserver.User{
-			Username: NATSUserWatcher,
+			Username: UserWatcher,
 			Password: a.WatcherPassword,
 			Permissions: &natsserver.Permissions{
 				// Requests only: `nats micro ls|stats|info`, the nodes'
@@ -136,7 +136,7 @@ func (a NATSAuth) users() []*natsserver.User {
 				// Not the API's request subjects: a subscriber there
 				// would see others' requests.
 				Subscribe: &natsserver.SubjectPermission{
-					Allow: []string{subjects.All, "$SRV.>", NATSInboxWatcher + ".>"},
+					Allow: []string{subjects.All, "$SRV.>", InboxWatcher + ".>"},
 					Deny:  []string{subjects.API},
 				},
 			},
@@ -144,7 +144,7 @@ func (a NATSAuth) users() []*natsserver.User {
 	}
 	if a.PlayerPassword != "" {
 		users = append(users, &natsserver.User{
-			Username: NATSUserPlayer,
+			Username: UserPlayer,
 			Password: a.PlayerPassword,
 			Permissions: &natsserver.Permissions{
 				// The game API's requests (each write checked by the
@@ -159,7 +159,7 @@ func (a NATSAuth) users() []*natsserver.User {
 				// a player who wants nobody else to see a seat's
 				// token brings its own to the join (README).
 				Subscribe: &natsserver.SubjectPermission{
-					Allow: []string{subjects.All, NATSInboxPlayer + ".>"},
+					Allow: []string{subjects.All, InboxPlayer + ".>"},
 					Deny:  []string{subjects.API},
 				},
 			},
@@ -170,7 +170,7 @@ func (a NATSAuth) users() []*natsserver.User {
 
 // routeURL adds the route credentials to a peer's route URL (they are
 // never gossiped: serf carries the bare URL).
-func (a NATSAuth) routeURL(u *url.URL) *url.URL {
+func (a Auth) routeURL(u *url.URL) *url.URL {
 	if a.NodePassword == "" {
 		return u
 	}
@@ -179,15 +179,9 @@ func (a NATSAuth) routeURL(u *url.URL) *url.URL {
 	return &c
 }
 
-// publisherAuth is the connect option of the node's own NATS client: the
-// node user, and TLS verifying the server as a node.
-func (n *Node) publisherAuth() nats.Option {
-	return natsClientOption(n.cfg.TLS, NATSUserNode, n.cfg.NATSAuth.NodePassword)
-}
-
-// natsClientOption returns one nats.Option that sets user, password and
+// ClientOption returns one nats.Option that sets user, password and
 // TLS as configured; with none it changes nothing.
-func natsClientOption(b *tlsutil.Bundle, user, password string) nats.Option {
+func ClientOption(b *tlsutil.Bundle, user, password string) nats.Option {
 	return func(o *nats.Options) error {
 		if password != "" {
 			o.User, o.Password = user, password
@@ -204,15 +198,30 @@ func natsClientOption(b *tlsutil.Bundle, user, password string) nats.Option {
 // server's options. Routes carry their own credentials (and, with TLS,
 // node certificates both ways), so a foreign server cannot join the NATS
 // cluster; clients use TLS without certificates and authenticate as users.
-func secureNATS(opts *natsserver.Options, cfg Config) {
-	opts.Users = cfg.NATSAuth.users()
-	if cfg.NATSAuth.Enabled() {
-		opts.Cluster.Username, opts.Cluster.Password = natsRouteUser, cfg.NATSAuth.NodePassword
+func secureNATS(opts *natsserver.Options, auth Auth, tls *tlsutil.Bundle) {
+	opts.Users = auth.users()
+	if auth.Enabled() {
+		opts.Cluster.Username, opts.Cluster.Password = natsRouteUser, auth.NodePassword
 	}
-	if cfg.TLS != nil {
-		opts.TLSConfig = cfg.TLS.ServerConfig(false)
+	if tls != nil {
+		opts.TLSConfig = tls.ServerConfig(false)
 		opts.TLSTimeout = 2
-		opts.Cluster.TLSConfig = cfg.TLS.PeerConfig()
+		opts.Cluster.TLSConfig = tls.PeerConfig()
 		opts.Cluster.TLSTimeout = 2
 	}
+}
+
+// InboxOf is the inbox prefix a client of user must use (nats.go:
+// nats.CustomInboxPrefix; the nats CLI: --inbox-prefix): the only inboxes
+// that user may read. Nodes use NATS's default.
+func InboxOf(user string) string {
+	switch user {
+	case UserRelay:
+		return InboxRelay
+	case UserWatcher:
+		return InboxWatcher
+	case UserPlayer:
+		return InboxPlayer
+	}
+	return strings.TrimSuffix(nats.InboxPrefix, ".")
 }

@@ -1,4 +1,4 @@
-package raftnode
+package natsembed
 
 import (
 	"errors"
@@ -10,13 +10,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/hangman/hangman/relay"
 	"github.com/hangman/hangman/subjects"
 )
 
 // natsUsersServer runs an embedded nats-server with the users of auth, as
 // a node's is, and returns its URL.
-func natsUsersServer(t *testing.T, auth NATSAuth) string {
+func natsUsersServer(t *testing.T, auth Auth) string {
 	t.Helper()
 	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Users: auth.users()})
 	if err != nil {
@@ -28,18 +27,6 @@ func natsUsersServer(t *testing.T, auth NATSAuth) string {
 	}
 	t.Cleanup(srv.Shutdown)
 	return srv.ClientURL()
-}
-
-// inboxFor is the connect option of a test client of user: its inbox
-// prefix, the only inboxes it may read.
-func inboxFor(user string) nats.Option {
-	switch user {
-	case NATSUserRelay:
-		return nats.CustomInboxPrefix(NATSInboxRelay)
-	case NATSUserWatcher:
-		return nats.CustomInboxPrefix(NATSInboxWatcher)
-	}
-	return func(*nats.Options) error { return nil }
 }
 
 // natsUser is one connection of a NATS user and the permission
@@ -88,14 +75,11 @@ func (u natsUser) refused(t *testing.T, what, subject string) {
 // another user's requests nor write answers to them; both may still ask,
 // and answer what is asked of them.
 func TestNATSRepliesBelongToTheirRequester(t *testing.T) {
-	if relayService != relay.ServiceName {
-		t.Fatalf("the relay user may receive the micro requests of %q; relays register as %q", relayService, relay.ServiceName)
-	}
-	auth := NATSAuth{NodePassword: "node-pw", RelayPassword: "relay-pw", WatcherPassword: "watcher-pw"}
+	auth := Auth{NodePassword: "node-pw", RelayPassword: "relay-pw", WatcherPassword: "watcher-pw"}
 	url := natsUsersServer(t, auth)
-	node := connectAs(t, url, NATSUserNode, auth.NodePassword, "_INBOX")
-	relayNC := connectAs(t, url, NATSUserRelay, auth.RelayPassword, NATSInboxRelay)
-	watcher := connectAs(t, url, NATSUserWatcher, auth.WatcherPassword, NATSInboxWatcher)
+	node := connectAs(t, url, UserNode, auth.NodePassword, "_INBOX")
+	relayNC := connectAs(t, url, UserRelay, auth.RelayPassword, InboxRelay)
+	watcher := connectAs(t, url, UserWatcher, auth.WatcherPassword, InboxWatcher)
 
 	// The node answers hangman.api.events and `nats micro`, as a node does;
 	// the relay answers `nats micro` as a relay does.
@@ -108,7 +92,7 @@ func TestNATSRepliesBelongToTheirRequester(t *testing.T) {
 		micro.WithEndpointSubject(subjects.APIEvents)); err != nil {
 		t.Fatal(err)
 	}
-	relaySvc, err := micro.AddService(relayNC.Conn, micro.Config{Name: relay.ServiceName, Version: "1.0.0"})
+	relaySvc, err := micro.AddService(relayNC.Conn, micro.Config{Name: subjects.RelayService, Version: "1.0.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,8 +106,8 @@ func TestNATSRepliesBelongToTheirRequester(t *testing.T) {
 		requester, thief natsUser
 		theirInbox       string
 	}{
-		{"the watcher, on the relay's replies", relayNC, watcher, NATSInboxRelay},
-		{"the relay, on the watcher's replies", watcher, relayNC, NATSInboxWatcher},
+		{"the watcher, on the relay's replies", relayNC, watcher, InboxRelay},
+		{"the relay, on the watcher's replies", watcher, relayNC, InboxWatcher},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Reading: every subscription that would see the
@@ -177,7 +161,7 @@ func TestNATSRepliesBelongToTheirRequester(t *testing.T) {
 		if err := watcher.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		other := connectAs(t, url, NATSUserWatcher, auth.WatcherPassword, NATSInboxWatcher)
+		other := connectAs(t, url, UserWatcher, auth.WatcherPassword, InboxWatcher)
 		inbox := other.NewInbox()
 		answers, err := other.SubscribeSync(inbox)
 		if err != nil {
@@ -209,7 +193,7 @@ func TestNATSRepliesBelongToTheirRequester(t *testing.T) {
 				t.Errorf("%s asking %s: %v %q", u.name, subjects.APIEvents, err, msgData(m))
 			}
 		}
-		for _, svc := range []string{"hangman-node", relay.ServiceName} {
+		for _, svc := range []string{"hangman-node", subjects.RelayService} {
 			if m, err := watcher.Request("$SRV.PING."+svc, nil, 5*time.Second); err != nil || !strings.Contains(string(m.Data), svc) {
 				t.Errorf("watcher pinging %s: %v %q", svc, err, msgData(m))
 			}
@@ -222,4 +206,88 @@ func msgData(m *nats.Msg) string {
 		return ""
 	}
 	return string(m.Data)
+}
+
+// TestGameAPIPermissions checks the NATS users against the game API on a
+// real embedded nats-server with the nodes' users: the watcher and the
+// relay may not call it, the player may; the player may not read the
+// API's requests (they carry tokens), others' inboxes, or publish what
+// only nodes publish.
+func TestGameAPIPermissions(t *testing.T) {
+	auth := Auth{NodePassword: "node-pw", RelayPassword: "relay-pw", WatcherPassword: "watcher-pw", PlayerPassword: "player-pw"}
+	url := natsUsersServer(t, auth)
+	node := connectAs(t, url, UserNode, auth.NodePassword, "_INBOX")
+	watcher := connectAs(t, url, UserWatcher, auth.WatcherPassword, InboxWatcher)
+	relayNC := connectAs(t, url, UserRelay, auth.RelayPassword, InboxRelay)
+	player := connectAs(t, url, UserPlayer, auth.PlayerPassword, InboxPlayer)
+	gameSubjects := []string{subjects.APICreate, subjects.APIJoin, subjects.APIGuess, subjects.APINewRound, subjects.APISetWord, subjects.APIList}
+
+	// The node answers every API subject, as a node does.
+	svc, err := micro.AddService(node.Conn, micro.Config{Name: "hangman-node", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	for _, s := range append(gameSubjects, subjects.APIEvents) {
+		if err := svc.AddEndpoint(strings.ReplaceAll(s, ".", "-"), micro.HandlerFunc(func(r micro.Request) { _ = r.Respond([]byte("answered")) }),
+			micro.WithEndpointSubject(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := node.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, s := range gameSubjects {
+		if m, err := player.Request(s, []byte(`{}`), 5*time.Second); err != nil || string(m.Data) != "answered" {
+			t.Errorf("player calling %s: %v %q", s, err, msgData(m))
+		}
+		for _, u := range []struct {
+			name string
+			nc   natsUser
+		}{{"watcher", watcher}, {"relay", relayNC}} {
+			if err := u.nc.Publish(s, []byte(`{"room":"x"}`)); err != nil {
+				t.Fatal(err)
+			}
+			u.nc.refused(t, u.name+" calling "+s, s)
+		}
+	}
+	if m, err := player.Request(subjects.APIEvents, []byte(`{}`), 5*time.Second); err != nil || string(m.Data) != "answered" {
+		t.Errorf("player asking for events: %v %q", err, msgData(m))
+	}
+	// Reading others' requests and answers, and publishing as a node.
+	for _, subject := range []string{subjects.API, subjects.APIGuess, subjects.APISetWord, InboxWatcher + ".>", InboxRelay + ".>", "_INBOX.>", ">"} {
+		if _, err := player.Subscribe(subject, func(*nats.Msg) {}); err != nil {
+			t.Fatal(err)
+		}
+		player.refused(t, "player subscribing "+subject, subject)
+	}
+	// Nobody but the nodes reads a setter's word on its way.
+	for _, u := range []struct {
+		name string
+		nc   natsUser
+	}{{"watcher", watcher}, {"relay", relayNC}} {
+		if _, err := u.nc.Subscribe(subjects.APISetWord, func(*nats.Msg) {}); err != nil {
+			t.Fatal(err)
+		}
+		u.nc.refused(t, u.name+" subscribing "+subjects.APISetWord, subjects.APISetWord)
+	}
+	for _, subject := range []string{subjects.RoomState("x"), subjects.Lobby, subjects.ClusterLeader, subjects.RelayHeartbeat, "_INBOX.x"} {
+		if err := player.Publish(subject, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		player.refused(t, "player publishing "+subject, subject)
+	}
+	// What it may watch.
+	for _, subject := range []string{subjects.Lobby, subjects.Rooms} {
+		if _, err := player.SubscribeSync(subject); err != nil {
+			t.Fatal(err)
+		}
+		_ = player.Flush()
+		select {
+		case err := <-player.errs:
+			t.Errorf("player subscribing %s: %v", subject, err)
+		default:
+		}
+	}
 }
