@@ -122,26 +122,34 @@ func TestFullDiskIsUnavailableAndHealsItself(t *testing.T) {
 	}
 }
 
-// TestFollowerWithAFullDiskIsNotReadyUntilSpaceReturns fills a follower's
-// disk while the leader goes on committing: the follower says why it is
-// not ready, and catches up and is ready again once space returns.
-func TestFollowerWithAFullDiskIsNotReadyUntilSpaceReturns(t *testing.T) {
-	disk := testdisk.Small(t, 2<<20)
-	c := newTestCluster(t, 3, func(cfg *Config) {
+// clusterWithASmallFollowerDisk starts three nodes, n2's data dir on a
+// 2 MiB tmpfs, and moves leadership off n2. It returns the cluster, the
+// small disk, n2's index and the leader's.
+func clusterWithASmallFollowerDisk(t *testing.T) (c *testCluster, disk string, full, lead int) {
+	t.Helper()
+	disk = testdisk.Small(t, 2<<20)
+	c = newTestCluster(t, 3, func(cfg *Config) {
 		if cfg.ID == "n2" {
 			cfg.DataDir = disk
 		}
 	})
-	const full = 1 // n2
+	full = 1 // n2
 	if c.leader() == full {
 		if err := c.nodes[full].raft.LeadershipTransfer().Error(); err != nil {
 			t.Fatalf("move leadership off the small disk: %v", err)
 		}
 	}
-	lead := c.leader()
-	if lead == full {
+	if lead = c.leader(); lead == full {
 		t.Fatal("the node on the small disk still leads")
 	}
+	return c, disk, full, lead
+}
+
+// TestFollowerWithAFullDiskIsNotReadyUntilSpaceReturns fills a follower's
+// disk while the leader goes on committing: the follower says why it is
+// not ready, and catches up and is ready again once space returns.
+func TestFollowerWithAFullDiskIsNotReadyUntilSpaceReturns(t *testing.T) {
+	c, disk, full, lead := clusterWithASmallFollowerDisk(t)
 	setupRoom(t, c, lead, "lag")
 	c.converged()
 	free := testdisk.Fill(t, disk)
@@ -234,22 +242,7 @@ func (g *guesser) guess(ctx context.Context) (*hangmanv1.GuessRequest, error) {
 // follower (no election) and never sent it an entry again; restarting the
 // follower did not help, only restarting the leader did.
 func TestFollowerWithAFullDiskCatchesUpUnderLoad(t *testing.T) {
-	disk := testdisk.Small(t, 2<<20)
-	c := newTestCluster(t, 3, func(cfg *Config) {
-		if cfg.ID == "n2" {
-			cfg.DataDir = disk
-		}
-	})
-	const full = 1 // n2
-	if c.leader() == full {
-		if err := c.nodes[full].raft.LeadershipTransfer().Error(); err != nil {
-			t.Fatalf("move leadership off the small disk: %v", err)
-		}
-	}
-	lead := c.leader()
-	if lead == full {
-		t.Fatal("the node on the small disk still leads")
-	}
+	c, disk, full, lead := clusterWithASmallFollowerDisk(t)
 	rooms := []string{"load1", "load2", "load3", "load4"}
 	for _, room := range rooms {
 		setupRoom(t, c, lead, room)
