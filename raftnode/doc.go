@@ -11,8 +11,8 @@
 //     the cluster with --bootstrap-expect, and the leader reconciles serf
 //     members into raft voters the way Consul's autopilot does;
 //   - the embedded nats-server of package natsembed, whose routes follow
-//     serf, and a publisher that puts every committed change on NATS
-//     subjects while this node leads;
+//     serf, and package publish's publisher, which puts every committed
+//     change on NATS subjects while this node leads;
 //   - the gRPC server: the game service (services/api) and the cluster
 //     service, with reflection and grpc.health.v1.
 //

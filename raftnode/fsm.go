@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/hangman/hangman/raftnode/publish"
 	"github.com/hangman/hangman/services/game"
 )
 
@@ -28,7 +29,7 @@ type fsm struct {
 	applied chan struct{}
 	// onChange, if set, receives each change made by a batch (called with
 	// mu held; it must not block) while publishing says so.
-	onChange   func([]change)
+	onChange   func([]publish.Change)
 	publishing func() bool
 	// self is this node's id. The entries it proposes carry it in
 	// raft.Log.Extensions (see newBatcher): only their results reach a
@@ -38,12 +39,6 @@ type fsm struct {
 	// progress is when the last batch was applied (Unix nanoseconds), for
 	// the leader's stall watchdog. It never feeds the game state.
 	progress atomic.Int64
-}
-
-// change is one committed command that changed a room.
-type change struct {
-	state game.State
-	event game.Event
 }
 
 // applyResult is what Raft.Apply's future returns on the proposing node:
@@ -68,7 +63,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 // ApplyBatch applies a batch of committed entries under one lock.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
-	var changes []change
+	var changes []publish.Change
 	f.mu.Lock()
 	// Publishing starts only under mu (becomeLeader), so it cannot start
 	// in the middle of a batch.
@@ -92,7 +87,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		for _, res := range results {
 			if res.Event != nil {
-				changes = append(changes, change{state: res.State, event: *res.Event})
+				changes = append(changes, publish.Change{State: res.State, Event: *res.Event})
 			}
 		}
 	}

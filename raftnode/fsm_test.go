@@ -5,6 +5,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/hangman/hangman/raftnode/publish"
 	"github.com/hangman/hangman/services/game"
 )
 
@@ -32,8 +33,8 @@ func TestFSMBuildsStatesOnlyWhereSomeoneReadsThem(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFSM()
 			f.self = []byte("me")
-			var published []change
-			f.onChange = func(cs []change) { published = append(published, cs...) }
+			var published []publish.Change
+			f.onChange = func(cs []publish.Change) { published = append(published, cs...) }
 			f.publishing = func() bool { return tt.publishing }
 			out := f.ApplyBatch([]*raft.Log{{Index: 7, Type: raft.LogCommand, Data: create("r1"), Extensions: []byte(tt.proposer)}})
 			res := out[0].(*applyResult).results[0]
@@ -49,7 +50,7 @@ func TestFSMBuildsStatesOnlyWhereSomeoneReadsThem(t *testing.T) {
 			if tt.publishing != (len(published) == 1) {
 				t.Fatalf("published %d changes while publishing=%v", len(published), tt.publishing)
 			}
-			if tt.publishing && published[0].state.Seq != 7 {
+			if tt.publishing && published[0].State.Seq != 7 {
 				t.Fatalf("published a change without its state: %+v", published[0])
 			}
 		})

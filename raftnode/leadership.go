@@ -49,7 +49,7 @@ func (n *Node) watchLeadership(ctx context.Context) {
 			if lo.LeaderID == n.ident.raftID {
 				n.goRun(func() { n.becomeLeader(ctx) })
 			} else {
-				n.pub.setLeader(false)
+				n.pub.SetLeader(false)
 			}
 		}
 	}
@@ -75,8 +75,8 @@ func (n *Node) becomeLeader(ctx context.Context) {
 	// Start publishing and republish under the FSM lock, so the republished
 	// states sit in the queue exactly where the log is.
 	n.fsm.mu.RLock()
-	n.pub.setLeader(true)
-	n.pub.enqueueRepublish(n.fsm.machine, term)
+	n.pub.SetLeader(true)
+	n.pub.EnqueueRepublish(n.fsm.machine, term)
 	n.fsm.mu.RUnlock()
 	n.log.Info("leading", "term", term, "applied", n.raft.AppliedIndex())
 	n.reconcileNow()
@@ -103,7 +103,7 @@ func (n *Node) republishOnReconnect(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-n.pub.reconnected:
+		case <-n.pub.Reconnected():
 			why = "publisher reconnected to NATS"
 		case <-tick.C:
 			now := n.nats.Remotes()
@@ -119,9 +119,9 @@ func (n *Node) republishOnReconnect(ctx context.Context) {
 			continue
 		}
 		n.fsm.mu.RLock()
-		if n.pub.leader.Load() {
+		if n.pub.Leading() {
 			n.log.Info("republishing every room", "why", why)
-			n.pub.enqueueRepublish(n.fsm.machine, n.raft.CurrentTerm())
+			n.pub.EnqueueRepublish(n.fsm.machine, n.raft.CurrentTerm())
 		}
 		n.fsm.mu.RUnlock()
 	}

@@ -133,7 +133,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 				if n.pub == nil {
 					return 0
 				}
-				st := n.pub.stats()
+				st := n.pub.Stats()
 				switch kind {
 				case "event":
 					return float64(st.Events)
@@ -150,7 +150,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		if n.pub == nil {
 			return 0
 		}
-		return float64(n.pub.stats().Failures)
+		return float64(n.pub.Stats().Failures)
 	})
 	counter("hangman_forward_calls_total", "Calls in which this node, following, handed writes to the leader (ReplicaService.Propose).", nil, func() float64 {
 		return float64(n.forwardCalls.Load())
@@ -167,11 +167,11 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		if n.pub == nil {
 			return 0
 		}
-		return float64(n.pub.stats().Republishes)
+		return float64(n.pub.Stats().Republishes)
 	})
 	n.registerReclaimMetrics(reg)
 	gauge("hangman_publisher_leader", "1 while this node publishes (it leads and has applied everything earlier leaders committed).", func() float64 {
-		return b2f(n.pub != nil && n.pub.stats().Leader)
+		return b2f(n.pub != nil && n.pub.Stats().Leader)
 	})
 
 	for _, st := range serfStatuses {

@@ -330,7 +330,7 @@ func TestPublishingSurvivesLossOfAnEmbeddedNATSServer(t *testing.T) {
 	// Back on another server, the leader republished every room, since
 	// what it sent while cut off may be lost.
 	waitFor(t, 10*time.Second, "a republish after the reconnect", func() error {
-		if n := c.nodes[leader].pub.republishes.Load(); n < 2 {
+		if n := c.nodes[leader].pub.Stats().Republishes; n < 2 {
 			return fmt.Errorf("%d republishes", n)
 		}
 		return nil

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/hangman/hangman/raftnode/natsembed"
+	"github.com/hangman/hangman/raftnode/publish"
 	"github.com/hangman/hangman/raftnode/raftstore"
 	"github.com/hangman/hangman/services/api"
 )
@@ -49,7 +50,7 @@ type Node struct {
 	reconcileCh chan struct{}
 
 	nats *natsembed.Server
-	pub  *publisher
+	pub  *publish.Publisher
 	// game is the GameService every client reaches: over gRPC, and over
 	// NATS through the game API's endpoints (gameapi.go).
 	game *api.Service
@@ -143,11 +144,11 @@ func (n *Node) start(ctx context.Context) error {
 	if n.nats, err = natsembed.Start(natsOpts, n.log); err != nil {
 		return err
 	}
-	if n.pub, err = newPublisher(n.nats.NATS(), n.cfg.ID, n.log, natsembed.ClientOption(n.cfg.TLS, natsembed.UserNode, n.cfg.NATSAuth.NodePassword)); err != nil {
+	if n.pub, err = publish.New(n.nats.NATS(), n.cfg.ID, n.log, natsembed.ClientOption(n.cfg.TLS, natsembed.UserNode, n.cfg.NATSAuth.NodePassword)); err != nil {
 		return err
 	}
-	n.fsm.onChange, n.fsm.publishing = n.pub.enqueueChanges, n.pub.leader.Load
-	if err := n.addEventsEndpoint(n.pub.svc); err != nil {
+	n.fsm.onChange, n.fsm.publishing = n.pub.EnqueueChanges, n.pub.Leading
+	if err := n.addEventsEndpoint(n.pub.Service()); err != nil {
 		return err
 	}
 	if err := n.startRaft(ctx); err != nil {
@@ -160,13 +161,13 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.startGRPC(); err != nil {
 		return err
 	}
-	if err := n.addGameEndpoints(ctx, n.pub.svc, n.game); err != nil {
+	if err := n.addGameEndpoints(ctx, n.pub.Service(), n.game); err != nil {
 		return err
 	}
 	if err := n.startHTTP(); err != nil {
 		return err
 	}
-	n.goRun(func() { n.pub.run(ctx) })
+	n.goRun(func() { n.pub.Run(ctx) })
 	n.goRun(func() { n.watchLeadership(ctx) })
 	n.goRun(func() { n.republishOnReconnect(ctx) })
 	n.goRun(func() { n.watchStall(ctx) })
@@ -337,7 +338,7 @@ func (n *Node) Close() error {
 		errs = append(errs, n.transport.Close())
 	}
 	if n.pub != nil {
-		n.pub.close()
+		n.pub.Close()
 	}
 	if n.nats != nil {
 		n.nats.Shutdown()

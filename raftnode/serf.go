@@ -255,7 +255,7 @@ func (n *Node) serfLoop(ctx context.Context) {
 			}
 			for _, m := range me.Members {
 				if m.Name != n.cfg.ID {
-					n.pub.publishMember(m.Name, memberStatus(me.Type))
+					n.pub.PublishMember(m.Name, memberStatus(me.Type))
 					n.log.Info("member "+memberStatus(me.Type), "member", m.Name, "addr", net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))))
 				}
 			}

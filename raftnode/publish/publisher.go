@@ -1,4 +1,13 @@
-package raftnode
+// Package publish puts a leader's committed changes on NATS (DESIGN.md,
+// NATS subjects and guarantee 4): each room's event, state and lobby line
+// in log order, the cluster's leader and member announcements, and, when
+// a node becomes leader or its NATS connection comes back, the state of
+// every room again. It also owns the node's NATS micro service, on which
+// the node adds its request endpoints.
+//
+// It knows nothing of raft: the node says when it leads and hands it what
+// its state machine applied.
+package publish
 
 import (
 	"context"
@@ -20,14 +29,14 @@ import (
 	"github.com/hangman/hangman/wire"
 )
 
-// publisher puts committed changes on NATS while this node leads. The FSM
+// Publisher puts committed changes on NATS while this node leads. The FSM
 // enqueues changes under its lock, in log order; one goroutine publishes
 // them, so every subscriber sees a room's messages in seq order. Messages
 // carry Nats-Msg-Id <room>.<seq> and consumers drop what they have seen, so
 // republishing (at-least-once) is always safe. A change that alters the
 // room's lobby line (game.Event.ChangesSummary) also publishes the line on
 // hangman.lobby, after the room's own messages, with the same seq.
-type publisher struct {
+type Publisher struct {
 	nc     *nats.Conn
 	svc    micro.Service
 	nodeID string
@@ -47,7 +56,16 @@ type publisher struct {
 	reconnected chan struct{}
 }
 
-func newPublisher(srv *natsserver.Server, nodeID string, log *slog.Logger, auth nats.Option) (*publisher, error) {
+// Change is one committed command that changed a room: the room's state
+// after it and the event that says what happened.
+type Change struct {
+	State game.State
+	Event game.Event
+}
+
+// New connects the publisher of node nodeID to the embedded server srv as
+// auth says, and registers the node's micro service.
+func New(srv *natsserver.Server, nodeID string, log *slog.Logger, auth nats.Option) (*Publisher, error) {
 	// Over TCP rather than in-process: the client learns the other servers
 	// of the NATS cluster from its gossip, so if this node's own server
 	// dies the publisher reconnects to another and publishing goes on
@@ -70,7 +88,7 @@ func newPublisher(srv *natsserver.Server, nodeID string, log *slog.Logger, auth 
 		return nil, fmt.Errorf("connect publisher to embedded nats: %w", err)
 	}
 	statsSubject := "svc.hangman.node." + nodeID + ".stats"
-	p := &publisher{nc: nc, nodeID: nodeID, log: log.With("component", "publisher"), wake: make(chan struct{}, 1), reconnected: reconnected}
+	p := &Publisher{nc: nc, nodeID: nodeID, log: log.With("component", "publisher"), wake: make(chan struct{}, 1), reconnected: reconnected}
 	p.svc, err = micro.AddService(nc, micro.Config{
 		Name:        subjects.NodeService,
 		Version:     "1.0.0",
@@ -87,7 +105,7 @@ func newPublisher(srv *natsserver.Server, nodeID string, log *slog.Logger, auth 
 			if e.Subject != statsSubject {
 				return nil
 			}
-			return p.stats()
+			return p.Stats()
 		},
 	})
 	if err != nil {
@@ -97,9 +115,9 @@ func newPublisher(srv *natsserver.Server, nodeID string, log *slog.Logger, auth 
 	return p, nil
 }
 
-// PublisherStats are the counters of a node's publisher, shown by
+// Stats are the counters of a node's publisher, shown by
 // `nats micro stats hangman-node`.
-type PublisherStats struct {
+type Stats struct {
 	Leader      bool   `json:"leader"`
 	Events      uint64 `json:"events_published"`
 	States      uint64 `json:"states_published"`
@@ -109,29 +127,43 @@ type PublisherStats struct {
 	Failures    uint64 `json:"publish_failures"`
 }
 
-func (p *publisher) stats() PublisherStats {
-	return PublisherStats{
+// Stats reads the counters.
+func (p *Publisher) Stats() Stats {
+	return Stats{
 		Leader: p.leader.Load(), Events: p.events.Load(), States: p.states.Load(), Lobby: p.lobby.Load(),
 		Republishes: p.republishes.Load(), Cluster: p.cluster.Load(), Failures: p.failures.Load(),
 	}
 }
 
-func (p *publisher) handleStats(req micro.Request) {
-	_ = req.RespondJSON(p.stats())
+func (p *Publisher) handleStats(req micro.Request) {
+	_ = req.RespondJSON(p.Stats())
 }
 
-func (p *publisher) setLeader(v bool) { p.leader.Store(v) }
+// SetLeader says whether this node leads: only a leader publishes.
+func (p *Publisher) SetLeader(v bool) { p.leader.Store(v) }
+
+// Leading reports what SetLeader said last.
+func (p *Publisher) Leading() bool { return p.leader.Load() }
+
+// Service is the node's NATS micro service, for the node's endpoints.
+func (p *Publisher) Service() micro.Service { return p.svc }
+
+// Reconnected is signalled when the connection to NATS comes back:
+// whatever was published while it was down may be lost, so a leader
+// republishes every room then.
+func (p *Publisher) Reconnected() <-chan struct{} { return p.reconnected }
 
 // pubItem is one queued publication: a ready message, or a committed
 // change still to be encoded (encoding happens on the publisher's
 // goroutine, not under the FSM lock on the apply path).
 type pubItem struct {
 	msg    *nats.Msg
-	change *change
+	change *Change
 }
 
-// enqueueChanges is the FSM's onChange hook: called with the FSM lock held.
-func (p *publisher) enqueueChanges(changes []change) {
+// EnqueueChanges queues changes to publish, in the order given: the FSM
+// calls it with its lock held, so the queue follows the log.
+func (p *Publisher) EnqueueChanges(changes []Change) {
 	if !p.leader.Load() {
 		return
 	}
@@ -142,10 +174,10 @@ func (p *publisher) enqueueChanges(changes []change) {
 	p.pushItems(items)
 }
 
-// enqueueRepublish queues the recent events, current state and lobby line
+// EnqueueRepublish queues the recent events, current state and lobby line
 // of every room, and the leader announcement. Called with the FSM lock
 // held.
-func (p *publisher) enqueueRepublish(m *game.Machine, term uint64) {
+func (p *Publisher) EnqueueRepublish(m *game.Machine, term uint64) {
 	p.republishes.Add(1)
 	msgs := []*nats.Msg{jsonMsg(subjects.ClusterLeader, wire.LeaderChange{Leader: p.nodeID, Term: term, At: time.Now().UTC()})}
 	for _, st := range m.States() {
@@ -157,8 +189,8 @@ func (p *publisher) enqueueRepublish(m *game.Machine, term uint64) {
 	p.push(msgs...)
 }
 
-// publishMember announces a membership change (leader only).
-func (p *publisher) publishMember(node, status string) {
+// PublishMember announces a membership change (leader only).
+func (p *Publisher) PublishMember(node, status string) {
 	if p.leader.Load() {
 		p.push(jsonMsg(subjects.ClusterMember, wire.MemberChange{Node: node, Status: status, At: time.Now().UTC()}))
 	}
@@ -200,7 +232,7 @@ func jsonMsg(subject string, v any) *nats.Msg {
 	return &nats.Msg{Subject: subject, Data: data}
 }
 
-func (p *publisher) push(msgs ...*nats.Msg) {
+func (p *Publisher) push(msgs ...*nats.Msg) {
 	items := make([]pubItem, len(msgs))
 	for i, m := range msgs {
 		items[i] = pubItem{msg: m}
@@ -208,7 +240,7 @@ func (p *publisher) push(msgs ...*nats.Msg) {
 	p.pushItems(items)
 }
 
-func (p *publisher) pushItems(items []pubItem) {
+func (p *Publisher) pushItems(items []pubItem) {
 	p.mu.Lock()
 	p.queue = append(p.queue, items...)
 	p.mu.Unlock()
@@ -218,11 +250,11 @@ func (p *publisher) pushItems(items []pubItem) {
 	}
 }
 
-// run publishes queued messages in order until ctx ends. Every change's
+// Run publishes queued messages in order until ctx ends. Every change's
 // two messages are built in one message, header and buffer that the loop
 // reuses: the connection copies a message out before PublishMsg returns,
 // and a fresh header map per message was a good part of publishing.
-func (p *publisher) run(ctx context.Context) {
+func (p *Publisher) Run(ctx context.Context) {
 	var batch []pubItem
 	buf := make([]byte, 0, 1024)
 	m := roomMsg("", "", 0, nil)
@@ -237,7 +269,7 @@ func (p *publisher) run(ctx context.Context) {
 		p.mu.Unlock()
 		for _, it := range batch {
 			if c := it.change; c != nil {
-				ev, st := &c.event, &c.state
+				ev, st := &c.Event, &c.State
 				buf = ev.AppendJSON(buf[:0])
 				p.publish(setRoomMsg(m, subjects.RoomEvent(ev.Room), ev.Room, ev.Seq, buf))
 				buf = st.AppendJSON(buf[:0])
@@ -253,7 +285,7 @@ func (p *publisher) run(ctx context.Context) {
 	}
 }
 
-func (p *publisher) publish(m *nats.Msg) {
+func (p *Publisher) publish(m *nats.Msg) {
 	if err := p.nc.PublishMsg(m); err != nil {
 		p.failures.Add(1)
 		p.log.Warn("publish", "subject", m.Subject, "err", err)
@@ -262,7 +294,7 @@ func (p *publisher) publish(m *nats.Msg) {
 	p.count(m.Subject)
 }
 
-func (p *publisher) count(subject string) {
+func (p *Publisher) count(subject string) {
 	switch {
 	case subject == subjects.ClusterLeader || subject == subjects.ClusterMember:
 		p.cluster.Add(1)
@@ -275,7 +307,8 @@ func (p *publisher) count(subject string) {
 	}
 }
 
-func (p *publisher) close() {
+// Close stops the micro service and closes the connection.
+func (p *Publisher) Close() {
 	if p.svc != nil {
 		_ = p.svc.Stop()
 	}
