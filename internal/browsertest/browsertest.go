@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -130,4 +132,37 @@ func (b *Browser) Text(sel string) string {
 	var s string
 	b.Eval(fmt.Sprintf(`(document.querySelector(%q)||{}).textContent||""`, sel), &s)
 	return s
+}
+
+// Frames is what the tab received on its websockets since RecordFrames:
+// every frame's payload, in order, as the browser's network layer saw it
+// (before the page's scripts), so a test can check that something never
+// reached a page, not only that the page did not show it.
+type Frames struct {
+	mu   sync.Mutex
+	list []string
+}
+
+// RecordFrames starts recording the websocket frames the tab receives,
+// until the test ends.
+func (b *Browser) RecordFrames() *Frames {
+	b.T.Helper()
+	f := &Frames{}
+	if err := chromedp.Listen(b.Ctx, func(ev any) {
+		if e, ok := ev.(*network.EventWebSocketFrameReceived); ok && e.Response != nil {
+			f.mu.Lock()
+			f.list = append(f.list, string(e.Response.PayloadData))
+			f.mu.Unlock()
+		}
+	}); err != nil {
+		b.T.Fatalf("%s: record websocket frames: %v", b.Name, err)
+	}
+	return f
+}
+
+// All returns a copy of the frames received so far.
+func (f *Frames) All() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.list...)
 }

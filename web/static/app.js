@@ -579,7 +579,7 @@
       cell.setAttribute("aria-hidden", "true");
       masked.append(cell);
     }
-    masked.setAttribute("aria-label", `Word of ${s.masked.length} letters: ${spoken.join(", ")}`);
+    masked.setAttribute("aria-label", s.masked.length ? `Word of ${s.masked.length} letters: ${spoken.join(", ")}` : "No word yet");
     masked.setAttribute("role", "img");
     $("masked-legend").hidden = revealed === 0;
   }
@@ -614,56 +614,164 @@
   }
 
   // ---- room settings, host mode, turns, history (issue 20, parts 3-5) ----
-  // roomSettings reads the create form's settings into a create frame.
+  const CATEGORIES = { classic: "Classic words", animals: "Animals", countries: "Countries", food: "Food" };
+
+  // roomSettings reads the create form's settings into a create frame. A
+  // room whose players set the words has no use for a word list.
   function roomSettings(msg) {
-    msg.category = $("category").value;
+    msg.mode = $("mode").value;
+    if (msg.mode !== "host") msg.category = $("category").value;
     const len = $("word-length").value;
     if (len) [msg.minWordLen, msg.maxWordLen] = len.split("-").map(Number);
-    msg.mode = $("mode").value;
     msg.turnSeconds = Number($("turn-seconds").value);
     msg.maxPlayers = Number($("max-players").value) || 0;
     return msg;
   }
 
-  let turnTimer = null;
+  // syncModeField disables the word list when the players set the words,
+  // and says why next to it.
+  function syncModeField() {
+    const host = $("mode").value === "host";
+    $("category").disabled = host;
+    $("category-hint").textContent = host ? "The word list is not used: each round's setter picks the word."
+      : "Words come from the chosen list.";
+  }
+
+  // canGuess says whether this page's player may guess now: seated, the
+  // round playing, not its setter, and (in a timed room) on their turn.
+  function canGuess(s) {
+    return !!s && s.status === "playing" && !spectating &&
+      !(s.setter && s.setter === playerId) && !(s.turn && s.turn.player !== playerId);
+  }
+
+  const nameIn = (s, id) => {
+    const p = (s.players || []).find((q) => q.id === id) || (s.leaderboard || []).find((q) => q.id === id);
+    return p ? p.name : names.get(id) || "a former player";
+  };
+
+  // renderRules lists the room's settings in the game's head, in words.
+  function renderRules(s) {
+    const st = s.settings || {};
+    const tags = [];
+    if (st.mode === "host") tags.push("Players pick the words");
+    else tags.push(CATEGORIES[st.category] || st.category || "Classic words");
+    if (st.minLen && st.maxLen) tags.push(st.minLen === st.maxLen ? `${st.minLen} letters` : `${st.minLen}-${st.maxLen} letters`);
+    tags.push(`${s.maxWrong} misses allowed`);
+    tags.push(st.turnSeconds ? `${st.turnSeconds} s turns` : "No turn timer");
+    if (st.maxPlayers) tags.push(`Up to ${st.maxPlayers} players`);
+    const ul = $("room-rules");
+    ul.textContent = "";
+    for (const t of tags) ul.append(el("li", "", t));
+  }
+
+  let turnTimer = 0;
 
   // renderRounds shows who sets the word (and the setter the form to set
-  // it), whose turn it is with its countdown, and the finished rounds.
+  // it), whose turn it is with its countdown, the leaderboard and the
+  // finished rounds.
   function renderRounds(s) {
-    const setter = s.setter && (s.players || []).find((p) => p.id === s.setter);
-    const mine = s.status === "setting" && s.setter === playerId;
-    $("set-word-form").hidden = !mine;
+    renderRules(s);
+    const mine = s.status === "setting" && s.setter === playerId && !spectating;
+    const form = $("set-word-form");
+    if (mine && form.hidden) {
+      const st = s.settings || {};
+      const lo = Math.max(2, st.minLen || 2), hi = Math.min(32, st.maxLen || 32);
+      const input = $("set-word");
+      input.minLength = lo;
+      input.maxLength = hi;
+      input.pattern = `[A-Za-z]{${lo},${hi}}`;
+      input.title = `${lo}-${hi} letters a-z`;
+      $("set-word-hint").textContent = `${lo}-${hi} letters a-z. It stays hidden from everyone else until the round ends.`;
+      showWord(false);
+    }
+    form.hidden = !mine;
     if (s.status === "setting") {
       $("status").textContent = mine ? "You set this round's word: the others guess it."
-        : `Waiting for ${setter ? setter.name : "a player"} to set the word.`;
-    } else if (s.status === "playing" && s.setter === playerId) {
+        : s.setter ? `Waiting for ${nameIn(s, s.setter)} to set the word.` : "Waiting for a player to set the word.";
+    } else if (s.status === "playing" && s.setter && s.setter === playerId) {
       $("status").textContent = "You set this word: watch the others guess.";
+    } else if (s.status === "playing" && s.turn && !spectating && s.turn.player !== playerId) {
+      $("status").textContent = `Wait for your turn: ${nameIn(s, s.turn.player)} is guessing.`;
     }
+    renderTurn(s);
+    renderLeaderboard(s);
+    renderHistory(s);
+  }
+
+  // renderTurn shows whose turn it is (a live region, spoken when the turn
+  // changes) and its seconds left (a timer, updated in place and not
+  // spoken every second).
+  function renderTurn(s) {
     clearInterval(turnTimer);
-    const turn = $("turn");
-    turn.hidden = !s.turn;
-    if (s.turn) {
-      const who = (s.players || []).find((p) => p.id === s.turn.player);
-      const name = s.turn.player === playerId ? "Your" : `${who ? who.name : s.turn.player}'s`;
-      const tick = () => {
-        const left = Math.max(0, Math.ceil((s.turn.deadline - Date.now()) / 1000));
-        turn.textContent = `${name} turn: ${left} s left`;
-      };
-      tick();
-      turnTimer = setInterval(tick, 1000);
-    }
+    const box = $("turn");
+    box.hidden = !s.turn;
+    if (!s.turn) { delete box.dataset.player; delete box.dataset.number; delete box.dataset.deadline; return; }
+    const t = s.turn;
+    const me = t.player === playerId;
+    box.classList.toggle("mine", me);
+    box.dataset.player = t.player;
+    box.dataset.number = String(t.number);
+    box.dataset.deadline = String(t.deadline);
+    const who = me ? "▶ Your turn: guess a letter" : `${nameIn(s, t.player)}'s turn`;
+    if ($("turn-who").textContent !== who) $("turn-who").textContent = who;
+    const total = ((s.settings && s.settings.turnSeconds) || 1) * 1000;
+    const tick = () => {
+      const ms = Math.max(0, t.deadline - Date.now());
+      const left = Math.ceil(ms / 1000);
+      const text = left === 0 ? "time is up" : `${left} s left`;
+      if ($("turn-left").textContent !== text) $("turn-left").textContent = text;
+      box.classList.toggle("low", left <= 3);
+      $("turn-fill").style.transform = `scaleX(${Math.min(1, ms / total).toFixed(3)})`;
+      if (ms === 0) clearInterval(turnTimer);
+    };
+    tick();
+    turnTimer = setInterval(tick, 250);
+  }
+
+  function renderLeaderboard(s) {
+    const ol = $("leaderboard");
+    ol.textContent = "";
+    const rows = s.leaderboard || [];
+    $("leaderboard-card").hidden = rows.length === 0;
+    rows.forEach((r, i) => {
+      const li = el("li", r.id === playerId ? "me" : "");
+      const rank = el("span", "rank", `${i + 1}.`);
+      const name = el("span", "pname", r.name + (r.id === playerId ? " (you)" : ""));
+      const pts = el("span", "points", `${r.score} pt${r.score === 1 ? "" : "s"}`);
+      pts.append(el("span", "wins", ` · ${r.wins} win${r.wins === 1 ? "" : "s"}`));
+      li.append(rank, name, pts);
+      ol.append(li);
+    });
+  }
+
+  // renderHistory lists the finished rounds, newest first: the word, how
+  // the round ended (in words and a mark, not colour alone), who set it
+  // and who guessed what.
+  function renderHistory(s) {
     const list = $("history");
     list.textContent = "";
     const rounds = (s.history || []).slice().reverse();
     $("history-card").hidden = rounds.length === 0;
     for (const r of rounds) {
-      const li = document.createElement("li");
-      const nameOf = (id) => { const p = (s.players || []).find((q) => q.id === id); return p ? p.name : id; };
-      const how = r.status === "won" ? `guessed by ${nameOf(r.winner)}` : "hanged";
-      const who = r.guesses.map((g) => `${nameOf(g.player)}: ${g.letter}${g.outcome === "wrong" ? " ✗" : " ✓"}`).join(", ");
-      li.textContent = `Round ${r.round}: “${r.word}”, ${how}${r.setter ? `, set by ${nameOf(r.setter)}` : ""}. ${who}`;
+      const li = el("li", r.status);
+      const head = el("span", "round-head", `Round ${r.round}: `);
+      head.append(el("span", "word", r.word));
+      const how = r.status === "won" ? `✓ Solved by ${nameIn(s, r.winner)}` : "✗ Hanged: nobody solved it";
+      const line = el("span", "how", how + (r.setter ? ` · set by ${nameIn(s, r.setter)}` : ""));
+      const guesses = (r.guesses || []).map((g) => `${nameIn(s, g.player)} ${g.letter.toUpperCase()}${g.outcome === "wrong" ? " ✗" : " ✓"}`);
+      li.append(head, line);
+      if (guesses.length) li.append(el("span", "guesses", "Guesses: " + guesses.join(", ")));
       list.append(li);
     }
+  }
+
+  // showWord shows the setter's word as typed, or hides it again (the
+  // default: nobody reads it over the setter's shoulder).
+  function showWord(on) {
+    $("set-word").type = on ? "text" : "password";
+    $("show-word").setAttribute("aria-pressed", String(on));
+    $("show-word").textContent = on ? "Hide" : "Show";
+    $("show-word").setAttribute("aria-label", on ? "Hide the word" : "Show the word");
   }
 
   function renderKeyboard() {
@@ -686,7 +794,7 @@
       const done = guessed.has(l);
       b.classList.toggle("hit", done && !wrong.has(l));
       b.classList.toggle("miss", wrong.has(l));
-      b.disabled = done || !s || s.status !== "playing" || spectating;
+      b.disabled = done || !canGuess(s);
       b.setAttribute("aria-label", "Letter " + l.toUpperCase() + (done ? (wrong.has(l) ? ", missed" : ", found") : ""));
     }
     markPending();
@@ -723,7 +831,7 @@
   // relay runs a connection's commands in order, so it is sent (now, or
   // with the pending commands once connected) after the join.
   function guess(letter) {
-    if (!state || state.status !== "playing" || !inGame || spectating) return;
+    if (!inGame || !canGuess(state)) return;
     letter = letter.toLowerCase();
     if (!LETTERS.includes(letter) || state.guessed.includes(letter)) return;
     for (const m of pending.values()) if (m.type === "guess" && m.letter === letter) return;
@@ -742,6 +850,8 @@
       case "player_renamed": text = "A player is now called " + e.name + "."; break;
       case "round_started": text = "Round " + e.round + " started."; break;
       case "seat_reclaimed": text = who(e.player) + " left (away too long)."; break;
+      case "word_set": text = who(e.player) + " set the word."; break;
+      case "turn_timeout": text = (e.player === playerId ? "Your" : who(e.player) + "'s") + " turn ran out."; break;
       case "room_deleted": text = "The room was closed after being idle."; break;
       case "guess":
         text = `${who(e.player)} guessed ${String(e.letter).toUpperCase()}: ${e.outcome}.`;
@@ -1032,8 +1142,11 @@
     const w = $("set-word").value.trim();
     if (!/^[A-Za-z]{2,32}$/.test(w)) { toast("A word is 2-32 letters a-z."); return; }
     $("set-word").value = "";
+    showWord(false);
     command({ type: "setWord", word: w });
   });
+  $("show-word").addEventListener("click", () => showWord($("set-word").type === "password"));
+  $("mode").addEventListener("change", syncModeField);
   $("refresh").addEventListener("click", () => send({ type: "list" }));
   $("quick-play").addEventListener("click", quickPlay);
   $("more-rooms").addEventListener("click", moreRooms);
@@ -1065,6 +1178,7 @@
   $("transfer").addEventListener("click", () => devAction("/dev/leader/transfer", "Leadership transferred"));
 
   renderKeyboard();
+  syncModeField();
   showView();
   setRelays(relays);
   if (view === "cluster") { startDevPolling(); renderCluster(); }
