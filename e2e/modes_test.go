@@ -233,6 +233,8 @@ func TestHostPickedRounds(t *testing.T) {
 	carol.Do("tap a", chromedp.Click(chromedp.CSS(`#keyboard [data-letter="a"]`)))
 	carol.WaitJS("a applied", `document.querySelector('#keyboard [data-letter="a"]').disabled && !document.querySelector('#keyboard [data-letter="a"]').classList.contains("pending")`)
 	bob.guessKey("o")
+	carol.WaitJS("a still screen", stillJS)
+	carol.screenshot(filepath.Join(dir, "how-host-phone.png"))
 	bob.WaitJS("a still screen", stillJS)
 	bob.screenshot(filepath.Join(dir, "how-host-guesser.png"))
 	checkNoOverflow(t, carol, "a host round at 360 px")
@@ -248,7 +250,7 @@ func TestHostPickedRounds(t *testing.T) {
 		for _, b := range []*browser{alice, bob, carol} {
 			b.WaitJS("the round won", `document.querySelector("#status").classList.contains("won") && document.querySelector("#status").textContent.includes("giraffe")`)
 			b.WaitJS("the round in the last rounds", `!document.querySelector("#history-card").hidden && document.querySelector("#history").textContent.includes("giraffe") && document.querySelector("#history").textContent.includes("Solved by Carol") && document.querySelector("#history").textContent.includes("set by Alice")`)
-			b.WaitJS("the leaderboard", `!document.querySelector("#leaderboard-card").hidden && document.querySelectorAll("#leaderboard li").length === 3`)
+			b.WaitJS("the leaderboard", `document.querySelectorAll("#leaderboard li").length === 3`)
 		}
 		for name, frames := range map[string]*browsertest.Frames{"bob": bobFrames, "carol": carolFrames} {
 			seen := false
@@ -412,8 +414,15 @@ func TestTimedTurns(t *testing.T) {
 		return n
 	}
 	before := timeouts()
-	alice.WaitJS("a still screen", stillJS)
-	alice.screenshot(filepath.Join(dir, "how-turn.png"))
+	// The screenshot shows alice's page on her turn: this one, or the
+	// next once bob's runs out.
+	shot := func() {
+		alice.WaitJS("a still screen", stillJS)
+		alice.screenshot(filepath.Join(dir, "how-turn.png"))
+	}
+	if q == alice {
+		shot()
+	}
 	checkNoOverflow(t, bob, "a turn at 360 px")
 
 	t.Run("a turn that runs out passes to the next player", func(t *testing.T) {
@@ -422,6 +431,9 @@ func TestTimedTurns(t *testing.T) {
 		}
 		if waited := time.Since(passed); waited < 4*time.Second {
 			t.Errorf("the 5 s turn ran out after %v", waited)
+		}
+		if p == alice {
+			shot()
 		}
 		p.WaitJS("the timeout in the feed", `document.querySelector("#feed").textContent.includes(`+js(title(q)+"'s turn ran out.")+`)`)
 		q.WaitJS("the timeout in the feed of the player who ran out", `document.querySelector("#feed").textContent.includes("Your turn ran out.")`)

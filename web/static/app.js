@@ -692,6 +692,8 @@
       $("status").textContent = "You set this word: watch the others guess.";
     } else if (s.status === "playing" && s.turn && !spectating && s.turn.player !== playerId) {
       $("status").textContent = `Wait for your turn: ${nameIn(s, s.turn.player)} is guessing.`;
+    } else if (s.status === "playing" && s.setter && !spectating) {
+      $("status").textContent = `Guess the word ${nameIn(s, s.setter)} set.`;
     }
     renderTurn(s);
     renderLeaderboard(s);
@@ -712,7 +714,7 @@
     box.dataset.player = t.player;
     box.dataset.number = String(t.number);
     box.dataset.deadline = String(t.deadline);
-    const who = me ? "▶ Your turn: guess a letter" : `${nameIn(s, t.player)}'s turn`;
+    const who = me ? "▶ Your turn" : `${nameIn(s, t.player)}'s turn`;
     if ($("turn-who").textContent !== who) $("turn-who").textContent = who;
     const total = ((s.settings && s.settings.turnSeconds) || 1) * 1000;
     const tick = () => {
@@ -732,7 +734,6 @@
     const ol = $("leaderboard");
     ol.textContent = "";
     const rows = s.leaderboard || [];
-    $("leaderboard-card").hidden = rows.length === 0;
     rows.forEach((r, i) => {
       const li = el("li", r.id === playerId ? "me" : "");
       const rank = el("span", "rank", `${i + 1}.`);
@@ -789,6 +790,7 @@
     const s = state;
     const guessed = new Set(s ? s.guessed : []);
     const wrong = new Set(s ? s.wrong : []);
+    kb.classList.toggle("idle", !canGuess(s));
     for (const b of kb.children) {
       const l = b.dataset.letter;
       const done = guessed.has(l);
