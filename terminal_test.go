@@ -14,7 +14,9 @@ import (
 // create, join (the answer carries the seat's token), guesses until the
 // round ends, a new round, the list; and a guess with a wrong token is
 // refused 403 and changes nothing. Then the README's host round: a setter
-// sets the word over hangman.api.setword, another player guesses it.
+// sets the word over hangman.api.setword, another player guesses it (the
+// word in no answer until the round is won), and the next round is the
+// other player's to set.
 func TestNatsCLIPlaysARound(t *testing.T) {
 	natsCLI, err := exec.LookPath("nats")
 	if err != nil {
@@ -96,8 +98,9 @@ func TestNatsCLIPlaysARound(t *testing.T) {
 		t.Fatalf("list: %+v", answer.Rooms)
 	}
 
-	// README's host round: ann sets the word, bob guesses.
-	decode(req(0, "hangman.api.create", `{"room":"friends","mode":"host","category":"animals","maxPlayers":4}`))
+	// README's host round: ann sets the word, bob guesses it to the end,
+	// and the next round is bob's to set.
+	decode(req(0, "hangman.api.create", `{"room":"friends","mode":"host","maxPlayers":4}`))
 	if answer.State.Status != "setting" {
 		t.Fatalf("host room created: %+v", answer.State)
 	}
@@ -110,8 +113,30 @@ func TestNatsCLIPlaysARound(t *testing.T) {
 	if answer.State.Status != "playing" || answer.State.Masked != "_____" || strings.Contains(out, "otter") {
 		t.Fatalf("word set: %s", out)
 	}
-	decode(req(1, "hangman.api.guess", `{"room":"friends","player":"bob","token":"`+bob+`","letter":"t"}`))
-	if answer.Outcome != "correct" || answer.State.Masked != "_tt__" {
-		t.Fatalf("bob's guess: %+v %+v", answer.Outcome, answer.State)
+	for i, step := range []struct{ letter, masked, status, word string }{
+		{"t", "_tt__", "playing", ""},
+		{"o", "ott__", "playing", ""},
+		{"e", "otte_", "playing", ""},
+		{"r", "otter", "won", "otter"},
+	} {
+		out = req(i%3, "hangman.api.guess", `{"room":"friends","player":"bob","token":"`+bob+`","letter":"`+step.letter+`"}`)
+		decode(out)
+		if answer.Outcome != "correct" || answer.State.Masked != step.masked || answer.State.Status != step.status || answer.State.Word != step.word {
+			t.Fatalf("bob's guess of %s: %s", step.letter, out)
+		}
+		if step.status == "playing" && strings.Contains(out, "otter") {
+			t.Fatalf("the word in an answer while the round plays: %s", out)
+		}
+	}
+	out = req(2, "hangman.api.newround", `{"room":"friends","player":"bob","token":"`+bob+`"}`)
+	var next struct {
+		State struct {
+			Round  uint64 `json:"round"`
+			Status string `json:"status"`
+			Setter string `json:"setter"`
+		} `json:"state"`
+	}
+	if err := json.Unmarshal([]byte(out), &next); err != nil || next.State.Round != 2 || next.State.Status != "setting" || next.State.Setter != "bob" {
+		t.Fatalf("the next host round: %s (%v), want round 2 set by bob", out, err)
 	}
 }

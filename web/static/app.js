@@ -655,7 +655,9 @@
     const tags = [];
     if (st.mode === "host") tags.push("Players pick the words");
     else tags.push(CATEGORIES[st.category] || st.category || "Classic words");
-    if (st.minLen && st.maxLen) tags.push(st.minLen === st.maxLen ? `${st.minLen} letters` : `${st.minLen}-${st.maxLen} letters`);
+    if (st.minLen > 2 || (st.maxLen && st.maxLen < 32)) {
+      tags.push(st.minLen === st.maxLen ? `${st.minLen} letters` : `${st.minLen}-${st.maxLen} letters`);
+    } else tags.push("Any length");
     tags.push(`${s.maxWrong} misses allowed`);
     tags.push(st.turnSeconds ? `${st.turnSeconds} s turns` : "No turn timer");
     if (st.maxPlayers) tags.push(`Up to ${st.maxPlayers} players`);
