@@ -32,13 +32,13 @@ func leaksJS(word string) string {
 // checkSecret fails the test if word shows on b's page, or reached it in
 // a websocket frame received before the round's end (a state or event
 // whose status is won or lost).
-func checkSecret(t *testing.T, b *browser, frames *browsertest.Frames, word, when string) {
+func checkSecret(t *testing.T, b *browser, frames []string, word, when string) {
 	t.Helper()
 	var leaked bool
 	if b.Eval(leaksJS(word), &leaked); leaked {
 		t.Errorf("%s: the word %q is on the page %s", b.Name, word, when)
 	}
-	for i, f := range frames.All() {
+	for i, f := range frames {
 		if strings.Contains(f, `"status":"won"`) || strings.Contains(f, `"status":"lost"`) {
 			return
 		}
@@ -119,14 +119,15 @@ func setterFormJS(shown bool) string {
 
 // TestHostPickedRounds plays issue 20's host mode in three browsers on two
 // relays: alice creates a room where the players pick the words (chosen in
-// the create form by keyboard), the room shows its settings, bob and carol
-// (on a 360 px phone) take seats through the invite link; alice sets the
+// the create form by keyboard), the room shows its settings, carol (on a
+// 360 px phone) and bob take seats through the invite link; alice sets the
 // word through the page, hidden as she types unless she shows it, and does
-// not guess; bob and carol guess it. The word is in none of the guessers'
+// not guess; carol and bob guess it. The word is in none of the guessers'
 // pages nor any websocket frame they receive until the round ends, then
 // shows on every page and in the last rounds. The next round's setter is
-// bob, then carol's would be: setters rotate. Screenshots of the lobby's
-// settings, the setter's view and a guesser's view are saved.
+// carol, the next seat, who sets it on her phone: setters rotate.
+// Screenshots of the lobby's settings, the setter's view and a guesser's
+// view are saved.
 func TestHostPickedRounds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end browser test skipped with -short")
@@ -178,20 +179,20 @@ func TestHostPickedRounds(t *testing.T) {
 	})
 	link := r1.url + "/#/room/" + room
 
-	bob := newBrowser(t, "bob", 1000, 900)
-	bobFrames := bob.RecordFrames()
-	bob.Do("open the invite link on the other relay", chromedp.Navigate(r2.url+"/#/room/"+room))
-	bob.WaitJS("connected", connectedJS)
-	bob.WaitJS("watching", `!document.querySelector("#join-form").hidden`)
-	bob.seatWhileSetting("Bob")
-	alice.WaitJS("bob on alice's scoreboard", `document.querySelector("#scores").textContent.includes("Bob")`)
-
 	carol := newBrowser(t, "carol", 360, 740)
 	carolFrames := carol.RecordFrames()
 	carol.Do("open the invite link on a phone", chromedp.Navigate(link))
 	carol.WaitJS("connected", connectedJS)
 	carol.WaitJS("watching", `!document.querySelector("#join-form").hidden`)
 	carol.seatWhileSetting("Carol")
+	alice.WaitJS("carol on alice's scoreboard", `document.querySelector("#scores").textContent.includes("Carol")`)
+	bob := newBrowser(t, "bob", 1000, 900)
+	bobFrames := bob.RecordFrames()
+	bob.Do("open the invite link on the other relay", chromedp.Navigate(r2.url+"/#/room/"+room))
+	bob.WaitJS("connected", connectedJS)
+	bob.WaitJS("watching", `!document.querySelector("#join-form").hidden`)
+	bob.seatWhileSetting("Bob")
+
 	for _, b := range []*browser{bob, carol} {
 		b.WaitJS("waiting for alice's word", `document.querySelector("#status").textContent === "Waiting for Alice to set the word." && `+setterFormJS(false)+` && `+allKeysOffJS)
 	}
@@ -222,8 +223,8 @@ func TestHostPickedRounds(t *testing.T) {
 		alice.WaitJS("alice watches her word", `document.querySelector("#status").textContent === "You set this word: watch the others guess." && `+allKeysOffJS+` && `+setterFormJS(false))
 		alice.Do("type e as the setter", chromedp.KeyEvent("e"))
 	})
-	checkSecret(t, bob, bobFrames, word, "once the word is set")
-	checkSecret(t, carol, carolFrames, word, "once the word is set")
+	checkSecret(t, bob, bobFrames.All(), word, "once the word is set")
+	checkSecret(t, carol, carolFrames.All(), word, "once the word is set")
 
 	bob.guessKey("e")
 	carol.WaitJS("bob's E", `document.querySelector('#keyboard [data-letter="e"]').disabled`)
@@ -241,8 +242,8 @@ func TestHostPickedRounds(t *testing.T) {
 	for _, l := range []string{"g", "i", "r"} {
 		bob.guessKey(l)
 	}
-	checkSecret(t, bob, bobFrames, word, "before the last letter")
-	checkSecret(t, carol, carolFrames, word, "before the last letter")
+	checkSecret(t, bob, bobFrames.All(), word, "before the last letter")
+	checkSecret(t, carol, carolFrames.All(), word, "before the last letter")
 	carol.WaitJS("the word but one letter", `document.querySelectorAll("#masked .cell.blank").length === 2`)
 	carol.Do("tap f", chromedp.Click(chromedp.CSS(`#keyboard [data-letter="f"]`)))
 
@@ -265,22 +266,40 @@ func TestHostPickedRounds(t *testing.T) {
 	})
 
 	t.Run("the setters rotate", func(t *testing.T) {
-		carol.Do("press New round", chromedp.Click(chromedp.CSS("#new-round")))
+		bob.Do("press New round, by keyboard", chromedp.Focus(chromedp.CSS("#new-round")), chromedp.KeyEvent("\r"))
 		for _, b := range []*browser{alice, bob, carol} {
 			b.WaitJS("round 2 waiting for its word", roundJS(2)+` && `+settingJS)
 		}
-		bob.WaitJS("bob sets round 2", setterFormJS(true)+` && document.querySelector("#status").textContent === "You set this round's word: the others guess it."`)
-		for _, b := range []*browser{alice, carol} {
-			b.WaitJS("waiting for bob's word", setterFormJS(false)+` && document.querySelector("#status").textContent === "Waiting for Bob to set the word."`)
+		// The seats are alice's, carol's, bob's: the word of round 2 is carol's.
+		carol.WaitJS("carol sets round 2", setterFormJS(true)+` && document.querySelector("#status").textContent === "You set this round's word: the others guess it."`)
+		for _, b := range []*browser{alice, bob} {
+			b.WaitJS("waiting for carol's word", setterFormJS(false)+` && document.querySelector("#status").textContent === "Waiting for Carol to set the word."`)
 		}
-		bob.Do("set the second word", chromedp.SendKeys(chromedp.CSS("#set-word"), second+"\r"))
-		alice.WaitJS("alice guesses in round 2", `document.querySelector("#status").classList.contains("playing") && document.querySelectorAll("#masked .cell").length === 6 && !document.querySelector('#keyboard [data-letter="e"]').disabled`)
-		bob.WaitJS("bob does not", `document.querySelector("#status").classList.contains("playing") && `+allKeysOffJS)
+		checkNoOverflow(t, carol, "the set-word form at 360 px")
+		round2 := len(bobFrames.All())
+		carol.Do("set the second word on the phone", chromedp.SendKeys(chromedp.CSS("#set-word"), second), chromedp.Click(chromedp.CSS("#set-word-btn")))
+		for _, b := range []*browser{alice, bob} {
+			b.WaitJS("guessing carol's word", `document.querySelector("#status").textContent === "Guess the word Carol set." && document.querySelectorAll("#masked .cell").length === 6 && !document.querySelector('#keyboard [data-letter="e"]').disabled`)
+		}
+		carol.WaitJS("carol does not guess", `document.querySelector("#status").classList.contains("playing") && `+allKeysOffJS)
 		alice.guessKey("a")
 		alice.guessKey("x")
 		alice.WaitJS("a still screen", stillJS)
 		alice.screenshot(filepath.Join(dir, "how-host-round-2.png"))
-		checkSecret(t, alice, &browsertest.Frames{}, second, "while bob's round plays")
+		checkSecret(t, alice, nil, second, "while carol's round plays")
+		checkSecret(t, bob, bobFrames.All()[round2:], second, "while carol's round plays")
+	})
+
+	t.Run("accessible names", func(t *testing.T) {
+		for sel, attr := range map[string]string{"#room-rules": "aria-label", "#show-word": "aria-controls", "#turn-left": "role"} {
+			if alice.attr(sel, attr) == "" {
+				t.Errorf("%s has no %s", sel, attr)
+			}
+		}
+		var labelled bool
+		if alice.Eval(`document.querySelector("#set-word").labels.length === 1 && document.querySelector("#set-word").labels[0].textContent.trim() !== ""`, &labelled); !labelled {
+			t.Error("the set-word input has no label")
+		}
 	})
 }
 
