@@ -1,0 +1,90 @@
+package publish
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/hangman/hangman/services/game"
+	"github.com/hangman/hangman/subjects"
+)
+
+// startPublisher runs a publisher on a real nats-server and returns it
+// with a subscriber to every hangman subject.
+func startPublisher(t *testing.T) (*Publisher, *nats.Subscription) {
+	t.Helper()
+	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(srv.Shutdown)
+	p, err := New(srv, "n1", slog.New(slog.DiscardHandler), func(*nats.Options) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go p.Run(ctx)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	sub, err := nc.SubscribeSync(subjects.All)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return p, sub
+}
+
+// TestOnlyALeaderPublishesInLogOrder: a follower's changes go nowhere; a
+// leader's go out in the order the FSM handed them over, each room change
+// as its event, then its state (both with Nats-Msg-Id <room>.<seq>), then
+// its lobby line when the line changed.
+func TestOnlyALeaderPublishesInLogOrder(t *testing.T) {
+	p, sub := startPublisher(t)
+	created := Change{
+		State: game.State{Room: "r", Round: 1, Seq: 7, Masked: "____", Status: game.StatusPlaying},
+		Event: game.Event{Seq: 7, Room: "r", Kind: game.EventRoomCreated, Round: 1, Status: game.StatusPlaying},
+	}
+	guessed := Change{
+		State: game.State{Room: "r", Round: 1, Seq: 8, Prev: 7, Masked: "_a__", Status: game.StatusPlaying},
+		Event: game.Event{Seq: 8, Prev: 7, Room: "r", Kind: game.EventGuess, Round: 1, Letter: "a", Outcome: game.OutcomeCorrect, Status: game.StatusPlaying},
+	}
+	p.EnqueueChanges([]Change{created})
+	p.SetLeader(true)
+	p.EnqueueChanges([]Change{created, guessed})
+
+	want := []struct{ subject, msgID string }{
+		{subjects.RoomEvent("r"), "r.7"}, {subjects.RoomState("r"), "r.7"}, {subjects.Lobby, ""},
+		// A guess that leaves the round playing changes no lobby line.
+		{subjects.RoomEvent("r"), "r.8"}, {subjects.RoomState("r"), "r.8"},
+	}
+	for i, w := range want {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("message %d (%s): %v", i, w.subject, err)
+		}
+		if m.Subject != w.subject || m.Header.Get(nats.MsgIdHdr) != w.msgID {
+			t.Fatalf("message %d: %s %q, want %s %q", i, m.Subject, m.Header.Get(nats.MsgIdHdr), w.subject, w.msgID)
+		}
+	}
+	if m, err := sub.NextMsg(200 * time.Millisecond); err == nil {
+		t.Fatalf("one message more: %s %s (the follower's change, or a lobby line for a playing guess)", m.Subject, m.Data)
+	}
+	if st := p.Stats(); st.Events != 2 || st.States != 2 || st.Lobby != 1 || !st.Leader {
+		t.Fatalf("stats %+v", st)
+	}
+}
