@@ -95,12 +95,6 @@ type clusterEvent struct {
 	At     time.Time `json:"at"`
 }
 
-type peerView struct {
-	url      string
-	sessions int64
-	seen     time.Time
-}
-
 // clusterView assembles and pushes the cluster frame.
 type clusterView struct {
 	r       *Relay
@@ -111,7 +105,6 @@ type clusterView struct {
 	watchers map[*client]func() bool // value stops the disconnect hook
 	nodes    []clusterNode           // by index of r.nodes.conns
 	polled   []bool                  // the node answered or failed once
-	peers    map[string]*peerView    // other relays, by name
 	events   []clusterEvent
 	lastTerm uint64
 	last     []byte    // the frame last pushed
@@ -126,7 +119,6 @@ func newClusterView(r *Relay) *clusterView {
 		watchers: make(map[*client]func() bool),
 		nodes:    make([]clusterNode, len(r.nodes.addrs)),
 		polled:   make([]bool, len(r.nodes.addrs)),
-		peers:    make(map[string]*peerView),
 	}
 	for i, a := range r.nodes.addrs {
 		cv.nodes[i] = clusterNode{Addr: a, Role: "unknown"}
@@ -134,14 +126,10 @@ func newClusterView(r *Relay) *clusterView {
 	return cv
 }
 
-// startCluster subscribes to the cluster announcements and relay
-// heartbeats and starts the poll loop.
+// startCluster subscribes to the cluster announcements and starts the
+// poll loop. The relays come from the relay's peer table (discovery.go).
 func (r *Relay) startCluster() error {
-	r.cluster = newClusterView(r)
 	if _, err := r.nc.Subscribe(subjects.Cluster, r.cluster.onAnnouncement); err != nil {
-		return err
-	}
-	if _, err := r.nc.Subscribe(subjects.RelayHeartbeat, r.cluster.onHeartbeat); err != nil {
 		return err
 	}
 	r.goBG(r.cluster.loop)
@@ -157,16 +145,13 @@ func (cv *clusterView) watcherCount() int {
 	return len(cv.watchers)
 }
 
-// onClusterFrame handles {"type":"cluster","watch":bool}: watching (the
+// cluster handles {"type":"cluster","watch":bool}: watching (the
 // default) sends the view at once and on every change; watch:false stops.
-func (r *Relay) onClusterFrame(c *client, id string, data []byte) {
-	var in struct {
-		Watch *bool `json:"watch"`
-	}
-	_ = json.Unmarshal(data, &in) // already parsed once as an object
+func (c *client) cluster(in *inbound) {
+	r := c.r
 	watch := in.Watch == nil || *in.Watch
 	cv := r.cluster
-	r.send(c, encode(ackFrame{Type: "ack", ID: id, Op: typeCluster}))
+	c.ack(ackFrame{ID: in.ID, Op: typeCluster})
 	if !watch {
 		cv.removeWatcher(c)
 		return
@@ -212,7 +197,7 @@ func (cv *clusterView) loop() {
 		case <-t.C:
 		case <-cv.kick:
 		}
-		cv.expirePeers()
+		cv.r.expirePeers()
 		if cv.watcherCount() > 0 {
 			cv.poll(cv.r.ctx)
 		}
@@ -329,43 +314,27 @@ func (cv *clusterView) onAnnouncement(m *nats.Msg) {
 	cv.poke()
 }
 
-// onHeartbeat follows the other relays and their session counts.
-func (cv *clusterView) onHeartbeat(m *nats.Msg) {
-	hb, ok := cv.r.validHeartbeat(m.Data)
-	if !ok {
-		return
-	}
+// relayJoined records that a relay appeared, unless this one is starting
+// (relays found then were there before it).
+func (cv *clusterView) relayJoined(name string) {
 	now := time.Now()
-	cv.mu.Lock()
-	p, known := cv.peers[hb.Name]
-	if !known && len(cv.peers) >= maxPeers {
-		cv.mu.Unlock()
+	if now.Sub(cv.started) <= 3*cv.r.cfg.HeartbeatInterval {
+		cv.poke()
 		return
 	}
-	if !known {
-		p = &peerView{}
-		cv.peers[hb.Name] = p
-		// Relays found while this one starts were there before it.
-		if now.Sub(cv.started) > 3*cv.r.cfg.HeartbeatInterval {
-			cv.addEventLocked(clusterEvent{Kind: "relay", Relay: hb.Name, Status: "join", At: now.UTC()})
-		}
-	}
-	p.url, p.sessions, p.seen = hb.URL, hb.Sessions, now
+	cv.mu.Lock()
+	cv.addEventLocked(clusterEvent{Kind: "relay", Relay: name, Status: "join", At: now.UTC()})
 	cv.mu.Unlock()
-	if !known {
-		cv.poke()
-	}
+	cv.poke()
 }
 
-func (cv *clusterView) expirePeers() {
-	deadline := time.Now().Add(-3 * cv.r.cfg.HeartbeatInterval)
+// relaysLeft records that relays went silent.
+func (cv *clusterView) relaysLeft(names []string) {
+	now := time.Now().UTC()
 	cv.mu.Lock()
 	defer cv.mu.Unlock()
-	for name, p := range cv.peers {
-		if p.seen.Before(deadline) {
-			delete(cv.peers, name)
-			cv.addEventLocked(clusterEvent{Kind: "relay", Relay: name, Status: "leave", At: time.Now().UTC()})
-		}
+	for _, name := range names {
+		cv.addEventLocked(clusterEvent{Kind: "relay", Relay: name, Status: "leave", At: now})
 	}
 }
 
@@ -402,9 +371,11 @@ func (cv *clusterView) frameLocked() []byte {
 		return strings.Compare(a.ID+"\x00"+a.Addr, b.ID+"\x00"+b.Addr)
 	})
 	f.Relays = append(f.Relays, clusterRelay{Name: r.cfg.Name, URL: r.cfg.PublicURL, Sessions: r.stats.sessions.Load(), Self: true})
-	for name, p := range cv.peers {
+	r.peersMu.Lock()
+	for name, p := range r.peers {
 		f.Relays = append(f.Relays, clusterRelay{Name: name, URL: p.url, Sessions: p.sessions})
 	}
+	r.peersMu.Unlock()
 	slices.SortFunc(f.Relays, func(a, b clusterRelay) int { return strings.Compare(a.Name+a.URL, b.Name+b.URL) })
 	if f.Events == nil {
 		f.Events = []clusterEvent{}
@@ -433,7 +404,7 @@ func (cv *clusterView) push() {
 // serveCluster answers GET /cluster with a freshly polled view, for
 // operators and scripts (curl …/cluster | jq).
 func (r *Relay) serveCluster(w http.ResponseWriter, req *http.Request) {
-	r.cluster.expirePeers()
+	r.expirePeers()
 	r.cluster.mu.Lock()
 	fresh := time.Since(r.cluster.polledAt) < clusterPoll/2
 	r.cluster.mu.Unlock()

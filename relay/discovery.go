@@ -39,11 +39,14 @@ type heartbeat struct {
 	At         time.Time      `json:"at"`
 }
 
-// peer is another relay as its last heartbeat showed it.
+// peer is another relay as its last heartbeat showed it. The relay keeps
+// one table of them (Relay.peers), fed by the heartbeats alone: browsers'
+// failover list, readiness and the cluster view all read it.
 type peer struct {
-	url    string
-	leader bool
-	seen   time.Time
+	url      string
+	leader   bool
+	sessions int64
+	seen     time.Time
 }
 
 // startDiscovery registers the relay as a NATS micro service, subscribes to
@@ -162,6 +165,8 @@ func (r *Relay) trustedURL(rawURL string) bool {
 	return false
 }
 
+// onHeartbeat follows another relay: its URL (a failover target), whether
+// it sees a leader, and its sessions.
 func (r *Relay) onHeartbeat(m *nats.Msg) {
 	hb, ok := r.validHeartbeat(m.Data)
 	if !ok {
@@ -173,7 +178,7 @@ func (r *Relay) onHeartbeat(m *nats.Msg) {
 		r.peersMu.Unlock()
 		return
 	}
-	r.peers[hb.Name] = peer{url: hb.URL, leader: hb.Leader, seen: time.Now()}
+	r.peers[hb.Name] = peer{url: hb.URL, leader: hb.Leader, sessions: hb.Sessions, seen: time.Now()}
 	r.peersMu.Unlock()
 	r.pushSpectators(r.spectators.setPeer(hb.Name, hb.Spectators)...)
 	if known && old.url != hb.URL {
@@ -191,26 +196,29 @@ func (r *Relay) onHeartbeat(m *nats.Msg) {
 		default:
 		}
 		r.relaysChanged()
+		r.cluster.relayJoined(hb.Name)
 	}
 }
 
+// expirePeers forgets the relays silent for three heartbeat intervals.
 func (r *Relay) expirePeers() {
 	deadline := time.Now().Add(-3 * r.cfg.HeartbeatInterval)
-	var silent []string
+	var gone []string
 	r.peersMu.Lock()
 	for name, p := range r.peers {
 		if p.seen.Before(deadline) {
 			delete(r.peers, name)
-			silent = append(silent, name)
+			gone = append(gone, name)
 			r.log.Info("relay went silent", "relay", name, "url", p.url)
 		}
 	}
 	r.peersMu.Unlock()
-	for _, name := range silent {
+	for _, name := range gone {
 		r.pushSpectators(r.spectators.setPeer(name, nil)...)
 	}
-	if len(silent) > 0 {
+	if len(gone) > 0 {
 		r.relaysChanged()
+		r.cluster.relaysLeft(gone)
 	}
 }
 

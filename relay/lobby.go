@@ -123,15 +123,11 @@ func (lv *lobbyView) flush() {
 	lv.order = nil
 }
 
-// onLobbyFrame handles {"type":"lobby","watch":bool}: watching (the
+// lobby handles {"type":"lobby","watch":bool}: watching (the
 // default) pushes every change of the lobby from now on; the page asks for
 // the list itself ("list") to start from. watch:false stops.
-func (r *Relay) onLobbyFrame(c *client, id string, data []byte) {
-	var in struct {
-		Watch *bool `json:"watch"`
-	}
-	_ = json.Unmarshal(data, &in) // already parsed once as an object
-	lv := r.lobby
+func (c *client) lobby(in *inbound) {
+	lv := c.r.lobby
 	lv.mu.Lock()
 	if in.Watch == nil || *in.Watch {
 		if _, ok := lv.watchers[c]; !ok {
@@ -142,7 +138,7 @@ func (r *Relay) onLobbyFrame(c *client, id string, data []byte) {
 		delete(lv.watchers, c)
 	}
 	lv.mu.Unlock()
-	r.send(c, encode(ackFrame{Type: "ack", ID: id, Op: typeLobby}))
+	c.ack(ackFrame{ID: in.ID, Op: typeLobby})
 }
 
 func (lv *lobbyView) removeWatcher(c *client) {

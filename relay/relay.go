@@ -144,6 +144,7 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		r.stop()
 		return nil, err
 	}
+	r.cluster = newClusterView(r)
 	if err := r.startDiscovery(); err != nil {
 		r.nodes.close()
 		r.nc.Close()

@@ -213,23 +213,20 @@ func (r *Relay) handleFrame(c *client, data []byte) {
 		r.send(c, errFrame(CodeBadRequest, fmt.Sprintf("id must be at most %d printable ASCII characters", game.MaxRequestIDLen), ""))
 		return
 	}
-	switch in.Type {
-	case typePing:
-		r.send(c, encode(pongFrame{Type: "pong", ID: in.ID}))
-	case typeCluster:
-		r.onClusterFrame(c, in.ID, data)
-	case typeLobby:
-		r.onLobbyFrame(c, in.ID, data)
-	case typeJoin, typeWatch, typeLeave, typeGuess, typeCreate, typeNewRound, typeSetWord, typeList:
-		if !c.enqueue(&in) {
-			r.send(c, errFrame(CodeBusy, fmt.Sprintf("%d commands are already waiting; wait for their answers", maxQueued), in.ID))
-		}
-	case "":
+	if in.Type == "" {
 		r.stats.badFrames.Add(1)
 		r.send(c, errFrame(CodeBadRequest, `frame has no "type"`, in.ID))
-	default:
+		return
+	}
+	h, ok := frameHandlers[in.Type]
+	switch {
+	case !ok:
 		r.stats.badFrames.Add(1)
-		r.send(c, errFrame(CodeUnknownType, fmt.Sprintf("unknown frame type %q; expected join, watch, leave, guess, create, newRound, setWord, list, lobby, cluster or ping", clipString(in.Type, 32)), in.ID))
+		r.send(c, errFrame(CodeUnknownType, fmt.Sprintf("unknown frame type %q; expected %s", clipString(in.Type, 32), frameTypeList), in.ID))
+	case !h.queued:
+		h.run(c, &in)
+	case !c.enqueue(&in):
+		r.send(c, errFrame(CodeBusy, fmt.Sprintf("%d commands are already waiting; wait for their answers", maxQueued), in.ID))
 	}
 }
 
@@ -266,36 +263,14 @@ func (c *client) work() {
 		c.queue = c.queue[1:]
 		c.qmu.Unlock()
 		if c.ctx.Err() == nil {
-			c.run(*in)
+			frameHandlers[in.Type].run(c, in)
 		}
 	}
 }
 
-func (c *client) run(in inbound) {
-	r := c.r
-	switch in.Type {
-	case typeJoin:
-		c.join(in)
-	case typeWatch:
-		c.watch(in)
-	case typeLeave:
-		if c.room != "" {
-			r.unwatch(c, c.room)
-		}
-		c.stopSpectating()
-		c.room, c.joined = "", false
-		r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeLeave}))
-	case typeGuess:
-		c.guess(in)
-	case typeCreate:
-		c.create(in)
-	case typeNewRound:
-		c.newRound(in)
-	case typeSetWord:
-		c.setWord(in)
-	case typeList:
-		c.list(in)
-	}
+// ping answers a liveness check at once, even while a command waits.
+func (c *client) ping(in *inbound) {
+	c.r.send(c, encode(pongFrame{Type: "pong", ID: in.ID}))
 }
 
 // idOf pulls the id out of a frame that will not be processed, so even a
@@ -327,7 +302,7 @@ func (c *client) limited(id string, op int) bool {
 
 // token returns the player's token a command frame carries, or refuses
 // the command: every command acting as a player proves it is theirs.
-func (c *client) token(in inbound) (string, bool) {
+func (c *client) token(in *inbound) (string, bool) {
 	switch {
 	case in.Token == "":
 		c.fail(in.ID, CodePermission, fmt.Sprintf("a %s carries the player's token: the one the join was sent with, or its ack returned", in.Type))
@@ -365,14 +340,46 @@ func (c *client) reqCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.ctx, c.r.cfg.RequestTimeout)
 }
 
+// roomAnswer is the answer of every command that changes a room: it
+// carries the state the command left.
+type roomAnswer interface{ GetState() *hangmanv1.RoomState }
+
+// command is the one path of a command to the cluster: call runs on
+// whichever node nodes.call picks (retried across nodes and leader
+// changes, within ctx); a failure is answered with its error frame, and a
+// success's state is offered to the room's watchers before the caller
+// acknowledges it, so the ack never overtakes the state it reports.
+// retried says an earlier attempt may have been applied.
+func command[R roomAnswer](ctx context.Context, c *client, id, rpc string, call func(context.Context, hangmanv1.GameServiceClient) (R, error)) (res R, retried, ok bool) {
+	retried, err := c.r.nodes.call(ctx, rpc, func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
+		res, err = call(ctx, g)
+		return err
+	})
+	if err != nil {
+		c.failCall(id, err)
+		return res, retried, false
+	}
+	c.r.offerProto(res.GetState())
+	return res, retried, true
+}
+
+// ack acknowledges a command of c.
+func (c *client) ack(a ackFrame) {
+	a.Type = "ack"
+	c.r.send(c, encode(a))
+}
+
+// roomRule is the error message of an invalid room name.
+var roomRule = fmt.Sprintf("room must be 1-%d of a-z, 0-9, '-' or '_', starting with a letter or digit", game.MaxRoomLen)
+
 // join watches a room and adds the player to it. The room is watched first,
 // so no update after the join can be missed. A join without a token gets
 // one drawn here, once, so that the relay's own retries of the join are
 // retries of the same request; the ack carries the seat's token.
-func (c *client) join(in inbound) {
+func (c *client) join(in *inbound) {
 	switch {
 	case !game.ValidRoom(in.Room):
-		c.fail(in.ID, CodeBadRequest, fmt.Sprintf("room must be 1-%d of a-z, 0-9, '-' or '_', starting with a letter or digit", game.MaxRoomLen))
+		c.fail(in.ID, CodeBadRequest, roomRule)
 		return
 	case !game.ValidPlayerID(in.PlayerID):
 		c.fail(in.ID, CodeBadRequest, fmt.Sprintf("playerId must be 1-%d of A-Z, a-z, 0-9, '-' or '_'", game.MaxPlayerIDLen))
@@ -398,40 +405,36 @@ func (c *client) join(in inbound) {
 		c.room, c.joined = in.Room, false
 		r.watch(c, in.Room)
 	}
+	undo := func() {
+		if newWatch {
+			r.unwatch(c, c.room)
+			c.room = ""
+		}
+	}
 	ctx, cancel := c.reqCtx()
 	defer cancel()
 	// Only a join that takes a seat is limited: a player coming back (a
 	// reload, a failover) is never held back.
 	if c.r.admit.spent(c.lims, cmdJoin) && !c.seated(ctx, in.Room, in.PlayerID) && c.limited(in.ID, cmdJoin) {
-		if newWatch {
-			r.unwatch(c, c.room)
-			c.room = ""
-		}
+		undo()
 		return
 	}
 	req := &hangmanv1.JoinRoomRequest{Room: in.Room, PlayerId: in.PlayerID, Name: in.Name, RequestId: requestID(in.PlayerID, in.ID), Token: token}
-	var res *hangmanv1.JoinRoomResponse
-	_, err := r.nodes.call(ctx, "join", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
-		res, err = g.JoinRoom(ctx, req)
-		return err
+	res, _, ok := command(ctx, c, in.ID, "join", func(ctx context.Context, g hangmanv1.GameServiceClient) (*hangmanv1.JoinRoomResponse, error) {
+		return g.JoinRoom(ctx, req)
 	})
-	if err != nil {
-		if newWatch {
-			r.unwatch(c, c.room)
-			c.room = ""
-		}
-		c.failCall(in.ID, err)
+	if !ok {
+		undo()
 		return
 	}
 	if res.GetNewSeat() {
 		c.lims.spend(cmdJoin)
 	}
 	c.playerID, c.joined = in.PlayerID, true
-	r.offerProto(res.GetState())
-	r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeJoin, Room: in.Room, Seq: res.GetState().GetSeq(), Token: res.GetToken()}))
+	c.ack(ackFrame{ID: in.ID, Op: typeJoin, Room: in.Room, Seq: res.GetState().GetSeq(), Token: res.GetToken()})
 	// A spectator who takes a seat is a spectator no more.
 	c.stopSpectating()
-	r.sendSpectators(c, in.Room)
+	c.r.sendSpectators(c, in.Room)
 }
 
 // seated reports whether player holds a seat in room, as the relay's
@@ -482,9 +485,9 @@ func (r *Relay) cachedState(name string) []byte {
 // at once from the cache or, for a room nobody here watches, over gRPC, and
 // the connection counts among the room's spectators until it leaves, joins
 // or goes.
-func (c *client) watch(in inbound) {
+func (c *client) watch(in *inbound) {
 	if !game.ValidRoom(in.Room) {
-		c.fail(in.ID, CodeBadRequest, fmt.Sprintf("room must be 1-%d of a-z, 0-9, '-' or '_', starting with a letter or digit", game.MaxRoomLen))
+		c.fail(in.ID, CodeBadRequest, roomRule)
 		return
 	}
 	if c.room != in.Room {
@@ -496,14 +499,24 @@ func (c *client) watch(in inbound) {
 		c.r.watch(c, in.Room)
 	}
 	c.joined = false
-	c.r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeWatch, Room: in.Room}))
+	c.ack(ackFrame{ID: in.ID, Op: typeWatch, Room: in.Room})
 	if c.spectating != in.Room {
 		c.spectate(in.Room)
 	}
 	c.r.sendSpectators(c, in.Room)
 }
 
-func (c *client) guess(in inbound) {
+// leave stops watching the room.
+func (c *client) leave(in *inbound) {
+	if c.room != "" {
+		c.r.unwatch(c, c.room)
+	}
+	c.stopSpectating()
+	c.room, c.joined = "", false
+	c.ack(ackFrame{ID: in.ID, Op: typeLeave})
+}
+
+func (c *client) guess(in *inbound) {
 	if !c.joined {
 		c.fail(in.ID, CodeNotJoined, "join a room before guessing")
 		return
@@ -519,27 +532,20 @@ func (c *client) guess(in inbound) {
 	ctx, cancel := c.reqCtx()
 	defer cancel()
 	req := &hangmanv1.GuessRequest{Room: c.room, PlayerId: c.playerID, Letter: in.Letter, RequestId: requestID(c.playerID, in.ID), Token: token}
-	var res *hangmanv1.GuessResponse
-	retried, err := c.r.nodes.call(ctx, "guess", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
-		res, err = g.Guess(ctx, req)
-		return err
+	res, retried, ok := command(ctx, c, in.ID, "guess", func(ctx context.Context, g hangmanv1.GameServiceClient) (*hangmanv1.GuessResponse, error) {
+		return g.Guess(ctx, req)
 	})
-	if err != nil {
-		c.failCall(in.ID, err)
+	if !ok {
 		return
 	}
-	if retried {
-		// The duplicate met may be this command's own earlier attempt,
-		// as the nodes also report for their own retries.
-		res.Duplicate = false
-	}
-	c.r.offerProto(res.GetState())
-	c.r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeGuess, Room: c.room, Outcome: res.GetOutcome(), Duplicate: res.GetDuplicate(), Seq: res.GetIndex()}))
+	// The duplicate met may be this command's own earlier attempt, as the
+	// nodes also report for their own retries.
+	c.ack(ackFrame{ID: in.ID, Op: typeGuess, Room: c.room, Outcome: res.GetOutcome(), Duplicate: res.GetDuplicate() && !retried, Seq: res.GetIndex()})
 }
 
-func (c *client) create(in inbound) {
+func (c *client) create(in *inbound) {
 	if !game.ValidRoom(in.Room) {
-		c.fail(in.ID, CodeBadRequest, fmt.Sprintf("room must be 1-%d of a-z, 0-9, '-' or '_', starting with a letter or digit", game.MaxRoomLen))
+		c.fail(in.ID, CodeBadRequest, roomRule)
 		return
 	}
 	if in.MaxWrong < 0 || in.MaxWrong > game.MaxMaxWrong {
@@ -560,20 +566,15 @@ func (c *client) create(in inbound) {
 	req := &hangmanv1.CreateRoomRequest{Room: in.Room, MaxWrong: int32(in.MaxWrong), RequestId: requestID(scope, in.ID),
 		Category: in.Category, MinWordLen: int32(in.MinWordLen), MaxWordLen: int32(in.MaxWordLen), MaxPlayers: int32(in.MaxPlayers),
 		Mode: in.Mode, TurnSeconds: int32(in.TurnSeconds)}
-	var res *hangmanv1.CreateRoomResponse
-	_, err := c.r.nodes.call(ctx, "create", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
-		res, err = g.CreateRoom(ctx, req)
-		return err
+	res, _, ok := command(ctx, c, in.ID, "create", func(ctx context.Context, g hangmanv1.GameServiceClient) (*hangmanv1.CreateRoomResponse, error) {
+		return g.CreateRoom(ctx, req)
 	})
-	if err != nil {
-		c.failCall(in.ID, err)
-		return
+	if ok {
+		c.ack(ackFrame{ID: in.ID, Op: typeCreate, Room: in.Room, Seq: res.GetState().GetSeq()})
 	}
-	c.r.offerProto(res.GetState())
-	c.r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeCreate, Room: in.Room, Seq: res.GetState().GetSeq()}))
 }
 
-func (c *client) newRound(in inbound) {
+func (c *client) newRound(in *inbound) {
 	if !c.joined {
 		c.fail(in.ID, CodeNotJoined, "join a room before starting a round")
 		return
@@ -585,23 +586,18 @@ func (c *client) newRound(in inbound) {
 	ctx, cancel := c.reqCtx()
 	defer cancel()
 	req := &hangmanv1.NewRoundRequest{Room: c.room, PlayerId: c.playerID, RequestId: requestID(c.playerID, in.ID), Token: token}
-	var res *hangmanv1.NewRoundResponse
-	_, err := c.r.nodes.call(ctx, "new_round", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
-		res, err = g.NewRound(ctx, req)
-		return err
+	res, _, ok := command(ctx, c, in.ID, "new_round", func(ctx context.Context, g hangmanv1.GameServiceClient) (*hangmanv1.NewRoundResponse, error) {
+		return g.NewRound(ctx, req)
 	})
-	if err != nil {
-		c.failCall(in.ID, err)
-		return
+	if ok {
+		c.ack(ackFrame{ID: in.ID, Op: typeNewRound, Room: c.room, Seq: res.GetState().GetSeq()})
 	}
-	c.r.offerProto(res.GetState())
-	c.r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeNewRound, Room: c.room, Seq: res.GetState().GetSeq()}))
 }
 
 // setWord sets the word of the joined host room's waiting round, as its
 // setter. The word goes to the node and nowhere else: not in the ack, not
 // in a log line.
-func (c *client) setWord(in inbound) {
+func (c *client) setWord(in *inbound) {
 	if !c.joined {
 		c.fail(in.ID, CodeNotJoined, "join a room before setting its word")
 		return
@@ -613,22 +609,18 @@ func (c *client) setWord(in inbound) {
 	ctx, cancel := c.reqCtx()
 	defer cancel()
 	req := &hangmanv1.SetWordRequest{Room: c.room, PlayerId: c.playerID, Word: in.Word, RequestId: requestID(c.playerID, in.ID), Token: token}
-	var res *hangmanv1.SetWordResponse
-	_, err := c.r.nodes.call(ctx, "set_word", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
-		res, err = g.SetWord(ctx, req)
-		return err
+	res, _, ok := command(ctx, c, in.ID, "set_word", func(ctx context.Context, g hangmanv1.GameServiceClient) (*hangmanv1.SetWordResponse, error) {
+		return g.SetWord(ctx, req)
 	})
-	if err != nil {
-		c.failCall(in.ID, err)
-		return
+	if ok {
+		c.ack(ackFrame{ID: in.ID, Op: typeSetWord, Room: c.room, Seq: res.GetState().GetSeq()})
 	}
-	c.r.offerProto(res.GetState())
-	c.r.send(c, encode(ackFrame{Type: "ack", ID: in.ID, Op: typeSetWord, Room: c.room, Seq: res.GetState().GetSeq()}))
 }
 
 // list answers one page of the lobby: at most api.DefaultListPageSize
 // rooms, or limit up to api.MaxListPageSize, after the room named after.
-func (c *client) list(in inbound) {
+// It changes no room, so it goes to the nodes without command's offer.
+func (c *client) list(in *inbound) {
 	if in.After != "" && !game.ValidRoom(in.After) {
 		c.fail(in.ID, CodeBadRequest, `after must be a room name: the "next" of the previous page`)
 		return
