@@ -55,7 +55,7 @@ func runRelay(ctx context.Context, args []string) error {
 		fs.IntVar(&b.b.Burst, b.name+"-burst", b.def.Burst, b.what+", at once")
 	}
 	fs.IntVar(&cfg.FloodStrikes, "flood-strikes", relay.DefaultFloodStrikes, "rate-limited frames in a row that close the connection")
-	fs.IntVar(&cfg.SendBuffer, "send-buffer", relay.DefaultSendBuffer, "frames queued for one client before it is dropped as too slow")
+	fs.IntVar(&cfg.SendBuffer, "send-buffer", relay.DefaultSendBuffer, "answers and lobby lines waiting for one client before it is dropped (room states never count: a newer one replaces the older)")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", relay.DefaultWriteTimeout, "longest a client may take to accept one frame")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", relay.DefaultIdleTimeout, "longest a connection may stay silent (no pong)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", relay.DefaultRequestTimeout, "longest one browser command may take across retries")

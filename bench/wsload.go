@@ -95,9 +95,11 @@ type frame struct {
 }
 
 var (
-	eventPrefix = []byte(`{"type":"event"`)
-	guessKind   = []byte(`"kind":"guess"`)
-	seqField    = []byte(`"seq":`)
+	eventPrefix  = []byte(`{"type":"event"`)
+	statePrefix  = []byte(`{"type":"state"`)
+	carriedEvent = []byte(`,"event":{`)
+	guessKind    = []byte(`"kind":"guess"`)
+	seqField     = []byte(`"seq":`)
 )
 
 // seqOf reads the first "seq" number of a frame without decoding it all:
@@ -127,7 +129,9 @@ func (c *wsClient) read() {
 		}
 		now := time.Now()
 		c.frames.Add(1)
-		if bytes.HasPrefix(b, eventPrefix) {
+		// A guess reaches a watcher as its state carrying its event, or
+		// (when the two could not travel together) as an event frame.
+		if bytes.HasPrefix(b, eventPrefix) || bytes.HasPrefix(b, statePrefix) && bytes.Contains(b, carriedEvent) {
 			if bytes.Contains(b, guessKind) {
 				c.mu.Lock()
 				c.got = append(c.got, sample{seq: seqOf(b), at: now})

@@ -163,7 +163,7 @@ func (c *client) cluster(in *inbound) {
 	first := len(cv.watchers) == 1
 	frame := cv.frameLocked()
 	cv.mu.Unlock()
-	r.send(c, frame)
+	r.queue(c, outItem{kind: outView, key: viewCluster, frame: frame})
 	if first {
 		cv.poke() // statuses are only polled while watched: refresh now
 	}
@@ -397,7 +397,7 @@ func (cv *clusterView) push() {
 	}
 	cv.last = frame
 	for c := range cv.watchers {
-		cv.r.send(c, frame)
+		cv.r.queue(c, outItem{kind: outView, key: viewCluster, frame: frame})
 	}
 }
 

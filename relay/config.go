@@ -68,11 +68,14 @@ type Config struct {
 	// connection (1008): a client that keeps flooding after being told to
 	// slow down is not a browser.
 	FloodStrikes int
-	// SendBuffer is how many frames may wait for one slow client; when it
-	// overflows the client is dropped so that it never stalls the others.
+	// SendBuffer is how many frames that nothing supersedes (answers to
+	// the client's commands, lobby lines) may wait for one client; past it
+	// the client is dropped. States and views wait regardless: a newer one
+	// takes the place of the older (outbox.go), so a merely slow browser is
+	// never dropped.
 	SendBuffer int
-	// WriteTimeout bounds one websocket write; a client that does not read
-	// within it is dropped.
+	// WriteTimeout bounds one websocket write; a client whose socket takes
+	// nothing for that long is dead and is closed.
 	WriteTimeout time.Duration
 	// IdleTimeout is how long a connection may stay silent (no pong to the
 	// relay's pings) before it is closed.

@@ -31,17 +31,33 @@ type trackedConn struct {
 	closeErr  error
 	mu        sync.Mutex // guards sentTooBig
 	sentBig   bool
+	// wmu serialises writes: gorilla's (pings, close frames), each one
+	// Write, and the outbox's batches (outbox.go).
+	wmu sync.Mutex
+}
+
+// writeFrames writes already-framed websocket frames in one write (one
+// writev on a TCP connection), within timeout.
+func (c *trackedConn) writeFrames(bufs net.Buffers, timeout time.Duration) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	_, err := bufs.WriteTo(c.Conn)
+	return err
 }
 
 func (c *trackedConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if len(c.tooBig) > 0 && bytes.Equal(p, closeTooBig) {
 		c.mu.Lock()
 		first := !c.sentBig
 		c.sentBig = true
 		c.mu.Unlock()
 		if first {
-			// gorilla holds its write lock around this call, so no other
-			// frame can be half-written here.
+			// wmu keeps every other frame out of the way.
 			if _, err := c.Conn.Write(textFrame(c.tooBig)); err != nil {
 				return 0, err
 			}
@@ -78,17 +94,7 @@ func (c *trackedConn) Close() error {
 
 // textFrame encodes payload as one unmasked server-to-client text frame.
 func textFrame(payload []byte) []byte {
-	n := len(payload)
-	var b []byte
-	switch {
-	case n < 126:
-		b = append(make([]byte, 0, 2+n), 0x81, byte(n))
-	case n <= 0xffff:
-		b = append(make([]byte, 0, 4+n), 0x81, 126, byte(n>>8), byte(n))
-	default:
-		b = append(make([]byte, 0, 10+n), 0x81, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(b, payload...)
+	return append(appendFrameHeader(make([]byte, 0, 10+len(payload)), len(payload)), payload...)
 }
 
 // hijackWriter hands the websocket upgrader a trackedConn instead of the raw

@@ -270,7 +270,7 @@ func (r *Relay) relaysChanged() {
 	r.clientsMu.Lock()
 	defer r.clientsMu.Unlock()
 	for c := range r.clients {
-		r.send(c, frame)
+		r.queue(c, outItem{kind: outView, key: viewRelays, frame: frame})
 	}
 }
 

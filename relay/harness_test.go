@@ -267,11 +267,13 @@ type frame struct {
 	Relay     string          `json:"relay"`
 	Relays    []string        `json:"relays"`
 	Data      json.RawMessage `json:"data"`
-	Rooms     []roomSummary   `json:"rooms"`
-	Next      string          `json:"next"`
-	Seq       uint64          `json:"seq"`
-	Token     string          `json:"token"`
-	Room      string          `json:"room"`
+	// Event is the change a state frame carries with it.
+	Event json.RawMessage `json:"event"`
+	Rooms []roomSummary   `json:"rooms"`
+	Next  string          `json:"next"`
+	Seq   uint64          `json:"seq"`
+	Token string          `json:"token"`
+	Room  string          `json:"room"`
 	// Count is a spectators frame's total.
 	Count int `json:"count"`
 	// RetryAfterMs is set on rate-limited creations and joins.
@@ -279,6 +281,10 @@ type frame struct {
 	raw          []byte
 	state        *game.State
 	event        *game.Event
+	// carried says this event came in its state's frame: the test client
+	// hands such a frame over as the state and then the event, so tests
+	// read changes the same whether or not the relay joined them.
+	carried bool
 }
 
 // wsClient is a test browser: it reads every frame into a channel.
@@ -338,6 +344,20 @@ func (c *wsClient) readLoop() {
 			if err := json.Unmarshal(f.Data, f.state); err != nil {
 				c.err = fmt.Errorf("bad state %s: %w", f.Data, err)
 				return
+			}
+			if f.Event != nil {
+				ev := frame{Type: "event", Data: f.Event, raw: b, event: new(game.Event), carried: true}
+				if err := json.Unmarshal(f.Event, ev.event); err != nil || ev.event.Seq != f.state.Seq {
+					c.err = fmt.Errorf("bad event %s in state %s: %v", f.Event, f.Data, err)
+					return
+				}
+				select {
+				case c.frames <- f:
+				default:
+					c.err = fmt.Errorf("test client buffer full")
+					return
+				}
+				f = ev
 			}
 		case "event":
 			f.event = new(game.Event)

@@ -68,10 +68,11 @@ func (r *Relay) newMetrics() *prometheus.Registry {
 
 	counter("hangman_relay_messages_out_total", "Frames queued to browsers.", nil, load(&s.framesOut))
 	counter("hangman_relay_messages_in_total", "Frames received from browsers.", nil, load(&s.framesIn))
-	counter("hangman_relay_dropped_total", "Websockets the relay closed on a client, by reason: slow_reader (its send queue overflowed), frame_too_large.",
-		prometheus.Labels{"reason": "slow_reader"}, load(&s.slowDropped))
-	counter("hangman_relay_dropped_total", "Websockets the relay closed on a client, by reason: slow_reader (its send queue overflowed), frame_too_large.",
-		prometheus.Labels{"reason": "frame_too_large"}, load(&s.tooBig))
+	const droppedHelp = "Websockets the relay closed on a client, by reason: slow_reader (answers and lobby lines, which nothing supersedes, piled up past --send-buffer), frame_too_large."
+	counter("hangman_relay_dropped_total", droppedHelp, prometheus.Labels{"reason": "slow_reader"}, load(&s.slowDropped))
+	counter("hangman_relay_dropped_total", droppedHelp, prometheus.Labels{"reason": "frame_too_large"}, load(&s.tooBig))
+	counter("hangman_relay_superseded_total", "Frames replaced by a newer one while they waited for a slow socket: a room's states and events by its next state, a cluster view or relay list by the next.", nil, load(&s.superseded))
+	counter("hangman_relay_socket_writes_total", "Writes to browsers' sockets; each carries every frame that waited for it, so under load there are fewer writes than frames.", nil, load(&s.writes))
 	const refusedHelp = "Websocket upgrades refused, by reason: origin, too_many_connections (--max-conns), too_many_from_address (--max-conns-per-addr)."
 	counter("hangman_relay_refused_total", refusedHelp, prometheus.Labels{"reason": "origin"}, load(&s.originRefused))
 	counter("hangman_relay_refused_total", refusedHelp, prometheus.Labels{"reason": "too_many_connections"}, load(&s.connsRefused))

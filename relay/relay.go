@@ -94,6 +94,9 @@ type counters struct {
 	// sweeps counts the anti-entropy passes; unconfirmed the room
 	// messages dropped because no node vouched for their seq.
 	sweeps, unconfirmed atomic.Int64
+	// superseded counts the frames a newer one replaced while they waited
+	// for a slow socket; writes the socket writes (outbox.go).
+	superseded, writes atomic.Int64
 }
 
 // New connects to NATS and the game nodes (reconnecting in the background
@@ -177,7 +180,9 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 	r.m = melody.New()
 	r.tooBig = errFrame(CodeFrameTooLarge, fmt.Sprintf("frame exceeds the limit of %d bytes; closing", cfg.MaxFrameBytes), "")
 	r.m.Config.MaxMessageSize = cfg.MaxFrameBytes
-	r.m.Config.MessageBufferSize = cfg.SendBuffer
+	// Only the close frame the outbox hands over goes through melody's
+	// queue; everything else the relay writes itself (outbox.go).
+	r.m.Config.MessageBufferSize = 1
 	r.m.Config.WriteWait = cfg.WriteTimeout
 	r.m.Config.PongWait = cfg.IdleTimeout
 	r.m.Config.PingPeriod = cfg.IdleTimeout * 9 / 10
@@ -280,7 +285,7 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	r.clientsMu.Unlock()
 	bye := websocket.FormatCloseMessage(websocket.CloseGoingAway, "relay shutting down; reconnect to another relay")
 	for _, c := range clients {
-		_ = c.sess.CloseWithMsg(bye)
+		r.queue(c, outItem{kind: outClose, frame: bye})
 	}
 	done := make(chan struct{})
 	go func() { r.handlers.Wait(); close(done) }()
@@ -307,17 +312,6 @@ func (r *Relay) goBG(f func()) {
 		defer r.bg.Done()
 		f()
 	}()
-}
-
-// send queues frame for c without blocking. A full queue makes melody call
-// onError, which drops the client.
-func (r *Relay) send(c *client, frame []byte) {
-	if c == nil || c.sess == nil {
-		return
-	}
-	if c.sess.Write(frame) == nil {
-		r.stats.framesOut.Add(1)
-	}
 }
 
 func (r *Relay) servePage(w http.ResponseWriter, req *http.Request) {
@@ -494,6 +488,8 @@ func (r *Relay) status() readyStatus {
 			"seq_gaps":        r.stats.gaps.Load(),
 			"state_fetches":   r.stats.fetches.Load(),
 			"slow_dropped":    r.stats.slowDropped.Load(),
+			"superseded":      r.stats.superseded.Load(),
+			"socket_writes":   r.stats.writes.Load(),
 			"rate_limited":    r.stats.rateLimited.Load(),
 			"too_big":         r.stats.tooBig.Load(),
 			"bad_frames":      r.stats.badFrames.Load(),

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -22,7 +23,7 @@ import (
 
 // room is one watched room: its sessions, its NATS subscription and the
 // latest state seen. Every session of a room has been sent frame (the state
-// at seq) and nothing older after it: all sends happen under mu, in seq
+// at sent) and nothing older after it: all sends happen under mu, in seq
 // order, so no session ever needs a seq of its own.
 type room struct {
 	name string
@@ -33,8 +34,9 @@ type room struct {
 	// subscribed is closed once the NATS server has sub (or confirming it
 	// failed): until then, what is published for the room is not ours.
 	subscribed chan struct{}
-	cursor            // how far the sessions have been brought
-	frame      []byte // latest state frame (the state at seq), shared by all sessions
+	cursor            // how far the room has been brought
+	frame      []byte // latest state frame sent to the sessions (the state at sent), shared by all of them
+	sent       uint64 // seq of frame
 	fetching   bool
 	again      bool // a fetch was asked for while one ran: run once more
 	gone       bool // the last session left; a new watcher makes a new room
@@ -54,6 +56,15 @@ type room struct {
 	// once spectatorsSent (spectators.go).
 	spectators     int
 	spectatorsSent bool
+	// half is the first of a change's two NATS messages (its event and
+	// its state, in either order) while the other has not come: the relay
+	// sends the two as one frame (pairLocked). halfTimer sends it alone
+	// should the other not come within pairWait.
+	half      *roomMsg
+	halfTimer *time.Timer
+	// advanced, made by a waiter (awaitSent), is closed when a newer state
+	// goes to the sessions.
+	advanced chan struct{}
 	// heard is when a NATS message of the room was last delivered, or a
 	// fetch last completed (Unix nanoseconds), for the anti-entropy sweep.
 	heard atomic.Int64
@@ -103,6 +114,7 @@ func (c *cursor) offerEvent(s seqs) (news, gap bool) {
 type roomMsg struct {
 	seqs
 	event bool   // an event; a state otherwise
+	data  []byte // the payload as NATS brought it
 	frame []byte // the frame for the sessions
 	// at is when it arrived; refuted says a read that began after it
 	// arrived found the cluster had not reached its seq (confirm.go).
@@ -131,7 +143,7 @@ func (r *Relay) watch(c *client, name string) {
 	rm.mu.Lock()
 	rm.sessions[c] = struct{}{}
 	if rm.frame != nil {
-		r.send(c, rm.frame)
+		r.queue(c, outItem{kind: outState, key: name, seq: rm.sent, frame: rm.frame})
 	}
 	rm.mu.Unlock()
 	r.roomsMu.Unlock()
@@ -190,7 +202,7 @@ func (r *Relay) onRoomMsg(rm *room, m *nats.Msg) {
 	if kind != "state" && kind != "event" {
 		return
 	}
-	msg := roomMsg{event: kind == "event", at: time.Now()}
+	msg := roomMsg{event: kind == "event", at: time.Now(), data: m.Data}
 	if err := json.Unmarshal(m.Data, &msg.seqs); err != nil || msg.Seq == 0 {
 		r.log.Debug("dropping malformed room message", "subject", m.Subject, "err", err)
 		return
@@ -237,9 +249,9 @@ func (r *Relay) releaseLocked(rm *room) (gap bool) {
 	for ; n < len(rm.held) && rm.held[n].Seq <= limit; n++ {
 		m := rm.held[n]
 		if m.event {
-			gap = r.offerEventLocked(rm, m.seqs, m.frame) || gap
+			gap = r.offerEventLocked(rm, m) || gap
 		} else {
-			r.offerStateLocked(rm, m.Seq, m.frame)
+			r.offerNATSStateLocked(rm, m)
 		}
 	}
 	if n > 0 {
@@ -265,73 +277,223 @@ func (r *Relay) releaseLocked(rm *room) (gap bool) {
 	return gap
 }
 
+// pairWait is how long the first of a change's two messages waits for
+// the other before it is sent alone. A node publishes the two back to
+// back, so this only matters when one was lost (a lost state then shows as
+// a gap at the next event, and is fetched).
+const pairWait = 50 * time.Millisecond
+
 // offerStateLocked makes frame (the state at seq) the room's latest and
 // sends it to every session of the room, unless the room already has it or
-// newer.
+// newer. It is for states read over gRPC, which no event follows.
 func (r *Relay) offerStateLocked(rm *room, seq uint64, frame []byte) {
 	if !rm.offerState(seq) {
 		r.stats.dupStates.Add(1)
 		return
 	}
-	rm.frame = frame
-	for c := range rm.sessions {
-		r.send(c, frame)
+	r.flushHalfLocked(rm, seq)
+	r.sendStateLocked(rm, outItem{kind: outState, key: rm.name, seq: seq, frame: frame}, frame)
+}
+
+// offerNATSStateLocked is offerStateLocked for a state NATS brought: it
+// goes out with its event, in one frame, if the event came first or comes
+// within pairWait.
+func (r *Relay) offerNATSStateLocked(rm *room, m roomMsg) {
+	if !rm.offerState(m.Seq) {
+		r.stats.dupStates.Add(1)
+		return
 	}
+	if m.Seq <= rm.eventSeq && (rm.half == nil || rm.half.Seq != m.Seq) {
+		// Its event went out already, alone.
+		r.flushHalfLocked(rm, m.Seq)
+		r.sendStateLocked(rm, outItem{kind: outState, key: rm.name, seq: m.Seq, frame: m.frame}, m.frame)
+		return
+	}
+	r.pairLocked(rm, m)
 }
 
 // offerEventLocked forwards an event once, and reports whether it shows
 // that something was missed (cursor.offerEvent). The caller then fetches
-// the room's state.
-func (r *Relay) offerEventLocked(rm *room, s seqs, frame []byte) (gap bool) {
-	news, gap := rm.offerEvent(s)
+// the room's state. An event goes out with its state, in one frame, if the
+// state came first or comes within pairWait; one whose state went out
+// already goes alone.
+func (r *Relay) offerEventLocked(rm *room, m roomMsg) (gap bool) {
+	news, gap := rm.offerEvent(m.seqs)
 	if !news {
 		r.stats.dupEvents.Add(1)
 		return false
 	}
-	for c := range rm.sessions {
-		r.send(c, frame)
-	}
 	if gap {
 		r.stats.gaps.Add(1)
-		r.log.Debug("seq gap, fetching state", "room", rm.name, "seq", s.Seq, "prev", s.Prev)
+		r.log.Debug("seq gap, fetching state", "room", rm.name, "seq", m.Seq, "prev", m.Prev)
 	}
+	if m.Seq <= rm.sent {
+		r.flushHalfLocked(rm, m.Seq)
+		r.fanOutLocked(rm, outItem{kind: outEvent, key: rm.name, seq: m.Seq, frame: m.frame})
+		return gap
+	}
+	r.pairLocked(rm, m)
 	return gap
 }
+
+// pairLocked takes one of a change's two messages: with the other waiting,
+// both go as one frame; otherwise this one waits for the other (anything
+// older waiting goes alone first).
+func (r *Relay) pairLocked(rm *room, m roomMsg) {
+	if h := rm.half; h != nil && h.Seq == m.Seq && h.event != m.event {
+		rm.half = nil
+		rm.halfTimer.Stop()
+		st, ev := m, *h
+		if m.event {
+			st, ev = *h, m
+		}
+		r.sendStateLocked(rm, outItem{kind: outState, key: rm.name, seq: st.Seq, frame: withEvent(st.frame, ev.data), event: ev.frame}, st.frame)
+		return
+	}
+	r.flushHalfLocked(rm, m.Seq)
+	rm.half = &m
+	if rm.halfTimer == nil {
+		rm.halfTimer = time.AfterFunc(pairWait, func() {
+			rm.mu.Lock()
+			defer rm.mu.Unlock()
+			r.flushHalfLocked(rm, math.MaxUint64)
+		})
+	} else {
+		rm.halfTimer.Reset(pairWait)
+	}
+}
+
+// flushHalfLocked sends the message waiting for its pair alone, if it is
+// older than seq (math.MaxUint64: whatever its seq).
+func (r *Relay) flushHalfLocked(rm *room, seq uint64) {
+	h := rm.half
+	if h == nil || (h.Seq >= seq && seq != math.MaxUint64) {
+		return
+	}
+	rm.half = nil
+	rm.halfTimer.Stop()
+	if h.event {
+		r.fanOutLocked(rm, outItem{kind: outEvent, key: rm.name, seq: h.Seq, frame: h.frame})
+		return
+	}
+	r.sendStateLocked(rm, outItem{kind: outState, key: rm.name, seq: h.Seq, frame: h.frame}, h.frame)
+}
+
+// sendStateLocked sends a state to every session and makes plain, its
+// frame without an event (old news to a new watcher), the one a new
+// watcher gets, unless a newer state went out already.
+func (r *Relay) sendStateLocked(rm *room, it outItem, plain []byte) {
+	if it.seq <= rm.sent {
+		return
+	}
+	rm.sent, rm.frame = it.seq, plain
+	if rm.advanced != nil {
+		close(rm.advanced)
+		rm.advanced = nil
+	}
+	r.fanOutLocked(rm, it)
+}
+
+// fanOutLocked queues one frame, built once, for every session of the
+// room.
+func (r *Relay) fanOutLocked(rm *room, it outItem) {
+	for c := range rm.sessions {
+		r.queue(c, it)
+	}
+}
+
+// eventKey joins an event to its state's frame.
+const eventKey = `,"event":`
+
+// withEvent returns the state frame {"type":"state","data":<state>} with
+// the event of the same change added: {…,"event":<event>}.
+func withEvent(stateFrame, event []byte) []byte {
+	b := make([]byte, 0, len(stateFrame)+len(eventKey)+len(event))
+	b = append(b, stateFrame[:len(stateFrame)-1]...)
+	b = append(b, eventKey...)
+	b = append(b, event...)
+	return append(b, '}')
+}
+
+// protoWait is how long a command's answer waits for NATS to bring the
+// state it reports (see offerProto).
+const protoWait = 20 * time.Millisecond
 
 // offerProto offers a state that came back from a gRPC call to the named
 // room, if the room is watched here. A node said so: its seq is vouched
 // for.
+//
+// The same change is on its way over NATS, as an event and a state that
+// leave as one frame (pairLocked). Offered at once, this state
+// would usually overtake them and every watcher would get two frames, so
+// it waits up to protoWait for NATS to bring the room to its seq, and is
+// offered only if NATS did not: either way the state is queued before the
+// caller's ack.
 func (r *Relay) offerProto(st *hangmanv1.RoomState) {
 	if st == nil {
 		return
 	}
-	r.vouch(st.GetSeq())
+	seq := st.GetSeq()
+	r.vouch(seq)
 	r.roomsMu.Lock()
 	rm := r.rooms[st.GetRoom()]
 	r.roomsMu.Unlock()
 	if rm == nil {
 		return
 	}
-	// Usually NATS has brought this state already: skip building a frame
-	// that would be dropped. Messages held for want of a node's word may
-	// now have it.
+	// Messages held for want of a node's word may now have it.
 	rm.mu.Lock()
-	stale := st.GetSeq() <= rm.seq
-	rm.mu.Unlock()
-	var frame []byte
-	if stale {
-		r.stats.dupStates.Add(1)
-	} else {
-		frame = stateFrame(st)
-	}
-	rm.mu.Lock()
-	if frame != nil {
-		r.offerStateLocked(rm, st.GetSeq(), frame)
-	}
 	gap := r.releaseLocked(rm)
 	rm.mu.Unlock()
 	if gap {
 		r.fetch(rm)
+	}
+	if r.nc.IsConnected() && r.awaitSent(rm, seq, protoWait) {
+		r.stats.dupStates.Add(1)
+		return
+	}
+	frame := stateFrame(st)
+	rm.mu.Lock()
+	if h := rm.half; h != nil && !h.event && h.Seq >= seq {
+		// NATS brought it, and it waits for its event: no longer.
+		r.flushHalfLocked(rm, math.MaxUint64)
+	} else {
+		r.offerStateLocked(rm, seq, frame)
+	}
+	gap = r.releaseLocked(rm)
+	rm.mu.Unlock()
+	if gap {
+		r.fetch(rm)
+	}
+}
+
+// awaitSent waits up to d for the room's sessions to be sent a state at
+// seq or newer, and reports whether they were.
+func (r *Relay) awaitSent(rm *room, seq uint64, d time.Duration) bool {
+	var timeout <-chan time.Time
+	for {
+		rm.mu.Lock()
+		if rm.sent >= seq {
+			rm.mu.Unlock()
+			return true
+		}
+		if rm.advanced == nil {
+			rm.advanced = make(chan struct{})
+		}
+		ch := rm.advanced
+		rm.mu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			return false
+		case <-r.ctx.Done():
+			return false
+		}
 	}
 }
 

@@ -38,7 +38,9 @@ type client struct {
 	sess    *melody.Session
 	conn    *trackedConn
 	limiter *rate.Limiter
-	dropped atomic.Bool // dropped as a slow reader
+	dropped atomic.Bool // dropped for not reading its answers
+	// out holds the frames on their way to the socket (outbox.go).
+	out outbox
 	// release gives back the connection's place under the limits when
 	// its session ends.
 	release func()
@@ -105,6 +107,7 @@ func (r *Relay) onConnect(s *melody.Session) {
 
 func (r *Relay) onDisconnect(s *melody.Session) {
 	c := clientOf(s)
+	c.out.close()
 	c.cancel()
 	c.workers.Wait()
 	if c.room != "" {
@@ -117,21 +120,11 @@ func (r *Relay) onDisconnect(s *melody.Session) {
 	r.stats.sessions.Add(-1)
 }
 
-// onError drops a client whose send queue overflowed: a slow reader must
-// never hold up the others, and its queue is what is stuck, so the network
-// connection is closed directly.
+// onError counts the clients closed for an oversized frame.
 func (r *Relay) onError(s *melody.Session, err error) {
-	c := clientOf(s)
-	switch {
-	case errors.Is(err, melody.ErrMessageBufferFull):
-		if c.conn != nil && c.dropped.CompareAndSwap(false, true) {
-			r.stats.slowDropped.Add(1)
-			r.log.Info("dropping slow client", "remote", c.conn.RemoteAddr())
-			_ = c.conn.Close()
-		}
-	case errors.Is(err, websocket.ErrReadLimit):
+	if errors.Is(err, websocket.ErrReadLimit) {
 		r.stats.tooBig.Add(1)
-		r.log.Info("closed client that sent an oversized frame", "remote", c.conn.RemoteAddr(), "limit", r.cfg.MaxFrameBytes)
+		r.log.Info("closed client that sent an oversized frame", "remote", clientOf(s).conn.RemoteAddr(), "limit", r.cfg.MaxFrameBytes)
 	}
 }
 
@@ -195,7 +188,7 @@ func (r *Relay) handleFrame(c *client, data []byte) {
 		if c.strikes >= r.cfg.FloodStrikes {
 			c.closing = true
 			r.send(c, errFrame(CodeFlood, "too many frames after being rate limited; closing", ""))
-			_ = c.sess.CloseWithMsg(websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "flood"))
+			r.queue(c, outItem{kind: outClose, frame: websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "flood")})
 			return
 		}
 		r.send(c, errFrame(CodeRateLimited, fmt.Sprintf("slow down: at most %g frames per second (bursts of %d); this frame was ignored", r.cfg.MessageRate, r.cfg.MessageBurst), idOf(data)))

@@ -182,7 +182,7 @@
     switch (f.type) {
       case "welcome": onWelcome(f); break;
       case "relays": setRelays(f.relays); break;
-      case "state": onState(f.data); break;
+      case "state": onState(f.data); if (f.event) onEvent(f.event); break;
       case "event": onEvent(f.data); break;
       case "ack": onAck(f); break;
       case "error": onError(f); break;
