@@ -3,12 +3,16 @@ package relay
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/olahol/melody"
 
 	"github.com/hangman/hangman/services/game"
 )
@@ -84,6 +88,75 @@ func BenchmarkBroadcast(b *testing.B) {
 			if d := tr.stats.slowDropped.Load(); d != 0 {
 				b.Fatalf("%d sessions dropped as slow", d)
 			}
+		})
+	}
+}
+
+// BenchmarkFanOut measures the relay's write path alone: one state frame
+// fanned out to every session of a room (the outboxes, their writers, a
+// writev per socket) over real loopback TCP sockets, without NATS or
+// websocket clients parsing frames. One op is one state written to all N
+// sockets and read off by their peers.
+func BenchmarkFanOut(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			r := &Relay{cfg: Config{SendBuffer: DefaultSendBuffer, WriteTimeout: DefaultWriteTimeout}, log: slog.New(slog.DiscardHandler)}
+			rm := &room{name: "bench", sessions: make(map[*client]struct{})}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			var received atomic.Int64
+			for range n {
+				peer, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				conn, err := ln.Accept()
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = peer.Close(); _ = conn.Close() })
+				go func() {
+					buf := make([]byte, 64<<10)
+					for {
+						k, err := peer.Read(buf)
+						received.Add(int64(k))
+						if err != nil {
+							return
+						}
+					}
+				}()
+				rm.sessions[&client{r: r, sess: &melody.Session{}, conn: &trackedConn{Conn: conn}}] = struct{}{}
+			}
+			st := game.State{Room: "bench", Round: 1, Masked: "h_ng_an", Guessed: []string{"h", "n", "g", "a"}, Wrong: []string{"e", "t"}, WrongLeft: 4, MaxWrong: 6, Status: game.StatusPlaying,
+				Players: []game.Player{{ID: "p1", Name: "Ada", Score: 3}, {ID: "p2", Name: "Grace", Score: 5}}, LastGuess: &game.LastGuess{Player: "p2", Letter: "a", Outcome: game.OutcomeCorrect}}
+			// Seqs of the same number of digits: every frame has the same
+			// length, so the bytes read say how many arrived.
+			frames := make([][]byte, b.N)
+			for i := range frames {
+				st.Seq = uint64(1_000_000_000 + i)
+				frames[i] = wrapPayload("state", st.AppendJSON(nil))
+			}
+			perFrame := int64(len(appendFrameHeader(nil, len(frames[0]))) + len(frames[0]))
+			b.SetBytes(perFrame * int64(n))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				rm.mu.Lock()
+				r.offerStateLocked(rm, uint64(1_000_000_000+i), frames[i])
+				rm.mu.Unlock()
+				want := perFrame * int64(n) * int64(i+1)
+				deadline := time.Now().Add(30 * time.Second)
+				for received.Load() < want {
+					if time.Now().After(deadline) {
+						b.Fatalf("state %d: %d of %d bytes read", i, received.Load(), want)
+					}
+					runtime.Gosched()
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 		})
 	}
 }

@@ -38,7 +38,7 @@ type trackedConn struct {
 
 // writeFrames writes already-framed websocket frames in one write (one
 // writev on a TCP connection), within timeout.
-func (c *trackedConn) writeFrames(bufs net.Buffers, timeout time.Duration) error {
+func (c *trackedConn) writeFrames(bufs *net.Buffers, timeout time.Duration) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := c.Conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {

@@ -211,52 +211,65 @@ func (r *Relay) send(c *client, frame []byte) {
 	r.queue(c, outItem{frame: frame})
 }
 
+// writeScratch is a writer's working memory, kept in writeScratchPool
+// between writers: a writer runs per burst, not per connection, and its
+// buffers are borrowed for the burst only.
+type writeScratch struct {
+	batch []outItem
+	heads []byte // frame headers, which bufs points into
+	bufs  net.Buffers
+	out   net.Buffers // what the write consumes of bufs
+}
+
+var writeScratchPool = sync.Pool{New: func() any { return new(writeScratch) }}
+
 // writeOut is c's writer: it writes what waits in c's outbox, all of it in
 // one write, until the outbox is empty.
 func (r *Relay) writeOut(c *client) {
-	var (
-		batch []outItem
-		heads []byte
-		bufs  net.Buffers
-		more  bool
-	)
+	w := writeScratchPool.Get().(*writeScratch)
+	defer writeScratchPool.Put(w)
 	for {
-		if batch, more = c.out.take(batch[:0]); !more {
+		var more bool
+		if w.batch, more = c.out.take(w.batch[:0]); !more {
 			return
 		}
-		heads, bufs = heads[:0], bufs[:0]
-		for _, it := range batch {
+		w.heads, w.bufs = w.heads[:0], w.bufs[:0]
+		for _, it := range w.batch {
 			if it.kind == outClose {
-				if r.writeFrames(c, bufs) {
+				if r.writeFrames(c, w) {
 					// After the frames before it, through melody, which
 					// ends the session once it is written.
 					_ = c.sess.CloseWithMsg(it.frame)
 				}
 				c.out.close()
+				clear(w.batch)
 				return
 			}
 			// A header slice stays valid when heads grows: the old
 			// array keeps its bytes.
-			start := len(heads)
-			heads = appendFrameHeader(heads, len(it.frame))
-			bufs = append(bufs, heads[start:len(heads):len(heads)], it.frame)
+			start := len(w.heads)
+			w.heads = appendFrameHeader(w.heads, len(it.frame))
+			w.bufs = append(w.bufs, w.heads[start:len(w.heads):len(w.heads)], it.frame)
 		}
-		clear(batch)
-		if !r.writeFrames(c, bufs) {
+		ok := r.writeFrames(c, w)
+		clear(w.batch)
+		clear(w.bufs[:cap(w.bufs)])
+		if !ok {
 			c.out.close()
 			return
 		}
 	}
 }
 
-// writeFrames writes bufs (frame headers and payloads) in one write; false
-// if the connection failed, which it then closes.
-func (r *Relay) writeFrames(c *client, bufs net.Buffers) bool {
-	if len(bufs) == 0 {
+// writeFrames writes w.bufs (frame headers and payloads) in one write;
+// false if the connection failed, which it then closes.
+func (r *Relay) writeFrames(c *client, w *writeScratch) bool {
+	if len(w.bufs) == 0 {
 		return true
 	}
 	r.stats.writes.Add(1)
-	if err := c.conn.writeFrames(bufs, r.cfg.WriteTimeout); err != nil {
+	w.out = w.bufs
+	if err := c.conn.writeFrames(&w.out, r.cfg.WriteTimeout); err != nil {
 		r.log.Debug("websocket write failed; closing", "remote", c.conn.RemoteAddr(), "err", err)
 		_ = c.conn.Close()
 		return false
