@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
@@ -35,6 +36,7 @@ func runBench(ctx context.Context, args []string) error {
 		childLogs         bool
 		cpuProfile        string
 		attach            attachFlags
+		cmp               compareFlags
 	)
 	fs.StringVar(&mode, "mode", "ws", "ws: websocket clients through relays; grpc: raw commit throughput")
 	fs.IntVar(&nodes, "nodes", 3, "game nodes to start")
@@ -57,8 +59,17 @@ func runBench(ctx context.Context, args []string) error {
 	fs.StringVar(&attach.grpc, "grpc", "", "measure a running system instead of starting one: its nodes' gRPC addresses, comma-separated (hangman dev: 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003)")
 	fs.StringVar(&attach.nats, "nats", "", "with --grpc: NATS URLs for the raw NATS comparison, comma-separated (none: skip it)")
 	fs.StringVar(&attach.relays, "relay-urls", "", "with --grpc: the relays' URLs, comma-separated (ws mode)")
+	fs.StringVar(&cmp.report, "compare", "", "run the configuration of this earlier report (its JSON) against the current build, interleaved, and print ratios: below 1 is a regression")
+	fs.StringVar(&cmp.baseline, "baseline", "", "with --compare: the hangman binary of the earlier build, run interleaved with this one (without it, this build's runs are compared with the report's own figures)")
+	fs.IntVar(&cmp.rounds, "rounds", 3, "with --compare: runs of each build")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if err := cmp.check(fs); err != nil {
+		return err
+	}
+	if cmp.report != "" {
+		return runCompare(ctx, cmp)
 	}
 	if err := attach.check(fs); err != nil {
 		return err
@@ -127,6 +138,7 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	rep.Started = time.Now().UTC()
 	rep.Command = "hangman bench " + strings.Join(args, " ")
+	rep.Args = args
 	rep.WriteText(os.Stdout)
 	if out != "" {
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -138,6 +150,103 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("\n  report %s\n  plot   %s\n", out, svg)
 	}
+	return nil
+}
+
+// compareFlags ask for a comparison with an earlier report.
+type compareFlags struct {
+	report, baseline string
+	rounds           int
+}
+
+// check refuses comparison flags without --compare, and with --compare any
+// flag that would change the configuration, which is the report's.
+func (c compareFlags) check(fs *flag.FlagSet) error {
+	var others []string
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "compare", "baseline", "rounds":
+		default:
+			others = append(others, "--"+f.Name)
+		}
+	})
+	switch {
+	case c.report == "" && (c.baseline != "" || c.rounds != 3):
+		return fmt.Errorf("--baseline and --rounds go with --compare")
+	case c.report == "":
+		return nil
+	case len(others) > 0:
+		return fmt.Errorf("%s: with --compare the configuration is the report's; run the comparison with --compare, --baseline and --rounds only", strings.Join(others, ", "))
+	case c.rounds < 1 || c.rounds > 20:
+		return fmt.Errorf("--rounds %d: want 1-20", c.rounds)
+	}
+	if c.baseline != "" {
+		if st, err := os.Stat(c.baseline); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return fmt.Errorf("--baseline %q: not an executable hangman binary", c.baseline)
+		}
+	}
+	return nil
+}
+
+// runCompare runs the configuration of an earlier report with the current
+// build (and, given --baseline, with the earlier build, the two
+// interleaved: before, now, now, before, …, so drift in the machine's load
+// falls on both alike), each run a `hangman bench` of its own, and prints
+// the ratios of the medians.
+func runCompare(ctx context.Context, c compareFlags) error {
+	rep, err := bench.LoadReport(c.report)
+	if err != nil {
+		return fmt.Errorf("--compare: %w", err)
+	}
+	args := rep.BenchArgs()
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the hangman binary: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "hangman-compare-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	run := func(bin, side string, round int) (*bench.Report, error) {
+		out := filepath.Join(dir, fmt.Sprintf("%s-%d.json", side, round))
+		cmd := exec.CommandContext(ctx, bin, append(append([]string{"bench"}, args...), "--out", out)...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		fmt.Fprintf(os.Stderr, "\n== round %d of %d, %s: %s bench %s\n", round, c.rounds, side, bin, strings.Join(args, " "))
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("%s build, round %d: %w", side, round, err)
+		}
+		return bench.LoadReport(out)
+	}
+	var before, now []*bench.Report
+	for round := 1; round <= c.rounds; round++ {
+		sides := []string{"before", "now"}
+		if round%2 == 0 {
+			sides = []string{"now", "before"}
+		}
+		for _, side := range sides {
+			var r *bench.Report
+			switch {
+			case side == "now":
+				if r, err = run(self, side, round); err != nil {
+					return err
+				}
+				now = append(now, r)
+			case c.baseline != "":
+				if r, err = run(c.baseline, side, round); err != nil {
+					return err
+				}
+				before = append(before, r)
+			}
+		}
+	}
+	name := fmt.Sprintf("%s (%d runs of %s, interleaved)", c.report, c.rounds, c.baseline)
+	if c.baseline == "" {
+		before, name = []*bench.Report{rep}, c.report+" (its own figures)"
+	}
+	fmt.Println()
+	fmt.Printf("hangman bench %s\n", strings.Join(args, " "))
+	bench.WriteComparison(os.Stdout, name, bench.Compare(before, now))
 	return nil
 }
 

@@ -137,6 +137,35 @@ func TestBenchMeasuresARealSystem(t *testing.T) {
 	}
 }
 
+// TestBenchCompare runs an earlier report's configuration again, with the
+// build that made it as the baseline, and prints the ratios.
+func TestBenchCompare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the hangman binary and starts systems of processes")
+	}
+	bin := filepath.Join(t.TempDir(), "hangman")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	report := filepath.Join(t.TempDir(), "before.json")
+	onFreePorts(t, "hangman bench", func(base int) error {
+		a := []string{"bench", "--mode", "grpc", "--nodes", "1", "--relays", "0", "--workers", "8", "--rooms", "4", "--duration", "1500ms", "--warmup", "300ms", "--base-port", strconv.Itoa(base), "--out", report}
+		if b, err := exec.Command(bin, a...).CombinedOutput(); err != nil {
+			return fmt.Errorf("hangman %s: %w\n%s", strings.Join(a, " "), err, b)
+		}
+		return nil
+	})
+	out, err := exec.Command(bin, "bench", "--compare", report, "--baseline", bin, "--rounds", "1").Output()
+	if err != nil {
+		t.Fatalf("hangman bench --compare: %v\n%s", err, out)
+	}
+	for _, want := range []string{"current build against " + report, "committed guesses", "guess → ack p99", "ratio"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("comparison lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 // TestBenchFlags checks that flags which cannot go together are refused
 // with a message that names them, before anything starts.
 func TestBenchFlags(t *testing.T) {
@@ -150,6 +179,11 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"--grpc", "127.0.0.1:1", "--mode", "ws"}, "--relay-urls"},
 		{[]string{"--grpc", "127.0.0.1:1", "--relay-urls", "127.0.0.1:8080"}, `"127.0.0.1:8080" is not a relay's`},
 		{[]string{"--mode", "tcp"}, `--mode "tcp"`},
+		{[]string{"--compare", "r.json", "--clients", "5"}, "--clients: with --compare the configuration is the report's"},
+		{[]string{"--baseline", "/bin/true"}, "go with --compare"},
+		{[]string{"--compare", "r.json", "--rounds", "0"}, "--rounds 0"},
+		{[]string{"--compare", "r.json", "--baseline", "/nonexistent/hangman"}, "not an executable"},
+		{[]string{"--compare", "/nonexistent/r.json"}, "--compare: read report"},
 	}
 	for _, tt := range tests {
 		err := runBench(t.Context(), tt.args)

@@ -103,6 +103,9 @@ type Report struct {
 	// sent after it, when a kill was asked for.
 	FailoverGapMS float64 `json:"failover_gap_ms,omitempty"`
 	Command       string  `json:"command"`
+	// Args are the command's arguments, to run its configuration again
+	// (hangman bench --compare).
+	Args []string `json:"args,omitempty"`
 }
 
 // CPUShare is one process's CPU time over a measured run.
