@@ -81,8 +81,13 @@ type Report struct {
 	// DeliveryLatency is guess sent → its event received, at every
 	// watching client (ws mode).
 	DeliveryLatency *Latency `json:"delivery_latency,omitempty"`
-	// DeliveredPerSec counts messages received by all websocket clients.
+	// DeliveredPerSec counts frames received by all websocket clients
+	// (since relays send a change's state and event as one frame, about
+	// one per guess per watcher).
 	DeliveredPerSec float64 `json:"ws_delivered_per_s,omitempty"`
+	// Disconnects counts the websocket clients whose connection the
+	// system closed during the run (ws mode).
+	Disconnects int `json:"ws_disconnects"`
 	// RawNATSDeliveredPerSec is the same load's messages received by raw
 	// NATS subscribers (one per websocket client), for comparison.
 	RawNATSDeliveredPerSec float64  `json:"raw_nats_delivered_per_s,omitempty"`
@@ -152,7 +157,7 @@ func (r *Report) WriteText(w io.Writer) {
 		lat("guess → every browser", r.DeliveryLatency)
 	}
 	if r.DeliveredPerSec > 0 {
-		fmt.Fprintf(w, "  delivered (websocket) %10.0f msgs/s\n", r.DeliveredPerSec)
+		fmt.Fprintf(w, "  delivered (websocket) %10.0f msgs/s   (%d websockets closed by the system during the run)\n", r.DeliveredPerSec, r.Disconnects)
 	}
 	if r.RawNATSDeliveredPerSec > 0 {
 		fmt.Fprintf(w, "  delivered (raw NATS)  %10.0f msgs/s   relay/raw = %.2f\n", r.RawNATSDeliveredPerSec, r.DeliveredPerSec/r.RawNATSDeliveredPerSec)

@@ -82,6 +82,9 @@ type wsClient struct {
 	acks    chan frame
 	frames  *atomic.Int64
 	wmu     sync.Mutex
+	// ended says the connection ended, the relay having closed it
+	// unless the bench did.
+	ended atomic.Bool
 }
 
 // frame is the part of a relay frame the bench reads.
@@ -124,6 +127,7 @@ func (c *wsClient) read() {
 	for {
 		_, b, err := c.conn.ReadMessage()
 		if err != nil {
+			c.ended.Store(true)
 			close(c.acks)
 			return
 		}
@@ -310,6 +314,11 @@ func RunWS(ctx context.Context, sys *System, cfg WSConfig) (*Report, error) {
 	rep.RelayRSSMiB = float64(relayRSS(sys)) / (1 << 20)
 	// Let the last events arrive before reading the samples.
 	time.Sleep(200 * time.Millisecond)
+	for _, c := range clients {
+		if c.ended.Load() {
+			rep.Disconnects++
+		}
+	}
 	var lat []time.Duration
 	for _, c := range clients[cfg.Rooms:] {
 		c.mu.Lock()
