@@ -36,15 +36,15 @@ type trackedConn struct {
 	wmu sync.Mutex
 }
 
-// writeFrames writes already-framed websocket frames in one write (one
-// writev on a TCP connection), within timeout.
-func (c *trackedConn) writeFrames(bufs *net.Buffers, timeout time.Duration) error {
+// writeFrames writes already-framed websocket frames in one write, within
+// timeout.
+func (c *trackedConn) writeFrames(b []byte, timeout time.Duration) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := c.Conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
 		return err
 	}
-	_, err := bufs.WriteTo(c.Conn)
+	_, err := c.Conn.Write(b)
 	return err
 }
 

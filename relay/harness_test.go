@@ -46,13 +46,14 @@ func (r *memReplica) Propose(_ context.Context, _ string, cmd []byte) (game.Resu
 	defer r.mu.Unlock()
 	r.index++
 	res := r.m.Apply(r.index, cmd)
+	// As the nodes' publisher does: the event, then the state.
 	if res.Event != nil && !r.noPublish.Load() {
+		b, _ := json.Marshal(res.Event)
+		_ = r.nc.Publish("hangman.room."+res.Room+".event", b)
 		if !r.noStates.Load() {
 			b, _ := json.Marshal(res.State)
 			_ = r.nc.Publish("hangman.room."+res.Room+".state", b)
 		}
-		b, _ := json.Marshal(res.Event)
-		_ = r.nc.Publish("hangman.room."+res.Room+".event", b)
 	}
 	return res, r.index, nil
 }

@@ -56,12 +56,12 @@ type room struct {
 	// once spectatorsSent (spectators.go).
 	spectators     int
 	spectatorsSent bool
-	// half is the first of a change's two NATS messages (its event and
-	// its state, in either order) while the other has not come: the relay
-	// sends the two as one frame (pairLocked). halfTimer sends it alone
-	// should the other not come within pairWait.
-	half      *roomMsg
-	halfTimer *time.Timer
+	// event is the room's newest event while its state has not come: the
+	// nodes publish a change's event and then its state, which the relay
+	// sends as one frame (offerNATSStateLocked). eventTimer sends it alone
+	// should the state not come within eventWait.
+	event      *roomMsg
+	eventTimer *time.Timer
 	// advanced, made by a waiter (awaitSent), is closed when a newer state
 	// goes to the sessions.
 	advanced chan struct{}
@@ -251,7 +251,7 @@ func (r *Relay) releaseLocked(rm *room) (gap bool) {
 		if m.event {
 			gap = r.offerEventLocked(rm, m) || gap
 		} else {
-			r.offerNATSStateLocked(rm, m)
+			r.offerStateLocked(rm, m.Seq, m.frame)
 		}
 	}
 	if n > 0 {
@@ -277,46 +277,36 @@ func (r *Relay) releaseLocked(rm *room) (gap bool) {
 	return gap
 }
 
-// pairWait is how long the first of a change's two messages waits for
-// the other before it is sent alone. A node publishes the two back to
-// back, so this only matters when one was lost (a lost state then shows as
-// a gap at the next event, and is fetched).
-const pairWait = 50 * time.Millisecond
+// eventWait is how long an event waits for its state before it is sent
+// alone. A node publishes the two back to back, so this only matters when
+// the state was lost (the next event then shows a gap, and the state is
+// fetched). A state never waits: the nodes publish it after its event.
+const eventWait = 50 * time.Millisecond
 
 // offerStateLocked makes frame (the state at seq) the room's latest and
 // sends it to every session of the room, unless the room already has it or
-// newer. It is for states read over gRPC, which no event follows.
+// newer.
 func (r *Relay) offerStateLocked(rm *room, seq uint64, frame []byte) {
 	if !rm.offerState(seq) {
 		r.stats.dupStates.Add(1)
 		return
 	}
-	r.flushHalfLocked(rm, seq)
-	r.sendStateLocked(rm, outItem{kind: outState, key: rm.name, seq: seq, frame: frame}, frame)
-}
-
-// offerNATSStateLocked is offerStateLocked for a state NATS brought: it
-// goes out with its event, in one frame, if the event came first or comes
-// within pairWait.
-func (r *Relay) offerNATSStateLocked(rm *room, m roomMsg) {
-	if !rm.offerState(m.Seq) {
-		r.stats.dupStates.Add(1)
-		return
+	it := outItem{kind: outState, key: rm.name, seq: seq, frame: frame}
+	if ev := rm.event; ev != nil && ev.Seq == seq {
+		rm.event = nil
+		rm.eventTimer.Stop()
+		it.frame, it.event = withEvent(frame, ev.data), ev.frame
+	} else {
+		r.flushEventLocked(rm, seq)
 	}
-	if m.Seq <= rm.eventSeq && (rm.half == nil || rm.half.Seq != m.Seq) {
-		// Its event went out already, alone.
-		r.flushHalfLocked(rm, m.Seq)
-		r.sendStateLocked(rm, outItem{kind: outState, key: rm.name, seq: m.Seq, frame: m.frame}, m.frame)
-		return
-	}
-	r.pairLocked(rm, m)
+	r.sendStateLocked(rm, it, frame)
 }
 
 // offerEventLocked forwards an event once, and reports whether it shows
 // that something was missed (cursor.offerEvent). The caller then fetches
-// the room's state. An event goes out with its state, in one frame, if the
-// state came first or comes within pairWait; one whose state went out
-// already goes alone.
+// the room's state. An event ahead of the room's state waits for its state
+// (offerStateLocked), to go in the same frame: one frame per change per
+// session. One whose state went out already goes alone.
 func (r *Relay) offerEventLocked(rm *room, m roomMsg) (gap bool) {
 	news, gap := rm.offerEvent(m.seqs)
 	if !news {
@@ -327,56 +317,34 @@ func (r *Relay) offerEventLocked(rm *room, m roomMsg) (gap bool) {
 		r.stats.gaps.Add(1)
 		r.log.Debug("seq gap, fetching state", "room", rm.name, "seq", m.Seq, "prev", m.Prev)
 	}
+	r.flushEventLocked(rm, m.Seq)
 	if m.Seq <= rm.sent {
-		r.flushHalfLocked(rm, m.Seq)
 		r.fanOutLocked(rm, outItem{kind: outEvent, key: rm.name, seq: m.Seq, frame: m.frame})
 		return gap
 	}
-	r.pairLocked(rm, m)
+	rm.event = &m
+	if rm.eventTimer == nil {
+		rm.eventTimer = time.AfterFunc(eventWait, func() {
+			rm.mu.Lock()
+			defer rm.mu.Unlock()
+			r.flushEventLocked(rm, math.MaxUint64)
+		})
+	} else {
+		rm.eventTimer.Reset(eventWait)
+	}
 	return gap
 }
 
-// pairLocked takes one of a change's two messages: with the other waiting,
-// both go as one frame; otherwise this one waits for the other (anything
-// older waiting goes alone first).
-func (r *Relay) pairLocked(rm *room, m roomMsg) {
-	if h := rm.half; h != nil && h.Seq == m.Seq && h.event != m.event {
-		rm.half = nil
-		rm.halfTimer.Stop()
-		st, ev := m, *h
-		if m.event {
-			st, ev = *h, m
-		}
-		r.sendStateLocked(rm, outItem{kind: outState, key: rm.name, seq: st.Seq, frame: withEvent(st.frame, ev.data), event: ev.frame}, st.frame)
+// flushEventLocked sends the waiting event, if any, alone, if it is older
+// than seq (math.MaxUint64: whatever its seq).
+func (r *Relay) flushEventLocked(rm *room, seq uint64) {
+	ev := rm.event
+	if ev == nil || ev.Seq >= seq && seq != math.MaxUint64 {
 		return
 	}
-	r.flushHalfLocked(rm, m.Seq)
-	rm.half = &m
-	if rm.halfTimer == nil {
-		rm.halfTimer = time.AfterFunc(pairWait, func() {
-			rm.mu.Lock()
-			defer rm.mu.Unlock()
-			r.flushHalfLocked(rm, math.MaxUint64)
-		})
-	} else {
-		rm.halfTimer.Reset(pairWait)
-	}
-}
-
-// flushHalfLocked sends the message waiting for its pair alone, if it is
-// older than seq (math.MaxUint64: whatever its seq).
-func (r *Relay) flushHalfLocked(rm *room, seq uint64) {
-	h := rm.half
-	if h == nil || (h.Seq >= seq && seq != math.MaxUint64) {
-		return
-	}
-	rm.half = nil
-	rm.halfTimer.Stop()
-	if h.event {
-		r.fanOutLocked(rm, outItem{kind: outEvent, key: rm.name, seq: h.Seq, frame: h.frame})
-		return
-	}
-	r.sendStateLocked(rm, outItem{kind: outState, key: rm.name, seq: h.Seq, frame: h.frame}, h.frame)
+	rm.event = nil
+	rm.eventTimer.Stop()
+	r.fanOutLocked(rm, outItem{kind: outEvent, key: rm.name, seq: ev.Seq, frame: ev.frame})
 }
 
 // sendStateLocked sends a state to every session and makes plain, its
@@ -424,7 +392,7 @@ const protoWait = 20 * time.Millisecond
 // for.
 //
 // The same change is on its way over NATS, as an event and a state that
-// leave as one frame (pairLocked). Offered at once, this state
+// leave as one frame (offerStateLocked). Offered at once, this state
 // would usually overtake them and every watcher would get two frames, so
 // it waits up to protoWait for NATS to bring the room to its seq, and is
 // offered only if NATS did not: either way the state is queued before the
@@ -454,12 +422,7 @@ func (r *Relay) offerProto(st *hangmanv1.RoomState) {
 	}
 	frame := stateFrame(st)
 	rm.mu.Lock()
-	if h := rm.half; h != nil && !h.event && h.Seq >= seq {
-		// NATS brought it, and it waits for its event: no longer.
-		r.flushHalfLocked(rm, math.MaxUint64)
-	} else {
-		r.offerStateLocked(rm, seq, frame)
-	}
+	r.offerStateLocked(rm, seq, frame)
 	gap = r.releaseLocked(rm)
 	rm.mu.Unlock()
 	if gap {
