@@ -4,8 +4,11 @@
 // A relay serves the embedded web page and a websocket endpoint (melody). It
 // subscribes on NATS only to the rooms its browsers watch, keeps the latest
 // state of each watched room (ordered by seq, the raft index), hands it to a
-// joining browser at once, and forwards every NATS message of a room to that
-// room's sessions as one frame built once and shared by all of them. Browser
+// joining browser at once, and forwards each change of a room (its event
+// and its state, as one frame built once and shared by all of them) to
+// that room's sessions. Each session's frames wait in its outbox, where a
+// newer state replaces an older one a slow browser has not read yet, and
+// leave in one write (outbox.go). Browser
 // commands become gRPC calls to the game nodes, each with a request id so a
 // retry (across nodes, leader changes or relays) is applied at most once.
 //
