@@ -319,6 +319,9 @@ func (o *Observers) watchOnce(ctx context.Context, r *Relay, room, obs string, e
 		var f struct {
 			Type string          `json:"type"`
 			Data json.RawMessage `json:"data"`
+			// Event is the change a state frame carries with it
+			// (relay/PROTOCOL.md): it comes before the state.
+			Event json.RawMessage `json:"event"`
 		}
 		if err := c.ReadJSON(&f); err != nil {
 			return fmt.Errorf("read: %w", err)
@@ -326,12 +329,22 @@ func (o *Observers) watchOnce(ctx context.Context, r *Relay, room, obs string, e
 		if f.Type != "state" && f.Type != "event" {
 			continue
 		}
+		at := time.Now()
+		if f.Type == "state" && len(f.Event) > 0 {
+			ev, err := parse("event", f.Event)
+			if err != nil {
+				o.log.Warn("bad event in a state frame", "relay", r.Name, "err", err)
+			} else {
+				ev.At = at
+				o.record(obs, epoch, ev)
+			}
+		}
 		m, err := parse(f.Type, f.Data)
 		if err != nil {
 			o.log.Warn("bad websocket frame", "relay", r.Name, "err", err)
 			continue
 		}
-		m.At = time.Now()
+		m.At = at
 		o.record(obs, epoch, m)
 	}
 }
