@@ -79,8 +79,12 @@ type outbox struct {
 
 // maxEventsWaiting bounds the events of one room waiting in an outbox: a
 // browser that far behind misses the oldest (the states it gets say where
-// the room is).
-const maxEventsWaiting = 16
+// the room is). 64 is the whole send buffer the relay had before states
+// superseded each other, so a reader that kept up then, a busy browser or
+// a harness on a loaded machine pausing for a few hundred milliseconds,
+// still gets every event; it costs a slow session at most some 16 KiB per
+// room it watches.
+const maxEventsWaiting = 64
 
 // push queues it. superseded counts the frames it made stale; full says
 // the frames nothing supersedes exceed limit (it was not queued); start
