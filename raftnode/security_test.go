@@ -583,9 +583,13 @@ func relayEndToEnd(t *testing.T, c *testCluster, pki *testPKI) {
 				if !ok {
 					t.Fatal("websocket closed while guessing")
 				}
+				// A change's event comes in its state frame, or alone.
 				d, _ := f["data"].(map[string]any)
+				if f["type"] == "state" {
+					d, _ = f["event"].(map[string]any)
+				}
 				switch {
-				case f["type"] == "event" && d["kind"] == "guess" && d["player"] == "bea":
+				case (f["type"] == "event" || f["type"] == "state") && d["kind"] == "guess" && d["player"] == "bea":
 					return
 				case f["type"] == "error":
 					t.Fatalf("guess %s refused: %v", string(letter), f)
