@@ -29,7 +29,9 @@ const joinAckAfterJoinedEvent = `(() => {
 				try { f = JSON.parse(ev.data); } catch (e) { /* handed on as is */ }
 				if (f.type === "ack" && f.op === "join" && !joinedSeen) { held.push(ev); return; }
 				fn(ev);
-				if (f.type === "event" && f.data && f.data.kind === "player_joined") {
+				// The event comes alone or in its state's frame.
+				const ev = f.type === "event" ? f.data : f.type === "state" ? f.event : null;
+				if (ev && ev.kind === "player_joined") {
 					joinedSeen = true;
 					const h = held; held = [];
 					h.forEach(fn);
