@@ -40,20 +40,27 @@ func BenchmarkBroadcast(b *testing.B) {
 				if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"watch","room":"bench","id":"w"}`)); err != nil {
 					b.Fatal(err)
 				}
-				// welcome, ack, and the room's state (fetched or cached)
-				for got := 0; got < 3; {
+				// The watch's ack and the room's state (fetched or cached);
+				// welcome, relay list and spectator counts come too.
+				for acked, stated := false, false; !acked || !stated; {
 					_, msg, err := conn.ReadMessage()
 					if err != nil {
 						b.Fatal(err)
 					}
-					if !strings.Contains(string(msg), `"relays"`) || strings.Contains(string(msg), `"welcome"`) {
-						got++
-					}
+					acked = acked || strings.HasPrefix(string(msg), `{"type":"ack"`)
+					stated = stated || strings.HasPrefix(string(msg), `{"type":"state"`)
 				}
 				go func() {
 					for {
-						if _, _, err := conn.ReadMessage(); err != nil {
+						_, msg, err := conn.ReadMessage()
+						if err != nil {
 							return
+						}
+						// Only the states published below count: the
+						// spectator counts of the sessions still joining
+						// come meanwhile.
+						if !strings.HasPrefix(string(msg), `{"type":"state"`) {
+							continue
 						}
 						if total.Add(1) == target.Load() {
 							done <- struct{}{}
