@@ -1,4 +1,4 @@
-package main
+package devcluster
 
 import (
 	"bytes"
@@ -24,10 +24,10 @@ import (
 // run while a developer's own `hangman dev` is up.
 const devOffset = 20000
 
-func startTestDev(t *testing.T, offset int) *devSystem {
+func startTestDev(t *testing.T, offset int) *System {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	sys, err := startDev(ctx, devOptions{DataDir: t.TempDir(), Nodes: 3, Relays: 2, PortOffset: offset,
+	sys, err := Start(ctx, Options{DataDir: t.TempDir(), Nodes: 3, Relays: 2, PortOffset: offset,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		cancel()
@@ -37,14 +37,14 @@ func startTestDev(t *testing.T, offset int) *devSystem {
 		sys.Close()
 		cancel()
 	})
-	// startDev returns with the cluster formed, NATS mesh included: a
+	// Start returns with the cluster formed, NATS mesh included: a
 	// browser may act at once, and what it does must reach every relay.
 	for _, n := range sys.nodes {
 		if err := n.Ready(); err != nil {
-			t.Fatalf("node %s not ready when startDev returned: %v", n.ID(), err)
+			t.Fatalf("node %s not ready when Start returned: %v", n.ID(), err)
 		}
 		if got := n.NATSServer().NumRemotes(); got != len(sys.nodes)-1 {
-			t.Fatalf("node %s has NATS routes to %d nodes when startDev returned, want %d", n.ID(), got, len(sys.nodes)-1)
+			t.Fatalf("node %s has NATS routes to %d nodes when Start returned, want %d", n.ID(), got, len(sys.nodes)-1)
 		}
 	}
 	deadline := time.Now().Add(20 * time.Second)

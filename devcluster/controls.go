@@ -1,8 +1,8 @@
-package main
+package devcluster
 
 // Chaos controls of `hangman dev`: stop and restart a game node or a relay,
 // hand leadership over, and watch the game carry on in the page's cluster
-// view. They exist only in this file's devControl, which only startDev
+// view. They exist only in this file's controls, which only Start
 // creates and hands to its own relays (relay.Config.DevHandler); `hangman
 // node` and `hangman relay` have no path to it, and their /dev/ is a 404.
 
@@ -28,9 +28,9 @@ import (
 	"github.com/hangman/hangman/relay"
 )
 
-// devControl serves /dev/ on every relay of a dev system.
-type devControl struct {
-	sys *devSystem
+// controls serves /dev/ on every relay of a dev system.
+type controls struct {
+	sys *System
 	mux *http.ServeMux
 	// origins are the dev relays' origins (loopback names folded): the
 	// only pages allowed to send the controls a request.
@@ -40,8 +40,8 @@ type devControl struct {
 	ops sync.Mutex
 }
 
-func newDevControl(sys *devSystem) *devControl {
-	d := &devControl{sys: sys, mux: http.NewServeMux(), origins: make(map[string]bool)}
+func newControls(sys *System) *controls {
+	d := &controls{sys: sys, mux: http.NewServeMux(), origins: make(map[string]bool)}
 	for _, u := range sys.relayURLs {
 		if o, ok := loopbackOrigin(u); ok {
 			d.origins[o] = true
@@ -65,7 +65,7 @@ func newDevControl(sys *devSystem) *devControl {
 // one of the dev relays: browsers always send Origin on POST, and a
 // cross-site form or fetch names its own origin. Tools like curl send no
 // Origin and are let through: they run on this machine anyway.
-func (d *devControl) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+func (d *controls) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if !isLoopbackHost(req.Host) {
 		devJSON(w, http.StatusForbidden, map[string]string{"error": "development controls answer on loopback addresses only"})
 		return
@@ -106,11 +106,11 @@ type devRelayState struct {
 	Running bool   `json:"running"`
 }
 
-func (d *devControl) serveState(w http.ResponseWriter, _ *http.Request) {
+func (d *controls) serveState(w http.ResponseWriter, _ *http.Request) {
 	devJSON(w, http.StatusOK, d.sys.state())
 }
 
-func (s *devSystem) state() devState {
+func (s *System) state() devState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := devState{Nodes: []devNodeState{}, Relays: []devRelayState{}}
@@ -123,7 +123,7 @@ func (s *devSystem) state() devState {
 	return st
 }
 
-func (d *devControl) serveNode(w http.ResponseWriter, req *http.Request) {
+func (d *controls) serveNode(w http.ResponseWriter, req *http.Request) {
 	id, action := req.PathValue("id"), req.PathValue("action")
 	d.ops.Lock()
 	defer d.ops.Unlock()
@@ -140,7 +140,7 @@ func (d *devControl) serveNode(w http.ResponseWriter, req *http.Request) {
 	d.answer(w, err)
 }
 
-func (d *devControl) serveRelay(w http.ResponseWriter, req *http.Request) {
+func (d *controls) serveRelay(w http.ResponseWriter, req *http.Request) {
 	name, action := req.PathValue("name"), req.PathValue("action")
 	d.ops.Lock()
 	defer d.ops.Unlock()
@@ -170,7 +170,7 @@ func (d *devControl) serveRelay(w http.ResponseWriter, req *http.Request) {
 }
 
 // serveTransfer hands leadership to ?to=<node id>, or to any voter.
-func (d *devControl) serveTransfer(w http.ResponseWriter, req *http.Request) {
+func (d *controls) serveTransfer(w http.ResponseWriter, req *http.Request) {
 	d.ops.Lock()
 	defer d.ops.Unlock()
 	ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
@@ -189,7 +189,7 @@ var (
 	errDevConflict = errors.New("conflict")
 )
 
-func (d *devControl) answer(w http.ResponseWriter, err error) {
+func (d *controls) answer(w http.ResponseWriter, err error) {
 	switch {
 	case err == nil:
 		devJSON(w, http.StatusOK, map[string]any{"ok": true, "state": d.sys.state()})
@@ -218,7 +218,7 @@ func devJSON(w http.ResponseWriter, code int, v any) {
 	_, _ = w.Write(b)
 }
 
-func (s *devSystem) nodeIndex(id string) (int, error) {
+func (s *System) nodeIndex(id string) (int, error) {
 	for i, cfg := range s.nodeCfgs {
 		if cfg.ID == id {
 			return i, nil
@@ -227,7 +227,7 @@ func (s *devSystem) nodeIndex(id string) (int, error) {
 	return 0, fmt.Errorf("node %q: %w", id, errDevNotFound)
 }
 
-func (s *devSystem) relayIndex(name string) (int, error) {
+func (s *System) relayIndex(name string) (int, error) {
 	for j, cfg := range s.relayCfgs {
 		if cfg.Name == name {
 			return j, nil
@@ -237,7 +237,7 @@ func (s *devSystem) relayIndex(name string) (int, error) {
 }
 
 // stopNode closes a node as a crash looks to its peers (it does not leave).
-func (s *devSystem) stopNode(id string) error {
+func (s *System) stopNode(id string) error {
 	s.mu.Lock()
 	i, err := s.nodeIndex(id)
 	if err != nil {
@@ -260,7 +260,7 @@ func (s *devSystem) stopNode(id string) error {
 
 // startNode starts a stopped node again on its own data and ports; it
 // rejoins as the same member and catches up.
-func (s *devSystem) startNode(id string) error {
+func (s *System) startNode(id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i, err := s.nodeIndex(id)
@@ -285,7 +285,7 @@ func (s *devSystem) startNode(id string) error {
 // stopRelay takes a relay out of the system and returns it for the caller
 // to close abruptly (its browsers then fail over to another). The last
 // running relay is kept: the page would have nowhere to go.
-func (s *devSystem) stopRelay(name string) (*relay.Relay, error) {
+func (s *System) stopRelay(name string) (*relay.Relay, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	j, err := s.relayIndex(name)
@@ -310,7 +310,7 @@ func (s *devSystem) stopRelay(name string) (*relay.Relay, error) {
 }
 
 // startRelay starts a stopped relay again on its own port.
-func (s *devSystem) startRelay(name string) error {
+func (s *System) startRelay(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	j, err := s.relayIndex(name)
@@ -333,7 +333,7 @@ func (s *devSystem) startRelay(name string) error {
 }
 
 // serveRelayLocked creates relay j on its address and serves it.
-func (s *devSystem) serveRelayLocked(j int) (*relay.Relay, error) {
+func (s *System) serveRelayLocked(j int) (*relay.Relay, error) {
 	cfg := s.relayCfgs[j]
 	ln, err := net.Listen("tcp", s.relayAddrs[j])
 	if err != nil {
@@ -354,7 +354,7 @@ func (s *devSystem) serveRelayLocked(j int) (*relay.Relay, error) {
 
 // transferLeadership asks the cluster, through any running node's
 // ClusterService, to hand leadership to target (any voter when empty).
-func (s *devSystem) transferLeadership(ctx context.Context, target string) (*hangmanv1.TransferLeadershipResponse, error) {
+func (s *System) transferLeadership(ctx context.Context, target string) (*hangmanv1.TransferLeadershipResponse, error) {
 	s.mu.Lock()
 	var addrs []string
 	for i, n := range s.nodes {

@@ -1,4 +1,4 @@
-package main
+package devcluster
 
 import (
 	"encoding/json"

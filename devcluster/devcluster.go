@@ -1,12 +1,18 @@
-package main
+// Package devcluster runs the whole hangman system in one process: game
+// nodes (raftnode) that bootstrap together and relays in front of them, on
+// loopback ports, with chaos controls under /dev/ on those relays. It is
+// what `hangman dev` runs, and what tests use when they want a real
+// cluster without child processes; `hangman dev` itself only parses flags.
+package devcluster
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"os"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -28,67 +34,43 @@ const (
 	devRelayBase       = 8080
 )
 
-// runDev runs the whole system in one process: game nodes that bootstrap
-// together and relays in front of them, on loopback.
-func runDev(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("hangman dev", flag.ContinueOnError)
-	var (
-		dataDir       string
-		nodes, relays int
-		offset        int
-	)
-	fs.StringVar(&dataDir, "data-dir", "", "data directory (default: a fresh temporary directory, removed on exit)")
-	fs.IntVar(&nodes, "nodes", 3, "number of game nodes (1-9)")
-	fs.IntVar(&relays, "relays", 2, "number of relays (0-9)")
-	fs.IntVar(&offset, "port-offset", 0, "added to every port, to run several dev systems side by side")
-	logger := logFlags(fs, "warn")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+// Options sizes a dev system.
+type Options struct {
+	// DataDir holds every node's data, one directory per node; it must be
+	// given (hangman dev makes a temporary one).
+	DataDir string
+	// Nodes (1-9) and Relays (0-9) say how many of each run.
+	Nodes, Relays int
+	// PortOffset (0-50000) is added to every port, so that several dev
+	// systems (a developer's and the tests') run side by side.
+	PortOffset int
+	// Logger receives the nodes' and relays' logs.
+	Logger *slog.Logger
+}
+
+// Validate says what is wrong with the sizes and ports of opts, in the
+// words of hangman dev's flags, so the command can refuse them before it
+// makes a data directory.
+func (o Options) Validate() error {
+	if o.Nodes < 1 || o.Nodes > 9 {
+		return fmt.Errorf("--nodes %d: want 1-9", o.Nodes)
 	}
-	if nodes < 1 || nodes > 9 {
-		return fmt.Errorf("--nodes %d: want 1-9", nodes)
+	if o.Relays < 0 || o.Relays > 9 {
+		return fmt.Errorf("--relays %d: want 0-9", o.Relays)
 	}
-	if relays < 0 || relays > 9 {
-		return fmt.Errorf("--relays %d: want 0-9", relays)
+	if o.PortOffset < 0 || o.PortOffset > 50000 {
+		return fmt.Errorf("--port-offset %d: want 0-50000", o.PortOffset)
 	}
-	if offset < 0 || offset > 50000 {
-		return fmt.Errorf("--port-offset %d: want 0-50000", offset)
-	}
-	log, err := logger()
-	if err != nil {
-		return err
-	}
-	if dataDir == "" {
-		if dataDir, err = os.MkdirTemp("", "hangman-dev-"); err != nil {
-			return fmt.Errorf("temporary data dir: %w", err)
-		}
-		defer os.RemoveAll(dataDir)
-	}
-	sys, err := startDev(ctx, devOptions{DataDir: dataDir, Nodes: nodes, Relays: relays, PortOffset: offset, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer sys.Close()
-	sys.printURLs(os.Stdout)
-	<-ctx.Done()
-	fmt.Fprintln(os.Stdout, "stopping…")
 	return nil
 }
 
-// devOptions sizes a dev system.
-type devOptions struct {
-	DataDir       string
-	Nodes, Relays int
-	PortOffset    int
-	Logger        *slog.Logger
-}
-
-// devSystem is a running dev system. Its chaos controls (dev_chaos.go)
+// System is a running dev system. Its chaos controls (controls.go)
 // stop and start nodes and relays while it runs: a stopped one is nil in
 // nodes or relays, and starts again from its config in nodeCfgs or
 // relayCfgs.
-type devSystem struct {
-	opts       devOptions
+type System struct {
+	opts       Options
+	controls   *controls
 	ctx        context.Context
 	nodeCfgs   []raftnode.Config
 	relayCfgs  []relay.Config
@@ -107,8 +89,19 @@ func devAddr(base, i, offset int) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i+offset))
 }
 
-func startDev(ctx context.Context, opts devOptions) (*devSystem, error) {
-	sys := &devSystem{opts: opts, ctx: ctx}
+// Start starts opts.Nodes game nodes and waits until they form a cluster
+// whose NATS servers are meshed, then starts opts.Relays relays in front of
+// them. Ports: node i (1-based) listens on base+i+PortOffset, relay j on
+// 8080+j+PortOffset, all on 127.0.0.1. The system runs until Close; ctx
+// bounds the start and is the context of every node and relay.
+func Start(ctx context.Context, opts Options) (*System, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("dev system: %w", err)
+	}
+	if opts.DataDir == "" || opts.Logger == nil {
+		return nil, errors.New("dev system: Options needs a DataDir and a Logger")
+	}
+	sys := &System{opts: opts, ctx: ctx}
 	var joins []string
 	for i := 1; i <= opts.Nodes; i++ {
 		joins = append(joins, devAddr(devSerfBase, i, opts.PortOffset))
@@ -150,7 +143,7 @@ func startDev(ctx context.Context, opts devOptions) (*devSystem, error) {
 		origins = append(origins, "http://127.0.0.1:"+port, "http://localhost:"+port)
 	}
 	// The chaos controls, on every relay of this process and nowhere else.
-	dev := newDevControl(sys)
+	sys.controls = newControls(sys)
 	for j := range opts.Relays {
 		sys.relayAddrs = append(sys.relayAddrs, devAddr(devRelayBase, j, opts.PortOffset))
 		sys.relayCfgs = append(sys.relayCfgs, relay.Config{
@@ -162,7 +155,7 @@ func startDev(ctx context.Context, opts devOptions) (*devSystem, error) {
 			// Every browser and load generator of dev is on loopback.
 			MaxConnsPerAddr: -1,
 			Logger:          opts.Logger,
-			DevHandler:      dev,
+			DevHandler:      sys.controls,
 		})
 		sys.mu.Lock()
 		r, err := sys.serveRelayLocked(j)
@@ -178,7 +171,7 @@ func startDev(ctx context.Context, opts devOptions) (*devSystem, error) {
 	return sys, nil
 }
 
-// devMeshTimeout bounds how long startDev waits for its cluster to form.
+// devMeshTimeout bounds how long Start waits for its cluster to form.
 const devMeshTimeout = 30 * time.Second
 
 // waitMeshed waits until every node knows the leader and its embedded NATS
@@ -215,7 +208,23 @@ func waitMeshed(ctx context.Context, nodes []*raftnode.Node, timeout time.Durati
 	}
 }
 
-func (s *devSystem) printURLs(w *os.File) {
+// GRPCAddrs are the nodes' gRPC addresses, in node order.
+func (s *System) GRPCAddrs() []string { return append([]string(nil), s.grpcAddrs...) }
+
+// NATSURLs are the nodes' embedded NATS client URLs, in node order.
+func (s *System) NATSURLs() []string { return append([]string(nil), s.natsURLs...) }
+
+// RelayURLs are the relays' URLs, where browsers play.
+func (s *System) RelayURLs() []string { return append([]string(nil), s.relayURLs...) }
+
+// Controls is the handler of the chaos controls under /dev/, which every
+// relay of this system already serves; it is exposed for a server of the
+// caller's own.
+func (s *System) Controls() http.Handler { return s.controls }
+
+// PrintURLs writes where everything listens and how to watch it, as
+// hangman dev prints it on start.
+func (s *System) PrintURLs(w io.Writer) {
 	fmt.Fprintf(w, "hangman dev: %d game nodes, %d relays (data in %s)\n\n", len(s.nodes), len(s.relays), s.opts.DataDir)
 	for _, u := range s.relayURLs {
 		fmt.Fprintf(w, "  play      %s\n", u)
@@ -239,7 +248,7 @@ func natsServerFlag(url string) string {
 
 // Close stops relays first, telling browsers to go (close 1001), then the
 // nodes.
-func (s *devSystem) Close() {
+func (s *System) Close() {
 	s.mu.Lock()
 	s.closed = true
 	relays, nodes := s.relays, s.nodes
