@@ -5,28 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/hangman/hangman/internal/proc"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
-// proc is one child process of the system under test.
-type proc struct {
+// member is one child process of the system under test, before and
+// while it runs.
+type member struct {
 	name string
 	args []string
-	cmd  *exec.Cmd
 	http string // health address
-	done chan struct{}
+	p    *proc.Proc
 }
 
 // System is the system under test: a cluster of game nodes and relays that
@@ -37,8 +35,8 @@ type System struct {
 	dir     string
 	log     io.Writer
 	cleanup func()
-	nodes   []*proc
-	relays  []*proc
+	nodes   []*member
+	relays  []*member
 	conns   []*grpc.ClientConn
 	Cluster []hangmanv1.ClusterServiceClient
 	// GRPCAddrs, NATSURLs and RelayURLs say where the parts listen.
@@ -80,7 +78,7 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
 	}
 	for i := range cfg.Nodes {
 		id := "bench" + strconv.Itoa(i+1)
-		p := &proc{name: id, http: port(i, 5), args: []string{"node",
+		p := &member{name: id, http: port(i, 5), args: []string{"node",
 			"--id", id, "--data-dir", filepath.Join(cfg.Dir, id),
 			"--grpc-addr", port(i, 0), "--raft-addr", port(i, 1), "--serf-addr", port(i, 2),
 			"--nats-addr", port(i, 3), "--nats-cluster-addr", port(i, 4), "--http-addr", port(i, 5),
@@ -99,7 +97,7 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
 		args := append([]string{"relay", "--listen", addr, "--name", "bench-relay-" + strconv.Itoa(j+1),
 			"--public-url", url, "--nats", strings.Join(s.NATSURLs, ","), "--grpc", strings.Join(s.GRPCAddrs, ","),
 			"--log-level", "warn"}, cfg.RelayArgs...)
-		p := &proc{name: "relay" + strconv.Itoa(j+1), http: addr, args: args}
+		p := &member{name: "relay" + strconv.Itoa(j+1), http: addr, args: args}
 		s.relays = append(s.relays, p)
 		if err := s.start(p); err != nil {
 			s.Close()
@@ -110,8 +108,8 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
 		s.Close()
 		return nil, err
 	}
-	for _, p := range append(append([]*proc(nil), s.nodes...), s.relays...) {
-		if err := waitReady(ctx, p, 30*time.Second); err != nil {
+	for _, m := range append(append([]*member(nil), s.nodes...), s.relays...) {
+		if err := m.p.WaitHTTP(ctx, "http://"+m.http+"/readyz", 30*time.Second); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -135,7 +133,7 @@ func Attach(ctx context.Context, grpcAddrs, natsURLs, relayURLs []string, timeou
 	}
 	deadline := time.Now().Add(timeout)
 	for _, u := range relayURLs {
-		if err := waitURL(ctx, "relay "+u, strings.TrimSuffix(u, "/")+"/readyz", nil, time.Until(deadline)); err != nil {
+		if err := proc.WaitHTTP(ctx, strings.TrimSuffix(u, "/")+"/readyz", time.Until(deadline), nil); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -168,60 +166,13 @@ func (s *System) dial() error {
 	return nil
 }
 
-func (s *System) start(p *proc) error {
-	p.cmd = exec.Command(s.bin, p.args...)
-	p.cmd.Stdout, p.cmd.Stderr = s.log, s.log
-	p.done = make(chan struct{})
-	if err := p.cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", p.name, err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	return nil
-}
-
-func waitReady(ctx context.Context, p *proc, timeout time.Duration) error {
-	err := waitURL(ctx, p.name, "http://"+p.http+"/readyz", p.done, timeout)
-	select {
-	case <-p.done:
-		return fmt.Errorf("%s exited while starting (%v)", p.name, p.cmd.ProcessState)
-	default:
+func (s *System) start(m *member) error {
+	p, err := proc.Start(proc.Spec{Name: m.name, Path: s.bin, Args: m.args, Output: s.log})
+	if err != nil {
 		return err
 	}
-}
-
-// probeClient is waitURL's HTTP client.
-var probeClient = &http.Client{Timeout: 2 * time.Second}
-
-// waitURL polls url until it answers 200 OK, exited is closed (the process
-// behind it ended) or timeout passes.
-func waitURL(ctx context.Context, name, url string, exited <-chan struct{}, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return fmt.Errorf("%s exited while starting", name)
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		// One probe may not outlast the deadline: an attached system's
-		// relay can be an address that never answers.
-		resp, err := probeClient.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("readyz: %s", resp.Status)
-		}
-		last = err
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("%s not ready after %v: %v", name, timeout, last)
+	m.p = p
+	return nil
 }
 
 // Leader returns the index of the node that leads, asking every node.
@@ -246,19 +197,17 @@ func (s *System) KillLeader(ctx context.Context) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	p := s.nodes[i]
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		return -1, fmt.Errorf("kill %s: %w", p.name, err)
+	if err := s.nodes[i].p.Kill(); err != nil {
+		return -1, err
 	}
-	<-p.done
 	return i, nil
 }
 
 // RelayPIDs returns the relay processes' ids, for CPU and memory readings.
 func (s *System) RelayPIDs() []int {
 	var out []int
-	for _, p := range s.relays {
-		out = append(out, p.cmd.Process.Pid)
+	for _, m := range s.relays {
+		out = append(out, m.p.Pid())
 	}
 	return out
 }
@@ -269,23 +218,13 @@ func (s *System) Close() {
 	for _, c := range s.conns {
 		_ = c.Close()
 	}
-	all := append(append([]*proc(nil), s.relays...), s.nodes...)
-	for _, p := range all {
-		if p.cmd != nil && p.cmd.Process != nil {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	var started []*proc.Proc
+	for _, m := range append(append([]*member(nil), s.relays...), s.nodes...) {
+		if m.p != nil {
+			started = append(started, m.p)
 		}
 	}
-	for _, p := range all {
-		if p.done == nil {
-			continue
-		}
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	}
+	proc.StopAll(5*time.Second, started...)
 	if s.cleanup != nil {
 		s.cleanup()
 	}
@@ -341,7 +280,7 @@ func (c cpuClock) read() cpuReading {
 	r := cpuReading{}
 	labels := c.labels()
 	for i, p := range c.sys.nodes {
-		if cpu, _, err := procStat(p.cmd.Process.Pid); err == nil {
+		if cpu, _, err := procStat(p.p.Pid()); err == nil {
 			r[labels[i]] = cpu
 		}
 	}

@@ -45,7 +45,7 @@ func TestSummariseTakesNearestRankPercentiles(t *testing.T) {
 }
 
 func TestCPUSharesPerCommittedGuess(t *testing.T) {
-	clock := cpuClock{sys: &System{nodes: []*proc{{name: "n1"}, {name: "n2"}}, relays: []*proc{{name: "r1"}}}, leader: 1}
+	clock := cpuClock{sys: &System{nodes: []*member{{name: "n1"}, {name: "n2"}}, relays: []*member{{name: "r1"}}}, leader: 1}
 	before := cpuReading{"n1 (follower)": time.Second, "n2 (leader)": 2 * time.Second, "relays": 0, "load generator": time.Second}
 	after := cpuReading{"n1 (follower)": 2 * time.Second, "n2 (leader)": 4 * time.Second, "relays": 100 * time.Millisecond}
 	got := clock.shares(before, after, 10*time.Second, 100_000)

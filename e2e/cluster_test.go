@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/hangman/hangman/internal/browsertest"
+	"github.com/hangman/hangman/internal/testkit"
 )
 
 // devSystem is `hangman dev` with its own relays, the only way the chaos
@@ -36,8 +37,7 @@ const devStartMax = 4
 // relay is ready.
 func startDevWithRelays(t *testing.T) *devSystem {
 	t.Helper()
-	s := &system{t: t, bin: buildBinary(t), dir: t.TempDir(), logTail: map[string]*tail{}}
-	t.Cleanup(s.stop)
+	s := newSystem(t)
 	d := &devSystem{system: s}
 attempt:
 	for try := 0; ; try++ {
@@ -63,7 +63,7 @@ attempt:
 				if len(s.grpc) == 3 {
 					break read
 				}
-			case <-p.done:
+			case <-p.Done():
 				if try < devStartMax {
 					t.Logf("hangman dev on port offset %d exited early (port taken?); trying another", offset)
 					continue attempt
@@ -214,9 +214,8 @@ func TestRelayCommandHasNoDevControls(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped with -short")
 	}
-	s := &system{t: t, bin: buildBinary(t), dir: t.TempDir(), logTail: map[string]*tail{}}
-	t.Cleanup(s.stop)
-	port := freePorts(t, 1)[0]
+	s := newSystem(t)
+	port := testkit.FreePorts(t, 1)[0]
 	u := fmt.Sprintf("http://127.0.0.1:%d", port)
 	// No cluster behind it: the relay serves HTTP while it keeps trying.
 	s.spawn("relay", nil, "relay", "--listen", fmt.Sprintf("127.0.0.1:%d", port),

@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,72 +12,62 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/hangman/hangman/internal/proc"
+	"github.com/hangman/hangman/internal/testkit"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
 // runDev starts `hangman dev` on a data dir and waits until its first relay
 // is ready. It returns the process and the first node's gRPC address.
-func runDev(t *testing.T, bin, dataDir string, offset int) (*exec.Cmd, string) {
+func runDev(t *testing.T, bin, dataDir string, offset int) (*proc.Proc, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "dev", "--data-dir", dataDir, "--port-offset", fmt.Sprint(offset))
-	out, err := cmd.StdoutPipe()
+	lines := make(chan string, 64)
+	p, err := proc.Start(proc.Spec{Name: "dev", Path: bin, Args: []string{"dev", "--data-dir", dataDir, "--port-offset", fmt.Sprint(offset)}, Lines: lines})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	t.Cleanup(func() { _ = p.Kill() })
 	var grpcAddr, relayURL string
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) >= 2 && f[0] == "play" && relayURL == "" {
-			relayURL = f[1]
-		}
-		if len(f) >= 3 && f[0] == "node1" && f[1] == "grpc" {
-			grpcAddr = f[2]
-		}
-		if strings.Contains(sc.Text(), "Ctrl-C stops everything") {
-			break
+	timeout := time.After(60 * time.Second)
+read:
+	for {
+		select {
+		case l := <-lines:
+			f := strings.Fields(l)
+			if len(f) >= 2 && f[0] == "play" && relayURL == "" {
+				relayURL = f[1]
+			}
+			if len(f) >= 3 && f[0] == "node1" && f[1] == "grpc" {
+				grpcAddr = f[2]
+			}
+			if strings.Contains(l, "Ctrl-C stops everything") {
+				break read
+			}
+		case <-p.Done():
+			t.Fatalf("hangman dev exited before printing its addresses:\n%s", p.Tail())
+		case <-timeout:
+			t.Fatal("hangman dev printed no addresses within 60s")
 		}
 	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
 	if grpcAddr == "" || relayURL == "" {
 		t.Fatalf("hangman dev did not print its addresses (grpc %q, relay %q)", grpcAddr, relayURL)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(relayURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("relay %s not ready: %v", relayURL, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := p.WaitHTTP(context.Background(), relayURL+"/readyz", 20*time.Second); err != nil {
+		t.Fatal(err)
 	}
-	return cmd, grpcAddr
+	return p, grpcAddr
 }
 
 // interrupt sends Ctrl-C and requires a clean exit within the deadline.
-func interrupt(t *testing.T, cmd *exec.Cmd) {
+func interrupt(t *testing.T, p *proc.Proc) {
 	t.Helper()
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := p.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("hangman dev exited uncleanly after Ctrl-C: %v", err)
+	case <-p.Done():
+		if st := p.ExitState(); !st.Success() {
+			t.Fatalf("hangman dev exited uncleanly after Ctrl-C: %v\n%s", st, p.Tail())
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("hangman dev still running 15s after Ctrl-C")
@@ -91,7 +78,7 @@ func TestDevStopsCleanlyAndRestartsFromItsDataDir(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the whole system twice; skipped with -short")
 	}
-	bin := buildBinary(t)
+	bin := testkit.Binary(t)
 	dataDir := t.TempDir()
 	offset := 15000 + rand.IntN(5000)
 

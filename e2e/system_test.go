@@ -1,23 +1,20 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hangman/hangman/internal/proc"
+	"github.com/hangman/hangman/internal/testkit"
 )
 
 // system is the whole game on loopback: three game nodes (from `hangman dev
@@ -25,112 +22,38 @@ import (
 // otherwise) and relays started one process each, so that a test can kill
 // one for real.
 type system struct {
-	t       *testing.T
-	bin     string
-	dir     string
-	nats    []string
-	grpc    []string
-	relays  []*relayProc
-	procs   []*proc
-	logsMu  sync.Mutex
-	logTail map[string]*tail
+	t      *testing.T
+	bin    string
+	dir    string
+	nats   []string
+	grpc   []string
+	relays []*relayProc
+	procs  []*proc.Proc
 }
 
 type relayProc struct {
 	name string
 	url  string
-	p    *proc
+	p    *proc.Proc
 }
 
-// proc is one child process; done closes when it has exited.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// tail keeps the last lines of a process's output for failure reports.
-type tail struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *tail) add(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, s)
-	if len(l.lines) > 40 {
-		l.lines = l.lines[len(l.lines)-40:]
-	}
-}
-
-func (l *tail) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
-}
-
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// buildBinary builds the hangman command once per test binary, or uses
-// HANGMAN_E2E_BINARY when set (CI may build it once for every suite).
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("HANGMAN_E2E_BINARY"); b != "" {
-		return b
-	}
-	out := filepath.Join(t.TempDir(), "hangman")
-	cmd := exec.Command("go", "build", "-o", out, ".")
-	cmd.Dir = moduleRoot(t)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	return out
-}
-
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var lns []net.Listener
-	var ports []int
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		_ = ln.Close()
-	}
-	return ports
+// newSystem is a system with nothing started yet; every process it starts
+// is stopped when the test ends.
+func newSystem(t *testing.T) *system {
+	s := &system{t: t, bin: testkit.Binary(t), dir: t.TempDir()}
+	t.Cleanup(s.stop)
+	return s
 }
 
 func startSystem(t *testing.T, relays int) *system {
 	t.Helper()
-	s := &system{t: t, bin: buildBinary(t), dir: t.TempDir(), logTail: map[string]*tail{}}
-	t.Cleanup(s.stop)
+	s := newSystem(t)
 	if s.devHasRelaysFlag() {
 		s.startDev()
 	} else {
 		s.startNodes()
 	}
-	ports := freePorts(t, relays)
+	ports := testkit.FreePorts(t, relays)
 	// Relays trust only the origins they are configured with, the other
 	// relays' among them: browsers may fail over to those.
 	var origins []string
@@ -182,7 +105,7 @@ attempt:
 				} else if len(grpc) > 0 {
 					break read // the node lines are printed together
 				}
-			case <-p.done:
+			case <-p.Done():
 				if try < 3 {
 					s.t.Logf("hangman dev on port offset %d exited early (port taken?); trying another", offset)
 					continue attempt
@@ -200,7 +123,7 @@ attempt:
 
 // startNodes runs three `hangman node` processes on free ports.
 func (s *system) startNodes() {
-	p := freePorts(s.t, 18)
+	p := testkit.FreePorts(s.t, 18)
 	var serf []string
 	for i := 0; i < 3; i++ {
 		serf = append(serf, fmt.Sprintf("127.0.0.1:%d", p[6*i+2]))
@@ -261,34 +184,12 @@ func (s *system) startEntry(port int, relayAddr string) string {
 
 // spawn starts the binary with args; its output is kept for failure
 // reports and, if lines is not nil, copied there as long as it has room.
-func (s *system) spawn(name string, lines chan<- string, args ...string) *proc {
+func (s *system) spawn(name string, lines chan<- string, args ...string) *proc.Proc {
 	s.t.Helper()
-	cmd := exec.Command(s.bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	lt := &tail{}
-	s.logsMu.Lock()
-	s.logTail[name] = lt
-	s.logsMu.Unlock()
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			lt.add(sc.Text())
-			if lines != nil {
-				select {
-				case lines <- sc.Text():
-				default:
-				}
-			}
-		}
-	}()
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start %s: %v", name, err)
+	p, err := proc.Start(proc.Spec{Name: name, Path: s.bin, Args: args, Lines: lines, OwnGroup: true})
+	if err != nil {
+		s.t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); _ = pw.Close(); close(p.done) }()
 	s.procs = append(s.procs, p)
 	return p
 }
@@ -296,53 +197,26 @@ func (s *system) spawn(name string, lines chan<- string, args ...string) *proc {
 // kill ends a relay with SIGKILL: no goodbye to its browsers.
 func (s *system) kill(r *relayProc) {
 	s.t.Helper()
-	if err := r.p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		s.t.Fatalf("kill %s: %v", r.name, err)
+	if err := r.p.Kill(); err != nil {
+		s.t.Fatal(err)
 	}
-	<-r.p.done
 }
 
 // stop asks every process to stop (SIGTERM), and kills what is still
 // running after a grace period.
 func (s *system) stop() {
-	for _, p := range s.procs {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for _, p := range s.procs {
-		select {
-		case <-p.done:
-		case <-time.After(time.Until(deadline)):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	}
+	proc.StopAll(15*time.Second, s.procs...)
 	if s.t.Failed() {
-		s.logsMu.Lock()
-		defer s.logsMu.Unlock()
-		for name, lt := range s.logTail {
-			s.t.Logf("--- last output of %s:\n%s", name, lt)
+		for _, p := range s.procs {
+			s.t.Logf("--- last output of %s:\n%s", p.Name(), p.Tail())
 		}
 	}
 }
 
+// waitReady waits until url answers 200 OK.
 func (s *system) waitReady(url string) {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-			s.t.Fatalf("%s not ready within 60s (last error %v)", url, err)
-		case <-time.After(100 * time.Millisecond):
-		}
+	if err := proc.WaitHTTP(context.Background(), url, 60*time.Second, nil); err != nil {
+		s.t.Fatal(err)
 	}
 }
