@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/hangman/hangman/bench"
+	"github.com/hangman/hangman/internal/harness"
 )
 
 // TestBenchMeasuresARealSystem runs `hangman bench` as a user would, in
@@ -24,10 +25,7 @@ func TestBenchMeasuresARealSystem(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the hangman binary and starts a system of processes")
 	}
-	bin := filepath.Join(t.TempDir(), "hangman")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := harness.Binary(t)
 	// A running system for the bench to attach to, as it would to
 	// hangman dev or a compose project.
 	var running *bench.System
@@ -143,10 +141,7 @@ func TestBenchCompare(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the hangman binary and starts systems of processes")
 	}
-	bin := filepath.Join(t.TempDir(), "hangman")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := harness.Binary(t)
 	report := filepath.Join(t.TempDir(), "before.json")
 	onFreePorts(t, "hangman bench", func(base int) error {
 		a := []string{"bench", "--mode", "grpc", "--nodes", "1", "--relays", "0", "--workers", "8", "--rooms", "4", "--duration", "1500ms", "--warmup", "300ms", "--base-port", strconv.Itoa(base), "--out", report}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/hangman/hangman/internal/harness"
 	"github.com/hangman/hangman/internal/proc"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
@@ -133,20 +134,19 @@ func Attach(ctx context.Context, grpcAddrs, natsURLs, relayURLs []string, timeou
 	}
 	deadline := time.Now().Add(timeout)
 	for _, u := range relayURLs {
-		if err := proc.WaitHTTP(ctx, strings.TrimSuffix(u, "/")+"/readyz", time.Until(deadline), nil); err != nil {
+		if err := harness.WaitHTTP(ctx, strings.TrimSuffix(u, "/")+"/readyz", time.Until(deadline), nil); err != nil {
 			s.Close()
 			return nil, err
 		}
 	}
-	for {
-		if _, err := s.Leader(ctx); err == nil {
-			return s, nil
-		} else if time.Now().After(deadline) || ctx.Err() != nil {
-			s.Close()
-			return nil, fmt.Errorf("attach: %w at %s", err, strings.Join(grpcAddrs, ", "))
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := harness.Poll(ctx, time.Until(deadline), func() error {
+		_, err := s.Leader(ctx)
+		return err
+	}); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("attach: %w at %s", err, strings.Join(grpcAddrs, ", "))
 	}
+	return s, nil
 }
 
 // Started reports whether the bench started the system itself, and so can
@@ -177,15 +177,7 @@ func (s *System) start(m *member) error {
 
 // Leader returns the index of the node that leads, asking every node.
 func (s *System) Leader(ctx context.Context) (int, error) {
-	for i, c := range s.Cluster {
-		ctx, cancel := context.WithTimeout(ctx, time.Second)
-		st, err := c.Status(ctx, &hangmanv1.StatusRequest{})
-		cancel()
-		if err == nil && st.GetState() == "Leader" {
-			return i, nil
-		}
-	}
-	return -1, errors.New("no node leads")
+	return harness.Leader(ctx, s.Cluster)
 }
 
 // KillLeader sends SIGKILL to the leader's process and returns its index.

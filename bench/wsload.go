@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -17,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/subjects"
@@ -502,22 +502,11 @@ func relayLiveBytes(sys *System) int64 {
 	}
 	var total int64
 	for _, u := range sys.RelayURLs {
-		resp, err := http.Get(u + "/metrics")
+		m, err := harness.Scrape(context.Background(), u+"/metrics")
 		if err != nil {
 			continue
 		}
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			line := sc.Text()
-			for _, name := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_stack_inuse_bytes "} {
-				if strings.HasPrefix(line, name) {
-					if v, err := strconv.ParseFloat(strings.TrimPrefix(line, name), 64); err == nil {
-						total += int64(v)
-					}
-				}
-			}
-		}
-		resp.Body.Close()
+		total += int64(m["go_memstats_heap_inuse_bytes"] + m["go_memstats_stack_inuse_bytes"])
 	}
 	return total
 }

@@ -1,15 +1,12 @@
 package chaos
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
@@ -198,7 +196,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.settle(ctx, inj, "after healing")
 	mon.whole(win)
 	for _, r := range lab.Relays {
-		if err := waitHTTP(ctx, r.URL()+"/readyz", 30*time.Second); err != nil {
+		if err := harness.WaitHTTP(ctx, r.URL()+"/readyz", 30*time.Second, nil); err != nil {
 			rep.fail("relay %s after healing: %v", r.Name, err)
 		}
 	}
@@ -392,7 +390,7 @@ func natsRoutes(ctx context.Context, lab *Lab, want map[string]int, timeout time
 		got := map[string]int{}
 		var short []string
 		for _, n := range lab.Nodes {
-			r, err := metricValue(ctx, n.httpURL()+"/metrics", "hangman_nats_routes")
+			r, err := harness.Metric(ctx, n.httpURL()+"/metrics", "hangman_nats_routes")
 			if err != nil {
 				short = append(short, fmt.Sprintf("%s: %v", n.ID, err))
 				continue
@@ -414,24 +412,4 @@ func natsRoutes(ctx context.Context, lab *Lab, want map[string]int, timeout time
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// metricValue reads one unlabelled series from a Prometheus text page.
-func metricValue(ctx context.Context, url, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
-	}
-	return 0, fmt.Errorf("%s not in %s", name, url)
 }

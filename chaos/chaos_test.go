@@ -5,12 +5,12 @@ import (
 	"flag"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/hangman/hangman/internal/harness"
 )
 
 var (
@@ -107,58 +107,18 @@ func runChaos(t *testing.T, nodes int, d time.Duration, shuffle bool, gap, hog t
 	t.Logf("summary saved to %s", path)
 }
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-	buildDir  string
-)
-
-// buildBinary builds the hangman binary once per test process.
+// buildBinary is the hangman binary under test: -chaos.binary, or one
+// built once per test process.
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	if *flagBinary != "" {
 		return *flagBinary
 	}
-	buildOnce.Do(func() {
-		root, err := moduleRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildDir, buildErr = os.MkdirTemp("", "hangman-chaos-bin")
-		if buildErr != nil {
-			return
-		}
-		buildPath = filepath.Join(buildDir, "hangman")
-		cmd := exec.Command("go", "build", "-o", buildPath, ".")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = err
-			t.Logf("go build: %s", out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build hangman: %v", buildErr)
-	}
-	return buildPath
+	return harness.Binary(t)
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
-
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Dir(strings.TrimSpace(string(out))), nil
-}
+// TestMain removes the hangman binary the tests built once and shared.
+func TestMain(m *testing.M) { harness.Main(m) }
 
 // artifactsDir is $HANGMAN_ARTIFACTS, or artifacts/ at the module root.
 func artifactsDir(t *testing.T) string {
@@ -166,7 +126,7 @@ func artifactsDir(t *testing.T) string {
 	if d := os.Getenv("HANGMAN_ARTIFACTS"); d != "" {
 		return d
 	}
-	root, err := moduleRoot()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		t.Fatalf("module root: %v", err)
 	}

@@ -77,7 +77,8 @@
 //
 // with random cycles, -chaos.nodes=5 for five nodes, -chaos.faults=kill-leader,...
 // to inject only some kinds, -chaos.seed=N to replay a fault schedule, and
-// -chaos.binary=PATH to test a prebuilt binary. Both tests need root
+// -chaos.binary=PATH (or $HANGMAN_E2E_BINARY, as for e2e) to test a
+// prebuilt binary. Both tests need root
 // (network namespaces, iptables, tmpfs) and skip with a message without
 // it, and under -short.
 //

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hangman/hangman/internal/harness"
 )
 
 // FaultKind names one kind of fault the harness injects.
@@ -179,7 +181,7 @@ func (f *injector) inject(ctx context.Context, kind FaultKind) (string, error) {
 		if err := r.Proc.start(); err != nil {
 			return "", err
 		}
-		return "killed and restarted relay " + r.Name, waitHTTP(ctx, r.URL()+"/readyz", 30*time.Second)
+		return "killed and restarted relay " + r.Name, harness.WaitHTTP(ctx, r.URL()+"/readyz", 30*time.Second, nil)
 	case FaultPauseLeader, FaultPauseFollower:
 		victim := leader
 		if kind == FaultPauseFollower {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
@@ -119,7 +120,7 @@ func pauseOnce(ctx context.Context, lab *Lab, node *Node) (time.Duration, error)
 		wait()
 	}()
 	// The pause must catch writes in flight: wait until they flow.
-	if err := waitUntil(ctx, 10*time.Second, func() error {
+	if err := harness.Poll(ctx, 10*time.Second, func() error {
 		if acked.Load() < 10 {
 			return errors.New("fewer than 10 writes acknowledged")
 		}
@@ -142,7 +143,7 @@ func pauseOnce(ctx context.Context, lab *Lab, node *Node) (time.Duration, error)
 		return 0, err
 	}
 	resumed := time.Now()
-	err = waitUntil(ctx, readyAfterPause, func() error { return rejoined(ctx, lab, before.GetTerm()) })
+	err = harness.Poll(ctx, readyAfterPause, func() error { return rejoined(ctx, lab, before.GetTerm()) })
 	took := time.Since(resumed)
 	if err != nil {
 		return took, fmt.Errorf("not every node ready within %v of SIGCONT: %w", readyAfterPause, err)
@@ -156,7 +157,7 @@ func pauseOnce(ctx context.Context, lab *Lab, node *Node) (time.Duration, error)
 func rejoined(ctx context.Context, lab *Lab, term uint64) error {
 	leader := ""
 	for _, n := range lab.Nodes {
-		if err := waitHTTP(ctx, n.httpURL()+"/readyz", 500*time.Millisecond); err != nil {
+		if err := harness.WaitHTTP(ctx, n.httpURL()+"/readyz", 500*time.Millisecond, nil); err != nil {
 			return fmt.Errorf("%s: %w", n.ID, err)
 		}
 		sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
@@ -213,21 +214,4 @@ func (l *Lab) pids() []int {
 		n.Proc.mu.Unlock()
 	}
 	return out
-}
-
-// waitUntil polls cond until it holds, ctx ends or timeout passes.
-func waitUntil(ctx context.Context, timeout time.Duration, cond func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("after %v: %w", timeout, err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }

@@ -21,11 +21,20 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
 // proc is one child process of the harness (a node or a relay) that can be
 // killed, paused and started again with the same arguments.
+//
+// It is not the shared launcher (internal/proc) on purpose: a proc is a
+// sequence of incarnations, restarted with changed arguments (a node moved
+// to a new address), wrapped in `ip netns exec`, paused with SIGSTOP, and
+// its output goes to one log file across restarts whose current
+// incarnation's part is found by a start marker, for crash reports. The
+// launcher runs one command once, which is what the bench and e2e need;
+// giving it incarnations would hand all of them this machinery.
 type proc struct {
 	name string
 	argv []string
@@ -394,7 +403,7 @@ func StartLab(ctx context.Context, cfg LabConfig) (*Lab, error) {
 		return nil, err
 	}
 	for i := range cfg.Relays {
-		addr, err := freeLoopbackAddr()
+		addr, err := harness.FreeAddr()
 		if err != nil {
 			lab.Close()
 			return nil, err
@@ -409,7 +418,7 @@ func StartLab(ctx context.Context, cfg LabConfig) (*Lab, error) {
 		}
 	}
 	for _, r := range lab.Relays {
-		if err := waitHTTP(ctx, r.URL()+"/readyz", 30*time.Second); err != nil {
+		if err := harness.WaitHTTP(ctx, r.URL()+"/readyz", 30*time.Second, nil); err != nil {
 			lab.Close()
 			return nil, fmt.Errorf("relay %s not ready: %w", r.Name, err)
 		}
@@ -476,42 +485,6 @@ func (n *Node) wipe() error {
 		}
 	}
 	return nil
-}
-
-// freeLoopbackAddr returns a loopback address with a port free right now.
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr, nil
-}
-
-// waitHTTP polls url until it answers 200 or timeout passes.
-func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	client := &http.Client{Timeout: time.Second}
-	var last error
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := client.Do(req)
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // WaitReady waits until every running node is ready, they agree on one
@@ -628,40 +601,25 @@ func (l *Lab) converged(ctx context.Context) error {
 // that say they lead, the one with the highest term (a deposed leader may
 // not know it yet).
 func (l *Lab) Leader(ctx context.Context) (int, error) {
-	best, term := -1, uint64(0)
+	clients := make([]hangmanv1.ClusterServiceClient, len(l.Nodes))
 	for i, n := range l.Nodes {
-		if !n.Proc.running() {
-			continue
-		}
-		st, err := n.status(ctx)
-		if err == nil && st.GetState() == "Leader" && st.GetTerm() >= term {
-			best, term = i, st.GetTerm()
+		if n.Proc.running() {
+			clients[i] = n.Cluster()
 		}
 	}
-	if best < 0 {
-		return -1, errors.New("no node reports itself leader")
-	}
-	return best, nil
+	return harness.Leader(ctx, clients)
 }
 
 // WaitLeader waits up to timeout for a node that says it leads, as after a
 // healed fault the others may still be electing one.
 func (l *Lab) WaitLeader(ctx context.Context, timeout time.Duration) (int, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		i, err := l.Leader(ctx)
-		if err == nil || time.Now().After(deadline) {
-			if err != nil {
-				err = fmt.Errorf("after %v: %w", timeout, err)
-			}
-			return i, err
-		}
-		select {
-		case <-ctx.Done():
-			return -1, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	i := -1
+	err := harness.Poll(ctx, timeout, func() error {
+		var err error
+		i, err = l.Leader(ctx)
+		return err
+	})
+	return i, err
 }
 
 // Close stops every process, unmounts the data tmpfs and removes the

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hangman/hangman/internal/harness"
 )
 
 func devRequest(t *testing.T, method, url string, hdr map[string]string) (int, string, http.Header) {
@@ -36,7 +38,7 @@ func devRequest(t *testing.T, method, url string, hdr map[string]string) (int, s
 // relays' own pages (and local tools), never another site's page nor a
 // DNS-rebound host name; and they do stop and start a node.
 func TestDevControlsRefuseForeignPages(t *testing.T) {
-	sys := startTestDev(t, devOffset+500)
+	sys := startTestDev(t)
 	r1, r2 := sys.relayURLs[0], sys.relayURLs[1]
 
 	code, body, _ := devRequest(t, "GET", r1+"/dev/state", nil)
@@ -74,21 +76,14 @@ func TestDevControlsRefuseForeignPages(t *testing.T) {
 	if code, body, _ := devRequest(t, "POST", r1+"/dev/nodes/node1/start", map[string]string{"Origin": r1}); code != http.StatusOK {
 		t.Fatalf("POST start = %d %s", code, body)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	node1 := func() error {
+	harness.Eventually(t, 20*time.Second, "restarted node1 to be ready", func() error {
 		sys.mu.Lock()
 		defer sys.mu.Unlock()
 		if sys.nodes[0] == nil {
 			return errors.New("not running")
 		}
 		return sys.nodes[0].Ready()
-	}
-	for node1() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("restarted node1 never became ready")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	})
 
 	// The last running relay cannot be stopped: the page would be lost.
 	if code, body, _ := devRequest(t, "POST", r1+"/dev/relays/relay-2/stop", map[string]string{"Origin": r1}); code != http.StatusOK {

@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
+	"math/rand/v2"
 	"os/exec"
 	"strings"
 	"sync"
@@ -17,21 +18,32 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
-// devOffset moves the test's dev system off the default ports, so the tests
-// run while a developer's own `hangman dev` is up.
-const devOffset = 20000
-
-func startTestDev(t *testing.T, offset int) *System {
+// startTestDev starts a dev system of 3 nodes and 2 relays on a random
+// port offset, off the default ports so that the tests run while a
+// developer's own `hangman dev` is up. The other packages' tests (the
+// bench's systems, e2e's) run beside these on ports of their own choosing,
+// so a port already taken means another offset, up to devStartTries times.
+func startTestDev(t *testing.T) *System {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	sys, err := Start(ctx, Options{DataDir: t.TempDir(), Nodes: 3, Relays: 2, PortOffset: offset,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		cancel()
-		t.Fatalf("start dev system: %v", err)
+	var sys *System
+	for try := 1; ; try++ {
+		offset := 17000 + rand.IntN(6000)
+		var err error
+		sys, err = Start(ctx, Options{DataDir: t.TempDir(), Nodes: 3, Relays: 2, PortOffset: offset,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err == nil {
+			break
+		}
+		if try == devStartTries || !strings.Contains(err.Error(), "address already in use") {
+			cancel()
+			t.Fatalf("start dev system: %v", err)
+		}
+		t.Logf("dev system on port offset %d: %v; trying another", offset, err)
 	}
 	t.Cleanup(func() {
 		sys.Close()
@@ -47,27 +59,19 @@ func startTestDev(t *testing.T, offset int) *System {
 			t.Fatalf("node %s has NATS routes to %d nodes when Start returned, want %d", n.ID(), got, len(sys.nodes)-1)
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
 	for _, u := range sys.relayURLs {
-		for {
-			resp, err := http.Get(u + "/readyz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("relay %s not ready: %v", u, err)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if err := harness.WaitHTTP(context.Background(), u+"/readyz", 20*time.Second, nil); err != nil {
+			t.Fatalf("relay %s: %v", u, err)
 		}
 	}
 	return sys
 }
 
+// devStartTries is how many port offsets startTestDev tries.
+const devStartTries = 4
+
 func TestDevSystemServesGameThroughEveryNode(t *testing.T) {
-	sys := startTestDev(t, devOffset)
+	sys := startTestDev(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for i, addr := range sys.grpcAddrs {
@@ -96,7 +100,7 @@ func TestGrpcurlListsServicesOfDevNode(t *testing.T) {
 	if err != nil {
 		t.Skip("grpcurl not installed (.ci/run installs it with go install github.com/fullstorydev/grpcurl/cmd/grpcurl)")
 	}
-	sys := startTestDev(t, devOffset+100)
+	sys := startTestDev(t)
 	out, err := exec.Command(grpcurl, "-plaintext", sys.grpcAddrs[0], "list").CombinedOutput()
 	if err != nil {
 		t.Fatalf("grpcurl list: %v\n%s", err, out)
@@ -117,20 +121,21 @@ func TestNatsCLIWatchesGamesAndListsServices(t *testing.T) {
 	if err != nil {
 		t.Skip("nats CLI not installed (.ci/run installs it with go install github.com/nats-io/natscli/nats)")
 	}
-	sys := startTestDev(t, devOffset+200)
+	sys := startTestDev(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
 	// Watch on the leader's own server, so the subscription is in place
 	// for the publisher the moment the CLI says so.
 	var leaderURL string
-	waitUntil(t, 10*time.Second, "a leader", func() bool {
+	harness.Eventually(t, 10*time.Second, "a leader", func() error {
 		for i, n := range sys.nodes {
 			if n.IsLeader() {
 				leaderURL = sys.natsURLs[i]
+				return nil
 			}
 		}
-		return leaderURL != ""
+		return errors.New("no node leads")
 	})
 	sub := exec.CommandContext(ctx, natsCLI, "--server", leaderURL, "sub", "hangman.room.clitest.>", "--count", "4")
 	var out safeBuffer
@@ -138,7 +143,12 @@ func TestNatsCLIWatchesGamesAndListsServices(t *testing.T) {
 	if err := sub.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "nats sub to subscribe", func() bool { return strings.Contains(out.String(), "Subscribing on") })
+	harness.Eventually(t, 10*time.Second, "nats sub to subscribe", func() error {
+		if !strings.Contains(out.String(), "Subscribing on") {
+			return fmt.Errorf("nats sub says %q", out.String())
+		}
+		return nil
+	})
 
 	conn, err := grpc.NewClient(sys.grpcAddrs[2], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -165,9 +175,15 @@ func TestNatsCLIWatchesGamesAndListsServices(t *testing.T) {
 	// The embedded servers mesh their routes in the background: wait until
 	// the CLI, on node 1's server, sees every node's service.
 	var ls []byte
-	waitUntil(t, 15*time.Second, "nats micro ls to list 3 hangman-node instances", func() bool {
+	harness.Eventually(t, 15*time.Second, "nats micro ls to list 3 hangman-node instances", func() error {
 		ls, err = exec.CommandContext(ctx, natsCLI, "--server", sys.natsURLs[0], "micro", "ls", "--json").CombinedOutput()
-		return err == nil && strings.Count(string(ls), `"name": "hangman-node"`) == 3
+		if err != nil {
+			return fmt.Errorf("nats micro ls: %w: %s", err, ls)
+		}
+		if n := strings.Count(string(ls), `"name": "hangman-node"`); n != 3 {
+			return fmt.Errorf("%d instances listed", n)
+		}
+		return nil
 	})
 	stats, err := exec.CommandContext(ctx, natsCLI, "--server", sys.natsURLs[1], "micro", "stats", "hangman-node", "--json").CombinedOutput()
 	if err != nil {
@@ -213,15 +229,4 @@ func (s *safeBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -22,7 +22,7 @@ func TestNatsCLIPlaysARound(t *testing.T) {
 	if err != nil {
 		t.Skip("nats CLI not installed (.ci/run installs it with go install github.com/nats-io/natscli/nats)")
 	}
-	sys := startTestDev(t, devOffset+300)
+	sys := startTestDev(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// req runs `nats req` on node i's server and returns the answer, or

@@ -13,8 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/hangman/hangman/internal/browsertest"
-	"github.com/hangman/hangman/internal/proc"
-	"github.com/hangman/hangman/internal/testkit"
+	"github.com/hangman/hangman/internal/harness"
 )
 
 // browser is one player's Chromium tab (browsertest.Browser) with the
@@ -28,7 +27,7 @@ func newBrowser(t *testing.T, name string, width, height int) *browser {
 func artifactsDir(t *testing.T) string {
 	dir := os.Getenv("HANGMAN_ARTIFACTS")
 	if dir == "" {
-		root, err := proc.ModuleRoot()
+		root, err := harness.ModuleRoot()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,7 +204,7 @@ func TestGuessTypedWhileRejoining(t *testing.T) {
 		t.Skip("Chromium not found (install Debian's chromium, or set HANGMAN_CHROMIUM); skipping the browser tests")
 	}
 	sys := startSystem(t, 0)
-	ports := testkit.FreePorts(t, 2)
+	ports := harness.FreePorts(t, 2)
 	entryURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	relayAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
 	// The relay advertises the entry, and only it, as in compose.yaml.

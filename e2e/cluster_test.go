@@ -13,7 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/hangman/hangman/internal/browsertest"
-	"github.com/hangman/hangman/internal/testkit"
+	"github.com/hangman/hangman/internal/harness"
 )
 
 // devSystem is `hangman dev` with its own relays, the only way the chaos
@@ -215,7 +215,7 @@ func TestRelayCommandHasNoDevControls(t *testing.T) {
 		t.Skip("end-to-end test skipped with -short")
 	}
 	s := newSystem(t)
-	port := testkit.FreePorts(t, 1)[0]
+	port := harness.FreePorts(t, 1)[0]
 	u := fmt.Sprintf("http://127.0.0.1:%d", port)
 	// No cluster behind it: the relay serves HTTP while it keeps trying.
 	s.spawn("relay", nil, "relay", "--listen", fmt.Sprintf("127.0.0.1:%d", port),

@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/hangman/hangman/internal/harness"
 	"github.com/hangman/hangman/internal/proc"
-	"github.com/hangman/hangman/internal/testkit"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
@@ -78,7 +78,7 @@ func TestDevStopsCleanlyAndRestartsFromItsDataDir(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the whole system twice; skipped with -short")
 	}
-	bin := testkit.Binary(t)
+	bin := harness.Binary(t)
 	dataDir := t.TempDir()
 	offset := 15000 + rand.IntN(5000)
 

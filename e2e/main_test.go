@@ -1,15 +1,10 @@
 package e2e
 
 import (
-	"os"
 	"testing"
 
-	"github.com/hangman/hangman/internal/testkit"
+	"github.com/hangman/hangman/internal/harness"
 )
 
 // TestMain removes the hangman binary the tests built once and shared.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.RemoveBinary()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { harness.Main(m) }

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hangman/hangman/internal/harness"
 	"github.com/hangman/hangman/internal/proc"
-	"github.com/hangman/hangman/internal/testkit"
 )
 
 // system is the whole game on loopback: three game nodes (from `hangman dev
@@ -40,7 +40,7 @@ type relayProc struct {
 // newSystem is a system with nothing started yet; every process it starts
 // is stopped when the test ends.
 func newSystem(t *testing.T) *system {
-	s := &system{t: t, bin: testkit.Binary(t), dir: t.TempDir()}
+	s := &system{t: t, bin: harness.Binary(t), dir: t.TempDir()}
 	t.Cleanup(s.stop)
 	return s
 }
@@ -53,7 +53,7 @@ func startSystem(t *testing.T, relays int) *system {
 	} else {
 		s.startNodes()
 	}
-	ports := testkit.FreePorts(t, relays)
+	ports := harness.FreePorts(t, relays)
 	// Relays trust only the origins they are configured with, the other
 	// relays' among them: browsers may fail over to those.
 	var origins []string
@@ -123,7 +123,7 @@ attempt:
 
 // startNodes runs three `hangman node` processes on free ports.
 func (s *system) startNodes() {
-	p := testkit.FreePorts(s.t, 18)
+	p := harness.FreePorts(s.t, 18)
 	var serf []string
 	for i := 0; i < 3; i++ {
 		serf = append(serf, fmt.Sprintf("127.0.0.1:%d", p[6*i+2]))
@@ -216,7 +216,7 @@ func (s *system) stop() {
 // waitReady waits until url answers 200 OK.
 func (s *system) waitReady(url string) {
 	s.t.Helper()
-	if err := proc.WaitHTTP(context.Background(), url, 60*time.Second, nil); err != nil {
+	if err := harness.WaitHTTP(context.Background(), url, 60*time.Second, nil); err != nil {
 		s.t.Fatal(err)
 	}
 }

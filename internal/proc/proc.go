@@ -13,21 +13,24 @@
 // that survives restarts. A Proc is one run of one command, which is what
 // the bench and e2e need; folding incarnations into it would give every
 // user that machinery for one.
+//
+// The binary comes from the caller: harness.Binary builds it once per test
+// binary, the bench runs itself.
 package proc
 
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hangman/hangman/internal/harness"
 )
 
 // tailLines is how many of a child's last output lines a Proc keeps.
@@ -224,13 +227,9 @@ func StopAll(grace time.Duration, ps ...*Proc) {
 	}
 }
 
-// ErrExited is what the waits return when the child exits before it is
-// ready.
-var ErrExited = errors.New("exited while starting")
-
 // WaitLine waits up to timeout for a line of the child's output for which
 // match is true, among the last lines already written (Tail) or those to
-// come, and returns it. It fails with ErrExited if the child exits first.
+// come, and returns it. It fails with harness.ErrExited if the child exits first.
 func (p *Proc) WaitLine(ctx context.Context, timeout time.Duration, match func(line string) bool) (string, error) {
 	lines := make(chan string, 256)
 	p.mu.Lock()
@@ -259,7 +258,7 @@ func (p *Proc) WaitLine(ctx context.Context, timeout time.Duration, match func(l
 					return l, nil
 				}
 			}
-			return "", fmt.Errorf("%s %w (%v): %s", p.name, ErrExited, p.ExitState(), p.Tail())
+			return "", fmt.Errorf("%s %w (%v): %s", p.name, harness.ErrExited, p.ExitState(), p.Tail())
 		case <-t.C:
 			return "", fmt.Errorf("%s: no such line of output within %v", p.name, timeout)
 		case <-ctx.Done():
@@ -278,46 +277,11 @@ func (p *Proc) unfollow(c chan<- string) {
 // WaitHTTP waits up to timeout until url answers 200 OK. It fails with
 // ErrExited if the child exits first.
 func (p *Proc) WaitHTTP(ctx context.Context, url string, timeout time.Duration) error {
-	if err := WaitHTTP(ctx, url, timeout, p.done); err != nil {
+	if err := harness.WaitHTTP(ctx, url, timeout, p.done); err != nil {
 		if p.Exited() {
-			return fmt.Errorf("%s %w (%v): %s", p.name, ErrExited, p.ExitState(), p.Tail())
+			return fmt.Errorf("%s %w (%v): %s", p.name, harness.ErrExited, p.ExitState(), p.Tail())
 		}
 		return fmt.Errorf("%s: %w", p.name, err)
 	}
 	return nil
-}
-
-// probeClient is WaitHTTP's client: one probe may not outlast a short
-// deadline, as an address that never answers would make it.
-var probeClient = &http.Client{Timeout: 2 * time.Second}
-
-// WaitHTTP polls url until it answers 200 OK, exited closes (the process
-// behind it ended; nil for none) or timeout passes. It serves processes
-// this package did not start too, such as an attached system's relays.
-func WaitHTTP(ctx context.Context, url string, timeout time.Duration, exited <-chan struct{}) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last error
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return fmt.Errorf("probe %s: %w", url, err)
-		}
-		resp, err := probeClient.Do(req)
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		last = err
-		select {
-		case <-exited:
-			return fmt.Errorf("%s: %w", url, ErrExited)
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after %v: %v", url, timeout, last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }

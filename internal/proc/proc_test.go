@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hangman/hangman/internal/harness"
 )
 
 func sh(t *testing.T, script string, lines chan<- string) *Proc {
@@ -31,15 +33,15 @@ func TestWaitLineSeesTheLineOrTheExit(t *testing.T) {
 
 	q := sh(t, `echo "bind: address in use" >&2; exit 3`, nil)
 	_, err = q.WaitLine(ctx, 10*time.Second, func(l string) bool { return strings.HasPrefix(l, "listening") })
-	if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "address in use") {
-		t.Fatalf("WaitLine on a child that fails = %v; want ErrExited with its output", err)
+	if !errors.Is(err, harness.ErrExited) || !strings.Contains(err.Error(), "address in use") {
+		t.Fatalf("WaitLine on a child that fails = %v; want harness.ErrExited with its output", err)
 	}
 	if st := q.ExitState(); st == nil || st.ExitCode() != 3 {
 		t.Fatalf("exit state %v, want code 3", st)
 	}
 
 	r := sh(t, `exec sleep 30`, nil)
-	if _, err := r.WaitLine(ctx, 100*time.Millisecond, func(string) bool { return true }); err == nil || errors.Is(err, ErrExited) {
+	if _, err := r.WaitLine(ctx, 100*time.Millisecond, func(string) bool { return true }); err == nil || errors.Is(err, harness.ErrExited) {
 		t.Fatalf("WaitLine on a silent child = %v; want a timeout", err)
 	}
 }
@@ -78,7 +80,7 @@ func TestWaitHTTPAndStop(t *testing.T) {
 	if _, err := p.WaitLine(context.Background(), 10*time.Second, func(l string) bool { return l == "trapping" }); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.WaitHTTP(context.Background(), url, 200*time.Millisecond); err == nil || errors.Is(err, ErrExited) {
+	if err := p.WaitHTTP(context.Background(), url, 200*time.Millisecond); err == nil || errors.Is(err, harness.ErrExited) {
 		t.Fatalf("WaitHTTP while 503 = %v; want a timeout", err)
 	}
 	time.AfterFunc(100*time.Millisecond, func() { close(ready) })
@@ -100,7 +102,7 @@ func TestWaitHTTPAndStop(t *testing.T) {
 	}
 
 	dead := sh(t, `exit 1`, nil)
-	if err := dead.WaitHTTP(context.Background(), "http://127.0.0.1:1/readyz", 10*time.Second); !errors.Is(err, ErrExited) {
-		t.Fatalf("WaitHTTP on an exited child = %v, want ErrExited", err)
+	if err := dead.WaitHTTP(context.Background(), "http://127.0.0.1:1/readyz", 10*time.Second); !errors.Is(err, harness.ErrExited) {
+		t.Fatalf("WaitHTTP on an exited child = %v, want harness.ErrExited", err)
 	}
 }
