@@ -106,3 +106,17 @@ func TestWaitHTTPAndStop(t *testing.T) {
 		t.Fatalf("WaitHTTP on an exited child = %v, want harness.ErrExited", err)
 	}
 }
+
+func TestEnvAndDirReachTheChild(t *testing.T) {
+	dir := t.TempDir()
+	lines := make(chan string, 4)
+	p, err := Start(Spec{Name: "sh", Path: "/bin/sh", Args: []string{"-c", `echo "$HANGMAN_PROC_TEST $(pwd)"`},
+		Env: []string{"HANGMAN_PROC_TEST=seen"}, Dir: dir, Lines: lines})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.Done()
+	if got := <-lines; got != "seen "+dir {
+		t.Fatalf("child printed %q, want %q", got, "seen "+dir)
+	}
+}
