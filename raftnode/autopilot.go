@@ -29,6 +29,13 @@ import (
 // A single serf "failed" event therefore never removes a voter, and a
 // voter that lost its disk rejoins as a new server (non-voter, caught up,
 // then voter) rather than as itself with a forgotten term and vote.
+//
+// A server that came back on a new address keeps its stored one: raft
+// dials every server at the address its node gossips now
+// (identity.ServerAddr), and rewriting the configuration for an address
+// races, in hashicorp/raft 1.8, with the replicator of that very server
+// (startStopReplication writes its peer while updateLastAppended reads it
+// unlocked), which the race detector caught.
 
 // maxPromoteLag is how many entries a non-voter may trail the leader's
 // commit index and still count as caught up.
@@ -91,18 +98,6 @@ func (n *Node) reconcile(ctx context.Context) {
 			n.log.Info("adding non-voter", "member", m.ID, "raft_id", m.RaftID, "raft", m.Raft)
 			if err := n.raft.AddNonvoter(m.RaftID, raft.ServerAddress(m.Raft), 0, 5*time.Second).Error(); err != nil {
 				n.log.Warn("add non-voter", "member", m.ID, "err", err)
-			}
-			return
-		case m.Status == serf.StatusAlive && string(s.Address) != m.Raft && m.Raft != "":
-			n.log.Info("updating raft address", "member", m.ID, "from", s.Address, "to", m.Raft)
-			var f raft.IndexFuture
-			if s.Suffrage == raft.Voter {
-				f = n.raft.AddVoter(s.ID, raft.ServerAddress(m.Raft), 0, 5*time.Second)
-			} else {
-				f = n.raft.AddNonvoter(s.ID, raft.ServerAddress(m.Raft), 0, 5*time.Second)
-			}
-			if err := f.Error(); err != nil {
-				n.log.Warn("update raft address", "member", m.ID, "err", err)
 			}
 			return
 		case m.Status == serf.StatusAlive && s.Suffrage == raft.Nonvoter:

@@ -61,8 +61,14 @@ func (n *Node) Status() *hangmanv1.StatusResponse {
 func (n *Node) raftServers(c raft.Configuration, leader raft.ServerID) []*hangmanv1.RaftServer {
 	out := make([]*hangmanv1.RaftServer, 0, len(c.Servers))
 	for _, s := range c.Servers {
+		// The address raft dials now, which the stored one may not be
+		// (autopilot.go).
+		addr, err := n.ident.ServerAddr(s.ID)
+		if err != nil {
+			addr = s.Address
+		}
 		out = append(out, &hangmanv1.RaftServer{
-			Id: string(s.ID), NodeId: n.members.nodeOf(s.ID), Address: string(s.Address), Suffrage: s.Suffrage.String(), Leader: s.ID == leader,
+			Id: string(s.ID), NodeId: n.members.nodeOf(s.ID), Address: string(addr), Suffrage: s.Suffrage.String(), Leader: s.ID == leader,
 		})
 	}
 	return out
@@ -116,7 +122,11 @@ func (c *clusterService) TransferLeadership(ctx context.Context, req *hangmanv1.
 		if to == nil {
 			return nil, status.Errorf(codes.NotFound, "no voter %q in the raft configuration", target)
 		}
-		f = n.raft.LeadershipTransferToServer(to.ID, to.Address)
+		addr, err := n.ident.ServerAddr(to.ID)
+		if err != nil {
+			addr = to.Address
+		}
+		f = n.raft.LeadershipTransferToServer(to.ID, addr)
 	} else {
 		f = n.raft.LeadershipTransfer()
 	}

@@ -584,13 +584,18 @@ func TestClusterRestartedOnNewAddressesElects(t *testing.T) {
 		}
 	}
 	setupRoom(t, c, 1, "after")
-	// The leader brings the stored addresses up to date as well.
-	waitFor(t, 15*time.Second, "the stored raft addresses to be the new ones", func() error {
-		l := c.nodes[c.leader()]
-		for _, s := range l.raft.GetConfiguration().Configuration().Servers {
-			m, ok := l.members.byRaftID(s.ID)
-			if !ok || string(s.Address) != m.Raft {
-				return fmt.Errorf("%s stored at %s", s.ID, s.Address)
+	// Every node reports the servers at the addresses raft dials now.
+	waitFor(t, 15*time.Second, "every server reported at its new address", func() error {
+		for i, n := range c.alive() {
+			st, err := c.clusterClient(i).Status(ctxT(t), &hangmanv1.StatusRequest{})
+			if err != nil {
+				return err
+			}
+			for _, s := range st.GetConfiguration() {
+				m, ok := n.members.byRaftID(raft.ServerID(s.GetId()))
+				if !ok || s.GetAddress() != m.Raft {
+					return fmt.Errorf("%s reports %s at %s", n.ID(), s.GetId(), s.GetAddress())
+				}
 			}
 		}
 		return nil
