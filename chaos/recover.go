@@ -12,9 +12,15 @@ import (
 // The operator's recovery after a majority lost its disks (issue 14,
 // DESIGN.md guarantee 6): `hangman node --recover PEERS.json` on the nodes
 // that kept their data, with a file listing the servers of the new raft
-// configuration, in the shape of Consul's peers.json. These two
-// declarations are the harness's only knowledge of that interface.
+// configuration, in the shape of Consul's peers.json. These declarations
+// are the harness's only knowledge of that interface.
 const recoverFlag = "--recover"
+
+// recoveredMarkers are where a node records the peers files it applied:
+// a node started again with a list it applied already does not apply it
+// again, and the README's procedure for recovering the same node a second
+// time with the same list is to delete them first.
+const recoveredMarkers = "raft/recovered-*"
 
 // recoveryPeer is one server of the recovery file: a JSON array of these.
 type recoveryPeer struct {
@@ -49,6 +55,17 @@ func writePeersFile(dir string, nodes []*Node) (string, error) {
 // serving, is the implementation's choice: a process that exits 0 has done
 // its repair and is started again as usual; one that answers Status runs.
 func startRecovering(ctx context.Context, n *Node, peersPath string, bound time.Duration) error {
+	// An earlier wipe-majority may have recovered this node with the same
+	// list; this is a new disaster, so follow the README and clear that.
+	earlier, err := filepath.Glob(filepath.Join(n.Dir, recoveredMarkers))
+	if err != nil {
+		return fmt.Errorf("find earlier recoveries of %s: %w", n.ID, err)
+	}
+	for _, m := range earlier {
+		if err := os.Remove(m); err != nil {
+			return fmt.Errorf("clear an earlier recovery of %s: %w", n.ID, err)
+		}
+	}
 	if err := n.Proc.startWith(recoverFlag, peersPath); err != nil {
 		return err
 	}
