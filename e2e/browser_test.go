@@ -80,15 +80,10 @@ func (b *browser) takeSeat(nickname string) {
 // and killing one browser's relay moves it to the other with the right
 // state.
 func TestTwoBrowsersTwoRelays(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end browser test skipped with -short")
-	}
-	if browsertest.ChromiumPath() == "" {
-		t.Skip("Chromium not found (install Debian's chromium, or set HANGMAN_CHROMIUM); skipping the browser tests")
-	}
+	needBrowser(t)
 	sys := startSystem(t, 2)
 	r1, r2 := sys.relays[0], sys.relays[1]
-	room := fmt.Sprintf("e2e-%d", time.Now().UnixNano()%1_000_000)
+	room := uniqueRoom("e2e")
 
 	alice := newBrowser(t, "alice", 1100, 820)
 	mallory := newBrowser(t, "mallory", 390, 844) // a phone
@@ -197,12 +192,7 @@ func TestTwoBrowsersTwoRelays(t *testing.T) {
 // back: it is not dropped because the join of the new connection has not
 // been answered yet.
 func TestGuessTypedWhileRejoining(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end browser test skipped with -short")
-	}
-	if browsertest.ChromiumPath() == "" {
-		t.Skip("Chromium not found (install Debian's chromium, or set HANGMAN_CHROMIUM); skipping the browser tests")
-	}
+	needBrowser(t)
 	sys := startSystem(t, 0)
 	ports := harness.FreePorts(t, 2)
 	entryURL := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
@@ -211,7 +201,7 @@ func TestGuessTypedWhileRejoining(t *testing.T) {
 	sys.startRelay("e2e-relay-1", ports[1], entryURL, []string{entryURL})
 	sys.waitReady("http://" + relayAddr + "/readyz")
 	entry := sys.startEntry(ports[0], relayAddr)
-	room := fmt.Sprintf("rejoin-%d", time.Now().UnixNano()%1_000_000)
+	room := uniqueRoom("rejoin")
 	applied := func(l string) string {
 		return fmt.Sprintf(`document.querySelector('#keyboard [data-letter="%s"]').disabled && !document.querySelector('#keyboard [data-letter="%s"]').classList.contains("pending")`, l, l)
 	}
@@ -245,4 +235,21 @@ func TestGuessTypedWhileRejoining(t *testing.T) {
 	if seats != 1 {
 		t.Errorf("bob holds %d seats after rejoining, want 1", seats)
 	}
+}
+
+// needBrowser skips a browser test under -short or without Chromium.
+func needBrowser(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end browser test skipped with -short")
+	}
+	if browsertest.ChromiumPath() == "" {
+		t.Skip("Chromium not found (install Debian's chromium, or set HANGMAN_CHROMIUM); skipping the browser tests")
+	}
+}
+
+// uniqueRoom names a room for one run: tests on one dev system do not
+// meet each other's rooms.
+func uniqueRoom(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1_000_000)
 }

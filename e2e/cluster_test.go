@@ -12,7 +12,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/hangman/hangman/internal/browsertest"
 	"github.com/hangman/hangman/internal/harness"
 )
 
@@ -100,12 +99,7 @@ func httpStatus(t *testing.T, method, url string) int {
 // leader from the page brings a new leader on screen, and a player's guess
 // still goes through. The node comes back from the page too.
 func TestClusterViewSurvivesLeaderStop(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end browser test skipped with -short")
-	}
-	if browsertest.ChromiumPath() == "" {
-		t.Skip("Chromium not found (install Debian's chromium, or set HANGMAN_CHROMIUM); skipping the browser tests")
-	}
+	needBrowser(t)
 	sys := startDevWithRelays(t)
 	r1, r2 := sys.relayURLs[0], sys.relayURLs[1]
 	// The game nodes' operator port is the same code as `hangman node`'s:
@@ -123,7 +117,7 @@ func TestClusterViewSurvivesLeaderStop(t *testing.T) {
 	player := newBrowser(t, "player", 1000, 800)
 
 	// The player starts a game on relay 2.
-	room := fmt.Sprintf("chaos-%d", time.Now().UnixNano()%1_000_000)
+	room := uniqueRoom("chaos")
 	player.Do("open the page", chromedp.Navigate(r2+"/"))
 	player.WaitJS("connected", connectedJS)
 	player.Do("set a nickname and create a room",

@@ -3,11 +3,8 @@ package e2e
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/hangman/hangman/internal/browsertest"
 )
 
 // TestLiveLobby is issue 20's live lobby in real browsers on two relays:
@@ -15,15 +12,10 @@ import (
 // without a reload or Refresh; Quick play then seats the second player in
 // that room, the fullest open one.
 func TestLiveLobby(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end browser test skipped with -short")
-	}
-	if browsertest.ChromiumPath() == "" {
-		t.Skip("Chromium not found (install Debian's chromium, or set HANGMAN_CHROMIUM); skipping the browser tests")
-	}
+	needBrowser(t)
 	sys := startSystem(t, 2)
 	r1, r2 := sys.relays[0], sys.relays[1]
-	room := fmt.Sprintf("live-%d", time.Now().UnixNano()%1_000_000)
+	room := uniqueRoom("live")
 	line := func(want string) string {
 		return fmt.Sprintf(`(() => { const li = document.querySelector('#rooms li[data-room=%s]'); return !!li && li.querySelector(".meta").textContent === %s; })()`, js(room), js(want))
 	}

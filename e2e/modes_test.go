@@ -129,15 +129,10 @@ func setterFormJS(shown bool) string {
 // Screenshots of the lobby's settings, the setter's view and a guesser's
 // view are saved.
 func TestHostPickedRounds(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end browser test skipped with -short")
-	}
-	if browsertest.ChromiumPath() == "" {
-		t.Skip("Chromium not found (install Debian's chromium, or set HANGMAN_CHROMIUM); skipping the browser tests")
-	}
+	needBrowser(t)
 	sys := startSystem(t, 2)
 	r1, r2 := sys.relays[0], sys.relays[1]
-	room := fmt.Sprintf("host-%d", time.Now().UnixNano()%1_000_000)
+	room := uniqueRoom("host")
 	dir := artifactsDir(t)
 	const word, second = "giraffe", "walrus"
 
@@ -333,15 +328,10 @@ func turnJS(player string, number int) string {
 // run out passes to the next player when it does, not before, and only
 // once. A screenshot of a timed turn is saved.
 func TestTimedTurns(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end browser test skipped with -short")
-	}
-	if browsertest.ChromiumPath() == "" {
-		t.Skip("Chromium not found (install Debian's chromium, or set HANGMAN_CHROMIUM); skipping the browser tests")
-	}
+	needBrowser(t)
 	sys := startSystem(t, 1)
 	r1 := sys.relays[0]
-	room := fmt.Sprintf("timed-%d", time.Now().UnixNano()%1_000_000)
+	room := uniqueRoom("timed")
 	dir := artifactsDir(t)
 
 	alice := newBrowser(t, "alice", 1000, 800)

@@ -10,8 +10,6 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
-
-	"github.com/hangman/hangman/internal/browsertest"
 )
 
 // joinAckAfterJoinedEvent makes the race behind issue 20's empty "What
@@ -96,15 +94,10 @@ func checkNoOverflow(t *testing.T, b *browser, where string) {
 // Screenshots of the lobby, a game, the end of a round and the phone are
 // saved as artifacts (the README's "How to play" shows them).
 func TestInviteSpectateAndEndOfRound(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end browser test skipped with -short")
-	}
-	if browsertest.ChromiumPath() == "" {
-		t.Skip("Chromium not found (install Debian's chromium, or set HANGMAN_CHROMIUM); skipping the browser tests")
-	}
+	needBrowser(t)
 	sys := startSystem(t, 2)
 	r1, r2 := sys.relays[0], sys.relays[1]
-	room := fmt.Sprintf("invite-%d", time.Now().UnixNano()%1_000_000)
+	room := uniqueRoom("invite")
 	dir := artifactsDir(t)
 	spectators := func(n string) string {
 		return `document.querySelector("#spectators").textContent === ` + js(n)

@@ -4,11 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/hangman/hangman/internal/browsertest"
 )
 
 // TestSeatBelongsToItsBrowser is issue 17's impersonation in real
@@ -18,15 +15,10 @@ import (
 // keeps her seat, name and score. Alice reloads and keeps her seat and
 // score: her page holds her token.
 func TestSeatBelongsToItsBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end browser test skipped with -short")
-	}
-	if browsertest.ChromiumPath() == "" {
-		t.Skip("Chromium not found (install Debian's chromium, or set HANGMAN_CHROMIUM); skipping the browser tests")
-	}
+	needBrowser(t)
 	sys := startSystem(t, 1)
 	r1 := sys.relays[0]
-	room := fmt.Sprintf("seat-%d", time.Now().UnixNano()%1_000_000)
+	room := uniqueRoom("seat")
 
 	alice := newBrowser(t, "alice", 1000, 800)
 	mallory := newBrowser(t, "mallory", 1000, 800)
