@@ -55,7 +55,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.BoolVar(&leaderOnly, "leader-only", false, "grpc mode: send every guess to the leader instead of spreading them over all nodes")
 	fs.BoolVar(&unary, "unary", false, "grpc mode: send each guess as its own Guess call instead of over one Guesses stream per node, as relays do")
 	fs.BoolVar(&childLogs, "child-logs", false, "show the nodes' and relays' logs")
-	fs.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile here (the nodes serve theirs at /debug/pprof)")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile here (the nodes it starts serve theirs at the /debug/pprof/ URLs it prints)")
 	fs.StringVar(&attach.grpc, "grpc", "", "measure a running system instead of starting one: its nodes' gRPC addresses, comma-separated (hangman dev: 127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003)")
 	fs.StringVar(&attach.nats, "nats", "", "with --grpc: NATS URLs for the raw NATS comparison, comma-separated (none: skip it)")
 	fs.StringVar(&attach.relays, "relay-urls", "", "with --grpc: the relays' URLs, comma-separated (ws mode)")
@@ -303,7 +303,12 @@ func startSystem(ctx context.Context, nodes, relays, basePort int, dataDir strin
 		scfg.Log = os.Stderr
 	}
 	fmt.Fprintf(os.Stderr, "starting %d nodes and %d relays…\n", nodes, relays)
-	return bench.StartSystem(ctx, scfg)
+	sys, err := bench.StartSystem(ctx, scfg)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "the nodes' profilers: %s\n", strings.Join(sys.PprofURLs, " "))
+	return sys, nil
 }
 
 // startCPUProfile profiles this process into path until the returned stop

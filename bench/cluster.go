@@ -44,6 +44,9 @@ type System struct {
 	GRPCAddrs []string
 	NATSURLs  []string
 	RelayURLs []string
+	// PprofURLs are the started nodes' profilers, so that a run can be
+	// profiled where its cost is (empty when attached).
+	PprofURLs []string
 }
 
 // SystemConfig sizes the system.
@@ -76,6 +79,7 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
 		joins = append(joins, port(i, 2))
 		s.GRPCAddrs = append(s.GRPCAddrs, port(i, 0))
 		s.NATSURLs = append(s.NATSURLs, "nats://"+port(i, 3))
+		s.PprofURLs = append(s.PprofURLs, "http://"+port(i, 6)+"/debug/pprof/")
 	}
 	for i := range cfg.Nodes {
 		id := "bench" + strconv.Itoa(i+1)
@@ -83,6 +87,7 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
 			"--id", id, "--data-dir", filepath.Join(cfg.Dir, id),
 			"--grpc-addr", port(i, 0), "--raft-addr", port(i, 1), "--serf-addr", port(i, 2),
 			"--nats-addr", port(i, 3), "--nats-cluster-addr", port(i, 4), "--http-addr", port(i, 5),
+			"--pprof-addr", port(i, 6),
 			"--join", strings.Join(joins, ","), "--bootstrap-expect", strconv.Itoa(cfg.Nodes),
 			"--log-level", "warn"}}
 		s.nodes = append(s.nodes, p)
