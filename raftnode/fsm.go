@@ -87,7 +87,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		for _, res := range results {
 			if res.Event != nil {
-				changes = append(changes, publish.Change{State: res.State, Event: *res.Event})
+				changes = append(changes, publish.Change{State: res.State, Event: *res.Event, History: res.History})
 			}
 		}
 	}

@@ -152,7 +152,7 @@ func BenchmarkFanOut(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
 				rm.mu.Lock()
-				r.offerStateLocked(rm, uint64(1_000_000_000+i), frames[i])
+				r.offerStateLocked(rm, seqs{Seq: uint64(1_000_000_000 + i)}, frames[i])
 				rm.mu.Unlock()
 				want := perFrame * int64(n) * int64(i+1)
 				deadline := time.Now().Add(30 * time.Second)

@@ -27,6 +27,7 @@ import (
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/game"
+	"github.com/hangman/hangman/subjects"
 )
 
 // memReplica is the one stand-in of these tests: an in-memory game.Machine
@@ -38,6 +39,7 @@ type memReplica struct {
 	index     uint64
 	nc        *nats.Conn
 	noStates  atomic.Bool // drop state messages (to make seq gaps)
+	noHistory atomic.Bool // drop history messages (as a leader dying between the two would)
 	noPublish atomic.Bool // drop everything
 }
 
@@ -46,13 +48,18 @@ func (r *memReplica) Propose(_ context.Context, _ string, cmd []byte) (game.Resu
 	defer r.mu.Unlock()
 	r.index++
 	res := r.m.Apply(r.index, cmd)
-	// As the nodes' publisher does: the event, then the state.
+	// As the nodes' publisher does: the event, then the state, then the
+	// history if the change finished a round.
 	if res.Event != nil && !r.noPublish.Load() {
 		b, _ := json.Marshal(res.Event)
-		_ = r.nc.Publish("hangman.room."+res.Room+".event", b)
+		_ = r.nc.Publish(subjects.RoomEvent(res.Room), b)
 		if !r.noStates.Load() {
 			b, _ := json.Marshal(res.State)
-			_ = r.nc.Publish("hangman.room."+res.Room+".state", b)
+			_ = r.nc.Publish(subjects.RoomState(res.Room), b)
+		}
+		if res.History != nil && !r.noHistory.Load() {
+			b, _ := json.Marshal(res.History)
+			_ = r.nc.Publish(subjects.RoomHistory(res.Room), b)
 		}
 	}
 	return res, r.index, nil
@@ -282,6 +289,7 @@ type frame struct {
 	raw          []byte
 	state        *game.State
 	event        *game.Event
+	history      *game.History
 	// carried says this event came in its state's frame: the test client
 	// hands such a frame over as the state and then the event, so tests
 	// read changes the same whether or not the relay joined them.
@@ -364,6 +372,12 @@ func (c *wsClient) readLoop() {
 			f.event = new(game.Event)
 			if err := json.Unmarshal(f.Data, f.event); err != nil {
 				c.err = fmt.Errorf("bad event %s: %w", f.Data, err)
+				return
+			}
+		case "history":
+			f.history = new(game.History)
+			if err := json.Unmarshal(f.Data, f.history); err != nil || f.history.Seq == 0 {
+				c.err = fmt.Errorf("bad history %s: %v", f.Data, err)
 				return
 			}
 		}

@@ -86,6 +86,7 @@ func (r *Relay) newMetrics() *prometheus.Registry {
 	counter("hangman_relay_duplicates_total", "NATS messages dropped as already seen (by seq), by kind.",
 		prometheus.Labels{"kind": "event"}, load(&s.dupEvents))
 	counter("hangman_relay_seq_gaps_total", "Events showing a missed change, each answered by a state fetch.", nil, load(&s.gaps))
+	counter("hangman_relay_histories_total", "Room histories (a room's finished rounds, which change when a round finishes) sent to the room's sessions.", nil, load(&s.histories))
 	counter("hangman_relay_state_fetches_total", "Room states read over gRPC (cold cache, after a gap, or a quiet room's check).", nil, load(&s.fetches))
 	counter("hangman_relay_anti_entropy_sweeps_total", "Passes of the sweep that reads watched rooms quiet for a second.", nil, load(&s.sweeps))
 	counter("hangman_relay_unconfirmed_total", "Room messages dropped because no node vouched for their seq (NATS without users: forged, or held too long).", nil, load(&s.unconfirmed))

@@ -88,6 +88,7 @@ type Relay struct {
 type counters struct {
 	sessions, framesOut, framesIn               atomic.Int64
 	dupStates, dupEvents, gaps, fetches         atomic.Int64
+	histories                                   atomic.Int64 // room histories sent to the sessions
 	slowDropped, rateLimited, tooBig, badFrames atomic.Int64
 	originRefused, connsRefused, commandsFailed atomic.Int64
 	addrRefused                                 atomic.Int64
@@ -487,6 +488,7 @@ func (r *Relay) status() readyStatus {
 			"dup_events":      r.stats.dupEvents.Load(),
 			"seq_gaps":        r.stats.gaps.Load(),
 			"state_fetches":   r.stats.fetches.Load(),
+			"histories":       r.stats.histories.Load(),
 			"slow_dropped":    r.stats.slowDropped.Load(),
 			"superseded":      r.stats.superseded.Load(),
 			"socket_writes":   r.stats.writes.Load(),

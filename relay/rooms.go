@@ -65,15 +65,27 @@ type room struct {
 	// advanced, made by a waiter (awaitSent), is closed when a newer state
 	// goes to the sessions.
 	advanced chan struct{}
+	// The room's finished rounds travel apart from its states (see
+	// history.go): history is the latest history frame sent (historySeq
+	// its seq), wantHistory the historySeq the latest state sent names,
+	// historyMissed when a state first named one the relay lacks, and
+	// pending the newest history NATS brought ahead of the state naming it.
+	history       []byte
+	historySeq    uint64
+	wantHistory   uint64
+	historyMissed time.Time
+	pending       *roomHistory
 	// heard is when a NATS message of the room was last delivered, or a
 	// fetch last completed (Unix nanoseconds), for the anti-entropy sweep.
 	heard atomic.Int64
 }
 
-// seqs is the part of a state or event payload the relay reads.
+// seqs is the part of a state, event or history payload the relay reads.
 type seqs struct {
 	Seq  uint64 `json:"seq"`
 	Prev uint64 `json:"prev"`
+	// HistorySeq is a state's: the seq of the history it goes with.
+	HistorySeq uint64 `json:"historySeq"`
 }
 
 // cursor is how far a room's sessions have been brought: the seq of the
@@ -145,6 +157,9 @@ func (r *Relay) watch(c *client, name string) {
 	if rm.frame != nil {
 		r.queue(c, outItem{kind: outState, key: name, seq: rm.sent, frame: rm.frame})
 	}
+	if rm.history != nil {
+		r.queue(c, historyItem(name, rm.history))
+	}
 	rm.mu.Unlock()
 	r.roomsMu.Unlock()
 	if !fresh {
@@ -199,6 +214,10 @@ func (r *Relay) unwatch(c *client, name string) {
 // node has vouched for (all of them when NATS is trusted) is delivered.
 func (r *Relay) onRoomMsg(rm *room, m *nats.Msg) {
 	kind := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	if kind == "history" {
+		r.onHistoryMsg(rm, m)
+		return
+	}
 	if kind != "state" && kind != "event" {
 		return
 	}
@@ -251,7 +270,7 @@ func (r *Relay) releaseLocked(rm *room) (gap bool) {
 		if m.event {
 			gap = r.offerEventLocked(rm, m) || gap
 		} else {
-			r.offerStateLocked(rm, m.Seq, m.frame)
+			r.offerStateLocked(rm, m.seqs, m.frame)
 		}
 	}
 	if n > 0 {
@@ -283,14 +302,16 @@ func (r *Relay) releaseLocked(rm *room) (gap bool) {
 // fetched). A state never waits: the nodes publish it after its event.
 const eventWait = 50 * time.Millisecond
 
-// offerStateLocked makes frame (the state at seq) the room's latest and
+// offerStateLocked makes frame (the state at s.Seq) the room's latest and
 // sends it to every session of the room, unless the room already has it or
 // newer.
-func (r *Relay) offerStateLocked(rm *room, seq uint64, frame []byte) {
+func (r *Relay) offerStateLocked(rm *room, s seqs, frame []byte) {
+	seq := s.Seq
 	if !rm.offerState(seq) {
 		r.stats.dupStates.Add(1)
 		return
 	}
+	defer r.wantHistoryLocked(rm, s.HistorySeq)
 	it := outItem{kind: outState, key: rm.name, seq: seq, frame: frame}
 	if ev := rm.event; ev != nil && ev.Seq == seq {
 		rm.event = nil
@@ -422,7 +443,7 @@ func (r *Relay) offerProto(st *hangmanv1.RoomState) {
 	}
 	frame := stateFrame(st)
 	rm.mu.Lock()
-	r.offerStateLocked(rm, seq, frame)
+	r.offerStateLocked(rm, seqs{Seq: seq, HistorySeq: st.GetHistorySeq()}, frame)
 	gap = r.releaseLocked(rm)
 	rm.mu.Unlock()
 	if gap {
@@ -512,7 +533,8 @@ func (r *Relay) fetchOnce(rm *room) {
 			r.stats.fetches.Add(1)
 			rm.mu.Lock()
 			rm.absent, rm.rechecks = false, 0
-			r.offerStateLocked(rm, st.GetSeq(), stateFrame(st))
+			r.offerStateLocked(rm, seqs{Seq: st.GetSeq(), HistorySeq: st.GetHistorySeq()}, stateFrame(st))
+			r.offerReadHistoryLocked(rm, st)
 			gap := r.releaseLocked(rm)
 			rm.mu.Unlock()
 			if gap {
@@ -582,9 +604,11 @@ func (r *Relay) refetchAll() {
 }
 
 // stateFrame encodes a state read over gRPC exactly as the nodes publish it
-// on NATS (game.State), so the page sees one shape whatever the source.
+// on NATS (game.State, without its history, which goes in its own frame),
+// so the page sees one shape whatever the source.
 func stateFrame(p *hangmanv1.RoomState) []byte {
 	s := wire.StateFromProto(p)
+	s.History = nil
 	return wrapPayload("state", s.AppendJSON(nil))
 }
 
@@ -616,7 +640,7 @@ func (r *Relay) antiEntropy() {
 		var quiet []*room
 		for _, rm := range r.rooms {
 			rm.mu.Lock()
-			due := rm.heard.Load() < cutoff
+			due := rm.heard.Load() < cutoff || rm.missedHistoryLocked(now)
 			if rm.absent {
 				due = !rm.recheckAt.IsZero() && !now.Before(rm.recheckAt)
 			}

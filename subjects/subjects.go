@@ -15,7 +15,8 @@ const (
 )
 
 // Room subjects: each committed change publishes the room's public state
-// and the event that changed it.
+// and the event that changed it, and one that finishes a round the room's
+// history.
 const (
 	// Rooms matches the state and event of every room.
 	Rooms      = Prefix + "room.>"
@@ -28,8 +29,13 @@ func RoomState(room string) string { return roomPrefix + room + ".state" }
 // RoomEvent is the subject of room's committed events.
 func RoomEvent(room string) string { return roomPrefix + room + ".event" }
 
-// Room matches both the state and the events of room: what a relay
-// subscribes to for the browsers watching it.
+// RoomHistory is the subject of room's finished rounds, published once by
+// the change that finishes a round (the state carries only historySeq,
+// the seq of that change).
+func RoomHistory(room string) string { return roomPrefix + room + ".history" }
+
+// Room matches the state, the events and the history of room: what a
+// relay subscribes to for the browsers watching it.
 func Room(room string) string { return roomPrefix + room + ".*" }
 
 // Lobby carries one line of the live lobby whenever a room appears,

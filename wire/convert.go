@@ -44,8 +44,9 @@ func roundsProto(s game.State, out *hangmanv1.RoomState) {
 	if t := s.Turn; t != nil {
 		out.Turn = &hangmanv1.Turn{Player: t.Player, Number: t.Number, DeadlineMs: t.Deadline}
 	}
+	out.HistorySeq = s.HistorySeq
 	for _, r := range s.History {
-		rec := &hangmanv1.RoundRecord{Round: r.Round, Word: r.Word, Status: string(r.Status), Winner: r.Winner, Setter: r.Setter,
+		rec := &hangmanv1.RoundRecord{Seq: r.Seq, Round: r.Round, Word: r.Word, Status: string(r.Status), Winner: r.Winner, Setter: r.Setter,
 			Guesses: make([]*hangmanv1.LastGuess, len(r.Guesses))}
 		for i, g := range r.Guesses {
 			rec.Guesses[i] = &hangmanv1.LastGuess{Player: g.Player, Letter: g.Letter, Outcome: string(g.Outcome)}
@@ -67,17 +68,30 @@ func roundsFromProto(p *hangmanv1.RoomState, s *game.State) {
 	if t := p.GetTurn(); t != nil {
 		s.Turn = &game.Turn{Player: t.GetPlayer(), Number: t.GetNumber(), Deadline: t.GetDeadlineMs()}
 	}
+	s.HistorySeq = p.GetHistorySeq()
+	s.History = roundRecords(p)
+	for _, l := range p.GetLeaderboard() {
+		s.Leaderboard = append(s.Leaderboard, game.Standing{ID: l.GetId(), Name: l.GetName(), Score: l.GetScore(), Wins: l.GetWins()})
+	}
+}
+
+// HistoryFromProto is the history a read of a room carries (see
+// game.State.History): what a relay sends on its own beside the state.
+func HistoryFromProto(p *hangmanv1.RoomState) game.History {
+	return game.History{Room: p.GetRoom(), Seq: p.GetHistorySeq(), Rounds: roundRecords(p)}
+}
+
+func roundRecords(p *hangmanv1.RoomState) []game.RoundRecord {
+	var out []game.RoundRecord
 	for _, r := range p.GetHistory() {
-		rec := game.RoundRecord{Round: r.GetRound(), Word: r.GetWord(), Status: game.Status(r.GetStatus()), Winner: r.GetWinner(), Setter: r.GetSetter(),
+		rec := game.RoundRecord{Seq: r.GetSeq(), Round: r.GetRound(), Word: r.GetWord(), Status: game.Status(r.GetStatus()), Winner: r.GetWinner(), Setter: r.GetSetter(),
 			Guesses: make([]game.GuessRecord, len(r.GetGuesses()))}
 		for i, g := range r.GetGuesses() {
 			rec.Guesses[i] = game.GuessRecord{Player: g.GetPlayer(), Letter: g.GetLetter(), Outcome: game.Outcome(g.GetOutcome())}
 		}
-		s.History = append(s.History, rec)
+		out = append(out, rec)
 	}
-	for _, l := range p.GetLeaderboard() {
-		s.Leaderboard = append(s.Leaderboard, game.Standing{ID: l.GetId(), Name: l.GetName(), Score: l.GetScore(), Wins: l.GetWins()})
-	}
+	return out
 }
 
 // StateFromProto is the inverse of StateProto: nodes use it to read a

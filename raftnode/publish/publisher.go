@@ -33,8 +33,12 @@ import (
 // enqueues changes under its lock, in log order; one goroutine publishes
 // them, so every subscriber sees a room's messages in seq order. Messages
 // carry Nats-Msg-Id <room>.<seq> and consumers drop what they have seen, so
-// republishing (at-least-once) is always safe. A change that alters the
-// room's lobby line (game.Event.ChangesSummary) also publishes the line on
+// republishing (at-least-once) is always safe. A change that finished a
+// round publishes the room's history after its state, once: a consumer
+// that missed it sees the state's historySeq run ahead of the history it
+// holds and reads the room (republishing every room's history on a
+// leader change would send up to MaxRooms×HistoryRounds rounds at once).
+// A change that alters the room's lobby line (game.Event.ChangesSummary) also publishes the line on
 // hangman.lobby, after the room's own messages, with the same seq.
 type Publisher struct {
 	nc     *nats.Conn
@@ -48,7 +52,7 @@ type Publisher struct {
 	queue []pubItem
 	wake  chan struct{}
 
-	events, states, lobby, republishes, cluster, failures atomic.Uint64
+	events, states, histories, lobby, republishes, cluster, failures atomic.Uint64
 
 	// reconnected is signalled when the connection to NATS comes back:
 	// whatever was published while it was down may be lost, so a leader
@@ -57,10 +61,12 @@ type Publisher struct {
 }
 
 // Change is one committed command that changed a room: the room's state
-// after it and the event that says what happened.
+// after it and the event that says what happened, and, when it finished a
+// round, the room's finished rounds.
 type Change struct {
-	State game.State
-	Event game.Event
+	State   game.State
+	Event   game.Event
+	History *game.History
 }
 
 // New connects the publisher of node nodeID to the embedded server srv as
@@ -121,6 +127,7 @@ type Stats struct {
 	Leader      bool   `json:"leader"`
 	Events      uint64 `json:"events_published"`
 	States      uint64 `json:"states_published"`
+	Histories   uint64 `json:"histories_published"`
 	Lobby       uint64 `json:"lobby_published"`
 	Republishes uint64 `json:"republishes"`
 	Cluster     uint64 `json:"cluster_published"`
@@ -130,7 +137,7 @@ type Stats struct {
 // Stats reads the counters.
 func (p *Publisher) Stats() Stats {
 	return Stats{
-		Leader: p.leader.Load(), Events: p.events.Load(), States: p.states.Load(), Lobby: p.lobby.Load(),
+		Leader: p.leader.Load(), Events: p.events.Load(), States: p.states.Load(), Histories: p.histories.Load(), Lobby: p.lobby.Load(),
 		Republishes: p.republishes.Load(), Cluster: p.cluster.Load(), Failures: p.failures.Load(),
 	}
 }
@@ -206,6 +213,14 @@ func stateMsg(st *game.State) *nats.Msg {
 	return roomMsg(subjects.RoomState(st.Room), st.Room, st.Seq, st.AppendJSON(nil))
 }
 
+// historyMsg is a room's finished rounds. Its Nats-Msg-Id is the change's
+// with ".history" added, so that a store deduplicating by id keeps it
+// beside the change's state.
+func historyMsg(h *game.History) *nats.Msg {
+	return &nats.Msg{Subject: subjects.RoomHistory(h.Room), Data: h.AppendJSON(nil),
+		Header: nats.Header{nats.MsgIdHdr: []string{h.Room + "." + strconv.FormatUint(h.Seq, 10) + ".history"}}}
+}
+
 // lobbyMsg is a room's line of the live lobby.
 func lobbyMsg(line game.Summary) *nats.Msg {
 	return jsonMsg(subjects.Lobby, line)
@@ -274,6 +289,9 @@ func (p *Publisher) Run(ctx context.Context) {
 				p.publish(setRoomMsg(m, subjects.RoomEvent(ev.Room), ev.Room, ev.Seq, buf))
 				buf = st.AppendJSON(buf[:0])
 				p.publish(setRoomMsg(m, subjects.RoomState(st.Room), st.Room, st.Seq, buf))
+				if h := c.History; h != nil {
+					p.publish(historyMsg(h))
+				}
 				if ev.ChangesSummary() {
 					p.publish(lobbyMsg(st.Summary()))
 				}
@@ -302,6 +320,8 @@ func (p *Publisher) count(subject string) {
 		p.lobby.Add(1)
 	case strings.HasSuffix(subject, ".event"):
 		p.events.Add(1)
+	case strings.HasSuffix(subject, ".history"):
+		p.histories.Add(1)
 	default:
 		p.states.Add(1)
 	}

@@ -94,8 +94,16 @@ func TestNewRoundDrawsFromTheRoomsCategory(t *testing.T) {
 				break
 			}
 		}
-		if !slices.Contains(animals, st.GetWord()) || len(st.GetWord()) != 3 || len(st.GetHistory()) != round+1 {
-			t.Fatalf("round %d: word %q, history %v", round+1, st.GetWord(), st.GetHistory())
+		if !slices.Contains(animals, st.GetWord()) || len(st.GetWord()) != 3 || st.GetHistorySeq() != st.GetSeq() || st.GetHistory() != nil {
+			t.Fatalf("round %d: word %q, history seq %d at seq %d, history %v", round+1, st.GetWord(), st.GetHistorySeq(), st.GetSeq(), st.GetHistory())
+		}
+		// The guess's answer names the history; a read carries it.
+		read, err := cl.GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: "zoo"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := read.GetState().GetHistory(); len(h) != round+1 || h[round].GetWord() != st.GetWord() || h[round].GetSeq() != st.GetSeq() {
+			t.Fatalf("round %d: read history %v", round+1, h)
 		}
 		if _, err := cl.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: "zoo", PlayerId: "ann", Token: joined.GetToken()}); err != nil {
 			t.Fatal(err)

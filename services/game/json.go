@@ -82,15 +82,12 @@ func (s *State) AppendJSON(b []byte) []byte {
 		b = strconv.AppendInt(b, t.Deadline, 10)
 		b = append(b, '}')
 	}
+	if s.HistorySeq != 0 {
+		b = append(b, `,"historySeq":`...)
+		b = strconv.AppendUint(b, s.HistorySeq, 10)
+	}
 	if len(s.History) > 0 {
-		b = append(b, `,"history":[`...)
-		for i := range s.History {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = s.History[i].appendJSON(b)
-		}
-		b = append(b, ']')
+		b = appendRounds(append(b, `,"history":`...), s.History)
 	}
 	if len(s.Leaderboard) > 0 {
 		b = append(b, `,"leaderboard":[`...)
@@ -133,8 +130,34 @@ func (s *Settings) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
+// AppendJSON appends h as encoding/json would marshal it.
+func (h *History) AppendJSON(b []byte) []byte {
+	b = append(b, `{"room":`...)
+	b = appendString(b, h.Room)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, h.Seq, 10)
+	b = append(b, `,"rounds":`...)
+	if h.Rounds == nil {
+		return append(b, "null}"...)
+	}
+	return append(appendRounds(b, h.Rounds), '}')
+}
+
+func appendRounds(b []byte, rounds []RoundRecord) []byte {
+	b = append(b, '[')
+	for i := range rounds {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = rounds[i].appendJSON(b)
+	}
+	return append(b, ']')
+}
+
 func (r *RoundRecord) appendJSON(b []byte) []byte {
-	b = append(b, `{"round":`...)
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, r.Seq, 10)
+	b = append(b, `,"round":`...)
 	b = strconv.AppendUint(b, r.Round, 10)
 	b = append(b, `,"word":`...)
 	b = appendString(b, r.Word)

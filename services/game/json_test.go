@@ -47,7 +47,7 @@ func randomState(r *rand.Rand) State {
 		s.Turn = &Turn{Player: pick(r), Number: r.Uint64(), Deadline: r.Int64() - r.Int64()}
 	}
 	for range r.IntN(3) {
-		rec := RoundRecord{Round: r.Uint64(), Word: pick(r), Status: Status(pick(r)), Winner: pick(r), Setter: pick(r)}
+		rec := RoundRecord{Seq: r.Uint64(), Round: r.Uint64(), Word: pick(r), Status: Status(pick(r)), Winner: pick(r), Setter: pick(r)}
 		if r.IntN(4) > 0 {
 			rec.Guesses = []GuessRecord{}
 			for range r.IntN(3) {
@@ -55,6 +55,7 @@ func randomState(r *rand.Rand) State {
 			}
 		}
 		s.History = append(s.History, rec)
+		s.HistorySeq = rec.Seq
 		s.Leaderboard = append(s.Leaderboard, Standing{ID: pick(r), Name: pick(r), Score: r.Int64() - r.Int64(), Wins: r.Int64()})
 	}
 	return s
@@ -88,6 +89,13 @@ func TestAppendJSONIsEncodingJSON(t *testing.T) {
 		if got := e.AppendJSON(nil); !bytes.Equal(got, want) {
 			t.Fatalf("event %d:\n got %s\nwant %s", i, got, want)
 		}
+		h := History{Room: pick(r), Seq: r.Uint64(), Rounds: s.History}
+		if want, err = json.Marshal(h); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("history %d:\n got %s\nwant %s", i, got, want)
+		}
 	}
 }
 
@@ -116,7 +124,8 @@ func FuzzAppendJSON(f *testing.F) {
 		s := State{Room: a, Masked: b, Seq: n, Guessed: []string{a, b}, Wrong: []string{}, Status: Status(b), Word: a,
 			Players: []Player{{ID: a, Name: b, Score: score}}, LastGuess: &LastGuess{Player: b, Letter: a}}
 		e := Event{Seq: n, Room: a, Kind: b, Player: a, Name: b, Letter: a, Status: Status(a), At: time.UnixMilli(at % maxAt).UTC()}
-		for _, v := range []interface{ AppendJSON([]byte) []byte }{&s, &e} {
+		h := History{Room: a, Seq: n, Rounds: []RoundRecord{{Seq: n, Word: b, Winner: a, Guesses: []GuessRecord{{Player: b, Letter: a}}}}}
+		for _, v := range []interface{ AppendJSON([]byte) []byte }{&s, &e, &h} {
 			want, err := json.Marshal(v)
 			if err != nil {
 				t.Skip(err) // a time encoding/json refuses

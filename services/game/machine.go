@@ -169,8 +169,12 @@ type Result struct {
 	Index uint64
 	// Event is the change made, or nil if nothing changed.
 	Event *Event
-	// State is the room's public state after the command (zero on Err).
+	// State is the room's public state after the command (zero on Err),
+	// without its History (see State.History).
 	State State
+	// History is the room's finished rounds when the command finished a
+	// round, else nil: what the leader publishes once, beside the state.
+	History *History
 }
 
 // New returns an empty Machine.
@@ -202,7 +206,8 @@ func (m *Machine) ApplyCommand(index uint64, c Command) Result {
 	return m.applyCommand(index, c, true)
 }
 
-// applyCommand applies c; with states false its Result has no State.
+// applyCommand applies c; with states false its Result has no State and
+// no History: a follower publishes neither.
 func (m *Machine) applyCommand(index uint64, c Command, states bool) Result {
 	m.applied = max(m.applied, index)
 	if err := c.Validate(); err != nil {
@@ -214,14 +219,15 @@ func (m *Machine) applyCommand(index uint64, c Command, states bool) Result {
 		if s, ok := m.answered(r, c.Room, key); ok {
 			res := Result{Room: c.Room, Outcome: s.Outcome, Duplicate: true, Index: s.Seq, Err: s.refusal()}
 			if states && res.Err == nil {
-				res.State = r.public()
+				res.State = r.public(false)
 			}
 			return res
 		}
 	}
 	var (
-		ev  *Event
-		err error
+		ev       *Event
+		err      error
+		finished = r.lastFinished()
 	)
 	switch c.Kind {
 	case KindCreateRoom:
@@ -267,12 +273,19 @@ func (m *Machine) applyCommand(index uint64, c Command, states bool) Result {
 		r.remember(*ev)
 		res.Outcome = ev.Outcome
 		res.Event = ev
+		if n := len(r.rounds); r.lastFinished() != finished {
+			// The change finished a round: it is the history's seq.
+			r.rounds[n-1].Seq = index
+			if states {
+				res.History = &History{Room: r.name, Seq: index, Rounds: slices.Clone(r.rounds)}
+			}
+		}
 	}
 	if c.RequestID != "" {
 		r.sessions.record(key, session{Outcome: res.Outcome, Seq: index}, SessionWindow)
 	}
 	if states {
-		res.State = r.public()
+		res.State = r.public(false)
 	}
 	return res
 }
@@ -534,8 +547,9 @@ func (m *Machine) refused(r *room, c Command, key sessionKey, index uint64, err 
 }
 
 // public returns the state everyone may see: the word only once the round is
-// over. A deleted room's is its last: no round to show.
-func (r *room) public() State {
+// over, the finished rounds only withHistory. A deleted room's is its last:
+// no round to show.
+func (r *room) public(withHistory bool) State {
 	if r.status == StatusDeleted {
 		return State{Room: r.name, Round: r.round, Seq: r.seq, Prev: r.prev, Guessed: []string{}, Wrong: []string{},
 			MaxWrong: r.maxWrong, Status: StatusDeleted, Players: []Player{}}
@@ -573,7 +587,7 @@ func (r *room) public() State {
 		last := *r.last
 		s.LastGuess = &last
 	}
-	r.publicRounds(&s)
+	r.publicRounds(&s, withHistory)
 	return s
 }
 
@@ -585,13 +599,14 @@ func letters(b []byte) []string {
 	return out
 }
 
-// Room returns the public state of one room.
+// Room returns the public state of one room, with its History: what a
+// reader of the room needs to show all of it.
 func (m *Machine) Room(name string) (State, bool) {
 	r := m.rooms[name]
 	if r == nil {
 		return State{}, false
 	}
-	return r.public(), true
+	return r.public(true), true
 }
 
 // Rooms lists every room, sorted by name.
@@ -613,13 +628,13 @@ func (m *Machine) Counts() (rooms, seats int) {
 	return len(m.rooms), seats
 }
 
-// States returns the public state of every room, sorted by name: what a new
-// leader republishes.
+// States returns the public state of every room, sorted by name, without
+// their histories: what a new leader republishes.
 func (m *Machine) States() []State {
 	names := m.roomNames()
 	out := make([]State, len(names))
 	for i, n := range names {
-		out[i] = m.rooms[n].public()
+		out[i] = m.rooms[n].public(false)
 	}
 	return out
 }

@@ -369,7 +369,7 @@ func (rs *replicas) applyAll(what string, entry []byte, apply func(i int, m *Mac
 }
 
 // withoutStates is what ApplyEntryQuiet returns where ApplyEntry returned
-// res (one Result or a batch's): the same with no State.
+// res (one Result or a batch's): the same with no State and no History.
 func withoutStates(res any) []Result {
 	var out []Result
 	switch r := res.(type) {
@@ -380,6 +380,7 @@ func withoutStates(res any) []Result {
 	}
 	for i := range out {
 		out[i].State = State{}
+		out[i].History = nil
 	}
 	return out
 }
@@ -470,7 +471,20 @@ func (rs *replicas) check(entry []byte, res Result, snap, game []byte) {
 		}
 	}
 	if res.Err == nil {
-		if s, _ := m.Room(res.Room); !reflect.DeepEqual(s, res.State) {
+		// The result's state is the room's but for its history, which
+		// a result carries apart, once, when it finished a round; the
+		// state says which history it goes with.
+		s, _ := m.Room(res.Room)
+		rounds := s.History
+		s.History = nil
+		if finished := res.Event != nil && res.Event.Kind != EventRoomDeleted && len(rounds) > 0 && rounds[len(rounds)-1].Seq == rs.index; finished != (res.History != nil) ||
+			finished && !reflect.DeepEqual(*res.History, History{Room: res.Room, Seq: rs.index, Rounds: rounds}) {
+			t.Fatalf("entry %d: result history %+v, room history %+v", rs.index, res.History, rounds)
+		}
+		if len(rounds) > 0 && s.HistorySeq != rounds[len(rounds)-1].Seq {
+			t.Fatalf("entry %d: history seq %d, last round's %d", rs.index, s.HistorySeq, rounds[len(rounds)-1].Seq)
+		}
+		if !reflect.DeepEqual(s, res.State) {
 			t.Fatalf("entry %d: result state %+v, room state %+v", rs.index, res.State, s)
 		}
 	}

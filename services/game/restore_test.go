@@ -143,7 +143,7 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		snap []byte
 	}{
 		{"version 0", corrupt(t, func(s *snapshotFile) { s.Version = 0 })},
-		{"version 5", corrupt(t, func(s *snapshotFile) { s.Version = 5 })},
+		{"version 6", corrupt(t, func(s *snapshotFile) { s.Version = 6 })},
 		{"version 1 with refusals", corrupt(t, func(s *snapshotFile) { downgrade(s, 2); s.Version = 1; s.Missing = nil })},
 		{"version 1 with refusals of missing rooms", corrupt(t, func(s *snapshotFile) { missing := s.Missing; downgrade(s, 1); s.Missing = missing })},
 		{"version 2 with a token hash", corrupt(t, func(s *snapshotFile) {
@@ -260,7 +260,7 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		{"truncated", valid[:len(valid)/2]},
 		{"unknown field", bytes.Replace(valid, []byte(`"applied"`), []byte(`"extra":1,"applied"`), 1)},
 		{"unknown room field", bytes.Replace(valid, []byte(`"round"`), []byte(`"secret":1,"round"`), 1)},
-		{"string version", bytes.Replace(valid, []byte(`"version":4`), []byte(`"version":"4"`), 1)},
+		{"string version", bytes.Replace(valid, []byte(`"version":5`), []byte(`"version":"5"`), 1)},
 		{"negative applied", bytes.Replace(valid, []byte(`"applied":14`), []byte(`"applied":-14`), 1)},
 	}
 	tests = append(tests, raw...)

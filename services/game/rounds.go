@@ -218,9 +218,27 @@ func (m *Machine) Settings(room string) (Settings, bool) {
 	return r.settings, true
 }
 
+// lastFinished returns the number of the room's last finished round, 0
+// before any (or for a nil room): it changes with every round finished.
+func (r *room) lastFinished() uint64 {
+	if r == nil || len(r.rounds) == 0 {
+		return 0
+	}
+	return r.rounds[len(r.rounds)-1].Round
+}
+
+// finished returns the seq of the change that finished the room's last
+// finished round, 0 before any (or for a nil room): the history's version.
+func (r *room) finished() uint64 {
+	if r == nil || len(r.rounds) == 0 {
+		return 0
+	}
+	return r.rounds[len(r.rounds)-1].Seq
+}
+
 // publicRounds adds what s shows of the room's settings, setter, turn,
-// finished rounds and leaderboard.
-func (r *room) publicRounds(s *State) {
+// leaderboard and, withHistory, finished rounds.
+func (r *room) publicRounds(s *State, withHistory bool) {
 	s.Settings = r.settings
 	if r.settings.Mode == ModeHost {
 		s.Setter = r.setter
@@ -231,8 +249,11 @@ func (r *room) publicRounds(s *State) {
 	if len(r.rounds) == 0 {
 		return
 	}
-	// Finished rounds never change: the state shares their guesses.
-	s.History = slices.Clone(r.rounds)
+	s.HistorySeq = r.finished()
+	if withHistory {
+		// Finished rounds never change: the state shares their guesses.
+		s.History = slices.Clone(r.rounds)
+	}
 	s.Leaderboard = make([]Standing, len(r.players))
 	for i, p := range r.players {
 		s.Leaderboard[i] = Standing{ID: p.ID, Name: p.Name, Score: p.Score, Wins: p.wins}

@@ -255,7 +255,10 @@ func TestHostMode(t *testing.T) {
 	if s := res.State; s.Status != StatusLost || s.Word != "otter" || scores(s) != "p1=5 p2=0 p3=0" {
 		t.Fatalf("hanged: %+v", s)
 	}
-	if rec := res.State.History[0]; rec.Setter != "p1" || rec.Winner != "" || rec.Status != StatusLost || len(rec.Guesses) != 6 {
+	if res.History == nil || len(res.History.Rounds) != 1 || res.History.Seq != res.State.Seq || res.State.HistorySeq != res.State.Seq {
+		t.Fatalf("the change that finished the round: history %+v, state's history seq %d", res.History, res.State.HistorySeq)
+	}
+	if rec := res.History.Rounds[0]; rec.Seq != res.State.Seq || rec.Setter != "p1" || rec.Winner != "" || rec.Status != StatusLost || len(rec.Guesses) != 6 {
 		t.Fatalf("history: %+v", rec)
 	}
 
@@ -528,6 +531,14 @@ func TestRoundsSnapshotRoundTrip(t *testing.T) {
 		{"current guesses not the letters", func(s *snapshotFile) { s.Rooms[1].Current[0].Letter = "x" }},
 		{"negative wins", func(s *snapshotFile) { s.Rooms[0].Players[0].Wins = -1 }},
 		{"version 3 with settings", func(s *snapshotFile) { s.Version = 3 }},
+		{"version 4 with a round's seq", func(s *snapshotFile) { s.Version = 4 }},
+		{"finished round without its seq", func(s *snapshotFile) { s.Rooms[0].Rounds[0].Seq = 0 }},
+		{"finished round after the room's seq", func(s *snapshotFile) { s.Rooms[0].Rounds[0].Seq = s.Rooms[0].Seq + 1 }},
+		{"finished rounds' seqs out of order", func(s *snapshotFile) {
+			s.Rooms[0].Rounds = append(s.Rooms[0].Rounds, s.Rooms[0].Rounds[0])
+			s.Rooms[0].Rounds[1].Round++
+			s.Rooms[0].Rounds[0].Seq = s.Rooms[0].Rounds[1].Seq
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -538,5 +549,34 @@ func TestRoundsSnapshotRoundTrip(t *testing.T) {
 				t.Fatalf("restored %s", b)
 			}
 		})
+	}
+}
+
+// TestRestoreVersion4 restores a snapshot written before the finished
+// rounds had their seqs (testdata/snapshot-v4.json, roundsMachine's state
+// then): the room's last finished round takes the room's seq, which stays
+// its history's version until the next round finishes.
+func TestRestoreVersion4(t *testing.T) {
+	v4, err := os.ReadFile(filepath.Join("testdata", "snapshot-v4.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := decodeSnapshot(t, v4); f.Version != 4 {
+		t.Fatalf("fixture is version %d", f.Version)
+	}
+	m := restored(t, v4)
+	s, _ := m.Room("h")
+	if len(s.History) != 1 || s.History[0].Seq != s.Seq || s.HistorySeq != s.Seq {
+		t.Fatalf("restored history seq %d (round's %+v), room seq %d", s.HistorySeq, s.History, s.Seq)
+	}
+	// The restored machine's own snapshot is a version 5 one that
+	// restores to the same.
+	if again, _ := restored(t, snapshotBytes(t, m)).Room("h"); !reflect.DeepEqual(again, s) {
+		t.Fatalf("restored twice: %+v, once: %+v", again, s)
+	}
+	h := &harness{tb: t, m: m, index: m.Applied()}
+	res := h.ok(as(setWord("h", "p2", "yak"), bobToken))
+	if res.State.HistorySeq != s.Seq || res.History != nil {
+		t.Fatalf("a change that finished nothing: history seq %d, history %+v", res.State.HistorySeq, res.History)
 	}
 }

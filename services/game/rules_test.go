@@ -342,16 +342,22 @@ func TestNewRound(t *testing.T) {
 	want := State{
 		Room: "r", Round: 2, Seq: h.index, Prev: h.index - 1, Masked: "____",
 		Guessed: []string{}, Wrong: []string{}, WrongLeft: 4, MaxWrong: 4, Status: StatusPlaying,
-		Players:  []Player{{ID: "p1", Name: "Ann", Score: 1}, {ID: "p2", Name: "Bob", Score: 1 + WinBonus}},
-		Settings: DefaultSettings,
-		History: []RoundRecord{{Round: 1, Word: "ox", Status: StatusWon, Winner: "p2", Guesses: []GuessRecord{
-			{Player: "p1", Letter: "z", Outcome: OutcomeWrong}, {Player: "p1", Letter: "o", Outcome: OutcomeCorrect},
-			{Player: "p2", Letter: "x", Outcome: OutcomeCorrect},
-		}}},
+		Players:     []Player{{ID: "p1", Name: "Ann", Score: 1}, {ID: "p2", Name: "Bob", Score: 1 + WinBonus}},
+		Settings:    DefaultSettings,
+		HistorySeq:  h.index - 1, // the winning guess
 		Leaderboard: []Standing{{ID: "p2", Name: "Bob", Score: 1 + WinBonus, Wins: 1}, {ID: "p1", Name: "Ann", Score: 1}},
 	}
 	if !reflect.DeepEqual(res.State, want) {
 		t.Fatalf("new round state\n got %+v\nwant %+v", res.State, want)
+	}
+	// A read of the room shows the history the state names.
+	wantHistory := []RoundRecord{{Seq: h.index - 1, Round: 1, Word: "ox", Status: StatusWon, Winner: "p2", Guesses: []GuessRecord{
+		{Player: "p1", Letter: "z", Outcome: OutcomeWrong}, {Player: "p1", Letter: "o", Outcome: OutcomeCorrect},
+		{Player: "p2", Letter: "x", Outcome: OutcomeCorrect},
+	}}}
+	want.History = wantHistory
+	if s, _ := h.m.Room("r"); !reflect.DeepEqual(s, want) {
+		t.Fatalf("read of the room\n got %+v\nwant %+v", s, want)
 	}
 	wantEv := &Event{Seq: h.index, Prev: h.index - 1, Room: "r", Kind: EventRoundStarted, Round: 2, Player: "p2", Status: StatusPlaying, At: time.UnixMilli(at0).UTC()}
 	if !reflect.DeepEqual(res.Event, wantEv) {

@@ -17,11 +17,16 @@ import (
 // last acted, each room's last time, and each remembered request's scope.
 // Version 4 added the room settings, the setter, the turn, the finished
 // rounds with the guesses of the current one, and each player's wins.
-// Restore still reads versions 1 to 3: their seats have no token (the
+// Version 5 added the seq of the change that finished each round (see
+// State.HistorySeq); a round restored from version 4 has none, and its
+// room's last finished round takes the room's seq at the snapshot, which
+// is later than the real one and fixed from then on (so it is still the
+// history's version: it changes when the next round finishes).
+// Restore still reads versions 1 to 4: their seats have no token (the
 // next join with one claims the seat), their requests the empty scope, and
 // their rooms and players the time of the room's last event (versions 1
 // and 2); their rooms have the DefaultSettings, no history and no wins.
-const snapshotVersion = 4
+const snapshotVersion = 5
 
 // MaxSnapshotSize bounds what Restore reads; a snapshot larger than any
 // state MaxRooms rooms can hold is not ours. (The largest, every room full
@@ -402,8 +407,13 @@ func (r *room) checkRounds(f *snapshotFile) error {
 	case len(r.rounds) > HistoryRounds:
 		return fmt.Errorf("%d finished rounds exceed %d", len(r.rounds), HistoryRounds)
 	}
+	var seq uint64 // the latest finishing seq so far
 	for i, rd := range r.rounds {
 		switch {
+		case rd.Seq != 0 && f.Version < 5:
+			return fmt.Errorf("finished round %d: holds a seq, which version %d does not", i, f.Version)
+		case rd.Seq != 0 && (rd.Seq <= seq || rd.Seq > r.seq), f.Version >= 5 && i == len(r.rounds)-1 && rd.Seq == 0:
+			return fmt.Errorf("finished round %d: invalid seq %d", i, rd.Seq)
 		case rd.Round == 0 || rd.Round > r.round || i > 0 && rd.Round <= r.rounds[i-1].Round || !ValidWord(rd.Word):
 			return fmt.Errorf("finished round %d: invalid round or word", i)
 		case rd.Status != StatusWon && rd.Status != StatusLost || (rd.Winner != "") != (rd.Status == StatusWon):
@@ -416,6 +426,10 @@ func (r *room) checkRounds(f *snapshotFile) error {
 		if err := checkGuesses(rd.Guesses, rd.Word); err != nil {
 			return fmt.Errorf("finished round %d: %w", i, err)
 		}
+		seq = max(seq, rd.Seq)
+	}
+	if n := len(r.rounds); n > 0 && f.Version < 5 {
+		r.rounds[n-1].Seq = r.seq
 	}
 	if f.Version < 4 {
 		return nil

@@ -75,8 +75,17 @@ type State struct {
 	// Turn, in a timed room whose round is playing, says whose turn it is
 	// and until when.
 	Turn *Turn `json:"turn,omitempty"`
+	// HistorySeq is the seq of the change that finished the room's last
+	// finished round (0 before any): the History as of this state. The
+	// history changes only then, so a consumer that holds the history of
+	// HistorySeq holds the current one, and one that does not knows it
+	// must read it.
+	HistorySeq uint64 `json:"historySeq,omitempty"`
 	// History is the room's last finished rounds (at most HistoryRounds),
-	// oldest first: never the round being played.
+	// oldest first: never the round being played. Only a read of the room
+	// (Machine.Room) carries it. The state of a change leaves it out, as
+	// it would otherwise make every guess's state some ten times larger:
+	// the change that finishes a round publishes it on its own (History).
 	History []RoundRecord `json:"history,omitempty"`
 	// Leaderboard ranks the room's players by score, then by rounds won,
 	// then by seat, once a round has finished.
@@ -97,12 +106,24 @@ type Turn struct {
 // (Winner guessed the last letter, or nobody did and the players were
 // hanged) and who guessed what, in order (repeated letters left out).
 type RoundRecord struct {
+	// Seq is the seq of the change that finished the round.
+	Seq     uint64        `json:"seq"`
 	Round   uint64        `json:"round"`
 	Word    string        `json:"word"`
 	Status  Status        `json:"status"`
 	Winner  string        `json:"winner,omitempty"`
 	Setter  string        `json:"setter,omitempty"`
 	Guesses []GuessRecord `json:"guesses"`
+}
+
+// History is a room's finished rounds as of the change Seq that finished
+// the last of them: the payload of hangman.room.<room>.history, published
+// once per finished round instead of inside every state (see
+// State.History).
+type History struct {
+	Room   string        `json:"room"`
+	Seq    uint64        `json:"seq"`
+	Rounds []RoundRecord `json:"rounds"`
 }
 
 // GuessRecord is one guess of a finished round.

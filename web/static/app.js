@@ -81,6 +81,10 @@
   let inGame = false;
   let feedRoom = "";
   let state = null; // last state of the room
+  // The room's finished rounds come in history frames of their own, when a
+  // round finishes (and after the state on entering a room); a state names
+  // the history it goes with in historySeq.
+  let roomHistory = null;
   let spectatorCount = 0; // the room's spectators, over all relays
   let names = new Map(); // player id -> name, from states and events
 
@@ -184,6 +188,7 @@
       case "relays": setRelays(f.relays); break;
       case "state": onState(f.data); if (f.event) onEvent(f.event); break;
       case "event": onEvent(f.data); break;
+      case "history": onHistory(f.data); break;
       case "ack": onAck(f); break;
       case "error": onError(f); break;
       case "rooms": renderRooms(f); break;
@@ -369,6 +374,7 @@
   // may arrive before the answer.
   function resetRoom(name) {
     state = null;
+    roomHistory = null;
     spectatorCount = 0;
     feedRoom = name;
     $("feed").textContent = "";
@@ -699,7 +705,17 @@
     }
     renderTurn(s);
     renderLeaderboard(s);
+    // A state with no finished round (or older ones than the history
+    // held: the room was made again) means the history held is not its.
+    if (roomHistory && (s.historySeq || 0) < roomHistory.seq) roomHistory = null;
     renderHistory(s);
+  }
+
+  function onHistory(h) {
+    if (!h || h.room !== room) return;
+    if (roomHistory && h.seq <= roomHistory.seq) return;
+    roomHistory = h;
+    if (state) renderHistory(state);
   }
 
   // renderTurn shows whose turn it is (a live region, spoken when the turn
@@ -753,7 +769,7 @@
   function renderHistory(s) {
     const list = $("history");
     list.textContent = "";
-    const rounds = (s.history || []).slice().reverse();
+    const rounds = (roomHistory ? roomHistory.rounds || [] : []).slice().reverse();
     $("history-card").hidden = rounds.length === 0;
     for (const r of rounds) {
       const li = el("li", r.status);

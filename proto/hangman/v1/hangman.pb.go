@@ -241,10 +241,16 @@ type RoomState struct {
 	Setter string `protobuf:"bytes,15,opt,name=setter,proto3" json:"setter,omitempty"`
 	// turn, in a timed room whose round is playing, is whose turn it is.
 	Turn *Turn `protobuf:"bytes,16,opt,name=turn,proto3" json:"turn,omitempty"`
-	// history is the last finished rounds (at most 10), oldest first.
+	// history is the last finished rounds (at most 10), oldest first: only
+	// in a read of the room (GetRoom); the state a write answers with leaves
+	// it out (see history_seq).
 	History []*RoundRecord `protobuf:"bytes,17,rep,name=history,proto3" json:"history,omitempty"`
 	// leaderboard ranks the players by score, then wins, once a round ended.
-	Leaderboard   []*Standing `protobuf:"bytes,18,rep,name=leaderboard,proto3" json:"leaderboard,omitempty"`
+	Leaderboard []*Standing `protobuf:"bytes,18,rep,name=leaderboard,proto3" json:"leaderboard,omitempty"`
+	// history_seq is the seq of the change that finished the last finished
+	// round (0 before any): the version of the history, which changes only
+	// then.
+	HistorySeq    uint64 `protobuf:"varint,19,opt,name=history_seq,json=historySeq,proto3" json:"history_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -405,6 +411,13 @@ func (x *RoomState) GetLeaderboard() []*Standing {
 	return nil
 }
 
+func (x *RoomState) GetHistorySeq() uint64 {
+	if x != nil {
+		return x.HistorySeq
+	}
+	return 0
+}
+
 // RoomSettings are a room's choices at creation, with the defaults filled in.
 type RoomSettings struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -558,13 +571,15 @@ func (x *Turn) GetDeadlineMs() int64 {
 // RoundRecord is one finished round: winner is empty when the players were
 // hanged; guesses are in order, repeated letters left out.
 type RoundRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Round         uint64                 `protobuf:"varint,1,opt,name=round,proto3" json:"round,omitempty"`
-	Word          string                 `protobuf:"bytes,2,opt,name=word,proto3" json:"word,omitempty"`
-	Status        string                 `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
-	Winner        string                 `protobuf:"bytes,4,opt,name=winner,proto3" json:"winner,omitempty"`
-	Setter        string                 `protobuf:"bytes,5,opt,name=setter,proto3" json:"setter,omitempty"`
-	Guesses       []*LastGuess           `protobuf:"bytes,6,rep,name=guesses,proto3" json:"guesses,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seq is the seq of the change that finished the round.
+	Seq           uint64       `protobuf:"varint,7,opt,name=seq,proto3" json:"seq,omitempty"`
+	Round         uint64       `protobuf:"varint,1,opt,name=round,proto3" json:"round,omitempty"`
+	Word          string       `protobuf:"bytes,2,opt,name=word,proto3" json:"word,omitempty"`
+	Status        string       `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	Winner        string       `protobuf:"bytes,4,opt,name=winner,proto3" json:"winner,omitempty"`
+	Setter        string       `protobuf:"bytes,5,opt,name=setter,proto3" json:"setter,omitempty"`
+	Guesses       []*LastGuess `protobuf:"bytes,6,rep,name=guesses,proto3" json:"guesses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -597,6 +612,13 @@ func (x *RoundRecord) ProtoReflect() protoreflect.Message {
 // Deprecated: Use RoundRecord.ProtoReflect.Descriptor instead.
 func (*RoundRecord) Descriptor() ([]byte, []int) {
 	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RoundRecord) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
 }
 
 func (x *RoundRecord) GetRound() uint64 {
@@ -2741,7 +2763,7 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\tLastGuess\x12\x16\n" +
 	"\x06player\x18\x01 \x01(\tR\x06player\x12\x16\n" +
 	"\x06letter\x18\x02 \x01(\tR\x06letter\x12\x18\n" +
-	"\aoutcome\x18\x03 \x01(\tR\aoutcome\"\xce\x04\n" +
+	"\aoutcome\x18\x03 \x01(\tR\aoutcome\"\xef\x04\n" +
 	"\tRoomState\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x14\n" +
 	"\x05round\x18\x02 \x01(\x04R\x05round\x12\x10\n" +
@@ -2763,7 +2785,9 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\x06setter\x18\x0f \x01(\tR\x06setter\x12$\n" +
 	"\x04turn\x18\x10 \x01(\v2\x10.hangman.v1.TurnR\x04turn\x121\n" +
 	"\ahistory\x18\x11 \x03(\v2\x17.hangman.v1.RoundRecordR\ahistory\x126\n" +
-	"\vleaderboard\x18\x12 \x03(\v2\x14.hangman.v1.StandingR\vleaderboard\"\xc6\x01\n" +
+	"\vleaderboard\x18\x12 \x03(\v2\x14.hangman.v1.StandingR\vleaderboard\x12\x1f\n" +
+	"\vhistory_seq\x18\x13 \x01(\x04R\n" +
+	"historySeq\"\xc6\x01\n" +
 	"\fRoomSettings\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\x12 \n" +
 	"\fmin_word_len\x18\x02 \x01(\x05R\n" +
@@ -2778,8 +2802,9 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\x06player\x18\x01 \x01(\tR\x06player\x12\x16\n" +
 	"\x06number\x18\x02 \x01(\x04R\x06number\x12\x1f\n" +
 	"\vdeadline_ms\x18\x03 \x01(\x03R\n" +
-	"deadlineMs\"\xb0\x01\n" +
-	"\vRoundRecord\x12\x14\n" +
+	"deadlineMs\"\xc2\x01\n" +
+	"\vRoundRecord\x12\x10\n" +
+	"\x03seq\x18\a \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05round\x18\x01 \x01(\x04R\x05round\x12\x12\n" +
 	"\x04word\x18\x02 \x01(\tR\x04word\x12\x16\n" +
 	"\x06status\x18\x03 \x01(\tR\x06status\x12\x16\n" +
