@@ -58,7 +58,9 @@ func benchmarkApplyGuess(b *testing.B, applyEntry func(*Machine, uint64, []byte)
 }
 
 // BenchmarkEncodeState measures the payload of hangman.room.<room>.state,
-// as the publisher encodes it and by encoding/json, its reference.
+// as the publisher encodes it and by encoding/json, its reference; and, as
+// published, the state of a guess in a room that has played HistoryRounds
+// rounds before (what every guess of a long game costs to encode).
 func BenchmarkEncodeState(b *testing.B) {
 	h := newHarness(b)
 	c := create("bench", "hippopotamus")
@@ -71,6 +73,15 @@ func BenchmarkEncodeState(b *testing.B) {
 		h.ok(guess("bench", fmt.Sprintf("player-%d", i), l))
 	}
 	s, _ := h.m.Room("bench")
+	played := playedRoomState(h)
+	b.Run("played/AppendJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 1024)
+		for b.Loop() {
+			buf = played.AppendJSON(buf[:0])
+		}
+		b.SetBytes(int64(len(buf)))
+	})
 	b.Run("AppendJSON", func(b *testing.B) {
 		b.ReportAllocs()
 		buf := make([]byte, 0, 1024)
@@ -87,6 +98,25 @@ func BenchmarkEncodeState(b *testing.B) {
 			}
 		}
 	})
+}
+
+// playedRoomState plays HistoryRounds rounds of 26 guesses by 4 players in
+// a room and returns the state a guess of the next round publishes.
+func playedRoomState(h *harness) State {
+	h.ok(create("veteran", "quiz"))
+	for p := range 4 {
+		h.ok(join("veteran", fmt.Sprintf("player-%d", p), fmt.Sprintf("Player %d", p)))
+	}
+	const alphabet = "abcdefghijklmnopqrstuvwxyz"
+	for round := range HistoryRounds {
+		for i, l := range alphabet {
+			if res := h.ok(guess("veteran", fmt.Sprintf("player-%d", i%4), string(l))); res.State.Status != StatusPlaying {
+				break
+			}
+		}
+		h.ok(newRound("veteran", "", WordAt(uint64(round))))
+	}
+	return h.ok(guess("veteran", "player-0", "e")).State
 }
 
 // manyRooms returns a Machine of n busy rooms.
