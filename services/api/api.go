@@ -230,19 +230,22 @@ func (s *Service) Guess(ctx context.Context, req *hangmanv1.GuessRequest) (*hang
 // NewRound starts the next round of a finished room, as a seated player.
 // Its word is drawn from the room's category and length range, as this
 // node's replica knows them (settings never change once the room is
-// created); a host room ignores it and waits for its next setter's.
+// created), and is none of the room's recent words while the range has
+// others; a host room ignores it and waits for its next setter's.
 func (s *Service) NewRound(ctx context.Context, req *hangmanv1.NewRoundRequest) (*hangmanv1.NewRoundResponse, error) {
 	cmd := game.Command{Kind: game.KindNewRound, Room: req.GetRoom(), Player: req.GetPlayerId(), RequestID: req.GetRequestId()}
 	if cmd.Player == "" {
 		return nil, status.Error(codes.InvalidArgument, "player_id is required: a new round is started by a seated player, with the seat's token")
 	}
 	settings := game.DefaultSettings
+	var recent []string
 	s.replica.Read(func(m *game.Machine) {
 		if st, ok := m.Settings(cmd.Room); ok {
 			settings = st
 		}
+		recent = m.RecentWords(cmd.Room)
 	})
-	word, err := game.PickWord(settings.Category, settings.MinLen, settings.MaxLen, s.random())
+	word, err := game.PickWord(settings.Category, settings.MinLen, settings.MaxLen, s.random(), recent...)
 	if err != nil {
 		// A category this node's lists lack (another node's build has it):
 		// any word will do, the rules do not check it against the range.

@@ -111,6 +111,41 @@ func TestNewRoundDrawsFromTheRoomsCategory(t *testing.T) {
 	}
 }
 
+// TestNewRoundAvoidsRecentWords plays rounds of a room whose service draws
+// the same random number every time: each round still gets a word the
+// room has not had lately, while its range has one.
+func TestNewRoundAvoidsRecentWords(t *testing.T) {
+	cl := client(t, newFakeReplica(true), func(s *Service) { s.random = func() uint64 { return 0 } })
+	ctx := ctxT(t)
+	if _, err := cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "zoo", Category: "animals", MinWordLen: 3, MaxWordLen: 3, MaxWrong: 26}); err != nil {
+		t.Fatal(err)
+	}
+	joined, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "zoo", PlayerId: "ann", Name: "Ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var words []string
+	for round := range 5 {
+		var st *hangmanv1.RoomState
+		for l := 'a'; l <= 'z'; l++ {
+			g, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "zoo", PlayerId: "ann", Token: joined.GetToken(), Letter: string(l)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st = g.GetState(); st.GetStatus() != string(game.StatusPlaying) {
+				break
+			}
+		}
+		if slices.Contains(words, st.GetWord()) {
+			t.Fatalf("round %d: word %q again, after %v", round+1, st.GetWord(), words)
+		}
+		words = append(words, st.GetWord())
+		if _, err := cl.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: "zoo", PlayerId: "ann", Token: joined.GetToken()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestSetWordStaysSecret plays a host round over gRPC with the service
 // logging everything, and looks for the word in every answer the others
 // get, every state, and the log.

@@ -218,6 +218,24 @@ func (m *Machine) Settings(room string) (Settings, bool) {
 	return r.settings, true
 }
 
+// RecentWords returns the words of the room's remembered rounds, the one
+// being played included: what a proposer drawing the next word avoids, so
+// that a room does not see the same word twice in a row of HistoryRounds.
+func (m *Machine) RecentWords(room string) []string {
+	r := m.rooms[room]
+	if r == nil {
+		return nil
+	}
+	words := make([]string, 0, len(r.rounds)+1)
+	for _, rd := range r.rounds {
+		words = append(words, rd.Word)
+	}
+	if r.word != "" {
+		words = append(words, r.word)
+	}
+	return words
+}
+
 // lastFinished returns the number of the room's last finished round, 0
 // before any (or for a nil room): it changes with every round finished.
 func (r *room) lastFinished() uint64 {

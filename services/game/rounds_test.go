@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,24 @@ func TestPickWord(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPickWordAvoidsRecentWords: a word the room had lately is drawn only
+// when the range holds nothing else.
+func TestPickWordAvoidsRecentWords(t *testing.T) {
+	three, _ := CategoryWords("animals")
+	three = slices.DeleteFunc(three, func(w string) bool { return len(w) != 3 })
+	if len(three) < 3 {
+		t.Fatalf("animals has %d words of 3 letters", len(three))
+	}
+	for r := range uint64(200) {
+		if w, err := PickWord("animals", 3, 3, r, three[1:]...); err != nil || w != three[0] {
+			t.Fatalf("PickWord avoiding all but %q = %q, %v", three[0], w, err)
+		}
+		if w, err := PickWord("animals", 3, 3, r, three...); err != nil || !slices.Contains(three, w) {
+			t.Fatalf("PickWord avoiding every word = %q, %v; want one of them all the same", w, err)
+		}
 	}
 }
 

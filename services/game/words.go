@@ -78,11 +78,12 @@ func WordAt(i uint64) string {
 }
 
 // PickWord returns a word of category whose length is within the room's
-// range (0s: any length), chosen by the random number r: proposers pick
-// before a command enters the log; the Machine never does. An unknown
-// category, or one without a word of those lengths, is CodeInvalid: the
-// room cannot be created with those settings.
-func PickWord(category string, minLen, maxLen int, r uint64) (string, error) {
+// range (0s: any length), chosen by the random number r, and none of
+// avoid (the room's recent words) unless those are all it has: proposers
+// pick before a command enters the log; the Machine never does. An
+// unknown category, or one without a word of those lengths, is
+// CodeInvalid: the room cannot be created with those settings.
+func PickWord(category string, minLen, maxLen int, r uint64, avoid ...string) (string, error) {
 	if category == "" {
 		category = DefaultCategory
 	}
@@ -99,6 +100,9 @@ func PickWord(category string, minLen, maxLen int, r uint64) (string, error) {
 	}
 	if len(fit) == 0 {
 		return "", errorf(CodeInvalid, "category %q has no word of %d-%d letters", category, minLen, maxLen)
+	}
+	if fresh := slices.DeleteFunc(slices.Clone(fit), func(w string) bool { return slices.Contains(avoid, w) }); len(fresh) > 0 {
+		fit = fresh
 	}
 	return fit[r%uint64(len(fit))], nil
 }
