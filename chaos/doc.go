@@ -21,7 +21,8 @@
 //     the namespaces' links; with disk-full enabled each data directory is
 //     a tmpfs of its own;
 //   - the relays in the harness's own namespace on loopback, reaching the
-//     nodes over the bridge;
+//     nodes over the bridge, without a per-address websocket cap (every
+//     observer's websocket comes from loopback);
 //   - clients (goroutines, see Workload): players who join (a latecomer only
 //     once a crowd fills the room, or once it is full), guess and start new
 //     rounds, so that refusals are common (guessing before joining, after

@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -289,10 +291,26 @@ func (o *Observers) watchRelay(ctx context.Context, r *Relay, room string) {
 	o.mu.Unlock()
 	obs := "relay-" + r.Name
 	o.wg.Go(func() {
+		var refusedSince time.Time // start of the refusals in a row
+		warned := false
 		for epoch := 0; ctx.Err() == nil; epoch++ {
 			err := o.watchOnce(ctx, r, room, obs, epoch)
 			if ctx.Err() != nil {
 				return
+			}
+			// A relay that keeps answering the upgrade with a refusal
+			// leaves the room unwatched there, which the convergence check
+			// would only report as a room never shown: say why, once. A
+			// relay shutting down refuses too, but not for long.
+			var re *refusedError
+			switch {
+			case !errors.As(err, &re):
+				refusedSince, warned = time.Time{}, false
+			case refusedSince.IsZero():
+				refusedSince = time.Now()
+			case !warned && time.Since(refusedSince) >= refusalWarnAfter:
+				warned = true
+				o.log.Warn("relay keeps refusing an observer's websocket", "relay", r.Name, "room", room, "for", time.Since(refusedSince).Round(time.Second), "err", err)
 			}
 			o.log.Debug("websocket closed", "relay", r.Name, "room", room, "err", err)
 			select {
@@ -307,8 +325,13 @@ func (o *Observers) watchRelay(ctx context.Context, r *Relay, room string) {
 func (o *Observers) watchOnce(ctx context.Context, r *Relay, room, obs string, epoch int) error {
 	d := websocket.Dialer{HandshakeTimeout: 2 * time.Second}
 	h := http.Header{"Origin": []string{r.URL()}}
-	c, _, err := d.DialContext(ctx, "ws://"+r.Addr+"/ws", h)
+	c, resp, err := d.DialContext(ctx, "ws://"+r.Addr+"/ws", h)
 	if err != nil {
+		if resp != nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			_ = resp.Body.Close()
+			return &refusedError{relay: r.Name, status: resp.StatusCode, body: strings.TrimSpace(string(body))}
+		}
 		return fmt.Errorf("dial %s: %w", r.Name, err)
 	}
 	defer c.Close()
@@ -349,6 +372,22 @@ func (o *Observers) watchOnce(ctx context.Context, r *Relay, room, obs string, e
 		m.At = at
 		o.record(obs, epoch, m)
 	}
+}
+
+// refusalWarnAfter is how long a relay may refuse an observer's
+// websocket before the observer warns.
+const refusalWarnAfter = 5 * time.Second
+
+// refusedError is a relay's answer to an observer's websocket upgrade
+// other than the upgrade: it is up, and says no.
+type refusedError struct {
+	relay  string
+	status int
+	body   string
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("relay %s refused the websocket: HTTP %d %s", e.relay, e.status, e.body)
 }
 
 // Latest returns, per observer, the highest state seq seen for room.
