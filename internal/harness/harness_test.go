@@ -3,10 +3,13 @@ package harness
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,9 +53,11 @@ func TestMetricReadsOneSeriesOfAPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("hangman_nats_routes 2\n"))
-	})}
+	})
+	srv := &http.Server{Handler: mux}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	url := "http://" + ln.Addr().String() + "/metrics"
@@ -61,6 +66,12 @@ func TestMetricReadsOneSeriesOfAPage(t *testing.T) {
 	}
 	if _, err := Metric(context.Background(), url, "missing"); err == nil {
 		t.Fatal("Metric of a series the page lacks: no error")
+	}
+	if m := MustScrape(t, url); m["hangman_nats_routes"] != 2 {
+		t.Fatalf("MustScrape = %v, want hangman_nats_routes 2", m)
+	}
+	if failed := run(func(tb TB) { MustScrape(tb, url+"-not-there") }); failed == "" {
+		t.Fatal("MustScrape of a page that is not there did not fail")
 	}
 }
 
@@ -89,11 +100,109 @@ func TestFreePortsAreDistinctAndFree(t *testing.T) {
 			t.Fatalf("port %d twice in %v", p, ports)
 		}
 		seen[p] = true
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			t.Fatalf("port %d not free: %v", p, err)
 		}
 		_ = ln.Close()
+		// Serf gossips over UDP on the port it listens on for TCP.
+		udp, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			t.Fatalf("port %d not free for UDP: %v", p, err)
+		}
+		_ = udp.Close()
+	}
+}
+
+// fatalTB is a TB whose Fatalf records the failure and ends the calling
+// goroutine, as testing's does; run calls a helper on such a goroutine.
+type fatalTB struct{ failed string }
+
+func (*fatalTB) Helper() {}
+
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.failed = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// run calls helper with a fatalTB and returns what it failed with, "" if
+// nothing.
+func run(helper func(TB)) string {
+	f := &fatalTB{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		helper(f)
+	}()
+	<-done
+	return f.failed
+}
+
+func TestEventuallyTrueWaitsOrFailsNamingTheCondition(t *testing.T) {
+	calls := 0
+	if failed := run(func(tb TB) {
+		EventuallyTrue(tb, 10*time.Second, "three calls", func() bool { calls++; return calls >= 3 })
+	}); failed != "" || calls != 3 {
+		t.Fatalf("EventuallyTrue failed with %q after %d calls; want success after 3", failed, calls)
+	}
+	failed := run(func(tb TB) { EventuallyTrue(tb, 50*time.Millisecond, "the impossible", func() bool { return false }) })
+	if !strings.Contains(failed, "the impossible") {
+		t.Fatalf("EventuallyTrue of a condition that never holds failed with %q, want it named", failed)
+	}
+}
+
+func TestThroughoutWatchesForTheWholeTimeAndStopsAtAViolation(t *testing.T) {
+	calls := 0
+	start := time.Now()
+	if failed := run(func(tb TB) {
+		Throughout(tb, 100*time.Millisecond, "quiet", func() error { calls++; return nil })
+	}); failed != "" || time.Since(start) < 100*time.Millisecond || calls < 2 {
+		t.Fatalf("Throughout of a condition that holds: failed %q after %v and %d calls", failed, time.Since(start), calls)
+	}
+	calls = 0
+	failed := run(func(tb TB) {
+		Throughout(tb, 10*time.Second, "quiet", func() error {
+			if calls++; calls == 3 {
+				return errors.New("a noise")
+			}
+			return nil
+		})
+	})
+	if !strings.Contains(failed, "quiet: a noise") || calls != 3 {
+		t.Fatalf("Throughout failed with %q after %d calls; want the third call's error", failed, calls)
+	}
+}
+
+func TestSeriesNamesTheSeriesOfTheSameMetric(t *testing.T) {
+	m := map[string]float64{`x{a="1"}`: 1, `x{a="2"}`: 2, "y": 3}
+	if failed := run(func(tb TB) {
+		if v := Series(tb, m, `x{a="2"}`); v != 2 {
+			tb.Fatalf("Series = %v, want 2", v)
+		}
+	}); failed != "" {
+		t.Fatal(failed)
+	}
+	failed := run(func(tb TB) { Series(tb, m, `x{a="3"}`) })
+	if !strings.Contains(failed, `[x{a="1"} x{a="2"}]`) || strings.Contains(failed, "y") {
+		t.Fatalf("Series of a missing series failed with %q, want the x series listed", failed)
+	}
+}
+
+func TestSyncBufferTakesWritesFromManyGoroutines(t *testing.T) {
+	var b SyncBuffer
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				_, _ = b.Write([]byte("ab"))
+				_ = b.String()
+			}
+		})
+	}
+	wg.Wait()
+	if got := b.String(); len(got) != 8*100*2 || strings.Count(got, "ab") != 800 {
+		t.Fatalf("the buffer holds %d bytes, %d whole writes; want 1600 and 800", len(got), strings.Count(got, "ab"))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -70,4 +71,35 @@ func Metric(ctx context.Context, url, series string) (float64, error) {
 		return 0, fmt.Errorf("%s not in %s", series, url)
 	}
 	return v, nil
+}
+
+// MustScrape is Scrape for a test: it fails the test when the page cannot
+// be read.
+func MustScrape(t TB, url string) map[string]float64 {
+	t.Helper()
+	m, err := Scrape(context.Background(), url)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return m
+}
+
+// Series returns one series of a scraped page m, failing the test when the
+// page does not have it; the failure lists the series of the same name it
+// does have, which tells a wrong label from a missing metric.
+func Series(t TB, m map[string]float64, key string) float64 {
+	t.Helper()
+	v, ok := m[key]
+	if !ok {
+		var near []string
+		name, _, _ := strings.Cut(key, "{")
+		for k := range m {
+			if strings.HasPrefix(k, name) {
+				near = append(near, k)
+			}
+		}
+		slices.Sort(near)
+		t.Fatalf("series %s not exposed; have %v", key, near)
+	}
+	return v
 }

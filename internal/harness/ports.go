@@ -3,27 +3,36 @@ package harness
 import (
 	"fmt"
 	"net"
+	"strconv"
 )
 
-// FreePorts returns n loopback ports that were free a moment ago: all are
+// FreePorts returns n loopback ports that were free a moment ago, for TCP
+// and UDP alike (serf gossips on both at the port it is given): all are
 // held open together, so the n are distinct, then released for the
-// caller's processes to take.
+// caller's servers to take. A port free for TCP but not for UDP is passed
+// over.
 func FreePorts(t TB, n int) []int {
 	t.Helper()
-	var lns []net.Listener
+	var held []interface{ Close() error }
 	defer func() {
-		for _, ln := range lns {
-			_ = ln.Close()
+		for _, h := range held {
+			_ = h.Close()
 		}
 	}()
 	ports := make([]int, 0, n)
-	for range n {
+	for len(ports) < n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatalf("find a free port: %v", err)
 		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		held = append(held, ln)
+		port := ln.Addr().(*net.TCPAddr).Port
+		udp, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		held = append(held, udp)
+		ports = append(ports, port)
 	}
 	return ports
 }

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -37,5 +38,38 @@ func Eventually(t TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	if err := Poll(context.Background(), timeout, cond); err != nil {
 		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// EventuallyTrue is Eventually for a condition that only says yes or no.
+func EventuallyTrue(t TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	Eventually(t, timeout, what, func() error {
+		if !cond() {
+			return errNotYet
+		}
+		return nil
+	})
+}
+
+// errNotYet is why a yes-or-no condition last failed.
+var errNotYet = errors.New("not yet")
+
+// Throughout fails the test at the first of cond's errors while it asks
+// cond, as often as Poll does, for d: a bounded observation that
+// something never happens.
+func Throughout(t TB, d time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	for {
+		if err := cond(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if !time.Now().Before(deadline) {
+			return
+		}
+		<-tick.C
 	}
 }
