@@ -1,7 +1,6 @@
 package natsembed
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/hangman/hangman/internal/natstest"
 	"github.com/hangman/hangman/subjects"
 )
 
@@ -17,39 +17,19 @@ import (
 // a node's is, and returns its URL.
 func natsUsersServer(t *testing.T, auth Auth) string {
 	t.Helper()
-	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Users: auth.users()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(srv.Shutdown)
-	return srv.ClientURL()
+	return natstest.Server(t, natsserver.Options{Users: auth.users()}).ClientURL()
 }
 
 // natsUser is one connection of a NATS user and the permission
 // violations the server reported to it.
 type natsUser struct {
 	*nats.Conn
-	errs chan error
+	errs <-chan error
 }
 
 func connectAs(t *testing.T, url, user, pw, inbox string) natsUser {
 	t.Helper()
-	errs := make(chan error, 64)
-	nc, err := nats.Connect(url, nats.UserInfo(user, pw), nats.CustomInboxPrefix(inbox),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			select {
-			case errs <- err:
-			default:
-			}
-		}))
-	if err != nil {
-		t.Fatalf("connect as %s: %v", user, err)
-	}
-	t.Cleanup(nc.Close)
+	nc, errs := natstest.Connect(t, url, nats.UserInfo(user, pw), nats.CustomInboxPrefix(inbox))
 	return natsUser{Conn: nc, errs: errs}
 }
 
@@ -57,14 +37,8 @@ func connectAs(t *testing.T, url, user, pw, inbox string) natsUser {
 // violation naming subject.
 func (u natsUser) refused(t *testing.T, what, subject string) {
 	t.Helper()
-	_ = u.Flush()
-	select {
-	case err := <-u.errs:
-		if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), subject) {
-			t.Errorf("%s: %v, want a permissions violation for %s", what, err, subject)
-		}
-	case <-time.After(5 * time.Second):
-		t.Errorf("%s: allowed", what)
+	if err := natstest.Refused(u.Conn, u.errs, subject); err != nil {
+		t.Errorf("%s: %v", what, err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/hangman/hangman/internal/natstest"
 	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/subjects"
 )
@@ -19,15 +20,7 @@ import (
 // with a subscriber to every hangman subject.
 func startPublisher(t *testing.T) (*Publisher, *nats.Subscription) {
 	t.Helper()
-	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := natstest.Server(t, natsserver.Options{})
 	p, err := New(srv, "n1", slog.New(slog.DiscardHandler), func(*nats.Options) error { return nil })
 	if err != nil {
 		t.Fatal(err)
