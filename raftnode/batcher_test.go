@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/raftnode/raftstore"
 	"github.com/hangman/hangman/services/api"
@@ -95,7 +96,7 @@ func TestProposalsWhileRaftIsBusyShareOneEntry(t *testing.T) {
 	answers := make(chan answer, 2*rooms)
 	var wg sync.WaitGroup
 	propose := func(room, letter string) {
-		cmd := game.Command{Kind: game.KindGuess, Room: room, Player: "alice", Letter: letter, RequestID: room + letter, TokenHash: game.HashToken(tokenOf("alice"))}.Encode()
+		cmd := game.Command{Kind: game.KindGuess, Room: room, Player: "alice", Letter: letter, RequestID: room + letter, TokenHash: game.HashToken(harness.TokenOf("alice"))}.Encode()
 		wg.Go(func() {
 			res, index, err := n.Propose(ctxT(t), room, cmd)
 			answers <- answer{room, letter, res, index, err}
@@ -106,7 +107,7 @@ func TestProposalsWhileRaftIsBusyShareOneEntry(t *testing.T) {
 	}
 	// Each room's second guess queues behind its first. (The batcher
 	// holds the first proposal it took while it waits for a slot.)
-	waitFor(t, 5*time.Second, "the first guesses queued", func() error {
+	harness.Eventually(t, 5*time.Second, "the first guesses queued", func() error {
 		if got := len(n.batcher.in); got < rooms-1 {
 			return fmt.Errorf("%d queued", got)
 		}
@@ -115,7 +116,7 @@ func TestProposalsWhileRaftIsBusyShareOneEntry(t *testing.T) {
 	for r := range rooms {
 		propose(fmt.Sprintf("b%d", r), "t")
 	}
-	waitFor(t, 5*time.Second, "all guesses queued", func() error {
+	harness.Eventually(t, 5*time.Second, "all guesses queued", func() error {
 		if got := len(n.batcher.in); got < 2*rooms-1 {
 			return fmt.Errorf("%d queued", got)
 		}
@@ -181,7 +182,7 @@ func TestFollowerForwardsWritesInBatches(t *testing.T) {
 	var wg sync.WaitGroup
 	guess := func(room, letter string) {
 		wg.Go(func() {
-			r, err := cl.Guess(ctxT(t), &hangmanv1.GuessRequest{Room: room, PlayerId: "alice", Letter: letter, RequestId: room + letter, Token: tokenOf("alice")})
+			r, err := cl.Guess(ctxT(t), &hangmanv1.GuessRequest{Room: room, PlayerId: "alice", Letter: letter, RequestId: room + letter, Token: harness.TokenOf("alice")})
 			answers <- answer{room, letter, r, err}
 		})
 	}
@@ -198,11 +199,11 @@ func TestFollowerForwardsWritesInBatches(t *testing.T) {
 	for r := range rooms {
 		guess(fmt.Sprintf("f%d", r), "e")
 	}
-	waitFor(t, 5*time.Second, "the first guesses queued", queued(rooms))
+	harness.Eventually(t, 5*time.Second, "the first guesses queued", queued(rooms))
 	for r := range rooms {
 		guess(fmt.Sprintf("f%d", r), "t")
 	}
-	waitFor(t, 5*time.Second, "all guesses queued", queued(2*rooms))
+	harness.Eventually(t, 5*time.Second, "all guesses queued", queued(2*rooms))
 	for range maxInflightForwards {
 		<-f.forwarder.inflight
 	}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
@@ -23,7 +24,7 @@ func setupRoom(t *testing.T, c *testCluster, i int, room string) *hangmanv1.Room
 	}
 	var st *hangmanv1.RoomState
 	for _, p := range []string{"alice", "bob"} {
-		r, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: room, PlayerId: p, Name: p, Token: tokenOf(p)})
+		r, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: room, PlayerId: p, Name: p, Token: harness.TokenOf(p)})
 		if err != nil {
 			t.Fatalf("join %s: %v", p, err)
 		}
@@ -41,14 +42,14 @@ func playGuesses(t *testing.T, cl hangmanv1.GameServiceClient, room, player stri
 	letters := "etaoinshrdlucmfwypvbgkqjxz"
 	next := 0
 	for len(out) < n {
-		r, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: room, PlayerId: player, Letter: string(letters[next%26]), RequestId: fmt.Sprintf("%s-%s-%d", room, player, len(out)), Token: tokenOf(player)})
+		r, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: room, PlayerId: player, Letter: string(letters[next%26]), RequestId: fmt.Sprintf("%s-%s-%d", room, player, len(out)), Token: harness.TokenOf(player)})
 		if err != nil {
 			t.Fatalf("guess %d: %v", len(out), err)
 		}
 		out = append(out, r)
 		next++
 		if r.GetState().GetStatus() != "playing" {
-			if _, err := cl.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: room, PlayerId: player, Token: tokenOf(player)}); err != nil {
+			if _, err := cl.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: room, PlayerId: player, Token: harness.TokenOf(player)}); err != nil {
 				t.Fatalf("new round: %v", err)
 			}
 			next = 0
@@ -64,7 +65,7 @@ func TestClusterElectsAndReplicatesThroughAnyNode(t *testing.T) {
 	ctx := ctxT(t)
 	// One guess through each node: followers forward to the leader.
 	for i, letter := range []string{"a", "e", "o"} {
-		res, err := c.client(i).Guess(ctx, &hangmanv1.GuessRequest{Room: "lobby", PlayerId: "alice", Letter: letter, RequestId: "g-" + letter, Token: tokenOf("alice")})
+		res, err := c.client(i).Guess(ctx, &hangmanv1.GuessRequest{Room: "lobby", PlayerId: "alice", Letter: letter, RequestId: "g-" + letter, Token: harness.TokenOf("alice")})
 		if err != nil {
 			t.Fatalf("guess %q via %s: %v", letter, c.cfgs[i].ID, err)
 		}
@@ -147,7 +148,7 @@ func TestLeaderKillElectsNewLeaderAndRestartCatchesUp(t *testing.T) {
 				// raft restores the FSM from an installed snapshot before
 				// it records the snapshot, so the state can match a moment
 				// before the stats say how it came.
-				waitFor(t, 10*time.Second, "the restarted node to record the leader's snapshot", func() error {
+				harness.Eventually(t, 10*time.Second, "the restarted node to record the leader's snapshot", func() error {
 					if st := restarted.raft.Stats(); st["last_snapshot_index"] == "0" {
 						return fmt.Errorf("it caught up without installing the leader's snapshot: %v", st)
 					}
@@ -192,7 +193,7 @@ func TestRetriedGuessIsAppliedOnce(t *testing.T) {
 			room := "retry-" + name
 			setupRoom(t, c, 0, room)
 			ctx := ctxT(t)
-			req := &hangmanv1.GuessRequest{Room: room, PlayerId: "alice", Letter: "z", RequestId: "once", Token: tokenOf("alice")}
+			req := &hangmanv1.GuessRequest{Room: room, PlayerId: "alice", Letter: "z", RequestId: "once", Token: harness.TokenOf("alice")}
 			first, err := client(0).Guess(ctx, req)
 			if err != nil {
 				t.Fatal(err)
@@ -235,16 +236,16 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 			req  *hangmanv1.GuessRequest
 			code codes.Code
 		}{
-			{"two letters", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "ab", Token: tokenOf("alice")}, codes.InvalidArgument},
-			{"digit", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "7", Token: tokenOf("alice")}, codes.InvalidArgument},
-			{"empty letter", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Token: tokenOf("alice")}, codes.InvalidArgument},
-			{"unicode letter", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "é", Token: tokenOf("alice")}, codes.InvalidArgument},
+			{"two letters", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "ab", Token: harness.TokenOf("alice")}, codes.InvalidArgument},
+			{"digit", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "7", Token: harness.TokenOf("alice")}, codes.InvalidArgument},
+			{"empty letter", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Token: harness.TokenOf("alice")}, codes.InvalidArgument},
+			{"unicode letter", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "é", Token: harness.TokenOf("alice")}, codes.InvalidArgument},
 			{"empty player", &hangmanv1.GuessRequest{Room: "strict", Letter: "a"}, codes.InvalidArgument},
-			{"subject injection", &hangmanv1.GuessRequest{Room: "strict.>", PlayerId: "alice", Letter: "a", Token: tokenOf("alice")}, codes.InvalidArgument},
-			{"unknown room", &hangmanv1.GuessRequest{Room: "nowhere", PlayerId: "alice", Letter: "a", Token: tokenOf("alice")}, codes.NotFound},
-			{"player not joined", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "mallory", Letter: "a", Token: tokenOf("mallory")}, codes.FailedPrecondition},
+			{"subject injection", &hangmanv1.GuessRequest{Room: "strict.>", PlayerId: "alice", Letter: "a", Token: harness.TokenOf("alice")}, codes.InvalidArgument},
+			{"unknown room", &hangmanv1.GuessRequest{Room: "nowhere", PlayerId: "alice", Letter: "a", Token: harness.TokenOf("alice")}, codes.NotFound},
+			{"player not joined", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "mallory", Letter: "a", Token: harness.TokenOf("mallory")}, codes.FailedPrecondition},
 			{"no token", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "a"}, codes.PermissionDenied},
-			{"another player's token", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "a", Token: tokenOf("bob")}, codes.PermissionDenied},
+			{"another player's token", &hangmanv1.GuessRequest{Room: "strict", PlayerId: "alice", Letter: "a", Token: harness.TokenOf("bob")}, codes.PermissionDenied},
 		} {
 			t.Run(name+"/"+tc.name, func(t *testing.T) {
 				_, err := cl.Guess(ctx, tc.req)
@@ -275,7 +276,7 @@ func TestLinearizableReadSeesAcknowledgedWrite(t *testing.T) {
 	setupRoom(t, c, 0, "reads")
 	ctx := ctxT(t)
 	for i, letter := range []string{"q", "w", "e", "r", "t", "y"} {
-		g, err := c.client(i%3).Guess(ctx, &hangmanv1.GuessRequest{Room: "reads", PlayerId: "bob", Letter: letter, Token: tokenOf("bob")})
+		g, err := c.client(i%3).Guess(ctx, &hangmanv1.GuessRequest{Room: "reads", PlayerId: "bob", Letter: letter, Token: harness.TokenOf("bob")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,7 +321,7 @@ func TestClusterServiceReportsAndTransfersLeadership(t *testing.T) {
 	if tr.GetLeaderId() != target {
 		t.Fatalf("transfer answered leader %q, want %q", tr.GetLeaderId(), target)
 	}
-	waitFor(t, 10*time.Second, "leadership to move to "+target, func() error {
+	harness.Eventually(t, 10*time.Second, "leadership to move to "+target, func() error {
 		st, err := cc.Status(ctx, &hangmanv1.StatusRequest{})
 		if err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
@@ -35,7 +36,7 @@ func stoppedNode(t *testing.T, guesses int) (cfg Config, createIndex uint64, wor
 		t.Fatalf("create room: %v", err)
 	}
 	createIndex = res.GetState().GetSeq()
-	if _, err := c.client(0).JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "vault", PlayerId: "alice", Name: "alice", Token: tokenOf("alice")}); err != nil {
+	if _, err := c.client(0).JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "vault", PlayerId: "alice", Name: "alice", Token: harness.TokenOf("alice")}); err != nil {
 		t.Fatalf("join: %v", err)
 	}
 	var snap struct {

@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/hangman/hangman/internal/harness"
 	"github.com/hangman/hangman/internal/testdisk"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
@@ -50,7 +50,7 @@ func (c *testCluster) serving(i int) healthpb.HealthCheckResponse_ServingStatus 
 // grpc.health.v1, with a reason containing want.
 func (c *testCluster) notReadyBecause(i int, want string) {
 	c.t.Helper()
-	waitFor(c.t, 20*time.Second, fmt.Sprintf("%s not ready: %s", c.cfgs[i].ID, want), func() error {
+	harness.Eventually(c.t, 20*time.Second, fmt.Sprintf("%s not ready: %s", c.cfgs[i].ID, want), func() error {
 		code, reason := c.readyz(i)
 		if code != http.StatusServiceUnavailable || !strings.Contains(reason, want) {
 			return fmt.Errorf("/readyz %d %q", code, reason)
@@ -65,7 +65,7 @@ func (c *testCluster) notReadyBecause(i int, want string) {
 // readyAgain waits until node i is ready on /readyz and grpc.health.v1.
 func (c *testCluster) readyAgain(i int) {
 	c.t.Helper()
-	waitFor(c.t, 30*time.Second, c.cfgs[i].ID+" ready again", func() error {
+	harness.Eventually(c.t, 30*time.Second, c.cfgs[i].ID+" ready again", func() error {
 		if code, reason := c.readyz(i); code != http.StatusOK {
 			return fmt.Errorf("/readyz %d %q", code, reason)
 		}
@@ -177,26 +177,12 @@ func TestFollowerWithAFullDiskIsNotReadyUntilSpaceReturns(t *testing.T) {
 // disk) while the leader commits more than MaxLag entries: the follower
 // keeps its leader but is not ready, and is ready again once it caught up.
 func TestFollowerFarBehindIsNotReady(t *testing.T) {
-	var mu sync.Mutex
-	stores := map[string]*stallingStore{}
-	c := newTestCluster(t, 3, func(cfg *Config) {
-		cfg.MaxLag = 5
-		id := cfg.ID
-		cfg.wrapLogStore = func(ls raft.LogStore) raft.LogStore {
-			s := &stallingStore{LogStore: ls}
-			mu.Lock()
-			stores[id] = s
-			mu.Unlock()
-			return s
-		}
-	})
+	c, store := newStallingCluster(t, 3, func(cfg *Config) { cfg.MaxLag = 5 })
 	lead := c.leader()
 	slow := (lead + 1) % 3
 	setupRoom(t, c, lead, "slow")
 	c.converged()
-	mu.Lock()
-	s := stores[c.cfgs[slow].ID]
-	mu.Unlock()
+	s := store(slow)
 	s.stall()
 	t.Cleanup(s.unstall)
 	g := &guesser{cl: c.client(lead), room: "slow"}
@@ -220,14 +206,14 @@ type guesser struct {
 
 // guess makes the next guess and returns its request and error.
 func (g *guesser) guess(ctx context.Context) (*hangmanv1.GuessRequest, error) {
-	req := &hangmanv1.GuessRequest{Room: g.room, PlayerId: "alice", Letter: string(rune('a' + g.n%26)), RequestId: fmt.Sprintf("%s-%d", g.room, g.n), Token: tokenOf("alice")}
+	req := &hangmanv1.GuessRequest{Room: g.room, PlayerId: "alice", Letter: string(rune('a' + g.n%26)), RequestId: fmt.Sprintf("%s-%d", g.room, g.n), Token: harness.TokenOf("alice")}
 	r, err := g.cl.Guess(ctx, req)
 	if err != nil {
 		return req, err
 	}
 	g.n++
 	if r.GetState().GetStatus() != "playing" {
-		_, err = g.cl.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: g.room, PlayerId: "alice", Token: tokenOf("alice")})
+		_, err = g.cl.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: g.room, PlayerId: "alice", Token: harness.TokenOf("alice")})
 	}
 	return req, err
 }
@@ -277,7 +263,7 @@ func TestFollowerWithAFullDiskCatchesUpUnderLoad(t *testing.T) {
 	writing := func(what string, n int64) {
 		t.Helper()
 		want := acked.Load() + n
-		waitFor(t, 30*time.Second, what, func() error {
+		harness.Eventually(t, 30*time.Second, what, func() error {
 			select {
 			case err := <-errs:
 				t.Fatal(err)
@@ -295,7 +281,7 @@ func TestFollowerWithAFullDiskCatchesUpUnderLoad(t *testing.T) {
 	const rounds = 8
 	for round := 1; round <= rounds; round++ {
 		free := testdisk.Fill(t, disk)
-		waitFor(t, 30*time.Second, fmt.Sprintf("round %d: the follower's appends to fail", round), func() error {
+		harness.Eventually(t, 30*time.Second, fmt.Sprintf("round %d: the follower's appends to fail", round), func() error {
 			if c.nodes[full].logStore.WriteHealth() == nil {
 				return errors.New("its log is still writable")
 			}
@@ -304,7 +290,7 @@ func TestFollowerWithAFullDiskCatchesUpUnderLoad(t *testing.T) {
 		writing(fmt.Sprintf("round %d: writes while the follower cannot append", round), 500)
 		free()
 		writing(fmt.Sprintf("round %d: writes after space returned", round), 200)
-		waitFor(t, 20*time.Second, fmt.Sprintf("round %d: the follower to be replicated to and catch up", round), func() error {
+		harness.Eventually(t, 20*time.Second, fmt.Sprintf("round %d: the follower to be replicated to and catch up", round), func() error {
 			if err := c.nodes[full].logStore.WriteHealth(); err != nil {
 				return err
 			}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/hangman/hangman/internal/harness"
 )
 
 // TestCrashedLeaderReplacedFast: with heartbeat and election timeouts long
@@ -21,7 +23,7 @@ func TestCrashedLeaderReplacedFast(t *testing.T) {
 	old := c.leader()
 	start := time.Now()
 	c.kill(old)
-	waitFor(t, 4*timeout, "a new leader", func() error {
+	harness.Eventually(t, 4*timeout, "a new leader", func() error {
 		for _, n := range c.alive() {
 			if n.IsLeader() {
 				return nil

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/game"
@@ -131,7 +132,7 @@ func TestRefusedGuessNeverTakesEffectLater(t *testing.T) {
 		}
 	})
 
-	r1 := &hangmanv1.GuessRequest{Room: "x", PlayerId: "late", Letter: "e", RequestId: "R1", Token: tokenOf("late")}
+	r1 := &hangmanv1.GuessRequest{Room: "x", PlayerId: "late", Letter: "e", RequestId: "R1", Token: harness.TokenOf("late")}
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	_, err := fc.Guess(short, r1)
 	cancel()
@@ -144,7 +145,7 @@ func TestRefusedGuessNeverTakesEffectLater(t *testing.T) {
 		t.Fatalf("retry of R1 on the leader: %v, want FailedPrecondition", err)
 	}
 	refusal := status.Convert(err).Message()
-	if _, err := lc.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "x", PlayerId: "late", Name: "Late", Token: tokenOf("late")}); err != nil {
+	if _, err := lc.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "x", PlayerId: "late", Name: "Late", Token: harness.TokenOf("late")}); err != nil {
 		t.Fatalf("join: %v", err)
 	}
 
@@ -153,7 +154,7 @@ func TestRefusedGuessNeverTakesEffectLater(t *testing.T) {
 	// write it held before.
 	<-f.forwarder.inflight
 	held--
-	if _, err := fc.Guess(ctx, &hangmanv1.GuessRequest{Room: "x", PlayerId: "late", Letter: "t", RequestId: "M", Token: tokenOf("late")}); err != nil {
+	if _, err := fc.Guess(ctx, &hangmanv1.GuessRequest{Room: "x", PlayerId: "late", Letter: "t", RequestId: "M", Token: harness.TokenOf("late")}); err != nil {
 		t.Fatalf("guess through the follower after it freed up: %v", err)
 	}
 	st, err := lc.GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: "x", Consistency: hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE})

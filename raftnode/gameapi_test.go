@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hangman/hangman/internal/harness"
 	"github.com/hangman/hangman/raftnode/natsembed"
 	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/subjects"
@@ -50,7 +51,7 @@ func TestGameAPIOverNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	ann, bob := tokenOf("ann"), tokenOf("bob")
+	ann, bob := harness.TokenOf("ann"), harness.TokenOf("bob")
 
 	ok := func(subject, body string, into any) {
 		t.Helper()
@@ -213,7 +214,7 @@ func TestGameAPIOverNATS(t *testing.T) {
 	// setting and the guess, see the round to its first letter; none
 	// shows the word.
 	var room []*nats.Msg
-	waitFor(t, 10*time.Second, "ten messages of room host", func() error {
+	harness.Eventually(t, 10*time.Second, "ten messages of room host", func() error {
 		room = room[:0]
 		for _, m := range rec.snapshot() {
 			if m.Subject == subjects.RoomState("host") || m.Subject == subjects.RoomEvent("host") {

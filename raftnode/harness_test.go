@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/raftnode/raftstore"
 	"github.com/hangman/hangman/services/game"
@@ -35,47 +33,11 @@ type testCluster struct {
 	nodes []*Node
 }
 
-// freePorts reserves n distinct loopback TCP ports that are free for UDP
-// too (serf uses both).
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var held []io.Closer
-	defer func() {
-		for _, h := range held {
-			h.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("reserve port: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			l.Close()
-			continue
-		}
-		held = append(held, l, u)
-		ports = append(ports, port)
-	}
-	return ports
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	t.Helper()
-	if os.Getenv("HANGMAN_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
 // newTestCluster starts size nodes that bootstrap together.
 func newTestCluster(t *testing.T, size int, tweak func(*Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t}
-	ports := freePorts(t, 6*size)
+	ports := harness.FreePorts(t, 6*size)
 	dir := t.TempDir()
 	var joins []string
 	for i := range size {
@@ -94,7 +56,7 @@ func newTestCluster(t *testing.T, size int, tweak func(*Config)) *testCluster {
 			FastGossip:      true,
 			PromoteAfter:    200 * time.Millisecond,
 			ReapAfter:       time.Hour,
-			Logger:          testLogger(t).With("n", i+1),
+			Logger:          harness.Logger().With("n", i+1),
 		}
 		joins = append(joins, cfg.SerfAddr)
 		c.cfgs = append(c.cfgs, cfg)
@@ -115,6 +77,18 @@ func newTestCluster(t *testing.T, size int, tweak func(*Config)) *testCluster {
 		}
 	})
 	return c
+}
+
+// newLoggedCluster starts size nodes that log everything, at debug level
+// and as JSON, into logs: for tests that look for what must never be
+// logged.
+func newLoggedCluster(t *testing.T, size int) (c *testCluster, logs *harness.SyncBuffer) {
+	t.Helper()
+	logs = new(harness.SyncBuffer)
+	c = newTestCluster(t, size, func(cfg *Config) {
+		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("n", cfg.ID)
+	})
+	return c, logs
 }
 
 func (c *testCluster) start(i int) *Node {
@@ -153,28 +127,12 @@ func (c *testCluster) alive() []*Node {
 	return out
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // leader waits until every live node agrees on one leader and returns its
 // index in c.nodes.
 func (c *testCluster) leader() int {
 	c.t.Helper()
 	var idx int
-	waitFor(c.t, 15*time.Second, "an agreed leader", func() error {
+	harness.Eventually(c.t, 15*time.Second, "an agreed leader", func() error {
 		var leader raft.ServerID
 		for _, n := range c.alive() {
 			_, id := n.raft.LeaderWithID()
@@ -228,6 +186,12 @@ func (c *testCluster) clusterClient(i int) hangmanv1.ClusterServiceClient {
 	return hangmanv1.NewClusterServiceClient(c.dial(i))
 }
 
+// metricsOf scrapes node i's /metrics.
+func (c *testCluster) metricsOf(i int) map[string]float64 {
+	c.t.Helper()
+	return harness.MustScrape(c.t, "http://"+c.cfgs[i].HTTPAddr+"/metrics")
+}
+
 // snapshotOf returns the serialised state machine of a node.
 func snapshotOf(t *testing.T, n *Node) string {
 	t.Helper()
@@ -258,7 +222,7 @@ func roomsOf(t *testing.T, n *Node) string {
 func (c *testCluster) converged() string {
 	c.t.Helper()
 	var state string
-	waitFor(c.t, 15*time.Second, "replicas to converge", func() error {
+	harness.Eventually(c.t, 15*time.Second, "replicas to converge", func() error {
 		nodes := c.alive()
 		first := snapshotOf(c.t, nodes[0])
 		for _, n := range nodes[1:] {
@@ -271,11 +235,6 @@ func (c *testCluster) converged() string {
 	})
 	return state
 }
-
-// tokenOf is the token the tests' player brings to every call: a client
-// may draw its own (the page does), so the tests need not carry the one a
-// join returned.
-func tokenOf(player string) string { return "token-of-" + player + "-0123456789abcdef" }
 
 func ctxT(t *testing.T) context.Context {
 	t.Helper()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
 )
@@ -42,7 +43,7 @@ func TestNodeOfRaftID(t *testing.T) {
 }
 
 func TestLoadRaftID(t *testing.T) {
-	quiet := testLogger(t)
+	quiet := harness.Logger()
 	withState := func() *raft.InmemStore {
 		s := raft.NewInmemStore()
 		if err := s.SetUint64([]byte("CurrentTerm"), 3); err != nil {
@@ -198,7 +199,7 @@ func (c *testCluster) wipe(i int) {
 // addresses, as containers or pods recreated on new IPs.
 func (c *testCluster) readdress() {
 	c.t.Helper()
-	ports := freePorts(c.t, 6*len(c.cfgs))
+	ports := harness.FreePorts(c.t, 6*len(c.cfgs))
 	var joins []string
 	for i := range c.cfgs {
 		p := ports[6*i:]
@@ -253,10 +254,10 @@ func voteRequestSeen(n *Node) func() error {
 // its configuration is empty; a node with an empty log (a wiped disk, a
 // node waiting to be added) must not.
 func TestServerWithoutStateRefusesVotes(t *testing.T) {
-	ports := freePorts(t, 5)
+	ports := harness.FreePorts(t, 5)
 	addr := func(k int) string { return "127.0.0.1:" + strconv.Itoa(ports[k]) }
 	n, err := Start(context.Background(), Config{ID: "lone", DataDir: t.TempDir(), GRPCAddr: addr(0), RaftAddr: addr(1), SerfAddr: addr(2),
-		NATSAddr: addr(3), NATSClusterAddr: addr(4), FastGossip: true, Logger: testLogger(t)})
+		NATSAddr: addr(3), NATSClusterAddr: addr(4), FastGossip: true, Logger: harness.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +326,7 @@ func TestWipedVoterRejoinsAsANewServer(t *testing.T) {
 		defer mu.Unlock()
 		return len(acked)
 	}
-	waitFor(t, 15*time.Second, "writes under load", func() error {
+	harness.Eventually(t, 15*time.Second, "writes under load", func() error {
 		if k := ackedCount(); k < 20 {
 			return fmt.Errorf("%d acknowledged", k)
 		}
@@ -340,7 +341,7 @@ func TestWipedVoterRejoinsAsANewServer(t *testing.T) {
 		t.Fatalf("wiped %s came back as raft server %s (was %s)", victimID, n.ident.raftID, oldRaftID)
 	}
 	before := ackedCount()
-	waitFor(t, 30*time.Second, "the wiped node to be a voter again, its old incarnation gone", func() error {
+	harness.Eventually(t, 30*time.Second, "the wiped node to be a voter again, its old incarnation gone", func() error {
 		if err := voteSeen(); err != nil {
 			return err
 		}
@@ -447,7 +448,7 @@ func TestWipedMajorityNeverFormsAClusterAndRecovers(t *testing.T) {
 	c.wipe(2)
 	c.start(1)
 	c.start(2)
-	waitFor(t, 15*time.Second, "the wiped nodes to wait for a third", func() error {
+	harness.Eventually(t, 15*time.Second, "the wiped nodes to wait for a third", func() error {
 		for _, i := range []int{1, 2} {
 			if err := c.nodes[i].Ready(); err == nil || !strings.Contains(err.Error(), "waiting for 3 nodes") {
 				return fmt.Errorf("%s: %v", c.cfgs[i].ID, err)
@@ -457,7 +458,7 @@ func TestWipedMajorityNeverFormsAClusterAndRecovers(t *testing.T) {
 	})
 
 	c.start(0)
-	waitFor(t, 15*time.Second, "every node to name the lost majority", func() error {
+	harness.Eventually(t, 15*time.Second, "every node to name the lost majority", func() error {
 		for i, n := range c.alive() {
 			var lost *lostMajorityError
 			if err := n.Ready(); !errors.As(err, &lost) {
@@ -475,7 +476,7 @@ func TestWipedMajorityNeverFormsAClusterAndRecovers(t *testing.T) {
 	t.Logf("n2: %s", reason)
 	t.Logf("n1: %s", c.nodes[0].Ready())
 	cl := c.client(1)
-	holdFor(t, 3*time.Second, "no leader and no acknowledged write", func() error {
+	harness.Throughout(t, 3*time.Second, "no leader and no acknowledged write", func() error {
 		for _, n := range c.alive() {
 			if n.IsLeader() {
 				return fmt.Errorf("%s leads", n.ID())
@@ -497,7 +498,7 @@ func TestWipedMajorityNeverFormsAClusterAndRecovers(t *testing.T) {
 		t.Fatalf("leader is %s after recovering n1", c.cfgs[l].ID)
 	}
 	for _, id := range []string{"n2", "n3"} {
-		waitFor(t, 30*time.Second, id+" to rejoin as a voter", func() error {
+		harness.Eventually(t, 30*time.Second, id+" to rejoin as a voter", func() error {
 			if s := c.suffrage(id); s != raft.Voter.String() {
 				return fmt.Errorf("%s is %q", id, s)
 			}
@@ -585,7 +586,7 @@ func TestClusterRestartedOnNewAddressesElects(t *testing.T) {
 	}
 	setupRoom(t, c, 1, "after")
 	// Every node reports the servers at the addresses raft dials now.
-	waitFor(t, 15*time.Second, "every server reported at its new address", func() error {
+	harness.Eventually(t, 15*time.Second, "every server reported at its new address", func() error {
 		for i, n := range c.alive() {
 			st, err := c.clusterClient(i).Status(ctxT(t), &hangmanv1.StatusRequest{})
 			if err != nil {

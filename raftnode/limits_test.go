@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/tlsutil"
 )
@@ -47,12 +48,7 @@ func TestGRPCRefusesHugeMetadata(t *testing.T) {
 
 	t.Run("raw http2", func(t *testing.T) {
 		settings, answer := rawHugeHeaders(t, addr, pad, get)
-		if got := settings[http2.SettingMaxHeaderListSize]; got != DefaultGRPCMaxHeaderBytes {
-			t.Errorf("the node advertises a header list of at most %d bytes, want %d", got, DefaultGRPCMaxHeaderBytes)
-		}
-		if got := settings[http2.SettingMaxConcurrentStreams]; got != DefaultGRPCMaxStreams {
-			t.Errorf("the node advertises %d concurrent streams, want %d", got, DefaultGRPCMaxStreams)
-		}
+		checkAdvertised(t, settings, DefaultGRPCMaxHeaderBytes, DefaultGRPCMaxStreams)
 		if answer != "" {
 			t.Fatalf("the call with 15 MB of metadata was served: grpc-status %s", answer)
 		}
@@ -151,6 +147,18 @@ func rawHugeHeaders(t *testing.T, addr, pad string, req proto.Message) (map[http
 	}
 }
 
+// checkAdvertised checks the HTTP/2 settings a node sent: the header list
+// and concurrent stream caps.
+func checkAdvertised(t *testing.T, settings map[http2.SettingID]uint32, header, streams uint32) {
+	t.Helper()
+	if got := settings[http2.SettingMaxHeaderListSize]; got != header {
+		t.Errorf("the node advertises a header list of at most %d bytes, want %d", got, header)
+	}
+	if got := settings[http2.SettingMaxConcurrentStreams]; got != streams {
+		t.Errorf("the node advertises %d concurrent streams, want %d", got, streams)
+	}
+}
+
 func isConnReset(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op)
@@ -179,7 +187,7 @@ func TestPprofOffUnlessAsked(t *testing.T) {
 	})
 
 	t.Run("on loopback", func(t *testing.T) {
-		addr := "127.0.0.1:" + strconv.Itoa(freePorts(t, 1)[0])
+		addr := "127.0.0.1:" + strconv.Itoa(harness.FreePorts(t, 1)[0])
 		c := newTestCluster(t, 1, func(cfg *Config) { cfg.PprofAddr = addr })
 		if code, err := get(http.DefaultClient, "http://"+addr+"/debug/pprof/cmdline"); err != nil || code != http.StatusOK {
 			t.Fatalf("GET /debug/pprof/cmdline on %s: %d %v, want 200", addr, code, err)
@@ -199,7 +207,7 @@ func TestPprofOffUnlessAsked(t *testing.T) {
 
 	t.Run("off loopback with TLS", func(t *testing.T) {
 		pki := newTestPKI(t)
-		port := strconv.Itoa(freePorts(t, 1)[0])
+		port := strconv.Itoa(harness.FreePorts(t, 1)[0])
 		newTestCluster(t, 1, func(cfg *Config) {
 			pki.secure(t)(cfg)
 			cfg.PprofAddr = "0.0.0.0:" + port
@@ -241,12 +249,7 @@ func TestGRPCLimitsAreConfigured(t *testing.T) {
 	// The raw client sends its header block in 16 KiB frames, so it pads
 	// past one frame: well over the cap either way.
 	settings, answer := rawHugeHeaders(t, addr, strings.Repeat("x", 64<<10), get)
-	if got := settings[http2.SettingMaxHeaderListSize]; got != header {
-		t.Errorf("the node advertises a header list of at most %d bytes, want %d", got, header)
-	}
-	if got := settings[http2.SettingMaxConcurrentStreams]; got != streams {
-		t.Errorf("the node advertises %d concurrent streams, want %d", got, streams)
-	}
+	checkAdvertised(t, settings, header, streams)
 	if answer != "" {
 		t.Errorf("a call with 16 times the header cap was served: grpc-status %s", answer)
 	}
@@ -259,9 +262,9 @@ func TestGRPCLimitsAreConfigured(t *testing.T) {
 		t.Errorf("GetRoom with a quarter of the header cap: %v, want NotFound", err)
 	}
 
-	m := scrape(t, c.cfgs[0].HTTPAddr)
+	m := c.metricsOf(0)
 	for name, want := range map[string]float64{"hangman_grpc_header_list_limit_bytes": header, "hangman_grpc_streams_limit": streams, "hangman_raft_max_lag_entries": DefaultMaxLag} {
-		if got := series(t, m, name); got != want {
+		if got := harness.Series(t, m, name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}

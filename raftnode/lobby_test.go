@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/subjects"
@@ -53,7 +54,7 @@ func TestLobbyLines(t *testing.T) {
 
 	wait := func(room string, want ...game.Summary) {
 		t.Helper()
-		waitFor(t, 10*time.Second, fmt.Sprintf("%d lobby lines of %s", len(want), room), func() error {
+		harness.Eventually(t, 10*time.Second, fmt.Sprintf("%d lobby lines of %s", len(want), room), func() error {
 			got := rec.lobbyLines(room)
 			if len(got) != len(want) {
 				return fmt.Errorf("lines %+v, want %+v", got, want)
@@ -73,7 +74,7 @@ func TestLobbyLines(t *testing.T) {
 	}
 	opened := game.Summary{Room: "stay", Players: 0, Round: 1, Status: game.StatusPlaying, Seq: created.GetState().GetSeq()}
 	wait("stay", opened)
-	joined, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "stay", PlayerId: "ann", Name: "Ann", Token: tokenOf("ann")})
+	joined, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "stay", PlayerId: "ann", Name: "Ann", Token: harness.TokenOf("ann")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,11 +83,11 @@ func TestLobbyLines(t *testing.T) {
 
 	// A guess that leaves the round playing and a rename change no line;
 	// the next creation's line arriving after them shows none was sent.
-	g, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "stay", PlayerId: "ann", Letter: "q", Token: tokenOf("ann")})
+	g, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "stay", PlayerId: "ann", Letter: "q", Token: harness.TokenOf("ann")})
 	if err != nil || g.GetState().GetStatus() != string(game.StatusPlaying) {
 		t.Fatalf("guess: %v, %v", g, err)
 	}
-	if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "stay", PlayerId: "ann", Name: "Annie", Token: tokenOf("ann")}); err != nil {
+	if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "stay", PlayerId: "ann", Name: "Annie", Token: harness.TokenOf("ann")}); err != nil {
 		t.Fatal(err)
 	}
 	gone, err := cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "gone"})
@@ -101,7 +102,7 @@ func TestLobbyLines(t *testing.T) {
 	if r, s := c.sweepAt(time.Now().Add(time.Hour + time.Minute)); r != 1 || s != 0 {
 		t.Fatalf("reclaimed %d rooms and %d seats, want 1 room", r, s)
 	}
-	waitFor(t, 10*time.Second, "the deletion of gone on NATS", func() error {
+	harness.Eventually(t, 10*time.Second, "the deletion of gone on NATS", func() error {
 		if st, ok := rec.latestState("gone"); !ok || st.Status != game.StatusDeleted {
 			return fmt.Errorf("gone's last state %+v", st)
 		}

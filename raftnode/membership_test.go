@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/hangman/hangman/internal/harness"
 )
 
 // suffrage returns the suffrage of node id's current raft server in the
@@ -46,7 +48,7 @@ func TestNewNodeJoinsAsNonVoterAndIsPromoted(t *testing.T) {
 	c.leader()
 	setupRoom(t, c, 0, "growing")
 	i := c.addNode("n4")
-	waitFor(t, 15*time.Second, "n4 to become a voter", func() error {
+	harness.Eventually(t, 15*time.Second, "n4 to become a voter", func() error {
 		if s := c.suffrage("n4"); s != raft.Voter.String() {
 			return fmt.Errorf("n4 is %q", s)
 		}
@@ -62,7 +64,7 @@ func TestDeadVoterIsReapedOnlyAboveMinimumQuorum(t *testing.T) {
 	c := newTestCluster(t, 3, func(cfg *Config) { cfg.ReapAfter = 500 * time.Millisecond })
 	c.leader()
 	i := c.addNode("n4")
-	waitFor(t, 15*time.Second, "n4 to become a voter", func() error {
+	harness.Eventually(t, 15*time.Second, "n4 to become a voter", func() error {
 		if s := c.suffrage("n4"); s != raft.Voter.String() {
 			return fmt.Errorf("n4 is %q", s)
 		}
@@ -70,7 +72,7 @@ func TestDeadVoterIsReapedOnlyAboveMinimumQuorum(t *testing.T) {
 	})
 	// Four voters, minimum three: the dead n4 is removed after the grace.
 	c.kill(i)
-	waitFor(t, 20*time.Second, "dead n4 to be removed", func() error {
+	harness.Eventually(t, 20*time.Second, "dead n4 to be removed", func() error {
 		if s := c.suffrage("n4"); s != "" {
 			return fmt.Errorf("n4 still %q", s)
 		}
@@ -82,11 +84,10 @@ func TestDeadVoterIsReapedOnlyAboveMinimumQuorum(t *testing.T) {
 	victim := (leader + 1) % 3
 	c.kill(victim)
 	dead := c.cfgs[victim].ID
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
+	harness.Throughout(t, 3*time.Second, dead+" kept as a voter", func() error {
 		if s := c.suffrage(dead); s != raft.Voter.String() {
-			t.Fatalf("%s was removed (suffrage %q) although that leaves fewer than 3 voters", dead, s)
+			return fmt.Errorf("%s was removed (suffrage %q) although that leaves fewer than 3 voters", dead, s)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }

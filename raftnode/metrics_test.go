@@ -1,76 +1,17 @@
 package raftnode
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
-
-// scrape reads a node's /metrics over HTTP into series -> value, keyed as
-// the text format writes them: name{label="v",...} with labels sorted.
-func scrape(t *testing.T, httpAddr string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape %s: %v", httpAddr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("scrape %s: %s", httpAddr, resp.Status)
-	}
-	return parseMetrics(t, resp.Body)
-}
-
-func parseMetrics(t *testing.T, r io.Reader) map[string]float64 {
-	t.Helper()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			t.Fatalf("bad metrics line %q", line)
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("bad value in %q: %v", line, err)
-		}
-		out[line[:i]] = v
-	}
-	return out
-}
-
-// series returns one series, failing when it is not exposed at all.
-func series(t *testing.T, m map[string]float64, key string) float64 {
-	t.Helper()
-	v, ok := m[key]
-	if !ok {
-		var near []string
-		name, _, _ := strings.Cut(key, "{")
-		for k := range m {
-			if strings.HasPrefix(k, name) {
-				near = append(near, k)
-			}
-		}
-		t.Fatalf("series %s not exposed; have %v", key, near)
-	}
-	return v
-}
 
 const (
 	guessOK     = `hangman_grpc_requests_total{code="OK",method="/hangman.v1.GameService/Guess"}`
@@ -86,57 +27,56 @@ func TestMetricsChangeWhenGuessesCommit(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	li := c.leader()
 	fi := (li + 1) % 3
-	leaderHTTP, followerHTTP := c.cfgs[li].HTTPAddr, c.cfgs[fi].HTTPAddr
 
-	before := scrape(t, leaderHTTP)
+	before := c.metricsOf(li)
 	for _, want := range []string{
 		`hangman_raft_state{state="leader"}`, `hangman_raft_term`, commitIndex, `hangman_raft_applied_index`,
 		eventsOut, statesOut, `hangman_serf_members{status="alive"}`, `hangman_node_ready`,
 	} {
-		series(t, before, want)
+		harness.Series(t, before, want)
 	}
-	if v := series(t, before, `hangman_raft_state{state="leader"}`); v != 1 {
+	if v := harness.Series(t, before, `hangman_raft_state{state="leader"}`); v != 1 {
 		t.Fatalf("leader reports raft state leader = %v", v)
 	}
-	if v := series(t, before, `hangman_serf_members{status="alive"}`); v != 3 {
+	if v := harness.Series(t, before, `hangman_serf_members{status="alive"}`); v != 3 {
 		t.Fatalf("serf members alive = %v, want 3", v)
 	}
-	if v := series(t, scrape(t, followerHTTP), `hangman_raft_state{state="follower"}`); v != 1 {
+	if v := harness.Series(t, c.metricsOf(fi), `hangman_raft_state{state="follower"}`); v != 1 {
 		t.Fatalf("follower reports raft state follower = %v", v)
 	}
-	followerBefore := series(t, scrape(t, followerHTTP), commitIndex)
+	followerBefore := harness.Series(t, c.metricsOf(fi), commitIndex)
 
 	ctx := ctxT(t)
 	cl := c.client(li)
 	if _, err := cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "metrics"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "metrics", PlayerId: "ann", Name: "Ann", Token: tokenOf("ann")}); err != nil {
+	if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "metrics", PlayerId: "ann", Name: "Ann", Token: harness.TokenOf("ann")}); err != nil {
 		t.Fatal(err)
 	}
 	const guesses = 3
 	for _, l := range "eat"[:guesses] {
-		if _, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "metrics", PlayerId: "ann", Letter: string(l), Token: tokenOf("ann")}); err != nil {
+		if _, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "metrics", PlayerId: "ann", Letter: string(l), Token: harness.TokenOf("ann")}); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	after := scrape(t, leaderHTTP)
-	if d := series(t, after, guessOK) - before[guessOK]; d != guesses {
+	after := c.metricsOf(li)
+	if d := harness.Series(t, after, guessOK) - before[guessOK]; d != guesses {
 		t.Errorf("%s grew by %v, want %d", guessOK, d, guesses)
 	}
-	if d := series(t, after, commitIndex) - before[commitIndex]; d < guesses+2 {
+	if d := harness.Series(t, after, commitIndex) - before[commitIndex]; d < guesses+2 {
 		t.Errorf("%s grew by %v, want at least %d (create, join, guesses)", commitIndex, d, guesses+2)
 	}
-	if d := series(t, after, appliedOK) - before[appliedOK]; d < guesses+2 {
+	if d := harness.Series(t, after, appliedOK) - before[appliedOK]; d < guesses+2 {
 		t.Errorf("%s grew by %v, want at least %d", appliedOK, d, guesses+2)
 	}
 	if after[`hangman_grpc_request_seconds_count{method="/hangman.v1.GameService/Guess"}`] < guesses {
 		t.Errorf("gRPC latency histogram did not count the guesses")
 	}
 	// Publishing is asynchronous: poll until the events are out.
-	waitFor(t, 10*time.Second, "published events counted", func() error {
-		m := scrape(t, leaderHTTP)
+	harness.Eventually(t, 10*time.Second, "published events counted", func() error {
+		m := c.metricsOf(li)
 		if d := m[eventsOut] - before[eventsOut]; d < guesses+2 {
 			return fmt.Errorf("%s grew by %v", eventsOut, d)
 		}
@@ -146,8 +86,8 @@ func TestMetricsChangeWhenGuessesCommit(t *testing.T) {
 		return nil
 	})
 	// The follower applies the same entries.
-	waitFor(t, 10*time.Second, "the follower's commit index", func() error {
-		if d := scrape(t, followerHTTP)[commitIndex] - followerBefore; d < guesses+2 {
+	harness.Eventually(t, 10*time.Second, "the follower's commit index", func() error {
+		if d := c.metricsOf(fi)[commitIndex] - followerBefore; d < guesses+2 {
 			return fmt.Errorf("follower's %s grew by %v", commitIndex, d)
 		}
 		return nil
@@ -171,7 +111,7 @@ func TestReadinessFollowsTheCluster(t *testing.T) {
 	}
 	wantReady := func(i, code int) {
 		t.Helper()
-		waitFor(t, 15*time.Second, fmt.Sprintf("%s /readyz %d", c.cfgs[i].ID, code), func() error {
+		harness.Eventually(t, 15*time.Second, fmt.Sprintf("%s /readyz %d", c.cfgs[i].ID, code), func() error {
 			if got, body := readyz(i); got != code {
 				return fmt.Errorf("got %d %s", got, body)
 			}
@@ -186,7 +126,7 @@ func TestReadinessFollowsTheCluster(t *testing.T) {
 	c.kill(0)
 	c.kill(1)
 	wantReady(survivor, http.StatusServiceUnavailable)
-	if v := series(t, scrape(t, c.cfgs[survivor].HTTPAddr), "hangman_node_ready"); v != 0 {
+	if v := harness.Series(t, c.metricsOf(survivor), "hangman_node_ready"); v != 0 {
 		t.Errorf("hangman_node_ready = %v on a node without a cluster", v)
 	}
 	if code, body := readyz(survivor); !strings.Contains(body, "reason") {
@@ -201,37 +141,16 @@ func TestReadinessFollowsTheCluster(t *testing.T) {
 	c.start(1)
 	wantReady(survivor, http.StatusOK)
 	wantReady(1, http.StatusOK)
-	if v := series(t, scrape(t, c.cfgs[survivor].HTTPAddr), "hangman_node_ready"); v != 1 {
+	if v := harness.Series(t, c.metricsOf(survivor), "hangman_node_ready"); v != 1 {
 		t.Errorf("hangman_node_ready = %v once the cluster is back", v)
 	}
-}
-
-// lockedBuffer collects log output from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestNoSecretWordInLogs plays a round through a follower (so forwarding
 // logs too) with every node logging JSON at debug level, and finds the
 // word in no log line written while the round was playing.
 func TestNoSecretWordInLogs(t *testing.T) {
-	var logs lockedBuffer
-	c := newTestCluster(t, 3, func(cfg *Config) {
-		cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("n", cfg.ID)
-	})
+	c, logs := newLoggedCluster(t, 3)
 	li := c.leader()
 	fi := (li + 1) % 3
 	ctx := ctxT(t)
@@ -239,13 +158,13 @@ func TestNoSecretWordInLogs(t *testing.T) {
 	if _, err := cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "hush"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "hush", PlayerId: "ann", Name: "Ann", Token: tokenOf("ann")}); err != nil {
+	if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "hush", PlayerId: "ann", Name: "Ann", Token: harness.TokenOf("ann")}); err != nil {
 		t.Fatal(err)
 	}
 	var playing string // the logs up to the last guess that left the round playing
 	var word string
 	for _, l := range "etaoinshrdlucmfwypvbgkqjxz" {
-		r, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "hush", PlayerId: "ann", Letter: string(l), Token: tokenOf("ann")})
+		r, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "hush", PlayerId: "ann", Letter: string(l), Token: harness.TokenOf("ann")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/subjects"
@@ -58,7 +59,7 @@ func (r *recorder) waitInterest(c *testCluster) {
 			r.t.Fatal(err)
 		}
 		subject := "hangman.probe." + n.ID()
-		waitFor(r.t, 10*time.Second, "subscription interest from "+n.ID(), func() error {
+		harness.Eventually(r.t, 10*time.Second, "subscription interest from "+n.ID(), func() error {
 			if err := pub.Publish(subject, nil); err != nil {
 				return err
 			}
@@ -124,7 +125,7 @@ func (r *recorder) latestState(room string) (game.State, bool) {
 // other.
 func (c *testCluster) waitClusterRoutes() {
 	c.t.Helper()
-	waitFor(c.t, 15*time.Second, "a full NATS cluster", func() error {
+	harness.Eventually(c.t, 15*time.Second, "a full NATS cluster", func() error {
 		nodes := c.alive()
 		for _, n := range nodes {
 			if got := n.nats.NATS().NumRemotes(); got < len(nodes)-1 {
@@ -172,7 +173,7 @@ func TestSubscriberOnAnotherNodeSeesEveryEventInOrder(t *testing.T) {
 	if last < acks[len(acks)-1].GetIndex() {
 		t.Fatalf("room at seq %d, before the last guess's index %d", last, acks[len(acks)-1].GetIndex())
 	}
-	waitFor(t, 10*time.Second, "the last event and state on node 3's NATS", func() error {
+	harness.Eventually(t, 10*time.Second, "the last event and state on node 3's NATS", func() error {
 		evs := rec.events("ordered")
 		if len(evs) == 0 || evs[len(evs)-1].Seq < last {
 			return fmt.Errorf("have %d events", len(evs))
@@ -235,7 +236,7 @@ func TestKilledLeaderIsCoveredByRepublish(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "the final state of "+room, func() error {
+		harness.Eventually(t, 10*time.Second, "the final state of "+room, func() error {
 			st, ok := rec.latestState(room)
 			if !ok || st.Seq != want.GetState().GetSeq() {
 				return fmt.Errorf("latest seq %d, want %d", st.Seq, want.GetState().GetSeq())
@@ -261,7 +262,7 @@ func TestWordIsOnNoSubjectWhilePlaying(t *testing.T) {
 	var final *hangmanv1.RoomState
 	ctx := ctxT(t)
 	for _, l := range "etaoinshrdlucmfwypvbgkqjxz" {
-		r, err := c.client(0).Guess(ctx, &hangmanv1.GuessRequest{Room: "secret", PlayerId: "alice", Letter: string(l), Token: tokenOf("alice")})
+		r, err := c.client(0).Guess(ctx, &hangmanv1.GuessRequest{Room: "secret", PlayerId: "alice", Letter: string(l), Token: harness.TokenOf("alice")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -277,7 +278,7 @@ func TestWordIsOnNoSubjectWhilePlaying(t *testing.T) {
 		t.Fatalf("round did not end with the word revealed: %v", final)
 	}
 	word := []byte(final.GetWord())
-	waitFor(t, 10*time.Second, "the final state", func() error {
+	harness.Eventually(t, 10*time.Second, "the final state", func() error {
 		if st, ok := rec.latestState("secret"); !ok || st.Seq != final.GetSeq() {
 			return fmt.Errorf("not yet")
 		}
@@ -320,7 +321,7 @@ func TestPublishingSurvivesLossOfAnEmbeddedNATSServer(t *testing.T) {
 
 	acks := playGuesses(t, c.client(other), "natsloss", "alice", 10)
 	last := acks[len(acks)-1].GetIndex()
-	waitFor(t, 15*time.Second, "events published through the remaining servers", func() error {
+	harness.Eventually(t, 15*time.Second, "events published through the remaining servers", func() error {
 		st, ok := rec.latestState("natsloss")
 		if !ok || st.Seq < last {
 			return fmt.Errorf("latest seq %d, want %d", st.Seq, last)
@@ -329,7 +330,7 @@ func TestPublishingSurvivesLossOfAnEmbeddedNATSServer(t *testing.T) {
 	})
 	// Back on another server, the leader republished every room, since
 	// what it sent while cut off may be lost.
-	waitFor(t, 10*time.Second, "a republish after the reconnect", func() error {
+	harness.Eventually(t, 10*time.Second, "a republish after the reconnect", func() error {
 		if n := c.nodes[leader].pub.Stats().Republishes; n < 2 {
 			return fmt.Errorf("%d republishes", n)
 		}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
 )
@@ -46,8 +46,8 @@ func TestReclaimExhaustWaitRecover(t *testing.T) {
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("creation past the cap: %v, want FailedPrecondition", err)
 	}
-	m := scrape(t, c.cfgs[li].HTTPAddr)
-	if series(t, m, "hangman_rooms") != 3 || series(t, m, "hangman_rooms_limit") != 3 || series(t, m, `hangman_reclaim_idle_seconds{what="room_over"}`) != 3600 {
+	m := c.metricsOf(li)
+	if harness.Series(t, m, "hangman_rooms") != 3 || harness.Series(t, m, "hangman_rooms_limit") != 3 || harness.Series(t, m, `hangman_reclaim_idle_seconds{what="room_over"}`) != 3600 {
 		t.Fatalf("room metrics: %v", m)
 	}
 
@@ -65,7 +65,7 @@ func TestReclaimExhaustWaitRecover(t *testing.T) {
 	if _, err := cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "late"}); err != nil {
 		t.Fatalf("creation after the reclamation: %v", err)
 	}
-	waitFor(t, 10*time.Second, "the deletions on NATS", func() error {
+	harness.Eventually(t, 10*time.Second, "the deletions on NATS", func() error {
 		st, ok := rec.latestState("idle0")
 		evs := rec.events("idle0")
 		if !ok || st.Status != game.StatusDeleted || len(evs) == 0 || evs[len(evs)-1].Kind != game.EventRoomDeleted {
@@ -76,11 +76,11 @@ func TestReclaimExhaustWaitRecover(t *testing.T) {
 
 	// Seats: two players fill "late"; one keeps playing, the other stops.
 	for _, p := range []string{"ann", "idler"} {
-		if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "late", PlayerId: p, Name: p, Token: tokenOf(p)}); err != nil {
+		if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "late", PlayerId: p, Name: p, Token: harness.TokenOf(p)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err = cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "late", PlayerId: "newcomer", Name: "Newcomer", Token: tokenOf("newcomer")})
+	_, err = cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "late", PlayerId: "newcomer", Name: "Newcomer", Token: harness.TokenOf("newcomer")})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("join of a full room: %v, want FailedPrecondition", err)
 	}
@@ -94,7 +94,7 @@ func TestReclaimExhaustWaitRecover(t *testing.T) {
 	if r, s := c.sweepAt(now.Add(time.Hour + time.Minute)); r != 0 || s != 1 {
 		t.Fatalf("reclaimed %d rooms and %d seats, want idler's seat", r, s)
 	}
-	j, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "late", PlayerId: "newcomer", Name: "Newcomer", Token: tokenOf("newcomer")})
+	j, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "late", PlayerId: "newcomer", Name: "Newcomer", Token: harness.TokenOf("newcomer")})
 	if err != nil {
 		t.Fatalf("join after the reclamation: %v", err)
 	}
@@ -102,8 +102,8 @@ func TestReclaimExhaustWaitRecover(t *testing.T) {
 		t.Fatalf("players %s, want ann newcomer", ids)
 	}
 	c.converged()
-	m = scrape(t, c.cfgs[c.leader()].HTTPAddr)
-	if series(t, m, `hangman_reclaimed_total{what="room"}`) != 3 || series(t, m, `hangman_reclaimed_total{what="seat"}`) != 1 || series(t, m, "hangman_seats") != 2 {
+	m = c.metricsOf(c.leader())
+	if harness.Series(t, m, `hangman_reclaimed_total{what="room"}`) != 3 || harness.Series(t, m, `hangman_reclaimed_total{what="seat"}`) != 1 || harness.Series(t, m, "hangman_seats") != 2 {
 		t.Fatalf("reclamation metrics: %v", m)
 	}
 }
@@ -124,7 +124,7 @@ func (c *testCluster) sweepAt(now time.Time) (rooms, seats int) {
 // with that time, as a node whose clock read at would propose it.
 func (c *testCluster) actAt(t *testing.T, room, player string, at time.Time) {
 	t.Helper()
-	cmd := game.Command{Kind: game.KindGuess, Room: room, Player: player, Letter: "t", At: at.UnixMilli(), TokenHash: game.HashToken(tokenOf(player))}
+	cmd := game.Command{Kind: game.KindGuess, Room: room, Player: player, Letter: "t", At: at.UnixMilli(), TokenHash: game.HashToken(harness.TokenOf(player))}
 	res, _, err := c.nodes[c.leader()].Propose(ctxT(t), room, cmd.Encode())
 	if err != nil || res.Err != nil {
 		t.Fatalf("guess at %v: %v, %v", at, err, res.Err)
@@ -144,10 +144,7 @@ func playerIDs(st *hangmanv1.RoomState) string {
 // and finds no token (nor its hash) in any log line, NATS message or
 // metric.
 func TestTokenNeverLeavesTheNode(t *testing.T) {
-	var logs lockedBuffer
-	c := newTestCluster(t, 3, func(cfg *Config) {
-		cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("n", cfg.ID)
-	})
+	c, logs := newLoggedCluster(t, 3)
 	li := c.leader()
 	fi := (li + 1) % 3
 	rec := record(t, c.nodes[fi].NATSURL())

@@ -27,6 +27,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/hangman/hangman/internal/harness"
+	"github.com/hangman/hangman/internal/natstest"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/raftnode/natsembed"
 	"github.com/hangman/hangman/relay"
@@ -65,6 +67,21 @@ func randomKey(t *testing.T) []byte {
 	return k
 }
 
+// foreignBundle is a certificate for leaf from a CA of its own, not the
+// cluster's: what an intruder presents.
+func foreignBundle(t *testing.T, leaf tlsutil.Leaf) *tlsutil.Bundle {
+	t.Helper()
+	ca, err := tlsutil.NewCA("another CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ca.Bundle(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func (p *testPKI) bundle(t *testing.T, leaf tlsutil.Leaf) *tlsutil.Bundle {
 	t.Helper()
 	b, err := p.ca.Bundle(leaf)
@@ -88,7 +105,7 @@ func (p *testPKI) secure(t *testing.T) func(*Config) {
 // tweak, that waits to be added (no bootstrap).
 func (c *testCluster) addNodeWith(id string, tweak func(*Config)) *Node {
 	c.t.Helper()
-	ports := freePorts(c.t, 6)
+	ports := harness.FreePorts(c.t, 6)
 	addr := func(k int) string { return fmt.Sprintf("127.0.0.1:%d", ports[k]) }
 	cfg := c.cfgs[0]
 	cfg.ID = id
@@ -96,7 +113,7 @@ func (c *testCluster) addNodeWith(id string, tweak func(*Config)) *Node {
 	cfg.GRPCAddr, cfg.RaftAddr, cfg.SerfAddr = addr(0), addr(1), addr(2)
 	cfg.NATSAddr, cfg.NATSClusterAddr, cfg.HTTPAddr = addr(3), addr(4), addr(5)
 	cfg.BootstrapExpect = 0
-	cfg.Logger = testLogger(c.t).With("n", id)
+	cfg.Logger = harness.Logger().With("n", id)
 	tweak(&cfg)
 	c.mu.Lock()
 	c.cfgs = append(c.cfgs, cfg)
@@ -104,19 +121,6 @@ func (c *testCluster) addNodeWith(id string, tweak func(*Config)) *Node {
 	i := len(c.nodes) - 1
 	c.mu.Unlock()
 	return c.start(i)
-}
-
-// holdFor checks cond every 20ms for d and fails at the first violation:
-// a bounded observation that something never happens.
-func holdFor(t *testing.T, d time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if err := cond(); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func dialGRPC(t *testing.T, addr string, creds credentials.TransportCredentials) *grpc.ClientConn {
@@ -145,10 +149,10 @@ func TestSecureCluster(t *testing.T) {
 		if _, err := g.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "secure", MaxWrong: 26}); err != nil {
 			t.Fatalf("create room through a follower over TLS: %v", err)
 		}
-		if _, err := g.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "secure", PlayerId: "ann", Name: "Ann", Token: tokenOf("ann")}); err != nil {
+		if _, err := g.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "secure", PlayerId: "ann", Name: "Ann", Token: harness.TokenOf("ann")}); err != nil {
 			t.Fatalf("join: %v", err)
 		}
-		if _, err := g.Guess(ctx, &hangmanv1.GuessRequest{Room: "secure", PlayerId: "ann", Letter: "e", Token: tokenOf("ann")}); err != nil {
+		if _, err := g.Guess(ctx, &hangmanv1.GuessRequest{Room: "secure", PlayerId: "ann", Letter: "e", Token: harness.TokenOf("ann")}); err != nil {
 			t.Fatalf("guess: %v", err)
 		}
 		c.converged()
@@ -156,14 +160,7 @@ func TestSecureCluster(t *testing.T) {
 
 	t.Run("gRPC refuses clients without a valid certificate", func(t *testing.T) {
 		addr := c.cfgs[li].GRPCAddr
-		other, err := tlsutil.NewCA("another CA", time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		foreign, err := other.Bundle(tlsutil.RelayLeaf("intruder"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		foreign := foreignBundle(t, tlsutil.RelayLeaf("intruder"))
 		// Trusting the right CA but presenting nothing.
 		noCert := &tls.Config{RootCAs: pki.roots(t), ServerName: tlsutil.NodeName, MinVersion: tls.VersionTLS12}
 		// Presenting a certificate from another CA.
@@ -210,14 +207,7 @@ func TestSecureCluster(t *testing.T) {
 	})
 
 	t.Run("raft transport refuses non-node certificates", func(t *testing.T) {
-		other, err := tlsutil.NewCA("another CA", time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		foreign, err := other.Bundle(tlsutil.NodeLeaf("intruder"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		foreign := foreignBundle(t, tlsutil.NodeLeaf("intruder"))
 		relayB := pki.bundle(t, tlsutil.RelayLeaf("relay"))
 		for name, cert := range map[string]tls.Certificate{
 			"node cert from another CA":  foreign.Cert,
@@ -246,19 +236,7 @@ func TestSecureCluster(t *testing.T) {
 		}
 		connect := func(user, pw string) (*nats.Conn, <-chan error) {
 			t.Helper()
-			errs := make(chan error, 16)
-			nc, err := nats.Connect(url, nats.Secure(roots.Clone()), nats.UserInfo(user, pw), nats.CustomInboxPrefix(natsembed.InboxOf(user)),
-				nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-					select {
-					case errs <- err:
-					default:
-					}
-				}))
-			if err != nil {
-				t.Fatalf("connect as %s: %v", user, err)
-			}
-			t.Cleanup(nc.Close)
-			return nc, errs
+			return natstest.Connect(t, url, nats.Secure(roots.Clone()), nats.UserInfo(user, pw), nats.CustomInboxPrefix(natsembed.InboxOf(user)))
 		}
 		const subject = "hangman.room.x.state"
 		watcherSub, _ := connect(natsembed.UserWatcher, pki.auth.WatcherPassword)
@@ -278,15 +256,8 @@ func TestSecureCluster(t *testing.T) {
 			if err := nc.Publish(subject, []byte(`{"forged":"`+u.user+`"}`)); err != nil {
 				t.Fatalf("%s publish: %v", u.user, err)
 			}
-			_ = nc.Flush()
-			select {
-			case err := <-errs:
-				if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), subject) {
-					t.Fatalf("%s: async error %v, want a permissions violation for %s", u.user, err, subject)
-				}
-				t.Logf("%s publishing %s: %v", u.user, subject, err)
-			case <-time.After(5 * time.Second):
-				t.Fatalf("%s published %s without a permissions violation", u.user, subject)
+			if err := natstest.Refused(nc, errs, subject); err != nil {
+				t.Fatalf("%s publishing %s: %v", u.user, subject, err)
 			}
 		}
 		// The node user may publish there; its message must be the first
@@ -333,10 +304,6 @@ func TestSecureCluster(t *testing.T) {
 	})
 
 	t.Run("strangers cannot join", func(t *testing.T) {
-		otherCA, err := tlsutil.NewCA("another CA", time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
 		noKey := c.addNodeWith("nokey", func(cfg *Config) {
 			cfg.TLS = pki.bundle(t, tlsutil.NodeLeaf(cfg.ID))
 			cfg.GossipKey = nil
@@ -346,11 +313,7 @@ func TestSecureCluster(t *testing.T) {
 			cfg.GossipKey = randomKey(t)
 		})
 		wrongCA := c.addNodeWith("wrongca", func(cfg *Config) {
-			b, err := otherCA.Bundle(tlsutil.NodeLeaf(cfg.ID))
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.TLS = b
+			cfg.TLS = foreignBundle(t, tlsutil.NodeLeaf(cfg.ID))
 		})
 		good := c.addNodeWith("good", pki.secure(t))
 		members := []*Node{c.nodes[0], c.nodes[1], c.nodes[2], good}
@@ -392,24 +355,23 @@ func TestSecureCluster(t *testing.T) {
 		}
 		// The node with the right key and certificate joins: the window in
 		// which the strangers are watched is not empty.
-		deadline := time.Now().Add(20 * time.Second)
-		for suffrageIn(members, "good") != raft.Voter {
+		harness.Eventually(t, 20*time.Second, "the legitimate node to become a voter", func() error {
 			if err := keptOut(); err != nil {
 				t.Fatal(err)
 			}
-			if time.Now().After(deadline) {
-				t.Fatal("the legitimate node never became a voter")
+			if s := suffrageIn(members, "good"); s != raft.Voter {
+				return fmt.Errorf("it is %v", s)
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		waitFor(t, 10*time.Second, "the good node to catch up", func() error {
+			return nil
+		})
+		harness.Eventually(t, 10*time.Second, "the good node to catch up", func() error {
 			if snapshotOf(t, good) != snapshotOf(t, c.nodes[li]) {
 				return errors.New("state differs")
 			}
 			return nil
 		})
 		// And for a while longer, whatever the gossip and retry timers do.
-		holdFor(t, 3*time.Second, "strangers kept out", keptOut)
+		harness.Throughout(t, 3*time.Second, "strangers kept out", keptOut)
 	})
 }
 
@@ -497,7 +459,7 @@ func relayEndToEnd(t *testing.T, c *testCluster, pki *testPKI) {
 		TLS:          pki.bundle(t, tlsutil.RelayLeaf("relay")),
 		NATSUser:     natsembed.UserRelay,
 		NATSPassword: pki.auth.RelayPassword,
-		Logger:       testLogger(t),
+		Logger:       harness.Logger(),
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -505,7 +467,7 @@ func relayEndToEnd(t *testing.T, c *testCluster, pki *testPKI) {
 	}
 	go func() { _ = r.Serve(ln) }()
 	t.Cleanup(func() { _ = r.Close() })
-	waitFor(t, 15*time.Second, "the relay to be ready", func() error {
+	harness.Eventually(t, 15*time.Second, "the relay to be ready", func() error {
 		resp, err := http.Get(public + "/readyz")
 		if err != nil {
 			return err
@@ -567,7 +529,7 @@ func relayEndToEnd(t *testing.T, c *testCluster, pki *testPKI) {
 	}
 	send(map[string]any{"type": "create", "room": "relayed", "maxWrong": 26, "id": "c1"})
 	await("create ack", ack("c1"))
-	send(map[string]any{"type": "join", "room": "relayed", "playerId": "bea", "name": "Bea", "id": "j1", "token": tokenOf("bea")})
+	send(map[string]any{"type": "join", "room": "relayed", "playerId": "bea", "name": "Bea", "id": "j1", "token": harness.TokenOf("bea")})
 	await("join ack", ack("j1"))
 	// Events reach a relay only over NATS. The relay's subscription to the
 	// room reaches the leader's NATS server over a route a moment after the
@@ -576,7 +538,7 @@ func relayEndToEnd(t *testing.T, c *testCluster, pki *testPKI) {
 	deadline := time.After(15 * time.Second)
 	for i, letter := range "etaoinshrdlucmfwypvbgkqjxz" {
 		id := fmt.Sprintf("g%d", i)
-		send(map[string]any{"type": "guess", "letter": string(letter), "id": id, "token": tokenOf("bea")})
+		send(map[string]any{"type": "guess", "letter": string(letter), "id": id, "token": harness.TokenOf("bea")})
 		for acked := false; !acked; {
 			select {
 			case f, ok := <-frames:
@@ -618,19 +580,11 @@ func TestNATSRoutesNeedCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign, err := natsserver.NewServer(&natsserver.Options{
-		ServerName: "foreign", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		Cluster: natsserver.ClusterOpts{Name: natsembed.ClusterName, Host: "127.0.0.1", Port: -1},
-		Routes:  []*url.URL{route},
+	foreign := natstest.Server(t, natsserver.Options{
+		ServerName: "foreign",
+		Cluster:    natsserver.ClusterOpts{Name: natsembed.ClusterName, Host: "127.0.0.1", Port: -1},
+		Routes:     []*url.URL{route},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go foreign.Start()
-	t.Cleanup(foreign.Shutdown)
-	if !foreign.ReadyForConnections(10 * time.Second) {
-		t.Fatal("foreign server not ready")
-	}
 	// The foreign server keeps dialling the route port, so it may hold a
 	// connection for the moment before the node refuses its credentials;
 	// what must never happen is that a node accepts the route, or that a
@@ -652,7 +606,7 @@ func TestNATSRoutesNeedCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	holdFor(t, 2*time.Second, "foreign server kept out of the NATS cluster", func() error {
+	harness.Throughout(t, 2*time.Second, "foreign server kept out of the NATS cluster", func() error {
 		if err := pub.Publish("hangman.probe", []byte("cluster only")); err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
 )
@@ -50,7 +51,7 @@ func TestGuessesStreamCarriesConcurrentGuesses(t *testing.T) {
 		for _, l := range letters {
 			wg.Go(func() {
 				room := fmt.Sprintf("s%d", r)
-				resp, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: room, PlayerId: "alice", Letter: string(l), RequestId: room + "-" + string(l), Token: tokenOf("alice")})
+				resp, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: room, PlayerId: "alice", Letter: string(l), RequestId: room + "-" + string(l), Token: harness.TokenOf("alice")})
 				acks <- ack{room, string(l), resp, err}
 			})
 		}
@@ -101,26 +102,26 @@ func TestGuessesStreamEndsCleanly(t *testing.T) {
 	setupRoom(t, c, leader, "brk")
 	cl := c.streamClient(follower)
 	ctx := ctxT(t)
-	if _, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "brk", PlayerId: "alice", Letter: "e", Token: tokenOf("alice")}); err != nil {
+	if _, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "brk", PlayerId: "alice", Letter: "e", Token: harness.TokenOf("alice")}); err != nil {
 		t.Fatal(err)
 	}
 
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := cl.Guess(cancelled, &hangmanv1.GuessRequest{Room: "brk", PlayerId: "alice", Letter: "t", Token: tokenOf("alice")}); status.Code(err) != codes.Canceled {
+	if _, err := cl.Guess(cancelled, &hangmanv1.GuessRequest{Room: "brk", PlayerId: "alice", Letter: "t", Token: harness.TokenOf("alice")}); status.Code(err) != codes.Canceled {
 		t.Fatalf("cancelled guess: %v, want CANCELED", err)
 	}
 
 	c.kill(follower)
-	_, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "brk", PlayerId: "alice", Letter: "a", RequestId: "after-kill", Token: tokenOf("alice")})
+	_, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "brk", PlayerId: "alice", Letter: "a", RequestId: "after-kill", Token: harness.TokenOf("alice")})
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("guess to a dead node: %v, want UNAVAILABLE", err)
 	}
 
 	c.start(follower)
 	c.leader()
-	waitFor(t, 15*time.Second, "a guess over a new stream", func() error {
-		_, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "brk", PlayerId: "alice", Letter: "a", RequestId: "after-restart", Token: tokenOf("alice")})
+	harness.Eventually(t, 15*time.Second, "a guess over a new stream", func() error {
+		_, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "brk", PlayerId: "alice", Letter: "a", RequestId: "after-restart", Token: harness.TokenOf("alice")})
 		return err
 	})
 }
@@ -139,7 +140,7 @@ func TestGuessesStreamAnswersMalformedRequests(t *testing.T) {
 	}
 	for _, req := range []*hangmanv1.GuessStreamRequest{
 		{Tag: 7},
-		{Tag: 8, Guess: &hangmanv1.GuessRequest{Room: "raw", PlayerId: "alice", Letter: "e", Token: tokenOf("alice")}, TimeoutMs: 5000},
+		{Tag: 8, Guess: &hangmanv1.GuessRequest{Room: "raw", PlayerId: "alice", Letter: "e", Token: harness.TokenOf("alice")}, TimeoutMs: 5000},
 	} {
 		if err := st.Send(req); err != nil {
 			t.Fatal(err)

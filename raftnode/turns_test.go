@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
 )
@@ -26,7 +27,7 @@ func TestTurnsAcrossALeaderKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"ann", "bob"} {
-		if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "timed", PlayerId: p, Name: p, Token: tokenOf(p)}); err != nil {
+		if _, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "timed", PlayerId: p, Name: p, Token: harness.TokenOf(p)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -74,7 +75,7 @@ func TestTurnsAcrossALeaderKill(t *testing.T) {
 	if got := c.nodes[ni].sweepTurns(ctx, deadline); got != 0 {
 		t.Fatalf("new leader timed out %d turns at the old deadline", got)
 	}
-	waitFor(t, 3*game.MinTurnSeconds*time.Second, "the new leader to time out bob's turn", func() error {
+	harness.Eventually(t, 3*game.MinTurnSeconds*time.Second, "the new leader to time out bob's turn", func() error {
 		if got := turn(c.nodes[ni]); got == nil || got.Number < 3 {
 			return fmt.Errorf("turn %+v", got)
 		}

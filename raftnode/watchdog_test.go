@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/game"
@@ -17,7 +18,7 @@ import (
 
 func mustEncode(t *testing.T, room, player, letter string) []byte {
 	t.Helper()
-	return game.Command{Kind: game.KindGuess, Room: room, Player: player, Letter: letter, RequestID: "stuck-" + letter, TokenHash: game.HashToken(tokenOf(player))}.Encode()
+	return game.Command{Kind: game.KindGuess, Room: room, Player: player, Letter: letter, RequestID: "stuck-" + letter, TokenHash: game.HashToken(harness.TokenOf(player))}.Encode()
 }
 
 // stallingStore is the node's real log store with a switch that makes
@@ -45,6 +46,30 @@ func (s *stallingStore) unstall() {
 	s.mu.Unlock()
 }
 
+// newStallingCluster starts newTestCluster's cluster, tweaked, with every
+// node's log in a stallingStore; store returns node i's.
+func newStallingCluster(t *testing.T, size int, tweak func(*Config)) (c *testCluster, store func(i int) *stallingStore) {
+	t.Helper()
+	var mu sync.Mutex
+	stores := map[string]*stallingStore{}
+	c = newTestCluster(t, size, func(cfg *Config) {
+		tweak(cfg)
+		id := cfg.ID
+		cfg.wrapLogStore = func(ls raft.LogStore) raft.LogStore {
+			s := &stallingStore{LogStore: ls}
+			mu.Lock()
+			stores[id] = s
+			mu.Unlock()
+			return s
+		}
+	})
+	return c, func(i int) *stallingStore {
+		mu.Lock()
+		defer mu.Unlock()
+		return stores[c.cfgs[i].ID]
+	}
+}
+
 func (s *stallingStore) wait() {
 	s.mu.Lock()
 	stalled, release := s.stalled, s.release
@@ -65,24 +90,10 @@ func (s *stallingStore) StoreLogs(ls []*raft.Log) error {
 }
 
 func TestLeaderWithStalledDiskStepsDown(t *testing.T) {
-	stores := make(map[string]*stallingStore)
-	var mu sync.Mutex
-	c := newTestCluster(t, 3, func(cfg *Config) {
-		cfg.StallTimeout = time.Second
-		id := cfg.ID
-		cfg.wrapLogStore = func(ls raft.LogStore) raft.LogStore {
-			s := &stallingStore{LogStore: ls}
-			mu.Lock()
-			stores[id] = s
-			mu.Unlock()
-			return s
-		}
-	})
+	c, store := newStallingCluster(t, 3, func(cfg *Config) { cfg.StallTimeout = time.Second })
 	old := c.leader()
 	setupRoom(t, c, old, "stall")
-	mu.Lock()
-	s := stores[c.cfgs[old].ID]
-	mu.Unlock()
+	s := store(old)
 	s.stall()
 	t.Cleanup(s.unstall)
 	// A write arrives at the stalled leader: it cannot commit, and the
@@ -97,7 +108,7 @@ func TestLeaderWithStalledDiskStepsDown(t *testing.T) {
 
 	// The stalled leader's heartbeats go on; only the watchdog can make
 	// way for a leader whose disk works.
-	waitFor(t, 15*time.Second, "another node to lead", func() error {
+	harness.Eventually(t, 15*time.Second, "another node to lead", func() error {
 		for i, n := range c.alive() {
 			if i != old && n.IsLeader() {
 				return nil
@@ -113,14 +124,14 @@ func TestLeaderWithStalledDiskStepsDown(t *testing.T) {
 	}
 	ctx := ctxT(t)
 	other := (old + 1) % 3
-	if _, err := c.client(other).Guess(ctx, &hangmanv1.GuessRequest{Room: "stall", PlayerId: "alice", Letter: "e", RequestId: "after-stall", Token: tokenOf("alice")}); err != nil {
+	if _, err := c.client(other).Guess(ctx, &hangmanv1.GuessRequest{Room: "stall", PlayerId: "alice", Letter: "e", RequestId: "after-stall", Token: harness.TokenOf("alice")}); err != nil {
 		t.Fatalf("guess after the stalled leader stepped down: %v", err)
 	}
 
 	// The disk answers again: the node follows the new leader, applies
 	// its entries and is ready, without a restart.
 	s.unstall()
-	waitFor(t, 30*time.Second, "the formerly stalled node to be ready again", c.nodes[old].Ready)
+	harness.Eventually(t, 30*time.Second, "the formerly stalled node to be ready again", c.nodes[old].Ready)
 	if c.nodes[old].IsLeader() {
 		t.Errorf("the formerly stalled node leads again; want it to follow")
 	}
