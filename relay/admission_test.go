@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
@@ -30,7 +31,7 @@ func TestPlayerIsWhoHoldsTheToken(t *testing.T) {
 	}
 	// As herself, mallory cannot guess without her token or with another.
 	join(mallory, "alpha", "mallory", "Mallory")
-	for _, token := range []string{"", tokenOf("alice"), "made-up-token-0123456789"} {
+	for _, token := range []string{"", harness.TokenOf("alice"), "made-up-token-0123456789"} {
 		mallory.send(map[string]any{"type": "guess", "letter": "e", "id": "alice-1", "token": token})
 		mallory.expectError(CodePermission)
 	}
@@ -103,16 +104,16 @@ func TestCreationAndJoiningAreRateLimited(t *testing.T) {
 	}
 	// The connection's bucket refills (20 a second); the address's has
 	// one creation left.
-	eventually(t, "the connection's bucket to refill", func() bool { return create(a, "r3").Type == "ack" })
+	harness.EventuallyTrue(t, waitFor, "the connection's bucket to refill", func() bool { return create(a, "r3").Type == "ack" })
 	// Another connection from the same address: the address is spent.
 	b := mustDial(t, tr.url)
 	if f := create(b, "r4"); f.Code != CodeRateLimited {
 		t.Fatalf("create from a second connection of the address: %s", f.raw)
 	}
-	m := scrapeRelay(t, tr)
-	if mustSeries(t, m, `hangman_relay_commands_limited_total{by="connection",op="create"}`) < 1 ||
-		mustSeries(t, m, `hangman_relay_commands_limited_total{by="address",op="create"}`) != 1 ||
-		mustSeries(t, m, `hangman_relay_command_burst_limit{by="address",op="create"}`) != 3 {
+	m := tr.scrape(t)
+	if harness.Series(t, m, `hangman_relay_commands_limited_total{by="connection",op="create"}`) < 1 ||
+		harness.Series(t, m, `hangman_relay_commands_limited_total{by="address",op="create"}`) != 1 ||
+		harness.Series(t, m, `hangman_relay_command_burst_limit{by="address",op="create"}`) != 3 {
 		t.Fatalf("metrics after the creations: %v", m)
 	}
 
@@ -124,7 +125,7 @@ func TestCreationAndJoiningAreRateLimited(t *testing.T) {
 	for range 3 {
 		join(c, "alpha", "p2", "again") // rejoin and rename: no seat taken
 	}
-	c.send(map[string]any{"type": "join", "room": "alpha", "playerId": "p3", "name": "p3", "id": "j3", "token": tokenOf("p3")})
+	c.send(map[string]any{"type": "join", "room": "alpha", "playerId": "p3", "name": "p3", "id": "j3", "token": harness.TokenOf("p3")})
 	if f := c.expectError(CodeRateLimited); f.ID != "j3" || f.RetryAfterMs <= 0 {
 		t.Fatalf("third seat: %s", f.raw)
 	}
@@ -135,7 +136,7 @@ func TestCreationAndJoiningAreRateLimited(t *testing.T) {
 	if n := len(st.GetState().GetPlayers()); n != 2 {
 		t.Fatalf("%d players, want 2", n)
 	}
-	if v := mustSeries(t, scrapeRelay(t, tr), `hangman_relay_commands_limited_total{by="connection",op="join"}`); v != 1 {
+	if v := harness.Series(t, tr.scrape(t), `hangman_relay_commands_limited_total{by="connection",op="join"}`); v != 1 {
 		t.Fatalf("limited joins counted %v, want 1", v)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/game"
@@ -138,10 +139,10 @@ func TestUnknownRoomsCostOneLookup(t *testing.T) {
 				c.expect("ack", func(f frame) bool { return f.Op == "watch" })
 			}
 			const lookups = ghosts + 1
-			eventually(t, "one lookup per unknown room", func() bool { return cl.reads.count(-1) >= lookups })
+			harness.EventuallyTrue(t, waitFor, "one lookup per unknown room", func() bool { return cl.reads.count(-1) >= lookups })
 			// Let the anti-entropy sweep look at every room twice.
 			swept := tr.stats.sweeps.Load()
-			eventually(t, "two sweeps", func() bool { return tr.stats.sweeps.Load() >= swept+2 })
+			harness.EventuallyTrue(t, waitFor, "two sweeps", func() bool { return tr.stats.sweeps.Load() >= swept+2 })
 			if n := cl.reads.count(-1); n != lookups {
 				t.Errorf("%d watchers of %d unknown rooms made %d GetRoom calls, want %d", ghosts+crowd, ghosts+1, n, lookups)
 			}
@@ -204,7 +205,7 @@ func TestForgedSeqDoesNotFreezeRoom(t *testing.T) {
 			t.Fatalf("the forged message reached the browser: %s", f.raw)
 		}
 	}
-	eventually(t, "the 2 forged messages dropped", func() bool { return tr.stats.unconfirmed.Load() == 2 })
+	harness.EventuallyTrue(t, waitFor, "the 2 forged messages dropped", func() bool { return tr.stats.unconfirmed.Load() == 2 })
 	for _, f := range c.seen {
 		if (f.state != nil && f.state.Seq == forged) || (f.event != nil && f.event.Seq == forged) {
 			t.Fatalf("the forged message reached the browser: %s", f.raw)
@@ -276,23 +277,9 @@ func TestConnectionsCappedPerAddress(t *testing.T) {
 		}
 		held = append(held, c)
 	}
-	_, resp, err := dial(t, tr.url, nil)
-	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("connection %d of one address: err %v, want 429", DefaultMaxConnsPerAddr+1, err)
-	}
-	var ef errorFrame
-	_ = json.NewDecoder(resp.Body).Decode(&ef)
-	if ef.Code != CodeTooManyFromAddr || ef.Message == "" {
-		t.Fatalf("refusal body %+v", ef)
-	}
+	refusedUpgrade(t, tr.url, nil, http.StatusTooManyRequests, CodeTooManyFromAddr)
 	_ = held[0].conn.Close()
-	eventually(t, "a slot of the address freed", func() bool {
-		c, _, err := dial(t, tr.url, nil)
-		if err == nil {
-			_ = c.conn.Close()
-		}
-		return err == nil
-	})
+	waitAccepted(t, tr.url, nil, "a slot of the address freed")
 }
 
 // TestForwardedForOnlyFromTrustedProxies: X-Forwarded-For names the client

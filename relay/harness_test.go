@@ -3,12 +3,11 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +23,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/hangman/hangman/internal/harness"
+	"github.com/hangman/hangman/internal/natstest"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/game"
@@ -131,13 +132,6 @@ func (rc *readCounter) count(c hangmanv1.Consistency) int {
 	return total
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("RELAY_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
 // startCluster starts a cluster whose NATS server has no users, as in
 // `hangman dev`: anyone may publish anything, so relays confirm seqs.
 func startCluster(t testing.TB) *cluster {
@@ -170,24 +164,12 @@ func startTrustedCluster(t testing.TB) *cluster {
 
 func startClusterWith(t testing.TB, users []*server.User) *cluster {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Users: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
+	ns := natstest.Server(t, server.Options{Users: users})
 	opts := []nats.Option{}
 	if users != nil {
 		opts = append(opts, nats.UserInfo("node", testNodePassword))
 	}
-	nc, err := nats.Connect(ns.ClientURL(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc, _ := natstest.Connect(t, ns.ClientURL(), opts...)
 	rep := &memReplica{m: game.New(), nc: nc}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -195,7 +177,7 @@ func startClusterWith(t testing.TB, users []*server.User) *cluster {
 	}
 	cl := &cluster{natsURL: ns.ClientURL(), nsrv: ns, grpcAddr: ln.Addr().String(), rep: rep, nc: nc}
 	gs := grpc.NewServer(grpc.UnaryInterceptor(cl.reads.intercept))
-	api.New(rep, testLogger(t)).Register(gs)
+	api.New(rep, harness.Logger()).Register(gs)
 	hs := health.NewServer()
 	hs.SetServingStatus(hangmanv1.GameService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
@@ -249,7 +231,7 @@ func urlOf(ln net.Listener) string { return "http://" + ln.Addr().String() }
 func startRelayOn(t testing.TB, cl *cluster, ln net.Listener, mod func(*Config)) *testRelay {
 	t.Helper()
 	u := urlOf(ln)
-	cfg := Config{Name: "test-" + ln.Addr().String(), PublicURL: u, NATSURLs: []string{cl.natsURL}, GRPCAddrs: []string{cl.grpcAddr}, Logger: testLogger(t), HeartbeatInterval: 200 * time.Millisecond,
+	cfg := Config{Name: "test-" + ln.Addr().String(), PublicURL: u, NATSURLs: []string{cl.natsURL}, GRPCAddrs: []string{cl.grpcAddr}, Logger: harness.Logger(), HeartbeatInterval: 200 * time.Millisecond,
 		NATSUser: cl.relayUser, NATSPassword: cl.relayPassword}
 	if mod != nil {
 		mod(&cfg)
@@ -323,6 +305,34 @@ func dial(t testing.TB, base string, hdr http.Header) (*wsClient, *http.Response
 	return c, resp, nil
 }
 
+// refusedUpgrade dials base with hdr and fails unless the relay refuses
+// the websocket with status and an error body with code and a message.
+func refusedUpgrade(t testing.TB, base string, hdr http.Header, status int, code string) {
+	t.Helper()
+	_, resp, err := dial(t, base, hdr)
+	if err == nil || resp == nil || resp.StatusCode != status {
+		t.Fatalf("dial %s: err %v resp %v, want status %d", base, err, resp, status)
+	}
+	var ef errorFrame
+	_ = json.NewDecoder(resp.Body).Decode(&ef)
+	if ef.Type != "error" || ef.Code != code || ef.Message == "" {
+		t.Fatalf("refusal body %+v, want an error with code %s and a message", ef, code)
+	}
+}
+
+// waitAccepted waits until the relay at base accepts a websocket dialled
+// with hdr, which it then closes; what names the wait.
+func waitAccepted(t testing.TB, base string, hdr http.Header, what string) {
+	t.Helper()
+	harness.EventuallyTrue(t, waitFor, what, func() bool {
+		c, _, err := dial(t, base, hdr)
+		if err == nil {
+			_ = c.conn.Close()
+		}
+		return err == nil
+	})
+}
+
 func mustDial(t testing.TB, base string) *wsClient {
 	t.Helper()
 	c, _, err := dial(t, base, nil)
@@ -360,10 +370,7 @@ func (c *wsClient) readLoop() {
 					c.err = fmt.Errorf("bad event %s in state %s: %v", f.Event, f.Data, err)
 					return
 				}
-				select {
-				case c.frames <- f:
-				default:
-					c.err = fmt.Errorf("test client buffer full")
+				if !c.push(f) {
 					return
 				}
 				f = ev
@@ -381,19 +388,23 @@ func (c *wsClient) readLoop() {
 				return
 			}
 		}
-		select {
-		case c.frames <- f:
-		default:
-			c.err = fmt.Errorf("test client buffer full")
+		if !c.push(f) {
 			return
 		}
 	}
 }
 
-// tokenOf is the token the tests' player brings to its joins: a page draws
-// its own, so the same player on two connections (a reload, a failover)
-// holds the same one.
-func tokenOf(player string) string { return "token-of-" + player + "-0123456789abcdef" }
+// push hands f to the test, or says (false, and in c.err) that the test
+// has fallen too far behind to take it.
+func (c *wsClient) push(f frame) bool {
+	select {
+	case c.frames <- f:
+		return true
+	default:
+		c.err = errors.New("test client buffer full")
+		return false
+	}
+}
 
 // guess sends a guess as the joined player, with its token.
 func (c *wsClient) guess(letter, id string) {
@@ -520,19 +531,6 @@ func clipBytes(b []byte, n int) []byte {
 		return b[:n]
 	}
 	return b
-}
-
-// eventually polls cond until it holds, failing after a deadline. It waits
-// on a condition, never for a fixed time.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func httpGet(t testing.TB, u string, hdr http.Header) (int, []byte) {

@@ -1,48 +1,18 @@
 package relay
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
-// scrapeRelay reads the relay's /metrics into series -> value.
-func scrapeRelay(t *testing.T, tr *testRelay) map[string]float64 {
+// scrape reads the relay's /metrics.
+func (tr *testRelay) scrape(t *testing.T) map[string]float64 {
 	t.Helper()
-	code, body := httpGet(t, tr.url+"/metrics", nil)
-	if code != http.StatusOK {
-		t.Fatalf("GET /metrics = %d %.200s", code, body)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("bad metrics line %q: %v", line, err)
-		}
-		out[line[:i]] = v
-	}
-	return out
-}
-
-func mustSeries(t *testing.T, m map[string]float64, key string) float64 {
-	t.Helper()
-	v, ok := m[key]
-	if !ok {
-		t.Fatalf("series %s not exposed", key)
-	}
-	return v
+	return harness.MustScrape(t, tr.url+"/metrics")
 }
 
 const (
@@ -62,9 +32,9 @@ func TestMetricsFollowSessionsAndBroadcasts(t *testing.T) {
 	cl := startCluster(t)
 	cl.createRoom(t, "alpha")
 	tr := startRelay(t, cl, nil)
-	before := scrapeRelay(t, tr)
+	before := tr.scrape(t)
 	for _, k := range []string{connsSeries, roomsSeries, outSeries, inSeries, limitSeries, readySeries, slowSeries, originSeries} {
-		mustSeries(t, before, k)
+		harness.Series(t, before, k)
 	}
 	if before[connsSeries] != 0 || before[roomsSeries] != 0 {
 		t.Fatalf("fresh relay reports %v connections, %v rooms", before[connsSeries], before[roomsSeries])
@@ -72,7 +42,7 @@ func TestMetricsFollowSessionsAndBroadcasts(t *testing.T) {
 
 	a := mustDial(t, tr.url)
 	join(a, "alpha", "pa", "Ann")
-	joined := scrapeRelay(t, tr)
+	joined := tr.scrape(t)
 	if joined[connsSeries] != 1 || joined[roomsSeries] != 1 {
 		t.Fatalf("after a join: %v connections, %v rooms; want 1 and 1", joined[connsSeries], joined[roomsSeries])
 	}
@@ -82,18 +52,18 @@ func TestMetricsFollowSessionsAndBroadcasts(t *testing.T) {
 
 	// A change made elsewhere is broadcast to the session: its state,
 	// carrying its event, in one frame.
-	if _, err := cl.game.JoinRoom(t.Context(), &hangmanv1.JoinRoomRequest{Room: "alpha", PlayerId: "pb", Name: "Bob", Token: tokenOf("pb")}); err != nil {
+	if _, err := cl.game.JoinRoom(t.Context(), &hangmanv1.JoinRoomRequest{Room: "alpha", PlayerId: "pb", Name: "Bob", Token: harness.TokenOf("pb")}); err != nil {
 		t.Fatal(err)
 	}
 	a.expect("event", func(f frame) bool { return f.event.Player == "pb" })
-	eventually(t, "messages out to count the broadcast", func() bool {
-		return scrapeRelay(t, tr)[outSeries] >= joined[outSeries]+1
+	harness.EventuallyTrue(t, waitFor, "messages out to count the broadcast", func() bool {
+		return tr.scrape(t)[outSeries] >= joined[outSeries]+1
 	})
 
 	// Leaving empties the room and the connection count.
 	_ = a.conn.Close()
-	eventually(t, "connections and rooms back to 0", func() bool {
-		m := scrapeRelay(t, tr)
+	harness.EventuallyTrue(t, waitFor, "connections and rooms back to 0", func() bool {
+		m := tr.scrape(t)
 		return m[connsSeries] == 0 && m[roomsSeries] == 0
 	})
 }
@@ -106,10 +76,10 @@ func TestMetricsAreOwnedByEachRelay(t *testing.T) {
 	two := startRelay(t, cl, nil)
 	mustDial(t, one.url)
 	mustDial(t, one.url)
-	if got := scrapeRelay(t, one)[connsSeries]; got != 2 {
+	if got := one.scrape(t)[connsSeries]; got != 2 {
 		t.Fatalf("relay one: %v connections, want 2", got)
 	}
-	if got := scrapeRelay(t, two)[connsSeries]; got != 0 {
+	if got := two.scrape(t)[connsSeries]; got != 0 {
 		t.Fatalf("relay two: %v connections, want 0", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
@@ -27,7 +28,7 @@ func waitReadyz(t *testing.T, tr *testRelay, what string, code int, state string
 	t.Helper()
 	var got readyStatus
 	var gotCode int
-	eventually(t, what, func() bool {
+	harness.EventuallyTrue(t, waitFor, what, func() bool {
 		gotCode, got = readyz(t, tr)
 		return gotCode == code && got.State == state && got.Leader == leader && got.Ready == (code == http.StatusOK)
 	})
@@ -44,8 +45,8 @@ func TestReadinessTellsNoLeader(t *testing.T) {
 	cl := startCluster(t)
 	tr := startRelay(t, cl, nil)
 	waitReadyz(t, tr, "ready with a leader", http.StatusOK, StateReady, true)
-	m := scrapeRelay(t, tr)
-	if mustSeries(t, m, leaderSeries) != 1 || mustSeries(t, m, readySeries) != 1 {
+	m := tr.scrape(t)
+	if harness.Series(t, m, leaderSeries) != 1 || harness.Series(t, m, readySeries) != 1 {
 		t.Fatalf("with a leader: %s=%v %s=%v, want 1 and 1", leaderSeries, m[leaderSeries], readySeries, m[readySeries])
 	}
 
@@ -53,8 +54,8 @@ func TestReadinessTellsNoLeader(t *testing.T) {
 	service := hangmanv1.GameService_ServiceDesc.ServiceName
 	cl.health.SetServingStatus(service, healthpb.HealthCheckResponse_NOT_SERVING)
 	waitReadyz(t, tr, "no_leader, still ready", http.StatusOK, StateNoLeader, false)
-	m = scrapeRelay(t, tr)
-	if mustSeries(t, m, leaderSeries) != 0 || mustSeries(t, m, readySeries) != 1 {
+	m = tr.scrape(t)
+	if harness.Series(t, m, leaderSeries) != 0 || harness.Series(t, m, readySeries) != 1 {
 		t.Fatalf("no leader: %s=%v %s=%v, want 0 and 1", leaderSeries, m[leaderSeries], readySeries, m[readySeries])
 	}
 
@@ -64,7 +65,7 @@ func TestReadinessTellsNoLeader(t *testing.T) {
 	peer := startRelay(t, cl, func(c *Config) { c.GRPCAddrs = []string{other.grpcAddr} })
 	waitReadyz(t, peer, "the other relay ready", http.StatusOK, StateReady, true)
 	waitReadyz(t, tr, "cut off from the leader the other relay sees", http.StatusServiceUnavailable, StateNoLeader, false)
-	if v := mustSeries(t, scrapeRelay(t, tr), readySeries); v != 0 {
+	if v := harness.Series(t, tr.scrape(t), readySeries); v != 0 {
 		t.Fatalf("cut off: %s=%v, want 0", readySeries, v)
 	}
 
@@ -81,8 +82,8 @@ func TestRelaysBehindOnePublicURL(t *testing.T) {
 	shared := func(c *Config) { c.PublicURL = public }
 	a := startRelay(t, cl, shared)
 	b := startRelay(t, cl, shared)
-	eventually(t, "each relay hears the other", func() bool {
-		return mustSeries(t, scrapeRelay(t, a), "hangman_relay_peers") == 1 && mustSeries(t, scrapeRelay(t, b), "hangman_relay_peers") == 1
+	harness.EventuallyTrue(t, waitFor, "each relay hears the other", func() bool {
+		return harness.Series(t, a.scrape(t), "hangman_relay_peers") == 1 && harness.Series(t, b.scrape(t), "hangman_relay_peers") == 1
 	})
 	for _, tr := range []*testRelay{a, b} {
 		c, _, err := dial(t, tr.url, nil)

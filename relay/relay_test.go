@@ -15,15 +15,16 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/game"
 )
 
 func join(c *wsClient, room, player, name string) frame {
 	c.t.Helper()
-	c.send(map[string]any{"type": "join", "room": room, "playerId": player, "name": name, "id": "join-" + player, "token": tokenOf(player)})
+	c.send(map[string]any{"type": "join", "room": room, "playerId": player, "name": name, "id": "join-" + player, "token": harness.TokenOf(player)})
 	f, _ := c.expect("ack", func(f frame) bool { return f.Op == "join" })
-	c.token = tokenOf(player)
+	c.token = harness.TokenOf(player)
 	return f
 }
 
@@ -58,22 +59,22 @@ func TestSubscribesOnlyToWatchedRooms(t *testing.T) {
 	cl.createRoom(t, "beta")
 	cl.createRoom(t, "gamma") // nobody watches it
 	tr := startRelay(t, cl, nil)
-	eventually(t, "no room subscription before anyone joins", func() bool { return roomSubs(cl, tr) == 0 })
+	harness.EventuallyTrue(t, waitFor, "no room subscription before anyone joins", func() bool { return roomSubs(cl, tr) == 0 })
 
 	a1 := mustDial(t, tr.url)
 	join(a1, "alpha", "p1", "one")
-	eventually(t, "one subscription", func() bool { return roomSubs(cl, tr) == 1 })
+	harness.EventuallyTrue(t, waitFor, "one subscription", func() bool { return roomSubs(cl, tr) == 1 })
 	a2 := mustDial(t, tr.url)
 	join(a2, "alpha", "p2", "two")
 	b := mustDial(t, tr.url)
 	join(b, "beta", "p3", "three")
-	eventually(t, "two subscriptions", func() bool { return roomSubs(cl, tr) == 2 })
+	harness.EventuallyTrue(t, waitFor, "two subscriptions", func() bool { return roomSubs(cl, tr) == 2 })
 
 	// The last session of a room leaving drops the subscription: leave by
 	// message for one, by disconnecting for the others.
 	b.send(`{"type":"leave"}`)
 	b.expect("ack", func(f frame) bool { return f.Op == "leave" })
-	eventually(t, "beta unsubscribed", func() bool { return roomSubs(cl, tr) == 1 })
+	harness.EventuallyTrue(t, waitFor, "beta unsubscribed", func() bool { return roomSubs(cl, tr) == 1 })
 	_ = a1.conn.Close()
 	a2.send(`{"type":"ping"}`)
 	a2.expect("pong", nil)
@@ -81,8 +82,8 @@ func TestSubscribesOnlyToWatchedRooms(t *testing.T) {
 		t.Fatalf("alpha still has a watcher, got %d subscriptions", n)
 	}
 	_ = a2.conn.Close()
-	eventually(t, "no subscriptions left", func() bool { return roomSubs(cl, tr) == 0 })
-	eventually(t, "rooms forgotten", func() bool {
+	harness.EventuallyTrue(t, waitFor, "no subscriptions left", func() bool { return roomSubs(cl, tr) == 0 })
+	harness.EventuallyTrue(t, waitFor, "rooms forgotten", func() bool {
 		tr.roomsMu.Lock()
 		defer tr.roomsMu.Unlock()
 		return len(tr.rooms) == 0
@@ -309,23 +310,23 @@ func TestEventGapFetchesState(t *testing.T) {
 	// be done before the guesses: read after the unpublished guess below,
 	// it would tell the relay that state itself, and the last event would
 	// then follow a seq the relay did see (no gap to detect).
-	eventually(t, "the cold-cache fetch", func() bool { return tr.stats.fetches.Load() > 0 })
+	harness.EventuallyTrue(t, waitFor, "the cold-cache fetch", func() bool { return tr.stats.fetches.Load() > 0 })
 
 	// From now on only events are published. The first is consecutive;
 	// the relay cannot know the state changed until the second event says
 	// it followed a seq the relay never saw.
 	cl.rep.noStates.Store(true)
-	g1, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: "alpha", PlayerId: "pa", Letter: "e", Token: tokenOf("pa")})
+	g1, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: "alpha", PlayerId: "pa", Letter: "e", Token: harness.TokenOf("pa")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.expect("event", func(f frame) bool { return f.event.Seq == g1.GetIndex() })
 	cl.rep.noPublish.Store(true)
-	if _, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: "alpha", PlayerId: "pa", Letter: "t", Token: tokenOf("pa")}); err != nil {
+	if _, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: "alpha", PlayerId: "pa", Letter: "t", Token: harness.TokenOf("pa")}); err != nil {
 		t.Fatal(err)
 	}
 	cl.rep.noPublish.Store(false)
-	g3, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: "alpha", PlayerId: "pa", Letter: "o", Token: tokenOf("pa")})
+	g3, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: "alpha", PlayerId: "pa", Letter: "o", Token: harness.TokenOf("pa")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,28 +480,14 @@ func TestOriginCheck(t *testing.T) {
 	tr := startRelay(t, cl, func(c *Config) { c.AllowedOrigins = []string{"https://game.example", urlOf(peerLn)} })
 	peer := startRelayOn(t, cl, peerLn, nil)
 
-	_, resp, err := dial(t, tr.url, http.Header{"Origin": {"http://evil.example"}})
-	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("foreign origin: err %v resp %v", err, resp)
-	}
-	var ef errorFrame
-	_ = json.NewDecoder(resp.Body).Decode(&ef)
-	if ef.Type != "error" || ef.Code != CodeOriginForbidden {
-		t.Fatalf("refusal body %+v", ef)
-	}
+	refusedUpgrade(t, tr.url, http.Header{"Origin": {"http://evil.example"}}, http.StatusForbidden, CodeOriginForbidden)
 	for _, origin := range []string{
 		"https://game.example", // configured
 		tr.url,                 // its own page
 		strings.Replace(tr.url, "127.0.0.1", "localhost", 1), // same, by another loopback name
 		peer.url, // a relay it is configured to trust
 	} {
-		eventually(t, "origin "+origin+" accepted", func() bool {
-			c, _, err := dial(t, tr.url, http.Header{"Origin": {origin}})
-			if err == nil {
-				_ = c.conn.Close()
-			}
-			return err == nil
-		})
+		waitAccepted(t, tr.url, http.Header{"Origin": {origin}}, "origin "+origin+" accepted")
 	}
 	if tr.stats.originRefused.Load() != 1 {
 		t.Fatalf("refused %d origins", tr.stats.originRefused.Load())
@@ -512,23 +499,9 @@ func TestMaxConns(t *testing.T) {
 	tr := startRelay(t, cl, func(c *Config) { c.MaxConns = 2 })
 	a := mustDial(t, tr.url)
 	mustDial(t, tr.url)
-	_, resp, err := dial(t, tr.url, nil)
-	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("third connection: err %v resp %v", err, resp)
-	}
-	var ef errorFrame
-	_ = json.NewDecoder(resp.Body).Decode(&ef)
-	if ef.Code != CodeTooManyConns {
-		t.Fatalf("refusal body %+v", ef)
-	}
+	refusedUpgrade(t, tr.url, nil, http.StatusServiceUnavailable, CodeTooManyConns)
 	_ = a.conn.Close()
-	eventually(t, "a slot freed", func() bool {
-		c, _, err := dial(t, tr.url, nil)
-		if err == nil {
-			_ = c.conn.Close()
-		}
-		return err == nil
-	})
+	waitAccepted(t, tr.url, nil, "a slot freed")
 }
 
 // TestSlowClientServedLatestState: a browser that stops reading for a
@@ -560,7 +533,7 @@ func TestSlowClientServedLatestState(t *testing.T) {
 	if err := slow.WriteMessage(websocket.TextMessage, []byte(`{"type":"watch","room":"alpha"}`)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "slow client watching", func() bool {
+	harness.EventuallyTrue(t, waitFor, "slow client watching", func() bool {
 		tr.roomsMu.Lock()
 		defer tr.roomsMu.Unlock()
 		return tr.rooms["alpha"] != nil && len(tr.rooms["alpha"].sessions) == 2
@@ -592,7 +565,7 @@ func TestSlowClientServedLatestState(t *testing.T) {
 	if n := tr.stats.slowDropped.Load(); n != 0 {
 		t.Fatalf("%d clients dropped for being slow", n)
 	}
-	if got := mustSeries(t, scrapeRelay(t, tr), "hangman_relay_superseded_total"); got < 20 {
+	if got := harness.Series(t, tr.scrape(t), "hangman_relay_superseded_total"); got < 20 {
 		t.Fatalf("hangman_relay_superseded_total %v, want ≥ 20", got)
 	}
 	// It reads again: everything still on its way, and then the latest
@@ -699,7 +672,7 @@ func TestWatchBeforeCreate(t *testing.T) {
 	c := mustDial(t, tr.url)
 	c.send(`{"type":"watch","room":"later"}`)
 	c.expect("ack", func(f frame) bool { return f.Op == "watch" })
-	eventually(t, "subscribed", func() bool { return roomSubs(cl, tr) == 1 })
+	harness.EventuallyTrue(t, waitFor, "subscribed", func() bool { return roomSubs(cl, tr) == 1 })
 	created := cl.createRoom(t, "later")
 	c.expect("state", stateWith("later", created.GetSeq()))
 	c.expect("event", func(f frame) bool { return f.event.Kind == game.EventRoomCreated })
@@ -750,7 +723,7 @@ func TestEventsRightAfterJoinAreDelivered(t *testing.T) {
 		if n := roomSubs(cl, tr); n != i+1 {
 			t.Fatalf("join of %s acknowledged with %d room subscriptions on the NATS server, want %d", room, n, i+1)
 		}
-		g, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: room, PlayerId: "pa", Letter: "e", Token: tokenOf("pa")})
+		g, err := cl.game.Guess(context.Background(), &hangmanv1.GuessRequest{Room: room, PlayerId: "pa", Letter: "e", Token: harness.TokenOf("pa")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/subjects"
 )
@@ -34,7 +35,7 @@ func TestSpectatorsCountedOverAllRelays(t *testing.T) {
 	cl.createRoom(t, "den")
 	cl.createRoom(t, "attic")
 	a, b := startRelay(t, cl, nil), startRelay(t, cl, nil)
-	eventually(t, "the relays know each other", func() bool {
+	harness.EventuallyTrue(t, waitFor, "the relays know each other", func() bool {
 		a.peersMu.Lock()
 		defer a.peersMu.Unlock()
 		return len(a.peers) == 1
@@ -95,7 +96,7 @@ func TestSpectatorCannotGuess(t *testing.T) {
 
 	spectator := mustDial(t, tr.url)
 	watchRoom(spectator, "den")
-	spectator.send(map[string]any{"type": "guess", "letter": "e", "id": "g1", "token": tokenOf("ann")})
+	spectator.send(map[string]any{"type": "guess", "letter": "e", "id": "g1", "token": harness.TokenOf("ann")})
 	if f := spectator.answer("g1"); f.Code != CodeNotJoined {
 		t.Fatalf("a spectator's guess was answered %s, want %s", f.raw, CodeNotJoined)
 	}
