@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hangman/hangman/internal/harness"
 )
 
 // TestHealthCommand: `hangman health` passes on 200 and fails, saying why,
@@ -29,12 +30,11 @@ func TestHealthCommand(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr, err := harness.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead := "http://" + ln.Addr().String() + "/readyz"
-	_ = ln.Close()
+	dead := "http://" + deadAddr + "/readyz"
 
 	cases := []struct {
 		name string

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
@@ -22,13 +22,8 @@ import (
 func nodeArgs(t *testing.T, dataDir string) (args []string, grpcAddr, httpAddr string) {
 	t.Helper()
 	addrs := make([]string, 6)
-	for i := range addrs {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs[i] = l.Addr().String()
-		defer l.Close()
+	for i, p := range harness.FreePorts(t, len(addrs)) {
+		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 	}
 	return []string{"--id", "solo", "--data-dir", dataDir, "--bootstrap-expect", "1", "--log-level", "error",
 		"--grpc-addr", addrs[0], "--raft-addr", addrs[1], "--serf-addr", addrs[2],
@@ -40,28 +35,16 @@ func nodeArgs(t *testing.T, dataDir string) (args []string, grpcAddr, httpAddr s
 func runNodeUntil(t *testing.T, args []string, grpcAddr, httpAddr string, check func(hangmanv1.GameServiceClient)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- runNode(ctx, args) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + httpAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case err := <-done:
-			cancel()
-			t.Fatalf("hangman node %s exited: %v", strings.Join(args, " "), err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("node not ready: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var runErr error
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		runErr = runNode(ctx, args)
+	}()
+	if err := harness.WaitHTTP(ctx, "http://"+httpAddr+"/readyz", 20*time.Second, exited); err != nil {
+		cancel()
+		<-exited
+		t.Fatalf("hangman node %s: %v (it returned %v)", strings.Join(args, " "), err, runErr)
 	}
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -70,8 +53,9 @@ func runNodeUntil(t *testing.T, args []string, grpcAddr, httpAddr string, check 
 	check(hangmanv1.NewGameServiceClient(conn))
 	conn.Close()
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("node stopped with %v", err)
+	<-exited
+	if runErr != nil {
+		t.Fatalf("node stopped with %v", runErr)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hangman/hangman/internal/harness"
 )
 
 // fakeRelay is an HTTP server standing for a relay: /readyz answers as
@@ -110,22 +112,18 @@ func startTestProxy(t *testing.T, relays func() []*fakeRelay) (string, *proxy) {
 // waitIdle waits until the proxy holds no connection to any relay.
 func waitIdle(t *testing.T, p *proxy) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	harness.Eventually(t, 10*time.Second, "the proxy to close its connections", func() error {
 		p.mu.Lock()
+		defer p.mu.Unlock()
 		open := 0
 		for _, b := range p.backends {
 			open += b.conns
 		}
-		p.mu.Unlock()
-		if open == 0 {
-			return
+		if open != 0 {
+			return fmt.Errorf("the proxy still counts %d open connections", open)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the proxy still counts %d open connections", open)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // get fetches / through the proxy on a fresh connection and returns the
@@ -146,8 +144,7 @@ func get(t *testing.T, addr string) (int, string) {
 // relays named in want (and, when want is empty, are refused with 503).
 func waitServed(t *testing.T, addr string, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	harness.Eventually(t, 10*time.Second, fmt.Sprintf("requests through the proxy to reach exactly %v", want), func() error {
 		seen := map[string]bool{}
 		bad := ""
 		for range 4 * max(1, len(want)) {
@@ -166,14 +163,11 @@ func waitServed(t *testing.T, addr string, want ...string) {
 		for _, w := range want {
 			ok = ok && seen[w]
 		}
-		if ok {
-			return
+		if !ok {
+			return fmt.Errorf("they reached %v (%s)", seen, bad)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("requests through the proxy reached %v (%s), want exactly %v", seen, bad, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestProxySpreadsOverReadyRelays: the proxy gives connections to every

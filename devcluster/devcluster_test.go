@@ -1,7 +1,6 @@
 package devcluster
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"math/rand/v2"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -138,7 +136,7 @@ func TestNatsCLIWatchesGamesAndListsServices(t *testing.T) {
 		return errors.New("no node leads")
 	})
 	sub := exec.CommandContext(ctx, natsCLI, "--server", leaderURL, "sub", "hangman.room.clitest.>", "--count", "4")
-	var out safeBuffer
+	var out harness.SyncBuffer
 	sub.Stdout, sub.Stderr = &out, &out
 	if err := sub.Start(); err != nil {
 		t.Fatal(err)
@@ -211,22 +209,4 @@ func TestNatsCLIWatchesGamesAndListsServices(t *testing.T) {
 	if published < 2 {
 		t.Errorf("nats micro stats shows %d events published by the leader, want at least 2:\n%s", published, stats)
 	}
-}
-
-// safeBuffer is a bytes.Buffer safe for a writing process and a reading test.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
