@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 
 	"github.com/hangman/hangman/internal/browsertest"
+	"github.com/hangman/hangman/internal/harness"
 )
 
 // browser is one player's Chromium tab (browsertest.Browser) with the
@@ -99,40 +99,22 @@ func (p *composeProject) relayContainer(ctx context.Context, relayName string) s
 func (p *composeProject) checkPlayer(ctx context.Context, nodes []string, room, name string, letters ...string) uint64 {
 	p.t.Helper()
 	var seq uint64
-	for _, n := range nodes {
-		p.poll(ctx, fmt.Sprintf("player %s in room %s on %s with %v", name, room, n, letters), time.Minute, func(ctx context.Context) error {
-			c, err := p.conn(ctx, n)
-			if err != nil {
-				return err
+	p.checkReplicas(ctx, nodes, room, fmt.Sprintf("with player %s and %v", name, letters), func(st *hangmanv1.RoomState) error {
+		seats := 0
+		for _, pl := range st.GetPlayers() {
+			if pl.GetName() == name {
+				seats++
 			}
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			resp, err := hangmanv1.NewGameServiceClient(c).GetRoom(ctx, &hangmanv1.GetRoomRequest{
-				Room: room, Consistency: hangmanv1.Consistency_CONSISTENCY_STALE,
-			})
-			if err != nil {
-				return err
-			}
-			st := resp.GetState()
-			seats := 0
-			for _, pl := range st.GetPlayers() {
-				if pl.GetName() == name {
-					seats++
-				}
-			}
-			if seats != 1 {
-				return fmt.Errorf("%d players called %s in %v", seats, name, st.GetPlayers())
-			}
-			all := append(slices.Clone(st.GetGuessed()), st.GetWrong()...)
-			for _, l := range letters {
-				if !slices.Contains(all, l) {
-					return fmt.Errorf("letter %s missing from %v", l, all)
-				}
-			}
-			seq = max(seq, st.GetSeq())
-			return nil
-		})
-	}
+		}
+		if seats != 1 {
+			return fmt.Errorf("%d players called %s in %v", seats, name, st.GetPlayers())
+		}
+		if err := missingLetters(st, letters); err != nil {
+			return err
+		}
+		seq = max(seq, st.GetSeq())
+		return nil
+	})
 	return seq
 }
 
@@ -150,7 +132,7 @@ func (p *composeProject) guessUntilAcked(ctx context.Context, nodes []string, ro
 			p.t.Fatal(err)
 		}
 		actx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		resp, err := hangmanv1.NewGameServiceClient(c).Guess(actx, &hangmanv1.GuessRequest{Room: room, PlayerId: player, Letter: letter, RequestId: reqID, Token: tokenOf(player)})
+		resp, err := hangmanv1.NewGameServiceClient(c).Guess(actx, &hangmanv1.GuessRequest{Room: room, PlayerId: player, Letter: letter, RequestId: reqID, Token: harness.TokenOf(player)})
 		cancel()
 		if err == nil {
 			return resp.GetState().GetSeq()

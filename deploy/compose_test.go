@@ -32,6 +32,7 @@ import (
 	"github.com/hangman/hangman/tlsutil"
 
 	"github.com/hangman/hangman/internal/browsertest"
+	"github.com/hangman/hangman/internal/harness"
 )
 
 // TestCompose runs deploy/compose.yaml with compose.secure.yaml on the local
@@ -763,13 +764,25 @@ func (p *composeProject) createRoom(ctx context.Context, nodes []string, room st
 	})
 }
 
-// checkCommitted reads the room from each node's own replica (a stale
-// read, so it shows what that node has applied) until it is at seq >=
-// minSeq with every letter guessed.
+// checkCommitted reads the room from each node's own replica until it is
+// at seq >= minSeq with every letter guessed.
 func (p *composeProject) checkCommitted(ctx context.Context, nodes []string, room string, minSeq uint64, letters ...string) {
 	p.t.Helper()
+	p.checkReplicas(ctx, nodes, room, fmt.Sprintf("at seq >= %d with %v", minSeq, letters), func(st *hangmanv1.RoomState) error {
+		if st.GetSeq() < minSeq {
+			return fmt.Errorf("seq %d", st.GetSeq())
+		}
+		return missingLetters(st, letters)
+	})
+}
+
+// checkReplicas reads room from each node's own replica (a stale read, so
+// it shows what that node has applied) until check passes on it; what
+// says what check waits for.
+func (p *composeProject) checkReplicas(ctx context.Context, nodes []string, room, what string, check func(*hangmanv1.RoomState) error) {
+	p.t.Helper()
 	for _, n := range nodes {
-		p.poll(ctx, fmt.Sprintf("room %s on %s at seq >= %d with %v", room, n, minSeq, letters), time.Minute, func(ctx context.Context) error {
+		p.poll(ctx, fmt.Sprintf("room %s on %s %s", room, n, what), time.Minute, func(ctx context.Context) error {
 			c, err := p.conn(ctx, n)
 			if err != nil {
 				return err
@@ -782,19 +795,21 @@ func (p *composeProject) checkCommitted(ctx context.Context, nodes []string, roo
 			if err != nil {
 				return err
 			}
-			st := resp.GetState()
-			if st.GetSeq() < minSeq {
-				return fmt.Errorf("seq %d", st.GetSeq())
-			}
-			all := append(slices.Clone(st.GetGuessed()), st.GetWrong()...)
-			for _, l := range letters {
-				if !slices.Contains(all, l) {
-					return fmt.Errorf("letter %s missing from guessed %v wrong %v", l, st.GetGuessed(), st.GetWrong())
-				}
-			}
-			return nil
+			return check(resp.GetState())
 		})
 	}
+}
+
+// missingLetters says which of letters st has not had guessed, nil when
+// none.
+func missingLetters(st *hangmanv1.RoomState, letters []string) error {
+	all := append(slices.Clone(st.GetGuessed()), st.GetWrong()...)
+	for _, l := range letters {
+		if !slices.Contains(all, l) {
+			return fmt.Errorf("letter %s missing from guessed %v wrong %v", l, st.GetGuessed(), st.GetWrong())
+		}
+	}
+	return nil
 }
 
 // natsSub subscribes to subject through the NATS servers the nodes publish
@@ -1112,17 +1127,13 @@ func (w *wsClient) command(ctx context.Context, frame map[string]any) wsFrame {
 
 func (w *wsClient) join(ctx context.Context, room, player, name string) {
 	w.t.Helper()
-	w.command(ctx, map[string]any{"type": "join", "room": room, "playerId": player, "name": name, "token": tokenOf(player)})
+	w.command(ctx, map[string]any{"type": "join", "room": room, "playerId": player, "name": name, "token": harness.TokenOf(player)})
 }
-
-// tokenOf is the token the tests' player brings to every command, from any
-// relay: a browser draws its own and keeps it.
-func tokenOf(player string) string { return "token-of-" + player + "-0123456789abcdef" }
 
 // guess guesses a letter and returns the seq that committed it.
 func (w *wsClient) guess(ctx context.Context, room, player, letter string) uint64 {
 	w.t.Helper()
-	f := w.command(ctx, map[string]any{"type": "guess", "room": room, "playerId": player, "letter": letter, "token": tokenOf(player)})
+	f := w.command(ctx, map[string]any{"type": "guess", "room": room, "playerId": player, "letter": letter, "token": harness.TokenOf(player)})
 	if f.Seq == 0 {
 		w.t.Fatalf("relay %d: guess ack without seq: %+v", w.relay, f)
 	}
