@@ -64,6 +64,31 @@ const (
 
 func js(v string) string { b, _ := json.Marshal(v); return string(b) }
 
+// enterLobby picks a nickname and waits for the lobby's room list (or its
+// word that there are no rooms).
+func (b *browser) enterLobby(nickname string) {
+	b.T.Helper()
+	b.Do("set a nickname",
+		chromedp.SendKeys(chromedp.CSS("#name"), nickname),
+		chromedp.Click(chromedp.CSS("#name-btn")),
+	)
+	b.WaitJS("the lobby's room list", `document.querySelector("#rooms").children.length > 0 || !document.querySelector("#no-rooms").hidden`)
+}
+
+// createRoom is a player's first steps on the page: pick a nickname,
+// create room (10 wrong guesses allowed) and wait to be in its game.
+func (b *browser) createRoom(nickname, room string) {
+	b.T.Helper()
+	b.Do("set a nickname and create a room",
+		chromedp.SendKeys(chromedp.CSS("#name"), nickname),
+		chromedp.Click(chromedp.CSS("#name-btn")),
+		chromedp.SendKeys(chromedp.CSS("#new-room"), room),
+		chromedp.SetValue(chromedp.CSS("#max-wrong"), "10"),
+		chromedp.Click(chromedp.CSS("#create-btn")),
+	)
+	b.WaitJS("in the game", inGameJS)
+}
+
 // takeSeat is what a first visit through an invite link does: the page
 // shows the room to watch, with a form to pick a nickname and take a seat.
 func (b *browser) takeSeat(nickname string) {
@@ -91,11 +116,7 @@ func TestTwoBrowsersTwoRelays(t *testing.T) {
 	// Alice, on relay 1, creates the room from the lobby.
 	alice.Do("open the page", chromedp.Navigate(r1.url+"/"))
 	alice.WaitJS("connected", connectedJS)
-	alice.Do("set a nickname",
-		chromedp.SendKeys(chromedp.CSS("#name"), "Alice"),
-		chromedp.Click(chromedp.CSS("#name-btn")),
-	)
-	alice.WaitJS("the lobby's room list", `document.querySelector("#rooms").children.length > 0 || !document.querySelector("#no-rooms").hidden`)
+	alice.enterLobby("Alice")
 	alice.screenshot(filepath.Join(artifactsDir(t), "lobby.png"))
 	alice.Do("create a room",
 		chromedp.SendKeys(chromedp.CSS("#new-room"), room),
@@ -209,14 +230,7 @@ func TestGuessTypedWhileRejoining(t *testing.T) {
 	bob := newBrowser(t, "bob", 1000, 800)
 	bob.Do("open the page through the entry", chromedp.Navigate(entry+"/"))
 	bob.WaitJS("connected", connectedJS)
-	bob.Do("set a nickname and create a room",
-		chromedp.SendKeys(chromedp.CSS("#name"), "Bob"),
-		chromedp.Click(chromedp.CSS("#name-btn")),
-		chromedp.SendKeys(chromedp.CSS("#new-room"), room),
-		chromedp.SetValue(chromedp.CSS("#max-wrong"), "10"),
-		chromedp.Click(chromedp.CSS("#create-btn")),
-	)
-	bob.WaitJS("in the game", inGameJS)
+	bob.createRoom("Bob", room)
 	bob.Do("type e", chromedp.KeyEvent("e"))
 	bob.WaitJS("e applied", applied("e"))
 

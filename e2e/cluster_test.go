@@ -120,14 +120,7 @@ func TestClusterViewSurvivesLeaderStop(t *testing.T) {
 	room := uniqueRoom("chaos")
 	player.Do("open the page", chromedp.Navigate(r2+"/"))
 	player.WaitJS("connected", connectedJS)
-	player.Do("set a nickname and create a room",
-		chromedp.SendKeys(chromedp.CSS("#name"), "Pat"),
-		chromedp.Click(chromedp.CSS("#name-btn")),
-		chromedp.SendKeys(chromedp.CSS("#new-room"), room),
-		chromedp.SetValue(chromedp.CSS("#max-wrong"), "10"),
-		chromedp.Click(chromedp.CSS("#create-btn")),
-	)
-	player.WaitJS("in the game", inGameJS)
+	player.createRoom("Pat", room)
 	guess := func(what string) {
 		t.Helper()
 		var letter string

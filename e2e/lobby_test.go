@@ -23,11 +23,7 @@ func TestLiveLobby(t *testing.T) {
 	bob := newBrowser(t, "bob", 1000, 800)
 	bob.Do("open the lobby", chromedp.Navigate(r2.url+"/"))
 	bob.WaitJS("connected", connectedJS)
-	bob.Do("set a nickname",
-		chromedp.SendKeys(chromedp.CSS("#name"), "Bob"),
-		chromedp.Click(chromedp.CSS("#name-btn")),
-	)
-	bob.WaitJS("the lobby's room list", `document.querySelector("#rooms").children.length > 0 || !document.querySelector("#no-rooms").hidden`)
+	bob.enterLobby("Bob")
 	// A reload would lose this mark.
 	var marked bool
 	bob.Eval(`window.noReload = true`, &marked)

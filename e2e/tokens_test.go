@@ -24,14 +24,7 @@ func TestSeatBelongsToItsBrowser(t *testing.T) {
 	mallory := newBrowser(t, "mallory", 1000, 800)
 	alice.Do("open the page", chromedp.Navigate(r1.url+"/"))
 	alice.WaitJS("connected", connectedJS)
-	alice.Do("set a nickname and create a room",
-		chromedp.SendKeys(chromedp.CSS("#name"), "Alice"),
-		chromedp.Click(chromedp.CSS("#name-btn")),
-		chromedp.SendKeys(chromedp.CSS("#new-room"), room),
-		chromedp.SetValue(chromedp.CSS("#max-wrong"), "10"),
-		chromedp.Click(chromedp.CSS("#create-btn")),
-	)
-	alice.WaitJS("in the game", inGameJS)
+	alice.createRoom("Alice", room)
 	for _, l := range []string{"e", "a", "o"} {
 		alice.Do("type "+l, chromedp.KeyEvent(l))
 		alice.WaitJS(l+" applied", fmt.Sprintf(`document.querySelector('#keyboard [data-letter="%s"]').disabled && !document.querySelector('#keyboard [data-letter="%s"]').classList.contains("pending")`, l, l))
