@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os/exec"
 	"runtime"
-	"sync"
 	"syscall"
 	"time"
 
@@ -85,14 +84,7 @@ func (f *injector) listRooms(ctx context.Context) (map[string]uint64, error) {
 // everything again pointed at them, with NATS observers following.
 func (f *injector) moveAll(ctx context.Context, ips []string) error {
 	lab := f.lab
-	var wg sync.WaitGroup
-	for _, r := range lab.Relays {
-		wg.Go(func() { r.Proc.stop(5 * time.Second) })
-	}
-	for _, n := range lab.Nodes {
-		wg.Go(func() { n.Proc.stop(5 * time.Second) })
-	}
-	wg.Wait()
+	lab.stopAll()
 	for i, n := range lab.Nodes {
 		if err := lab.net.readdress(i, ips[i]); err != nil {
 			return err

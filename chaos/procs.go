@@ -627,9 +627,9 @@ func (l *Lab) WaitLeader(ctx context.Context, timeout time.Duration) (int, error
 	return i, err
 }
 
-// Close stops every process, unmounts the data tmpfs and removes the
-// network.
-func (l *Lab) Close() {
+// stopAll stops every relay and node at once, each given 5 s to exit
+// before it is killed.
+func (l *Lab) stopAll() {
 	var wg sync.WaitGroup
 	for _, r := range l.Relays {
 		wg.Go(func() { r.Proc.stop(5 * time.Second) })
@@ -638,6 +638,12 @@ func (l *Lab) Close() {
 		wg.Go(func() { n.Proc.stop(5 * time.Second) })
 	}
 	wg.Wait()
+}
+
+// Close stops every process, unmounts the data tmpfs and removes the
+// network.
+func (l *Lab) Close() {
+	l.stopAll()
 	for _, n := range l.Nodes {
 		if c := n.conn.Load(); c != nil {
 			_ = c.Close()
