@@ -171,7 +171,7 @@ func TestFollowerForwardsWritesInBatches(t *testing.T) {
 	for range maxInflightForwards {
 		f.forwarder.inflight <- struct{}{}
 	}
-	calls, cmds := f.forwardCalls.Load(), f.forwarded.Load()
+	calls, cmds := f.forwarder.calls.Load(), f.forwarder.commands.Load()
 	cl := c.client(fi)
 	type answer struct {
 		room, letter string
@@ -210,10 +210,10 @@ func TestFollowerForwardsWritesInBatches(t *testing.T) {
 	wg.Wait()
 	close(answers)
 
-	if got := f.forwardCalls.Load() - calls; got != 1 {
+	if got := f.forwarder.calls.Load() - calls; got != 1 {
 		t.Errorf("%d forwarding calls, want 1", got)
 	}
-	if got := f.forwarded.Load() - cmds; got != 2*rooms {
+	if got := f.forwarder.commands.Load() - cmds; got != 2*rooms {
 		t.Errorf("%d commands forwarded, want %d", got, 2*rooms)
 	}
 	byRoom := map[string]map[string]uint64{}

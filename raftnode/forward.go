@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hashicorp/raft"
+
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/game"
@@ -46,11 +48,31 @@ const (
 	forwardTimeout = 5 * time.Second
 )
 
-// newForwarder returns the loop that carries n's writes to the leader.
-func newForwarder(n *Node) *batcher {
-	return newLoop(maxInflightForwards, packFirst, func(batch []*proposal) func() {
-		return func() { n.forwardBatch(batch) }
+// forwarder carries this node's writes to the leader while it follows:
+// the group-commit loop (the batcher it embeds) whose batches go out as
+// ReplicaService.Propose calls, and the counts of those calls and the
+// commands they carried, which the metrics read. It knows the node only
+// through where the leader is (raft, the leadership signal, and a
+// connection to the leader), which is all a call needs.
+type forwarder struct {
+	*batcher
+	raft    *raft.Raft
+	changed *leaderSignal
+	// conn returns a connection to the leader, nil when there is none
+	// (Node.LeaderConn).
+	conn func() *grpc.ClientConn
+	// calls and commands count the Propose calls and the commands they
+	// carried.
+	calls, commands atomic.Uint64
+}
+
+// newForwarder returns the loop that carries writes to the leader r knows.
+func newForwarder(r *raft.Raft, changed *leaderSignal, conn func() *grpc.ClientConn) *forwarder {
+	f := &forwarder{raft: r, changed: changed, conn: conn}
+	f.batcher = newLoop(maxInflightForwards, packFirst, func(batch []*proposal) func() {
+		return func() { f.send(batch) }
 	})
+	return f
 }
 
 // packFirst takes the first maxBatch proposals: the leader's batcher sorts
@@ -71,11 +93,11 @@ func (n *Node) Forward(ctx context.Context, room string, cmd []byte) (game.Resul
 	return r.res, r.index, r.err
 }
 
-// forwardBatch sends one batch to the leader and answers its proposals.
-func (n *Node) forwardBatch(batch []*proposal) {
-	changed := n.LeaderChanged()
-	_, leader := n.raft.LeaderWithID()
-	conn := n.LeaderConn()
+// send sends one batch to the leader and answers its proposals.
+func (f *forwarder) send(batch []*proposal) {
+	changed := f.changed.next()
+	_, leader := f.raft.LeaderWithID()
+	conn := f.conn()
 	if conn == nil {
 		fail(batch, api.ErrNotLeader)
 		return
@@ -90,15 +112,15 @@ func (n *Node) forwardBatch(batch []*proposal) {
 			case <-done:
 				return
 			}
-			changed = n.LeaderChanged()
-			if _, id := n.raft.LeaderWithID(); id != leader {
+			changed = f.changed.next()
+			if _, id := f.raft.LeaderWithID(); id != leader {
 				close(deposed)
 				return
 			}
 		}
 	}()
-	n.forwardCalls.Add(1)
-	n.forwarded.Add(uint64(len(batch)))
+	f.calls.Add(1)
+	f.commands.Add(uint64(len(batch)))
 	forward(hangmanv1.NewReplicaServiceClient(conn), batch, deposed)
 }
 
@@ -199,10 +221,7 @@ func (s *replicaService) Propose(ctx context.Context, req *hangmanv1.ProposeRequ
 		return out, nil
 	}
 	start := time.Now()
-	if k := int64(len(ps)); n.inflight.Add(k) == k {
-		n.inflightSince.Store(start.UnixNano())
-	}
-	defer n.inflight.Add(-int64(len(ps)))
+	defer n.inflight.add(len(ps), start)()
 	waits := make([]func() proposed, len(ps))
 	cancels := make([]context.CancelFunc, len(ps))
 	defer func() {

@@ -2,10 +2,40 @@ package raftnode
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 )
+
+// leaderSignal wakes everyone waiting for a leadership change: a channel
+// that each change closes and replaces. Raft tells one reader of each
+// change (NotifyCh, observers); through this, any number of waiters
+// (LeaderRead, forwarding, TransferLeadership) wait on a channel of their
+// own choosing, with their own deadline, and none misses a change that
+// happens between reading the state and waiting.
+type leaderSignal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newLeaderSignal() *leaderSignal { return &leaderSignal{ch: make(chan struct{})} }
+
+// next returns a channel closed at the next change: read it before
+// looking at the state, then wait on it.
+func (s *leaderSignal) next() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ch
+}
+
+// signal wakes every waiter.
+func (s *leaderSignal) signal() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.ch)
+	s.ch = make(chan struct{})
+}
 
 // notifyLoop consumes raft's NotifyCh (which must never block) and wakes
 // everyone waiting for a leadership change.
@@ -15,7 +45,7 @@ func (n *Node) notifyLoop(ctx context.Context, ch <-chan bool) {
 		case <-ctx.Done():
 			return
 		case <-ch:
-			n.signalLeaderChange()
+			n.leaderChanged.signal()
 		}
 	}
 }
@@ -39,7 +69,7 @@ func (n *Node) watchLeadership(ctx context.Context) {
 			return
 		case o := <-obs:
 			lo := o.Data.(raft.LeaderObservation)
-			n.signalLeaderChange()
+			n.leaderChanged.signal()
 			if lo.LeaderID == lastLeader {
 				continue
 			}
@@ -71,7 +101,7 @@ func (n *Node) becomeLeader(ctx context.Context) {
 		return
 	}
 	n.readyTerm.Store(term)
-	n.signalLeaderChange()
+	n.leaderChanged.signal()
 	// Start publishing and republish under the FSM lock, so the republished
 	// states sit in the queue exactly where the log is.
 	n.fsm.mu.RLock()

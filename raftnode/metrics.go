@@ -153,12 +153,12 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		return float64(n.pub.Stats().Failures)
 	})
 	counter("hangman_forward_calls_total", "Calls in which this node, following, handed writes to the leader (ReplicaService.Propose).", nil, func() float64 {
-		return float64(n.forwardCalls.Load())
+		return float64(n.forwarder.calls.Load())
 	})
 	counter("hangman_forwarded_commands_total", "Writes this node, following, handed to the leader; over hangman_forward_calls_total, the forwarding batch size.", nil, func() float64 {
-		return float64(n.forwarded.Load())
+		return float64(n.forwarder.commands.Load())
 	})
-	for loop, b := range map[string]*batcher{"propose": n.batcher, "forward": n.forwarder} {
+	for loop, b := range map[string]*batcher{"propose": n.batcher, "forward": n.forwarder.batcher} {
 		counter("hangman_proposals_dropped_total", "Writes dropped unsent because their callers gave up while they waited, by loop: propose (the leader's group commit) or forward (a follower's forwarding).", prometheus.Labels{"loop": loop}, func() float64 {
 			return float64(b.dropped.Load())
 		})

@@ -34,8 +34,8 @@ type Node struct {
 
 	fsm       *fsm
 	raft      *raft.Raft
-	batcher   *batcher // packs proposals into entries while leading
-	forwarder *batcher // carries writes to the leader while following
+	batcher   *batcher   // packs proposals into entries while leading
+	forwarder *forwarder // carries writes to the leader while following
 	logStore  *raftstore.Store
 	transport *raftTransport
 	// ident is this node's raft server id and how it finds other servers
@@ -64,9 +64,8 @@ type Node struct {
 	// metrics are the node's own Prometheus series (metrics.go).
 	metrics *nodeMetrics
 
-	// leadership
-	leaderMu      sync.Mutex
-	leaderChanged chan struct{}
+	// leaderChanged wakes the waiters for a leadership change.
+	leaderChanged *leaderSignal
 	// readyTerm is the term in which this node, as leader, has applied
 	// everything committed by earlier leaders (a barrier); linearizable
 	// reads wait for it.
@@ -75,13 +74,9 @@ type Node struct {
 	// stall is the stall watchdog's state (watchdog.go): whether this node
 	// gave up leadership because it could not commit, and so is unready.
 	stall *stallWatch
-	// inflight counts proposals waiting for raft; inflightSince is when
-	// the count last rose from zero (Unix nanoseconds).
-	inflight      atomic.Int64
-	inflightSince atomic.Int64
-	// forwardCalls and forwarded count this node's ReplicaService.Propose
-	// calls to the leader and the commands they carried.
-	forwardCalls, forwarded atomic.Uint64
+	// inflight counts the proposals waiting for raft, for the stall
+	// watchdog.
+	inflight inflightCount
 	// leaderCommit is the leader's commit index as last sampled (lag.go).
 	leaderCommit atomic.Uint64
 	// reclaimed counts the idle rooms and seats this node reclaimed
@@ -106,7 +101,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:           cfg,
 		log:           cfg.Logger.With("node", cfg.ID),
-		leaderChanged: make(chan struct{}),
+		leaderChanged: newLeaderSignal(),
 		members:       newMemberTable(),
 		reconcileCh:   make(chan struct{}, 1),
 		stall:         newStallWatch(cfg.StallTimeout, cfg.cutOffFor()),
@@ -264,7 +259,7 @@ func (n *Node) startRaft(ctx context.Context) error {
 	}
 	n.ident.raft.Store(n.raft)
 	n.batcher = newBatcher(n.raft, n.fsm.self)
-	n.forwarder = newForwarder(n)
+	n.forwarder = newForwarder(n.raft, n.leaderChanged, n.LeaderConn)
 	n.goRun(func() { n.batcher.run(ctx) })
 	n.goRun(func() { n.forwarder.run(ctx) })
 	n.goRun(func() { n.notifyLoop(ctx, notify) })

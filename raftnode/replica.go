@@ -34,12 +34,7 @@ func (n *Node) propose(ctx context.Context, room string, cmd []byte) (game.Resul
 	if n.raft.State() != raft.Leader {
 		return game.Result{}, 0, api.ErrNotLeader
 	}
-	// The stall watchdog counts proposals in flight, and when the first of
-	// them started.
-	if n.inflight.Add(1) == 1 {
-		n.inflightSince.Store(time.Now().UnixNano())
-	}
-	defer n.inflight.Add(-1)
+	defer n.inflight.add(1, time.Now())()
 	r := n.batcher.propose(ctx, room, cmd)
 	return r.res, r.index, r.err
 }
@@ -103,18 +98,7 @@ func (n *Node) Read(fn func(m *game.Machine)) uint64 {
 }
 
 // LeaderChanged returns a channel closed at the next leadership change.
-func (n *Node) LeaderChanged() <-chan struct{} {
-	n.leaderMu.Lock()
-	defer n.leaderMu.Unlock()
-	return n.leaderChanged
-}
-
-func (n *Node) signalLeaderChange() {
-	n.leaderMu.Lock()
-	close(n.leaderChanged)
-	n.leaderChanged = make(chan struct{})
-	n.leaderMu.Unlock()
-}
+func (n *Node) LeaderChanged() <-chan struct{} { return n.leaderChanged.next() }
 
 // LeaderConn returns a connection to the leader's gRPC server, or nil when
 // this node leads or no leader is known.

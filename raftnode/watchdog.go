@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -53,8 +54,8 @@ func (n *Node) stallSample() stallSample {
 	return stallSample{
 		Leader:        n.raft.State() == raft.Leader,
 		Term:          n.raft.CurrentTerm(),
-		Inflight:      n.inflight.Load(),
-		InflightSince: time.Unix(0, n.inflightSince.Load()),
+		Inflight:      n.inflight.n.Load(),
+		InflightSince: time.Unix(0, n.inflight.since.Load()),
 		Progress:      time.Unix(0, n.fsm.progress.Load()),
 	}
 }
@@ -92,6 +93,25 @@ func (n *Node) giveUpLeadership(term uint64) {
 	n.log.Error("leadership transfer failed; cutting this node off raft so the followers elect another leader", "for", n.stall.cutFor)
 	n.raftLayer.cutOff()
 	n.stall.cut(time.Now())
+}
+
+// inflightCount counts the proposals waiting for raft on this node, and
+// when the count last rose from zero: what the stall watchdog reads to
+// tell a leader whose writes make no progress from one with nothing to
+// write. Every path into raft (Propose, and the leader's end of
+// forwarding) counts through add.
+type inflightCount struct {
+	n     atomic.Int64
+	since atomic.Int64 // Unix nanoseconds
+}
+
+// add counts k more proposals, started at now; the returned func takes
+// them off again once they are answered.
+func (c *inflightCount) add(k int, now time.Time) (done func()) {
+	if c.n.Add(int64(k)) == int64(k) {
+		c.since.Store(now.UnixNano())
+	}
+	return func() { c.n.Add(-int64(k)) }
 }
 
 // stallAction is what stallWatch.tick asks the node to do.
