@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/hangman/hangman/services/api"
+	"github.com/hangman/hangman/services/game"
 )
 
 // nodeMetrics are a node's Prometheus series, served on /metrics of its
@@ -169,7 +170,8 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		}
 		return float64(n.pub.Stats().Republishes)
 	})
-	n.registerReclaimMetrics(reg)
+	registerCapMetrics(reg, n.cfg, n)
+	n.sweeper.register(reg)
 	gauge("hangman_publisher_leader", "1 while this node publishes (it leads and has applied everything earlier leaders committed).", func() float64 {
 		return b2f(n.pub != nil && n.pub.Stats().Leader)
 	})
@@ -213,6 +215,32 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	}, []string{"method"})
 	reg.MustRegister(m.grpcRequests, m.grpcSeconds)
 	return m
+}
+
+// registerCapMetrics adds the series of the caps to reg: each cap as
+// configured (the gRPC and lag caps too, so that every cap of a node is a
+// flag with a metric), and what the state in replica holds against them.
+func registerCapMetrics(reg *prometheus.Registry, cfg Config, replica stateReplica) {
+	gauge := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	counts := func() (rooms, seats int) {
+		replica.Read(func(m *game.Machine) { rooms, seats = m.Counts() })
+		return rooms, seats
+	}
+	gauge("hangman_rooms", "Rooms in this node's replica of the state; creation is refused at hangman_rooms_limit.", func() float64 {
+		r, _ := counts()
+		return float64(r)
+	})
+	gauge("hangman_rooms_limit", "The most rooms the cluster may hold, as this node proposes (--max-rooms).", func() float64 { return float64(cfg.MaxRooms) })
+	gauge("hangman_seats", "Players seated in all rooms of this node's replica; a room refuses joins at hangman_room_players_limit.", func() float64 {
+		_, s := counts()
+		return float64(s)
+	})
+	gauge("hangman_room_players_limit", "The most players of a room, as this node proposes (--max-players).", func() float64 { return float64(cfg.MaxPlayers) })
+	gauge("hangman_raft_max_lag_entries", "How many entries this node may trail the leader's commit index and still be ready (--max-lag); see hangman_raft_lag_entries.", func() float64 { return float64(cfg.MaxLag) })
+	gauge("hangman_grpc_header_list_limit_bytes", "The largest header list one gRPC call may carry (--grpc-max-header-bytes).", func() float64 { return float64(cfg.GRPCMaxHeaderBytes) })
+	gauge("hangman_grpc_streams_limit", "The most gRPC calls one connection may have open at once (--grpc-max-streams).", func() float64 { return float64(cfg.GRPCMaxStreams) })
 }
 
 // handler serves the registry in the Prometheus text format.

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,15 +14,10 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/hashicorp/serf/serf"
 	natsserver "github.com/nats-io/nats-server/v2/server"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 
 	"github.com/hangman/hangman/raftnode/natsembed"
 	"github.com/hangman/hangman/raftnode/publish"
 	"github.com/hangman/hangman/raftnode/raftstore"
-	"github.com/hangman/hangman/services/api"
 )
 
 // Node is one running game node. Create it with Start; stop it with Close.
@@ -51,15 +44,13 @@ type Node struct {
 
 	nats *natsembed.Server
 	pub  *publish.Publisher
-	// game is the GameService every client reaches: over gRPC, and over
-	// NATS through the game API's endpoints (gameapi.go).
-	game *api.Service
 
-	grpc   *grpc.Server
-	health *health.Server
-	http   *http.Server
-	pprof  *http.Server
-	conns  *connPool
+	// grpc is the gRPC server every client and peer reaches, with
+	// grpc.health.v1 (grpcserver.go).
+	grpc *grpcServer
+	// ops is the operator port (probes, metrics) and profiler (health.go).
+	ops   *opsServer
+	conns *connPool
 
 	// metrics are the node's own Prometheus series (metrics.go).
 	metrics *nodeMetrics
@@ -79,9 +70,9 @@ type Node struct {
 	inflight inflightCount
 	// leaderCommit is the leader's commit index as last sampled (lag.go).
 	leaderCommit atomic.Uint64
-	// reclaimed counts the idle rooms and seats this node reclaimed
-	// (reclaim.go).
-	reclaimed reclaimed
+	// sweeper proposes, while this node leads, the reclamation of idle
+	// rooms and seats and the timeouts of turns (reclaim.go).
+	sweeper *sweeper
 
 	grpcAdvertise string
 	raftAdvertise string
@@ -149,17 +140,20 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.startRaft(ctx); err != nil {
 		return err
 	}
+	n.sweeper = newSweeper(n, n.readyLeader, n.cfg, n.log)
 	if err := n.startSerf(); err != nil {
 		return err
 	}
 	n.metrics = newNodeMetrics(n)
-	if err := n.startGRPC(); err != nil {
+	game, err := n.startGRPC()
+	if err != nil {
 		return err
 	}
-	if err := n.addGameEndpoints(ctx, n.pub.Service(), n.game); err != nil {
+	if err := n.addGameEndpoints(ctx, n.pub.Service(), game); err != nil {
 		return err
 	}
-	if err := n.startHTTP(); err != nil {
+	n.ops = &opsServer{}
+	if err := n.ops.start(n.cfg, n.Ready, n.metrics.handler(), n.log, n.goRun); err != nil {
 		return err
 	}
 	n.goRun(func() { n.pub.Run(ctx) })
@@ -171,7 +165,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.goRun(func() { n.serfLoop(ctx) })
 	n.goRun(func() { n.joinLoop(ctx) })
 	n.goRun(func() { n.reconcileLoop(ctx) })
-	n.goRun(func() { n.reclaimLoop(ctx) })
+	n.goRun(func() { n.sweeper.run(ctx) })
 	n.log.Info("node started", "raft_id", n.ident.raftID, "grpc", n.grpcAdvertise, "raft", n.raftAdvertise, "serf", n.cfg.SerfAddr,
 		"nats", n.nats.ClientURL(), "bootstrap_expect", n.cfg.BootstrapExpect)
 	return nil
@@ -266,28 +260,6 @@ func (n *Node) startRaft(ctx context.Context) error {
 	return nil
 }
 
-func (n *Node) startGRPC() error {
-	ln, err := net.Listen("tcp", n.cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("grpc listen on %s: %w", n.cfg.GRPCAddr, err)
-	}
-	n.grpc = grpc.NewServer(append(append(grpcServerOptions(n.cfg), n.grpcServerCreds()...), n.metrics.grpcOptions()...)...)
-	n.game = api.New(n, n.log, api.WithLimits(api.Limits{MaxRooms: n.cfg.MaxRooms, MaxPlayers: n.cfg.MaxPlayers}),
-		api.WithNoLeaderTimeout(n.cfg.noLeaderTimeout()))
-	n.game.Register(n.grpc)
-	(&clusterService{node: n}).register(n.grpc)
-	(&replicaService{node: n}).register(n.grpc)
-	n.health = health.NewServer()
-	healthpb.RegisterHealthServer(n.grpc, n.health)
-	reflection.Register(n.grpc)
-	n.goRun(func() {
-		if err := n.grpc.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			n.log.Error("grpc server stopped", "err", err)
-		}
-	})
-	return nil
-}
-
 // ID returns the node's id.
 func (n *Node) ID() string { return n.cfg.ID }
 
@@ -314,14 +286,11 @@ func (n *Node) Close() error {
 		n.stop()
 	}
 	var errs []error
-	if n.http != nil {
-		_ = n.http.Close()
-	}
-	if n.pprof != nil {
-		_ = n.pprof.Close()
+	if n.ops != nil {
+		n.ops.close()
 	}
 	if n.grpc != nil {
-		n.grpc.Stop()
+		n.grpc.srv.Stop()
 	}
 	if n.serf != nil {
 		errs = append(errs, n.serf.Shutdown())

@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,22 +47,47 @@ const reclaimInflight = 256
 // the next begins when the timeout is proposed.
 const turnInterval = 250 * time.Millisecond
 
-// reclaimed counts what this node, leading, reclaimed, and the turns it
-// timed out.
-type reclaimed struct {
+// sweeper is the leader's proposer of its own commands over time: it
+// gives back idle rooms and seats, and ends the turns that ran out. It is
+// a type of its own so that what it depends on is in sight: the replica it
+// reads and proposes through, whether this node may judge the state as a
+// whole, the policy, and its counts, which the metrics read.
+type sweeper struct {
+	replica stateReplica
+	// ready reports whether this node leads and has applied everything
+	// earlier leaders committed (Node.readyLeader).
+	ready  func() bool
+	policy game.ReclaimPolicy
+	every  time.Duration // between sweeps for idle rooms and seats
+	log    *slog.Logger
+	// rooms, seats and turns count what this node, leading, reclaimed
+	// and the turns it timed out.
 	rooms, seats, turns atomic.Uint64
 }
 
-// policy returns the node's reclamation policy.
-func (n *Node) policy() game.ReclaimPolicy {
-	d := func(v time.Duration) time.Duration { return max(v, 0) }
-	return game.ReclaimPolicy{RoomIdle: d(n.cfg.RoomIdle), RoomOverIdle: d(n.cfg.RoomOverIdle), SeatIdle: d(n.cfg.SeatIdle)}
+// stateReplica is what the sweeper needs of the node: to read the state
+// and to propose commands as any caller does (api.Replica's part).
+type stateReplica interface {
+	Propose(ctx context.Context, room string, cmd []byte) (game.Result, uint64, error)
+	Read(fn func(m *game.Machine)) uint64
 }
 
-// reclaimLoop sweeps for idle rooms and seats every ReclaimInterval, and
-// for turns that ran out every turnInterval, while this node leads.
-func (n *Node) reclaimLoop(ctx context.Context) {
-	tick := time.NewTicker(n.cfg.ReclaimInterval)
+// newSweeper returns the sweeper of a node with cfg, proposing through
+// replica while ready.
+func newSweeper(replica stateReplica, ready func() bool, cfg Config, log *slog.Logger) *sweeper {
+	return &sweeper{replica: replica, ready: ready, policy: reclaimPolicy(cfg), every: cfg.ReclaimInterval, log: log}
+}
+
+// reclaimPolicy is the reclamation policy of cfg.
+func reclaimPolicy(cfg Config) game.ReclaimPolicy {
+	d := func(v time.Duration) time.Duration { return max(v, 0) }
+	return game.ReclaimPolicy{RoomIdle: d(cfg.RoomIdle), RoomOverIdle: d(cfg.RoomOverIdle), SeatIdle: d(cfg.SeatIdle)}
+}
+
+// run sweeps for idle rooms and seats every ReclaimInterval, and for turns
+// that ran out every turnInterval, while this node leads.
+func (w *sweeper) run(ctx context.Context) {
+	tick := time.NewTicker(w.every)
 	defer tick.Stop()
 	turns := time.NewTicker(turnInterval)
 	defer turns.Stop()
@@ -70,9 +96,9 @@ func (n *Node) reclaimLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			n.sweep(ctx, time.Now())
+			w.sweep(ctx, time.Now())
 		case <-turns.C:
-			n.sweepTurns(ctx, time.Now())
+			w.sweepTurns(ctx, time.Now())
 		}
 	}
 }
@@ -85,15 +111,15 @@ func (n *Node) readyLeader() bool {
 
 // sweepTurns proposes the timeout of every turn that ran out at now, if
 // this node is a ready leader, and returns how many were applied.
-func (n *Node) sweepTurns(ctx context.Context, now time.Time) int {
-	if !n.readyLeader() {
+func (w *sweeper) sweepTurns(ctx context.Context, now time.Time) int {
+	if !w.ready() {
 		return 0
 	}
 	var cmds []game.Command
-	n.Read(func(m *game.Machine) { cmds = m.TurnTimeouts(now, reclaimBatch) })
-	applied := n.proposeOwn(ctx, cmds, func(game.Command) { n.reclaimed.turns.Add(1) })
+	w.replica.Read(func(m *game.Machine) { cmds = m.TurnTimeouts(now, reclaimBatch) })
+	applied := w.proposeOwn(ctx, cmds, func(game.Command) { w.turns.Add(1) })
 	if applied > 0 {
-		n.log.Debug("timed out turns", "turns", applied)
+		w.log.Debug("timed out turns", "turns", applied)
 	}
 	return applied
 }
@@ -101,39 +127,38 @@ func (n *Node) sweepTurns(ctx context.Context, now time.Time) int {
 // sweep proposes the reclamation of what is idle at now, if this node is a
 // ready leader, round after round while rounds come back full. It returns
 // how many rooms and seats it reclaimed, and whether it led to the end.
-func (n *Node) sweep(ctx context.Context, now time.Time) (rooms, seats int, led bool) {
-	policy := n.policy()
+func (w *sweeper) sweep(ctx context.Context, now time.Time) (rooms, seats int, led bool) {
 	for ctx.Err() == nil {
-		if led = n.readyLeader(); !led {
+		if led = w.ready(); !led {
 			break
 		}
 		var cmds []game.Command
-		n.Read(func(m *game.Machine) { cmds = m.Reclaimable(now, policy, reclaimBatch) })
-		r, s := n.reclaim(ctx, cmds)
+		w.replica.Read(func(m *game.Machine) { cmds = m.Reclaimable(now, w.policy, reclaimBatch) })
+		r, s := w.reclaim(ctx, cmds)
 		rooms, seats = rooms+r, seats+s
 		if len(cmds) < reclaimBatch || r+s == 0 {
 			break
 		}
 	}
 	if rooms+seats > 0 {
-		n.log.Info("reclaimed idle rooms and seats", "rooms", rooms, "seats", seats)
+		w.log.Info("reclaimed idle rooms and seats", "rooms", rooms, "seats", seats)
 	}
 	return rooms, seats, led
 }
 
 // reclaim proposes cmds and counts those applied. A refused one is no
 // error: its player came back, or another sweep was first.
-func (n *Node) reclaim(ctx context.Context, cmds []game.Command) (rooms, seats int) {
+func (w *sweeper) reclaim(ctx context.Context, cmds []game.Command) (rooms, seats int) {
 	var mu sync.Mutex
-	n.proposeOwn(ctx, cmds, func(c game.Command) {
+	w.proposeOwn(ctx, cmds, func(c game.Command) {
 		mu.Lock()
 		defer mu.Unlock()
 		if c.Kind == game.KindDeleteRoom {
 			rooms++
-			n.reclaimed.rooms.Add(1)
+			w.rooms.Add(1)
 		} else {
 			seats++
-			n.reclaimed.seats.Add(1)
+			w.seats.Add(1)
 		}
 	})
 	return rooms, seats
@@ -143,7 +168,7 @@ func (n *Node) reclaim(ctx context.Context, cmds []game.Command) (rooms, seats i
 // reclaimInflight at once, calls applied (from any goroutine) for each one
 // applied, and returns how many were. A refused one is no error: what it
 // was for changed while it was on its way, or another copy came first.
-func (n *Node) proposeOwn(ctx context.Context, cmds []game.Command, applied func(game.Command)) int {
+func (w *sweeper) proposeOwn(ctx context.Context, cmds []game.Command, applied func(game.Command)) int {
 	var (
 		wg    sync.WaitGroup
 		slots = make(chan struct{}, reclaimInflight)
@@ -155,9 +180,9 @@ func (n *Node) proposeOwn(ctx context.Context, cmds []game.Command, applied func
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			res, _, err := n.Propose(ctx, c.Room, c.Encode())
+			res, _, err := w.replica.Propose(ctx, c.Room, c.Encode())
 			if err != nil || res.Err != nil || res.Event == nil {
-				n.log.Debug("leader's command not applied", "kind", c.Kind, "room", c.Room, "player", c.Player, "err", err, "refused", res.Err)
+				w.log.Debug("leader's command not applied", "kind", c.Kind, "room", c.Room, "player", c.Player, "err", err, "refused", res.Err)
 				return
 			}
 			count.Add(1)
@@ -168,40 +193,20 @@ func (n *Node) proposeOwn(ctx context.Context, cmds []game.Command, applied func
 	return int(count.Load())
 }
 
-// registerReclaimMetrics adds the series of the caps and of reclamation to
-// reg: each cap and idle time as configured (the gRPC and lag caps too, so
-// that every cap of a node is a flag with a metric), what the state holds against
-// the caps, and what this node reclaimed.
-func (n *Node) registerReclaimMetrics(reg *prometheus.Registry) {
-	gauge := func(name, help string, labels prometheus.Labels, f func() float64) {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, f))
-	}
-	counts := func() (rooms, seats int) {
-		n.Read(func(m *game.Machine) { rooms, seats = m.Counts() })
-		return rooms, seats
-	}
-	gauge("hangman_rooms", "Rooms in this node's replica of the state; creation is refused at hangman_rooms_limit.", nil, func() float64 {
-		r, _ := counts()
-		return float64(r)
-	})
-	gauge("hangman_rooms_limit", "The most rooms the cluster may hold, as this node proposes (--max-rooms).", nil, func() float64 { return float64(n.cfg.MaxRooms) })
-	gauge("hangman_seats", "Players seated in all rooms of this node's replica; a room refuses joins at hangman_room_players_limit.", nil, func() float64 {
-		_, s := counts()
-		return float64(s)
-	})
-	gauge("hangman_room_players_limit", "The most players of a room, as this node proposes (--max-players).", nil, func() float64 { return float64(n.cfg.MaxPlayers) })
-	gauge("hangman_raft_max_lag_entries", "How many entries this node may trail the leader's commit index and still be ready (--max-lag); see hangman_raft_lag_entries.", nil, func() float64 { return float64(n.cfg.MaxLag) })
-	gauge("hangman_grpc_header_list_limit_bytes", "The largest header list one gRPC call may carry (--grpc-max-header-bytes).", nil, func() float64 { return float64(n.cfg.GRPCMaxHeaderBytes) })
-	gauge("hangman_grpc_streams_limit", "The most gRPC calls one connection may have open at once (--grpc-max-streams).", nil, func() float64 { return float64(n.cfg.GRPCMaxStreams) })
-	p := n.policy()
-	for what, d := range map[string]time.Duration{"room": p.RoomIdle, "room_over": p.RoomOverIdle, "seat": p.SeatIdle} {
-		gauge("hangman_reclaim_idle_seconds", "How long a room in play (room), a finished or empty room (room_over) or a seat (seat) may stay idle before the leader reclaims it (--room-idle, --room-over-idle, --seat-idle); 0: never.",
-			prometheus.Labels{"what": what}, func() float64 { return d.Seconds() })
+// register adds the series of reclamation to reg: each idle time as
+// configured, and what this node reclaimed and timed out.
+func (w *sweeper) register(reg *prometheus.Registry) {
+	for what, d := range map[string]time.Duration{"room": w.policy.RoomIdle, "room_over": w.policy.RoomOverIdle, "seat": w.policy.SeatIdle} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "hangman_reclaim_idle_seconds",
+			Help:        "How long a room in play (room), a finished or empty room (room_over) or a seat (seat) may stay idle before the leader reclaims it (--room-idle, --room-over-idle, --seat-idle); 0: never.",
+			ConstLabels: prometheus.Labels{"what": what},
+		}, func() float64 { return d.Seconds() }))
 	}
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "hangman_turn_timeouts_total", Help: "Turns of timed rooms that ran out and that this node, leading, passed to the next player.",
-	}, func() float64 { return float64(n.reclaimed.turns.Load()) }))
-	for what, v := range map[string]*atomic.Uint64{"room": &n.reclaimed.rooms, "seat": &n.reclaimed.seats} {
+	}, func() float64 { return float64(w.turns.Load()) }))
+	for what, v := range map[string]*atomic.Uint64{"room": &w.rooms, "seat": &w.seats} {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "hangman_reclaimed_total", Help: "Idle rooms and seats this node, leading, reclaimed, by what.", ConstLabels: prometheus.Labels{"what": what},
 		}, func() float64 { return float64(v.Load()) }))

@@ -55,7 +55,7 @@ func TestReclaimExhaustWaitRecover(t *testing.T) {
 	if r, s := c.sweepAt(time.Now().Add(50 * time.Minute)); r+s != 0 {
 		t.Fatalf("reclaimed %d rooms and %d seats before the hour", r, s)
 	}
-	if r, s, led := c.nodes[fi].sweep(ctx, time.Now().Add(2*time.Hour)); r+s != 0 || led {
+	if r, s, led := c.nodes[fi].sweeper.sweep(ctx, time.Now().Add(2*time.Hour)); r+s != 0 || led {
 		t.Fatalf("a follower reclaimed %d rooms and %d seats (led: %v)", r, s, led)
 	}
 	if r, s := c.sweepAt(time.Now().Add(time.Hour + time.Minute)); r != 3 || s != 0 {
@@ -113,7 +113,7 @@ func TestReclaimExhaustWaitRecover(t *testing.T) {
 func (c *testCluster) sweepAt(now time.Time) (rooms, seats int) {
 	c.t.Helper()
 	for {
-		r, s, led := c.nodes[c.leader()].sweep(ctxT(c.t), now)
+		r, s, led := c.nodes[c.leader()].sweeper.sweep(ctxT(c.t), now)
 		if rooms, seats = rooms+r, seats+s; led {
 			return rooms, seats
 		}

@@ -43,12 +43,12 @@ func TestTurnsAcrossALeaderKill(t *testing.T) {
 	deadline := time.UnixMilli(first.Deadline)
 
 	// Before the deadline nothing is timed out; at it, the turn passes.
-	if got := c.nodes[li].sweepTurns(ctx, deadline.Add(-time.Millisecond)); got != 0 {
+	if got := c.nodes[li].sweeper.sweepTurns(ctx, deadline.Add(-time.Millisecond)); got != 0 {
 		t.Fatalf("%d turns timed out before the deadline", got)
 	}
 	var stale []game.Command
 	c.nodes[li].Read(func(m *game.Machine) { stale = m.TurnTimeouts(deadline, 10) })
-	if got := c.nodes[li].sweepTurns(ctx, deadline); got != 1 {
+	if got := c.nodes[li].sweeper.sweepTurns(ctx, deadline); got != 1 {
 		t.Fatalf("%d turns timed out at the deadline, want 1", got)
 	}
 	second := turn(c.nodes[li])
@@ -72,7 +72,7 @@ func TestTurnsAcrossALeaderKill(t *testing.T) {
 	}
 	// Its sweep at the old deadline finds nothing to do; its own loop, on
 	// the real clock, times out bob's turn once it runs out, and only once.
-	if got := c.nodes[ni].sweepTurns(ctx, deadline); got != 0 {
+	if got := c.nodes[ni].sweeper.sweepTurns(ctx, deadline); got != 0 {
 		t.Fatalf("new leader timed out %d turns at the old deadline", got)
 	}
 	harness.Eventually(t, 3*game.MinTurnSeconds*time.Second, "the new leader to time out bob's turn", func() error {
