@@ -2,13 +2,11 @@ package raftnode
 
 import (
 	"context"
-	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/hashicorp/serf/serf"
-
-	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
 // The leader reconciles serf's view of the cluster into the raft
@@ -41,15 +39,47 @@ import (
 // commit index and still count as caught up.
 const maxPromoteLag = 256
 
-// reconcileNow asks the reconcile loop to run soon.
-func (n *Node) reconcileNow() {
+// autopilot is the leader's reconciliation of serf's view into the raft
+// configuration (as above), apart from Node so that what it reads and
+// changes is in sight: raft, the member table, the peers it asks over
+// gRPC, and the limits it keeps to.
+type autopilot struct {
+	raft    *raft.Raft
+	members *memberTable
+	peers   *connPool
+	// self is this node's raft server id.
+	self raft.ServerID
+	// ready reports whether this node leads and has applied everything
+	// earlier leaders committed (Node.readyLeader): only then does it
+	// reconcile.
+	ready func() bool
+	// promoteAfter, reapAfter and minQuorum are Config's PromoteAfter,
+	// ReapAfter and MinQuorum.
+	promoteAfter, reapAfter time.Duration
+	minQuorum               int
+	log                     *slog.Logger
+	// kick asks the loop for a pass.
+	kick chan struct{}
+}
+
+// newAutopilot returns the autopilot of a node with cfg whose raft server
+// id is self.
+func newAutopilot(r *raft.Raft, members *memberTable, peers *connPool, self raft.ServerID, ready func() bool, cfg Config, log *slog.Logger) *autopilot {
+	return &autopilot{raft: r, members: members, peers: peers, self: self, ready: ready,
+		promoteAfter: cfg.PromoteAfter, reapAfter: cfg.ReapAfter, minQuorum: cfg.MinQuorum, log: log, kick: make(chan struct{}, 1)}
+}
+
+// now asks the reconcile loop to run soon.
+func (a *autopilot) now() {
 	select {
-	case n.reconcileCh <- struct{}{}:
+	case a.kick <- struct{}{}:
 	default:
 	}
 }
 
-func (n *Node) reconcileLoop(ctx context.Context) {
+// run reconciles every second, and when asked (now), while this node is a
+// ready leader.
+func (a *autopilot) run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -57,22 +87,24 @@ func (n *Node) reconcileLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		case <-n.reconcileCh:
+		case <-a.kick:
 		}
-		if n.raft.State() == raft.Leader && n.readyTerm.Load() == n.raft.CurrentTerm() {
-			n.reconcile(ctx)
+		if a.ready() {
+			a.reconcile(ctx)
 		}
 	}
 }
 
-func (n *Node) reconcile(ctx context.Context) {
-	cf := n.raft.GetConfiguration()
+// reconcile makes the first change to the raft configuration that is due,
+// by the rules above, if any: one per pass.
+func (a *autopilot) reconcile(ctx context.Context) {
+	cf := a.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
-		n.log.Warn("reconcile: read configuration", "err", err)
+		a.log.Warn("reconcile: read configuration", "err", err)
 		return
 	}
 	servers := cf.Configuration().Servers
-	if n.removeSuperseded(ctx, servers) {
+	if a.removeSuperseded(ctx, servers) {
 		return // one change per pass: the configuration just moved
 	}
 	inConfig := make(map[raft.ServerID]raft.Server, len(servers))
@@ -84,35 +116,35 @@ func (n *Node) reconcile(ctx context.Context) {
 		}
 	}
 	now := time.Now()
-	members := n.members.all()
+	members := a.members.all()
 	for _, m := range members {
 		s, ok := inConfig[m.RaftID]
 		switch {
 		case m.Status == serf.StatusAlive && !ok:
 			// Gossip alone is not proof: only a node that answers over
 			// gRPC (with a node certificate, when TLS is on) is added.
-			if _, err := n.statusOf(ctx, m); err != nil {
-				n.log.Debug("not adding a member that does not answer", "member", m.ID, "err", err)
+			if _, err := a.peers.status(ctx, m); err != nil {
+				a.log.Debug("not adding a member that does not answer", "member", m.ID, "err", err)
 				continue
 			}
-			n.log.Info("adding non-voter", "member", m.ID, "raft_id", m.RaftID, "raft", m.Raft)
-			if err := n.raft.AddNonvoter(m.RaftID, raft.ServerAddress(m.Raft), 0, 5*time.Second).Error(); err != nil {
-				n.log.Warn("add non-voter", "member", m.ID, "err", err)
+			a.log.Info("adding non-voter", "member", m.ID, "raft_id", m.RaftID, "raft", m.Raft)
+			if err := a.raft.AddNonvoter(m.RaftID, raft.ServerAddress(m.Raft), 0, 5*time.Second).Error(); err != nil {
+				a.log.Warn("add non-voter", "member", m.ID, "err", err)
 			}
 			return
 		case m.Status == serf.StatusAlive && s.Suffrage == raft.Nonvoter:
-			if now.Sub(m.Since) >= n.cfg.PromoteAfter && !n.olderIncarnationIn(servers, m) && n.caughtUp(ctx, m) {
-				n.log.Info("promoting to voter", "member", m.ID, "raft_id", m.RaftID)
-				if err := n.raft.AddVoter(s.ID, s.Address, 0, 5*time.Second).Error(); err != nil {
-					n.log.Warn("promote", "member", m.ID, "err", err)
+			if now.Sub(m.Since) >= a.promoteAfter && !a.olderIncarnationIn(servers, m) && a.caughtUp(ctx, m) {
+				a.log.Info("promoting to voter", "member", m.ID, "raft_id", m.RaftID)
+				if err := a.raft.AddVoter(s.ID, s.Address, 0, 5*time.Second).Error(); err != nil {
+					a.log.Warn("promote", "member", m.ID, "err", err)
 				}
 				return
 			}
-		case ok && (m.Status == serf.StatusFailed || m.Status == serf.StatusLeft) && m.RaftID != n.ident.raftID:
-			if now.Sub(m.Since) >= n.cfg.ReapAfter && n.canRemove(s, voters, members) {
-				n.log.Warn("removing dead server", "member", m.ID, "raft_id", s.ID, "status", m.Status.String(), "for", now.Sub(m.Since).Round(time.Second))
-				if err := n.raft.RemoveServer(s.ID, 0, 5*time.Second).Error(); err != nil {
-					n.log.Warn("remove server", "member", m.ID, "err", err)
+		case ok && (m.Status == serf.StatusFailed || m.Status == serf.StatusLeft) && m.RaftID != a.self:
+			if now.Sub(m.Since) >= a.reapAfter && a.canRemove(s, voters, members) {
+				a.log.Warn("removing dead server", "member", m.ID, "raft_id", s.ID, "status", m.Status.String(), "for", now.Sub(m.Since).Round(time.Second))
+				if err := a.raft.RemoveServer(s.ID, 0, 5*time.Second).Error(); err != nil {
+					a.log.Warn("remove server", "member", m.ID, "err", err)
 				}
 				return
 			}
@@ -127,23 +159,23 @@ func (n *Node) reconcile(ctx context.Context) {
 // change), and it is removed without the grace period and quorum floor
 // that protect servers that may come back. It reports whether it changed
 // the configuration.
-func (n *Node) removeSuperseded(ctx context.Context, servers []raft.Server) bool {
+func (a *autopilot) removeSuperseded(ctx context.Context, servers []raft.Server) bool {
 	for _, s := range servers {
-		if s.ID == n.ident.raftID {
+		if s.ID == a.self {
 			continue
 		}
-		m, ok := n.members.superseded(s.ID)
+		m, ok := a.members.superseded(s.ID)
 		if !ok {
 			continue
 		}
-		if _, err := n.statusOf(ctx, m); err != nil {
-			n.log.Debug("not removing a server superseded only in gossip", "raft_id", s.ID, "member", m.ID, "err", err)
+		if _, err := a.peers.status(ctx, m); err != nil {
+			a.log.Debug("not removing a server superseded only in gossip", "raft_id", s.ID, "member", m.ID, "err", err)
 			continue
 		}
-		n.log.Warn("removing a raft server whose node came back without its data, as a new server",
+		a.log.Warn("removing a raft server whose node came back without its data, as a new server",
 			"raft_id", s.ID, "suffrage", s.Suffrage.String(), "member", m.ID, "new_raft_id", m.RaftID)
-		if err := n.raft.RemoveServer(s.ID, 0, 5*time.Second).Error(); err != nil {
-			n.log.Warn("remove superseded server", "raft_id", s.ID, "err", err)
+		if err := a.raft.RemoveServer(s.ID, 0, 5*time.Second).Error(); err != nil {
+			a.log.Warn("remove superseded server", "raft_id", s.ID, "err", err)
 		}
 		return true
 	}
@@ -155,9 +187,9 @@ func (n *Node) removeSuperseded(ctx context.Context, servers []raft.Server) bool
 // one's removal has committed (raft takes one configuration change at a
 // time, each committed before the next): that is what makes its votes
 // safe, see raftTransport.
-func (n *Node) olderIncarnationIn(servers []raft.Server, m member) bool {
+func (a *autopilot) olderIncarnationIn(servers []raft.Server, m member) bool {
 	for _, s := range servers {
-		if s.ID != m.RaftID && n.members.nodeOf(s.ID) == m.ID {
+		if s.ID != m.RaftID && a.members.nodeOf(s.ID) == m.ID {
 			return true
 		}
 	}
@@ -165,12 +197,12 @@ func (n *Node) olderIncarnationIn(servers []raft.Server, m member) bool {
 }
 
 // canRemove applies the reaping limits to removing s.
-func (n *Node) canRemove(s raft.Server, voters int, members []member) bool {
+func (a *autopilot) canRemove(s raft.Server, voters int, members []member) bool {
 	if s.Suffrage != raft.Voter {
 		return true
 	}
 	remaining := voters - 1
-	if remaining < n.cfg.MinQuorum {
+	if remaining < a.minQuorum {
 		return false
 	}
 	healthy := 0
@@ -184,38 +216,12 @@ func (n *Node) canRemove(s raft.Server, voters int, members []member) bool {
 
 // caughtUp asks a non-voter over gRPC how far its log is, and compares it
 // with the leader's commit index.
-func (n *Node) caughtUp(ctx context.Context, m member) bool {
-	want := n.raft.CommitIndex()
-	st, err := n.statusOf(ctx, m)
+func (a *autopilot) caughtUp(ctx context.Context, m member) bool {
+	want := a.raft.CommitIndex()
+	st, err := a.peers.status(ctx, m)
 	if err != nil {
-		n.log.Debug("status of non-voter", "member", m.ID, "err", err)
+		a.log.Debug("status of non-voter", "member", m.ID, "err", err)
 		return false
 	}
-	return st.GetTerm() == n.raft.CurrentTerm() && st.GetLastLogIndex()+maxPromoteLag >= want
-}
-
-// statusOf asks a member for its raft status over gRPC.
-func (n *Node) statusOf(ctx context.Context, m member) (*hangmanv1.StatusResponse, error) {
-	if m.GRPC == "" {
-		return nil, fmt.Errorf("member %s gossips no gRPC address", m.ID)
-	}
-	conn, err := n.conns.get(m.GRPC)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	st, err := hangmanv1.NewClusterServiceClient(conn).Status(ctx, &hangmanv1.StatusRequest{})
-	if err != nil {
-		return nil, fmt.Errorf("status of %s: %w", m.ID, err)
-	}
-	if st.GetNodeId() != m.ID {
-		return nil, fmt.Errorf("member %s answers as %q", m.ID, st.GetNodeId())
-	}
-	// (A node from before raft ids were per data dir answers none, and
-	// its raft id is its node id.)
-	if st.GetRaftId() != string(m.RaftID) && (st.GetRaftId() != "" || string(m.RaftID) != m.ID) {
-		return nil, fmt.Errorf("member %s gossips raft server id %s but answers as %q", m.ID, m.RaftID, st.GetRaftId())
-	}
-	return st, nil
+	return st.GetTerm() == a.raft.CurrentTerm() && st.GetLastLogIndex()+maxPromoteLag >= want
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"syscall"
@@ -134,17 +135,34 @@ func (w *crashWatch) vote(f follower, req raft.RequestVoteRequest, lastTerm, las
 	return true
 }
 
-// watchLeaderCrash runs the fast failover on this node.
-func (n *Node) watchLeaderCrash(ctx context.Context) {
-	suspect, every, probe, stagger := crashTiming(n.cfg.HeartbeatTimeout)
-	w := crashWatch{self: n.ident.raftID, suspect: suspect, stagger: stagger}
+// failover runs the fast failover on a follower: it reads raft and the
+// leader's port, and stands for election through its own transport. It is
+// apart from Node so that what it touches is in sight.
+type failover struct {
+	raft *raft.Raft
+	// ident is this node's raft server id and address, and where raft
+	// dials a server now.
+	ident *identity
+	// logs is this node's raft log, whose last entry a vote compares.
+	logs      raft.LogStore
+	transport *raftTransport
+	// layer tells a leader that closed its connections to this node.
+	layer     *cuttableLayer
+	heartbeat time.Duration // raft's heartbeat timeout
+	log       *slog.Logger
+}
+
+// run watches for a lost leader and stands when it is this node's turn.
+func (fo *failover) run(ctx context.Context) {
+	suspect, every, probe, stagger := crashTiming(fo.heartbeat)
+	w := crashWatch{self: fo.ident.raftID, suspect: suspect, stagger: stagger}
 	votes := make(chan raft.Observation, 8)
 	observer := raft.NewObserver(votes, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.RequestVoteRequest)
 		return ok
 	})
-	n.raft.RegisterObserver(observer)
-	defer n.raft.DeregisterObserver(observer)
+	fo.raft.RegisterObserver(observer)
+	defer fo.raft.DeregisterObserver(observer)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	// The leader's IPs, resolved while it is alive: a container's name
@@ -158,56 +176,56 @@ func (n *Node) watchLeaderCrash(ctx context.Context) {
 		if refused || answered || resolved != w.leaderAddr {
 			return refused
 		}
-		return n.raftLayer.peerClosedSince(ips, n.raft.LastContact().Add(-suspect))
+		return fo.layer.peerClosedSince(ips, fo.raft.LastContact().Add(-suspect))
 	}
-	turn := func() int { return n.successorTurn(w.leader) }
+	turn := func() int { return fo.successorTurn(w.leader) }
 	for {
 		var stand bool
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			f := n.followerState()
+			f := fo.followerState()
 			if f.leader != "" && f.leaderAddr != resolved && f.silence < suspect {
 				resolved, ips = f.leaderAddr, resolveHost(ctx, string(f.leaderAddr), suspect)
 			}
 			stand = w.tick(time.Now(), f, turn, gone)
 		case o := <-votes:
 			req := o.Data.(raft.RequestVoteRequest)
-			if term, index, err := n.lastLog(); err == nil {
-				stand = w.vote(n.followerState(), req, term, index, turn, gone)
+			if term, index, err := fo.lastLog(); err == nil {
+				stand = w.vote(fo.followerState(), req, term, index, turn, gone)
 			}
 		}
 		if !stand {
 			continue
 		}
-		n.log.Warn("the leader's process is gone (its raft port refuses connections, or it closed its connections and does not answer); calling an election now",
+		fo.log.Warn("the leader's process is gone (its raft port refuses connections, or it closed its connections and does not answer); calling an election now",
 			"leader", w.leader, "addr", w.leaderAddr)
-		if err := n.electNow(); err != nil {
-			n.log.Warn("could not call an election; raft's heartbeat timeout will", "err", err)
+		if err := fo.electNow(); err != nil {
+			fo.log.Warn("could not call an election; raft's heartbeat timeout will", "err", err)
 		}
 	}
 }
 
 // followerState reads what crashWatch needs of raft. The leader's address
 // is the one its node gossips now, as raft dials it (identity.ServerAddr).
-func (n *Node) followerState() follower {
-	addr, id := n.raft.LeaderWithID()
+func (fo *failover) followerState() follower {
+	addr, id := fo.raft.LeaderWithID()
 	if id != "" {
-		if now, err := n.ident.ServerAddr(id); err == nil {
+		if now, err := fo.ident.ServerAddr(id); err == nil {
 			addr = now
 		}
 	}
-	return follower{leader: id, leaderAddr: addr, following: n.raft.State() == raft.Follower,
-		silence: time.Since(n.raft.LastContact())}
+	return follower{leader: id, leaderAddr: addr, following: fo.raft.State() == raft.Follower,
+		silence: time.Since(fo.raft.LastContact())}
 }
 
 // lastLog returns the term and index of this node's last log entry, what
 // raft compares to grant a vote.
-func (n *Node) lastLog() (term, index uint64, err error) {
-	index = n.raft.LastIndex()
+func (fo *failover) lastLog() (term, index uint64, err error) {
+	index = fo.raft.LastIndex()
 	var l raft.Log
-	if err := n.logStore.GetLog(index, &l); err != nil {
+	if err := fo.logs.GetLog(index, &l); err != nil {
 		return 0, 0, fmt.Errorf("read last log entry %d: %w", index, err)
 	}
 	return l.Term, index, nil
@@ -250,8 +268,8 @@ func resolveHost(ctx context.Context, addr string, timeout time.Duration) []net.
 
 // successorTurn is this node's place among the voters other than the dead
 // leader, in ID order, or -1 if it is not one of them.
-func (n *Node) successorTurn(dead raft.ServerID) int {
-	f := n.raft.GetConfiguration()
+func (fo *failover) successorTurn(dead raft.ServerID) int {
+	f := fo.raft.GetConfiguration()
 	if f.Error() != nil {
 		return -1
 	}
@@ -262,19 +280,19 @@ func (n *Node) successorTurn(dead raft.ServerID) int {
 		}
 	}
 	slices.Sort(ids)
-	return slices.Index(ids, string(n.ident.raftID))
+	return slices.Index(ids, string(fo.ident.raftID))
 }
 
 // electNow makes this node's raft a candidate at once, through the RPC a
 // leader sends the target of a leadership transfer, addressed to itself.
-func (n *Node) electNow() error {
-	self, addr := n.ident.raftID, n.ident.addr
+func (fo *failover) electNow() error {
+	self, addr := fo.ident.raftID, fo.ident.addr
 	req := &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{
 		ProtocolVersion: raft.ProtocolVersionMax,
 		ID:              []byte(self),
-		Addr:            n.transport.EncodePeer(self, addr),
+		Addr:            fo.transport.EncodePeer(self, addr),
 	}}
-	if err := n.transport.TimeoutNow(self, addr, req, &raft.TimeoutNowResponse{}); err != nil {
+	if err := fo.transport.TimeoutNow(self, addr, req, &raft.TimeoutNowResponse{}); err != nil {
 		return fmt.Errorf("timeout-now to itself: %w", err)
 	}
 	return nil

@@ -318,7 +318,7 @@ func (n *Node) askState(ctx context.Context, ms []member) []*hangmanv1.StatusRes
 	var wg sync.WaitGroup
 	for i, m := range ms {
 		wg.Go(func() {
-			st, err := n.statusOf(ctx, m)
+			st, err := n.conns.status(ctx, m)
 			if err != nil {
 				n.log.Debug("cannot ask a member for its raft state", "member", m.ID, "err", err)
 				return

@@ -109,7 +109,7 @@ func (n *Node) becomeLeader(ctx context.Context) {
 	n.pub.EnqueueRepublish(n.fsm.machine, term)
 	n.fsm.mu.RUnlock()
 	n.log.Info("leading", "term", term, "applied", n.raft.AppliedIndex())
-	n.reconcileNow()
+	n.autopilot.now()
 }
 
 // republishOnReconnect republishes every room when what this node

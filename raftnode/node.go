@@ -39,8 +39,9 @@ type Node struct {
 	serf    *serf.Serf
 	serfEv  chan serf.Event
 	members *memberTable
-	// reconcileCh asks the autopilot loop for a pass.
-	reconcileCh chan struct{}
+	// autopilot reconciles serf's view into the raft configuration while
+	// this node leads (autopilot.go).
+	autopilot *autopilot
 
 	nats *natsembed.Server
 	pub  *publish.Publisher
@@ -94,7 +95,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		log:           cfg.Logger.With("node", cfg.ID),
 		leaderChanged: newLeaderSignal(),
 		members:       newMemberTable(),
-		reconcileCh:   make(chan struct{}, 1),
 		stall:         newStallWatch(cfg.StallTimeout, cfg.cutOffFor()),
 	}
 	var err error
@@ -141,6 +141,7 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.sweeper = newSweeper(n, n.readyLeader, n.cfg, n.log)
+	n.autopilot = newAutopilot(n.raft, n.members, n.conns, n.ident.raftID, n.readyLeader, n.cfg, n.log)
 	if err := n.startSerf(); err != nil {
 		return err
 	}
@@ -161,10 +162,12 @@ func (n *Node) start(ctx context.Context) error {
 	n.goRun(func() { n.republishOnReconnect(ctx) })
 	n.goRun(func() { n.watchStall(ctx) })
 	n.goRun(func() { n.watchLag(ctx) })
-	n.goRun(func() { n.watchLeaderCrash(ctx) })
+	crash := &failover{raft: n.raft, ident: n.ident, logs: n.logStore, transport: n.transport, layer: n.raftLayer,
+		heartbeat: n.cfg.HeartbeatTimeout, log: n.log}
+	n.goRun(func() { crash.run(ctx) })
 	n.goRun(func() { n.serfLoop(ctx) })
 	n.goRun(func() { n.joinLoop(ctx) })
-	n.goRun(func() { n.reconcileLoop(ctx) })
+	n.goRun(func() { n.autopilot.run(ctx) })
 	n.goRun(func() { n.sweeper.run(ctx) })
 	n.log.Info("node started", "raft_id", n.ident.raftID, "grpc", n.grpcAdvertise, "raft", n.raftAdvertise, "serf", n.cfg.SerfAddr,
 		"nats", n.nats.ClientURL(), "bootstrap_expect", n.cfg.BootstrapExpect)

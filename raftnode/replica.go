@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/api"
 	"github.com/hangman/hangman/services/game"
 )
@@ -154,4 +155,31 @@ func (p *connPool) close() {
 		_ = c.Close()
 		delete(p.conns, addr)
 	}
+}
+
+// status asks member m for its raft status over gRPC, and checks that it
+// answers as the node and raft server it gossips.
+func (p *connPool) status(ctx context.Context, m member) (*hangmanv1.StatusResponse, error) {
+	if m.GRPC == "" {
+		return nil, fmt.Errorf("member %s gossips no gRPC address", m.ID)
+	}
+	conn, err := p.get(m.GRPC)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	st, err := hangmanv1.NewClusterServiceClient(conn).Status(ctx, &hangmanv1.StatusRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("status of %s: %w", m.ID, err)
+	}
+	if st.GetNodeId() != m.ID {
+		return nil, fmt.Errorf("member %s answers as %q", m.ID, st.GetNodeId())
+	}
+	// (A node from before raft ids were per data dir answers none, and
+	// its raft id is its node id.)
+	if st.GetRaftId() != string(m.RaftID) && (st.GetRaftId() != "" || string(m.RaftID) != m.ID) {
+		return nil, fmt.Errorf("member %s gossips raft server id %s but answers as %q", m.ID, m.RaftID, st.GetRaftId())
+	}
+	return st, nil
 }

@@ -263,7 +263,7 @@ func (n *Node) serfLoop(ctx context.Context) {
 		}
 		n.members.update(n.serf.Members(), time.Now())
 		n.nats.SetRoutes(n.peerRoutes())
-		n.reconcileNow()
+		n.autopilot.now()
 	}
 }
 
