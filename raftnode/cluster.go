@@ -45,7 +45,7 @@ func (n *Node) Status() *hangmanv1.StatusResponse {
 		CommitIndex:   n.raft.CommitIndex(),
 		AppliedIndex:  n.raft.AppliedIndex(),
 		LastLogIndex:  n.raft.LastIndex(),
-		HasState:      n.hasState(),
+		HasState:      hasState(n.raft),
 	}
 	if id != "" {
 		st.LeaderId = n.members.nodeOf(id)

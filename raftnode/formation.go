@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -58,31 +60,55 @@ func (e *lostMajorityError) Error() string {
 		len(e.lost), len(e.voters), strings.Join(e.lost, ", "), e.holder, e.index, strings.Join(e.survivors, ", "))
 }
 
-// formation is the state of one node's formationLoop.
+// formation is one node's part in forming the cluster (as above): its
+// loop, what it has learnt from its peers, and its reason not to serve
+// yet, which Node.Ready reports. It is apart from Node so that what it
+// reads and changes is in sight: raft, the member table and the peers it
+// asks.
 type formation struct {
+	raft    *raft.Raft
+	members *memberTable
+	peers   *connPool
+	// id is this node's id, self its raft server id, and expect its
+	// BootstrapExpect.
+	id     string
+	self   raft.ServerID
+	expect int
+	log    *slog.Logger
+	// why is why the cluster cannot be formed or cannot elect, as far as
+	// this node can tell; nil when there is none.
+	why atomic.Pointer[error]
+
 	// vetoed is set once a peer reported raft state: from then on this
-	// process never bootstraps.
+	// process never bootstraps. Only the loop reads and writes it, and
+	// warned.
 	vetoed bool
 	// warned are the members already reported for expecting another
 	// cluster size.
 	warned map[string]bool
 }
 
-// formationLoop bootstraps the cluster when it may, and keeps the node's
-// reason to be unready (Node.formationProblem) up to date: waiting for
-// peers, waiting to be added, or a lost majority.
-func (n *Node) formationLoop(ctx context.Context) {
+// newFormation returns the formation of a node with cfg whose raft server
+// id is self.
+func newFormation(r *raft.Raft, members *memberTable, peers *connPool, self raft.ServerID, cfg Config, log *slog.Logger) *formation {
+	return &formation{raft: r, members: members, peers: peers, id: cfg.ID, self: self, expect: cfg.BootstrapExpect, log: log,
+		warned: make(map[string]bool)}
+}
+
+// run bootstraps the cluster when it may, and keeps the node's reason to
+// be unready (problem) up to date: waiting for peers, waiting to be
+// added, or a lost majority.
+func (f *formation) run(ctx context.Context) {
 	tick := time.NewTicker(formationPoll)
 	defer tick.Stop()
-	f := &formation{warned: make(map[string]bool)}
 	for {
 		var why error
-		if n.hasState() {
-			why = n.lostMajority()
+		if hasState(f.raft) {
+			why = f.lostMajority()
 		} else {
-			why = f.step(ctx, n)
+			why = f.step(ctx)
 		}
-		n.setFormationProblem(why)
+		f.setProblem(why)
 		select {
 		case <-ctx.Done():
 			return
@@ -91,69 +117,70 @@ func (n *Node) formationLoop(ctx context.Context) {
 	}
 }
 
-// hasState reports whether this node already belongs to a raft cluster.
-func (n *Node) hasState() bool {
-	return n.raft.LastIndex() > 0 || len(n.raft.GetConfiguration().Configuration().Servers) > 0
+// hasState reports whether the node of r already belongs to a raft
+// cluster.
+func hasState(r *raft.Raft) bool {
+	return r.LastIndex() > 0 || len(r.GetConfiguration().Configuration().Servers) > 0
 }
 
-// formationProblem says why this node cannot serve as far as forming the
-// cluster goes, or nil.
-func (n *Node) formationProblem() error {
-	if p := n.ident.problem.Load(); p != nil {
+// problem says why this node cannot serve as far as forming the cluster
+// goes, or nil.
+func (f *formation) problem() error {
+	if p := f.why.Load(); p != nil {
 		return *p
 	}
 	return nil
 }
 
-// setFormationProblem records why, logging it when it changes: a lost
-// majority as an error, once.
-func (n *Node) setFormationProblem(why error) {
+// setProblem records why, logging it when it changes: a lost majority as
+// an error, once.
+func (f *formation) setProblem(why error) {
 	var old error
-	if p := n.ident.problem.Load(); p != nil {
+	if p := f.why.Load(); p != nil {
 		old = *p
 	}
 	if why == nil {
-		n.ident.problem.Store(nil)
+		f.why.Store(nil)
 		if old != nil {
-			n.log.Info("cluster formation settled", "was", old.Error())
+			f.log.Info("cluster formation settled", "was", old.Error())
 		}
 		return
 	}
-	n.ident.problem.Store(&why)
+	f.why.Store(&why)
 	if old != nil && old.Error() == why.Error() {
 		return
 	}
 	var lost *lostMajorityError
 	if errors.As(why, &lost) {
-		n.log.Error(why.Error())
+		f.log.Error(why.Error())
 	} else {
-		n.log.Info("not serving yet", "reason", why.Error())
+		f.log.Info("not serving yet", "reason", why.Error())
 	}
 }
 
 // lostMajority checks, on a node with state and no leader, whether a
 // majority of its configuration's voters came back as new servers.
-func (n *Node) lostMajority() error {
-	if _, id := n.raft.LeaderWithID(); id != "" {
+func (f *formation) lostMajority() error {
+	if _, id := f.raft.LeaderWithID(); id != "" {
 		return nil
 	}
 	var voters []raft.ServerID
-	for _, s := range n.raft.GetConfiguration().Configuration().Servers {
+	for _, s := range f.raft.GetConfiguration().Configuration().Servers {
 		if s.Suffrage == raft.Voter {
 			voters = append(voters, s.ID)
 		}
 	}
-	return n.lostVoters(voters, "this node's", n.raft.LastIndex())
+	return f.lostVoters(voters, "this node's", f.raft.LastIndex())
 }
 
 // lostVoters returns a lostMajorityError when a majority of voters are
 // superseded (their nodes are alive under new raft ids), nil otherwise.
-func (n *Node) lostVoters(voters []raft.ServerID, holder string, index uint64) error {
+func (f *formation) lostVoters(voters []raft.ServerID, holder string, index uint64) error {
 	e := &lostMajorityError{holder: holder, index: index}
 	for _, v := range voters {
-		node := n.members.nodeOf(v)
+		node := f.members.nodeOf(v)
 		e.voters = append(e.voters, node)
-		if _, ok := n.members.superseded(v); ok {
+		if _, ok := f.members.superseded(v); ok {
 			e.lost = append(e.lost, node)
 		} else {
 			e.survivors = append(e.survivors, node)
@@ -169,33 +196,33 @@ func (n *Node) lostVoters(voters []raft.ServerID, holder string, index uint64) e
 
 // step is one attempt of a node without raft state to form the cluster;
 // it returns why the node is not serving yet (nil once it bootstrapped).
-func (f *formation) step(ctx context.Context, n *Node) error {
-	if n.cfg.BootstrapExpect == 0 {
+func (f *formation) step(ctx context.Context) error {
+	if f.expect == 0 {
 		// Never forms a cluster; asks the peers only to say why it waits.
 		f.vetoed = true
 	}
-	members := n.members.all()
+	members := f.members.all()
 	var servers []raft.Server
 	var names []string
 	var ask []member
 	for _, m := range members {
-		if m.ID != n.cfg.ID && m.Status != serf.StatusLeft {
+		if m.ID != f.id && m.Status != serf.StatusLeft {
 			ask = append(ask, m)
 		}
 		if m.Status != serf.StatusAlive {
 			continue
 		}
-		if m.Expect != n.cfg.BootstrapExpect {
+		if m.Expect != f.expect {
 			if m.Expect != 0 && !f.warned[m.ID] {
 				f.warned[m.ID] = true
-				n.log.Warn("member expects a different cluster size", "member", m.ID, "expect", m.Expect, "mine", n.cfg.BootstrapExpect)
+				f.log.Warn("member expects a different cluster size", "member", m.ID, "expect", m.Expect, "mine", f.expect)
 			}
 			continue
 		}
 		servers = append(servers, raft.Server{ID: m.RaftID, Address: raft.ServerAddress(m.Raft), Suffrage: raft.Voter})
 		names = append(names, m.ID)
 	}
-	answers := n.askState(ctx, ask)
+	answers := f.askState(ctx, ask)
 	var unreachable []string
 	var holders []*hangmanv1.StatusResponse
 	for i, st := range answers {
@@ -207,20 +234,20 @@ func (f *formation) step(ctx context.Context, n *Node) error {
 		}
 	}
 	if len(holders) > 0 {
-		return f.withHolders(n, holders)
+		return f.withHolders(holders)
 	}
 	if f.vetoed {
 		return errWaitingToBeAdded
 	}
-	if len(servers) < n.cfg.BootstrapExpect {
+	if len(servers) < f.expect {
 		return fmt.Errorf("no raft state: waiting for %d nodes started with --bootstrap-expect %d to form a cluster (%d in sight: %s)",
-			n.cfg.BootstrapExpect, n.cfg.BootstrapExpect, len(servers), strings.Join(names, ", "))
+			f.expect, f.expect, len(servers), strings.Join(names, ", "))
 	}
 	if len(unreachable) > 0 {
 		slices.Sort(unreachable)
 		return fmt.Errorf("no raft state: not forming a cluster until every known node says it has none (no answer from %s)", strings.Join(unreachable, ", "))
 	}
-	return n.bootstrap(raft.Configuration{Servers: servers})
+	return f.bootstrap(raft.Configuration{Servers: servers})
 }
 
 // withHolders is step's answer when peers have raft state. A peer that
@@ -232,25 +259,25 @@ func (f *formation) step(ctx context.Context, n *Node) error {
 // leader replicates the log here. Any other peer with state vetoes
 // forming a cluster for good, and this node waits to be added, saying why,
 // or that a majority of the voters lost their data.
-func (f *formation) withHolders(n *Node, holders []*hangmanv1.StatusResponse) error {
+func (f *formation) withHolders(holders []*hangmanv1.StatusResponse) error {
 	slices.SortFunc(holders, func(a, b *hangmanv1.StatusResponse) int {
 		return -cmp.Compare(a.GetLastLogIndex(), b.GetLastLogIndex())
 	})
 	var lists []*hangmanv1.StatusResponse
 	for _, h := range holders {
 		for _, s := range h.GetConfiguration() {
-			if s.GetId() == string(n.ident.raftID) {
+			if s.GetId() == string(f.self) {
 				lists = append(lists, h)
 			}
 		}
 	}
 	if len(lists) > 0 && !f.vetoed {
-		return f.joinFormation(n, lists)
+		return f.joinFormation(lists)
 	}
 	h := holders[0]
 	if !f.vetoed {
 		f.vetoed = true
-		n.log.Info("a peer has raft state: this node will not form a cluster, and waits to be added by the leader",
+		f.log.Info("a peer has raft state: this node will not form a cluster, and waits to be added by the leader",
 			"peer", h.GetNodeId(), "last_index", h.GetLastLogIndex())
 	}
 	var voters []raft.ServerID
@@ -259,7 +286,7 @@ func (f *formation) withHolders(n *Node, holders []*hangmanv1.StatusResponse) er
 			voters = append(voters, raft.ServerID(s.GetId()))
 		}
 	}
-	if err := n.lostVoters(voters, h.GetNodeId()+"'s", h.GetLastLogIndex()); err != nil {
+	if err := f.lostVoters(voters, h.GetNodeId()+"'s", h.GetLastLogIndex()); err != nil {
 		return err
 	}
 	return fmt.Errorf("no raft state, and %s has (log index %d): not forming a new cluster; waiting to be added by the leader",
@@ -269,7 +296,7 @@ func (f *formation) withHolders(n *Node, holders []*hangmanv1.StatusResponse) er
 // joinFormation bootstraps this node with the configuration peers that
 // list it bootstrapped with, when they are still at that first entry and
 // agree on it; otherwise it waits for their leader.
-func (f *formation) joinFormation(n *Node, lists []*hangmanv1.StatusResponse) error {
+func (f *formation) joinFormation(lists []*hangmanv1.StatusResponse) error {
 	first := lists[0]
 	for _, h := range lists {
 		if h.GetLastLogIndex() != 1 {
@@ -290,37 +317,37 @@ func (f *formation) joinFormation(n *Node, lists []*hangmanv1.StatusResponse) er
 		}
 		c.Servers = append(c.Servers, raft.Server{ID: raft.ServerID(s.GetId()), Address: raft.ServerAddress(s.GetAddress()), Suffrage: suffrage})
 	}
-	n.log.Info("a peer bootstrapped a cluster that lists this node: bootstrapping with the same configuration", "peer", first.GetNodeId())
-	return n.bootstrap(c)
+	f.log.Info("a peer bootstrapped a cluster that lists this node: bootstrapping with the same configuration", "peer", first.GetNodeId())
+	return f.bootstrap(c)
 }
 
 // bootstrap forms the cluster with configuration c, unless this node has
 // state by now.
-func (n *Node) bootstrap(c raft.Configuration) error {
-	if n.hasState() {
+func (f *formation) bootstrap(c raft.Configuration) error {
+	if hasState(f.raft) {
 		return nil
 	}
-	if err := n.raft.BootstrapCluster(c).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+	if err := f.raft.BootstrapCluster(c).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	ids := make([]string, len(c.Servers))
 	for i, s := range c.Servers {
 		ids[i] = string(s.ID)
 	}
-	n.log.Info("bootstrapped cluster", "raft_ids", ids)
+	f.log.Info("bootstrapped cluster", "raft_ids", ids)
 	return nil
 }
 
 // askState asks every member in ms for its raft status, at once; a member
 // that does not answer (or answers as someone else) has a nil answer.
-func (n *Node) askState(ctx context.Context, ms []member) []*hangmanv1.StatusResponse {
+func (f *formation) askState(ctx context.Context, ms []member) []*hangmanv1.StatusResponse {
 	out := make([]*hangmanv1.StatusResponse, len(ms))
 	var wg sync.WaitGroup
 	for i, m := range ms {
 		wg.Go(func() {
-			st, err := n.conns.status(ctx, m)
+			st, err := f.peers.status(ctx, m)
 			if err != nil {
-				n.log.Debug("cannot ask a member for its raft state", "member", m.ID, "err", err)
+				f.log.Debug("cannot ask a member for its raft state", "member", m.ID, "err", err)
 				return
 			}
 			out[i] = st

@@ -18,7 +18,7 @@ import (
 // Ready reports whether the node can serve: it is in a raft configuration
 // that has a leader, it can write its log and it is not far behind the
 // leader (storageReady), and nothing stands in the way of forming or
-// electing in the cluster (formationProblem). It says why not otherwise.
+// electing in the cluster (formation.problem). It says why not otherwise.
 func (n *Node) Ready() error {
 	if n.raft.State() == raft.Shutdown {
 		return errors.New("raft is shut down")
@@ -29,7 +29,7 @@ func (n *Node) Ready() error {
 	if err := n.storageReady(); err != nil {
 		return err
 	}
-	if err := n.formationProblem(); err != nil {
+	if err := n.formation.problem(); err != nil {
 		return err
 	}
 	addr, id := n.raft.LeaderWithID()

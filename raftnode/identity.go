@@ -148,9 +148,6 @@ type identity struct {
 	// addresses come from gossip only.
 	raft atomic.Pointer[raft.Raft]
 	log  *slog.Logger
-	// problem is why the cluster cannot be formed or cannot elect, as far
-	// as this node can tell (formation.go); nil when there is none.
-	problem atomic.Pointer[error]
 }
 
 // ServerAddr resolves a raft server id to the address it can be reached

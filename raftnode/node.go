@@ -42,6 +42,9 @@ type Node struct {
 	// autopilot reconciles serf's view into the raft configuration while
 	// this node leads (autopilot.go).
 	autopilot *autopilot
+	// formation forms the cluster when it may, and says why this node
+	// cannot serve yet as far as forming the cluster goes (formation.go).
+	formation *formation
 
 	nats *natsembed.Server
 	pub  *publish.Publisher
@@ -142,6 +145,7 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.sweeper = newSweeper(n, n.readyLeader, n.cfg, n.log)
 	n.autopilot = newAutopilot(n.raft, n.members, n.conns, n.ident.raftID, n.readyLeader, n.cfg, n.log)
+	n.formation = newFormation(n.raft, n.members, n.conns, n.ident.raftID, n.cfg, n.log)
 	if err := n.startSerf(); err != nil {
 		return err
 	}

@@ -243,7 +243,7 @@ func (n *Node) joinLoop(ctx context.Context) {
 func (n *Node) serfLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	n.goRun(func() { n.formationLoop(ctx) })
+	n.goRun(func() { n.formation.run(ctx) })
 	for {
 		select {
 		case <-ctx.Done():
