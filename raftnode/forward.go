@@ -221,7 +221,7 @@ func (s *replicaService) Propose(ctx context.Context, req *hangmanv1.ProposeRequ
 		return out, nil
 	}
 	start := time.Now()
-	defer n.inflight.add(len(ps), start)()
+	defer n.stall.inflight.add(len(ps), start)()
 	waits := make([]func() proposed, len(ps))
 	cancels := make([]context.CancelFunc, len(ps))
 	defer func() {

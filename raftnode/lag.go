@@ -3,9 +3,12 @@ package raftnode
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
@@ -15,18 +18,15 @@ import (
 // the leadership changes that update it at once.
 const lagPollInterval = time.Second
 
-// watchLag keeps n.leaderCommit, the leader's commit index, fresh. A
-// follower cannot read it from its own raft: raft caps a follower's commit
-// index at its own last entry, so a follower that cannot append (a full
-// disk) would look caught up. So a follower asks the leader
-// (ClusterService.Status) once per lagPollInterval; a leader reads its
-// own. It also re-mirrors readiness into grpc.health.v1, which changes
-// with the disk and the lag, not only with leadership.
+// watchLag keeps the leader's commit index as this node knows it fresh
+// (leaderLag.sample), once per lagPollInterval, and re-mirrors readiness
+// into grpc.health.v1 as often, since readiness changes with the disk and
+// the lag, not only with leadership.
 func (n *Node) watchLag(ctx context.Context) {
 	tick := time.NewTicker(lagPollInterval)
 	defer tick.Stop()
 	for {
-		n.sampleLeaderCommit(ctx)
+		n.lag.sample(ctx)
 		n.updateHealth()
 		select {
 		case <-ctx.Done():
@@ -36,12 +36,30 @@ func (n *Node) watchLag(ctx context.Context) {
 	}
 }
 
-func (n *Node) sampleLeaderCommit(ctx context.Context) {
-	if n.raft.State() == raft.Leader {
-		n.noteLeaderCommit(n.raft.CommitIndex())
+// leaderLag is how far this node trails the leader: the leader's commit
+// index as last sampled, against this node's applied index. A follower
+// cannot read the leader's commit index from its own raft: raft caps a
+// follower's commit index at its own last entry, so a follower that
+// cannot append (a full disk) would look caught up. So a follower asks the
+// leader (ClusterService.Status); a leader reads its own.
+type leaderLag struct {
+	raft *raft.Raft
+	// leaderConn returns a connection to the leader, nil when this node
+	// leads or none is known (Node.LeaderConn).
+	leaderConn func() *grpc.ClientConn
+	// commit is the leader's commit index as last sampled.
+	commit atomic.Uint64
+	log    *slog.Logger
+}
+
+// sample asks the leader for its commit index, or reads its own when
+// leading, and notes it.
+func (l *leaderLag) sample(ctx context.Context) {
+	if l.raft.State() == raft.Leader {
+		l.note(l.raft.CommitIndex())
 		return
 	}
-	conn := n.LeaderConn()
+	conn := l.leaderConn()
 	if conn == nil {
 		return
 	}
@@ -49,28 +67,28 @@ func (n *Node) sampleLeaderCommit(ctx context.Context) {
 	defer cancel()
 	st, err := hangmanv1.NewClusterServiceClient(conn).Status(ctx, &hangmanv1.StatusRequest{})
 	if err != nil {
-		n.log.Debug("ask the leader for its commit index", "err", err)
+		l.log.Debug("ask the leader for its commit index", "err", err)
 		return
 	}
-	n.noteLeaderCommit(st.GetCommitIndex())
+	l.note(st.GetCommitIndex())
 }
 
-// noteLeaderCommit records a leader's commit index. Commit indexes only
-// grow, whoever leads (a new leader's may trail its predecessor's until it
-// commits in its own term): keep the highest seen.
-func (n *Node) noteLeaderCommit(index uint64) {
+// note records a leader's commit index. Commit indexes only grow, whoever
+// leads (a new leader's may trail its predecessor's until it commits in
+// its own term): keep the highest seen.
+func (l *leaderLag) note(index uint64) {
 	for {
-		old := n.leaderCommit.Load()
-		if index <= old || n.leaderCommit.CompareAndSwap(old, index) {
+		old := l.commit.Load()
+		if index <= old || l.commit.CompareAndSwap(old, index) {
 			return
 		}
 	}
 }
 
-// lag is how many entries this node's applied index trails the leader's
-// commit index as last sampled.
-func (n *Node) lag() uint64 {
-	lc, applied := n.leaderCommit.Load(), n.raft.AppliedIndex()
+// entries is how many entries this node's applied index trails the
+// leader's commit index as last sampled.
+func (l *leaderLag) entries() uint64 {
+	lc, applied := l.commit.Load(), l.raft.AppliedIndex()
 	if lc > applied {
 		return lc - applied
 	}
@@ -85,8 +103,8 @@ func (n *Node) storageReady() error {
 	if err := n.logStore.WriteHealth(); err != nil {
 		return err
 	}
-	if l := n.lag(); l > n.cfg.MaxLag {
-		return fmt.Errorf("%d entries behind the leader's commit index %d (at most %d allowed)", l, n.leaderCommit.Load(), n.cfg.MaxLag)
+	if l := n.lag.entries(); l > n.cfg.MaxLag {
+		return fmt.Errorf("%d entries behind the leader's commit index %d (at most %d allowed)", l, n.lag.commit.Load(), n.cfg.MaxLag)
 	}
 	return nil
 }

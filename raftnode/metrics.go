@@ -101,10 +101,10 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		return float64(n.logStore.WriteErrors())
 	})
 	gauge("hangman_raft_leader_commit_index", "The leader's commit index as this node last sampled it (a follower asks the leader every second).", func() float64 {
-		return float64(n.leaderCommit.Load())
+		return float64(n.lag.commit.Load())
 	})
 	gauge("hangman_raft_lag_entries", "Entries this node's applied index trails the leader's commit index; over MaxLag the node is not ready.", func() float64 {
-		return float64(n.lag())
+		return float64(n.lag.entries())
 	})
 	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: "hangman_raft_leader_changes_total", Help: "Leader changes this node observed (including losing the leader)."})
 	m.failedHeartbts = prometheus.NewCounter(prometheus.CounterOpts{Name: "hangman_raft_failed_heartbeats_total", Help: "Heartbeats this node, as leader, failed to deliver to a follower."})

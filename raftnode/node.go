@@ -66,14 +66,12 @@ type Node struct {
 	// reads wait for it.
 	readyTerm atomic.Uint64
 
-	// stall is the stall watchdog's state (watchdog.go): whether this node
-	// gave up leadership because it could not commit, and so is unready.
-	stall *stallWatch
-	// inflight counts the proposals waiting for raft, for the stall
-	// watchdog.
-	inflight inflightCount
-	// leaderCommit is the leader's commit index as last sampled (lag.go).
-	leaderCommit atomic.Uint64
+	// stall is the stall watchdog (watchdog.go): it counts the proposals
+	// in flight, and says whether this node gave up leadership because it
+	// could not commit, and so is unready.
+	stall *stallGuard
+	// lag is how far this node trails the leader (lag.go).
+	lag *leaderLag
 	// sweeper proposes, while this node leads, the reclamation of idle
 	// rooms and seats and the timeouts of turns (reclaim.go).
 	sweeper *sweeper
@@ -98,7 +96,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		log:           cfg.Logger.With("node", cfg.ID),
 		leaderChanged: newLeaderSignal(),
 		members:       newMemberTable(),
-		stall:         newStallWatch(cfg.StallTimeout, cfg.cutOffFor()),
 	}
 	var err error
 	if n.grpcAdvertise, err = cfg.advertised(cfg.GRPCAddr); err != nil {
@@ -143,6 +140,8 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.startRaft(ctx); err != nil {
 		return err
 	}
+	n.lag = &leaderLag{raft: n.raft, leaderConn: n.LeaderConn, log: n.log}
+	n.stall = newStallGuard(n.raft, &n.fsm.progress, n.raftLayer, n.cfg, n.updateHealth, n.log)
 	n.sweeper = newSweeper(n, n.readyLeader, n.cfg, n.log)
 	n.autopilot = newAutopilot(n.raft, n.members, n.conns, n.ident.raftID, n.readyLeader, n.cfg, n.log)
 	n.formation = newFormation(n.raft, n.members, n.conns, n.ident.raftID, n.cfg, n.log)
@@ -164,7 +163,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.goRun(func() { n.pub.Run(ctx) })
 	n.goRun(func() { n.watchLeadership(ctx) })
 	n.goRun(func() { n.republishOnReconnect(ctx) })
-	n.goRun(func() { n.watchStall(ctx) })
+	n.goRun(func() { n.stall.run(ctx) })
 	n.goRun(func() { n.watchLag(ctx) })
 	crash := &failover{raft: n.raft, ident: n.ident, logs: n.logStore, transport: n.transport, layer: n.raftLayer,
 		heartbeat: n.cfg.HeartbeatTimeout, log: n.log}

@@ -35,7 +35,7 @@ func (n *Node) propose(ctx context.Context, room string, cmd []byte) (game.Resul
 	if n.raft.State() != raft.Leader {
 		return game.Result{}, 0, api.ErrNotLeader
 	}
-	defer n.inflight.add(1, time.Now())()
+	defer n.stall.inflight.add(1, time.Now())()
 	r := n.batcher.propose(ctx, room, cmd)
 	return r.res, r.index, r.err
 }

@@ -3,6 +3,7 @@ package raftnode
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,8 +15,9 @@ import (
 // for a stalled log and has not applied anything since.
 var errStalled = errors.New("gave up leadership: could not commit to its own log (stalled disk?); ready again once it applies entries from the cluster")
 
-// watchStall makes a leader that cannot make progress give way (DESIGN.md,
-// guarantee 7). Raft steps a leader down when it loses its quorum, but not
+// stallGuard is the stall watchdog at work on a node (DESIGN.md,
+// guarantee 7): it feeds stallWatch what the node looks like, and acts on
+// its answers. Raft steps a leader down when it loses its quorum, but not
 // when its own disk stalls: its heartbeats go on from other goroutines, so
 // followers never elect anyone while every write waits. When writes are in
 // flight and nothing has been applied for StallTimeout while this node led
@@ -25,9 +27,37 @@ var errStalled = errors.New("gave up leadership: could not commit to its own log
 // itself (stallWatch.cutFor later the node listens again and follows the
 // new leader), and the node is ready again as soon as it applies an entry.
 // An idle leader writes nothing for this, and a paused process (SIGSTOP)
-// is not taken for a stalled disk: stallWatch says how.
-func (n *Node) watchStall(ctx context.Context) {
-	tick := time.NewTicker(n.stall.every)
+// is not taken for a stalled disk: stallWatch says how. It is apart from
+// Node so that what it reads and acts on is in sight.
+type stallGuard struct {
+	*stallWatch
+	// inflight counts the proposals waiting for raft: every path into
+	// raft adds to it.
+	inflight inflightCount
+	raft     *raft.Raft
+	// progress is when the state machine last applied entries (Unix
+	// nanoseconds; fsm.progress).
+	progress *atomic.Int64
+	// layer is raft's network layer, which a leader that cannot give up
+	// leadership cuts.
+	layer           *cuttableLayer
+	stallTimeout    time.Duration
+	electionTimeout time.Duration
+	// healthChanged mirrors readiness again (Node.updateHealth).
+	healthChanged func()
+	log           *slog.Logger
+}
+
+// newStallGuard returns the watchdog of a node with cfg over r, its state
+// machine's progress and its raft layer.
+func newStallGuard(r *raft.Raft, progress *atomic.Int64, layer *cuttableLayer, cfg Config, healthChanged func(), log *slog.Logger) *stallGuard {
+	return &stallGuard{stallWatch: newStallWatch(cfg.StallTimeout, cfg.cutOffFor()), raft: r, progress: progress, layer: layer,
+		stallTimeout: cfg.StallTimeout, electionTimeout: cfg.ElectionTimeout, healthChanged: healthChanged, log: log}
+}
+
+// run ticks the watch and acts on its answers until ctx ends.
+func (g *stallGuard) run(ctx context.Context) {
+	tick := time.NewTicker(g.every)
 	defer tick.Stop()
 	for {
 		select {
@@ -35,64 +65,64 @@ func (n *Node) watchStall(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		switch act, term := n.stall.tick(time.Now(), n.stallSample()); act {
+		switch act, term := g.tick(time.Now(), g.sample()); act {
 		case stallGiveUp:
-			n.giveUpLeadership(term)
+			g.giveUpLeadership(term)
 		case stallRestore:
-			n.log.Warn("restoring the raft transport cut off by the stall watchdog: the node rejoins as a follower", "cut_for", n.stall.cutFor)
-			n.raftLayer.restore()
+			g.log.Warn("restoring the raft transport cut off by the stall watchdog: the node rejoins as a follower", "cut_for", g.cutFor)
+			g.layer.restore()
 		case stallHealed:
-			n.log.Info("the node applies entries again after giving up leadership: ready")
-			n.updateHealth()
+			g.log.Info("the node applies entries again after giving up leadership: ready")
+			g.healthChanged()
 		case stallWait:
 		}
 	}
 }
 
-// stallSample reads what the watchdog decides on.
-func (n *Node) stallSample() stallSample {
+// sample reads what the watchdog decides on.
+func (g *stallGuard) sample() stallSample {
 	return stallSample{
-		Leader:        n.raft.State() == raft.Leader,
-		Term:          n.raft.CurrentTerm(),
-		Inflight:      n.inflight.n.Load(),
-		InflightSince: time.Unix(0, n.inflight.since.Load()),
-		Progress:      time.Unix(0, n.fsm.progress.Load()),
+		Leader:        g.raft.State() == raft.Leader,
+		Term:          g.raft.CurrentTerm(),
+		Inflight:      g.inflight.n.Load(),
+		InflightSince: time.Unix(0, g.inflight.since.Load()),
+		Progress:      time.Unix(0, g.progress.Load()),
 	}
 }
 
 // leadsIn reports whether this node leads in term right now.
-func (n *Node) leadsIn(term uint64) bool {
-	return n.raft.State() == raft.Leader && n.raft.CurrentTerm() == term
+func (g *stallGuard) leadsIn(term uint64) bool {
+	return g.raft.State() == raft.Leader && g.raft.CurrentTerm() == term
 }
 
 // giveUpLeadership tries a clean transfer first, then cuts the node off,
 // each only while the node still leads in the term the watchdog measured:
 // a node that has been deposed meanwhile (the usual end of a pause) is
 // left alone.
-func (n *Node) giveUpLeadership(term uint64) {
-	if !n.leadsIn(term) {
-		n.log.Info("stall watchdog: the node no longer leads in the measured term; nothing to give up", "term", term)
+func (g *stallGuard) giveUpLeadership(term uint64) {
+	if !g.leadsIn(term) {
+		g.log.Info("stall watchdog: the node no longer leads in the measured term; nothing to give up", "term", term)
 		return
 	}
-	n.log.Error("leader cannot commit to its log; giving up leadership", "stall_timeout", n.cfg.StallTimeout, "term", term)
-	n.stall.gaveUpLeadership(term, time.Now())
-	n.updateHealth()
+	g.log.Error("leader cannot commit to its log; giving up leadership", "stall_timeout", g.stallTimeout, "term", term)
+	g.gaveUpLeadership(term, time.Now())
+	g.healthChanged()
 	transferred := make(chan error, 1)
-	go func() { transferred <- n.raft.LeadershipTransfer().Error() }()
+	go func() { transferred <- g.raft.LeadershipTransfer().Error() }()
 	select {
 	case err := <-transferred:
 		if err == nil {
 			return
 		}
-	case <-time.After(n.cfg.ElectionTimeout * 2):
+	case <-time.After(g.electionTimeout * 2):
 	}
-	if !n.leadsIn(term) {
-		n.log.Info("leadership transfer failed, but the node no longer leads: not cutting it off", "term", term)
+	if !g.leadsIn(term) {
+		g.log.Info("leadership transfer failed, but the node no longer leads: not cutting it off", "term", term)
 		return
 	}
-	n.log.Error("leadership transfer failed; cutting this node off raft so the followers elect another leader", "for", n.stall.cutFor)
-	n.raftLayer.cutOff()
-	n.stall.cut(time.Now())
+	g.log.Error("leadership transfer failed; cutting this node off raft so the followers elect another leader", "for", g.cutFor)
+	g.layer.cutOff()
+	g.cut(time.Now())
 }
 
 // inflightCount counts the proposals waiting for raft on this node, and
