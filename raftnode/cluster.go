@@ -76,7 +76,7 @@ func (n *Node) raftServers(c raft.Configuration, leader raft.ServerID) []*hangma
 
 // Members lists serf members.
 func (c *clusterService) Members(context.Context, *hangmanv1.MembersRequest) (*hangmanv1.MembersResponse, error) {
-	ms := c.node.serf.Members()
+	ms := c.node.membership.serf.Members()
 	out := &hangmanv1.MembersResponse{Members: make([]*hangmanv1.Member, 0, len(ms))}
 	for _, m := range ms {
 		out.Members = append(out.Members, &hangmanv1.Member{

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/hashicorp/serf/serf"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/hangman/hangman/raftnode/natsembed"
@@ -36,9 +35,10 @@ type Node struct {
 	ident     *identity
 	raftLayer *cuttableLayer
 
-	serf    *serf.Serf
-	serfEv  chan serf.Event
-	members *memberTable
+	// membership is this node's serf agent (serf.go); members is what it
+	// knows of the other nodes.
+	membership *membership
+	members    *memberTable
 	// autopilot reconciles serf's view into the raft configuration while
 	// this node leads (autopilot.go).
 	autopilot *autopilot
@@ -145,7 +145,12 @@ func (n *Node) start(ctx context.Context) error {
 	n.sweeper = newSweeper(n, n.readyLeader, n.cfg, n.log)
 	n.autopilot = newAutopilot(n.raft, n.members, n.conns, n.ident.raftID, n.readyLeader, n.cfg, n.log)
 	n.formation = newFormation(n.raft, n.members, n.conns, n.ident.raftID, n.cfg, n.log)
-	if err := n.startSerf(); err != nil {
+	route, err := n.cfg.advertised(n.cfg.NATSClusterAddr)
+	if err != nil {
+		return fmt.Errorf("nats cluster: %w", err)
+	}
+	tags := nodeTags{raft: n.raftAdvertise, grpc: n.grpcAdvertise, nats: n.nats.ClientURL(), route: route, raftID: n.ident.raftID}
+	if n.membership, err = startMembership(n.cfg, tags, n.members, n.log); err != nil {
 		return err
 	}
 	n.metrics = newNodeMetrics(n)
@@ -168,8 +173,14 @@ func (n *Node) start(ctx context.Context) error {
 	crash := &failover{raft: n.raft, ident: n.ident, logs: n.logStore, transport: n.transport, layer: n.raftLayer,
 		heartbeat: n.cfg.HeartbeatTimeout, log: n.log}
 	n.goRun(func() { crash.run(ctx) })
-	n.goRun(func() { n.serfLoop(ctx) })
-	n.goRun(func() { n.joinLoop(ctx) })
+	n.goRun(func() { n.formation.run(ctx) })
+	n.goRun(func() {
+		n.membership.run(ctx, n.pub.PublishMember, func(routes []string) {
+			n.nats.SetRoutes(routes)
+			n.autopilot.now()
+		})
+	})
+	n.goRun(func() { n.membership.joinLoop(ctx) })
 	n.goRun(func() { n.autopilot.run(ctx) })
 	n.goRun(func() { n.sweeper.run(ctx) })
 	n.log.Info("node started", "raft_id", n.ident.raftID, "grpc", n.grpcAdvertise, "raft", n.raftAdvertise, "serf", n.cfg.SerfAddr,
@@ -298,8 +309,8 @@ func (n *Node) Close() error {
 	if n.grpc != nil {
 		n.grpc.srv.Stop()
 	}
-	if n.serf != nil {
-		errs = append(errs, n.serf.Shutdown())
+	if n.membership != nil {
+		errs = append(errs, n.membership.serf.Shutdown())
 	}
 	if n.raft != nil {
 		errs = append(errs, n.raft.Shutdown().Error())

@@ -319,14 +319,14 @@ func TestSecureCluster(t *testing.T) {
 		members := []*Node{c.nodes[0], c.nodes[1], c.nodes[2], good}
 		keptOut := func() error {
 			for _, n := range members {
-				for _, m := range n.serf.Members() {
+				for _, m := range n.membership.serf.Members() {
 					if m.Name == "nokey" || m.Name == "wrongkey" {
 						return fmt.Errorf("%s has %s as a serf member (%s)", n.ID(), m.Name, m.Status)
 					}
 				}
 			}
 			for _, r := range []*Node{noKey, wrongKey} {
-				if k := r.serf.NumNodes(); k != 1 {
+				if k := r.membership.serf.NumNodes(); k != 1 {
 					return fmt.Errorf("%s sees %d serf members", r.ID(), k)
 				}
 			}

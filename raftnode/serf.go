@@ -3,6 +3,7 @@ package raftnode
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"slices"
@@ -142,29 +143,52 @@ func (t *memberTable) all() []member {
 	return out
 }
 
-func (n *Node) startSerf() error {
-	host, port, err := splitPort(n.cfg.SerfAddr)
+// membership is this node's serf agent: it gossips the node's addresses
+// in its tags, keeps the member table up to date, joins the configured
+// peers, and tells the node when membership may have changed. It is apart
+// from Node so that what serf touches is in sight.
+type membership struct {
+	serf    *serf.Serf
+	events  chan serf.Event
+	members *memberTable
+	// self is this node's id, addr its serf address, and join the serf
+	// addresses it joins (Config's ID, SerfAddr and Join).
+	self string
+	addr string
+	join []string
+	log  *slog.Logger
+}
+
+// nodeTags are what a node gossips about itself beside its configuration
+// (its id and the cluster size it expects to form): the advertised
+// addresses of its raft, gRPC and NATS (client URL, cluster route), and
+// its raft server id.
+type nodeTags struct {
+	raft, grpc, nats, route string
+	raftID                  raft.ServerID
+}
+
+// startMembership starts the serf agent of a node with cfg, gossiping
+// tags, and fills members with what serf knows at once.
+func startMembership(cfg Config, tags nodeTags, members *memberTable, log *slog.Logger) (*membership, error) {
+	host, port, err := splitPort(cfg.SerfAddr)
 	if err != nil {
-		return fmt.Errorf("serf address: %w", err)
+		return nil, fmt.Errorf("serf address: %w", err)
 	}
-	adv, err := n.cfg.advertised(n.cfg.SerfAddr)
+	adv, err := cfg.advertised(cfg.SerfAddr)
 	if err != nil {
-		return fmt.Errorf("serf: %w", err)
+		return nil, fmt.Errorf("serf: %w", err)
 	}
 	advHost, advPort, _ := splitPort(adv)
 	// Gossip needs an IP; raft, gRPC and NATS keep the name (if it is one)
 	// and resolve it at every dial.
 	if advHost, err = resolveIP(advHost); err != nil {
-		return fmt.Errorf("serf advertise address: %w", err)
-	}
-	route, err := n.cfg.advertised(n.cfg.NATSClusterAddr)
-	if err != nil {
-		return fmt.Errorf("nats cluster: %w", err)
+		return nil, fmt.Errorf("serf advertise address: %w", err)
 	}
 
 	sc := serf.DefaultConfig()
-	sc.NodeName = n.cfg.ID
-	if n.cfg.FastGossip {
+	sc.NodeName = cfg.ID
+	if cfg.FastGossip {
 		sc.MemberlistConfig = memberlist.DefaultLocalConfig()
 	} else {
 		sc.MemberlistConfig = memberlist.DefaultLANConfig()
@@ -173,61 +197,60 @@ func (n *Node) startSerf() error {
 	sc.MemberlistConfig.BindPort = port
 	sc.MemberlistConfig.AdvertiseAddr = advHost
 	sc.MemberlistConfig.AdvertisePort = advPort
-	sc.MemberlistConfig.Logger = newStdLogger(n.log, "memberlist")
-	if len(n.cfg.GossipKey) > 0 {
+	sc.MemberlistConfig.Logger = newStdLogger(log, "memberlist")
+	if len(cfg.GossipKey) > 0 {
 		// Encrypted, authenticated gossip: messages without the key
 		// (a stranger's, or plaintext) are dropped, so such a node
 		// never becomes a member.
-		sc.MemberlistConfig.SecretKey = n.cfg.GossipKey
+		sc.MemberlistConfig.SecretKey = cfg.GossipKey
 		sc.MemberlistConfig.GossipVerifyIncoming = true
 		sc.MemberlistConfig.GossipVerifyOutgoing = true
 	}
-	sc.Logger = newStdLogger(n.log, "serf")
-	sc.SnapshotPath = filepath.Join(n.cfg.DataDir, "serf", "local.snapshot")
+	sc.Logger = newStdLogger(log, "serf")
+	sc.SnapshotPath = filepath.Join(cfg.DataDir, "serf", "local.snapshot")
 	sc.RejoinAfterLeave = true
 	sc.Tags = map[string]string{
 		tagRole:   roleNode,
-		tagID:     n.cfg.ID,
-		tagRaft:   n.raftAdvertise,
-		tagGRPC:   n.grpcAdvertise,
-		tagNATS:   n.nats.ClientURL(),
-		tagRoute:  "nats-route://" + route,
-		tagExpect: strconv.Itoa(n.cfg.BootstrapExpect),
-		tagRaftID: string(n.ident.raftID),
+		tagID:     cfg.ID,
+		tagRaft:   tags.raft,
+		tagGRPC:   tags.grpc,
+		tagNATS:   tags.nats,
+		tagRoute:  "nats-route://" + tags.route,
+		tagExpect: strconv.Itoa(cfg.BootstrapExpect),
+		tagRaftID: string(tags.raftID),
 	}
-	n.serfEv = make(chan serf.Event, 256)
-	sc.EventCh = n.serfEv
+	m := &membership{events: make(chan serf.Event, 256), members: members, self: cfg.ID, addr: cfg.SerfAddr, join: cfg.Join, log: log}
+	sc.EventCh = m.events
 	if err := mkdirFor(sc.SnapshotPath); err != nil {
-		return err
+		return nil, err
 	}
-	n.serf, err = serf.Create(sc)
-	if err != nil {
-		return fmt.Errorf("start serf on %s: %w", n.cfg.SerfAddr, err)
+	if m.serf, err = serf.Create(sc); err != nil {
+		return nil, fmt.Errorf("start serf on %s: %w", cfg.SerfAddr, err)
 	}
-	n.members.update(n.serf.Members(), time.Now())
-	return nil
+	members.update(m.serf.Members(), time.Now())
+	return m, nil
 }
 
 // joinLoop joins the configured peers, retrying (names may not resolve
 // until their containers start) until one join succeeds.
-func (n *Node) joinLoop(ctx context.Context) {
-	if len(n.cfg.Join) == 0 {
+func (m *membership) joinLoop(ctx context.Context) {
+	if len(m.join) == 0 {
 		return
 	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		var addrs []string
-		for _, a := range n.cfg.Join {
-			if a != n.cfg.SerfAddr {
+		for _, a := range m.join {
+			if a != m.addr {
 				addrs = append(addrs, a)
 			}
 		}
-		joined, err := n.serf.Join(addrs, true)
+		joined, err := m.serf.Join(addrs, true)
 		if joined > 0 {
-			n.log.Info("joined cluster", "contacted", joined)
+			m.log.Info("joined cluster", "contacted", joined)
 			return
 		}
-		n.log.Debug("join failed, retrying", "peers", addrs, "err", err, "in", backoff)
+		m.log.Debug("join failed, retrying", "peers", addrs, "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return
@@ -237,33 +260,32 @@ func (n *Node) joinLoop(ctx context.Context) {
 	}
 }
 
-// serfLoop reacts to membership: refreshes the member table and NATS
-// routes, announces changes and lets the leader reconcile (and, on its own
-// goroutine, forms the cluster or says why it cannot: formation.go).
-func (n *Node) serfLoop(ctx context.Context) {
+// run reacts to membership: it calls announce with every other member's
+// join, leave, failure, update and reap, and, at each event and every
+// second, refreshes the member table and calls changed with the NATS
+// routes of the live peers.
+func (m *membership) run(ctx context.Context, announce func(member, status string), changed func(routes []string)) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	n.goRun(func() { n.formation.run(ctx) })
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-n.serfEv:
+		case ev := <-m.events:
 			me, ok := ev.(serf.MemberEvent)
 			if !ok {
 				continue
 			}
-			for _, m := range me.Members {
-				if m.Name != n.cfg.ID {
-					n.pub.PublishMember(m.Name, memberStatus(me.Type))
-					n.log.Info("member "+memberStatus(me.Type), "member", m.Name, "addr", net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))))
+			for _, sm := range me.Members {
+				if sm.Name != m.self {
+					announce(sm.Name, memberStatus(me.Type))
+					m.log.Info("member "+memberStatus(me.Type), "member", sm.Name, "addr", net.JoinHostPort(sm.Addr.String(), strconv.Itoa(int(sm.Port))))
 				}
 			}
 		case <-tick.C:
 		}
-		n.members.update(n.serf.Members(), time.Now())
-		n.nats.SetRoutes(n.peerRoutes())
-		n.autopilot.now()
+		m.members.update(m.serf.Members(), time.Now())
+		changed(m.peerRoutes())
 	}
 }
 
@@ -284,11 +306,13 @@ func memberStatus(t serf.EventType) string {
 	}
 }
 
-func (n *Node) peerRoutes() []string {
+// peerRoutes are the NATS routes of the live members other than this
+// node.
+func (m *membership) peerRoutes() []string {
 	var routes []string
-	for _, m := range n.members.all() {
-		if m.ID != n.cfg.ID && m.Status == serf.StatusAlive && m.Route != "" {
-			routes = append(routes, m.Route)
+	for _, mb := range m.members.all() {
+		if mb.ID != m.self && mb.Status == serf.StatusAlive && mb.Route != "" {
+			routes = append(routes, mb.Route)
 		}
 	}
 	return routes
