@@ -156,13 +156,8 @@ type failover struct {
 func (fo *failover) run(ctx context.Context) {
 	suspect, every, probe, stagger := crashTiming(fo.heartbeat)
 	w := crashWatch{self: fo.ident.raftID, suspect: suspect, stagger: stagger}
-	votes := make(chan raft.Observation, 8)
-	observer := raft.NewObserver(votes, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.RequestVoteRequest)
-		return ok
-	})
-	fo.raft.RegisterObserver(observer)
-	defer fo.raft.DeregisterObserver(observer)
+	votes, stop := observe[raft.RequestVoteRequest](fo.raft, 8)
+	defer stop()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	// The leader's IPs, resolved while it is alive: a container's name

@@ -37,6 +37,19 @@ func (s *leaderSignal) signal() {
 	s.ch = make(chan struct{})
 }
 
+// observe registers an observer of r that passes on, into a channel of
+// buf, the observations whose Data is a T, dropping them when the channel
+// is full (raft must never block on an observer); stop deregisters it.
+func observe[T any](r *raft.Raft, buf int) (obs <-chan raft.Observation, stop func()) {
+	ch := make(chan raft.Observation, buf)
+	observer := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(T)
+		return ok
+	})
+	r.RegisterObserver(observer)
+	return ch, func() { r.DeregisterObserver(observer) }
+}
+
 // notifyLoop consumes raft's NotifyCh (which must never block) and wakes
 // everyone waiting for a leadership change.
 func (n *Node) notifyLoop(ctx context.Context, ch <-chan bool) {
@@ -55,13 +68,8 @@ func (n *Node) notifyLoop(ctx context.Context, ch <-chan bool) {
 // everything earlier leaders committed), then republishes every room so consumers that
 // missed the old leader's last messages converge.
 func (n *Node) watchLeadership(ctx context.Context) {
-	obs := make(chan raft.Observation, 16)
-	observer := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	n.raft.RegisterObserver(observer)
-	defer n.raft.DeregisterObserver(observer)
+	obs, stop := observe[raft.LeaderObservation](n.raft, 16)
+	defer stop()
 	var lastLeader raft.ServerID
 	for {
 		select {
