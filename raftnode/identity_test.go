@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/hashicorp/serf/serf"
 
 	"github.com/hangman/hangman/internal/harness"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
@@ -212,6 +213,54 @@ func (c *testCluster) readdress() {
 	for i := range c.cfgs {
 		c.cfgs[i].Join = joins
 	}
+}
+
+// readdressOne moves node i alone to new ports, joining the others where
+// they are: a container or pod recreated on a new IP while the rest run.
+func (c *testCluster) readdressOne(i int) {
+	c.t.Helper()
+	p := harness.FreePorts(c.t, 6)
+	addr := func(k int) string { return "127.0.0.1:" + strconv.Itoa(p[k]) }
+	cfg := &c.cfgs[i]
+	cfg.GRPCAddr, cfg.RaftAddr, cfg.SerfAddr = addr(0), addr(1), addr(2)
+	cfg.NATSAddr, cfg.NATSClusterAddr, cfg.HTTPAddr = addr(3), addr(4), addr(5)
+	cfg.Join = nil
+	for j := range c.cfgs {
+		if j != i {
+			cfg.Join = append(cfg.Join, c.cfgs[j].SerfAddr)
+		}
+	}
+}
+
+// TestNodeBackOnANewAddressWhileTheOthersRun: a node crashes and comes
+// back at once on new addresses, while its peers still gossip its old
+// incarnation as alive. It must get its name back at the new address,
+// catch up and serve, and the others must dial it there: the name is the
+// node's identity, not its address. (serf's name-conflict resolution used
+// to make the newcomer quit gossip for good, a minority of one.)
+func TestNodeBackOnANewAddressWhileTheOthersRun(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	moved := (lead + 1) % 3
+	setupRoom(t, c, lead, "before")
+	c.converged()
+	c.kill(moved)
+	c.readdressOne(moved)
+	n := c.start(moved)
+	setupRoom(t, c, c.leader(), "after")
+	harness.Eventually(t, 30*time.Second, n.ID()+" a member again at its new address, caught up", func() error {
+		if !roomNames(n)["after"] {
+			return fmt.Errorf("%s lacks the room made after it moved", n.ID())
+		}
+		for i, other := range c.alive() {
+			m, ok := other.members.get(n.ID())
+			if !ok || m.Raft != c.cfgs[moved].RaftAddr || m.Status != serf.StatusAlive {
+				return fmt.Errorf("node %d sees %s as %+v", i, n.ID(), m)
+			}
+		}
+		return nil
+	})
+	c.converged()
 }
 
 // roomNames lists the rooms a node has applied.

@@ -168,6 +168,16 @@ type nodeTags struct {
 	raftID                  raft.ServerID
 }
 
+// deadNodeReclaimTime is how long after a node is found dead its name may
+// be taken by one at another address: at once (0 would mean never). The
+// failure detector has already waited out its suspicion timeout, and the
+// newcomer's claim comes in its next push/pull (pushPullInterval).
+const deadNodeReclaimTime = time.Nanosecond
+
+// pushPullInterval is how often a node exchanges its whole member list
+// with another (memberlist's defaults: 15 s local, 30 s LAN).
+const pushPullInterval = 2 * time.Second
+
 // startMembership starts the serf agent of a node with cfg, gossiping
 // tags, and fills members with what serf knows at once.
 func startMembership(cfg Config, tags nodeTags, members *memberTable, log *slog.Logger) (*membership, error) {
@@ -206,6 +216,24 @@ func startMembership(cfg Config, tags nodeTags, members *memberTable, log *slog.
 		sc.MemberlistConfig.GossipVerifyIncoming = true
 		sc.MemberlistConfig.GossipVerifyOutgoing = true
 	}
+	// A node's name is its identity and its address may change: a node
+	// that crashed and came back at once on a new IP (a container or pod
+	// recreated) is still gossiped at its old address, as alive, until
+	// the others find it dead. serf's name-conflict resolution would then
+	// ask the members, find the newcomer a minority of one and make it
+	// quit gossip for good; memberlist alone keeps refusing the new
+	// address only until the old incarnation is dead, then hands the name
+	// over (DeadNodeReclaimTime), which is what an address change needs.
+	// Two live processes given one id (an operator's mistake) no longer
+	// make one of them quit: memberlist keeps the one it knew, and logs
+	// the conflict as an error at every exchange.
+	sc.EnableNameConflictResolution = false
+	sc.MemberlistConfig.DeadNodeReclaimTime = deadNodeReclaimTime
+	// The others gossip to the name's old address only, so the newcomer's
+	// claim reaches them in its own push/pull: a short interval makes the
+	// move take seconds, not half a minute, and a game cluster's handful
+	// of members makes each exchange small.
+	sc.MemberlistConfig.PushPullInterval = pushPullInterval
 	sc.Logger = newStdLogger(log, "serf")
 	sc.SnapshotPath = filepath.Join(cfg.DataDir, "serf", "local.snapshot")
 	sc.RejoinAfterLeave = true
