@@ -31,7 +31,7 @@ func runRelay(ctx context.Context, args []string) error {
 	)
 	fs.StringVar(&listen, "listen", "0.0.0.0:8080", "HTTP address serving the page, /ws, /healthz and /readyz")
 	fs.StringVar(&nats, "nats", "nats://127.0.0.1:4222", "comma-separated NATS server URLs")
-	fs.StringVar(&nodes, "grpc", "127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003", "comma-separated gRPC addresses of game nodes")
+	fs.StringVar(&nodes, "grpc", "127.0.0.1:9001,127.0.0.1:9002,127.0.0.1:9003", "comma-separated gRPC addresses of game nodes, as seeds: the relay also follows the addresses the cluster lists")
 	fs.StringVar(&cfg.Name, "name", "", "relay name shown to browsers and operators (default: hostname:port)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "URL browsers reach this relay at, advertised to other relays' browsers for failover (default: http://<listen>, with the hostname for 0.0.0.0)")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins, besides the relay's own, allowed to open websockets (\"*\" for any); also the only other relays its browsers may fail over to (never through \"*\")")

@@ -79,9 +79,11 @@ func (c *clusterService) Members(context.Context, *hangmanv1.MembersRequest) (*h
 	ms := c.node.membership.serf.Members()
 	out := &hangmanv1.MembersResponse{Members: make([]*hangmanv1.Member, 0, len(ms))}
 	for _, m := range ms {
-		out.Members = append(out.Members, &hangmanv1.Member{
-			Name: m.Name, Address: m.Addr.String(), Status: m.Status.String(), Tags: m.Tags,
-		})
+		pm := &hangmanv1.Member{Name: m.Name, Address: m.Addr.String(), Status: m.Status.String(), Tags: m.Tags}
+		if m.Tags[tagRole] == roleNode {
+			pm.GrpcAddress = m.Tags[tagGRPC]
+		}
+		out.Members = append(out.Members, pm)
 	}
 	slices.SortFunc(out.Members, func(a, b *hangmanv1.Member) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil

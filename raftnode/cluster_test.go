@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -312,6 +313,12 @@ func TestClusterServiceReportsAndTransfersLeadership(t *testing.T) {
 	m, err := cc.Members(ctx, &hangmanv1.MembersRequest{})
 	if err != nil || len(m.GetMembers()) != 3 {
 		t.Fatalf("members %v, err %v", m.GetMembers(), err)
+	}
+	// Each member names where it serves gRPC: relays follow nodes by it.
+	for _, mb := range m.GetMembers() {
+		if !slices.ContainsFunc(c.nodes, func(n *Node) bool { return n.GRPCAddr() == mb.GetGrpcAddress() }) {
+			t.Fatalf("member %s lists gRPC address %q, no node's", mb.GetName(), mb.GetGrpcAddress())
+		}
 	}
 	target := c.cfgs[(old+2)%3].ID
 	tr, err := cc.TransferLeadership(ctx, &hangmanv1.TransferLeadershipRequest{TargetId: target})

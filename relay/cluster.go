@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -103,8 +104,7 @@ type clusterView struct {
 
 	mu       sync.Mutex
 	watchers map[*client]func() bool // value stops the disconnect hook
-	nodes    []clusterNode           // by index of r.nodes.conns
-	polled   []bool                  // the node answered or failed once
+	nodes    map[string]clusterNode  // by address, as the node table has them
 	events   []clusterEvent
 	lastTerm uint64
 	last     []byte    // the frame last pushed
@@ -117,11 +117,10 @@ func newClusterView(r *Relay) *clusterView {
 		started:  time.Now(),
 		kick:     make(chan struct{}, 1),
 		watchers: make(map[*client]func() bool),
-		nodes:    make([]clusterNode, len(r.nodes.addrs)),
-		polled:   make([]bool, len(r.nodes.addrs)),
+		nodes:    make(map[string]clusterNode),
 	}
-	for i, a := range r.nodes.addrs {
-		cv.nodes[i] = clusterNode{Addr: a, Role: "unknown"}
+	for _, nc := range r.nodes.snapshot() {
+		cv.nodes[nc.addr] = clusterNode{Addr: nc.addr, Role: "unknown"}
 	}
 	return cv
 }
@@ -206,13 +205,15 @@ func (cv *clusterView) loop() {
 }
 
 // poll asks every node for its status, all at once, each within a bound.
+// A node address the relay no longer follows leaves the view.
 func (cv *clusterView) poll(ctx context.Context) {
-	n := cv.r.nodes
-	results := make([]clusterNode, len(n.conns))
+	list := cv.r.nodes.snapshot()
+	results := make([]clusterNode, len(list))
 	var wg sync.WaitGroup
-	for i, cc := range n.conns {
+	for i, nc := range list {
 		wg.Go(func() {
-			cn := clusterNode{Addr: n.addrs[i], Role: "unreachable"}
+			cc := nc.cc
+			cn := clusterNode{Addr: nc.addr, Role: "unreachable"}
 			actx, cancel := context.WithTimeout(ctx, 800*time.Millisecond)
 			defer cancel()
 			st, err := hangmanv1.NewClusterServiceClient(cc).Status(actx, &hangmanv1.StatusRequest{})
@@ -241,8 +242,9 @@ func (cv *clusterView) poll(ctx context.Context) {
 	cv.mu.Lock()
 	defer cv.mu.Unlock()
 	cv.polledAt = now
-	for i, cn := range results {
-		old := cv.nodes[i]
+	nodes := make(map[string]clusterNode, len(results))
+	for _, cn := range results {
+		old, known := cv.nodes[cn.Addr]
 		if cn.ID == "" {
 			cn.ID = old.ID // keep the name of a node that went away
 		}
@@ -251,16 +253,16 @@ func (cv *clusterView) poll(ctx context.Context) {
 			name = cn.Addr
 		}
 		wasUp, isUp := old.Role != "unreachable" && old.Role != "unknown", cn.Role != "unreachable"
-		if cv.polled[i] && wasUp != isUp {
+		if known && old.Role != "unknown" && wasUp != isUp {
 			status := "down"
 			if isUp {
 				status = "up"
 			}
 			cv.addEventLocked(clusterEvent{Kind: "node", Node: name, Status: status, At: now})
 		}
-		cv.polled[i] = true
-		cv.nodes[i] = cn
+		nodes[cn.Addr] = cn
 	}
+	cv.nodes = nodes
 	if leader, term := cv.leaderLocked(); leader != "" && term > cv.lastTerm {
 		cv.lastTerm = term
 		cv.addEventLocked(clusterEvent{Kind: "leader", Node: leader, Term: term, At: now})
@@ -280,7 +282,8 @@ func (cv *clusterView) leaderLocked() (string, uint64) {
 	return leader, term
 }
 
-// onAnnouncement takes hangman.cluster.leader and hangman.cluster.member.
+// onAnnouncement takes hangman.cluster.leader and hangman.cluster.member,
+// and has the node table follow the members (follow.go).
 func (cv *clusterView) onAnnouncement(m *nats.Msg) {
 	var ev clusterEvent
 	switch m.Subject {
@@ -312,6 +315,8 @@ func (cv *clusterView) onAnnouncement(m *nats.Msg) {
 	}
 	cv.mu.Unlock()
 	cv.poke()
+	// A node may have come back on a new address: ask where they are.
+	cv.r.nodes.poke()
 }
 
 // relayJoined records that a relay appeared, unless this one is starting
@@ -362,12 +367,12 @@ func (cv *clusterView) addEventLocked(e clusterEvent) {
 // frameLocked encodes the current view.
 func (cv *clusterView) frameLocked() []byte {
 	r := cv.r
-	f := clusterFrame{Type: typeCluster, Relay: r.cfg.Name, Nodes: slices.Clone(cv.nodes), Events: slices.Clone(cv.events)}
+	f := clusterFrame{Type: typeCluster, Relay: r.cfg.Name, Nodes: slices.Collect(maps.Values(cv.nodes)), Events: slices.Clone(cv.events)}
 	f.Leader, f.Term = cv.leaderLocked()
 	for _, n := range cv.nodes {
 		f.Term = max(f.Term, n.Term)
 	}
-	slices.SortStableFunc(f.Nodes, func(a, b clusterNode) int {
+	slices.SortFunc(f.Nodes, func(a, b clusterNode) int {
 		return strings.Compare(a.ID+"\x00"+a.Addr, b.ID+"\x00"+b.Addr)
 	})
 	f.Relays = append(f.Relays, clusterRelay{Name: r.cfg.Name, URL: r.cfg.PublicURL, Sessions: r.stats.sessions.Load(), Self: true})
@@ -435,17 +440,6 @@ func withDev(mux http.Handler, dev http.Handler) http.Handler {
 		}
 		dev.ServeHTTP(w, req)
 	})
-}
-
-// readyCount is how many node connections are up (for the metrics).
-func (n *nodes) readyCount() int {
-	c := 0
-	for _, cc := range n.conns {
-		if cc.GetState() == connectivity.Ready {
-			c++
-		}
-	}
-	return c
 }
 
 // validName accepts the short printable names nodes and relays go by, so

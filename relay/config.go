@@ -25,8 +25,9 @@ type Config struct {
 	PublicURL string
 	// NATSURLs are the NATS servers to subscribe to (any one suffices).
 	NATSURLs []string
-	// GRPCAddrs are the game nodes' gRPC addresses; the relay fails over
-	// between them.
+	// GRPCAddrs are the game nodes' gRPC addresses as the relay starts
+	// with them (seeds, kept for good); it also follows the addresses the
+	// cluster lists, and fails over between all of them.
 	GRPCAddrs []string
 	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
 	// may open a websocket besides the relay's own. "*" allows any origin.

@@ -12,6 +12,12 @@
 // commands become gRPC calls to the game nodes, each with a request id so a
 // retry (across nodes, leader changes or relays) is applied at most once.
 //
+// The --grpc addresses are seeds. A relay asks the nodes it reaches where
+// the cluster's members serve gRPC (ClusterService.Members) every few
+// seconds and when the leader announces a change, dials the new addresses
+// and drops the ones no longer listed (follow.go), so nodes that come
+// back on new IPs one at a time are followed without a restart.
+//
 // Nothing a relay holds matters: killing one loses no state, its browsers
 // reconnect to another relay, whose address they learnt from the relays
 // themselves (relays find each other with heartbeats on NATS and register as

@@ -99,6 +99,45 @@ type cluster struct {
 	// relayUser and relayPassword are the NATS credentials of relays,
 	// empty when the server has no users.
 	relayUser, relayPassword string
+	// grpc is the node's gRPC server.
+	grpc *grpc.Server
+	// members is what the node's ClusterService.Members lists.
+	members memberList
+}
+
+// memberList is a node's ClusterService that lists the members a test sets
+// (none until it does), as serf would gossip them. Its other methods are
+// unimplemented.
+type memberList struct {
+	hangmanv1.UnimplementedClusterServiceServer
+	mu sync.Mutex
+	ms []*hangmanv1.Member
+}
+
+func (l *memberList) set(ms ...*hangmanv1.Member) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ms = ms
+}
+
+func (l *memberList) Members(context.Context, *hangmanv1.MembersRequest) (*hangmanv1.MembersResponse, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return &hangmanv1.MembersResponse{Members: l.ms}, nil
+}
+
+// serveNode serves the cluster's game, health and members on a gRPC
+// server of its own at a fresh address: the same cluster, as a node that
+// came back on a new address serves it.
+func (cl *cluster) serveNode(t testing.TB, ln net.Listener) *grpc.Server {
+	t.Helper()
+	gs := grpc.NewServer(grpc.UnaryInterceptor(cl.reads.intercept))
+	api.New(cl.rep, harness.Logger()).Register(gs)
+	healthpb.RegisterHealthServer(gs, cl.health)
+	hangmanv1.RegisterClusterServiceServer(gs, &cl.members)
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(gs.Stop)
+	return gs
 }
 
 // readCounter counts GetRoom calls by consistency, as a gRPC interceptor.
@@ -175,20 +214,15 @@ func startClusterWith(t testing.TB, users []*server.User) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := &cluster{natsURL: ns.ClientURL(), nsrv: ns, grpcAddr: ln.Addr().String(), rep: rep, nc: nc}
-	gs := grpc.NewServer(grpc.UnaryInterceptor(cl.reads.intercept))
-	api.New(rep, harness.Logger()).Register(gs)
-	hs := health.NewServer()
-	hs.SetServingStatus(hangmanv1.GameService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(gs, hs)
-	go func() { _ = gs.Serve(ln) }()
-	t.Cleanup(gs.Stop)
+	cl := &cluster{natsURL: ns.ClientURL(), nsrv: ns, grpcAddr: ln.Addr().String(), rep: rep, nc: nc, health: health.NewServer()}
+	cl.health.SetServingStatus(hangmanv1.GameService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	cl.grpc = cl.serveNode(t, ln)
 	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecureCreds()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cc.Close() })
-	cl.game, cl.health = hangmanv1.NewGameServiceClient(cc), hs
+	cl.game = hangmanv1.NewGameServiceClient(cc)
 	return cl
 }
 

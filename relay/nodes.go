@@ -26,92 +26,155 @@ import (
 )
 
 // nodes is the relay's view of the game nodes: one gRPC connection per
-// address and the index of the one that answered last. Any node takes any
-// command (followers forward writes to the leader and retry across leader
-// changes themselves), so the relay only fails over between nodes.
+// address and the node that answered last. Any node takes any command
+// (followers forward writes to the leader and retry across leader changes
+// themselves), so the relay only fails over between nodes.
+//
+// The addresses are the --grpc seeds, kept for good, and those the
+// cluster reports (follow): each game node's gRPC address as the nodes
+// gossip it, read over the relay's own gRPC link. So a relay follows a
+// cluster whose nodes come back on new addresses, as long as one address
+// it knows still reaches a node when another moves.
 type nodes struct {
-	addrs   []string
-	conns   []*grpc.ClientConn
-	clients []hangmanv1.GameServiceClient
-	cur     atomic.Uint32
 	attempt time.Duration
+	creds   credentials.TransportCredentials
 	log     *slog.Logger
+	// cur is the node that answered last, tried first next time.
+	cur atomic.Pointer[nodeConn]
+	// kick asks follow to read the members now (poke).
+	kick chan struct{}
 
-	// What each node's grpc.health.v1 says of the game service: SERVING
-	// while the node knows a raft leader (watchHealth).
-	mu      sync.Mutex
-	serving []bool
+	mu   sync.Mutex
+	list []*nodeConn
 	// lostAt is when the last node that knew a leader stopped saying
 	// so, or the start.
 	lostAt time.Time
+	// watch starts a node's health watch; nil until start.
+	watch func(*nodeConn)
+}
+
+// nodeConn is one node address and the relay's connection to it.
+type nodeConn struct {
+	addr   string
+	seed   bool // named by --grpc: never dropped
+	cc     *grpc.ClientConn
+	client hangmanv1.GameServiceClient
+	// stop ends the health watch.
+	stop context.CancelFunc
+	// serving is what the node's grpc.health.v1 says of the game service:
+	// SERVING while the node knows a raft leader (watchHealth). Guarded
+	// by nodes.mu.
+	serving bool
 }
 
 func dialNodes(addrs []string, attempt time.Duration, creds credentials.TransportCredentials, log *slog.Logger) (*nodes, error) {
-	n := &nodes{addrs: addrs, attempt: attempt, log: log, serving: make([]bool, len(addrs)), lostAt: time.Now()}
+	n := &nodes{attempt: attempt, creds: creds, log: log, lostAt: time.Now(), kick: make(chan struct{}, 1)}
 	for _, a := range addrs {
-		cc, err := grpc.NewClient(a,
-			grpc.WithTransportCredentials(creds),
-			// Come back quickly after a node restarts: the default
-			// backoff grows to two minutes.
-			grpc.WithConnectParams(grpc.ConnectParams{
-				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
-				MinConnectTimeout: 2 * time.Second,
-			}),
-			// Stay connected so /readyz and the first command see a
-			// ready connection.
-			grpc.WithIdleTimeout(0),
-		)
+		nc, err := n.dial(a)
 		if err != nil {
 			n.close()
-			return nil, fmt.Errorf("grpc client for %s: %w", a, err)
+			return nil, err
 		}
-		cc.Connect()
-		n.conns = append(n.conns, cc)
-		// Guesses from every browser of this relay share one stream per
-		// node.
-		n.clients = append(n.clients, gameclient.New(cc))
+		nc.seed = true
+		n.list = append(n.list, nc)
 	}
 	return n, nil
 }
 
-func (n *nodes) close() {
-	for _, c := range n.conns {
-		_ = c.Close()
+// dial connects to a node address in the background.
+func (n *nodes) dial(addr string) (*nodeConn, error) {
+	cc, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(n.creds),
+		// Come back quickly after a node restarts: the default
+		// backoff grows to two minutes.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}),
+		// Stay connected so /readyz and the first command see a
+		// ready connection.
+		grpc.WithIdleTimeout(0),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("grpc client for %s: %w", addr, err)
 	}
+	cc.Connect()
+	// Guesses from every browser of this relay share one stream per node.
+	return &nodeConn{addr: addr, cc: cc, client: gameclient.New(cc), stop: func() {}}, nil
+}
+
+// start watches every node's health, now and as nodes are added, and
+// follows the cluster's addresses (follow.go), until ctx ends; spawn runs
+// a background goroutine the relay waits for.
+func (n *nodes) start(ctx context.Context, spawn func(func())) {
+	spawn(func() { n.follow(ctx) })
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.watch = func(nc *nodeConn) {
+		wctx, stop := context.WithCancel(ctx)
+		nc.stop = stop
+		spawn(func() { n.watchHealth(wctx, nc) })
+	}
+	for _, nc := range n.list {
+		n.watch(nc)
+	}
+}
+
+func (n *nodes) close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, nc := range n.list {
+		nc.stop()
+		_ = nc.cc.Close()
+	}
+}
+
+// snapshot returns the current node table; entries are never modified,
+// only added and removed.
+func (n *nodes) snapshot() []*nodeConn {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.list)
 }
 
 // ready reports whether at least one node connection is up.
 func (n *nodes) ready() bool {
-	for _, c := range n.conns {
-		if c.GetState() == connectivity.Ready {
-			return true
+	return n.readyCount() > 0
+}
+
+// readyCount is how many node connections are up (for the metrics).
+func (n *nodes) readyCount() int {
+	c := 0
+	for _, nc := range n.snapshot() {
+		if nc.cc.GetState() == connectivity.Ready {
+			c++
 		}
 	}
-	return false
+	return c
 }
 
 // healthRetry is the pause before watching a node's health again after
 // the watch failed (the node is down, or answers no health service).
 const healthRetry = time.Second
 
-// watchHealth follows node i's grpc.health.v1 status of the game service
+// watchHealth follows a node's grpc.health.v1 status of the game service
 // until ctx ends. A node serves it while it knows a raft leader (what its
 // /readyz says), so the relay learns of elections and lost quorums as they
 // happen, without polling.
-func (n *nodes) watchHealth(ctx context.Context, i int) {
-	client := healthpb.NewHealthClient(n.conns[i])
+func (n *nodes) watchHealth(ctx context.Context, nc *nodeConn) {
+	client := healthpb.NewHealthClient(nc.cc)
 	req := &healthpb.HealthCheckRequest{Service: hangmanv1.GameService_ServiceDesc.ServiceName}
 	for ctx.Err() == nil {
 		stream, err := client.Watch(ctx, req, grpc.WaitForReady(true))
 		for err == nil {
 			var resp *healthpb.HealthCheckResponse
 			if resp, err = stream.Recv(); err == nil {
-				n.setServing(i, resp.GetStatus() == healthpb.HealthCheckResponse_SERVING)
+				n.setServing(nc, resp.GetStatus() == healthpb.HealthCheckResponse_SERVING)
 			}
 		}
-		n.setServing(i, false)
+		n.setServing(nc, false)
 		if ctx.Err() == nil {
-			n.log.Debug("node health watch ended; watching again", "node", n.addrs[i], "err", err)
+			n.log.Debug("node health watch ended; watching again", "node", nc.addr, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -120,14 +183,18 @@ func (n *nodes) watchHealth(ctx context.Context, i int) {
 	}
 }
 
-func (n *nodes) setServing(i int, serving bool) {
+func (n *nodes) setServing(nc *nodeConn, serving bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	before := slices.Contains(n.serving, true)
-	n.serving[i] = serving
-	if before && !slices.Contains(n.serving, true) {
+	before := n.anyServingLocked()
+	nc.serving = serving
+	if before && !n.anyServingLocked() {
 		n.lostAt = time.Now()
 	}
+}
+
+func (n *nodes) anyServingLocked() bool {
+	return slices.ContainsFunc(n.list, func(nc *nodeConn) bool { return nc.serving })
 }
 
 // leaderKnown reports whether a node this relay reaches knows a raft
@@ -135,7 +202,7 @@ func (n *nodes) setServing(i int, serving bool) {
 func (n *nodes) leaderKnown() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return slices.Contains(n.serving, true)
+	return n.anyServingLocked()
 }
 
 // leaderLostFor is how long no node this relay reaches has known a leader
@@ -143,7 +210,7 @@ func (n *nodes) leaderKnown() bool {
 func (n *nodes) leaderLostFor() time.Duration {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if slices.Contains(n.serving, true) {
+	if n.anyServingLocked() {
 		return 0
 	}
 	return time.Since(n.lostAt)
@@ -151,45 +218,50 @@ func (n *nodes) leaderLostFor() time.Duration {
 
 // states reports each node connection's state, for /readyz.
 func (n *nodes) states() map[string]string {
-	out := make(map[string]string, len(n.conns))
-	for i, c := range n.conns {
-		out[n.addrs[i]] = c.GetState().String()
+	list := n.snapshot()
+	out := make(map[string]string, len(list))
+	for _, nc := range list {
+		out[nc.addr] = nc.cc.GetState().String()
 	}
 	return out
 }
 
 // call runs f against one node after another until one answers, a node
 // gives a final answer, or ctx ends. The node that answered is tried first
-// next time. f must be safe to repeat: writes carry a request id.
+// next time. f must be safe to repeat: writes carry a request id. Each
+// round over the nodes reads the node table afresh, so a call that spans
+// a move of the cluster reaches its new addresses.
 //
 // retried reports that an earlier attempt failed in a way that may have
 // applied the command (it timed out, or its node became unreachable), so a
 // "duplicate" in the final answer may be the relay's own retry rather than
 // the client's.
 func (n *nodes) call(ctx context.Context, op string, f func(context.Context, hangmanv1.GameServiceClient) error) (retried bool, err error) {
-	start := int(n.cur.Load())
-	for attempt := 0; ; attempt++ {
-		i := (start + attempt) % len(n.clients)
-		actx, cancel := context.WithTimeout(ctx, n.attempt)
-		err = f(actx, n.clients[i])
-		cancel()
-		if err == nil {
-			n.cur.Store(uint32(i))
-			return attempt > 0, nil
-		}
-		if ctx.Err() != nil || !retryable(err) {
-			return attempt > 0, err
-		}
-		n.log.Debug("node failed, trying the next", "op", op, "node", n.addrs[i], "err", err)
-		if (attempt+1)%len(n.clients) == 0 {
-			// Every node failed once: the cluster is electing or
-			// restarting. Wait a little before the next round.
-			pause := time.Duration(min(attempt+1, 10)) * 50 * time.Millisecond
-			select {
-			case <-ctx.Done():
-				return true, err
-			case <-time.After(pause):
+	for attempt := 0; ; {
+		list := n.snapshot()
+		start := max(0, slices.Index(list, n.cur.Load()))
+		for k := range list {
+			nc := list[(start+k)%len(list)]
+			actx, cancel := context.WithTimeout(ctx, n.attempt)
+			err = f(actx, nc.client)
+			cancel()
+			if err == nil {
+				n.cur.Store(nc)
+				return attempt > 0, nil
 			}
+			attempt++
+			if ctx.Err() != nil || !retryable(err) {
+				return attempt > 1, err
+			}
+			n.log.Debug("node failed, trying the next", "op", op, "node", nc.addr, "err", err)
+		}
+		// Every node failed once: the cluster is electing or restarting.
+		// Wait a little before the next round.
+		pause := time.Duration(min(attempt, 10)) * 50 * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return true, err
+		case <-time.After(pause):
 		}
 	}
 }

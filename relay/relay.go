@@ -169,9 +169,7 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		r.nodes.close()
 		return nil, fmt.Errorf("live lobby: %w", err)
 	}
-	for i := range r.nodes.conns {
-		r.goBG(func() { r.nodes.watchHealth(r.ctx, i) })
-	}
+	r.nodes.start(r.ctx, r.goBG)
 	if !r.trustNATS {
 		r.log.Warn("NATS without users: anyone may publish room messages, so each seq waits for a node to vouch for it; set --nats-password in production")
 		r.goBG(r.confirmLoop)

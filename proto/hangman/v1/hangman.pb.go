@@ -2377,8 +2377,12 @@ type Member struct {
 	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Address string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	// status is serf's: "alive", "leaving", "left", "failed".
-	Status        string            `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
-	Tags          map[string]string `protobuf:"bytes,4,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Status string            `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	Tags   map[string]string `protobuf:"bytes,4,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// grpc_address is where the member serves this API and GameService, as
+	// it gossips it; empty for a member that is no game node. Relays follow
+	// the cluster to new addresses by it.
+	GrpcAddress   string `protobuf:"bytes,5,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2439,6 +2443,13 @@ func (x *Member) GetTags() map[string]string {
 		return x.Tags
 	}
 	return nil
+}
+
+func (x *Member) GetGrpcAddress() string {
+	if x != nil {
+		return x.GrpcAddress
+	}
+	return ""
 }
 
 type MembersResponse struct {
@@ -2940,12 +2951,13 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	" \x01(\tR\x06raftId\x12\x1b\n" +
 	"\thas_state\x18\v \x01(\bR\bhasState\x12<\n" +
 	"\rconfiguration\x18\f \x03(\v2\x16.hangman.v1.RaftServerR\rconfiguration\"\x10\n" +
-	"\x0eMembersRequest\"\xb9\x01\n" +
+	"\x0eMembersRequest\"\xdc\x01\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x16\n" +
 	"\x06status\x18\x03 \x01(\tR\x06status\x120\n" +
-	"\x04tags\x18\x04 \x03(\v2\x1c.hangman.v1.Member.TagsEntryR\x04tags\x1a7\n" +
+	"\x04tags\x18\x04 \x03(\v2\x1c.hangman.v1.Member.TagsEntryR\x04tags\x12!\n" +
+	"\fgrpc_address\x18\x05 \x01(\tR\vgrpcAddress\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"?\n" +
