@@ -46,7 +46,9 @@
 // committed entry of raft.db: the node must refuse to start, naming the
 // file and index), disk-full (Unavailable, never Internal or a path; not
 // ready; recovery without a restart), readdress-all (a leader within
-// seconds on new IPs, every room intact), cpu-hog (no leader change) and
+// seconds on new IPs, every room intact), readdress-rolling (the nodes
+// move to new IPs one at a time while the relays, started with the old
+// ones, keep running: each must follow them and be ready), cpu-hog (no leader change) and
 // pause-leader-long (every node ready within 5 s of SIGCONT).
 //
 // What is checked (see Run and Report):

@@ -35,6 +35,7 @@ const (
 	FaultCorruptEntry    FaultKind = "corrupt-entry"
 	FaultDiskFull        FaultKind = "disk-full"
 	FaultReaddressAll    FaultKind = "readdress-all"
+	FaultReaddressRoll   FaultKind = "readdress-rolling"
 	FaultCPUHog          FaultKind = "cpu-hog"
 	FaultPauseLeaderLong FaultKind = "pause-leader-long"
 )
@@ -66,6 +67,8 @@ var faults = map[FaultKind]faultInfo{
 		"writes there fail Unavailable (never Internal, no server path); once it cannot persist or falls behind it is not ready; it recovers without a restart"},
 	FaultReaddressAll: {"stop every node, give each a new IP, restart all on the same data",
 		"a leader within seconds; every room intact"},
+	FaultReaddressRoll: {"move the nodes to new IPs one at a time (stop, new IP, restart on the same data), the relays left running on the IPs they were started with",
+		"every node and relay ready within seconds of each move; each relay follows the nodes to their new addresses; every room intact"},
 	FaultCPUHog: {"busy loops at 4x the core count in processes outside the cluster, at normal priority",
 		"zero leader changes during the hog and the settle time after it"},
 	FaultPauseLeaderLong: {"SIGSTOP the leader for PauseLong (6 s) under writes, SIGCONT",
@@ -97,7 +100,7 @@ var AllFaults = []FaultKind{
 	FaultPauseLeader, FaultPauseFollower,
 	FaultWipeDisk, FaultCorruptEntry, FaultDiskFull,
 	FaultCPUHog, FaultPauseLeaderLong,
-	FaultReaddressAll, FaultWipeMajority,
+	FaultReaddressRoll, FaultReaddressAll, FaultWipeMajority,
 }
 
 // injector applies faults to a lab, checks what each must keep, and undoes
@@ -207,6 +210,8 @@ func (f *injector) inject(ctx context.Context, kind FaultKind) (string, error) {
 		return f.diskFull(ctx, lab.Nodes[leader])
 	case FaultReaddressAll:
 		return f.readdressAll(ctx)
+	case FaultReaddressRoll:
+		return f.readdressRolling(ctx)
 	case FaultCPUHog:
 		return f.cpuHog(ctx)
 	case FaultPauseLeaderLong:

@@ -2,10 +2,14 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"runtime"
+	"slices"
 	"syscall"
 	"time"
 
@@ -48,6 +52,13 @@ func (f *injector) readdressAll(ctx context.Context) (string, error) {
 		f.expect(FaultReaddressAll, "rooms unreadable after the restart on new addresses: %v", err)
 		return what, nil
 	}
+	f.roomsKept(FaultReaddressAll, before, after)
+	return what, nil
+}
+
+// roomsKept reports, as a failure of kind, the rooms of before that after
+// lacks or holds at a lower seq.
+func (f *injector) roomsKept(kind FaultKind, before, after map[string]uint64) {
 	var missing []string
 	for room, seq := range before {
 		if a, ok := after[room]; !ok || a < seq {
@@ -55,9 +66,122 @@ func (f *injector) readdressAll(ctx context.Context) (string, error) {
 		}
 	}
 	if len(missing) > 0 {
-		f.expect(FaultReaddressAll, "rooms lost or gone back after the restart on new addresses: %s", clipList(missing, 10))
+		f.expect(kind, "rooms lost or gone back after the restart on new addresses: %s", clipList(missing, 10))
 	}
+}
+
+// readdressRolling moves the nodes to new IPs one after the other, as a
+// rolling replacement of containers or pods does, and leaves the relays
+// running: they were started with the old IPs, so once the last node moved
+// none of their --grpc addresses reaches a node, and they serve only if
+// they followed the cluster (relay/follow.go). After each move the moved
+// node must be ready within ReaddressBound, and at the end every relay
+// must reach every node at its new address, know a leader and be ready.
+func (f *injector) readdressRolling(ctx context.Context) (string, error) {
+	lab := f.lab
+	before, err := f.listRooms(ctx)
+	if err != nil {
+		return "", fmt.Errorf("rooms before: %w", err)
+	}
+	f.gen++
+	fresh := make([]string, len(lab.Nodes))
+	for i, n := range lab.Nodes {
+		fresh[i] = lab.net.address(i, f.gen)
+		n.Proc.stop(5 * time.Second)
+		if err := f.readdress(i, fresh[i]); err != nil {
+			return "", err
+		}
+		if err := f.startNode(n); err != nil {
+			return "", err
+		}
+		if err := f.waitNodeReady(ctx, n, f.cfg.ReaddressBound); err != nil {
+			f.expect(FaultReaddressRoll, "%s not ready %v after it moved to %s: %v", n.ID, f.cfg.ReaddressBound, fresh[i], err)
+		}
+	}
+	what := fmt.Sprintf("moved the nodes one at a time to %v, relays left running", fresh)
+	if _, err := lab.WaitLeader(ctx, f.cfg.ReaddressBound); err != nil {
+		f.expect(FaultReaddressRoll, "no leader %v after every node moved: %v", f.cfg.ReaddressBound, err)
+		return what, nil
+	}
+	var want []string
+	for _, n := range lab.Nodes {
+		want = append(want, n.GRPCAddr())
+	}
+	for _, r := range lab.Relays {
+		if err := waitRelayFollows(ctx, r, want, f.cfg.ReaddressBound); err != nil {
+			f.expect(FaultReaddressRoll, "relay %s did not follow the nodes to %v within %v: %v", r.Name, want, f.cfg.ReaddressBound, err)
+		}
+	}
+	after, err := f.listRooms(ctx)
+	if err != nil {
+		f.expect(FaultReaddressRoll, "rooms unreadable after the nodes moved: %v", err)
+		return what, nil
+	}
+	f.roomsKept(FaultReaddressRoll, before, after)
 	return what, nil
+}
+
+// waitNodeReady waits until node n's /readyz answers 200.
+func (f *injector) waitNodeReady(ctx context.Context, n *Node, bound time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	for {
+		err := n.readyz(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// relayReadyz is what the lab reads of a relay's /readyz.
+type relayReadyz struct {
+	Ready  bool              `json:"ready"`
+	Leader bool              `json:"leader"`
+	Nodes  map[string]string `json:"nodes"`
+}
+
+// waitRelayFollows waits until relay r is ready, knows a leader and holds
+// a ready connection to every address of want.
+func waitRelayFollows(ctx context.Context, r *Relay, want []string, bound time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	var last relayReadyz
+	for {
+		st, err := readRelayReadyz(ctx, r)
+		if err == nil {
+			last = st
+			if st.Ready && st.Leader && !slices.ContainsFunc(want, func(a string) bool { return st.Nodes[a] != "READY" }) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("last /readyz: ready %v, leader %v, nodes %v (%v)", last.Ready, last.Leader, last.Nodes, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func readRelayReadyz(ctx context.Context, r *Relay) (relayReadyz, error) {
+	var st relayReadyz
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL()+"/readyz", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&st); err != nil {
+		return st, fmt.Errorf("relay %s /readyz: %w", r.Name, err)
+	}
+	return st, nil
 }
 
 // listRooms reads every room's seq linearizably, through any node.
@@ -85,20 +209,13 @@ func (f *injector) listRooms(ctx context.Context) (map[string]uint64, error) {
 func (f *injector) moveAll(ctx context.Context, ips []string) error {
 	lab := f.lab
 	lab.stopAll()
-	for i, n := range lab.Nodes {
-		if err := lab.net.readdress(i, ips[i]); err != nil {
-			return err
-		}
-		if err := n.setIP(ips[i]); err != nil {
+	for i := range lab.Nodes {
+		if err := f.readdress(i, ips[i]); err != nil {
 			return err
 		}
 	}
 	for _, n := range lab.Nodes {
-		n.Proc.setArgv(lab.nodeArgv(n))
-		if err := n.Proc.start(); err != nil {
-			return err
-		}
-		if err := f.obs.subscribeNATS(n.ID, n.NATSURL()); err != nil {
+		if err := f.startNode(n); err != nil {
 			return err
 		}
 	}
@@ -109,6 +226,24 @@ func (f *injector) moveAll(ctx context.Context, ips []string) error {
 		}
 	}
 	return nil
+}
+
+// readdress gives stopped node i the address ip.
+func (f *injector) readdress(i int, ip string) error {
+	if err := f.lab.net.readdress(i, ip); err != nil {
+		return err
+	}
+	return f.lab.Nodes[i].setIP(ip)
+}
+
+// startNode starts node n on its current address, with the NATS observers
+// following it there.
+func (f *injector) startNode(n *Node) error {
+	n.Proc.setArgv(f.lab.nodeArgv(n))
+	if err := n.Proc.start(); err != nil {
+		return err
+	}
+	return f.obs.subscribeNATS(n.ID, n.NATSURL())
 }
 
 // cpuHog runs busy loops, four per core, in processes of their own at
