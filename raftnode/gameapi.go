@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
@@ -169,9 +170,11 @@ type APIError struct {
 // gameAPI serves the game API's endpoints on one node.
 type gameAPI struct {
 	// ctx ends when the node closes, and with it every request.
-	ctx     context.Context
-	n       *Node
-	svc     *api.Service
+	ctx context.Context
+	n   *Node
+	svc *api.Service
+	// nc answers the requests served on a goroutine of their own.
+	nc      *nats.Conn
 	slots   chan struct{}
 	creates *rate.Limiter
 	joins   *rate.Limiter
@@ -181,8 +184,8 @@ type gameAPI struct {
 // service, in the nodes' queue group: one node, whichever NATS picks,
 // answers each request, and any node will do, since the service routes
 // writes to the leader.
-func (n *Node) addGameEndpoints(ctx context.Context, svc micro.Service, game *api.Service) error {
-	g := &gameAPI{ctx: ctx, n: n, svc: game, slots: make(chan struct{}, maxAPIInFlight),
+func (n *Node) addGameEndpoints(ctx context.Context, svc micro.Service, nc *nats.Conn, game *api.Service) error {
+	g := &gameAPI{ctx: ctx, n: n, svc: game, nc: nc, slots: make(chan struct{}, maxAPIInFlight),
 		creates: rate.NewLimiter(apiCreateRate, apiCreateBurst), joins: rate.NewLimiter(apiJoinRate, apiJoinBurst)}
 	for _, e := range []struct {
 		name, subject, desc string
@@ -208,33 +211,50 @@ func (n *Node) addGameEndpoints(ctx context.Context, svc micro.Service, game *ap
 
 // handler runs serve for each request on a goroutine of its own, at most
 // maxAPIInFlight at once, so a request waiting for a leader holds up no
-// other.
+// other. That goroutine answers on the reply subject itself: micro reads
+// a request's error once its handler returns, so answering through the
+// request later would race with it (and micro's error counts leave out
+// those answers).
 func (g *gameAPI) handler(op string, serve func(context.Context, []byte) (any, error)) micro.Handler {
 	return micro.HandlerFunc(func(req micro.Request) {
-		if len(req.Data()) > maxAPIRequest {
-			g.fail(req, op, status.Errorf(codes.ResourceExhausted, "request of %d bytes exceeds %d", len(req.Data()), maxAPIRequest))
+		data := req.Data()
+		if len(data) > maxAPIRequest {
+			code, desc, body := g.failure(op, len(data), status.Errorf(codes.ResourceExhausted, "request of %d bytes exceeds %d", len(data), maxAPIRequest))
+			g.answered(op, req.Error(code, desc, body))
 			return
 		}
 		select {
 		case g.slots <- struct{}{}:
 		default:
-			g.fail(req, op, status.Errorf(codes.Unavailable, "node %s is serving %d requests already: retry with the same requestId", g.n.cfg.ID, maxAPIInFlight))
+			code, desc, body := g.failure(op, len(data), status.Errorf(codes.Unavailable, "node %s is serving %d requests already: retry with the same requestId", g.n.cfg.ID, maxAPIInFlight))
+			g.answered(op, req.Error(code, desc, body))
 			return
 		}
+		reply := req.Reply()
 		go func() {
 			defer func() { <-g.slots }()
 			ctx, cancel := context.WithTimeout(g.ctx, apiTimeout)
 			defer cancel()
-			out, err := serve(ctx, req.Data())
+			out, err := serve(ctx, data)
+			m := &nats.Msg{Subject: reply}
 			if err != nil {
-				g.fail(req, op, err)
-				return
+				code, desc, body := g.failure(op, len(data), err)
+				m.Data, m.Header = body, nats.Header{micro.ErrorHeader: {desc}, micro.ErrorCodeHeader: {code}}
+			} else if m.Data, err = json.Marshal(out); err != nil {
+				// Every answer is a plain struct of strings, numbers
+				// and raw JSON the node encoded itself.
+				panic(fmt.Sprintf("encode %s answer: %v", op, err))
 			}
-			if err := req.RespondJSON(out); err != nil {
-				g.n.log.Warn("answer game api request", "op", op, "err", err)
-			}
+			g.answered(op, g.nc.PublishMsg(m))
 		}()
 	})
+}
+
+// answered logs an answer that could not be sent.
+func (g *gameAPI) answered(op string, err error) {
+	if err != nil {
+		g.n.log.Warn("answer game api request", "op", op, "err", err)
+	}
 }
 
 func (g *gameAPI) create(ctx context.Context, data []byte) (any, error) {
@@ -382,16 +402,17 @@ func microCode(c codes.Code) int {
 	return 500
 }
 
-// fail answers req with err as a micro error. A failure of the rules or
-// of the cluster says what it is; an internal one is logged here and
-// answered without its detail, which may name files on the node. No
-// message of the service repeats a token.
-func (g *gameAPI) fail(req micro.Request, op string, err error) {
+// failure is err as a micro error of a request of size bytes: its code,
+// description and body. A failure of the rules or of the cluster says what
+// it is; an internal one is logged here and answered without its detail,
+// which may name files on the node. No message of the service repeats a
+// token.
+func (g *gameAPI) failure(op string, size int, err error) (code, desc string, body []byte) {
 	st := status.Convert(err)
 	e := APIError{Error: st.Message(), Code: microCode(st.Code()), Status: st.Code().String(), Node: g.n.cfg.ID}
 	if st.Code() == codes.ResourceExhausted {
 		e.Code = 429
-		if len(req.Data()) > maxAPIRequest {
+		if size > maxAPIRequest {
 			e.Code = 413
 		}
 	}
@@ -404,7 +425,5 @@ func (g *gameAPI) fail(req micro.Request, op string, err error) {
 		// APIError is strings and numbers.
 		panic(fmt.Sprintf("encode api error: %v", merr))
 	}
-	if err := req.Error(strconv.Itoa(e.Code), e.Error, body); err != nil {
-		g.n.log.Warn("answer game api request", "op", op, "code", e.Code, "err", err)
-	}
+	return strconv.Itoa(e.Code), e.Error, body
 }

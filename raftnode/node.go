@@ -158,7 +158,7 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := n.addGameEndpoints(ctx, n.pub.Service(), game); err != nil {
+	if err := n.addGameEndpoints(ctx, n.pub.Service(), n.pub.Conn(), game); err != nil {
 		return err
 	}
 	n.ops = &opsServer{}

@@ -155,6 +155,12 @@ func (p *Publisher) Leading() bool { return p.leader.Load() }
 // Service is the node's NATS micro service, for the node's endpoints.
 func (p *Publisher) Service() micro.Service { return p.svc }
 
+// Conn is the connection the service answers on: an endpoint that answers
+// after its handler returned publishes its reply there (see micro's
+// Request: its methods are the handler's to call, not a later
+// goroutine's).
+func (p *Publisher) Conn() *nats.Conn { return p.nc }
+
 // Reconnected is signalled when the connection to NATS comes back:
 // whatever was published while it was down may be lost, so a leader
 // republishes every room then.
