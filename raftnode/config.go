@@ -126,6 +126,26 @@ type Config struct {
 
 	// wrapLogStore, if set, wraps the raft log store (tests inject faults).
 	wrapLogStore func(raft.LogStore) raft.LogStore
+	// raftTransport, if set, carries raft's RPCs in place of the TCP (or
+	// TLS) transport on RaftAddr, which is then neither checked nor
+	// listened on; the node advertises the transport's LocalAddr as its
+	// raft address. Tests give a raft.InmemTransport, so that consensus
+	// runs without sockets and its faults are the test's to make
+	// (Disconnect) rather than the kernel's. The node's own rules where
+	// RPCs arrive (raftTransport: refused votes, no pipelining) still
+	// wrap it. What it skips is what only TCP has: raft dials the address
+	// in its configuration rather than the one the member table gossips
+	// now (identity.ServerAddr), which is fine because an in-memory
+	// address never changes; the stall watchdog cannot cut the node off
+	// (it still gives up leadership by transfer, and readiness); and the
+	// fast failover, which probes the leader's raft port, does not run,
+	// so a lost leader is replaced after raft's heartbeat timeout.
+	raftTransport baseTransport
+	// raftStores, if set, are raft's log, stable store and snapshots in
+	// place of the bbolt log and snapshot files in DataDir/raft, for
+	// tests that keep consensus off the disk. The raft server id file is
+	// still written there (loadRaftID).
+	raftStores *raftStores
 }
 
 // Defaults. The raft timeouts have headroom for a machine whose CPUs are
@@ -230,7 +250,11 @@ func (c *Config) validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir is required"))
 	}
-	for name, addr := range map[string]string{"grpc": c.GRPCAddr, "raft": c.RaftAddr, "serf": c.SerfAddr, "nats": c.NATSAddr, "nats cluster": c.NATSClusterAddr} {
+	addrs := map[string]string{"grpc": c.GRPCAddr, "raft": c.RaftAddr, "serf": c.SerfAddr, "nats": c.NATSAddr, "nats cluster": c.NATSClusterAddr}
+	if c.raftTransport != nil {
+		delete(addrs, "raft")
+	}
+	for name, addr := range addrs {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s address %q: %w", name, addr, err))
 		}

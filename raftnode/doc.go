@@ -5,8 +5,11 @@
 //
 //   - hashicorp/raft over the storage of package raftstore (a durable,
 //     checksummed log in bbolt, the term and vote in a file of their own,
-//     file snapshots, all verified before the node starts); it applies
-//     committed commands to a game.Machine in batches;
+//     file snapshots, all verified before the node starts) and a TCP (or
+//     TLS) transport; it applies committed commands to a game.Machine in
+//     batches. Tests may give raft an in-memory transport and stores
+//     instead (Config.raftTransport, Config.raftStores), to run consensus
+//     without sockets or disk where timing is not the point;
 //   - hashicorp/serf for membership: nodes find each other by gossip, form
 //     the cluster with --bootstrap-expect, and the leader reconciles serf
 //     members into raft voters the way Consul's autopilot does;

@@ -24,8 +24,9 @@ import (
 )
 
 // testCluster runs real nodes in this process: real raft over TCP with a
-// log on disk, real serf gossip on loopback, real embedded NATS servers,
-// real gRPC. Killing a node closes everything it has, without leaving.
+// log on disk (in memory, when newInmemCluster made it), real serf gossip
+// on loopback, real embedded NATS servers, real gRPC. Killing a node
+// closes everything it has, without leaving.
 type testCluster struct {
 	t     *testing.T
 	mu    sync.Mutex

@@ -197,7 +197,7 @@ func (id *identity) currentTerm() uint64 {
 	return 0
 }
 
-// raftTransport is raft's network transport with one rule added where RPCs
+// raftTransport is raft's transport with one rule added where RPCs
 // arrive: a server that is not a voter of its own latest configuration
 // answers every vote and pre-vote request with a refusal itself, and raft
 // never sees the request. Refusing a vote is always safe in Raft; what
@@ -215,8 +215,11 @@ func (id *identity) currentTerm() uint64 {
 // incarnation from the configuration (autopilot.go); after that, a
 // candidate that still counts the old id has a log without that committed
 // removal, so the new server, whose log has it, never grants it a vote.
+//
+// It wraps whatever carries the RPCs (baseTransport), so the rule, and the
+// refusal to pipeline below, hold for a transport a test injects too.
 type raftTransport struct {
-	*raft.NetworkTransport
+	baseTransport
 	ident *identity
 
 	startOnce sync.Once
@@ -225,8 +228,20 @@ type raftTransport struct {
 	closeOnce sync.Once
 }
 
-func newRaftTransportGuard(t *raft.NetworkTransport, ident *identity) *raftTransport {
-	return &raftTransport{NetworkTransport: t, ident: ident, out: make(chan raft.RPC), done: make(chan struct{})}
+// baseTransport is what carries raft's RPCs under raftTransport: a
+// raft.NetworkTransport over TCP or TLS in production, a
+// raft.InmemTransport in tests (Config.raftTransport). Raft sends
+// pre-votes only through a transport that has RequestPreVote, and closes
+// on shutdown only one that has Close, so both are required here: the
+// wrapper must not hide them.
+type baseTransport interface {
+	raft.Transport
+	raft.WithPreVote
+	raft.WithClose
+}
+
+func newRaftTransportGuard(t baseTransport, ident *identity) *raftTransport {
+	return &raftTransport{baseTransport: t, ident: ident, out: make(chan raft.RPC), done: make(chan struct{})}
 }
 
 // AppendEntriesPipeline refuses, so raft replicates to every follower
@@ -246,7 +261,7 @@ func (t *raftTransport) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress)
 // Consumer is what raft reads incoming RPCs from: the transport's, less
 // the vote requests this server refuses.
 func (t *raftTransport) Consumer() <-chan raft.RPC {
-	t.startOnce.Do(func() { go t.filter(t.NetworkTransport.Consumer()) })
+	t.startOnce.Do(func() { go t.filter(t.baseTransport.Consumer()) })
 	return t.out
 }
 
@@ -299,7 +314,7 @@ func (t *raftTransport) refused(rpc raft.RPC) bool {
 // Node.Close).
 func (t *raftTransport) Close() error {
 	t.closeOnce.Do(func() { close(t.done) })
-	return t.NetworkTransport.Close()
+	return t.baseTransport.Close()
 }
 
 // advertiseAddr is an advertised host:port as raft's stream layer reports

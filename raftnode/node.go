@@ -28,7 +28,7 @@ type Node struct {
 	raft      *raft.Raft
 	batcher   *batcher   // packs proposals into entries while leading
 	forwarder *forwarder // carries writes to the leader while following
-	logStore  *raftstore.Store
+	logStore  raftStorage
 	transport *raftTransport
 	// ident is this node's raft server id and how it finds other servers
 	// (identity.go).
@@ -101,7 +101,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if n.grpcAdvertise, err = cfg.advertised(cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("grpc: %w", err)
 	}
-	if n.raftAdvertise, err = cfg.advertised(cfg.RaftAddr); err != nil {
+	if cfg.raftTransport != nil {
+		n.raftAdvertise = string(cfg.raftTransport.LocalAddr())
+	} else if n.raftAdvertise, err = cfg.advertised(cfg.RaftAddr); err != nil {
 		return nil, fmt.Errorf("raft: %w", err)
 	}
 	n.ident = &identity{addr: raft.ServerAddress(n.raftAdvertise), members: n.members, log: n.log}
@@ -170,9 +172,14 @@ func (n *Node) start(ctx context.Context) error {
 	n.goRun(func() { n.republishOnReconnect(ctx) })
 	n.goRun(func() { n.stall.run(ctx) })
 	n.goRun(func() { n.watchLag(ctx) })
-	crash := &failover{raft: n.raft, ident: n.ident, logs: n.logStore, transport: n.transport, layer: n.raftLayer,
-		heartbeat: n.cfg.HeartbeatTimeout, log: n.log}
-	n.goRun(func() { crash.run(ctx) })
+	if n.raftLayer != nil {
+		// The fast failover reads TCP (the leader's raft port, the
+		// connections it closed); over an injected transport there is
+		// none, and raft's heartbeat timeout replaces a lost leader.
+		crash := &failover{raft: n.raft, ident: n.ident, logs: n.logStore, transport: n.transport, layer: n.raftLayer,
+			heartbeat: n.cfg.HeartbeatTimeout, log: n.log}
+		n.goRun(func() { crash.run(ctx) })
+	}
 	n.goRun(func() { n.formation.run(ctx) })
 	n.goRun(func() {
 		n.membership.run(ctx, n.pub.PublishMember, func(routes []string) {
@@ -235,9 +242,8 @@ func (n *Node) startRaft(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("raft dir: %w", err)
 	}
-	var snaps *raft.FileSnapshotStore
-	var err error
-	if n.logStore, snaps, err = raftstore.Open(dir, n.log, newHCLog(n.log, "snapshots")); err != nil {
+	snaps, err := n.openRaftStores(dir)
+	if err != nil {
 		return err
 	}
 	if n.ident.raftID, err = loadRaftID(dir, n.cfg.ID, n.logStore, n.logStore, n.log); err != nil {
@@ -247,14 +253,18 @@ func (n *Node) startRaft(ctx context.Context) error {
 	if err := n.recoverCluster(rc, dir, n.logStore, n.logStore, snaps); err != nil {
 		return err
 	}
-	nt, err := n.newRaftTransport(advertiseAddr(n.raftAdvertise), &raft.NetworkTransportConfig{
-		MaxPool: 5, Timeout: 5 * time.Second, Logger: newHCLog(n.log, "raft-net"),
-		ServerAddressProvider: n.ident,
-	})
-	if err != nil {
-		return fmt.Errorf("raft transport on %s: %w", n.cfg.RaftAddr, err)
+	base := n.cfg.raftTransport
+	if base == nil {
+		nt, err := n.newRaftTransport(advertiseAddr(n.raftAdvertise), &raft.NetworkTransportConfig{
+			MaxPool: 5, Timeout: 5 * time.Second, Logger: newHCLog(n.log, "raft-net"),
+			ServerAddressProvider: n.ident,
+		})
+		if err != nil {
+			return fmt.Errorf("raft transport on %s: %w", n.cfg.RaftAddr, err)
+		}
+		base = nt
 	}
-	n.transport = newRaftTransportGuard(nt, n.ident)
+	n.transport = newRaftTransportGuard(base, n.ident)
 	var logs raft.LogStore = n.logStore
 	if n.cfg.wrapLogStore != nil {
 		logs = n.cfg.wrapLogStore(logs)
@@ -275,6 +285,41 @@ func (n *Node) startRaft(ctx context.Context) error {
 	n.goRun(func() { n.forwarder.run(ctx) })
 	n.goRun(func() { n.notifyLoop(ctx, notify) })
 	return nil
+}
+
+// raftStorage is what the node keeps raft's log and stable store (term
+// and vote) in, and what it reads of it besides: whether writes fail,
+// which readiness and the metrics report. raftstore.Store is the one a
+// node runs on; tests may give another (Config.raftStores).
+type raftStorage interface {
+	raft.LogStore
+	raft.StableStore
+	WriteHealth() error
+	WriteErrors() uint64
+	Close() error
+}
+
+// raftStores are raft's storage when a test gives it (Config.raftStores).
+// The node closes the log store when it closes, as it does its own.
+type raftStores struct {
+	log   raftStorage
+	snaps raft.SnapshotStore
+}
+
+// openRaftStores sets n.logStore and returns raft's snapshot store: the
+// ones the config gives, else the durable ones in dir, checked before use
+// (raftstore.Open).
+func (n *Node) openRaftStores(dir string) (raft.SnapshotStore, error) {
+	if s := n.cfg.raftStores; s != nil {
+		n.logStore = s.log
+		return s.snaps, nil
+	}
+	logs, snaps, err := raftstore.Open(dir, n.log, newHCLog(n.log, "snapshots"))
+	if err != nil {
+		return nil, err
+	}
+	n.logStore = logs
+	return snaps, nil
 }
 
 // ID returns the node's id.

@@ -39,7 +39,8 @@ type stallGuard struct {
 	// nanoseconds; fsm.progress).
 	progress *atomic.Int64
 	// layer is raft's network layer, which a leader that cannot give up
-	// leadership cuts.
+	// leadership cuts; nil over an injected transport
+	// (Config.raftTransport), which has no layer to cut.
 	layer           *cuttableLayer
 	stallTimeout    time.Duration
 	electionTimeout time.Duration
@@ -118,6 +119,10 @@ func (g *stallGuard) giveUpLeadership(term uint64) {
 	}
 	if !g.leadsIn(term) {
 		g.log.Info("leadership transfer failed, but the node no longer leads: not cutting it off", "term", term)
+		return
+	}
+	if g.layer == nil {
+		g.log.Error("leadership transfer failed, and raft's transport has no layer to cut: the node stays unready until it applies entries again", "term", term)
 		return
 	}
 	g.log.Error("leadership transfer failed; cutting this node off raft so the followers elect another leader", "for", g.cutFor)
