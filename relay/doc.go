@@ -6,7 +6,9 @@
 // state of each watched room (ordered by seq, the raft index), hands it to a
 // joining browser at once, and forwards each change of a room (its event
 // and its state, as one frame built once and shared by all of them) to
-// that room's sessions. Each session's frames wait in its outbox, where a
+// that room's sessions, and a room's finished rounds, which change only
+// when a round ends, once in a frame of their own (history.go). Each
+// session's frames wait in its outbox, where a
 // newer state replaces an older one a slow browser has not read yet, and
 // leave in one write (outbox.go). Browser
 // commands become gRPC calls to the game nodes, each with a request id so a
