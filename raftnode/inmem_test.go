@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/hangman/hangman/internal/harness"
+	"github.com/hangman/hangman/raftnode/raftstore"
 	"github.com/hangman/hangman/services/game"
 )
 
@@ -33,6 +34,18 @@ func (memStorage) Close() error        { return nil }
 // The transports are returned by node id, for tests to cut and mend.
 func newInmemCluster(t *testing.T, size int) (*testCluster, map[string]*raft.InmemTransport) {
 	t.Helper()
+	trans := connectedInmemTransports(size)
+	c := newTestCluster(t, size, func(cfg *Config) {
+		cfg.RaftAddr = ""
+		cfg.raftTransport = trans[cfg.ID]
+		cfg.raftStores = &raftStores{log: memStorage{raft.NewInmemStore()}, snaps: raft.NewInmemSnapshotStore()}
+	})
+	return c, trans
+}
+
+// connectedInmemTransports returns the in-memory raft transports of nodes
+// n1..n<size>, by node id, each connected to every other.
+func connectedInmemTransports(size int) map[string]*raft.InmemTransport {
 	trans := make(map[string]*raft.InmemTransport, size)
 	for i := range size {
 		id := fmt.Sprintf("n%d", i+1)
@@ -45,12 +58,7 @@ func newInmemCluster(t *testing.T, size int) (*testCluster, map[string]*raft.Inm
 			}
 		}
 	}
-	c := newTestCluster(t, size, func(cfg *Config) {
-		cfg.RaftAddr = ""
-		cfg.raftTransport = trans[cfg.ID]
-		cfg.raftStores = &raftStores{log: memStorage{raft.NewInmemStore()}, snaps: raft.NewInmemSnapshotStore()}
-	})
-	return c, trans
+	return trans
 }
 
 // isolate cuts node id's raft off the others, both ways; mend joins it
@@ -202,5 +210,67 @@ func TestInmemServerWithoutStateRefusesVotes(t *testing.T) {
 	}
 	if term := n.raft.CurrentTerm(); term != 0 {
 		t.Fatalf("a refused vote moved the term to %d", term)
+	}
+}
+
+// TestIsolatedLeadersTailIsReplacedOnDisk runs the in-memory transport
+// over the nodes' own bbolt log stores, whose tail truncation waits for
+// the append that follows it (raftstore.Store.DeleteRange): six times, the
+// leader of a room's game is cut off with guesses of its own appended but
+// not committed, the others elect a leader that commits other guesses at
+// the same indexes, and once the old leader is back every replica must
+// hold the same game, byte for byte.
+func TestIsolatedLeadersTailIsReplacedOnDisk(t *testing.T) {
+	trans := connectedInmemTransports(3)
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.RaftAddr = ""
+		cfg.raftTransport = trans[cfg.ID]
+		s, snaps, err := raftstore.Open(t.TempDir(), harness.Logger(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.raftStores = &raftStores{log: s, snaps: snaps}
+	})
+	ctx := ctxT(t)
+	at := time.Now().UnixMilli()
+	cmd := func(c game.Command) []byte { c.At = at; return c.Encode() }
+	li := c.leader()
+	if _, _, err := c.nodes[li].Propose(ctx, "r", cmd(game.Command{Kind: game.KindCreateRoom, Room: "r", Word: "zebra", MaxWrong: 26})); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.nodes[li].Propose(ctx, "r", cmd(game.Command{Kind: game.KindJoinRoom, Room: "r", Player: "p", Name: "P"})); err != nil {
+		t.Fatal(err)
+	}
+	letters := "abcdefghijklmnopqrstuvwxy"
+	k := 0
+	for range 6 {
+		li = c.leader()
+		old := c.nodes[li]
+		oldTerm := old.raft.CurrentTerm()
+		isolate(trans, old.ID())
+		for range 3 {
+			old.raft.Apply(cmd(game.Command{Kind: game.KindGuess, Room: "r", Player: "p", Letter: string(letters[k%25])}), 0)
+			k++
+		}
+		var next *Node
+		harness.Eventually(t, 15*time.Second, "new leader", func() error {
+			for _, n := range c.alive() {
+				if n != old && n.IsLeader() && n.raft.CurrentTerm() > oldTerm && n.readyTerm.Load() == n.raft.CurrentTerm() {
+					next = n
+					return nil
+				}
+			}
+			return errors.New("none")
+		})
+		for range 5 {
+			// A guess the rules refuse (the round won) is committed all
+			// the same: only a failure to commit fails the test.
+			if _, _, err := next.Propose(ctx, "r", cmd(game.Command{Kind: game.KindGuess, Room: "r", Player: "p", Letter: string(letters[k%25])})); err != nil {
+				t.Fatalf("guess on the new leader %s: %v", next.ID(), err)
+			}
+			k++
+		}
+		mend(trans, old.ID())
+		c.converged()
 	}
 }
