@@ -19,6 +19,7 @@ import (
 
 	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/subjects"
+	"github.com/hangman/hangman/wire"
 )
 
 // seenMsg is one room message as an observer received it.
@@ -31,6 +32,9 @@ type seenMsg struct {
 	// the same room, kind and seq must have the same key.
 	Key string
 	At  time.Time
+	// From is who sent it: the publishing node (wire.PublisherHeader) on
+	// NATS, the relay for a websocket frame.
+	From string
 	// Event fields, for the duplicate check.
 	EventKind, Player, Letter, Outcome string
 	// State fields, for the letter classes.
@@ -81,7 +85,7 @@ type Observers struct {
 	// every event by room, merged over observers, by seq; and the
 	// content of every state by room and seq.
 	events map[string]map[uint64]seenMsg
-	states map[string]map[uint64]string
+	states map[string]map[uint64]seenMsg
 	// violations found so far.
 	orderViolations, conflicts, gapsAfterHeal, lateNATS, lateNATSStates, repeatedStates int
 	examples                                                                            []string
@@ -101,7 +105,7 @@ type Observers struct {
 
 func newObservers(log *slog.Logger, classes *letterClasses, monitor *leaderMonitor) *Observers {
 	return &Observers{log: log, streams: map[string]*stream{}, latest: map[string]map[string]uint64{},
-		events: map[string]map[uint64]seenMsg{}, states: map[string]map[uint64]string{}, wsWatch: map[string]bool{},
+		events: map[string]map[uint64]seenMsg{}, states: map[string]map[uint64]seenMsg{}, wsWatch: map[string]bool{},
 		natsConns: map[string]*nats.Conn{}, natsEpoch: map[string]int{}, classes: classes, monitor: monitor}
 }
 
@@ -150,29 +154,20 @@ func (o *Observers) record(obs string, epoch int, m seenMsg) {
 	}
 	// Same seq, different content, anywhere: two different commits at one
 	// index, or a corrupt message.
-	var prevKey string
-	var seen bool
+	first := o.states
 	if m.Kind == "event" {
-		if o.events[m.Room] == nil {
-			o.events[m.Room] = map[uint64]seenMsg{}
-		}
-		var prev seenMsg
-		if prev, seen = o.events[m.Room][m.Seq]; seen {
-			prevKey = prev.Key
-		} else {
-			o.events[m.Room][m.Seq] = m
-		}
-	} else {
-		if o.states[m.Room] == nil {
-			o.states[m.Room] = map[uint64]string{}
-		}
-		if prevKey, seen = o.states[m.Room][m.Seq]; !seen {
-			o.states[m.Room][m.Seq] = m.Key
-		}
+		first = o.events
 	}
-	if seen && prevKey != m.Key {
+	if first[m.Room] == nil {
+		first[m.Room] = map[uint64]seenMsg{}
+	}
+	prev, seen := first[m.Room][m.Seq]
+	if !seen {
+		first[m.Room][m.Seq] = m
+	}
+	if seen && prev.Key != m.Key {
 		o.conflicts++
-		example("conflict: %s %s seq %d: %q vs %q (%s)", m.Room, m.Kind, m.Seq, prevKey, m.Key, obs)
+		example("conflict: %s %s seq %d: %q from %s vs %q from %s (%s)", m.Room, m.Kind, m.Seq, prev.Key, prev.From, m.Key, m.From, obs)
 	}
 	// Per stream: strictly increasing once exact duplicates are dropped.
 	sk := fmt.Sprintf("%s#%d/%s/%s", obs, epoch, m.Room, m.Kind)
@@ -267,7 +262,7 @@ func (o *Observers) subscribeNATS(name, url string) error {
 			o.log.Warn("bad nats message", "subject", msg.Subject, "err", err)
 			return
 		}
-		m.At = time.Now()
+		m.At, m.From = time.Now(), "node "+msg.Header.Get(wire.PublisherHeader)
 		o.record("nats-"+name, epoch, m)
 	})
 	if err == nil && o.monitor != nil {
@@ -360,7 +355,7 @@ func (o *Observers) watchOnce(ctx context.Context, r *Relay, room, obs string, e
 			if err != nil {
 				o.log.Warn("bad event in a state frame", "relay", r.Name, "err", err)
 			} else {
-				ev.At = at
+				ev.At, ev.From = at, obs
 				o.record(obs, epoch, ev)
 			}
 		}
@@ -369,7 +364,7 @@ func (o *Observers) watchOnce(ctx context.Context, r *Relay, room, obs string, e
 			o.log.Warn("bad websocket frame", "relay", r.Name, "err", err)
 			continue
 		}
-		m.At = at
+		m.At, m.From = at, obs
 		o.record(obs, epoch, m)
 	}
 }

@@ -195,9 +195,9 @@ func (p *Publisher) EnqueueRepublish(m *game.Machine, term uint64) {
 	msgs := []*nats.Msg{jsonMsg(subjects.ClusterLeader, wire.LeaderChange{Leader: p.nodeID, Term: term, At: time.Now().UTC()})}
 	for _, st := range m.States() {
 		for _, ev := range m.RecentEvents(st.Room) {
-			msgs = append(msgs, eventMsg(&ev))
+			msgs = append(msgs, eventMsg(p.nodeID, &ev))
 		}
-		msgs = append(msgs, stateMsg(&st), lobbyMsg(st.Summary()))
+		msgs = append(msgs, stateMsg(p.nodeID, &st), lobbyMsg(st.Summary()))
 	}
 	p.push(msgs...)
 }
@@ -209,22 +209,22 @@ func (p *Publisher) PublishMember(node, status string) {
 	}
 }
 
-// eventMsg and stateMsg are a room's messages, with the Nats-Msg-Id
-// header DESIGN.md promises.
-func eventMsg(ev *game.Event) *nats.Msg {
-	return roomMsg(subjects.RoomEvent(ev.Room), ev.Room, ev.Seq, ev.AppendJSON(nil))
+// eventMsg and stateMsg are a room's messages as node publishes them, with
+// the Nats-Msg-Id header DESIGN.md promises.
+func eventMsg(node string, ev *game.Event) *nats.Msg {
+	return roomMsg(node, subjects.RoomEvent(ev.Room), ev.Room, ev.Seq, ev.AppendJSON(nil))
 }
 
-func stateMsg(st *game.State) *nats.Msg {
-	return roomMsg(subjects.RoomState(st.Room), st.Room, st.Seq, st.AppendJSON(nil))
+func stateMsg(node string, st *game.State) *nats.Msg {
+	return roomMsg(node, subjects.RoomState(st.Room), st.Room, st.Seq, st.AppendJSON(nil))
 }
 
 // historyMsg is a room's finished rounds. Its Nats-Msg-Id is the change's
 // with ".history" added, so that a store deduplicating by id keeps it
 // beside the change's state.
-func historyMsg(h *game.History) *nats.Msg {
+func historyMsg(node string, h *game.History) *nats.Msg {
 	return &nats.Msg{Subject: subjects.RoomHistory(h.Room), Data: h.AppendJSON(nil),
-		Header: nats.Header{nats.MsgIdHdr: []string{h.Room + "." + strconv.FormatUint(h.Seq, 10) + ".history"}}}
+		Header: nats.Header{nats.MsgIdHdr: []string{h.Room + "." + strconv.FormatUint(h.Seq, 10) + ".history"}, wire.PublisherHeader: []string{node}}}
 }
 
 // lobbyMsg is a room's line of the live lobby.
@@ -232,8 +232,10 @@ func lobbyMsg(line game.Summary) *nats.Msg {
 	return jsonMsg(subjects.Lobby, line)
 }
 
-func roomMsg(subject, room string, seq uint64, data []byte) *nats.Msg {
-	return setRoomMsg(&nats.Msg{Header: nats.Header{nats.MsgIdHdr: []string{""}}}, subject, room, seq, data)
+// roomMsg is a room's message as node publishes it: with its Nats-Msg-Id
+// and the node's name (wire.PublisherHeader).
+func roomMsg(node, subject, room string, seq uint64, data []byte) *nats.Msg {
+	return setRoomMsg(&nats.Msg{Header: nats.Header{nats.MsgIdHdr: []string{""}, wire.PublisherHeader: []string{node}}}, subject, room, seq, data)
 }
 
 // setRoomMsg makes m, which has a Nats-Msg-Id header, the message of
@@ -278,7 +280,7 @@ func (p *Publisher) pushItems(items []pubItem) {
 func (p *Publisher) Run(ctx context.Context) {
 	var batch []pubItem
 	buf := make([]byte, 0, 1024)
-	m := roomMsg("", "", 0, nil)
+	m := roomMsg(p.nodeID, "", "", 0, nil)
 	for {
 		select {
 		case <-ctx.Done():
@@ -296,7 +298,7 @@ func (p *Publisher) Run(ctx context.Context) {
 				buf = st.AppendJSON(buf[:0])
 				p.publish(setRoomMsg(m, subjects.RoomState(st.Room), st.Room, st.Seq, buf))
 				if h := c.History; h != nil {
-					p.publish(historyMsg(h))
+					p.publish(historyMsg(p.nodeID, h))
 				}
 				if ev.ChangesSummary() {
 					p.publish(lobbyMsg(st.Summary()))

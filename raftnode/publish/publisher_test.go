@@ -14,6 +14,7 @@ import (
 	"github.com/hangman/hangman/internal/natstest"
 	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/subjects"
+	"github.com/hangman/hangman/wire"
 )
 
 // startPublisher runs a publisher on a real nats-server and returns it
@@ -85,6 +86,9 @@ func TestOnlyALeaderPublishesInLogOrder(t *testing.T) {
 		}
 		if m.Subject != w.subject || m.Header.Get(nats.MsgIdHdr) != w.msgID {
 			t.Fatalf("message %d: %s %q, want %s %q", i, m.Subject, m.Header.Get(nats.MsgIdHdr), w.subject, w.msgID)
+		}
+		if from := m.Header.Get(wire.PublisherHeader); w.msgID != "" && from != "n1" {
+			t.Fatalf("message %d (%s) says it is from %q, want n1", i, m.Subject, from)
 		}
 		if m.Subject == subjects.RoomHistory("r") {
 			var h game.History
