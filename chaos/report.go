@@ -38,7 +38,7 @@ type Report struct {
 	// retry entry rather than the guess's application.
 	ForeignIndex                  int
 	Attempts, Retries, ReadErrors int64
-	RechecksDropped               int64
+	RechecksDropped, RechecksLate int64
 	Rooms                         int
 	// Lost counts acknowledged writes missing from the final state;
 	// Duplicates counts events no single request explains (a request
@@ -173,7 +173,7 @@ func eventKey(kind, player, letter string) string {
 func (r *Report) collect(w *Workload, obs *Observers, finals map[string]*hangmanv1.RoomState, classes *letterClasses) {
 	r.Attempts, r.Retries, r.ReadErrors = w.attempts.Load(), w.retries.Load(), w.readErrors.Load()
 	r.Reads = int(w.reads.Load())
-	r.RechecksDropped = w.rechecksDropped.Load()
+	r.RechecksDropped, r.RechecksLate = w.rechecksDropped.Load(), w.rechecksLate.Load()
 	r.Rooms = len(finals)
 	r.ClassConflicts = classes.Conflicts()
 	w.mu.Lock()
@@ -606,7 +606,7 @@ func (r *Report) Summary() string {
 	fmt.Fprintf(tw, "refused\t%d (%s)\n", r.Refused, r.refusals())
 	fmt.Fprintf(tw, "pending (outcome unknown)\t%d\n", r.Pending)
 	fmt.Fprintf(tw, "refused-then-applied (must be 0)\t%d\n", r.RefusedThenApplied)
-	fmt.Fprintf(tw, "refusal changed on retry (must be 0)\t%d (%d refusals not rechecked: queue full)\n", r.RefusalChanged, r.RechecksDropped)
+	fmt.Fprintf(tw, "refusal changed on retry (must be 0)\t%d (%d refusals not rechecked: queue full; %d: reached too late)\n", r.RefusalChanged, r.RechecksDropped, r.RechecksLate)
 	fmt.Fprintf(tw, "lost (must be 0)\t%d\n", r.Lost)
 	fmt.Fprintf(tw, "duplicates (must be 0)\t%d\n", r.Duplicates)
 	fmt.Fprintf(tw, "mismatched events\t%d\n", r.Mismatched)
