@@ -181,6 +181,11 @@ func (f *injector) inject(ctx context.Context, kind FaultKind) (string, error) {
 			return "", err
 		}
 		f.sleep(ctx, f.cfg.Hold)
+		// A relay starts with where the nodes are now, as an operator's
+		// stable names would give it; a running relay follows the nodes
+		// when they move (readdress-rolling), but a restarted one knows
+		// only its flags, and the lab's are IPs.
+		r.Proc.setArgv(lab.relayArgv(r))
 		if err := r.Proc.start(); err != nil {
 			return "", err
 		}
