@@ -28,12 +28,16 @@ func TestBenchMeasuresARealSystem(t *testing.T) {
 	bin := harness.Binary(t)
 	// A running system for the bench to attach to, as it would to
 	// hangman dev or a compose project.
-	var running *bench.System
+	var (
+		running     *bench.System
+		runningLogs string // the attached system's log file
+	)
 	onFreePorts(t, "start a system to attach to", func(base int) error {
 		logs, err := os.CreateTemp(t.TempDir(), "children-*.log")
 		if err != nil {
 			return err
 		}
+		runningLogs = logs.Name()
 		defer logs.Close()
 		running, err = bench.StartSystem(t.Context(), bench.SystemConfig{Binary: bin, Dir: t.TempDir(), Nodes: 1, Relays: 1, BasePort: base, Log: logs})
 		if err != nil {
@@ -113,7 +117,10 @@ func TestBenchMeasuresARealSystem(t *testing.T) {
 					return nil
 				})
 			} else if b, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
-				t.Fatalf("hangman %s: %v\n%s", strings.Join(args, " "), err, b)
+				// The attached system is not the bench's: its logs say
+				// what it was doing.
+				logs, _ := os.ReadFile(runningLogs)
+				t.Fatalf("hangman %s: %v\n%s\nthe attached system's logs:\n%s", strings.Join(args, " "), err, b, logs)
 			}
 			b, err := os.ReadFile(out)
 			if err != nil {
