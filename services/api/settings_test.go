@@ -70,10 +70,11 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// TestNewRoundDrawsFromTheRoomsCategory plays rounds of an animals room
-// of 3-letter words: every word is one of those.
-func TestNewRoundDrawsFromTheRoomsCategory(t *testing.T) {
-	cl := client(t, newFakeReplica(true))
+// playZoo creates room "zoo" of 3-letter animals on cl, seats ann, and
+// plays rounds rounds: each guesses a to z until the round ends, hands the
+// state that ended it to check, then starts the next round.
+func playZoo(t *testing.T, cl hangmanv1.GameServiceClient, rounds int, check func(round int, ended *hangmanv1.RoomState)) {
+	t.Helper()
 	ctx := ctxT(t)
 	if _, err := cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "zoo", Category: "animals", MinWordLen: 3, MaxWordLen: 3, MaxWrong: 26}); err != nil {
 		t.Fatal(err)
@@ -82,8 +83,7 @@ func TestNewRoundDrawsFromTheRoomsCategory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	animals, _ := game.CategoryWords("animals")
-	for round := range 5 {
+	for round := range rounds {
 		var st *hangmanv1.RoomState
 		for l := 'a'; l <= 'z'; l++ {
 			g, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "zoo", PlayerId: "ann", Token: joined.GetToken(), Letter: string(l)})
@@ -94,21 +94,31 @@ func TestNewRoundDrawsFromTheRoomsCategory(t *testing.T) {
 				break
 			}
 		}
+		check(round, st)
+		if _, err := cl.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: "zoo", PlayerId: "ann", Token: joined.GetToken()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestNewRoundDrawsFromTheRoomsCategory plays rounds of an animals room
+// of 3-letter words: every word is one of those.
+func TestNewRoundDrawsFromTheRoomsCategory(t *testing.T) {
+	cl := client(t, newFakeReplica(true))
+	animals, _ := game.CategoryWords("animals")
+	playZoo(t, cl, 5, func(round int, st *hangmanv1.RoomState) {
 		if !slices.Contains(animals, st.GetWord()) || len(st.GetWord()) != 3 || st.GetHistorySeq() != st.GetSeq() || st.GetHistory() != nil {
 			t.Fatalf("round %d: word %q, history seq %d at seq %d, history %v", round+1, st.GetWord(), st.GetHistorySeq(), st.GetSeq(), st.GetHistory())
 		}
 		// The guess's answer names the history; a read carries it.
-		read, err := cl.GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: "zoo"})
+		read, err := cl.GetRoom(ctxT(t), &hangmanv1.GetRoomRequest{Room: "zoo"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if h := read.GetState().GetHistory(); len(h) != round+1 || h[round].GetWord() != st.GetWord() || h[round].GetSeq() != st.GetSeq() {
 			t.Fatalf("round %d: read history %v", round+1, h)
 		}
-		if _, err := cl.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: "zoo", PlayerId: "ann", Token: joined.GetToken()}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 }
 
 // TestNewRoundAvoidsRecentWords plays rounds of a room whose service draws
@@ -116,34 +126,13 @@ func TestNewRoundDrawsFromTheRoomsCategory(t *testing.T) {
 // room has not had lately, while its range has one.
 func TestNewRoundAvoidsRecentWords(t *testing.T) {
 	cl := client(t, newFakeReplica(true), func(s *Service) { s.random = func() uint64 { return 0 } })
-	ctx := ctxT(t)
-	if _, err := cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "zoo", Category: "animals", MinWordLen: 3, MaxWordLen: 3, MaxWrong: 26}); err != nil {
-		t.Fatal(err)
-	}
-	joined, err := cl.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "zoo", PlayerId: "ann", Name: "Ann"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var words []string
-	for round := range 5 {
-		var st *hangmanv1.RoomState
-		for l := 'a'; l <= 'z'; l++ {
-			g, err := cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "zoo", PlayerId: "ann", Token: joined.GetToken(), Letter: string(l)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st = g.GetState(); st.GetStatus() != string(game.StatusPlaying) {
-				break
-			}
-		}
+	playZoo(t, cl, 5, func(round int, st *hangmanv1.RoomState) {
 		if slices.Contains(words, st.GetWord()) {
 			t.Fatalf("round %d: word %q again, after %v", round+1, st.GetWord(), words)
 		}
 		words = append(words, st.GetWord())
-		if _, err := cl.NewRound(ctx, &hangmanv1.NewRoundRequest{Room: "zoo", PlayerId: "ann", Token: joined.GetToken()}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 }
 
 // TestSetWordStaysSecret plays a host round over gRPC with the service
