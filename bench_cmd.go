@@ -96,6 +96,13 @@ func runBench(ctx context.Context, args []string) error {
 		sys *bench.System
 		err error
 	)
+	if mode == "ws" {
+		// A socket a client here, and one a client in the relays started
+		// below, which inherit the limit; and a margin for the rest.
+		if err := bench.EnsureFileLimit(uint64(clients) + 4096); err != nil {
+			return err
+		}
+	}
 	if attach.grpc != "" {
 		fmt.Fprintf(os.Stderr, "attaching to %d nodes and %d relays…\n", nodes, relays)
 		sys, err = bench.Attach(ctx, splitList(attach.grpc), splitList(attach.nats), splitList(attach.relays), 30*time.Second)

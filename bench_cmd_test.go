@@ -199,8 +199,8 @@ func TestBenchFlags(t *testing.T) {
 // succeeds, or fails for a reason other than a node or relay exiting at
 // once (a port taken) four times. The ports lie below the kernel's
 // ephemeral range (32768 up), where the outgoing connections of the tests
-// running beside this one take theirs, and above the range of e2e's
-// systems.
+// running beside this one take theirs, and above the ranges of e2e's
+// systems and of the deploy test's compose projects (20000-24999).
 func onFreePorts(t *testing.T, what string, start func(base int) error) {
 	t.Helper()
 	for try := 1; ; try++ {

@@ -75,6 +75,8 @@ func runNode(ctx context.Context, args []string) error {
 	fs.DurationVar(&idle[0], "room-idle", raftnode.DefaultRoomIdle, "how long a room in play may go without a command before the leader deletes it (0: never)")
 	fs.DurationVar(&idle[1], "room-over-idle", raftnode.DefaultRoomOverIdle, "the same for a room whose round is over or that has no players (0: never)")
 	fs.DurationVar(&idle[2], "seat-idle", raftnode.DefaultSeatIdle, "how long a player may not act while others in the room do before the leader frees their seat (0: never)")
+	fs.Uint64Var(&cfg.AuditEvery, "audit-every", 0, "log a digest of the whole game state (\"state audit\") at every log index that is a multiple of this, the same indexes on every node, to check that replicas agree (0: off)")
+	fs.StringVar(&cfg.AuditDir, "audit-dir", "", "with --audit-every, also write each audited state to DIR/audit-INDEX-DIGEST.json; keep it outside --data-dir")
 	sec.register(fs)
 	fs.StringVar(&cfg.NATSAuth.NodePassword, "nats-node-password", "", "NATS password of the \"node\" user (publishes hangman.>; also authenticates routes); setting any NATS password turns NATS users on")
 	fs.StringVar(&cfg.NATSAuth.RelayPassword, "nats-relay-password", "", "NATS password of the \"relay\" user (subscribes to rooms, may not publish their state); empty: no such user")

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"math"
 	"net"
 	"os"
@@ -170,5 +173,51 @@ func TestNodeRefusesCapsItCannotTake(t *testing.T) {
 	err := runNode(context.Background(), []string{"--id", "n1", "--data-dir", t.TempDir(), "--grpc-max-header-bytes", "0"})
 	if err == nil || !strings.Contains(err.Error(), "--grpc-max-header-bytes") {
 		t.Fatalf("hangman node --grpc-max-header-bytes 0: %v, want a refusal naming the flag", err)
+	}
+}
+
+// TestNodeAuditFlags runs `hangman node --audit-every 2 --audit-dir DIR`:
+// the node writes the states it audits to DIR, each file named by its
+// digest, and Status gives the digest of the whole state when asked.
+// --audit-dir without --audit-every is refused.
+func TestNodeAuditFlags(t *testing.T) {
+	auditDir := filepath.Join(t.TempDir(), "audit")
+	args, grpcAddr, httpAddr := nodeArgs(t, filepath.Join(t.TempDir(), "data"))
+	args = append(args, "--audit-every", "2", "--audit-dir", auditDir)
+	runNodeUntil(t, args, grpcAddr, httpAddr, func(cl hangmanv1.GameServiceClient) {
+		// The state after r3 is audited at its index or the next, that
+		// of r4.
+		for i := range 5 {
+			if _, err := cl.CreateRoom(t.Context(), &hangmanv1.CreateRoomRequest{Room: fmt.Sprintf("r%d", i)}); err != nil {
+				t.Fatalf("create room: %v", err)
+			}
+		}
+		conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		cc := hangmanv1.NewClusterServiceClient(conn)
+		st, err := cc.Status(t.Context(), &hangmanv1.StatusRequest{StateDigest: true})
+		if err != nil || len(st.GetStateDigest()) != 64 || st.GetStateIndex() == 0 || st.GetStateIndex() > st.GetAppliedIndex() {
+			t.Fatalf("status with a digest: %v, %v", st, err)
+		}
+		if plain, err := cc.Status(t.Context(), &hangmanv1.StatusRequest{}); err != nil || plain.GetStateDigest() != "" {
+			t.Fatalf("status without asking for a digest: %v, %v", plain, err)
+		}
+		harness.EventuallyTrue(t, 5*time.Second, "an audit of the state with r3", func() bool {
+			files, _ := filepath.Glob(filepath.Join(auditDir, "audit-*.json"))
+			for _, f := range files {
+				if data, err := os.ReadFile(f); err == nil && strings.Contains(string(data), `"name":"r3"`) {
+					sum := sha256.Sum256(data)
+					return strings.HasSuffix(f, "-"+hex.EncodeToString(sum[:])[:12]+".json")
+				}
+			}
+			return false
+		})
+	})
+	err := runNode(context.Background(), []string{"--id", "n1", "--data-dir", t.TempDir(), "--audit-dir", auditDir})
+	if err == nil || !strings.Contains(err.Error(), "audit-every is 0") {
+		t.Fatalf("hangman node --audit-dir without --audit-every: %v, want a refusal", err)
 	}
 }

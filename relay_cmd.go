@@ -35,7 +35,7 @@ func runRelay(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Name, "name", "", "relay name shown to browsers and operators (default: hostname:port)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "URL browsers reach this relay at, advertised to other relays' browsers for failover (default: http://<listen>, with the hostname for 0.0.0.0)")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins, besides the relay's own, allowed to open websockets (\"*\" for any); also the only other relays its browsers may fail over to (never through \"*\")")
-	fs.IntVar(&cfg.MaxConns, "max-conns", relay.DefaultMaxConns, "maximum open websockets; more get 503")
+	fs.IntVar(&cfg.MaxConns, "max-conns", relay.DefaultMaxConns(), "maximum open websockets; more get 503 (default: the open-file limit less 1,024, at most 100,000)")
 	fs.IntVar(&perAddr, "max-conns-per-addr", relay.DefaultMaxConnsPerAddr, "maximum open websockets of one client address (IPv6: one /64); more get 429 (0: no cap)")
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of the proxies in front of the relay: only their X-Forwarded-For names the client; a trusted proxy that sends none (a TCP proxy such as hangman proxy) counts against no address")
 	fs.Int64Var(&cfg.MaxFrameBytes, "max-frame-bytes", relay.DefaultMaxFrameBytes, "largest client frame accepted; bigger ones are refused and the connection closed")

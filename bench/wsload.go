@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -183,8 +185,22 @@ func (c *wsClient) await(ctx context.Context, id string) (frame, error) {
 	}
 }
 
-func dialClient(ctx context.Context, relayURL string, frames *atomic.Int64) (*wsClient, error) {
+// loopbackSources is how many loopback addresses (127.0.0.1 and up) the
+// clients of one run dial from. One source address reaches one relay
+// address through at most the kernel's ephemeral ports (about 28,000 by
+// default), and a relay's 100,000 websockets need more.
+const loopbackSources = 16
+
+// dialClient opens client i's websocket to relayURL, from the loopback
+// address of its turn when the relay is on loopback.
+func dialClient(ctx context.Context, relayURL string, i int, frames *atomic.Int64) (*wsClient, error) {
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 2048, WriteBufferSize: 512}
+	if u, err := url.Parse(relayURL); err == nil {
+		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsLoopback() && ip.To4() != nil {
+			src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%loopbackSources))}
+			d.NetDialContext = (&net.Dialer{LocalAddr: src}).DialContext
+		}
+	}
 	conn, _, err := d.DialContext(ctx, "ws"+strings.TrimPrefix(relayURL, "http")+"/ws", http.Header{"Origin": {relayURL}})
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", relayURL, err)
@@ -223,7 +239,7 @@ func RunWS(ctx context.Context, sys *System, cfg WSConfig) (*Report, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := dialClient(ctx, sys.RelayURLs[i%len(sys.RelayURLs)], &frames)
+			c, err := dialClient(ctx, sys.RelayURLs[i%len(sys.RelayURLs)], i, &frames)
 			if err != nil {
 				emu.Lock()
 				dialErr = err

@@ -228,6 +228,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.convergence(ctx, obs, finals)
 	rep.checkReplicas(ctx, lab, w.Rooms())
+	rep.checkAudits(lab, rep.stateIndex)
 	stopObs()
 	<-monDone
 	rep.leaders = mon.classify(cfg.Settle)

@@ -63,8 +63,13 @@
 //   - no request was applied twice (every observed event is attributed to
 //     exactly one request);
 //   - after the heal every node holds the same state of every room (read
-//     locally on each), and every node's /readyz answers 200 within a
-//     bound after each heal;
+//     locally on each) and the same whole game state (Status's digest,
+//     which covers the answers each room remembers), and every node's
+//     /readyz answers 200 within a bound after each heal;
+//   - the replicas never diverged: every node digests its whole state at
+//     the same log indexes (--audit-every, see auditEvery) and the
+//     digests of each index agree across every node's log, wiped and
+//     restarted incarnations included;
 //   - no leader change outside injected faults and none under cpu-hog
 //     (the window rule is on leaderMonitor);
 //   - no error is Internal or names a server path;
@@ -87,12 +92,14 @@
 //
 // Every run prints its summary (faults by kind with their expectations and
 // verdicts, operations, acknowledged, refused, refused-then-applied, lost,
-// duplicates, divergent replicas, nodes unready after heal, leader changes
-// outside faults, ordering, convergence, the checker's verdict) and saves
-// it as chaos-<time>-summary.txt in $HANGMAN_ARTIFACTS (default:
-// artifacts/ at the module root). A failing run also saves the history as
-// JSON, porcupine's visualization as HTML, and every process's log there,
-// and names them in the failure message. Docker networks and a
+// duplicates, divergent replicas, diverged digests and audits, nodes
+// unready after heal, leader changes outside faults, ordering,
+// convergence, the checker's verdict) and saves it as
+// chaos-<time>-summary.txt in $HANGMAN_ARTIFACTS (default: artifacts/ at
+// the module root). A failing run also saves the history as JSON,
+// porcupine's visualization as HTML, every process's log and, when
+// replicas diverged, the states the nodes audited there, and names them
+// in the failure message. Docker networks and a
 // fault-injecting TCP proxy were the alternatives; namespaces cut UDP too
 // and need no port rewriting, so they are the one mechanism implemented.
 package chaos

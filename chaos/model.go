@@ -178,6 +178,9 @@ func viewOf(st *hangmanv1.RoomState) *roomView {
 //   - A read must show exactly the state, and a seq equal to the state's
 //     (or above its lower bound); it pins seq. A read that finds no room
 //     is legal only before the room's creation.
+//   - A creation whose outcome is unknown (still unanswered when the
+//     workload stopped) made the room, round 1 with nobody in it and seq
+//     unknown, or did nothing.
 type roomModel struct {
 	Exists   bool
 	Round    uint64
@@ -394,6 +397,14 @@ func step(classes *letterClasses, s roomModel, in Input, out Output) []roomModel
 	var next []roomModel
 	switch in.Kind {
 	case opCreate:
+		if out.Unknown {
+			// Refused because the room exists, or not applied; or applied
+			// here, making a room of round 1 with nobody in it yet.
+			if s.Exists {
+				return []roomModel{s}
+			}
+			return []roomModel{s, {Exists: true, Round: 1, Seq: s.Seq}}
+		}
 		if s.Exists || out.View == nil {
 			return nil
 		}

@@ -235,6 +235,35 @@ func TestRoomModel(t *testing.T) {
 			op(1, readIn(), read(view(1, "", "", "p,", 3, "")), 8, 9),
 		},
 		want: porcupine.Ok,
+	}, {
+		// A creation still unanswered when the workload stops (every
+		// attempt timed out) may have been applied or not.
+		name: "a creation of unknown outcome alone",
+		ops: []porcupine.Operation{
+			op(9, Input{Room: "r", Kind: opCreate, RequestID: "create"}, pending(), 0, 1),
+		},
+		want: porcupine.Ok,
+	}, {
+		name: "a creation of unknown outcome, then the room",
+		ops: []porcupine.Operation{
+			op(9, Input{Room: "r", Kind: opCreate, RequestID: "create"}, pending(), 0, 1),
+			op(1, readIn(), read(view(1, "", "", "", 7, "")), 2, 3),
+		},
+		want: porcupine.Ok,
+	}, {
+		name: "a creation of unknown outcome, then no room",
+		ops: []porcupine.Operation{
+			op(9, Input{Room: "r", Kind: opCreate, RequestID: "create"}, pending(), 0, 1),
+			op(1, readIn(), refused(refNoRoom), 2, 3),
+		},
+		want: porcupine.Ok,
+	}, {
+		name: "a creation of unknown outcome cannot explain a played round",
+		ops: []porcupine.Operation{
+			op(9, Input{Room: "r", Kind: opCreate, RequestID: "create"}, pending(), 0, 1),
+			op(1, readIn(), read(view(1, "b", "", "", 7, "")), 2, 3),
+		},
+		want: porcupine.Illegal,
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

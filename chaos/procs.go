@@ -441,6 +441,7 @@ func (l *Lab) nodeArgv(n *Node) []string {
 		"--grpc-addr", addr(portGRPC), "--raft-addr", addr(portRaft), "--serf-addr", addr(portSerf),
 		"--nats-addr", addr(portNATS), "--nats-cluster-addr", addr(portNATSCluster), "--http-addr", addr(portHTTP),
 		"--join", strings.Join(others, ","), "--bootstrap-expect", strconv.Itoa(len(l.Nodes)),
+		"--audit-every", strconv.Itoa(auditEvery), "--audit-dir", auditDir(l.Dir, n.ID),
 		"--log-format", "json"}
 }
 

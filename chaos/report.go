@@ -59,6 +59,12 @@ type Report struct {
 	// once every node has applied everything (read on each node with
 	// CONSISTENCY_STALE after the heal). It must be 0.
 	DivergentReplicas int
+	// DigestsDiverged counts nodes whose whole game state (its digest,
+	// StatusResponse.state_digest) differs from the first node's at the
+	// end, at the same state index. Audits counts the log indexes whose
+	// state two nodes digested during the run (state audits, audit.go),
+	// AuditsDiverged those whose digests differ. Both must be 0.
+	DigestsDiverged, Audits, AuditsDiverged int
 	// NodesUnready counts nodes whose /readyz did not answer 200 within
 	// ReadyBound after a fault healed (summed over faults and the final
 	// heal). It must be 0.
@@ -88,9 +94,11 @@ type Report struct {
 	Failures []string
 
 	leaders leaderCounts
-	model   porcupine.Model
-	info    porcupine.LinearizationInfo
-	history []porcupine.Operation
+	// stateIndex is the state index the nodes' digests were compared at.
+	stateIndex uint64
+	model      porcupine.Model
+	info       porcupine.LinearizationInfo
+	history    []porcupine.Operation
 }
 
 func newReport(cfg Config) *Report {
@@ -332,12 +340,18 @@ func (r *Report) count(g *opRecord) {
 // rounds as acknowledged new rounds.
 func (r *Report) checkLost(room string, reqs []*request, st *hangmanv1.RoomState, example func(string, ...any)) {
 	if st == nil {
+		lost := 0
 		for _, q := range reqs {
 			if q.status() == "applied" {
-				r.Lost++
+				lost++
 			}
 		}
-		example("lost: room %s, created and played, is gone", room)
+		// A room whose creation's outcome stayed unknown may never have
+		// been made: nothing is lost then.
+		if lost > 0 {
+			r.Lost += lost
+			example("lost: room %s is gone with its %d acknowledged writes", room, lost)
+		}
 		return
 	}
 	seated := map[string]bool{}
@@ -445,43 +459,102 @@ func (r *Report) attribute(room string, reqs []*request, events []seenMsg, rta m
 }
 
 // checkReplicas compares every room on every node, read locally
-// (CONSISTENCY_STALE) once all nodes have applied the same index.
+// (CONSISTENCY_STALE) once all nodes have applied the same index, and then
+// the digests of the nodes' whole game states, which cover what the rooms'
+// public states do not show (the answers each room remembers, its
+// history).
 func (r *Report) checkReplicas(ctx context.Context, lab *Lab, rooms []string) {
-	var last string
-	for attempt := 0; attempt < 10 && ctx.Err() == nil; attempt++ {
-		divergent, examples, err := compareReplicas(ctx, lab, rooms)
-		if err == nil {
-			r.DivergentReplicas = divergent
-			r.Examples = append(r.Examples, examples...)
-			if divergent > 0 {
-				r.fail("%d rooms differ between nodes after the heal", divergent)
+	retry := func(what string, check func() error) {
+		var last error
+		for attempt := 0; attempt < 10 && ctx.Err() == nil; attempt++ {
+			if last = check(); last == nil {
+				return
 			}
-			return
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
 		}
-		last = err.Error()
-		select {
-		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
+		r.fail("%s not comparable: %v", what, last)
+	}
+	retry("replicas", func() error {
+		divergent, examples, err := compareReplicas(ctx, lab, rooms)
+		if err != nil {
+			return err
+		}
+		r.DivergentReplicas = divergent
+		r.Examples = append(r.Examples, examples...)
+		if divergent > 0 {
+			r.fail("%d rooms differ between nodes after the heal", divergent)
+		}
+		return nil
+	})
+	retry("replicas' state digests", func() error {
+		index, diverged, err := compareDigests(ctx, lab)
+		if err != nil {
+			return err
+		}
+		r.stateIndex = index
+		for _, d := range diverged {
+			r.DigestsDiverged++
+			r.fail("%s", d)
+		}
+		return nil
+	})
+}
+
+// compareDigests asks every node for the digest of its whole game state
+// and returns the state index they share and, for each node whose digest
+// differs from the first node's, "replicas diverged: ...". It fails when
+// the nodes' states are not at the same index.
+func compareDigests(ctx context.Context, lab *Lab) (uint64, []string, error) {
+	sts := make([]*hangmanv1.StatusResponse, len(lab.Nodes))
+	for i, n := range lab.Nodes {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := n.Cluster().Status(sctx, &hangmanv1.StatusRequest{StateDigest: true})
+		cancel()
+		if err != nil {
+			return 0, nil, fmt.Errorf("%s state digest: %w", n.ID, err)
+		}
+		if st.GetStateDigest() == "" {
+			return 0, nil, fmt.Errorf("%s gave no state digest", n.ID)
+		}
+		if i > 0 && st.GetStateIndex() != sts[0].GetStateIndex() {
+			return 0, nil, fmt.Errorf("%s state at index %d, %s at %d", n.ID, st.GetStateIndex(), lab.Nodes[0].ID, sts[0].GetStateIndex())
+		}
+		sts[i] = st
+	}
+	var diverged []string
+	for i, st := range sts[1:] {
+		if st.GetStateDigest() != sts[0].GetStateDigest() {
+			diverged = append(diverged, fmt.Sprintf("replicas diverged: whole state at index %d digest %s on %s, %s on %s",
+				st.GetStateIndex(), short(sts[0].GetStateDigest()), lab.Nodes[0].ID, short(st.GetStateDigest()), lab.Nodes[i+1].ID))
 		}
 	}
-	r.fail("replicas not comparable: %s", last)
+	return sts[0].GetStateIndex(), diverged, nil
 }
 
 // compareReplicas reads every room on every node and counts the rooms
-// whose states differ. It fails when the nodes have not applied the same
-// index, before or after the reads.
+// whose states differ. It fails when the nodes' game states are not at the
+// same index, before or after the reads. That is the index the state
+// machine itself applied (StatusResponse.state_index), not raft's applied
+// index, which counts entries raft has handed to the state machine and
+// runs ahead of it while a restarted node replays its log: a soak read a
+// node's rooms 1,700 entries behind the others at one raft applied index.
 func compareReplicas(ctx context.Context, lab *Lab, rooms []string) (int, []string, error) {
 	applied := func() (uint64, error) {
 		var idx uint64
 		for i, n := range lab.Nodes {
-			st, err := n.status(ctx)
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			st, err := n.Cluster().Status(sctx, &hangmanv1.StatusRequest{StateDigest: true})
+			cancel()
 			if err != nil {
-				return 0, err
+				return 0, fmt.Errorf("%s state index: %w", n.ID, err)
 			}
-			if i > 0 && st.GetAppliedIndex() != idx {
-				return 0, fmt.Errorf("%s applied %d, others %d", n.ID, st.GetAppliedIndex(), idx)
+			if i > 0 && st.GetStateIndex() != idx {
+				return 0, fmt.Errorf("%s state at index %d, others %d", n.ID, st.GetStateIndex(), idx)
 			}
-			idx = st.GetAppliedIndex()
+			idx = st.GetStateIndex()
 		}
 		return idx, nil
 	}
@@ -527,7 +600,7 @@ func compareReplicas(ctx context.Context, lab *Lab, rooms []string) (int, []stri
 		return 0, nil, err
 	}
 	if after != before {
-		return 0, nil, fmt.Errorf("applied index moved from %d to %d while reading", before, after)
+		return 0, nil, fmt.Errorf("state index moved from %d to %d while reading", before, after)
 	}
 	var divergent int
 	var examples []string
@@ -611,6 +684,8 @@ func (r *Report) Summary() string {
 	fmt.Fprintf(tw, "duplicates (must be 0)\t%d\n", r.Duplicates)
 	fmt.Fprintf(tw, "mismatched events\t%d\n", r.Mismatched)
 	fmt.Fprintf(tw, "divergent replicas (must be 0)\t%d rooms\n", r.DivergentReplicas)
+	fmt.Fprintf(tw, "whole-state digests diverged at the end (must be 0)\t%d nodes (at state index %d)\n", r.DigestsDiverged, r.stateIndex)
+	fmt.Fprintf(tw, "state audits diverged (must be 0)\t%d of %d indexes audited by two or more nodes (every %d)\n", r.AuditsDiverged, r.Audits, auditEvery)
 	fmt.Fprintf(tw, "nodes unready after heal (must be 0)\t%d (bound %v after each heal)\n", r.NodesUnready, r.Config.ReadyBound)
 	fmt.Fprintf(tw, "leader changes outside injected faults (must be 0)\t%d (of %d term rises; window: from a fault's start to %v after the cluster is whole again)\n",
 		r.leaders.Outside, r.leaders.Total, r.Config.Settle)
@@ -690,8 +765,9 @@ func (r *Report) SaveSummary(dir string) (string, error) {
 	return path, nil
 }
 
-// SaveArtifacts writes the history (JSON), porcupine's visualization (HTML)
-// and the processes' logs under dir, and returns the paths written.
+// SaveArtifacts writes the history (JSON), porcupine's visualization (HTML),
+// the processes' logs and, when replicas diverged, the nodes' audited
+// states under dir, and returns the paths written.
 func (r *Report) SaveArtifacts(dir, logsDir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("artifacts dir: %w", err)
@@ -744,6 +820,20 @@ func (r *Report) SaveArtifacts(dir, logsDir string) ([]string, error) {
 			}
 			paths = append(paths, dst)
 		}
+		// The states the nodes audited, to diff where they diverged: a
+		// few hundred megabytes, kept only when they did.
+		if src := filepath.Join(logsDir, "audit"); (r.AuditsDiverged > 0 || r.DigestsDiverged > 0) && dirExists(src) {
+			dst := base + "-audit"
+			if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+				return paths, fmt.Errorf("copy audited states: %w", err)
+			}
+			paths = append(paths, dst)
+		}
 	}
 	return paths, nil
+}
+
+func dirExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }

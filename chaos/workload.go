@@ -17,6 +17,7 @@ import (
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/api"
+	"github.com/hangman/hangman/services/game"
 )
 
 // alphabet is what players guess: consonants without y. Every word of the
@@ -385,7 +386,7 @@ func (w *Workload) commandWith(hard context.Context, client int, in Input, first
 	w.mu.Unlock()
 	if rec.Err != "" && !in.Recheck && (ans.uncertainBefore || rand.Float64() < w.cfg.RecheckShare) {
 		select {
-		case w.rechecks <- recheck{rec: rec, due: time.Now().Add(w.cfg.RecheckAfter)}:
+		case w.rechecks <- recheck{rec: rec, refused: time.Now(), due: time.Now().Add(w.cfg.RecheckAfter)}:
 		default:
 			w.rechecksDropped.Add(1)
 		}
@@ -509,22 +510,27 @@ func (w *Workload) crowd(soft, hard context.Context, sl *slot) {
 	}
 }
 
-// recheckLateBy is how far past its due time a recheck may still be sent.
-// A room of the workload answers up to about 150 requests a second, so
-// it remembers a refusal (SessionWindow answers) for several seconds; a
-// recheck sent later could meet a forgotten refusal.
-const recheckLateBy = 3 * time.Second
+// recheckWithin is how long after its refusal a recheck may still be
+// sent: a room remembers every answer for game.SessionMinAge, whatever
+// its number, so a recheck sent within it must meet the refusal. The
+// margin covers the refusal's answer being stamped (by the leader's
+// clock, when proposed) before the workload saw it. A recheck held up
+// longer, behind rechecks a fault stalled, is counted and not sent: it
+// would test the count of answers a room keeps past that age, not the
+// guarantee.
+const recheckWithin = game.SessionMinAge - 5*time.Second
 
 // recheck is a refused request waiting to be sent again.
 type recheck struct {
-	rec *opRecord
-	due time.Time
+	rec     *opRecord
+	refused time.Time
+	due     time.Time
 }
 
 // rechecker sends refused requests again, RecheckAfter after their
 // refusal and to another node, with the same request id: the answer must
-// be the same refusal (DESIGN.md guarantee 2), within the SessionWindow
-// the rooms remember (see recheckLateBy).
+// be the same refusal (DESIGN.md guarantee 2), within the time the rooms
+// remember every answer (see recheckWithin).
 func (w *Workload) rechecker(soft, hard context.Context) {
 	client := w.hist.newClient()
 	for {
@@ -539,11 +545,7 @@ func (w *Workload) rechecker(soft, hard context.Context) {
 			return
 		case <-time.After(time.Until(rc.due)):
 		}
-		if time.Since(rc.due) > recheckLateBy {
-			// Held up behind rechecks a fault stalled: by now a busy
-			// room may have answered SessionWindow newer requests and
-			// forgotten the refusal, which would test the window's
-			// size, not the guarantee.
+		if time.Since(rc.refused) > recheckWithin {
 			w.rechecksLate.Add(1)
 			continue
 		}

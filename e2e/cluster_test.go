@@ -193,6 +193,25 @@ func TestClusterViewSurvivesLeaderStop(t *testing.T) {
 	guess("a guess after the relays moved")
 	ops.WaitJS("animations done", `document.getAnimations().length === 0`)
 	ops.screenshot(filepath.Join(artifactsDir(t), "cluster-recovered.png"))
+
+	// The lists are rebuilt at every cluster view. A click whose press and
+	// release straddle a rebuild still counts: press a follower's "Make
+	// leader", let a guess change what the view shows, and release once
+	// the node's stats were rebuilt under the pointer.
+	var target string
+	ops.Eval(`(() => { const b = document.querySelector('#nodes li:not(.leader) button[data-action="make"]'); return b ? b.closest("li").dataset.node : ""; })()`, &target)
+	if target == "" {
+		t.Fatal("no follower to make leader")
+	}
+	var at []float64
+	ops.Eval(fmt.Sprintf(`(() => { const b = document.querySelector('#nodes li[data-node=%q] button[data-action="make"]'); b.scrollIntoView({block: "center"}); const r = b.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()`, target), &at)
+	var held bool
+	ops.Eval(fmt.Sprintf(`!!(window.heldStats = document.querySelector('#nodes li[data-node=%q] .stats'))`, target), &held)
+	ops.Do("press Make leader "+target, chromedp.MouseEvent(chromedp.MousePressed, at[0], at[1], chromedp.ButtonLeft, chromedp.ClickCount(1)))
+	guess("a guess while the button is held")
+	ops.WaitJS("the node list rebuilt under the pointer", `!document.contains(window.heldStats)`)
+	ops.Do("release the button", chromedp.MouseEvent(chromedp.MouseReleased, at[0], at[1], chromedp.ButtonLeft, chromedp.ClickCount(1)))
+	ops.WaitJS(target+" leads after the click", fmt.Sprintf(`(document.querySelector("#nodes li.leader") || {dataset: {}}).dataset.node === %q`, target))
 }
 
 // TestRelayCommandHasNoDevControls: `hangman relay`, the real binary, has

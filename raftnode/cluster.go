@@ -19,15 +19,31 @@ import (
 type clusterService struct {
 	hangmanv1.UnimplementedClusterServiceServer
 	node *Node
+	// digests bounds the state digests Status computes.
+	digests digestLimiter
 }
 
 func (c *clusterService) register(s grpc.ServiceRegistrar) {
 	hangmanv1.RegisterClusterServiceServer(s, c)
 }
 
-// Status reports this node's view of raft.
-func (c *clusterService) Status(context.Context, *hangmanv1.StatusRequest) (*hangmanv1.StatusResponse, error) {
-	return c.node.Status(), nil
+// Status reports this node's view of raft, and the digest of its game
+// state when asked.
+func (c *clusterService) Status(_ context.Context, req *hangmanv1.StatusRequest) (*hangmanv1.StatusResponse, error) {
+	st := c.node.Status()
+	if req.GetStateDigest() {
+		_, index := c.node.fsm.waitApplied()
+		digest, applied, ok, err := c.digests.get(time.Now(), index, c.node.fsm.digest)
+		switch {
+		case err != nil:
+			c.node.log.Error("state digest failed", "err", err)
+			return nil, status.Error(codes.Internal, "state digest failed")
+		case !ok:
+			return nil, status.Errorf(codes.ResourceExhausted, "a state digest is computed at most once every %v while the state changes: ask again", digestEvery)
+		}
+		st.StateDigest, st.StateIndex = digest, applied
+	}
+	return st, nil
 }
 
 // Status reports this node's raft state, leader, term and indexes, and

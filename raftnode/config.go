@@ -124,6 +124,18 @@ type Config struct {
 	// zero takes the default.
 	ReclaimInterval time.Duration
 
+	// AuditEvery, when not 0, makes the node log a digest of its whole
+	// game state ("state audit", with index and digest) at every log
+	// index that is a multiple of it: every replica digests the same
+	// indexes, so comparing the nodes' logs shows whether their states
+	// ever differed, sessions and histories included, which the public
+	// room states do not show. Each audit serialises every room, so keep
+	// it in the thousands. AuditDir, if set, also receives each audited
+	// state as audit-INDEX-DIGEST.json, to diff a mismatch; put it
+	// outside DataDir, so that it outlives a lost disk.
+	AuditEvery uint64
+	AuditDir   string
+
 	// wrapLogStore, if set, wraps the raft log store (tests inject faults).
 	wrapLogStore func(raft.LogStore) raft.LogStore
 	// raftTransport, if set, carries raft's RPCs in place of the TCP (or
@@ -283,6 +295,9 @@ func (c *Config) validate() error {
 		} else if !loopbackHost(host) && c.TLS == nil {
 			errs = append(errs, fmt.Errorf("pprof address %q is not a loopback address: serve profiles on loopback, or give the node TLS (then only node certificates get them)", c.PprofAddr))
 		}
+	}
+	if c.AuditDir != "" && c.AuditEvery == 0 {
+		errs = append(errs, fmt.Errorf("audit dir %q is set but audit-every is 0: nothing would be audited", c.AuditDir))
 	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		errs = append(errs, fmt.Errorf("leader lease timeout %v must not exceed the heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout))

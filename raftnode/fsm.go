@@ -39,6 +39,8 @@ type fsm struct {
 	// progress is when the last batch was applied (Unix nanoseconds), for
 	// the leader's stall watchdog. It never feeds the game state.
 	progress atomic.Int64
+	// audit, if set, digests the state at fixed indexes (audit.go).
+	audit *stateAudit
 }
 
 // applyResult is what Raft.Apply's future returns on the proposing node:
@@ -68,10 +70,18 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	// Publishing starts only under mu (becomeLeader), so it cannot start
 	// in the middle of a batch.
 	publishing := f.onChange != nil && f.publishing != nil && f.publishing()
+	var audits []audited
 	for i, l := range logs {
+		if f.audit != nil {
+			// The state as it is stands for every index before this entry.
+			audits = f.audit.collect(f.machine, l.Index-1, audits)
+		}
 		f.lastIndex = max(f.lastIndex, l.Index)
 		if l.Type != raft.LogCommand || isMarker(l.Data) {
 			continue
+		}
+		if f.audit != nil {
+			f.audit.feed(l.Index, l.Data)
 		}
 		var results []game.Result
 		if publishing || bytes.Equal(l.Extensions, f.self) {
@@ -94,10 +104,16 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	if len(changes) > 0 {
 		f.onChange(changes)
 	}
+	if f.audit != nil {
+		audits = f.audit.collect(f.machine, f.lastIndex, audits)
+	}
 	close(f.applied)
 	f.applied = make(chan struct{})
 	f.mu.Unlock()
 	f.progress.Store(time.Now().UnixNano())
+	if len(audits) > 0 {
+		f.audit.emit(audits)
+	}
 	return out
 }
 
@@ -140,6 +156,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.machine = m
 	f.lastIndex = m.Applied()
+	if f.audit != nil {
+		f.audit.restored()
+	}
 	close(f.applied)
 	f.applied = make(chan struct{})
 	f.mu.Unlock()

@@ -197,11 +197,12 @@ func (id *identity) currentTerm() uint64 {
 	return 0
 }
 
-// raftTransport is raft's transport with one rule added where RPCs
-// arrive: a server that is not a voter of its own latest configuration
-// answers every vote and pre-vote request with a refusal itself, and raft
-// never sees the request. Refusing a vote is always safe in Raft; what
-// this rules out:
+// raftTransport is raft's transport with two rules added where RPCs
+// arrive. Only routine heartbeats take raft's fast path
+// (SetHeartbeatHandler). And a server that is not a voter of its own
+// latest configuration answers every vote and pre-vote request with a
+// refusal itself, and raft never sees the request. Refusing a vote is
+// always safe in Raft; what this rules out:
 //
 //   - a node with an empty log (a wiped disk, a node waiting to be added)
 //     granting votes: hashicorp/raft grants any vote while its
@@ -216,8 +217,8 @@ func (id *identity) currentTerm() uint64 {
 // candidate that still counts the old id has a log without that committed
 // removal, so the new server, whose log has it, never grants it a vote.
 //
-// It wraps whatever carries the RPCs (baseTransport), so the rule, and the
-// refusal to pipeline below, hold for a transport a test injects too.
+// It wraps whatever carries the RPCs (baseTransport), so the rules, and
+// the refusal to pipeline below, hold for a transport a test injects too.
 type raftTransport struct {
 	baseTransport
 	ident *identity
@@ -256,6 +257,48 @@ func newRaftTransportGuard(t baseTransport, ident *identity) *raftTransport {
 // batches keep the hot path's entries per append high.
 func (t *raftTransport) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
 	return nil, raft.ErrPipelineReplicationNotSupported
+}
+
+// SetHeartbeatHandler installs raft's fast path for heartbeats, which
+// raft answers on the transport's goroutine so that they never wait
+// behind the disk, for the heartbeats that cannot change this server's
+// term or role: those of its current term while it follows. Every other
+// heartbeat goes to raft's main loop with the other RPCs.
+//
+// hashicorp/raft 1.8 runs its whole appendEntries handler on the fast
+// path, the term change and the step-down included, beside the main loop
+// (hashicorp/raft#695). A leader deposed there is still parked in the
+// leader's select, takes the next command and writes it under the new
+// term, at an index where the new term's leader wrote another: the two
+// logs agree on every term and differ in content, so no replica notices,
+// and each applies its own. The chaos suite saw it after a SIGSTOP and
+// SIGCONT of the leader, whose first read was the new leader's heartbeat.
+func (t *raftTransport) SetHeartbeatHandler(fn func(raft.RPC)) {
+	if fn == nil {
+		t.baseTransport.SetHeartbeatHandler(nil)
+		return
+	}
+	t.baseTransport.SetHeartbeatHandler(func(rpc raft.RPC) {
+		if r := t.ident.raft.Load(); r != nil && routineHeartbeat(r.State(), r.CurrentTerm(), rpc) {
+			fn(rpc)
+			return
+		}
+		select {
+		case t.out <- rpc:
+		case <-t.done:
+			rpc.Respond(nil, raft.ErrTransportShutdown)
+		}
+	})
+}
+
+// routineHeartbeat reports whether a heartbeat can only confirm what a
+// server in state with term knows: it follows, and the heartbeat is of
+// its term. Terms only grow, so a heartbeat that passes here cannot raise
+// the term however the main loop moves on meanwhile (an older one is
+// refused without a change).
+func routineHeartbeat(state raft.RaftState, term uint64, rpc raft.RPC) bool {
+	req, ok := rpc.Command.(*raft.AppendEntriesRequest)
+	return ok && state == raft.Follower && req.Term == term
 }
 
 // Consumer is what raft reads incoming RPCs from: the transport's, less

@@ -316,13 +316,27 @@ func TestServerWithoutStateRefusesVotes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { trans.Close() })
+	requireVotesRefused(t, n, trans, raft.ServerAddress(addr(1)))
+}
+
+// voteSender is a candidate's end of raft's RPCs: what asks n for votes.
+type voteSender interface {
+	raft.Transport
+	raft.WithPreVote
+}
+
+// requireVotesRefused asks n, at addr, for a pre-vote and a vote for term
+// 7 over trans, as a candidate with a long log would, and fails unless n
+// refuses both and stays at term 0.
+func requireVotesRefused(t *testing.T, n *Node, trans voteSender, addr raft.ServerAddress) {
+	t.Helper()
 	header := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("candidate"), Addr: []byte(trans.LocalAddr())}
 	var pre raft.RequestPreVoteResponse
-	if err := trans.RequestPreVote(n.ident.raftID, raft.ServerAddress(addr(1)), &raft.RequestPreVoteRequest{RPCHeader: header, Term: 7, LastLogIndex: 100, LastLogTerm: 6}, &pre); err != nil {
+	if err := trans.RequestPreVote(n.ident.raftID, addr, &raft.RequestPreVoteRequest{RPCHeader: header, Term: 7, LastLogIndex: 100, LastLogTerm: 6}, &pre); err != nil {
 		t.Fatal(err)
 	}
 	var vote raft.RequestVoteResponse
-	if err := trans.RequestVote(n.ident.raftID, raft.ServerAddress(addr(1)), &raft.RequestVoteRequest{RPCHeader: header, Term: 7, LastLogIndex: 100, LastLogTerm: 6}, &vote); err != nil {
+	if err := trans.RequestVote(n.ident.raftID, addr, &raft.RequestVoteRequest{RPCHeader: header, Term: 7, LastLogIndex: 100, LastLogTerm: 6}, &vote); err != nil {
 		t.Fatal(err)
 	}
 	if pre.Granted || vote.Granted {

@@ -140,16 +140,7 @@ func TestInmemRaftCommitsEverywhereAndDropsAnIsolatedLeadersProposal(t *testing.
 		t.Fatalf("the isolated leader's proposal committed at %d", future.Index())
 	}
 
-	var next *Node
-	harness.Eventually(t, 15*time.Second, "the others to elect a new leader", func() error {
-		for _, n := range c.alive() {
-			if n != old && n.IsLeader() && n.raft.CurrentTerm() > oldTerm && n.readyTerm.Load() == n.raft.CurrentTerm() {
-				next = n
-				return nil
-			}
-		}
-		return errors.New("no ready leader in a later term")
-	})
+	next := c.leaderAfter(t, old, oldTerm)
 	if res, _, err := next.Propose(ctx, "after", create("after")); err != nil || res.Err != nil {
 		t.Fatalf("propose on the new leader: %v, refused: %v", err, res.Err)
 	}
@@ -196,21 +187,7 @@ func TestInmemServerWithoutStateRefusesVotes(t *testing.T) {
 	t.Cleanup(func() { n.Close() })
 	_, candidate := raft.NewInmemTransport("inmem-candidate")
 	candidate.Connect(trans.LocalAddr(), trans)
-	header := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("candidate"), Addr: []byte(candidate.LocalAddr())}
-	var pre raft.RequestPreVoteResponse
-	if err := candidate.RequestPreVote(n.ident.raftID, trans.LocalAddr(), &raft.RequestPreVoteRequest{RPCHeader: header, Term: 7, LastLogIndex: 100, LastLogTerm: 6}, &pre); err != nil {
-		t.Fatal(err)
-	}
-	var vote raft.RequestVoteResponse
-	if err := candidate.RequestVote(n.ident.raftID, trans.LocalAddr(), &raft.RequestVoteRequest{RPCHeader: header, Term: 7, LastLogIndex: 100, LastLogTerm: 6}, &vote); err != nil {
-		t.Fatal(err)
-	}
-	if pre.Granted || vote.Granted {
-		t.Fatalf("a server with an empty log granted votes over an injected transport: pre-vote %v, vote %v", pre.Granted, vote.Granted)
-	}
-	if term := n.raft.CurrentTerm(); term != 0 {
-		t.Fatalf("a refused vote moved the term to %d", term)
-	}
+	requireVotesRefused(t, n, candidate, trans.LocalAddr())
 }
 
 // TestIsolatedLeadersTailIsReplacedOnDisk runs the in-memory transport
@@ -252,16 +229,7 @@ func TestIsolatedLeadersTailIsReplacedOnDisk(t *testing.T) {
 			old.raft.Apply(cmd(game.Command{Kind: game.KindGuess, Room: "r", Player: "p", Letter: string(letters[k%25])}), 0)
 			k++
 		}
-		var next *Node
-		harness.Eventually(t, 15*time.Second, "new leader", func() error {
-			for _, n := range c.alive() {
-				if n != old && n.IsLeader() && n.raft.CurrentTerm() > oldTerm && n.readyTerm.Load() == n.raft.CurrentTerm() {
-					next = n
-					return nil
-				}
-			}
-			return errors.New("none")
-		})
+		next := c.leaderAfter(t, old, oldTerm)
 		for range 5 {
 			// A guess the rules refuse (the round won) is committed all
 			// the same: only a failure to commit fails the test.
@@ -273,4 +241,21 @@ func TestIsolatedLeadersTailIsReplacedOnDisk(t *testing.T) {
 		mend(trans, old.ID())
 		c.converged()
 	}
+}
+
+// leaderAfter waits for a node other than old to lead, ready, in a term
+// later than oldTerm, and returns it.
+func (c *testCluster) leaderAfter(t *testing.T, old *Node, oldTerm uint64) *Node {
+	t.Helper()
+	var next *Node
+	harness.Eventually(t, 15*time.Second, "the others to elect a new leader", func() error {
+		for _, n := range c.alive() {
+			if n != old && n.IsLeader() && n.raft.CurrentTerm() > oldTerm && n.readyTerm.Load() == n.raft.CurrentTerm() {
+				next = n
+				return nil
+			}
+		}
+		return errors.New("no ready leader in a later term")
+	})
+	return next
 }

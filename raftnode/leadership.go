@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -99,8 +100,10 @@ func (n *Node) becomeLeader(ctx context.Context) {
 	for n.raft.State() == raft.Leader && n.raft.CurrentTerm() == term && ctx.Err() == nil {
 		// Committing an entry of its own term settles everything earlier
 		// leaders committed, and once it is applied here so is all of that.
-		if err := n.raft.Apply(leaderMarker, 5*time.Second).Error(); err != nil {
-			n.log.Warn("leader marker failed", "term", term, "err", err)
+		if err := awaitFuture(ctx, n.raft.Apply(leaderMarker, 5*time.Second)); err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("leader marker failed", "term", term, "err", err)
+			}
 			continue
 		}
 		break
@@ -162,5 +165,25 @@ func (n *Node) republishOnReconnect(ctx context.Context) {
 			n.pub.EnqueueRepublish(n.fsm.machine, n.raft.CurrentTerm())
 		}
 		n.fsm.mu.RUnlock()
+	}
+}
+
+// awaitFuture waits for f's answer, or for ctx to end. hashicorp/raft
+// answers apply and verify futures only from its main loop, and queues
+// them in buffered channels (applies with BatchApplyCh): a call racing
+// Shutdown may queue its future after that loop has gone, and nothing
+// ever answers it (those futures have no shutdown channel). Waiting on
+// such a future with f.Error() alone kept a node's Close waiting forever
+// for its new-leader goroutine. The goroutine that waits for a stranded
+// future outlives the call; there is one per future raft strands, at
+// shutdown.
+func awaitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for raft: %w", ctx.Err())
 	}
 }

@@ -122,6 +122,14 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.fsm = newFSM()
 	n.fsm.self = []byte(n.cfg.ID)
+	if n.cfg.AuditEvery > 0 {
+		if n.cfg.AuditDir != "" {
+			if err := os.MkdirAll(n.cfg.AuditDir, 0o750); err != nil {
+				return fmt.Errorf("audit dir: %w", err)
+			}
+		}
+		n.fsm.audit = &stateAudit{every: n.cfg.AuditEvery, dir: n.cfg.AuditDir, log: n.log}
+	}
 	n.conns = newConnPool(n.grpcClientCreds())
 
 	var err error

@@ -50,7 +50,10 @@ func (n *Node) ReadIndex(ctx context.Context) error {
 		return err
 	}
 	commit := n.raft.CommitIndex()
-	if err := n.raft.VerifyLeader().Error(); err != nil {
+	if err := awaitFuture(ctx, n.raft.VerifyLeader()); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
 		return api.ErrNotLeader
 	}
 	for {

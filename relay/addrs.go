@@ -6,6 +6,11 @@ import (
 	"strings"
 )
 
+// trustedProxies are the networks of the proxies in front of the relay
+// (Config.TrustedProxies): the only peers whose X-Forwarded-For says who
+// the client is. They decide the address a connection counts against.
+type trustedProxies []netip.Prefix
+
 // clientAddr is the address a connection counts against, for its
 // connection cap and its creation and join buckets (admission.go): its
 // peer's IP, or with the whole /64 of an IPv6 peer, since a client there
@@ -13,15 +18,15 @@ import (
 // names. capped is false when the client cannot be told apart from others
 // (a trusted proxy that sent no X-Forwarded-For): the connection then
 // counts against no address's cap, and shares the proxy's buckets.
-func (r *Relay) clientAddr(req *http.Request) (addr string, capped bool) {
+func (tp trustedProxies) clientAddr(req *http.Request) (addr string, capped bool) {
 	ap, err := netip.ParseAddrPort(req.RemoteAddr)
 	if err != nil {
 		return req.RemoteAddr, false
 	}
 	client := ap.Addr().Unmap()
-	if r.trustedProxy(client) {
+	if tp.contains(client) {
 		var found bool
-		if client, found = r.forwardedFor(req, client); !found {
+		if client, found = tp.forwardedFor(req, client); !found {
 			return client.String(), false
 		}
 	}
@@ -39,7 +44,7 @@ func (r *Relay) clientAddr(req *http.Request) (addr string, capped bool) {
 // Whatever lies further left was written by the client and is not read. A
 // malformed entry stops the walk at the hop that appended it. found is
 // false without the header.
-func (r *Relay) forwardedFor(req *http.Request, proxy netip.Addr) (client netip.Addr, found bool) {
+func (tp trustedProxies) forwardedFor(req *http.Request, proxy netip.Addr) (client netip.Addr, found bool) {
 	var hops []string
 	for _, v := range req.Header.Values("X-Forwarded-For") {
 		hops = append(hops, strings.Split(v, ",")...)
@@ -54,7 +59,7 @@ func (r *Relay) forwardedFor(req *http.Request, proxy netip.Addr) (client netip.
 			return client, true
 		}
 		client = a
-		if !r.trustedProxy(a) {
+		if !tp.contains(a) {
 			break
 		}
 	}
@@ -71,8 +76,9 @@ func parseHop(s string) (netip.Addr, bool) {
 	return a.Unmap(), err == nil
 }
 
-func (r *Relay) trustedProxy(a netip.Addr) bool {
-	for _, p := range r.cfg.TrustedProxies {
+// contains reports whether a is a trusted proxy's address.
+func (tp trustedProxies) contains(a netip.Addr) bool {
+	for _, p := range tp {
 		if p.Contains(a) {
 			return true
 		}

@@ -107,8 +107,10 @@ func BenchmarkBroadcast(b *testing.B) {
 func BenchmarkFanOut(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
-			r := &Relay{cfg: Config{SendBuffer: DefaultSendBuffer, WriteTimeout: DefaultWriteTimeout}, log: slog.New(slog.DiscardHandler)}
-			rm := &room{name: "bench", sessions: make(map[*client]struct{})}
+			var stats counters
+			log := slog.New(slog.DiscardHandler)
+			out := &sender{sendBuffer: DefaultSendBuffer, writeTimeout: DefaultWriteTimeout, stats: &stats, log: log}
+			f := newRoomFeed("bench", &roomSink{queue: out.queue, stats: &stats, log: log, eventWait: defaultEventWait})
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				b.Fatal(err)
@@ -135,7 +137,7 @@ func BenchmarkFanOut(b *testing.B) {
 						}
 					}
 				}()
-				rm.sessions[&client{r: r, sess: &melody.Session{}, conn: &trackedConn{Conn: conn}}] = struct{}{}
+				f.sessions[&client{sess: &melody.Session{}, conn: &trackedConn{Conn: conn}}] = struct{}{}
 			}
 			st := game.State{Room: "bench", Round: 1, Masked: "h_ng_an", Guessed: []string{"h", "n", "g", "a"}, Wrong: []string{"e", "t"}, WrongLeft: 4, MaxWrong: 6, Status: game.StatusPlaying,
 				Players: []game.Player{{ID: "p1", Name: "Ada", Score: 3}, {ID: "p2", Name: "Grace", Score: 5}}, LastGuess: &game.LastGuess{Player: "p2", Letter: "a", Outcome: game.OutcomeCorrect}}
@@ -151,9 +153,9 @@ func BenchmarkFanOut(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				rm.mu.Lock()
-				r.offerStateLocked(rm, seqs{Seq: uint64(1_000_000_000 + i)}, frames[i])
-				rm.mu.Unlock()
+				f.mu.Lock()
+				f.offerStateLocked(seqs{Seq: uint64(1_000_000_000 + i)}, frames[i])
+				f.mu.Unlock()
 				want := perFrame * int64(n) * int64(i+1)
 				deadline := time.Now().Add(30 * time.Second)
 				for received.Load() < want {

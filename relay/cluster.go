@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -103,8 +102,8 @@ type clusterView struct {
 	kick    chan struct{}
 
 	mu       sync.Mutex
-	watchers map[*client]func() bool // value stops the disconnect hook
-	nodes    map[string]clusterNode  // by address, as the node table has them
+	watchers viewWatchers
+	nodes    map[string]clusterNode // by address, as the node table has them
 	events   []clusterEvent
 	lastTerm uint64
 	last     []byte    // the frame last pushed
@@ -113,12 +112,12 @@ type clusterView struct {
 
 func newClusterView(r *Relay) *clusterView {
 	cv := &clusterView{
-		r:        r,
-		started:  time.Now(),
-		kick:     make(chan struct{}, 1),
-		watchers: make(map[*client]func() bool),
-		nodes:    make(map[string]clusterNode),
+		r:       r,
+		started: time.Now(),
+		kick:    make(chan struct{}, 1),
+		nodes:   make(map[string]clusterNode),
 	}
+	cv.watchers = newViewWatchers(&cv.mu)
 	for _, nc := range r.nodes.snapshot() {
 		cv.nodes[nc.addr] = clusterNode{Addr: nc.addr, Role: "unknown"}
 	}
@@ -131,7 +130,7 @@ func (r *Relay) startCluster() error {
 	if _, err := r.nc.Subscribe(subjects.Cluster, r.cluster.onAnnouncement); err != nil {
 		return err
 	}
-	r.goBG(r.cluster.loop)
+	r.bg.run(r.cluster.loop)
 	return nil
 }
 
@@ -141,7 +140,7 @@ func (cv *clusterView) watcherCount() int {
 	}
 	cv.mu.Lock()
 	defer cv.mu.Unlock()
-	return len(cv.watchers)
+	return cv.watchers.countLocked()
 }
 
 // cluster handles {"type":"cluster","watch":bool}: watching (the
@@ -152,28 +151,19 @@ func (c *client) cluster(in *inbound) {
 	cv := r.cluster
 	c.ack(ackFrame{ID: in.ID, Op: typeCluster})
 	if !watch {
-		cv.removeWatcher(c)
+		cv.mu.Lock()
+		cv.watchers.removeLocked(c)
+		cv.mu.Unlock()
 		return
 	}
 	cv.mu.Lock()
-	if _, ok := cv.watchers[c]; !ok {
-		cv.watchers[c] = context.AfterFunc(c.ctx, func() { cv.removeWatcher(c) })
-	}
-	first := len(cv.watchers) == 1
+	cv.watchers.addLocked(c)
+	first := cv.watchers.countLocked() == 1
 	frame := cv.frameLocked()
 	cv.mu.Unlock()
-	r.queue(c, outItem{kind: outView, key: viewCluster, frame: frame})
+	r.out.queue(c, outItem{kind: outView, key: viewCluster, frame: frame})
 	if first {
 		cv.poke() // statuses are only polled while watched: refresh now
-	}
-}
-
-func (cv *clusterView) removeWatcher(c *client) {
-	cv.mu.Lock()
-	defer cv.mu.Unlock()
-	if stop, ok := cv.watchers[c]; ok {
-		stop()
-		delete(cv.watchers, c)
 	}
 }
 
@@ -196,7 +186,7 @@ func (cv *clusterView) loop() {
 		case <-t.C:
 		case <-cv.kick:
 		}
-		cv.r.expirePeers()
+		cv.r.discovery.expire()
 		if cv.watcherCount() > 0 {
 			cv.poll(cv.r.ctx)
 		}
@@ -316,7 +306,7 @@ func (cv *clusterView) onAnnouncement(m *nats.Msg) {
 	cv.mu.Unlock()
 	cv.poke()
 	// A node may have come back on a new address: ask where they are.
-	cv.r.nodes.poke()
+	cv.r.follower.poke()
 }
 
 // relayJoined records that a relay appeared, unless this one is starting
@@ -376,11 +366,9 @@ func (cv *clusterView) frameLocked() []byte {
 		return strings.Compare(a.ID+"\x00"+a.Addr, b.ID+"\x00"+b.Addr)
 	})
 	f.Relays = append(f.Relays, clusterRelay{Name: r.cfg.Name, URL: r.cfg.PublicURL, Sessions: r.stats.sessions.Load(), Self: true})
-	r.peersMu.Lock()
-	for name, p := range r.peers {
+	for name, p := range r.peers.snapshot() {
 		f.Relays = append(f.Relays, clusterRelay{Name: name, URL: p.url, Sessions: p.sessions})
 	}
-	r.peersMu.Unlock()
 	slices.SortFunc(f.Relays, func(a, b clusterRelay) int { return strings.Compare(a.Name+a.URL, b.Name+b.URL) })
 	if f.Events == nil {
 		f.Events = []clusterEvent{}
@@ -392,7 +380,7 @@ func (cv *clusterView) frameLocked() []byte {
 func (cv *clusterView) push() {
 	cv.mu.Lock()
 	defer cv.mu.Unlock()
-	if len(cv.watchers) == 0 {
+	if cv.watchers.countLocked() == 0 {
 		cv.last = nil
 		return
 	}
@@ -401,15 +389,15 @@ func (cv *clusterView) push() {
 		return
 	}
 	cv.last = frame
-	for c := range cv.watchers {
-		cv.r.queue(c, outItem{kind: outView, key: viewCluster, frame: frame})
-	}
+	cv.watchers.eachLocked(func(c *client) {
+		cv.r.out.queue(c, outItem{kind: outView, key: viewCluster, frame: frame})
+	})
 }
 
 // serveCluster answers GET /cluster with a freshly polled view, for
 // operators and scripts (curl …/cluster | jq).
 func (r *Relay) serveCluster(w http.ResponseWriter, req *http.Request) {
-	r.expirePeers()
+	r.discovery.expire()
 	r.cluster.mu.Lock()
 	fresh := time.Since(r.cluster.polledAt) < clusterPoll/2
 	r.cluster.mu.Unlock()
@@ -450,30 +438,6 @@ func validName(s string) bool {
 	}
 	for _, c := range s {
 		if c < 0x21 || c > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-// originOf returns scheme://host of an http(s) URL, or "".
-func originOf(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return ""
-	}
-	return u.Scheme + "://" + u.Host
-}
-
-// safeOrigin reports whether rawURL is an http(s) URL whose origin may be
-// written into a header (the page's Content-Security-Policy).
-func safeOrigin(rawURL string) bool {
-	o := originOf(rawURL)
-	if o == "" {
-		return false
-	}
-	for _, c := range o[strings.Index(o, "://")+3:] {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-:[]", c)) {
 			return false
 		}
 	}

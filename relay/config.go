@@ -106,6 +106,11 @@ type Config struct {
 	// Logger receives the relay's logs; nil discards them.
 	Logger *slog.Logger
 
+	// eventWait is how long an event waits for its state (feed.go); 0
+	// is defaultEventWait. Only tests change it, to take timing out of a
+	// test of the one-frame rule.
+	eventWait time.Duration
+
 	// DevHandler, when set, serves everything under /dev/. Only `hangman
 	// dev` sets it (its chaos controls: stop and start nodes and relays);
 	// `hangman relay` never does, and without it /dev/ answers 404.
@@ -115,7 +120,6 @@ type Config struct {
 // Defaults of the limits, chosen for a human player on a phone: a few frames
 // per second, small frames, and no patience for clients that do not read.
 const (
-	DefaultMaxConns          = 10000
 	DefaultMaxConnsPerAddr   = 100
 	DefaultMaxFrameBytes     = 4096
 	DefaultMessageRate       = 10
@@ -164,7 +168,7 @@ func (cfg Config) withDefaults() (Config, error) {
 			cfg.Name = u.Host
 		}
 	}
-	setDefault(&cfg.MaxConns, DefaultMaxConns)
+	setDefault(&cfg.MaxConns, DefaultMaxConns())
 	if cfg.MaxConnsPerAddr == 0 {
 		cfg.MaxConnsPerAddr = DefaultMaxConnsPerAddr
 	}
@@ -178,6 +182,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	setDefault(&cfg.RequestTimeout, DefaultRequestTimeout)
 	setDefault(&cfg.AttemptTimeout, DefaultAttemptTimeout)
 	setDefault(&cfg.HeartbeatInterval, DefaultHeartbeatInterval)
+	setDefault(&cfg.eventWait, defaultEventWait)
 	for _, b := range []struct {
 		got *Bucket
 		def Bucket

@@ -1,7 +1,11 @@
 package relay
 
 import (
+	"context"
+	"log/slog"
 	"math"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -22,7 +26,7 @@ import (
 //   - every gRPC answer vouches for the seqs it carries, and a leader read
 //     for the leader's applied index (vouch);
 //   - a message whose seq is beyond that waits, held in its room
-//     (onRoomMsg), while the confirmer reads one room from the leader: the
+//     (roomSet.onMsg), while the confirmer reads one room from the leader: the
 //     leader publishes only what it has applied, so a real message that
 //     arrived before the read began has a seq at most the read's applied
 //     index, and is then delivered;
@@ -39,11 +43,39 @@ import (
 // confirmPatience is how long a refuted message waits before it is dropped.
 const confirmPatience = 2 * time.Second
 
+// confirmer says which room seqs the relay may adopt, and confirms with
+// the leader the seqs of the messages that wait (see above). It reads the
+// rooms through its read, offer and fetch, the room set's (rooms.go), so
+// it holds no room table of its own: only the rooms with messages held.
+type confirmer struct {
+	// trusted says only the nodes may publish room messages (the relay
+	// authenticates to NATS, so NATS runs with users): every seq is
+	// vouched for, and the confirmer never runs.
+	trusted bool
+	// confirmed is the highest seq a node has vouched for.
+	confirmed atomic.Uint64
+	log       *slog.Logger
+	// read reads a room from the leader, vouching for its applied index;
+	// offer offers a state a node gave to its room; fetch reads a room
+	// whose released messages showed a missed change.
+	read  func(name string) (*hangmanv1.RoomState, error)
+	offer func(*hangmanv1.RoomState)
+	fetch func(*room)
+
+	mu   sync.Mutex
+	held map[*room]struct{} // rooms with held messages
+	kick chan struct{}
+}
+
+func newConfirmer(trusted bool, log *slog.Logger, read func(string) (*hangmanv1.RoomState, error), offer func(*hangmanv1.RoomState), fetch func(*room)) *confirmer {
+	return &confirmer{trusted: trusted, log: log, read: read, offer: offer, fetch: fetch, held: make(map[*room]struct{}), kick: make(chan struct{}, 1)}
+}
+
 // vouch records that a node vouched for every seq up to seq.
-func (r *Relay) vouch(seq uint64) {
+func (cf *confirmer) vouch(seq uint64) {
 	for {
-		cur := r.confirmed.Load()
-		if seq <= cur || r.confirmed.CompareAndSwap(cur, seq) {
+		cur := cf.confirmed.Load()
+		if seq <= cur || cf.confirmed.CompareAndSwap(cur, seq) {
 			return
 		}
 	}
@@ -51,39 +83,39 @@ func (r *Relay) vouch(seq uint64) {
 
 // vouched is the highest seq a room message may have to be delivered at
 // once: any, when NATS is trusted.
-func (r *Relay) vouched() uint64 {
-	if r.trustNATS {
+func (cf *confirmer) vouched() uint64 {
+	if cf.trusted {
 		return math.MaxUint64
 	}
-	return r.confirmed.Load()
+	return cf.confirmed.Load()
 }
 
-// awaitConfirm has the confirmer look at rm's held messages.
-func (r *Relay) awaitConfirm(rm *room) {
-	r.heldMu.Lock()
-	r.heldRooms[rm] = struct{}{}
-	r.heldMu.Unlock()
+// await has the confirmer look at rm's held messages.
+func (cf *confirmer) await(rm *room) {
+	cf.mu.Lock()
+	cf.held[rm] = struct{}{}
+	cf.mu.Unlock()
 	select {
-	case r.confirmKick <- struct{}{}:
+	case cf.kick <- struct{}{}:
 	default:
 	}
 }
 
-// confirmLoop runs confirmation rounds while messages wait for one,
-// pausing (longer and longer, up to a second) while rounds fail, and looks
-// again once refuted messages are due to be dropped.
-func (r *Relay) confirmLoop() {
+// loop runs confirmation rounds while messages wait for one, until ctx
+// ends, pausing (longer and longer, up to a second) while rounds fail, and
+// looks again once refuted messages are due to be dropped.
+func (cf *confirmer) loop(ctx context.Context) {
 	pause := 10 * time.Millisecond
 	var expire <-chan time.Time
 	for {
 		select {
-		case <-r.ctx.Done():
+		case <-ctx.Done():
 			return
-		case <-r.confirmKick:
+		case <-cf.kick:
 		case <-expire:
 		}
 		for {
-			more, failed := r.confirmRound()
+			more, failed := cf.round()
 			if !more {
 				break
 			}
@@ -93,40 +125,39 @@ func (r *Relay) confirmLoop() {
 			}
 			pause = min(2*pause, time.Second)
 			select {
-			case <-r.ctx.Done():
+			case <-ctx.Done():
 				return
 			case <-time.After(pause):
 			}
 		}
 		expire = nil
-		r.heldMu.Lock()
-		if len(r.heldRooms) > 0 {
+		cf.mu.Lock()
+		if len(cf.held) > 0 {
 			expire = time.After(confirmPatience)
 		}
-		r.heldMu.Unlock()
+		cf.mu.Unlock()
 	}
 }
 
-// confirmRound reads, from the leader, the room whose waiting message has
-// the highest seq (among rooms the relay has a state of, if any: a room
-// that does not exist has no applied index to give), vouches for the
-// leader's applied index, delivers what it covers and refutes what it
-// should have covered; with nothing left to confirm it only drops what is
-// due. more says messages still wait for a round; failed says the read
-// failed.
-func (r *Relay) confirmRound() (more, failed bool) {
-	r.heldMu.Lock()
-	rooms := make([]*room, 0, len(r.heldRooms))
-	for rm := range r.heldRooms {
+// round reads, from the leader, the room whose waiting message has the
+// highest seq (among rooms the relay has a state of, if any: a room that
+// does not exist has no applied index to give), vouches for the leader's
+// applied index, delivers what it covers and refutes what it should have
+// covered; with nothing left to confirm it only drops what is due. more
+// says messages still wait for a round; failed says the read failed.
+func (cf *confirmer) round() (more, failed bool) {
+	cf.mu.Lock()
+	rooms := make([]*room, 0, len(cf.held))
+	for rm := range cf.held {
 		rooms = append(rooms, rm)
 	}
-	r.heldMu.Unlock()
+	cf.mu.Unlock()
 
 	var (
 		target    *room
 		best      uint64
 		bestKnown bool
-		limit     = r.vouched()
+		limit     = cf.vouched()
 	)
 	for _, rm := range rooms {
 		rm.mu.Lock()
@@ -146,18 +177,18 @@ func (r *Relay) confirmRound() (more, failed bool) {
 	var err error
 	if target != nil {
 		var st *hangmanv1.RoomState
-		st, err = r.readRoom(target.name)
+		st, err = cf.read(target.name)
 		switch {
 		case err == nil:
-			r.offerProto(st)
+			cf.offer(st)
 		case status.Code(err) != codes.NotFound:
-			r.log.Debug("confirming room messages", "room", target.name, "err", err)
+			cf.log.Debug("confirming room messages", "room", target.name, "err", err)
 			return true, true
 		}
 	}
 	// A read that succeeded vouched for the leader's applied index; one
 	// that found no such room refutes only that room's messages.
-	limit = r.vouched()
+	limit = cf.vouched()
 	for _, rm := range rooms {
 		rm.mu.Lock()
 		for i := range rm.held {
@@ -166,21 +197,21 @@ func (r *Relay) confirmRound() (more, failed bool) {
 				m.refuted = true
 			}
 		}
-		gap := r.releaseLocked(rm)
+		gap := rm.releaseLocked(cf.vouched())
 		for _, m := range rm.held {
 			more = more || !m.refuted
 		}
 		rm.mu.Unlock()
-		r.heldMu.Lock()
+		cf.mu.Lock()
 		rm.mu.Lock()
 		// A message may have come in since the pass: keep the room if so.
 		if len(rm.held) == 0 {
-			delete(r.heldRooms, rm)
+			delete(cf.held, rm)
 		}
 		rm.mu.Unlock()
-		r.heldMu.Unlock()
+		cf.mu.Unlock()
 		if gap {
-			r.fetch(rm)
+			cf.fetch(rm)
 		}
 	}
 	return more, false

@@ -25,5 +25,25 @@
 // themselves (relays find each other with heartbeats on NATS and register as
 // the NATS micro service "hangman-relay").
 //
+// Relay is the composition root: each concept it runs is a small type of
+// its own, with what it depends on in its fields, which New builds and
+// wires to the others. The browser side: sessionSet keeps the websockets,
+// their connections and handlers; origins says which pages may open one
+// and which relays browsers may fail over to; admission and
+// trustedProxies limit what one client address may hold and do; the
+// dispatcher is the one path of a client frame, through one dispatch
+// table, to its handler, and each client's frameGate and cmdQueue its
+// state there; command[R] is the one path of a command to the cluster;
+// the sender and each session's outbox are the write path. The cluster
+// side: nodes are the gRPC links with their failover and health, the
+// follower keeps them in step with the cluster's addresses; roomSet is the
+// watched rooms, each a room with its roomFeed (the cursor and
+// historyCursor decide what is news; freshness when to read the room
+// again), and the confirmer says which seqs may be adopted. Between
+// relays: discovery announces this relay and feeds the peerTable, the one
+// table of the others; spectators sums the spectator counts. lobbyView and
+// clusterView are the live views browsers may watch, each with its
+// viewWatchers.
+//
 // The websocket protocol is documented in PROTOCOL.md beside this file.
 package relay

@@ -29,40 +29,49 @@ const (
 	maxAddrLen = 255
 )
 
-// poke asks follow to read the members now.
-func (n *nodes) poke() {
+// follower keeps the node table in step with the cluster's addresses:
+// it asks a node for the members every nodeRefresh, and at once when
+// poked (the leader announced a change on NATS), and has the table adopt
+// their addresses.
+type follower struct {
+	nodes *nodes
+	kick  chan struct{}
+}
+
+func newFollower(n *nodes) *follower {
+	return &follower{nodes: n, kick: make(chan struct{}, 1)}
+}
+
+// poke asks the follower to read the members now.
+func (f *follower) poke() {
 	select {
-	case n.kick <- struct{}{}:
+	case f.kick <- struct{}{}:
 	default:
 	}
 }
 
-// follow keeps the node table in step with the cluster until ctx ends.
-func (n *nodes) follow(ctx context.Context) {
+// run keeps the node table in step with the cluster until ctx ends.
+func (f *follower) run(ctx context.Context) {
 	t := time.NewTicker(nodeRefresh)
 	defer t.Stop()
 	for {
-		n.refresh(ctx)
+		f.refresh(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-n.kick:
+		case <-f.kick:
 		}
 	}
 }
 
 // refresh reads the members from one node, those that know a leader
 // first (a node cut off from the others may hold an outdated view), and
-// adopts their addresses. It changes nothing when no node answers.
-func (n *nodes) refresh(ctx context.Context) {
-	n.mu.Lock()
-	list := slices.Clone(n.list)
-	slices.SortStableFunc(list, func(a, b *nodeConn) int {
-		return boolRank(b.serving) - boolRank(a.serving)
-	})
-	n.mu.Unlock()
-	for _, nc := range list {
+// has the table adopt their addresses. It changes nothing when no node
+// answers.
+func (f *follower) refresh(ctx context.Context) {
+	n := f.nodes
+	for _, nc := range n.servingFirst() {
 		actx, cancel := context.WithTimeout(ctx, n.attempt)
 		resp, err := hangmanv1.NewClusterServiceClient(nc.cc).Members(actx, &hangmanv1.MembersRequest{})
 		cancel()
@@ -73,6 +82,18 @@ func (n *nodes) refresh(ctx context.Context) {
 		n.adopt(memberAddrs(resp.GetMembers()))
 		return
 	}
+}
+
+// servingFirst returns the node table, the nodes that know a leader
+// first.
+func (n *nodes) servingFirst() []*nodeConn {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	list := slices.Clone(n.list)
+	slices.SortStableFunc(list, func(a, b *nodeConn) int {
+		return boolRank(b.serving) - boolRank(a.serving)
+	})
+	return list
 }
 
 func boolRank(b bool) int {

@@ -39,77 +39,126 @@ func historyItem(room string, frame []byte) outItem {
 }
 
 // onHistoryMsg takes a room's history from NATS: at once if the latest
-// state sent names it, later (acceptPendingLocked) if that state has not
+// state sent names it, later (historyCursor.name) if that state has not
 // been sent yet.
-func (r *Relay) onHistoryMsg(rm *room, m *nats.Msg) {
+func (rs *roomSet) onHistoryMsg(rm *room, m *nats.Msg) {
 	var s seqs
 	if err := json.Unmarshal(m.Data, &s); err != nil || s.Seq == 0 {
-		r.log.Debug("dropping malformed room history", "subject", m.Subject, "err", err)
+		rs.log.Debug("dropping malformed room history", "subject", m.Subject, "err", err)
 		return
 	}
-	h := &roomHistory{seq: s.Seq, frame: wrapPayload("history", m.Data)}
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
-	switch {
-	case h.seq == rm.wantHistory:
-		r.acceptHistoryLocked(rm, h)
-	case h.seq > rm.wantHistory && (rm.pending == nil || h.seq > rm.pending.seq):
-		rm.pending = h
-	}
+	rm.offerHistoryLocked(&roomHistory{seq: s.Seq, frame: wrapPayload("history", m.Data)})
 }
 
-// wantHistoryLocked notes the historySeq of a state just sent: the history
-// waiting for it is sent now, and one that has not come is missed from
-// now on (missedHistoryLocked).
-func (r *Relay) wantHistoryLocked(rm *room, seq uint64) {
-	if seq == rm.wantHistory {
-		return
+// historyCursor is how far a room's sessions have been brought in its
+// finished rounds: the latest history sent, the one the latest state sent
+// names, and one that came ahead of the state naming it. Its methods only
+// decide, as cursor's do; the feed sends what they accept.
+type historyCursor struct {
+	frame []byte // the latest history frame sent
+	seq   uint64 // its seq
+	want  uint64 // the historySeq the latest state sent names
+	// missed is when a state first named a history the relay lacks.
+	missed time.Time
+	// pending is the newest history NATS brought ahead of the state
+	// naming it.
+	pending *roomHistory
+}
+
+// offer decides on a history from NATS, and reports whether it is to be
+// sent now: it is if the latest state sent names it; one ahead of that
+// state waits (the newest of them) for a state naming it.
+func (hc *historyCursor) offer(h *roomHistory) (send bool) {
+	switch {
+	case h.seq == hc.want:
+		return hc.accept(h)
+	case h.seq > hc.want && (hc.pending == nil || h.seq > hc.pending.seq):
+		hc.pending = h
 	}
-	rm.wantHistory = seq
-	if p := rm.pending; p != nil && p.seq <= seq {
-		rm.pending = nil
+	return false
+}
+
+// name notes the historySeq of a state just sent, at now, and returns the
+// history waiting for it, to be sent now; one that has not come is missed
+// from now on (missedAt).
+func (hc *historyCursor) name(seq uint64, now time.Time) (send *roomHistory) {
+	if seq == hc.want {
+		return nil
+	}
+	hc.want = seq
+	if p := hc.pending; p != nil && p.seq <= seq {
+		hc.pending = nil
 		if p.seq == seq {
-			r.acceptHistoryLocked(rm, p)
-			return
+			if hc.accept(p) {
+				return p
+			}
+			return nil
 		}
 	}
 	switch {
-	case seq == 0 || seq < rm.historySeq:
+	case seq == 0 || seq < hc.seq:
 		// No finished round (a room made again under the same name):
 		// the history the relay holds is another room's.
-		rm.history, rm.historySeq, rm.historyMissed = nil, 0, time.Time{}
-	case seq > rm.historySeq && rm.historyMissed.IsZero():
-		rm.historyMissed = time.Now()
+		hc.frame, hc.seq, hc.missed = nil, 0, time.Time{}
+	case seq > hc.seq && hc.missed.IsZero():
+		hc.missed = now
+	}
+	return nil
+}
+
+// accept makes h the latest history, and reports whether it is news (not
+// one the cursor has, or older).
+func (hc *historyCursor) accept(h *roomHistory) bool {
+	if h.seq <= hc.seq {
+		return false
+	}
+	hc.frame, hc.seq = h.frame, h.seq
+	if hc.seq >= hc.want {
+		hc.missed = time.Time{}
+	}
+	return true
+}
+
+// missedAt reports whether, at now, a state sent has named a history that
+// has not come for quietAfter: the room must then be read.
+func (hc *historyCursor) missedAt(now time.Time) bool {
+	return !hc.missed.IsZero() && now.Sub(hc.missed) >= quietAfter
+}
+
+// offerHistoryLocked sends a history from NATS to the sessions if the
+// history cursor accepts it now.
+func (f *roomFeed) offerHistoryLocked(h *roomHistory) {
+	if f.history.offer(h) {
+		f.sendHistoryLocked(h)
 	}
 }
 
-// acceptHistoryLocked makes h the room's history, unless it has it or a
-// newer one, and sends it to every session.
-func (r *Relay) acceptHistoryLocked(rm *room, h *roomHistory) {
-	if h.seq <= rm.historySeq {
-		return
+// wantHistoryLocked notes the historySeq of a state just sent, and sends
+// the history that waited for it.
+func (f *roomFeed) wantHistoryLocked(seq uint64) {
+	if h := f.history.name(seq, time.Now()); h != nil {
+		f.sendHistoryLocked(h)
 	}
-	rm.history, rm.historySeq = h.frame, h.seq
-	if rm.historySeq >= rm.wantHistory {
-		rm.historyMissed = time.Time{}
-	}
-	r.stats.histories.Add(1)
-	r.fanOutLocked(rm, historyItem(rm.name, h.frame))
 }
 
 // offerReadHistoryLocked takes the history a read of the room brought,
 // if it is newer than the room's.
-func (r *Relay) offerReadHistoryLocked(rm *room, st *hangmanv1.RoomState) {
+func (f *roomFeed) offerReadHistoryLocked(st *hangmanv1.RoomState) {
 	seq := st.GetHistorySeq()
-	if seq == 0 || seq <= rm.historySeq {
+	if seq == 0 || seq <= f.history.seq {
 		return
 	}
-	h := wire.HistoryFromProto(st)
-	r.acceptHistoryLocked(rm, &roomHistory{seq: seq, frame: wrapPayload("history", h.AppendJSON(nil))})
+	hist := wire.HistoryFromProto(st)
+	h := &roomHistory{seq: seq, frame: wrapPayload("history", hist.AppendJSON(nil))}
+	if f.history.accept(h) {
+		f.sendHistoryLocked(h)
+	}
 }
 
-// missedHistoryLocked reports whether a state sent names a history that
-// has not come for quietAfter: the room must then be read.
-func (rm *room) missedHistoryLocked(now time.Time) bool {
-	return !rm.historyMissed.IsZero() && now.Sub(rm.historyMissed) >= quietAfter
+// sendHistoryLocked sends an accepted history to every session.
+func (f *roomFeed) sendHistoryLocked(h *roomHistory) {
+	f.sink.stats.histories.Add(1)
+	f.fanOutLocked(historyItem(f.name, h.frame))
 }

@@ -1,8 +1,8 @@
 package relay
 
 import (
-	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -35,14 +35,14 @@ const (
 
 // lobbyView tracks the rooms' latest lobby lines and who watches them.
 type lobbyView struct {
-	r *Relay
+	out *sender
 
 	mu       sync.Mutex
-	watchers map[*client]func() bool // value stops the disconnect hook
-	seen     map[string]lobbySeen    // latest seq of every room heard of
-	pending  map[string][]byte       // lines not yet sent, by room
-	order    []string                // rooms of pending, in arrival order
-	armed    bool                    // a flush is scheduled
+	watchers viewWatchers
+	seen     map[string]lobbySeen // latest seq of every room heard of
+	pending  map[string][]byte    // lines not yet sent, by room
+	order    []string             // rooms of pending, in arrival order
+	armed    bool                 // a flush is scheduled
 	pruned   time.Time
 }
 
@@ -51,11 +51,23 @@ type lobbySeen struct {
 	deleted time.Time // when a deleted room's line came; zero otherwise
 }
 
-// startLobby subscribes to hangman.lobby.
-func (r *Relay) startLobby() error {
-	r.lobby = &lobbyView{r: r, watchers: make(map[*client]func() bool), seen: make(map[string]lobbySeen), pending: make(map[string][]byte)}
-	if _, err := r.nc.Subscribe(subjects.Lobby, r.lobby.onLine); err != nil {
+func newLobbyView(out *sender) *lobbyView {
+	lv := &lobbyView{out: out, seen: make(map[string]lobbySeen), pending: make(map[string][]byte)}
+	lv.watchers = newViewWatchers(&lv.mu)
+	return lv
+}
+
+// subscribe subscribes to hangman.lobby, and waits until the server has
+// the subscription (a PING/PONG round trip, as for rooms): lines published
+// once the relay has started are then never dropped for want of it.
+func (lv *lobbyView) subscribe(nc *nats.Conn) error {
+	if _, err := nc.Subscribe(subjects.Lobby, lv.onLine); err != nil {
 		return err
+	}
+	if nc.IsConnected() {
+		if err := nc.FlushTimeout(time.Second); err != nil {
+			return fmt.Errorf("confirm the lobby subscription: %w", err)
+		}
 	}
 	return nil
 }
@@ -86,7 +98,7 @@ func (lv *lobbyView) onLine(m *nats.Msg) {
 			}
 		}
 	}
-	if len(lv.watchers) == 0 {
+	if lv.watchers.countLocked() == 0 {
 		return
 	}
 	if _, ok := lv.pending[line.Room]; !ok {
@@ -116,9 +128,7 @@ func (lv *lobbyView) flush() {
 		}
 		lv.order = lv.order[n:]
 		frame := encode(f)
-		for c := range lv.watchers {
-			lv.r.send(c, frame)
-		}
+		lv.watchers.eachLocked(func(c *client) { lv.out.send(c, frame) })
 	}
 	lv.order = nil
 }
@@ -130,19 +140,10 @@ func (c *client) lobby(in *inbound) {
 	lv := c.r.lobby
 	lv.mu.Lock()
 	if in.Watch == nil || *in.Watch {
-		if _, ok := lv.watchers[c]; !ok {
-			lv.watchers[c] = context.AfterFunc(c.ctx, func() { lv.removeWatcher(c) })
-		}
-	} else if stop, ok := lv.watchers[c]; ok {
-		stop()
-		delete(lv.watchers, c)
+		lv.watchers.addLocked(c)
+	} else {
+		lv.watchers.removeLocked(c)
 	}
 	lv.mu.Unlock()
 	c.ack(ackFrame{ID: in.ID, Op: typeLobby})
-}
-
-func (lv *lobbyView) removeWatcher(c *client) {
-	lv.mu.Lock()
-	defer lv.mu.Unlock()
-	delete(lv.watchers, c)
 }

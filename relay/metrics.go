@@ -32,17 +32,13 @@ func (r *Relay) newMetrics() *prometheus.Registry {
 
 	gauge("hangman_relay_connections", "Open websocket sessions.", nil, load(&s.sessions))
 	gauge("hangman_relay_rooms", "Rooms watched by at least one session (one NATS subscription each).", nil, func() float64 {
-		r.roomsMu.Lock()
-		defer r.roomsMu.Unlock()
-		return float64(len(r.rooms))
+		return float64(r.rooms.count())
 	})
 	gauge("hangman_relay_cluster_watchers", "Sessions watching the cluster view.", nil, func() float64 {
 		return float64(r.cluster.watcherCount())
 	})
 	gauge("hangman_relay_peers", "Other relays this relay heard from recently (failover targets for its browsers).", nil, func() float64 {
-		r.peersMu.Lock()
-		defer r.peersMu.Unlock()
-		return float64(len(r.peers))
+		return float64(r.peers.count())
 	})
 	gauge("hangman_relay_nats_connected", "1 while the relay is connected to NATS.", nil, func() float64 {
 		if r.nc.IsConnected() {

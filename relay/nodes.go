@@ -31,7 +31,7 @@ import (
 // themselves), so the relay only fails over between nodes.
 //
 // The addresses are the --grpc seeds, kept for good, and those the
-// cluster reports (follow): each game node's gRPC address as the nodes
+// cluster reports (the follower, follow.go): each game node's gRPC address as the nodes
 // gossip it, read over the relay's own gRPC link. So a relay follows a
 // cluster whose nodes come back on new addresses, as long as one address
 // it knows still reaches a node when another moves.
@@ -41,8 +41,6 @@ type nodes struct {
 	log     *slog.Logger
 	// cur is the node that answered last, tried first next time.
 	cur atomic.Pointer[nodeConn]
-	// kick asks follow to read the members now (poke).
-	kick chan struct{}
 
 	mu   sync.Mutex
 	list []*nodeConn
@@ -68,7 +66,7 @@ type nodeConn struct {
 }
 
 func dialNodes(addrs []string, attempt time.Duration, creds credentials.TransportCredentials, log *slog.Logger) (*nodes, error) {
-	n := &nodes{attempt: attempt, creds: creds, log: log, lostAt: time.Now(), kick: make(chan struct{}, 1)}
+	n := &nodes{attempt: attempt, creds: creds, log: log, lostAt: time.Now()}
 	for _, a := range addrs {
 		nc, err := n.dial(a)
 		if err != nil {
@@ -103,11 +101,9 @@ func (n *nodes) dial(addr string) (*nodeConn, error) {
 	return &nodeConn{addr: addr, cc: cc, client: gameclient.New(cc), stop: func() {}}, nil
 }
 
-// start watches every node's health, now and as nodes are added, and
-// follows the cluster's addresses (follow.go), until ctx ends; spawn runs
-// a background goroutine the relay waits for.
+// start watches every node's health, now and as nodes are added, until
+// ctx ends; spawn runs a background goroutine the relay waits for.
 func (n *nodes) start(ctx context.Context, spawn func(func())) {
-	spawn(func() { n.follow(ctx) })
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.watch = func(nc *nodeConn) {
@@ -264,6 +260,17 @@ func (n *nodes) call(ctx context.Context, op string, f func(context.Context, han
 		case <-time.After(pause):
 		}
 	}
+}
+
+// getRoom reads a room's state as the leader has it: no quorum round, so
+// it costs the cluster one map lookup.
+func (n *nodes) getRoom(ctx context.Context, name string) (*hangmanv1.GetRoomResponse, error) {
+	var res *hangmanv1.GetRoomResponse
+	_, err := n.call(ctx, "get_room", func(ctx context.Context, g hangmanv1.GameServiceClient) (err error) {
+		res, err = g.GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: name, Consistency: hangmanv1.Consistency_CONSISTENCY_LEADER})
+		return err
+	})
+	return res, err
 }
 
 // retryable reports whether another node may succeed where one failed:

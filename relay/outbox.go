@@ -1,7 +1,9 @@
 package relay
 
 import (
+	"log/slog"
 	"sync"
+	"time"
 )
 
 // The write path. Every frame for a browser goes through its session's
@@ -185,34 +187,45 @@ func (o *outbox) close() {
 	o.items, o.plain = nil, 0
 }
 
+// sender is the write path's half shared by every session: the bound on
+// the frames nothing supersedes, the write deadline, and the counters and
+// log the writes feed. Each session's outbox is its own (client.out);
+// rooms, views and sessions queue into them through here.
+type sender struct {
+	sendBuffer   int           // Config.SendBuffer
+	writeTimeout time.Duration // Config.WriteTimeout
+	stats        *counters
+	log          *slog.Logger
+}
+
 // queue puts it in c's outbox, starting its writer if none runs, and drops
 // c if the frames nothing supersedes overflowed.
-func (r *Relay) queue(c *client, it outItem) {
+func (s *sender) queue(c *client, it outItem) {
 	if c == nil || c.sess == nil || c.conn == nil {
 		return
 	}
-	superseded, full, start := c.out.push(it, r.cfg.SendBuffer)
+	superseded, full, start := c.out.push(it, s.sendBuffer)
 	if full {
 		if c.dropped.CompareAndSwap(false, true) {
-			r.stats.slowDropped.Add(1)
-			r.log.Info("dropping a client that does not read its answers", "remote", c.conn.RemoteAddr(), "waiting", r.cfg.SendBuffer)
+			s.stats.slowDropped.Add(1)
+			s.log.Info("dropping a client that does not read its answers", "remote", c.conn.RemoteAddr(), "waiting", s.sendBuffer)
 			c.out.close()
 			_ = c.conn.Close()
 		}
 		return
 	}
-	r.stats.framesOut.Add(1)
+	s.stats.framesOut.Add(1)
 	if superseded > 0 {
-		r.stats.superseded.Add(int64(superseded))
+		s.stats.superseded.Add(int64(superseded))
 	}
 	if start {
-		go r.writeOut(c)
+		go s.writeOut(c)
 	}
 }
 
 // send queues a frame that nothing supersedes.
-func (r *Relay) send(c *client, frame []byte) {
-	r.queue(c, outItem{frame: frame})
+func (s *sender) send(c *client, frame []byte) {
+	s.queue(c, outItem{frame: frame})
 }
 
 // writeScratch is a writer's working memory, kept in writeScratchPool
@@ -233,7 +246,7 @@ var writeScratchPool = sync.Pool{New: func() any { return new(writeScratch) }}
 // one write, until the outbox is empty. Frames are copied into one buffer
 // rather than written as a vector of the shared frames: they are small,
 // and one plain write costs less than a writev of twice as many pieces.
-func (r *Relay) writeOut(c *client) {
+func (s *sender) writeOut(c *client) {
 	w := writeScratchPool.Get().(*writeScratch)
 	defer func() {
 		if cap(w.buf) > maxKeptScratch {
@@ -249,7 +262,7 @@ func (r *Relay) writeOut(c *client) {
 		w.buf = w.buf[:0]
 		for _, it := range w.batch {
 			if it.kind == outClose {
-				if r.writeFrames(c, w.buf) {
+				if s.writeFrames(c, w.buf) {
 					// After the frames before it, through melody, which
 					// ends the session once it is written.
 					_ = c.sess.CloseWithMsg(it.frame)
@@ -261,7 +274,7 @@ func (r *Relay) writeOut(c *client) {
 			w.buf = append(appendFrameHeader(w.buf, len(it.frame)), it.frame...)
 		}
 		clear(w.batch)
-		if !r.writeFrames(c, w.buf) {
+		if !s.writeFrames(c, w.buf) {
 			c.out.close()
 			return
 		}
@@ -270,13 +283,13 @@ func (r *Relay) writeOut(c *client) {
 
 // writeFrames writes framed frames in one write; false if the connection
 // failed, which it then closes.
-func (r *Relay) writeFrames(c *client, b []byte) bool {
+func (s *sender) writeFrames(c *client, b []byte) bool {
 	if len(b) == 0 {
 		return true
 	}
-	r.stats.writes.Add(1)
-	if err := c.conn.writeFrames(b, r.cfg.WriteTimeout); err != nil {
-		r.log.Debug("websocket write failed; closing", "remote", c.conn.RemoteAddr(), "err", err)
+	s.stats.writes.Add(1)
+	if err := c.conn.writeFrames(b, s.writeTimeout); err != nil {
+		s.log.Debug("websocket write failed; closing", "remote", c.conn.RemoteAddr(), "err", err)
 		_ = c.conn.Close()
 		return false
 	}

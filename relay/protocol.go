@@ -20,52 +20,6 @@ const (
 	typePing     = "ping"
 )
 
-// frameHandler handles one type of client frame. A queued handler waits on
-// the cluster, so it runs on the client's worker, one command at a time in
-// the order sent; the others answer at once on the frame pool (session.go).
-type frameHandler struct {
-	queued bool
-	run    func(c *client, in *inbound)
-}
-
-// frameTypes is the relay's one dispatch table: every client frame type, in
-// the order PROTOCOL.md lists them, with its handler.
-var frameTypes = []struct {
-	typ string
-	h   frameHandler
-}{
-	{typeJoin, frameHandler{true, (*client).join}},
-	{typeWatch, frameHandler{true, (*client).watch}},
-	{typeLeave, frameHandler{true, (*client).leave}},
-	{typeGuess, frameHandler{true, (*client).guess}},
-	{typeCreate, frameHandler{true, (*client).create}},
-	{typeNewRound, frameHandler{true, (*client).newRound}},
-	{typeSetWord, frameHandler{true, (*client).setWord}},
-	{typeList, frameHandler{true, (*client).list}},
-	{typeLobby, frameHandler{false, (*client).lobby}},
-	{typeCluster, frameHandler{false, (*client).cluster}},
-	{typePing, frameHandler{false, (*client).ping}},
-}
-
-// frameHandlers indexes frameTypes by type; frameTypeList names them for
-// the error frame of an unknown type.
-var frameHandlers, frameTypeList = func() (map[string]frameHandler, string) {
-	m := make(map[string]frameHandler, len(frameTypes))
-	var list string
-	for i, t := range frameTypes {
-		m[t.typ] = t.h
-		switch {
-		case i == 0:
-		case i == len(frameTypes)-1:
-			list += " or "
-		default:
-			list += ", "
-		}
-		list += t.typ
-	}
-	return m, list
-}()
-
 // Error codes of error frames. They are stable: the page and other clients
 // switch on them; the message is for humans.
 const (
@@ -230,6 +184,8 @@ func grpcError(err error) (code, msg string) {
 		return CodePrecondition, st.Message()
 	case codes.PermissionDenied:
 		return CodePermission, st.Message()
+	case codes.ResourceExhausted:
+		return CodeBusy, st.Message()
 	case codes.Unavailable:
 		return CodeUnavailable, "the game cluster could not take the command in time (" + st.Message() + "); sending it again with the same id is safe"
 	case codes.DeadlineExceeded, codes.Canceled:

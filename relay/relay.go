@@ -17,70 +17,68 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/olahol/melody"
-	"golang.org/x/time/rate"
 
+	"github.com/hangman/hangman/subjects"
 	"github.com/hangman/hangman/web"
 )
 
 // Relay is one websocket relay. Create it with New, serve with Serve, stop
 // with Close (abrupt) or Shutdown (graceful).
+//
+// Relay is the composition root: each concept it runs is a small type of
+// its own (the package doc lists them), which New builds and wires to the
+// others. What is left here is their lifetime, the HTTP front and the
+// relay's status.
 type Relay struct {
-	cfg   Config
-	log   *slog.Logger
-	ctx   context.Context
-	stop  context.CancelFunc
-	nc    *nats.Conn
-	nodes *nodes
-	svc   micro.Service
-	hbSub *nats.Subscription
-	m     *melody.Melody
-	srv   *http.Server
-	page  http.Handler
-	// tooBig is the error frame written before closing a connection that
-	// sent an oversized frame; the same bytes for every client.
-	tooBig []byte
-
-	roomsMu sync.Mutex
-	rooms   map[string]*room
-
-	// trustNATS says only the nodes may publish room messages (the relay
-	// authenticates to NATS, so NATS runs with users); otherwise room
-	// messages wait for a node to vouch for their seq (confirm.go).
-	trustNATS bool
-	// confirmed is the highest seq a node has vouched for.
-	confirmed   atomic.Uint64
-	heldMu      sync.Mutex
-	heldRooms   map[*room]struct{} // rooms with held messages
-	confirmKick chan struct{}
-
-	clientsMu sync.Mutex
-	clients   map[*client]struct{}
-	conns     map[*trackedConn]struct{}
-	closed    bool
-	handlers  sync.WaitGroup // websocket handlers running
-	frames    chan frameJob  // frames for the frame pool (session.go)
-
-	peersMu     sync.Mutex
-	peers       map[string]peer // relay name -> relay
-	sentRelays  []string        // the relay list browsers were last sent
-	announceNow chan struct{}
-	// spectators counts the connections that watch rooms without a seat,
-	// here and on the other relays (spectators.go).
-	spectators *spectators
-
-	bgMu      sync.Mutex
-	bgClosed  bool
-	bg        sync.WaitGroup // background goroutines (fetches, heartbeats)
-	open      atomic.Int64   // websockets open or being opened
+	cfg  Config
+	log  *slog.Logger
+	ctx  context.Context // ends when the relay closes
+	stop context.CancelFunc
+	// bg runs the goroutines Close waits for (background.go).
+	bg        background
 	closeOnce sync.Once
 	stats     counters
 
-	// cluster assembles the live cluster view (cluster.go).
+	// The cluster side: NATS, the node links and the follower that keeps
+	// them in step with the cluster's addresses (nodes.go, follow.go).
+	nc       *nats.Conn
+	nodes    *nodes
+	follower *follower
+	// svc is the relay's NATS micro service (serveStatus).
+	svc micro.Service
+
+	// rooms are the rooms the sessions watch, each with its feed
+	// (rooms.go, feed.go, history.go); confirm says which of their seqs
+	// may be adopted (confirm.go).
+	rooms   *roomSet
+	confirm *confirmer
+	// spectators counts the connections that watch rooms without a seat,
+	// here and on the other relays (spectators.go).
+	spectators *spectators
+	// lobby and cluster are the live views browsers may watch (lobby.go,
+	// cluster.go).
+	lobby   *lobbyView
 	cluster *clusterView
-	// lobby pushes the live lobby to the browsers that watch it (lobby.go).
-	lobby *lobbyView
-	// admit limits room creation and joining (admission.go).
-	admit *admission
+	// peers is the table of the other relays (peers.go), fed by their
+	// heartbeats by discovery (discovery.go).
+	peers     *peerTable
+	discovery *discovery
+
+	// The browser side: the HTTP server and melody, the websockets
+	// (sessions.go), what may open one (origins.go) and what each may do
+	// (admission.go), the one path of a client frame (dispatch.go), and
+	// the write path (outbox.go).
+	srv  *http.Server
+	page http.Handler
+	m    *melody.Melody
+	// tooBig is the error frame written before closing a connection that
+	// sent an oversized frame; the same bytes for every client.
+	tooBig   []byte
+	sessions *sessionSet
+	origins  origins
+	admit    *admission
+	frames   *dispatcher
+	out      *sender
 }
 
 // counters are the relay's statistics, reported on /readyz, by the status
@@ -108,22 +106,42 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	r := &Relay{
-		cfg:         cfg,
-		log:         cfg.Logger.With("relay", cfg.Name),
-		rooms:       make(map[string]*room),
-		clients:     make(map[*client]struct{}),
-		conns:       make(map[*trackedConn]struct{}),
-		peers:       make(map[string]peer),
-		announceNow: make(chan struct{}, 1),
-		spectators:  newSpectators(),
-		admit:       newAdmission(cfg),
-		trustNATS:   cfg.NATSPassword != "",
-		heldRooms:   make(map[*room]struct{}),
-		confirmKick: make(chan struct{}, 1),
+		cfg:      cfg,
+		log:      cfg.Logger.With("relay", cfg.Name),
+		sessions: newSessionSet(cfg.MaxConns),
+		peers:    newPeerTable(cfg.PublicURL),
+		admit:    newAdmission(cfg),
+		origins:  origins{public: cfg.PublicURL, allowed: cfg.AllowedOrigins},
 	}
+	r.out = &sender{sendBuffer: cfg.SendBuffer, writeTimeout: cfg.WriteTimeout, stats: &r.stats, log: r.log}
 	// The relay's lifetime is Close's business, not the caller's: a
 	// cancelled ctx would otherwise stop fetches under live sessions.
 	r.ctx, r.stop = context.WithCancel(context.WithoutCancel(ctx))
+	// fail undoes what New has done when it fails with err: the relay's
+	// context, NATS, the goroutines and the node links, whichever it has.
+	fail := func(err error) (*Relay, error) {
+		r.stop()
+		if r.nc != nil {
+			r.nc.Close()
+		}
+		r.bg.close()
+		if r.nodes != nil {
+			r.nodes.close()
+		}
+		return nil, err
+	}
+	r.rooms = &roomSet{
+		sink:           &roomSink{queue: r.out.queue, stats: &r.stats, log: r.log, eventWait: cfg.eventWait},
+		ctx:            r.ctx,
+		spawn:          r.bg.run,
+		requestTimeout: cfg.RequestTimeout,
+		stats:          &r.stats,
+		log:            r.log,
+		byName:         make(map[string]*room),
+	}
+	r.spectators = newSpectators(r.rooms, r.out)
+	r.confirm = newConfirmer(cfg.NATSPassword != "", r.log, r.rooms.read, r.rooms.offerProto, r.rooms.fetch)
+	r.rooms.confirm = r.confirm
 
 	r.nc, err = nats.Connect(strings.Join(cfg.NATSURLs, ","),
 		nats.Name("hangman-relay "+cfg.Name), natsAuth(cfg),
@@ -135,47 +153,55 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			r.log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
 			// Messages may have been missed while away.
-			r.refetchAll()
+			r.rooms.refetchAll()
 		}),
 	)
 	if err != nil {
-		r.stop()
-		return nil, fmt.Errorf("connect to NATS %v: %w", cfg.NATSURLs, err)
+		return fail(fmt.Errorf("connect to NATS %v: %w", cfg.NATSURLs, err))
 	}
 	r.nodes, err = dialNodes(cfg.GRPCAddrs, cfg.AttemptTimeout, grpcCreds(cfg.TLS), r.log)
 	if err != nil {
-		r.nc.Close()
-		r.stop()
-		return nil, err
+		return fail(err)
 	}
+	r.rooms.nc, r.rooms.nodes = r.nc, r.nodes
+	r.follower = newFollower(r.nodes)
 	r.cluster = newClusterView(r)
-	if err := r.startDiscovery(); err != nil {
-		r.nodes.close()
-		r.nc.Close()
-		r.stop()
-		return nil, err
+	r.discovery = &discovery{
+		nc:          r.nc,
+		log:         r.log,
+		name:        cfg.Name,
+		interval:    cfg.HeartbeatInterval,
+		origins:     r.origins,
+		peers:       r.peers,
+		report:      r.heartbeat,
+		spectators:  r.spectators,
+		cluster:     r.cluster,
+		tell:        func(it outItem) { r.sessions.each(func(c *client) { r.out.queue(c, it) }) },
+		announceNow: make(chan struct{}, 1),
+	}
+	if err := r.serveStatus(); err != nil {
+		return fail(err)
+	}
+	if err := r.discovery.start(r.ctx, r.bg.run); err != nil {
+		return fail(err)
 	}
 	if err := r.startCluster(); err != nil {
-		r.stop()
-		r.nc.Close()
-		r.bg.Wait()
-		r.nodes.close()
-		return nil, fmt.Errorf("cluster view: %w", err)
+		return fail(fmt.Errorf("cluster view: %w", err))
 	}
-	if err := r.startLobby(); err != nil {
-		r.stop()
-		r.nc.Close()
-		r.bg.Wait()
-		r.nodes.close()
-		return nil, fmt.Errorf("live lobby: %w", err)
+	r.lobby = newLobbyView(r.out)
+	if err := r.lobby.subscribe(r.nc); err != nil {
+		return fail(fmt.Errorf("live lobby: %w", err))
 	}
-	r.nodes.start(r.ctx, r.goBG)
-	if !r.trustNATS {
+	r.nodes.start(r.ctx, r.bg.run)
+	r.bg.run(func() { r.follower.run(r.ctx) })
+	r.bg.run(r.rooms.antiEntropy)
+	if !r.confirm.trusted {
 		r.log.Warn("NATS without users: anyone may publish room messages, so each seq waits for a node to vouch for it; set --nats-password in production")
-		r.goBG(r.confirmLoop)
+		r.bg.run(func() { r.confirm.loop(r.ctx) })
 	}
 
-	r.startFramePool()
+	r.frames = newDispatcher(cfg, &r.stats, r.out)
+	r.frames.start(r.ctx, r.bg.run)
 	r.m = melody.New()
 	r.tooBig = errFrame(CodeFrameTooLarge, fmt.Sprintf("frame exceeds the limit of %d bytes; closing", cfg.MaxFrameBytes), "")
 	r.m.Config.MaxMessageSize = cfg.MaxFrameBytes
@@ -199,10 +225,10 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 	}
 	r.m.HandleConnect(r.onConnect)
 	r.m.HandleDisconnect(r.onDisconnect)
-	r.m.HandleMessage(r.onMessage)
+	r.m.HandleMessage(func(s *melody.Session, data []byte) { r.frames.onMessage(r.ctx, s, data) })
 	r.m.HandleMessageBinary(func(s *melody.Session, _ []byte) {
 		r.stats.badFrames.Add(1)
-		r.send(clientOf(s), errFrame(CodeBinary, "frames must be JSON text, not binary", ""))
+		r.out.send(clientOf(s), errFrame(CodeBinary, "frames must be JSON text, not binary", ""))
 	})
 	r.m.HandleError(r.onError)
 
@@ -216,7 +242,7 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 	})
 	mux.HandleFunc("GET /readyz", r.serveReady)
 	mux.HandleFunc("GET /relays", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, relaysFrame{Type: "relays", Relays: r.relayURLs()})
+		writeJSON(w, http.StatusOK, relaysFrame{Type: "relays", Relays: r.peers.urls()})
 	})
 	mux.Handle("GET /metrics", metricsHandler(r.newMetrics()))
 	mux.HandleFunc("GET /cluster", r.serveCluster)
@@ -243,28 +269,19 @@ func (r *Relay) Serve(ln net.Listener) error {
 // websocket drops without a close frame, so they fail over to another relay.
 func (r *Relay) Close() error {
 	r.closeOnce.Do(func() {
-		r.clientsMu.Lock()
-		r.closed = true
-		conns := make([]*trackedConn, 0, len(r.conns))
-		for c := range r.conns {
-			conns = append(conns, c)
-		}
-		r.clientsMu.Unlock()
+		_, conns := r.sessions.close()
 		_ = r.srv.Close()
 		for _, c := range conns {
 			_ = c.Close()
 		}
-		r.handlers.Wait()
+		r.sessions.wait()
 		_ = r.m.Close()
 		r.stop()
 		if r.svc != nil {
 			_ = r.svc.Stop()
 		}
 		r.nc.Close()
-		r.bgMu.Lock()
-		r.bgClosed = true
-		r.bgMu.Unlock()
-		r.bg.Wait()
+		r.bg.close()
 		r.nodes.close()
 		r.log.Info("relay closed")
 	})
@@ -275,19 +292,13 @@ func (r *Relay) Close() error {
 // every browser to go elsewhere (close 1001) and waits until they left or
 // ctx ends, then closes.
 func (r *Relay) Shutdown(ctx context.Context) error {
-	r.clientsMu.Lock()
-	r.closed = true
-	clients := make([]*client, 0, len(r.clients))
-	for c := range r.clients {
-		clients = append(clients, c)
-	}
-	r.clientsMu.Unlock()
+	clients, _ := r.sessions.close()
 	bye := websocket.FormatCloseMessage(websocket.CloseGoingAway, "relay shutting down; reconnect to another relay")
 	for _, c := range clients {
-		r.queue(c, outItem{kind: outClose, frame: bye})
+		r.out.queue(c, outItem{kind: outClose, frame: bye})
 	}
 	done := make(chan struct{})
-	go func() { r.handlers.Wait(); close(done) }()
+	go func() { r.sessions.wait(); close(done) }()
 	var err error
 	select {
 	case <-done:
@@ -298,21 +309,6 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// goBG runs f in a goroutine that Close waits for, unless the relay is
-// closing.
-func (r *Relay) goBG(f func()) {
-	r.bgMu.Lock()
-	defer r.bgMu.Unlock()
-	if r.bgClosed {
-		return
-	}
-	r.bg.Add(1)
-	go func() {
-		defer r.bg.Done()
-		f()
-	}()
-}
-
 func (r *Relay) servePage(w http.ResponseWriter, req *http.Request) {
 	h := w.Header()
 	// Defence in depth against XSS: only our own scripts run, and the
@@ -321,7 +317,7 @@ func (r *Relay) servePage(w http.ResponseWriter, req *http.Request) {
 	// here (the cluster view's development controls talk to whichever
 	// relay the page is connected to).
 	connect := "'self' ws: wss:"
-	for _, u := range append(r.relayURLs(), r.cfg.AllowedOrigins...) {
+	for _, u := range append(r.peers.urls(), r.cfg.AllowedOrigins...) {
 		if safeOrigin(u) {
 			connect += " " + originOf(u)
 		}
@@ -335,23 +331,22 @@ func (r *Relay) servePage(w http.ResponseWriter, req *http.Request) {
 
 // serveWS applies the connection limits and hands the connection to melody.
 func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
-	if origin := req.Header.Get("Origin"); !r.originAllowed(origin, req.Host) {
+	if origin := req.Header.Get("Origin"); !r.origins.allows(origin, req.Host) {
 		r.stats.originRefused.Add(1)
 		r.log.Warn("refused websocket from foreign origin", "origin", origin, "remote", req.RemoteAddr)
 		httpError(w, http.StatusForbidden, CodeOriginForbidden, fmt.Sprintf("origin %q may not open a websocket on this relay", clipString(origin, 100)))
 		return
 	}
-	if n := r.open.Add(1); n > int64(r.cfg.MaxConns) {
-		r.open.Add(-1)
+	if !r.sessions.reserve() {
 		r.stats.connsRefused.Add(1)
 		w.Header().Set("Retry-After", "5")
 		httpError(w, http.StatusServiceUnavailable, CodeTooManyConns, fmt.Sprintf("this relay has reached its limit of %d connections; try another relay", r.cfg.MaxConns))
 		return
 	}
-	addr, capped := r.clientAddr(req)
+	addr, capped := trustedProxies(r.cfg.TrustedProxies).clientAddr(req)
 	lims, ok := r.admit.acquire(addr, capped)
 	if !ok {
-		r.open.Add(-1)
+		r.sessions.unreserve()
 		r.stats.addrRefused.Add(1)
 		r.log.Debug("refused websocket: too many from one address", "addr", addr)
 		w.Header().Set("Retry-After", "5")
@@ -359,23 +354,18 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	release := func() {
-		r.open.Add(-1)
+		r.sessions.unreserve()
 		r.admit.release(addr)
 	}
-	r.clientsMu.Lock()
-	if r.closed {
-		r.clientsMu.Unlock()
+	if !r.sessions.startHandler() {
 		release()
 		httpError(w, http.StatusServiceUnavailable, CodeShuttingDown, "this relay is shutting down; try another relay")
 		return
 	}
-	r.handlers.Add(1)
-	r.clientsMu.Unlock()
 
 	c := &client{
 		r:       r,
-		handled: make(chan struct{}, 1),
-		limiter: rate.NewLimiter(rate.Limit(r.cfg.MessageRate), r.cfg.MessageBurst),
+		gate:    newFrameGate(r.cfg),
 		release: release,
 		addr:    addr,
 		lims:    lims,
@@ -390,11 +380,7 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 		defer close(hijacked)
 		tc := &trackedConn{Conn: nc, tooBig: r.tooBig}
 		c.conn = tc
-		r.clientsMu.Lock()
-		r.conns[tc] = struct{}{}
-		closed := r.closed
-		r.clientsMu.Unlock()
-		if closed {
+		if r.sessions.track(tc) {
 			_ = tc.Close()
 		}
 		return tc
@@ -413,18 +399,49 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 // closure for as long as the connection does.
 func (r *Relay) session(w http.ResponseWriter, req *http.Request, c *client, ended chan<- struct{}) {
 	defer close(ended)
-	defer r.handlers.Done()
+	defer r.sessions.handlerDone()
 	defer c.release()
 	err := r.m.HandleRequestWithKeys(w, req, map[string]any{clientKey: c})
 	if c.conn != nil {
 		_ = c.conn.Close()
-		r.clientsMu.Lock()
-		delete(r.conns, c.conn)
-		r.clientsMu.Unlock()
+		r.sessions.untrack(c.conn)
 	}
 	if err != nil && !errors.Is(err, melody.ErrClosed) {
 		r.log.Debug("websocket ended", "err", err)
 	}
+}
+
+// serveStatus registers the relay as the NATS micro service
+// ServiceName, whose stats and status endpoint (subjects.RelayStatus, no
+// queue group: a request with several replies reaches all of them)
+// answer the relay's status.
+func (r *Relay) serveStatus() error {
+	svc, err := micro.AddService(r.nc, micro.Config{
+		Name:        ServiceName,
+		Version:     "1.0.0",
+		Description: "hangman websocket relay",
+		Metadata:    map[string]string{"name": r.cfg.Name, "public_url": r.cfg.PublicURL},
+		StatsHandler: func(*micro.Endpoint) any {
+			return r.status()
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("register NATS micro service: %w", err)
+	}
+	r.svc = svc
+	err = svc.AddEndpoint("status", micro.HandlerFunc(func(req micro.Request) {
+		_ = req.RespondJSON(r.status())
+	}), micro.WithEndpointSubject(subjects.RelayStatus), micro.WithEndpointQueueGroupDisabled())
+	if err != nil {
+		return fmt.Errorf("add status endpoint: %w", err)
+	}
+	return nil
+}
+
+// heartbeat is what this relay's heartbeat says of it now.
+func (r *Relay) heartbeat() heartbeat {
+	return heartbeat{Name: r.cfg.Name, URL: r.cfg.PublicURL, Sessions: r.stats.sessions.Load(),
+		Leader: r.nodes.leaderKnown(), Spectators: r.spectators.announced(), At: time.Now().UTC()}
 }
 
 // Readiness states of a relay, the "state" of /readyz.
@@ -464,9 +481,6 @@ type readyStatus struct {
 }
 
 func (r *Relay) status() readyStatus {
-	r.roomsMu.Lock()
-	rooms := len(r.rooms)
-	r.roomsMu.Unlock()
 	ready, state, leader := r.readiness()
 	return readyStatus{
 		Ready:    ready,
@@ -477,8 +491,8 @@ func (r *Relay) status() readyStatus {
 		NATS:     r.nc.Status().String(),
 		Nodes:    r.nodes.states(),
 		Sessions: r.stats.sessions.Load(),
-		Rooms:    rooms,
-		Relays:   r.relayURLs(),
+		Rooms:    r.rooms.count(),
+		Relays:   r.peers.urls(),
 		Counters: map[string]int64{
 			"frames_out":      r.stats.framesOut.Load(),
 			"frames_in":       r.stats.framesIn.Load(),
@@ -514,7 +528,7 @@ func (r *Relay) readiness() (ready bool, state string, leader bool) {
 	}
 	// A leader others see for three heartbeats and this relay does not is
 	// this relay's problem; a leader nobody sees is the cluster's.
-	cutOff := r.nodes.leaderLostFor() > 3*r.cfg.HeartbeatInterval && r.peerSeesLeader()
+	cutOff := r.nodes.leaderLostFor() > 3*r.cfg.HeartbeatInterval && r.peers.seesLeader()
 	return !cutOff, StateNoLeader, false
 }
 

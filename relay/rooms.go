@@ -3,7 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
-	"math"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -21,25 +21,69 @@ import (
 	"github.com/hangman/hangman/wire"
 )
 
-// room is one watched room: its sessions, its NATS subscription and the
-// latest state seen. Every session of a room has been sent frame (the state
-// at sent) and nothing older after it: all sends happen under mu, in seq
-// order, so no session ever needs a seq of its own.
-type room struct {
-	name string
+// roomSet is the rooms this relay's sessions watch: one NATS
+// subscription and one feed per room (feed.go), made for the first
+// watcher and dropped with the last. It keeps them fresh by reading a
+// room over gRPC when it is new, when an event shows a missed change,
+// when NATS comes back, and when it has been quiet (antiEntropy).
+type roomSet struct {
+	nc    *nats.Conn
+	nodes *nodes
+	// confirm says which seqs the rooms may adopt (confirm.go).
+	confirm        *confirmer
+	sink           *roomSink
+	ctx            context.Context // ends when the relay stops
+	spawn          func(func())    // runs a goroutine the relay waits for
+	requestTimeout time.Duration   // Config.RequestTimeout
+	stats          *counters
+	log            *slog.Logger
 
-	mu       sync.Mutex
-	sessions map[*client]struct{}
-	sub      *nats.Subscription
+	mu     sync.Mutex
+	byName map[string]*room
+}
+
+// get returns the named room if it is watched, or nil.
+func (rs *roomSet) get(name string) *room {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.byName[name]
+}
+
+// count is how many rooms are watched.
+func (rs *roomSet) count() int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return len(rs.byName)
+}
+
+// room is one watched room: its feed (what its sessions have been sent,
+// feed.go), its NATS subscription, what is done to keep it fresh, and the
+// messages that wait for a node's word. The feed's mu guards all of it.
+type room struct {
+	roomFeed
+	sub *nats.Subscription
 	// subscribed is closed once the NATS server has sub (or confirming it
 	// failed): until then, what is published for the room is not ours.
 	subscribed chan struct{}
-	cursor            // how far the room has been brought
-	frame      []byte // latest state frame sent to the sessions (the state at sent), shared by all of them
-	sent       uint64 // seq of frame
-	fetching   bool
-	again      bool // a fetch was asked for while one ran: run once more
 	gone       bool // the last session left; a new watcher makes a new room
+	// fresh says when the room is to be read over gRPC.
+	fresh freshness
+	// held are the room's NATS messages not yet delivered because no node
+	// has vouched for their seq (confirm.go), in seq order.
+	held []roomMsg
+	// spectators is the total of spectators last pushed to the sessions,
+	// once spectatorsSent (spectators.go).
+	spectators     int
+	spectatorsSent bool
+}
+
+// freshness decides when a room is read over gRPC: one fetch at a time
+// (and once more if asked for while it ran), after a quiet spell, and
+// on a schedule of rechecks while the room does not exist. It only
+// decides; roomSet reads. Guarded by its room's mu but for heard.
+type freshness struct {
+	fetching bool
+	again    bool // a fetch was asked for while one ran: run once more
 	// absent says the last read found no such room. The relay then waits
 	// for the room to be created (it is subscribed to the room, and the
 	// creation is published) instead of reading it every quietAfter: it
@@ -49,77 +93,63 @@ type room struct {
 	absent    bool
 	rechecks  int
 	recheckAt time.Time
-	// held are the room's NATS messages not yet delivered because no node
-	// has vouched for their seq (confirm.go), in seq order.
-	held []roomMsg
-	// spectators is the total of spectators last pushed to the sessions,
-	// once spectatorsSent (spectators.go).
-	spectators     int
-	spectatorsSent bool
-	// event is the room's newest event while its state has not come: the
-	// nodes publish a change's event and then its state, which the relay
-	// sends as one frame (offerNATSStateLocked). eventTimer sends it alone
-	// should the state not come within eventWait.
-	event      *roomMsg
-	eventTimer *time.Timer
-	// advanced, made by a waiter (awaitSent), is closed when a newer state
-	// goes to the sessions.
-	advanced chan struct{}
-	// The room's finished rounds travel apart from its states (see
-	// history.go): history is the latest history frame sent (historySeq
-	// its seq), wantHistory the historySeq the latest state sent names,
-	// historyMissed when a state first named one the relay lacks, and
-	// pending the newest history NATS brought ahead of the state naming it.
-	history       []byte
-	historySeq    uint64
-	wantHistory   uint64
-	historyMissed time.Time
-	pending       *roomHistory
 	// heard is when a NATS message of the room was last delivered, or a
 	// fetch last completed (Unix nanoseconds), for the anti-entropy sweep.
 	heard atomic.Int64
 }
 
-// seqs is the part of a state, event or history payload the relay reads.
-type seqs struct {
-	Seq  uint64 `json:"seq"`
-	Prev uint64 `json:"prev"`
-	// HistorySeq is a state's: the seq of the history it goes with.
-	HistorySeq uint64 `json:"historySeq"`
-}
+// absentRechecks is when a room found absent is read again, each pause
+// after the one before (then never: its creation comes over NATS); each
+// pause is stretched or shrunk by up to a quarter, so the rooms of many
+// watchers who came at once are not read again at once.
+var absentRechecks = []time.Duration{5 * time.Second, 20 * time.Second, 80 * time.Second, 320 * time.Second}
 
-// cursor is how far a room's sessions have been brought: the seq of the
-// latest state sent and of the last event forwarded. Its two methods are
-// the relay's whole seq logic (what is news, what is a duplicate, what
-// shows a missed change); they only decide, and the Relay's offer methods
-// act on the decision, so a table of message orders can test the rules
-// without NATS.
-type cursor struct {
-	seq      uint64 // seq of the latest state sent
-	eventSeq uint64 // seq of the last event forwarded
-}
-
-// offerState reports whether a state at seq is news, and if so moves the
-// cursor to it. A state at or below the latest one (a duplicate, or an
-// older state overtaken by a newer one) is not.
-func (c *cursor) offerState(seq uint64) (news bool) {
-	if seq <= c.seq {
+// start reports whether a fetch is to start now: not while one runs,
+// which then runs once more, since it may have read before what made us
+// ask.
+func (fr *freshness) start() bool {
+	if fr.fetching {
+		fr.again = true
 		return false
 	}
-	c.seq = seq
+	fr.fetching = true
 	return true
 }
 
-// offerEvent reports whether an event is news, forwarded once (moving the
-// cursor), and whether it shows that something was missed: it is newer
-// than the latest state and follows a seq the relay never saw (prev is not
-// that state's seq). The room's state must then be fetched.
-func (c *cursor) offerEvent(s seqs) (news, gap bool) {
-	if s.Seq <= c.eventSeq {
-		return false, false
+// more reports, as a fetch ends, whether it is to run once more: it was
+// asked for again, and the room is still watched (not gone).
+func (fr *freshness) more(gone bool) bool {
+	again := fr.again && !gone
+	fr.again = false
+	fr.fetching = again
+	return again
+}
+
+// heardNow notes that the room's messages flow, or a read completed.
+func (fr *freshness) heardNow() { fr.heard.Store(time.Now().UnixNano()) }
+
+// found notes that a read found the room.
+func (fr *freshness) found() { fr.absent, fr.rechecks = false, 0 }
+
+// missing notes that a read found no such room, and when to read it
+// again, if ever.
+func (fr *freshness) missing(now time.Time) {
+	fr.absent, fr.recheckAt = true, time.Time{}
+	if fr.rechecks < len(absentRechecks) {
+		d := absentRechecks[fr.rechecks]
+		fr.recheckAt = now.Add(d*3/4 + rand.N(d/2))
+		fr.rechecks++
 	}
-	c.eventSeq = s.Seq
-	return true, s.Seq > c.seq && s.Prev != c.seq
+}
+
+// due reports whether the sweep is to read the room at now: it has been
+// quiet for quietAfter or misses a history (missedHistory), or, absent,
+// its recheck has come.
+func (fr *freshness) due(now time.Time, missedHistory bool) bool {
+	if fr.absent {
+		return !fr.recheckAt.IsZero() && !now.Before(fr.recheckAt)
+	}
+	return fr.heard.Load() < now.Add(-quietAfter).UnixNano() || missedHistory
 }
 
 // roomMsg is one state or event of a room as NATS brought it.
@@ -139,46 +169,40 @@ type roomMsg struct {
 // A cold room is fetched over gRPC. It returns once the NATS server has the
 // room's subscription, so every event published after that (the caller's
 // own join, the guesses after its ack) reaches c.
-func (r *Relay) watch(c *client, name string) {
-	r.roomsMu.Lock()
-	rm := r.rooms[name]
+func (rs *roomSet) watch(c *client, name string) {
+	rs.mu.Lock()
+	rm := rs.byName[name]
 	fresh := rm == nil
 	if fresh {
-		rm = &room{name: name, sessions: make(map[*client]struct{}), subscribed: make(chan struct{})}
-		sub, err := r.nc.Subscribe(subjects.Room(name), func(m *nats.Msg) { r.onRoomMsg(rm, m) })
+		rm = &room{roomFeed: newRoomFeed(name, rs.sink), subscribed: make(chan struct{})}
+		sub, err := rs.nc.Subscribe(subjects.Room(name), func(m *nats.Msg) { rs.onMsg(rm, m) })
 		if err != nil {
-			r.log.Error("subscribe to room", "room", name, "err", err)
+			rs.log.Error("subscribe to room", "room", name, "err", err)
 		}
 		rm.sub = sub
-		r.rooms[name] = rm
+		rs.byName[name] = rm
 	}
 	rm.mu.Lock()
-	rm.sessions[c] = struct{}{}
-	if rm.frame != nil {
-		r.queue(c, outItem{kind: outState, key: name, seq: rm.sent, frame: rm.frame})
-	}
-	if rm.history != nil {
-		r.queue(c, historyItem(name, rm.history))
-	}
+	rm.addLocked(c)
 	rm.mu.Unlock()
-	r.roomsMu.Unlock()
+	rs.mu.Unlock()
 	if !fresh {
 		// The first watcher is confirming the subscription (for at
 		// most a second).
 		<-rm.subscribed
 		return
 	}
-	r.log.Debug("watching room", "room", name)
-	r.fetch(rm)
+	rs.log.Debug("watching room", "room", name)
+	rs.fetch(rm)
 	// Subscribe only queues the SUB on the connection: until the server
 	// has processed it, events published for the room are dropped there,
 	// and the fetch above restores the state but not the events. A
 	// PING/PONG round trip after the SUB confirms it. While NATS is away
 	// there is nothing to wait for: the reconnect re-subscribes and
 	// re-fetches every room.
-	if r.nc.IsConnected() {
-		if err := r.nc.FlushTimeout(time.Second); err != nil {
-			r.log.Warn("confirming room subscription", "room", name, "err", err)
+	if rs.nc.IsConnected() {
+		if err := rs.nc.FlushTimeout(time.Second); err != nil {
+			rs.log.Warn("confirming room subscription", "room", name, "err", err)
 		}
 	}
 	close(rm.subscribed)
@@ -186,10 +210,10 @@ func (r *Relay) watch(c *client, name string) {
 
 // unwatch removes c from the named room and drops the room (and its NATS
 // subscription) when c was its last session.
-func (r *Relay) unwatch(c *client, name string) {
-	r.roomsMu.Lock()
-	defer r.roomsMu.Unlock()
-	rm := r.rooms[name]
+func (rs *roomSet) unwatch(c *client, name string) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rm := rs.byName[name]
 	if rm == nil {
 		return
 	}
@@ -201,21 +225,21 @@ func (r *Relay) unwatch(c *client, name string) {
 	}
 	rm.mu.Unlock()
 	if empty {
-		delete(r.rooms, name)
+		delete(rs.byName, name)
 		if rm.sub != nil {
 			_ = rm.sub.Unsubscribe()
 		}
-		r.log.Debug("stopped watching room", "room", name)
+		rs.log.Debug("stopped watching room", "room", name)
 	}
 }
 
-// onRoomMsg handles one NATS message of a watched room: it joins the
+// onMsg handles one NATS message of a watched room: it joins the
 // room's held messages in seq order, and every held message whose seq a
 // node has vouched for (all of them when NATS is trusted) is delivered.
-func (r *Relay) onRoomMsg(rm *room, m *nats.Msg) {
+func (rs *roomSet) onMsg(rm *room, m *nats.Msg) {
 	kind := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	if kind == "history" {
-		r.onHistoryMsg(rm, m)
+		rs.onHistoryMsg(rm, m)
 		return
 	}
 	if kind != "state" && kind != "event" {
@@ -223,22 +247,22 @@ func (r *Relay) onRoomMsg(rm *room, m *nats.Msg) {
 	}
 	msg := roomMsg{event: kind == "event", at: time.Now(), data: m.Data}
 	if err := json.Unmarshal(m.Data, &msg.seqs); err != nil || msg.Seq == 0 {
-		r.log.Debug("dropping malformed room message", "subject", m.Subject, "err", err)
+		rs.log.Debug("dropping malformed room message", "subject", m.Subject, "err", err)
 		return
 	}
 	msg.frame = wrapPayload(kind, m.Data)
 	rm.mu.Lock()
 	if !rm.holdLocked(msg) {
-		r.stats.unconfirmed.Add(1)
+		rs.stats.unconfirmed.Add(1)
 	}
-	gap := r.releaseLocked(rm)
+	gap := rm.releaseLocked(rs.confirm.vouched())
 	waiting := len(rm.held) > 0
 	rm.mu.Unlock()
 	if waiting {
-		r.awaitConfirm(rm)
+		rs.confirm.await(rm)
 	}
 	if gap {
-		r.fetch(rm)
+		rs.fetch(rm)
 	}
 }
 
@@ -259,31 +283,30 @@ func (rm *room) holdLocked(m roomMsg) bool {
 	return true
 }
 
-// releaseLocked delivers, in seq order, the held messages whose seq a node
-// has vouched for, and drops those a read refuted longer than
+// releaseLocked delivers, in seq order, the held messages whose seq is at
+// most limit (what a node has vouched for), and drops those a read refuted longer than
 // confirmPatience ago. It reports whether an event showed a missed change.
-func (r *Relay) releaseLocked(rm *room) (gap bool) {
-	limit := r.vouched()
+func (rm *room) releaseLocked(limit uint64) (gap bool) {
 	n := 0
 	for ; n < len(rm.held) && rm.held[n].Seq <= limit; n++ {
 		m := rm.held[n]
 		if m.event {
-			gap = r.offerEventLocked(rm, m) || gap
+			gap = rm.offerEventLocked(m) || gap
 		} else {
-			r.offerStateLocked(rm, m.seqs, m.frame)
+			rm.offerStateLocked(m.seqs, m.frame)
 		}
 	}
 	if n > 0 {
-		rm.heard.Store(time.Now().UnixNano())
-		rm.absent = false
+		rm.fresh.heardNow()
+		rm.fresh.absent = false
 	}
 	rm.held = slices.Delete(rm.held, 0, n)
 	if len(rm.held) > 0 {
 		kept := rm.held[:0]
 		for _, m := range rm.held {
 			if m.refuted && time.Since(m.at) >= confirmPatience {
-				r.stats.unconfirmed.Add(1)
-				r.log.Debug("dropping a room message no node confirms (a forgery, or NATS without users)", "room", rm.name, "seq", m.Seq, "confirmed", limit)
+				rm.sink.stats.unconfirmed.Add(1)
+				rm.sink.log.Debug("dropping a room message no node confirms (a forgery, or NATS without users)", "room", rm.name, "seq", m.Seq, "confirmed", limit)
 				continue
 			}
 			kept = append(kept, m)
@@ -294,114 +317,6 @@ func (r *Relay) releaseLocked(rm *room) (gap bool) {
 		rm.held = nil
 	}
 	return gap
-}
-
-// eventWait is how long an event waits for its state before it is sent
-// alone. A node publishes the two back to back, so this only matters when
-// the state was lost (the next event then shows a gap, and the state is
-// fetched). A state never waits: the nodes publish it after its event.
-const eventWait = 50 * time.Millisecond
-
-// offerStateLocked makes frame (the state at s.Seq) the room's latest and
-// sends it to every session of the room, unless the room already has it or
-// newer.
-func (r *Relay) offerStateLocked(rm *room, s seqs, frame []byte) {
-	seq := s.Seq
-	if !rm.offerState(seq) {
-		r.stats.dupStates.Add(1)
-		return
-	}
-	defer r.wantHistoryLocked(rm, s.HistorySeq)
-	it := outItem{kind: outState, key: rm.name, seq: seq, frame: frame}
-	if ev := rm.event; ev != nil && ev.Seq == seq {
-		rm.event = nil
-		rm.eventTimer.Stop()
-		it.frame, it.event = withEvent(frame, ev.data), ev.frame
-	} else {
-		r.flushEventLocked(rm, seq)
-	}
-	r.sendStateLocked(rm, it, frame)
-}
-
-// offerEventLocked forwards an event once, and reports whether it shows
-// that something was missed (cursor.offerEvent). The caller then fetches
-// the room's state. An event ahead of the room's state waits for its state
-// (offerStateLocked), to go in the same frame: one frame per change per
-// session. One whose state went out already goes alone.
-func (r *Relay) offerEventLocked(rm *room, m roomMsg) (gap bool) {
-	news, gap := rm.offerEvent(m.seqs)
-	if !news {
-		r.stats.dupEvents.Add(1)
-		return false
-	}
-	if gap {
-		r.stats.gaps.Add(1)
-		r.log.Debug("seq gap, fetching state", "room", rm.name, "seq", m.Seq, "prev", m.Prev)
-	}
-	r.flushEventLocked(rm, m.Seq)
-	if m.Seq <= rm.sent {
-		r.fanOutLocked(rm, outItem{kind: outEvent, key: rm.name, seq: m.Seq, frame: m.frame})
-		return gap
-	}
-	rm.event = &m
-	if rm.eventTimer == nil {
-		rm.eventTimer = time.AfterFunc(eventWait, func() {
-			rm.mu.Lock()
-			defer rm.mu.Unlock()
-			r.flushEventLocked(rm, math.MaxUint64)
-		})
-	} else {
-		rm.eventTimer.Reset(eventWait)
-	}
-	return gap
-}
-
-// flushEventLocked sends the waiting event, if any, alone, if it is older
-// than seq (math.MaxUint64: whatever its seq).
-func (r *Relay) flushEventLocked(rm *room, seq uint64) {
-	ev := rm.event
-	if ev == nil || ev.Seq >= seq && seq != math.MaxUint64 {
-		return
-	}
-	rm.event = nil
-	rm.eventTimer.Stop()
-	r.fanOutLocked(rm, outItem{kind: outEvent, key: rm.name, seq: ev.Seq, frame: ev.frame})
-}
-
-// sendStateLocked sends a state to every session and makes plain, its
-// frame without an event (old news to a new watcher), the one a new
-// watcher gets, unless a newer state went out already.
-func (r *Relay) sendStateLocked(rm *room, it outItem, plain []byte) {
-	if it.seq <= rm.sent {
-		return
-	}
-	rm.sent, rm.frame = it.seq, plain
-	if rm.advanced != nil {
-		close(rm.advanced)
-		rm.advanced = nil
-	}
-	r.fanOutLocked(rm, it)
-}
-
-// fanOutLocked queues one frame, built once, for every session of the
-// room.
-func (r *Relay) fanOutLocked(rm *room, it outItem) {
-	for c := range rm.sessions {
-		r.queue(c, it)
-	}
-}
-
-// eventKey joins an event to its state's frame.
-const eventKey = `,"event":`
-
-// withEvent returns the state frame {"type":"state","data":<state>} with
-// the event of the same change added: {…,"event":<event>}.
-func withEvent(stateFrame, event []byte) []byte {
-	b := make([]byte, 0, len(stateFrame)+len(eventKey)+len(event))
-	b = append(b, stateFrame[:len(stateFrame)-1]...)
-	b = append(b, eventKey...)
-	b = append(b, event...)
-	return append(b, '}')
 }
 
 // protoWait is how long a command's answer waits for NATS to bring the
@@ -418,66 +333,34 @@ const protoWait = 20 * time.Millisecond
 // it waits up to protoWait for NATS to bring the room to its seq, and is
 // offered only if NATS did not: either way the state is queued before the
 // caller's ack.
-func (r *Relay) offerProto(st *hangmanv1.RoomState) {
+func (rs *roomSet) offerProto(st *hangmanv1.RoomState) {
 	if st == nil {
 		return
 	}
 	seq := st.GetSeq()
-	r.vouch(seq)
-	r.roomsMu.Lock()
-	rm := r.rooms[st.GetRoom()]
-	r.roomsMu.Unlock()
+	rs.confirm.vouch(seq)
+	rm := rs.get(st.GetRoom())
 	if rm == nil {
 		return
 	}
 	// Messages held for want of a node's word may now have it.
 	rm.mu.Lock()
-	gap := r.releaseLocked(rm)
+	gap := rm.releaseLocked(rs.confirm.vouched())
 	rm.mu.Unlock()
 	if gap {
-		r.fetch(rm)
+		rs.fetch(rm)
 	}
-	if r.nc.IsConnected() && r.awaitSent(rm, seq, protoWait) {
-		r.stats.dupStates.Add(1)
+	if rs.nc.IsConnected() && rm.awaitSent(seq, protoWait, rs.ctx.Done()) {
+		rs.stats.dupStates.Add(1)
 		return
 	}
 	frame := stateFrame(st)
 	rm.mu.Lock()
-	r.offerStateLocked(rm, seqs{Seq: seq, HistorySeq: st.GetHistorySeq()}, frame)
-	gap = r.releaseLocked(rm)
+	rm.offerStateLocked(seqs{Seq: seq, HistorySeq: st.GetHistorySeq()}, frame)
+	gap = rm.releaseLocked(rs.confirm.vouched())
 	rm.mu.Unlock()
 	if gap {
-		r.fetch(rm)
-	}
-}
-
-// awaitSent waits up to d for the room's sessions to be sent a state at
-// seq or newer, and reports whether they were.
-func (r *Relay) awaitSent(rm *room, seq uint64, d time.Duration) bool {
-	var timeout <-chan time.Time
-	for {
-		rm.mu.Lock()
-		if rm.sent >= seq {
-			rm.mu.Unlock()
-			return true
-		}
-		if rm.advanced == nil {
-			rm.advanced = make(chan struct{})
-		}
-		ch := rm.advanced
-		rm.mu.Unlock()
-		if timeout == nil {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			timeout = t.C
-		}
-		select {
-		case <-ch:
-		case <-timeout:
-			return false
-		case <-r.ctx.Done():
-			return false
-		}
+		rs.fetch(rm)
 	}
 }
 
@@ -485,27 +368,18 @@ func (r *Relay) awaitSent(rm *room, seq uint64, d time.Duration) bool {
 // quorum round: seqs keep it from going backwards) and offers it, retrying
 // while the room is watched. One fetch per room runs at a time, however
 // many sessions watch it.
-func (r *Relay) fetch(rm *room) {
+func (rs *roomSet) fetch(rm *room) {
 	rm.mu.Lock()
-	if rm.gone {
-		rm.mu.Unlock()
-		return
-	}
-	if rm.fetching {
-		// The running fetch may have read before what made us ask.
-		rm.again = true
-		rm.mu.Unlock()
-		return
-	}
-	rm.fetching = true
+	start := !rm.gone && rm.fresh.start()
 	rm.mu.Unlock()
-	r.goBG(func() {
+	if !start {
+		return
+	}
+	rs.spawn(func() {
 		for {
-			r.fetchOnce(rm)
+			rs.fetchOnce(rm)
 			rm.mu.Lock()
-			again := rm.again && !rm.gone
-			rm.again = false
-			rm.fetching = again
+			again := rm.fresh.more(rm.gone)
 			rm.mu.Unlock()
 			if !again {
 				return
@@ -514,51 +388,39 @@ func (r *Relay) fetch(rm *room) {
 	})
 }
 
-// absentRechecks is when a room found absent is read again, each pause
-// after the one before (then never: its creation comes over NATS); each
-// pause is stretched or shrunk by up to a quarter, so the rooms of many
-// watchers who came at once are not read again at once.
-var absentRechecks = []time.Duration{5 * time.Second, 20 * time.Second, 80 * time.Second, 320 * time.Second}
-
 // fetchOnce reads and offers the room's state, retrying until it succeeds,
 // the room does not exist, nobody watches it any more, or the relay stops.
-func (r *Relay) fetchOnce(rm *room) {
+func (rs *roomSet) fetchOnce(rm *room) {
 	// Make sure the server has our subscription before reading, so
 	// that nothing committed after the read can be missed.
-	_ = r.nc.FlushTimeout(time.Second)
+	_ = rs.nc.FlushTimeout(time.Second)
 	for attempt := 0; ; attempt++ {
-		st, err := r.readRoom(rm.name)
+		st, err := rs.read(rm.name)
 		if err == nil {
-			rm.heard.Store(time.Now().UnixNano())
-			r.stats.fetches.Add(1)
+			rm.fresh.heardNow()
+			rs.stats.fetches.Add(1)
 			rm.mu.Lock()
-			rm.absent, rm.rechecks = false, 0
-			r.offerStateLocked(rm, seqs{Seq: st.GetSeq(), HistorySeq: st.GetHistorySeq()}, stateFrame(st))
-			r.offerReadHistoryLocked(rm, st)
-			gap := r.releaseLocked(rm)
+			rm.fresh.found()
+			rm.offerReadLocked(st)
+			gap := rm.releaseLocked(rs.confirm.vouched())
 			rm.mu.Unlock()
 			if gap {
-				r.fetch(rm)
+				rs.fetch(rm)
 			}
 			return
 		}
 		switch status.Code(err) {
 		case codes.NotFound:
 			rm.mu.Lock()
-			rm.absent, rm.recheckAt = true, time.Time{}
-			if rm.rechecks < len(absentRechecks) {
-				d := absentRechecks[rm.rechecks]
-				rm.recheckAt = time.Now().Add(d*3/4 + rand.N(d/2))
-				rm.rechecks++
-			}
+			rm.fresh.missing(time.Now())
 			rm.mu.Unlock()
 			return
 		case codes.InvalidArgument:
 			return
 		}
-		r.log.Warn("fetching room state", "room", rm.name, "err", err)
+		rs.log.Warn("fetching room state", "room", rm.name, "err", err)
 		select {
-		case <-r.ctx.Done():
+		case <-rs.ctx.Done():
 			return
 		case <-time.After(time.Duration(min(attempt+1, 10)) * 200 * time.Millisecond):
 		}
@@ -571,36 +433,42 @@ func (r *Relay) fetchOnce(rm *room) {
 	}
 }
 
-// readRoom reads a room's state as the leader has it: no quorum round, so
-// it costs the cluster one map lookup. The leader's applied index is
-// vouched for.
-func (r *Relay) readRoom(name string) (*hangmanv1.RoomState, error) {
-	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.RequestTimeout)
+// read reads a room's state as the leader has it (nodes.getRoom),
+// within the request timeout, and vouches for the leader's applied index.
+func (rs *roomSet) read(name string) (*hangmanv1.RoomState, error) {
+	ctx, cancel := context.WithTimeout(rs.ctx, rs.requestTimeout)
 	defer cancel()
-	var res *hangmanv1.GetRoomResponse
-	_, err := r.nodes.call(ctx, "get_room", func(ctx context.Context, c hangmanv1.GameServiceClient) (err error) {
-		res, err = c.GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: name, Consistency: hangmanv1.Consistency_CONSISTENCY_LEADER})
-		return err
-	})
+	res, err := rs.nodes.getRoom(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	r.vouch(max(res.GetAppliedIndex(), res.GetState().GetSeq()))
+	rs.confirm.vouch(max(res.GetAppliedIndex(), res.GetState().GetSeq()))
 	return res.GetState(), nil
 }
 
 // refetchAll re-reads every watched room, after the NATS connection came
 // back and may have missed messages.
-func (r *Relay) refetchAll() {
-	r.roomsMu.Lock()
-	rooms := make([]*room, 0, len(r.rooms))
-	for _, rm := range r.rooms {
+func (rs *roomSet) refetchAll() {
+	rs.mu.Lock()
+	rooms := make([]*room, 0, len(rs.byName))
+	for _, rm := range rs.byName {
 		rooms = append(rooms, rm)
 	}
-	r.roomsMu.Unlock()
+	rs.mu.Unlock()
 	for _, rm := range rooms {
-		r.fetch(rm)
+		rs.fetch(rm)
 	}
+}
+
+// cachedState returns the latest state frame of a watched room, or nil.
+func (rs *roomSet) cachedState(name string) []byte {
+	rm := rs.get(name)
+	if rm == nil {
+		return nil
+	}
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return rm.frame
 }
 
 // stateFrame encodes a state read over gRPC exactly as the nodes publish it
@@ -624,34 +492,30 @@ const quietAfter = time.Second
 // only on the absentRechecks schedule. Without it a relay whose server
 // missed a room's last changes (a NATS route lost and back, an interest
 // not yet propagated) would show them only at the room's next change.
-func (r *Relay) antiEntropy() {
+func (rs *roomSet) antiEntropy() {
 	tick := time.NewTicker(quietAfter)
 	defer tick.Stop()
 	for {
 		select {
-		case <-r.ctx.Done():
+		case <-rs.ctx.Done():
 			return
 		case <-tick.C:
 		}
-		r.stats.sweeps.Add(1)
+		rs.stats.sweeps.Add(1)
 		now := time.Now()
-		cutoff := now.Add(-quietAfter).UnixNano()
-		r.roomsMu.Lock()
+		rs.mu.Lock()
 		var quiet []*room
-		for _, rm := range r.rooms {
+		for _, rm := range rs.byName {
 			rm.mu.Lock()
-			due := rm.heard.Load() < cutoff || rm.missedHistoryLocked(now)
-			if rm.absent {
-				due = !rm.recheckAt.IsZero() && !now.Before(rm.recheckAt)
-			}
+			due := rm.fresh.due(now, rm.history.missedAt(now))
 			rm.mu.Unlock()
 			if due {
 				quiet = append(quiet, rm)
 			}
 		}
-		r.roomsMu.Unlock()
+		rs.mu.Unlock()
 		for _, rm := range quiet {
-			r.fetch(rm)
+			rs.fetch(rm)
 		}
 	}
 }

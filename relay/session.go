@@ -9,13 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/gorilla/websocket"
 	"github.com/olahol/melody"
-	"golang.org/x/time/rate"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 	"github.com/hangman/hangman/services/api"
@@ -37,27 +35,19 @@ type client struct {
 	r       *Relay
 	sess    *melody.Session
 	conn    *trackedConn
-	limiter *rate.Limiter
 	dropped atomic.Bool // dropped for not reading its answers
 	// out holds the frames on their way to the socket (outbox.go).
 	out outbox
 	// release gives back the connection's place under the limits when
 	// its session ends.
 	release func()
-
-	// frame handling only (one frame of a client at a time)
-	strikes int
-	closing bool
-	handled chan struct{} // the frame pool is done with this client's frame
+	// gate is the connection's state on the frame pool (dispatch.go).
+	gate frameGate
 
 	ctx    context.Context // ends when the connection does
 	cancel context.CancelFunc
-	// Commands wait in queue for a worker goroutine that runs only while
-	// there is work: an idle connection costs no goroutine of its own.
-	qmu     sync.Mutex
-	queue   []*inbound
-	working bool
-	workers sync.WaitGroup
+	// cmds are the commands waiting for the client's worker.
+	cmds cmdQueue
 
 	// addr is the client's address (clientAddr) and lims its creation
 	// and join buckets, the connection's and the address's
@@ -92,15 +82,13 @@ func (r *Relay) onConnect(s *melody.Session) {
 	// costs an idle connection nothing.
 	s.Request = nil
 	c.ctx, c.cancel = context.WithCancel(r.ctx)
-	r.clientsMu.Lock()
-	r.clients[c] = struct{}{}
-	r.clientsMu.Unlock()
+	r.sessions.add(c)
 	r.stats.sessions.Add(1)
-	r.send(c, encode(welcomeFrame{
+	r.out.send(c, encode(welcomeFrame{
 		Type:   "welcome",
 		Relay:  r.cfg.Name,
 		URL:    r.cfg.PublicURL,
-		Relays: r.relayURLs(),
+		Relays: r.peers.urls(),
 		Limits: limits{MaxFrameBytes: r.cfg.MaxFrameBytes, MessageRate: r.cfg.MessageRate, MessageBurst: r.cfg.MessageBurst},
 	}))
 }
@@ -109,14 +97,12 @@ func (r *Relay) onDisconnect(s *melody.Session) {
 	c := clientOf(s)
 	c.out.close()
 	c.cancel()
-	c.workers.Wait()
+	c.cmds.wait()
 	if c.room != "" {
-		r.unwatch(c, c.room)
+		r.rooms.unwatch(c, c.room)
 	}
 	c.stopSpectating()
-	r.clientsMu.Lock()
-	delete(r.clients, c)
-	r.clientsMu.Unlock()
+	r.sessions.remove(c)
 	r.stats.sessions.Add(-1)
 }
 
@@ -128,158 +114,70 @@ func (r *Relay) onError(s *melody.Session, err error) {
 	}
 }
 
-// frameJob is one frame on its way to the frame pool.
-type frameJob struct {
-	c    *client
-	data []byte
+// cmdQueue is a client's commands waiting for its worker: a goroutine
+// that runs only while there is work (an idle connection costs no
+// goroutine of its own) and runs them one at a time, in the order sent, so
+// the client's worker-only fields are never shared.
+type cmdQueue struct {
+	mu      sync.Mutex
+	queue   []*inbound
+	working bool
+	workers sync.WaitGroup
 }
 
-// startFramePool starts the goroutines that handle every connection's
-// frames.
-//
-// Decoding JSON and encoding answers needs more than the 4 KiB stack a
-// goroutine that has read from a socket already holds; done on a
-// connection's read goroutine, it would double that stack for as long as
-// the connection lives, idle or not, since the runtime shrinks a stack only
-// while little of it is in use. Run here, on a few goroutines that keep
-// their grown stacks, the read goroutine stays small. Each read goroutine
-// waits for its frame to be handled, so a client's frames keep their order
-// and a fast sender is held back by its own socket.
-func (r *Relay) startFramePool() {
-	r.frames = make(chan frameJob)
-	for range max(4, 2*runtime.GOMAXPROCS(0)) {
-		r.bg.Add(1)
-		go func() {
-			defer r.bg.Done()
-			for {
-				select {
-				case j := <-r.frames:
-					r.handleFrame(j.c, j.data)
-					j.c.handled <- struct{}{}
-				case <-r.ctx.Done():
-					return
-				}
-			}
-		}()
-	}
-}
-
-// onMessage hands a text frame to the frame pool and waits until it has
-// been handled.
-func (r *Relay) onMessage(s *melody.Session, data []byte) {
-	c := clientOf(s)
-	select {
-	case r.frames <- frameJob{c: c, data: data}:
-		<-c.handled
-	case <-r.ctx.Done():
-	}
-}
-
-// handleFrame limits, parses and dispatches one text frame of c: limits
-// first, then the command.
-func (r *Relay) handleFrame(c *client, data []byte) {
-	r.stats.framesIn.Add(1)
-	if c.closing {
-		return
-	}
-	if !c.limiter.Allow() {
-		r.stats.rateLimited.Add(1)
-		c.strikes++
-		if c.strikes >= r.cfg.FloodStrikes {
-			c.closing = true
-			r.send(c, errFrame(CodeFlood, "too many frames after being rate limited; closing", ""))
-			r.queue(c, outItem{kind: outClose, frame: websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "flood")})
-			return
-		}
-		r.send(c, errFrame(CodeRateLimited, fmt.Sprintf("slow down: at most %g frames per second (bursts of %d); this frame was ignored", r.cfg.MessageRate, r.cfg.MessageBurst), idOf(data)))
-		return
-	}
-	c.strikes = 0
-	var in inbound
-	if err := json.Unmarshal(data, &in); err != nil {
-		r.stats.badFrames.Add(1)
-		r.send(c, errFrame(CodeBadJSON, "frame is not a JSON object: "+clipString(err.Error(), 120), ""))
-		return
-	}
-	if !game.ValidRequestID(in.ID) {
-		r.stats.badFrames.Add(1)
-		r.send(c, errFrame(CodeBadRequest, fmt.Sprintf("id must be at most %d printable ASCII characters", game.MaxRequestIDLen), ""))
-		return
-	}
-	if in.Type == "" {
-		r.stats.badFrames.Add(1)
-		r.send(c, errFrame(CodeBadRequest, `frame has no "type"`, in.ID))
-		return
-	}
-	h, ok := frameHandlers[in.Type]
-	switch {
-	case !ok:
-		r.stats.badFrames.Add(1)
-		r.send(c, errFrame(CodeUnknownType, fmt.Sprintf("unknown frame type %q; expected %s", clipString(in.Type, 32), frameTypeList), in.ID))
-	case !h.queued:
-		h.run(c, &in)
-	case !c.enqueue(&in):
-		r.send(c, errFrame(CodeBusy, fmt.Sprintf("%d commands are already waiting; wait for their answers", maxQueued), in.ID))
-	}
-}
-
-// enqueue queues a command, starting a worker if none runs; false if the
-// queue is full. Called from handleFrame only.
-func (c *client) enqueue(in *inbound) bool {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	if len(c.queue) >= maxQueued {
+// push queues a command, starting a worker that runs run on each command
+// if none runs; false if the queue is full. Called from the dispatcher
+// only.
+func (q *cmdQueue) push(in *inbound, run func(*inbound)) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.queue) >= maxQueued {
 		return false
 	}
-	c.queue = append(c.queue, in)
-	if !c.working {
-		c.working = true
-		c.workers.Add(1)
-		go c.work()
+	q.queue = append(q.queue, in)
+	if !q.working {
+		q.working = true
+		q.workers.Add(1)
+		go q.work(run)
 	}
 	return true
 }
 
 // work runs the queued commands in order and ends when the queue is empty.
-// One worker at a time, so the worker-only fields are never shared.
-func (c *client) work() {
-	defer c.workers.Done()
+func (q *cmdQueue) work(run func(*inbound)) {
+	defer q.workers.Done()
 	for {
-		c.qmu.Lock()
-		if len(c.queue) == 0 {
-			c.working = false
-			c.queue = nil
-			c.qmu.Unlock()
+		q.mu.Lock()
+		if len(q.queue) == 0 {
+			q.working = false
+			q.queue = nil
+			q.mu.Unlock()
 			return
 		}
-		in := c.queue[0]
-		c.queue = c.queue[1:]
-		c.qmu.Unlock()
-		if c.ctx.Err() == nil {
-			frameHandlers[in.Type].run(c, in)
-		}
+		in := q.queue[0]
+		q.queue = q.queue[1:]
+		q.mu.Unlock()
+		run(in)
+	}
+}
+
+// wait waits for the worker, if one runs, to end.
+func (q *cmdQueue) wait() { q.workers.Wait() }
+
+// runQueued runs a queued command, unless the connection has ended.
+func (c *client) runQueued(in *inbound) {
+	if c.ctx.Err() == nil {
+		frameHandlers[in.Type].run(c, in)
 	}
 }
 
 // ping answers a liveness check at once, even while a command waits.
 func (c *client) ping(in *inbound) {
-	c.r.send(c, encode(pongFrame{Type: "pong", ID: in.ID}))
-}
-
-// idOf pulls the id out of a frame that will not be processed, so even a
-// refusal can be matched to its request.
-func idOf(data []byte) string {
-	var v struct {
-		ID string `json:"id"`
-	}
-	if json.Unmarshal(data, &v) != nil || !game.ValidRequestID(v.ID) {
-		return ""
-	}
-	return v.ID
+	c.r.out.send(c, encode(pongFrame{Type: "pong", ID: in.ID}))
 }
 
 func (c *client) fail(id, code, msg string) {
-	c.r.send(c, errFrame(code, msg, id))
+	c.r.out.send(c, errFrame(code, msg, id))
 }
 
 // limited refuses a command that a creation or join limit holds back,
@@ -289,7 +187,7 @@ func (c *client) limited(id string, op int) bool {
 	if ref == nil {
 		return false
 	}
-	c.r.send(c, encode(errorFrame{Type: "error", Code: CodeRateLimited, Message: ref.msg, ID: id, RetryAfterMs: max(ref.retry.Milliseconds(), 1)}))
+	c.r.out.send(c, encode(errorFrame{Type: "error", Code: CodeRateLimited, Message: ref.msg, ID: id, RetryAfterMs: max(ref.retry.Milliseconds(), 1)}))
 	return true
 }
 
@@ -352,14 +250,14 @@ func command[R roomAnswer](ctx context.Context, c *client, id, rpc string, call 
 		c.failCall(id, err)
 		return res, retried, false
 	}
-	c.r.offerProto(res.GetState())
+	c.r.rooms.offerProto(res.GetState())
 	return res, retried, true
 }
 
 // ack acknowledges a command of c.
 func (c *client) ack(a ackFrame) {
 	a.Type = "ack"
-	c.r.send(c, encode(a))
+	c.r.out.send(c, encode(a))
 }
 
 // roomRule is the error message of an invalid room name.
@@ -388,20 +286,10 @@ func (c *client) join(in *inbound) {
 	if !ok {
 		return
 	}
-	r := c.r
-	newWatch := c.room != in.Room
-	if newWatch {
-		if c.room != "" {
-			r.unwatch(c, c.room)
-		}
-		c.stopSpectating()
-		c.room, c.joined = in.Room, false
-		r.watch(c, in.Room)
-	}
+	newWatch := c.moveTo(in.Room)
 	undo := func() {
 		if newWatch {
-			r.unwatch(c, c.room)
-			c.room = ""
+			c.moveTo("")
 		}
 	}
 	ctx, cancel := c.reqCtx()
@@ -427,14 +315,14 @@ func (c *client) join(in *inbound) {
 	c.ack(ackFrame{ID: in.ID, Op: typeJoin, Room: in.Room, Seq: res.GetState().GetSeq(), Token: res.GetToken()})
 	// A spectator who takes a seat is a spectator no more.
 	c.stopSpectating()
-	c.r.sendSpectators(c, in.Room)
+	c.r.spectators.sendTo(c, in.Room)
 }
 
 // seated reports whether player holds a seat in room, as the relay's
 // cached state of the room says, or else the leader.
 func (c *client) seated(ctx context.Context, room, player string) bool {
 	var players []*hangmanv1.Player
-	if frame := c.r.cachedState(room); frame != nil {
+	if frame := c.r.rooms.cachedState(room); frame != nil {
 		var st struct {
 			Data struct {
 				Players []*hangmanv1.Player `json:"players"`
@@ -444,14 +332,11 @@ func (c *client) seated(ctx context.Context, room, player string) bool {
 			players = st.Data.Players
 		}
 	} else {
-		_, err := c.r.nodes.call(ctx, "get_room", func(ctx context.Context, g hangmanv1.GameServiceClient) error {
-			res, err := g.GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: room, Consistency: hangmanv1.Consistency_CONSISTENCY_LEADER})
-			players = res.GetState().GetPlayers()
-			return err
-		})
+		res, err := c.r.nodes.getRoom(ctx, room)
 		if err != nil {
 			return false
 		}
+		players = res.GetState().GetPlayers()
 	}
 	for _, p := range players {
 		if p.GetId() == player {
@@ -459,19 +344,6 @@ func (c *client) seated(ctx context.Context, room, player string) bool {
 		}
 	}
 	return false
-}
-
-// cachedState returns the latest state frame of a watched room, or nil.
-func (r *Relay) cachedState(name string) []byte {
-	r.roomsMu.Lock()
-	rm := r.rooms[name]
-	r.roomsMu.Unlock()
-	if rm == nil {
-		return nil
-	}
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	return rm.frame
 }
 
 // watch follows a room as a spectator, without joining it: the state comes
@@ -483,30 +355,38 @@ func (c *client) watch(in *inbound) {
 		c.fail(in.ID, CodeBadRequest, roomRule)
 		return
 	}
-	if c.room != in.Room {
-		if c.room != "" {
-			c.r.unwatch(c, c.room)
-		}
-		c.stopSpectating()
-		c.room = in.Room
-		c.r.watch(c, in.Room)
-	}
+	c.moveTo(in.Room)
 	c.joined = false
 	c.ack(ackFrame{ID: in.ID, Op: typeWatch, Room: in.Room})
 	if c.spectating != in.Room {
 		c.spectate(in.Room)
 	}
-	c.r.sendSpectators(c, in.Room)
+	c.r.spectators.sendTo(c, in.Room)
 }
 
 // leave stops watching the room.
 func (c *client) leave(in *inbound) {
+	c.moveTo("")
+	c.ack(ackFrame{ID: in.ID, Op: typeLeave})
+}
+
+// moveTo makes room ("": none) the room c watches, unless it is already:
+// c stops watching the room before, and spectating it, and holds no seat
+// until a join succeeds. It reports whether c moved. join, watch and
+// leave all move through here.
+func (c *client) moveTo(room string) bool {
+	if c.room == room {
+		return false
+	}
 	if c.room != "" {
-		c.r.unwatch(c, c.room)
+		c.r.rooms.unwatch(c, c.room)
 	}
 	c.stopSpectating()
-	c.room, c.joined = "", false
-	c.ack(ackFrame{ID: in.ID, Op: typeLeave})
+	c.room, c.joined = room, false
+	if room != "" {
+		c.r.rooms.watch(c, room)
+	}
+	return true
 }
 
 func (c *client) guess(in *inbound) {
@@ -638,5 +518,5 @@ func (c *client) list(in *inbound) {
 	for i, s := range res.GetRooms() {
 		out.Rooms[i] = roomSummary{Room: s.GetRoom(), Round: s.GetRound(), Status: s.GetStatus(), Players: s.GetPlayers(), Seq: s.GetSeq()}
 	}
-	c.r.send(c, encode(out))
+	c.r.out.send(c, encode(out))
 }

@@ -43,6 +43,11 @@ type spectators struct {
 
 	// changed wakes the heartbeat loop to announce new local counts.
 	changed chan struct{}
+
+	// rooms are the watched rooms, whose sessions are sent the totals
+	// through out.
+	rooms *roomSet
+	out   *sender
 }
 
 const (
@@ -66,11 +71,13 @@ type spectatorsFrame struct {
 	Count int    `json:"count"`
 }
 
-func newSpectators() *spectators {
+func newSpectators(rooms *roomSet, out *sender) *spectators {
 	return &spectators{
 		local:   make(map[string]int),
 		peers:   make(map[string]map[string]int),
 		changed: make(chan struct{}, 1),
+		rooms:   rooms,
+		out:     out,
 	}
 }
 
@@ -107,8 +114,14 @@ func (s *spectators) announced() map[string]int {
 }
 
 // setPeer records a peer's counts from its heartbeat (nil: none, or the
-// peer went silent) and returns the rooms whose total changed.
-func (s *spectators) setPeer(name string, counts map[string]int) []string {
+// peer went silent) and pushes the totals that changed.
+func (s *spectators) setPeer(name string, counts map[string]int) {
+	s.push(s.recordPeer(name, counts)...)
+}
+
+// recordPeer records a peer's counts and returns the rooms whose total
+// changed.
+func (s *spectators) recordPeer(name string, counts map[string]int) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.peers[name]
@@ -149,51 +162,42 @@ func validSpectators(counts map[string]int) bool {
 // the room's sessions and the other relays.
 func (c *client) spectate(room string) {
 	c.stopSpectating()
-	r := c.r
-	r.spectators.mu.Lock()
-	r.spectators.local[room]++
-	r.spectators.mu.Unlock()
 	c.spectating = room
-	r.spectatorsChanged(room)
+	c.r.spectators.add(room, 1)
 }
 
 // stopSpectating ends c's count as a spectator, if it was one: it left
 // the room, took a seat in it, or its connection ended.
 func (c *client) stopSpectating() {
-	room := c.spectating
-	if room == "" {
-		return
+	if room := c.spectating; room != "" {
+		c.spectating = ""
+		c.r.spectators.add(room, -1)
 	}
-	c.spectating = ""
-	r := c.r
-	r.spectators.mu.Lock()
-	if r.spectators.local[room]--; r.spectators.local[room] <= 0 {
-		delete(r.spectators.local, room)
-	}
-	r.spectators.mu.Unlock()
-	r.spectatorsChanged(room)
 }
 
-// spectatorsChanged pushes the room's new total here and has the change
-// announced to the other relays soon.
-func (r *Relay) spectatorsChanged(room string) {
-	r.pushSpectators(room)
+// add changes the count of a room's spectators on this relay by n, pushes
+// the room's new total here and has the change announced to the other
+// relays soon.
+func (s *spectators) add(room string, n int) {
+	s.mu.Lock()
+	if s.local[room] += n; s.local[room] <= 0 {
+		delete(s.local, room)
+	}
+	s.mu.Unlock()
+	s.push(room)
 	select {
-	case r.spectators.changed <- struct{}{}:
+	case s.changed <- struct{}{}:
 	default:
 	}
 }
 
-// pushSpectators sends each room's total to its sessions on this relay,
-// if it differs from the total they were last sent.
-func (r *Relay) pushSpectators(rooms ...string) {
-	s := r.spectators
+// push sends each room's total to its sessions on this relay, if it
+// differs from the total they were last sent.
+func (s *spectators) push(rooms ...string) {
 	s.pushMu.Lock()
 	defer s.pushMu.Unlock()
 	for _, name := range rooms {
-		r.roomsMu.Lock()
-		rm := r.rooms[name]
-		r.roomsMu.Unlock()
+		rm := s.rooms.get(name)
 		if rm == nil {
 			continue
 		}
@@ -203,19 +207,17 @@ func (r *Relay) pushSpectators(rooms ...string) {
 			rm.spectators, rm.spectatorsSent = n, true
 			frame := encode(spectatorsFrame{Type: typeSpectators, Room: name, Count: n})
 			for sc := range rm.sessions {
-				r.send(sc, frame)
+				s.out.send(sc, frame)
 			}
 		}
 		rm.mu.Unlock()
 	}
 }
 
-// sendSpectators sends c, which has just started watching room, the
-// room's current total.
-func (r *Relay) sendSpectators(c *client, room string) {
-	s := r.spectators
+// sendTo sends c, which has just started watching room, the room's
+// current total.
+func (s *spectators) sendTo(c *client, room string) {
 	s.pushMu.Lock()
 	defer s.pushMu.Unlock()
-	n := s.total(room)
-	r.send(c, encode(spectatorsFrame{Type: typeSpectators, Room: room, Count: n}))
+	s.out.send(c, encode(spectatorsFrame{Type: typeSpectators, Room: room, Count: s.total(room)}))
 }

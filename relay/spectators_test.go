@@ -36,9 +36,7 @@ func TestSpectatorsCountedOverAllRelays(t *testing.T) {
 	cl.createRoom(t, "attic")
 	a, b := startRelay(t, cl, nil), startRelay(t, cl, nil)
 	harness.EventuallyTrue(t, waitFor, "the relays know each other", func() bool {
-		a.peersMu.Lock()
-		defer a.peersMu.Unlock()
-		return len(a.peers) == 1
+		return a.peers.count() == 1
 	})
 
 	player := mustDial(t, a.url)

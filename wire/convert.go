@@ -24,8 +24,12 @@ func StateProto(s game.State) *hangmanv1.RoomState {
 		Word:      s.Word,
 		Players:   make([]*hangmanv1.Player, len(s.Players)),
 	}
+	// One array holds the players' messages: the leader converts a state
+	// for every answer, and a message per player was an allocation each.
+	players := make([]hangmanv1.Player, len(s.Players))
 	for i, p := range s.Players {
-		out.Players[i] = &hangmanv1.Player{Id: p.ID, Name: p.Name, Score: p.Score}
+		players[i] = hangmanv1.Player{Id: p.ID, Name: p.Name, Score: p.Score}
+		out.Players[i] = &players[i]
 	}
 	if s.LastGuess != nil {
 		out.LastGuess = &hangmanv1.LastGuess{Player: s.LastGuess.Player, Letter: s.LastGuess.Letter, Outcome: string(s.LastGuess.Outcome)}
@@ -53,8 +57,14 @@ func roundsProto(s game.State, out *hangmanv1.RoomState) {
 		}
 		out.History = append(out.History, rec)
 	}
-	for _, l := range s.Leaderboard {
-		out.Leaderboard = append(out.Leaderboard, &hangmanv1.Standing{Id: l.ID, Name: l.Name, Score: l.Score, Wins: l.Wins})
+	if len(s.Leaderboard) > 0 {
+		// One array, as for the players.
+		standings := make([]hangmanv1.Standing, len(s.Leaderboard))
+		out.Leaderboard = make([]*hangmanv1.Standing, len(s.Leaderboard))
+		for i, l := range s.Leaderboard {
+			standings[i] = hangmanv1.Standing{Id: l.ID, Name: l.Name, Score: l.Score, Wins: l.Wins}
+			out.Leaderboard[i] = &standings[i]
+		}
 	}
 }
 

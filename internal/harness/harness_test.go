@@ -238,6 +238,10 @@ func TestLeaderIsTheOneWithTheHighestTerm(t *testing.T) {
 			if got != tt.want || (tt.want < 0) != errors.Is(err, ErrNoLeader) {
 				t.Fatalf("Leader = %d, %v; want %d", got, err, tt.want)
 			}
+			// Without a leader, the error says what the nodes answered.
+			if tt.want < 0 && (!strings.Contains(err.Error(), "Candidate in term 6") || !strings.Contains(err.Error(), "unavailable")) {
+				t.Fatalf("Leader's error %q does not say what each node answered", err)
+			}
 		})
 	}
 }

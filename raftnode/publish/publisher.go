@@ -219,11 +219,11 @@ func stateMsg(node string, st *game.State) *nats.Msg {
 	return roomMsg(node, subjects.RoomState(st.Room), st.Room, st.Seq, st.AppendJSON(nil))
 }
 
-// historyMsg is a room's finished rounds. Its Nats-Msg-Id is the change's
-// with ".history" added, so that a store deduplicating by id keeps it
-// beside the change's state.
-func historyMsg(node string, h *game.History) *nats.Msg {
-	return &nats.Msg{Subject: subjects.RoomHistory(h.Room), Data: h.AppendJSON(nil),
+// historyMsg is a room's finished rounds, data their JSON. Its
+// Nats-Msg-Id is the change's with ".history" added, so that a store
+// deduplicating by id keeps it beside the change's state.
+func historyMsg(node string, h *game.History, data []byte) *nats.Msg {
+	return &nats.Msg{Subject: subjects.RoomHistory(h.Room), Data: data,
 		Header: nats.Header{nats.MsgIdHdr: []string{h.Room + "." + strconv.FormatUint(h.Seq, 10) + ".history"}, wire.PublisherHeader: []string{node}}}
 }
 
@@ -277,8 +277,13 @@ func (p *Publisher) pushItems(items []pubItem) {
 // two messages are built in one message, header and buffer that the loop
 // reuses: the connection copies a message out before PublishMsg returns,
 // and a fresh header map per message was a good part of publishing.
+// Histories are encoded by one game.HistoryEncoder, which encodes each
+// finished round once rather than in every later history of its room.
 func (p *Publisher) Run(ctx context.Context) {
-	var batch []pubItem
+	var (
+		batch     []pubItem
+		histories game.HistoryEncoder
+	)
 	buf := make([]byte, 0, 1024)
 	m := roomMsg(p.nodeID, "", "", 0, nil)
 	for {
@@ -298,7 +303,10 @@ func (p *Publisher) Run(ctx context.Context) {
 				buf = st.AppendJSON(buf[:0])
 				p.publish(setRoomMsg(m, subjects.RoomState(st.Room), st.Room, st.Seq, buf))
 				if h := c.History; h != nil {
-					p.publish(historyMsg(p.nodeID, h))
+					p.publish(historyMsg(p.nodeID, h, histories.AppendJSON(buf[:0], h)))
+				}
+				if ev.Kind == game.EventRoomDeleted {
+					histories.Forget(ev.Room)
 				}
 				if ev.ChangesSummary() {
 					p.publish(lobbyMsg(st.Summary()))

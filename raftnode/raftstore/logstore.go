@@ -100,9 +100,18 @@ var (
 )
 
 var (
-	_ raft.LogStore    = (*Store)(nil)
-	_ raft.StableStore = (*Store)(nil)
+	_ raft.LogStore          = (*Store)(nil)
+	_ raft.StableStore       = (*Store)(nil)
+	_ raft.MonotonicLogStore = (*Store)(nil)
+	_ raft.MonotonicLogStore = Persisting{}
 )
+
+// IsMonotonic says that the log holds no gaps (raft.MonotonicLogStore):
+// verifyLogFile refuses a log with one as damaged. Raft then removes a
+// follower's whole log once it installs a snapshot from the leader, where
+// it would otherwise keep the entries from before the snapshot and append
+// those after it: a log with a hole, which the next start refuses.
+func (s *Store) IsMonotonic() bool { return true }
 
 // damaged wraps err as damage to file, at log entry index when it is not 0.
 func damaged(file string, index uint64, err error) error {
@@ -476,6 +485,13 @@ type Persisting struct{ raft.LogStore }
 
 // StoreLog writes one entry.
 func (p Persisting) StoreLog(l *raft.Log) error { return p.StoreLogs([]*raft.Log{l}) }
+
+// IsMonotonic is the wrapped store's (raft.MonotonicLogStore), which raft
+// asks of the store it is given.
+func (p Persisting) IsMonotonic() bool {
+	m, ok := p.LogStore.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
+}
 
 // StoreLogs writes entries, marking a failure as ErrNotPersisted.
 func (p Persisting) StoreLogs(logs []*raft.Log) error {

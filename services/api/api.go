@@ -583,6 +583,8 @@ func toStatus(err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case game.CodePermission:
 		return status.Error(codes.PermissionDenied, err.Error())
+	case game.CodeBusy:
+		return status.Error(codes.ResourceExhausted, err.Error())
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):

@@ -2,8 +2,11 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"log/slog"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -200,4 +203,66 @@ func TestLimitsAreStamped(t *testing.T) {
 	}
 	_, err = tb.cl.CreateRoom(ctx, &hangmanv1.CreateRoomRequest{Room: "third"})
 	wantCode(t, "third room", err, codes.FailedPrecondition)
+}
+
+// TestEveryRefusalHasItsStatus checks that each code of the rules maps to
+// a gRPC status of its own, never Internal: a code added without its
+// status would tell clients "the cluster failed" instead of what to do.
+func TestEveryRefusalHasItsStatus(t *testing.T) {
+	want := map[game.Code]codes.Code{
+		game.CodeInvalid:      codes.InvalidArgument,
+		game.CodeNotFound:     codes.NotFound,
+		game.CodeExists:       codes.AlreadyExists,
+		game.CodePrecondition: codes.FailedPrecondition,
+		game.CodePermission:   codes.PermissionDenied,
+		game.CodeBusy:         codes.ResourceExhausted,
+	}
+	for c := game.Code(1); c.String() != fmt.Sprintf("code(%d)", uint8(c)); c++ {
+		w, ok := want[c]
+		if !ok {
+			t.Errorf("code %v has no expected status here", c)
+			continue
+		}
+		if got := status.Code(toStatus(&game.Error{Code: c, Msg: "m"})); got != w {
+			t.Errorf("code %v maps to %v, want %v", c, got, w)
+		}
+	}
+}
+
+// TestBusyRoomRefusesRatherThanForgets floods one room with requests, as a
+// hostile client holding a seat could: once the room remembers SessionCap
+// answers younger than game.SessionMinAge, further requests are refused
+// RESOURCE_EXHAUSTED, saying that resending is safe, and the first
+// request's answer is still its answer (guarantee 2).
+func TestBusyRoomRefusesRatherThanForgets(t *testing.T) {
+	tb := newTable(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	first, err := tb.cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "r", PlayerId: "alice", Letter: "e", Token: tb.alice, RequestId: "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The flood goes to a Service over the same replica in-process: what
+	// fills the room is the replica, and gRPC under the race detector
+	// would make the flood slow enough to outlast the answers' SessionMinAge.
+	flood := New(tb.rep, slog.New(slog.DiscardHandler))
+	var busy error
+	for i := range game.SessionCap {
+		_, err := flood.JoinRoom(ctx, &hangmanv1.JoinRoomRequest{Room: "r", PlayerId: "alice", Name: "Alice", Token: tb.alice, RequestId: fmt.Sprintf("flood-%d", i)})
+		if err != nil {
+			busy = err
+			if i < game.SessionCap-8 {
+				t.Fatalf("refused after %d requests, want about %d: %v", i, game.SessionCap, err)
+			}
+			break
+		}
+	}
+	wantCode(t, "a request past SessionCap young answers", busy, codes.ResourceExhausted)
+	if msg := status.Convert(busy).Message(); !bytes.Contains([]byte(msg), []byte("same id")) {
+		t.Fatalf("busy refusal %q does not say resending with the same id is safe", msg)
+	}
+	again, err := tb.cl.Guess(ctx, &hangmanv1.GuessRequest{Room: "r", PlayerId: "alice", Letter: "e", Token: tb.alice, RequestId: "first"})
+	if err != nil || !again.GetDuplicate() || again.GetOutcome() != first.GetOutcome() {
+		t.Fatalf("the first request after the flood: %+v, %v; want its first answer (%v) as a duplicate", again, err, first.GetOutcome())
+	}
 }

@@ -250,7 +250,10 @@ func TestRouteWaitsForAnElection(t *testing.T) {
 // stale read from its own replica, a leader read from the leader's
 // GameService (over the connection the replica gives), and a read
 // forwarded to a node that no longer leads is answered Unavailable there,
-// never forwarded on, so leadership moving cannot make it loop.
+// never forwarded on, so leadership moving cannot make it loop. That last
+// case asks the deposed node directly, as a follower's forward does: the
+// follower itself retries such an answer until its caller's deadline, and
+// whether that deadline ends a wait or a call in flight is timing.
 func TestFollowerReadsAtTheLeader(t *testing.T) {
 	leaderRep := newFakeReplica(true)
 	leader := hangmanv1.NewGameServiceClient(serve(t, leaderRep))
@@ -268,24 +271,30 @@ func TestFollowerReadsAtTheLeader(t *testing.T) {
 		consistency hangmanv1.Consistency
 		wantCode    codes.Code
 		wantMsg     string
+		// forwarded sends the read straight over conn, marked forwarded,
+		// instead of through a follower.
+		forwarded bool
 		// wantLeaderReads: the reads the leader serves, the follower's
 		// own, and the third node's (none: nothing is forwarded twice).
 		wantLeaderReads, wantOwnReads int
 	}{
-		{"stale, from its own replica", serve(t, leaderRep), hangmanv1.Consistency_CONSISTENCY_STALE, codes.NotFound, `room "r" does not exist`, 0, 1},
-		{"leader, at the leader", serve(t, leaderRep), hangmanv1.Consistency_CONSISTENCY_LEADER, codes.OK, "", 1, 0},
-		{"linearizable, at the leader", serve(t, leaderRep), hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE, codes.OK, "", 1, 0},
-		{"at a node that no longer leads", serve(t, staleRep), hangmanv1.Consistency_CONSISTENCY_LEADER, codes.Unavailable, "no longer leads", 0, 0},
+		{"stale, from its own replica", serve(t, leaderRep), hangmanv1.Consistency_CONSISTENCY_STALE, codes.NotFound, `room "r" does not exist`, false, 0, 1},
+		{"leader, at the leader", serve(t, leaderRep), hangmanv1.Consistency_CONSISTENCY_LEADER, codes.OK, "", false, 1, 0},
+		{"linearizable, at the leader", serve(t, leaderRep), hangmanv1.Consistency_CONSISTENCY_LINEARIZABLE, codes.OK, "", false, 1, 0},
+		{"at a node that no longer leads", serve(t, staleRep), hangmanv1.Consistency_CONSISTENCY_LEADER, codes.Unavailable, "no longer leads", true, 0, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			follower := newFakeReplica(false)
 			follower.conn = tc.conn
-			svc := New(follower, slog.New(slog.DiscardHandler))
+			var svc interface {
+				GetRoom(context.Context, *hangmanv1.GetRoomRequest) (*hangmanv1.GetRoomResponse, error)
+			} = New(follower, slog.New(slog.DiscardHandler))
+			if tc.forwarded {
+				svc = forwardedReads{hangmanv1.NewGameServiceClient(tc.conn)}
+			}
 			leaderBefore := leaderRep.readCount()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			resp, err := svc.GetRoom(ctx, &hangmanv1.GetRoomRequest{Room: "r", Consistency: tc.consistency})
+			resp, err := svc.GetRoom(ctxT(t), &hangmanv1.GetRoomRequest{Room: "r", Consistency: tc.consistency})
 			if status.Code(err) != tc.wantCode {
 				t.Fatalf("answered %v, want code %v", err, tc.wantCode)
 			}
@@ -306,6 +315,14 @@ func TestFollowerReadsAtTheLeader(t *testing.T) {
 			}
 		})
 	}
+}
+
+// forwardedReads reads over a connection from serve, whose calls are
+// marked forwarded, as a follower's are.
+type forwardedReads struct{ c hangmanv1.GameServiceClient }
+
+func (f forwardedReads) GetRoom(ctx context.Context, req *hangmanv1.GetRoomRequest) (*hangmanv1.GetRoomResponse, error) {
+	return f.c.GetRoom(ctx, req)
 }
 
 // TestLeaderReadWaitsForEarlierTerms: a node that has just become leader

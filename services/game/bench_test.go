@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 )
 
 // BenchmarkApplyGuess measures what a replica does per guess: decode the
@@ -29,14 +30,22 @@ func benchmarkApplyGuess(b *testing.B, applyEntry func(*Machine, uint64, []byte)
 	for _, p := range players {
 		apply(join("bench", p, "Player "+p))
 	}
-	// More entries than SessionWindow, so that ids expire as in a long game.
+	// A busy room: a guess every 10 ms, so that the room remembers the
+	// last SessionMinAge of them (3,000, more than SessionWindow) and ids
+	// expire as in a long game. Guesses are encoded n at a time, each
+	// batch later than the last, outside the timer.
 	const n = 4 * SessionWindow
+	const every = 10 * time.Millisecond
 	const order = "etaoinshrdlucmfwypvbgkqjxz"
 	guesses := make([][]byte, n)
-	for i := range guesses {
-		c := withID(guess("bench", players[i%len(players)], string(order[i%len(order)])), fmt.Sprintf("req-%d", i))
-		guesses[i] = c.Encode()
+	encode := func(from int) {
+		for i := range guesses {
+			c := withID(guess("bench", players[i%len(players)], string(order[i%len(order)])), fmt.Sprintf("req-%d", from+i))
+			c.At = at0 + (time.Duration(from+i) * every).Milliseconds()
+			guesses[i] = c.Encode()
+		}
 	}
+	encode(0)
 	rounds := make([][]byte, len(Words()))
 	for i := range rounds {
 		rounds[i] = newRound("bench", "", WordAt(uint64(i))).Encode()
@@ -44,6 +53,11 @@ func benchmarkApplyGuess(b *testing.B, applyEntry func(*Machine, uint64, []byte)
 	b.ReportAllocs()
 	i, round := 0, 0
 	for b.Loop() {
+		if i > 0 && i%n == 0 {
+			b.StopTimer()
+			encode(i)
+			b.StartTimer()
+		}
 		index++
 		res := applyEntry(m, index, guesses[i%n])[0]
 		i++
@@ -98,6 +112,55 @@ func BenchmarkEncodeState(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkEncodeHistory measures the payload of
+// hangman.room.<room>.history as a leader publishes it, once per finished
+// round of a room that has played more than HistoryRounds rounds: by
+// History.AppendJSON, which encodes every round each time, and by a
+// HistoryEncoder, which encodes each round once.
+func BenchmarkEncodeHistory(b *testing.B) {
+	histories := playRounds(newHarness(b), "veteran", 4*HistoryRounds)
+	b.Run("AppendJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 16<<10)
+		i := 0
+		for b.Loop() {
+			buf = histories[i%len(histories)].AppendJSON(buf[:0])
+			i++
+		}
+	})
+	b.Run("HistoryEncoder", func(b *testing.B) {
+		b.ReportAllocs()
+		var enc HistoryEncoder
+		buf := make([]byte, 0, 16<<10)
+		i := 0
+		for b.Loop() {
+			buf = enc.AppendJSON(buf[:0], &histories[i%len(histories)])
+			i++
+		}
+	})
+}
+
+// playRounds plays n rounds of up to 26 guesses by 4 players in a new room
+// and returns the histories their finishes published.
+func playRounds(h *harness, room string, n int) []History {
+	h.ok(create(room, "quiz"))
+	for p := range 4 {
+		h.ok(join(room, fmt.Sprintf("player-%d", p), fmt.Sprintf("Player %d", p)))
+	}
+	const alphabet = "abcdefghijklmnopqrstuvwxyz"
+	var out []History
+	for round := range n {
+		for i, l := range alphabet {
+			if res := h.ok(guess(room, fmt.Sprintf("player-%d", i%4), string(l))); res.History != nil {
+				out = append(out, *res.History)
+				break
+			}
+		}
+		h.ok(newRound(room, "", WordAt(uint64(round))))
+	}
+	return out
 }
 
 // playedRoomState plays HistoryRounds rounds of 26 guesses by 4 players in

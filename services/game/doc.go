@@ -35,9 +35,12 @@
 // the room was created): a retry or a stale copy committed later changes
 // nothing. Request ids are scoped by the token a command carries, so a
 // player's ids are theirs alone. Each room remembers its last
-// SessionWindow request ids (and forgets them when it is reclaimed); the
+// SessionWindow request ids, and every one younger than SessionMinAge
+// whatever their number (and forgets them when it is reclaimed); the
 // refusals of requests to rooms that do not exist are remembered across
-// the cluster (MissingRoomWindow) until their room is created, which then
-// remembers them. Invalid commands are refused the same whatever the
-// state, so their refusals need no record.
+// the cluster the same way (MissingRoomWindow) until their room is
+// created, which then remembers them. Memory stays bounded: a room that
+// would have to remember more than SessionCap answers refuses requests as
+// busy, unremembered, rather than forget a young one. Invalid commands are
+// refused the same whatever the state, so their refusals need no record.
 package game

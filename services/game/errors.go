@@ -24,6 +24,11 @@ const (
 	// CodePermission: the command acts as a player whose seat belongs to
 	// the holder of another token (see Command.TokenHash).
 	CodePermission
+	// CodeBusy: the room answered so many requests so recently that it
+	// cannot remember one more answer (SessionCap). Unlike the others this
+	// refusal is not remembered: the request was not applied, and sending
+	// it again with the same id later is safe.
+	CodeBusy
 )
 
 // String names the code for logs and error messages.
@@ -39,6 +44,8 @@ func (c Code) String() string {
 		return "precondition"
 	case CodePermission:
 		return "permission"
+	case CodeBusy:
+		return "busy"
 	default:
 		return fmt.Sprintf("code(%d)", uint8(c))
 	}

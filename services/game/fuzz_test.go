@@ -177,14 +177,8 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 	}
 	hard := create("r", "ox")
 	hard.MaxWrong = 2
-	v1, err := os.ReadFile(filepath.Join("testdata", "snapshot-v1.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v2, err := os.ReadFile(filepath.Join("testdata", "snapshot-v2.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	v1 := snapshotFixture(t, 1)
+	v2 := snapshotFixture(t, 2)
 	capped := func(c Command, limit int) Command {
 		c.Limit = limit
 		return c
@@ -193,10 +187,7 @@ func fuzzSeeds(t *testing.T) map[string]map[string][]byte {
 		return Command{Kind: kind, Room: room, Player: player, At: at, Cutoff: cutoff}
 	}
 	lastRound := corrupt(t, func(s *snapshotFile) { s.Rooms[1].Round = math.MaxUint64 }) // den: won
-	v3, err := os.ReadFile(filepath.Join("testdata", "snapshot-v3.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	v3 := snapshotFixture(t, 3)
 	timed := create("t", "ox")
 	timed.TurnSeconds = MinTurnSeconds
 	host := create("h", "")

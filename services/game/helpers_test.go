@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -323,4 +326,18 @@ func scores(s State) string {
 		parts[i] = p.ID + "=" + strconv.FormatInt(p.Score, 10)
 	}
 	return strings.Join(parts, " ")
+}
+
+// snapshotFixture returns testdata/snapshot-v<version>.json, a snapshot an
+// older version of the Machine wrote, checking that it is that version.
+func snapshotFixture(tb testing.TB, version int) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", fmt.Sprintf("snapshot-v%d.json", version)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if f := decodeSnapshot(tb, b); f.Version != version {
+		tb.Fatalf("testdata/snapshot-v%d.json is version %d", version, f.Version)
+	}
+	return b
 }

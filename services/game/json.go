@@ -1,6 +1,7 @@
 package game
 
 import (
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -132,16 +133,85 @@ func (s *Settings) appendJSON(b []byte) []byte {
 
 // AppendJSON appends h as encoding/json would marshal it.
 func (h *History) AppendJSON(b []byte) []byte {
-	b = append(b, `{"room":`...)
-	b = appendString(b, h.Room)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendUint(b, h.Seq, 10)
-	b = append(b, `,"rounds":`...)
+	b = h.appendHead(b)
 	if h.Rounds == nil {
 		return append(b, "null}"...)
 	}
 	return append(appendRounds(b, h.Rounds), '}')
 }
+
+// appendHead appends h's JSON up to its rounds.
+func (h *History) appendHead(b []byte) []byte {
+	b = append(b, `{"room":`...)
+	b = appendString(b, h.Room)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, h.Seq, 10)
+	return append(b, `,"rounds":`...)
+}
+
+// HistoryEncoder appends histories as History.AppendJSON does, byte for
+// byte, but encodes each finished round once. The history a finished
+// round publishes repeats the room's earlier rounds (up to
+// HistoryRounds-1 of them, with every guess), which never change once
+// finished, so re-encoding them made most of the cost of publishing a
+// history. The encoder keeps, per room, the rounds of the last history it
+// encoded, and forgets every room at once when it would hold more than
+// MaxRooms: at most MaxRooms×HistoryRounds rounds, about as many bytes as
+// the Machine's own finished rounds. It is not safe for concurrent use;
+// the zero value is ready.
+type HistoryEncoder struct {
+	rooms map[string][]encodedRound
+}
+
+// encodedRound is a finished round's JSON, known by the seq of the change
+// that finished it and its number. A committed change never changes, nor
+// does the round it finished, so the pair names the bytes.
+type encodedRound struct {
+	seq, round uint64
+	json       []byte
+}
+
+// AppendJSON appends h as h.AppendJSON would, reusing the bytes of the
+// rounds that the room's last encoded history had too.
+func (e *HistoryEncoder) AppendJSON(b []byte, h *History) []byte {
+	if len(h.Rounds) == 0 {
+		e.Forget(h.Room)
+		return h.AppendJSON(b)
+	}
+	old := e.rooms[h.Room]
+	if old == nil && len(e.rooms) >= MaxRooms {
+		clear(e.rooms)
+	}
+	known := make([]encodedRound, 0, len(h.Rounds))
+	b = append(h.appendHead(b), '[')
+	for i := range h.Rounds {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		r := &h.Rounds[i]
+		if j := slices.IndexFunc(old, func(o encodedRound) bool { return o.seq == r.Seq && o.round == r.Round }); j >= 0 {
+			b = append(b, old[j].json...)
+			known = append(known, old[j])
+			continue
+		}
+		start := len(b)
+		b = r.appendJSON(b)
+		// A round of a snapshot older than RoundRecord.Seq has none: it
+		// is not told apart from the others, so it is not kept.
+		if r.Seq != 0 {
+			known = append(known, encodedRound{seq: r.Seq, round: r.Round, json: slices.Clone(b[start:])})
+		}
+	}
+	if e.rooms == nil {
+		e.rooms = make(map[string][]encodedRound)
+	}
+	e.rooms[h.Room] = known
+	return append(b, "]}"...)
+}
+
+// Forget drops what the encoder keeps of room: the publisher calls it
+// when the room is deleted.
+func (e *HistoryEncoder) Forget(room string) { delete(e.rooms, room) }
 
 func appendRounds(b []byte, rounds []RoundRecord) []byte {
 	b = append(b, '[')

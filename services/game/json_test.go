@@ -3,7 +3,9 @@ package game
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -135,4 +137,79 @@ func FuzzAppendJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLetterString holds letterString to the one byte it is given, for
+// every byte, and to its promise of allocating nothing.
+func TestLetterString(t *testing.T) {
+	for c := range 256 {
+		if got := letterString(byte(c)); len(got) != 1 || got[0] != byte(c) {
+			t.Fatalf("letterString(%#x) = %q", c, got)
+		}
+	}
+	var sink string
+	if allocs := testing.AllocsPerRun(100, func() { sink = letterString('q') }); allocs != 0 {
+		t.Errorf("letterString allocates %v times", allocs)
+	}
+	_ = sink
+}
+
+// TestHistoryEncoderIsEncodingJSON holds the encoder that reuses finished
+// rounds' bytes to encoding/json's output: over a room's histories as its
+// rounds finish, a room of the same name created again (its rounds' numbers
+// come back with other seqs), rounds without a seq (snapshots older than
+// RoundRecord.Seq), histories without rounds, and past the bound of rooms.
+func TestHistoryEncoderIsEncodingJSON(t *testing.T) {
+	var enc HistoryEncoder
+	check := func(what string, h History) {
+		t.Helper()
+		want, err := json.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := enc.AppendJSON([]byte("prefix"), &h); !bytes.Equal(got, append([]byte("prefix"), want...)) {
+			t.Fatalf("%s:\n got %s\nwant prefix%s", what, got, want)
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	var seq uint64
+	// The room's lives: the second is short, so that the third's rounds
+	// come back with the numbers of rounds the encoder still keeps.
+	for life, played := range []uint64{3 * HistoryRounds, HistoryRounds / 2, 3 * HistoryRounds} {
+		var rounds []RoundRecord
+		for round := range played {
+			seq += 1 + r.Uint64N(30)
+			rec := randomState(r).History
+			if len(rec) == 0 {
+				rec = []RoundRecord{{Word: pick(r), Status: Status(pick(r))}}
+			}
+			rec[0].Seq, rec[0].Round = seq, round+1
+			if life == 2 && round%3 == 0 {
+				rec[0].Seq = 0
+			}
+			rounds = append(rounds, rec[0])
+			if len(rounds) > HistoryRounds {
+				rounds = rounds[1:]
+			}
+			check(fmt.Sprintf("room r, life %d, round %d", life, round+1), History{Room: "r", Seq: seq, Rounds: slices.Clone(rounds)})
+		}
+		if life == 0 {
+			enc.Forget("r")
+		}
+	}
+	for _, word := range []string{"old", "older"} {
+		check("a round without a seq", History{Room: "r", Seq: seq, Rounds: []RoundRecord{{Round: 1, Word: word}}})
+	}
+	check("no rounds", History{Room: "r", Seq: seq})
+	check("empty rounds", History{Room: "r", Seq: seq, Rounds: []RoundRecord{}})
+	h := newHarness(t)
+	for _, res := range playRounds(h, "played", HistoryRounds+2) {
+		check(fmt.Sprintf("played, seq %d", res.Seq), res)
+	}
+	for i := range MaxRooms + 1 {
+		check("many rooms", History{Room: fmt.Sprint("room-", i), Seq: 1, Rounds: []RoundRecord{{Seq: 1, Round: 1, Word: "a"}}})
+	}
+	if n := len(enc.rooms); n > MaxRooms {
+		t.Fatalf("the encoder keeps %d rooms, more than %d", n, MaxRooms)
+	}
 }

@@ -94,6 +94,9 @@ type session struct {
 	Outcome Outcome `json:"o,omitempty"`
 	// Seq is the index of the entry that answered the request.
 	Seq uint64 `json:"s"`
+	// At is the time the answering command carried (Command.At): how old
+	// the answer is, for its window's retention.
+	At int64 `json:"t,omitempty"`
 	// Code and Msg are the refusal, if the request was refused.
 	Code Code   `json:"c,omitempty"`
 	Msg  string `json:"m,omitempty"`
@@ -107,11 +110,36 @@ func (s session) refusal() error {
 	return &Error{Code: s.Code, Msg: s.Msg}
 }
 
+// retention says which answers a window keeps: at least the keep newest,
+// and every answer younger than minAge (milliseconds, by the times the
+// commands carry), but never more than limit.
+type retention struct {
+	keep   int
+	minAge int64
+	limit  int
+}
+
+var (
+	// roomRetention is what a room remembers of its requests.
+	roomRetention = retention{keep: SessionWindow, minAge: SessionMinAge.Milliseconds(), limit: SessionCap}
+	// missingRetention is what the cluster remembers of the refusals of
+	// requests to rooms that do not exist.
+	missingRetention = retention{keep: MissingRoomWindow, minAge: SessionMinAge.Milliseconds(), limit: MissingRoomCap}
+)
+
 // window remembers the first answers to requests by key, forgetting the
-// oldest beyond a size: deterministically, the same on every replica.
+// oldest as its retention allows: deterministically, the same on every
+// replica, since it goes by the log's order and the commands' times.
 type window[K comparable] struct {
 	answers map[K]session
-	order   []K // the keys of answers, oldest first
+	order   []stamped[K] // the keys of answers and their times, oldest first
+}
+
+// stamped is a key of a window with its answer's time (session.At), kept
+// in the order so that finding what may be forgotten reads no map.
+type stamped[K comparable] struct {
+	key K
+	at  int64
 }
 
 func (w *window[K]) get(k K) (session, bool) {
@@ -119,30 +147,58 @@ func (w *window[K]) get(k K) (session, bool) {
 	return s, ok
 }
 
-// record remembers the answer to k, forgetting the oldest beyond size.
-func (w *window[K]) record(k K, s session, size int) {
+// forgettable returns how many of the oldest answers p lets go at time
+// now to make room for one more: while the window holds at least keep,
+// those at least minAge old.
+func (w *window[K]) forgettable(now int64, p retention) int {
+	n := 0
+	for len(w.order)-n >= p.keep && n < len(w.order) && now-w.order[n].at >= p.minAge {
+		n++
+	}
+	return n
+}
+
+// full reports whether w can remember one more answer at time now only by
+// forgetting one that p keeps: one that a retry may still ask for.
+func (w *window[K]) full(now int64, p retention) bool {
+	return len(w.order)-w.forgettable(now, p) >= p.limit
+}
+
+// record remembers s, the answer to k at s.At, forgetting what p lets go.
+// Appliers check full first, so an answer p keeps goes only where a room
+// is created with more refusals than it may hold (never, while
+// MissingRoomCap is SessionCap).
+func (w *window[K]) record(k K, s session, p retention) {
+	n := max(w.forgettable(s.At, p), len(w.order)+1-p.limit)
+	for _, old := range w.order[:n] {
+		delete(w.answers, old.key)
+	}
+	clear(w.order[:n])
+	w.order = w.order[n:]
+	w.restore(k, s)
+}
+
+// restore appends s as the answer to k, as a snapshot lists them, oldest
+// first, forgetting nothing: the snapshot holds what its window kept.
+func (w *window[K]) restore(k K, s session) {
 	if w.answers == nil {
 		w.answers = make(map[K]session)
 	}
-	if len(w.order) >= size {
-		delete(w.answers, w.order[0])
-		w.order = w.order[1:]
-	}
 	w.answers[k] = s
-	w.order = append(w.order, k)
+	w.order = append(w.order, stamped[K]{key: k, at: s.At})
 }
 
 // take forgets the answers whose keys match and returns them, oldest first.
 func (w *window[K]) take(match func(K) bool) (keys []K, answers []session) {
 	kept := w.order[:0]
-	for _, k := range w.order {
-		if !match(k) {
-			kept = append(kept, k)
+	for _, e := range w.order {
+		if !match(e.key) {
+			kept = append(kept, e)
 			continue
 		}
-		keys = append(keys, k)
-		answers = append(answers, w.answers[k])
-		delete(w.answers, k)
+		keys = append(keys, e.key)
+		answers = append(answers, w.answers[e.key])
+		delete(w.answers, e.key)
 	}
 	clear(w.order[len(kept):])
 	w.order = kept
@@ -224,6 +280,11 @@ func (m *Machine) applyCommand(index uint64, c Command, states bool) Result {
 			return res
 		}
 	}
+	if c.RequestID != "" {
+		if err := m.cannotRemember(r, c); err != nil {
+			return Result{Err: err, Room: c.Room}
+		}
+	}
 	var (
 		ev       *Event
 		err      error
@@ -282,7 +343,7 @@ func (m *Machine) applyCommand(index uint64, c Command, states bool) Result {
 		}
 	}
 	if c.RequestID != "" {
-		r.sessions.record(key, session{Outcome: res.Outcome, Seq: index}, SessionWindow)
+		r.sessions.record(key, session{Outcome: res.Outcome, Seq: index, At: c.At}, roomRetention)
 	}
 	if states {
 		res.State = r.public(false)
@@ -310,7 +371,7 @@ func (m *Machine) createRoom(c Command) (*room, *Event, error) {
 	// The room's requests refused while it did not exist stay refused.
 	keys, answers := m.missing.take(func(k missingKey) bool { return k.room == c.Room })
 	for i, k := range keys {
-		r.sessions.record(k.sessionKey, answers[i], SessionWindow)
+		r.sessions.record(k.sessionKey, answers[i], roomRetention)
 	}
 	m.rooms[c.Room] = r
 	return r, &Event{Kind: EventRoomCreated}, nil
@@ -409,7 +470,7 @@ func (r *room) guess(c Command) (*Event, error) {
 	case strings.IndexByte(r.word, letter) >= 0:
 		outcome = OutcomeCorrect
 		r.guessed = append(r.guessed, letter)
-		p.Score += int64(strings.Count(r.word, string(letter)))
+		p.Score += int64(strings.Count(r.word, letterString(letter)))
 		if r.solved() {
 			r.status = StatusWon
 			p.Score += WinBonus
@@ -423,9 +484,9 @@ func (r *room) guess(c Command) (*Event, error) {
 			r.status = StatusLost
 		}
 	}
-	r.last = &LastGuess{Player: c.Player, Letter: string(letter), Outcome: outcome}
+	r.last = &LastGuess{Player: c.Player, Letter: letterString(letter), Outcome: outcome}
 	r.afterGuess(p, letter, outcome, c.At)
-	return &Event{Kind: EventGuess, Player: c.Player, Letter: string(letter), Outcome: outcome}, nil
+	return &Event{Kind: EventGuess, Player: c.Player, Letter: letterString(letter), Outcome: outcome}, nil
 }
 
 // newRound starts the next round. A new round asked for by a player with a
@@ -525,6 +586,25 @@ func (m *Machine) answered(r *room, name string, key sessionKey) (session, bool)
 	return m.missing.get(missingKey{room: name, sessionKey: key})
 }
 
+// cannotRemember returns a CodeBusy refusal when the answer to c, a
+// request with an id to room r (nil if it does not exist), could be
+// remembered only by forgetting one younger than SessionMinAge: then c is
+// refused before the rules see it. A creation's answer goes to its new
+// room, which starts with the room's refusals (at most MissingRoomCap,
+// which fits).
+func (m *Machine) cannotRemember(r *room, c Command) error {
+	switch {
+	case r != nil:
+		if r.sessions.full(c.At, roomRetention) {
+			return errorf(CodeBusy, "room %q answered %d requests in the last %v and must remember them all: send the request again with the same id in a few seconds", c.Room, SessionCap, SessionMinAge)
+		}
+	case c.Kind == KindCreateRoom:
+	case m.missing.full(c.At, missingRetention):
+		return errorf(CodeBusy, "the cluster refused %d requests to rooms that do not exist in the last %v and must remember them all: send the request again with the same id in a few seconds", MissingRoomCap, SessionMinAge)
+	}
+	return nil
+}
+
 // refused remembers that the rules refused c, the request key, at index,
 // with err, so that the refusal is the request's only answer (guarantee
 // 2): a retry, or a stale copy of c committed later, is refused the same
@@ -538,12 +618,12 @@ func (m *Machine) refused(r *room, c Command, key sessionKey, index uint64, err 
 	if !errors.As(err, &e) || e.Code == CodeInvalid {
 		return
 	}
-	s := session{Seq: index, Code: e.Code, Msg: e.Msg}
+	s := session{Seq: index, At: c.At, Code: e.Code, Msg: e.Msg}
 	if r != nil {
-		r.sessions.record(key, s, SessionWindow)
+		r.sessions.record(key, s, roomRetention)
 		return
 	}
-	m.missing.record(missingKey{room: c.Room, sessionKey: key}, s, MissingRoomWindow)
+	m.missing.record(missingKey{room: c.Room, sessionKey: key}, s, missingRetention)
 }
 
 // public returns the state everyone may see: the word only once the round is
@@ -594,9 +674,17 @@ func (r *room) public(withHistory bool) State {
 func letters(b []byte) []string {
 	out := make([]string, len(b))
 	for i, c := range b {
-		out[i] = string(c)
+		out[i] = letterString(c)
 	}
 	return out
+}
+
+// letterString returns the one-byte string of c without allocating: a
+// guess's letter ends up in several strings of every state and record, and
+// string(c) of a byte allocates each time, while the runtime converts a
+// one-byte slice to a string it keeps statically.
+func letterString(c byte) string {
+	return string([]byte{c})
 }
 
 // Room returns the public state of one room, with its History: what a

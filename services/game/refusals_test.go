@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -177,13 +175,7 @@ func roundOneWon(s State) error {
 // rooms and applied requests come back, and its next snapshot is of the
 // current version.
 func TestRestoreVersion1(t *testing.T) {
-	v1, err := os.ReadFile(filepath.Join("testdata", "snapshot-v1.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f := decodeSnapshot(t, v1); f.Version != 1 {
-		t.Fatalf("fixture is version %d", f.Version)
-	}
+	v1 := snapshotFixture(t, 1)
 	m := restored(t, v1)
 	if m.Applied() != 11 {
 		t.Fatalf("Applied() = %d, want 11", m.Applied())
@@ -233,13 +225,7 @@ func checkFixture(t *testing.T, fixture []byte, downgrade func(*snapshotFile)) {
 // take the time of the room's last event, and its remembered requests
 // answer retries without a token as they did.
 func TestRestoreVersion2(t *testing.T) {
-	v2, err := os.ReadFile(filepath.Join("testdata", "snapshot-v2.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f := decodeSnapshot(t, v2); f.Version != 2 {
-		t.Fatalf("fixture is version %d", f.Version)
-	}
+	v2 := snapshotFixture(t, 2)
 	m := restored(t, v2)
 	if m.Applied() != 13 {
 		t.Fatalf("Applied() = %d, want 13", m.Applied())
@@ -306,7 +292,7 @@ func TestRefusalsSurviveSnapshots(t *testing.T) {
 
 // TestRefusalsShareTheSessionWindow checks that a room remembers refusals
 // as long as it remembers applied requests: SessionWindow answers of any
-// kind.
+// kind, and any younger than SessionMinAge.
 func TestRefusalsShareTheSessionWindow(t *testing.T) {
 	h := newHarness(t)
 	h.ok(create("r", "apple"))
@@ -317,16 +303,17 @@ func TestRefusalsShareTheSessionWindow(t *testing.T) {
 		checkRefused(t, h.apply(withID(guess("r", "p2", "a"), fmt.Sprintf("r-%d", i))), CodePrecondition)
 	}
 	checkSameRefusal(t, h.apply(early), first)
-	// One more answer, and the oldest goes: early is a new request now.
-	h.ok(withID(guess("r", "p1", "z"), "last"))
-	if res := h.ok(early); res.Outcome != OutcomeCorrect {
+	// One more answer once the oldest is SessionMinAge old, and the
+	// oldest goes: early is a new request now.
+	h.ok(at(withID(guess("r", "p1", "z"), "last"), SessionMinAge))
+	if res := h.ok(at(early, SessionMinAge)); res.Outcome != OutcomeCorrect {
 		t.Fatalf("early after it left the window: %+v", res)
 	}
 }
 
 // TestMissingRoomWindow checks the refusals of requests to rooms that do
-// not exist: remembered across the cluster up to MissingRoomWindow, the
-// oldest forgotten first, the same way on a restored replica, and handed
+// not exist: remembered across the cluster up to MissingRoomWindow (and
+// while younger than SessionMinAge), the oldest forgotten first, the same way on a restored replica, and handed
 // to a room when it is created.
 func TestMissingRoomWindow(t *testing.T) {
 	h := newHarness(t)
@@ -344,8 +331,9 @@ func TestMissingRoomWindow(t *testing.T) {
 	if len(ids) != MissingRoomWindow || ids[0] != "m0/j-0" || ids[MissingRoomWindow-1] != fmt.Sprintf("m%d/j-%d", (MissingRoomWindow-1)%7, MissingRoomWindow-1) {
 		t.Fatalf("window holds %d refusals, %q..%q", len(ids), ids[0], ids[len(ids)-1])
 	}
-	// One more, on a replica and on its restored copy: the oldest goes.
-	h.applyWithRestored(withID(guess("late", "p1", "a"), "g"))
+	// One more once they are SessionMinAge old, on a replica and on its
+	// restored copy: the oldest goes.
+	h.applyWithRestored(at(withID(guess("late", "p1", "a"), "g"), SessionMinAge))
 	if ids := missingIDs(h.m); ids[0] != "m1/j-1" || ids[len(ids)-1] != "late/g" {
 		t.Fatalf("after overflow window holds %q..%q", ids[0], ids[len(ids)-1])
 	}

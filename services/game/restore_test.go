@@ -77,6 +77,17 @@ func downgrade(s *snapshotFile, v int) {
 		return out
 	}
 	for i := range s.Rooms {
+		for j := range s.Rooms[i].Sessions {
+			s.Rooms[i].Sessions[j].At = 0
+		}
+	}
+	for i := range s.Missing {
+		s.Missing[i].At = 0
+	}
+	if v >= 5 {
+		return
+	}
+	for i := range s.Rooms {
 		r := &s.Rooms[i]
 		r.Settings, r.Setter, r.TurnPlayer, r.Turn, r.TurnAt, r.Rounds, r.Current = nil, "", "", 0, 0, nil, nil
 		for j := range r.Players {
@@ -143,7 +154,10 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		snap []byte
 	}{
 		{"version 0", corrupt(t, func(s *snapshotFile) { s.Version = 0 })},
-		{"version 6", corrupt(t, func(s *snapshotFile) { s.Version = 6 })},
+		{"version 7", corrupt(t, func(s *snapshotFile) { s.Version = 7 })},
+		{"version 5 with answer times", corrupt(t, func(s *snapshotFile) { s.Version = 5 })},
+		{"answer time before 1970", corrupt(t, den(func(r *roomRecord) { r.Sessions[0].At = -1 }))},
+		{"answer time after 9999", corrupt(t, func(s *snapshotFile) { s.Missing[0].At = maxAt + 1 })},
 		{"version 1 with refusals", corrupt(t, func(s *snapshotFile) { downgrade(s, 2); s.Version = 1; s.Missing = nil })},
 		{"version 1 with refusals of missing rooms", corrupt(t, func(s *snapshotFile) { missing := s.Missing; downgrade(s, 1); s.Missing = missing })},
 		{"version 2 with a token hash", corrupt(t, func(s *snapshotFile) {
@@ -199,7 +213,7 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		{"empty player id", corrupt(t, den(func(r *roomRecord) { r.Players[1].ID = "" }))},
 		{"blank player name", corrupt(t, den(func(r *roomRecord) { r.Players[1].Name = " " }))},
 		{"control char in name", corrupt(t, den(func(r *roomRecord) { r.Players[1].Name = "a\x07" }))},
-		{"too many sessions", corrupt(t, den(func(r *roomRecord) { r.Sessions = sessions(SessionWindow + 1) }))},
+		{"too many sessions", corrupt(t, den(func(r *roomRecord) { r.Sessions = sessions(SessionCap + 1) }))},
 		{"repeated session", corrupt(t, den(func(r *roomRecord) { r.Sessions[1].ID, r.Sessions[1].Scope = r.Sessions[0].ID, r.Sessions[0].Scope }))},
 		{"repeated session in one scope", corrupt(t, den(func(r *roomRecord) { r.Sessions[2].ID = r.Sessions[1].ID }))},
 		{"empty session id", corrupt(t, den(func(r *roomRecord) { r.Sessions[0].ID = "" }))},
@@ -217,7 +231,7 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		{"missing room's refusal with an invalid id", corrupt(t, func(s *snapshotFile) { s.Missing[0].ID = "" })},
 		{"missing room's refusal twice", corrupt(t, func(s *snapshotFile) { s.Missing = append(s.Missing, s.Missing[0]) })},
 		{"too many refusals of missing rooms", corrupt(t, func(s *snapshotFile) {
-			for i := len(s.Missing); i <= MissingRoomWindow; i++ {
+			for i := len(s.Missing); i <= MissingRoomCap; i++ {
 				r := s.Missing[0]
 				r.ID = fmt.Sprintf("m%d", i)
 				s.Missing = append(s.Missing, r)
@@ -260,7 +274,7 @@ func TestRestoreRejectsCorruptSnapshots(t *testing.T) {
 		{"truncated", valid[:len(valid)/2]},
 		{"unknown field", bytes.Replace(valid, []byte(`"applied"`), []byte(`"extra":1,"applied"`), 1)},
 		{"unknown room field", bytes.Replace(valid, []byte(`"round"`), []byte(`"secret":1,"round"`), 1)},
-		{"string version", bytes.Replace(valid, []byte(`"version":5`), []byte(`"version":"5"`), 1)},
+		{"string version", bytes.Replace(valid, []byte(`"version":6`), []byte(`"version":"6"`), 1)},
 		{"negative applied", bytes.Replace(valid, []byte(`"applied":14`), []byte(`"applied":-14`), 1)},
 	}
 	tests = append(tests, raw...)

@@ -107,7 +107,7 @@ func (r *room) mayGuess(id string) error {
 // or the turn it ends.
 func (r *room) afterGuess(p *seat, letter byte, outcome Outcome, at int64) {
 	if outcome != OutcomeRepeated {
-		r.cur = append(r.cur, GuessRecord{Player: p.ID, Letter: string(letter), Outcome: outcome})
+		r.cur = append(r.cur, GuessRecord{Player: p.ID, Letter: letterString(letter), Outcome: outcome})
 	}
 	switch r.status {
 	case StatusWon:

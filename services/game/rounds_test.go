@@ -474,13 +474,7 @@ func TestRoundHistoryBounded(t *testing.T) {
 // (testdata/snapshot-v3.json, gameMachine's state then): its rooms take the
 // defaults, have no history, and play on.
 func TestRestoreVersion3(t *testing.T) {
-	v3, err := os.ReadFile(filepath.Join("testdata", "snapshot-v3.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f := decodeSnapshot(t, v3); f.Version != 3 {
-		t.Fatalf("fixture is version %d", f.Version)
-	}
+	v3 := snapshotFixture(t, 3)
 	m := restored(t, v3)
 	for _, s := range m.States() {
 		if s.Settings != DefaultSettings || s.History != nil || s.Turn != nil {
@@ -576,13 +570,7 @@ func TestRoundsSnapshotRoundTrip(t *testing.T) {
 // then): the room's last finished round takes the room's seq, which stays
 // its history's version until the next round finishes.
 func TestRestoreVersion4(t *testing.T) {
-	v4, err := os.ReadFile(filepath.Join("testdata", "snapshot-v4.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f := decodeSnapshot(t, v4); f.Version != 4 {
-		t.Fatalf("fixture is version %d", f.Version)
-	}
+	v4 := snapshotFixture(t, 4)
 	m := restored(t, v4)
 	s, _ := m.Room("h")
 	if len(s.History) != 1 || s.History[0].Seq != s.Seq || s.HistorySeq != s.Seq {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestRetryIsAppliedOnce(t *testing.T) {
@@ -188,9 +189,10 @@ func TestSessionWindow(t *testing.T) {
 		t.Fatalf("oldest id forgotten too early: %+v", res)
 	}
 
-	// One more, and the oldest goes: retrying it is a new request (and a
-	// create of an existing room).
-	h.ok(withID(guess("r", "p1", "a"), "g-last"))
+	// One more once they are SessionMinAge old, and the oldest goes:
+	// retrying it is a new request (and a create of an existing room).
+	later := func(c Command) Command { return at(c, SessionMinAge) }
+	h.ok(later(withID(guess("r", "p1", "a"), "g-last")))
 	ids = sessionIDs(t, h.m, "r")
 	if len(ids) != SessionWindow || ids[0] != "j-1" || ids[SessionWindow-1] != "g-last" {
 		t.Fatalf("after overflow window holds %d ids, %q..%q", len(ids), ids[0], ids[len(ids)-1])
@@ -198,7 +200,7 @@ func TestSessionWindow(t *testing.T) {
 	// A refusal takes its place in the window like any answer: the
 	// forgotten create is a new request, refused and remembered, and j-1
 	// goes.
-	h.refused(withID(create("r", "apple"), "create"), CodeExists)
+	h.refused(later(withID(create("r", "apple"), "create")), CodeExists)
 	ids = sessionIDs(t, h.m, "r")
 	if len(ids) != SessionWindow || ids[0] != "j-2" || ids[SessionWindow-1] != "create" {
 		t.Fatalf("after a refusal window holds %d ids, %q..%q", len(ids), ids[0], ids[len(ids)-1])
@@ -215,11 +217,104 @@ func TestSessionWindow(t *testing.T) {
 	}
 
 	// Expiry is the same on a replica restored from a snapshot.
-	r := h.applyWithRestored(withID(join("r", "p2", "Bob"), "after-restore"))
+	r := h.applyWithRestored(later(withID(join("r", "p2", "Bob"), "after-restore")))
 	if ids := sessionIDs(t, r, "r"); ids[0] != "j-3" {
 		t.Fatalf("restored replica's oldest id %q, want j-3", ids[0])
 	}
-	if res := r.ApplyCommand(h.index+1, withID(join("r", "p1", "Ann"), "j-2")); res.Duplicate {
+	if res := r.ApplyCommand(h.index+1, later(withID(join("r", "p1", "Ann"), "j-2"))); res.Duplicate {
 		t.Fatal("j-2 still remembered after expiring")
 	}
+}
+
+// TestAnswersOutliveABusyRoom reproduces a chaos run in which a refusal
+// took effect later (DESIGN.md guarantee 2): a crowd made its room answer
+// more than SessionWindow newer requests within seconds, the room forgot
+// the refusal, and the retry, sent once the player had joined, was
+// applied. Answers younger than SessionMinAge are kept whatever the
+// count; once older, the count bounds the room again.
+func TestAnswersOutliveABusyRoom(t *testing.T) {
+	h := newHarness(t)
+	h.ok(create("r", "apple"))
+	h.ok(as(join("r", "p1", "Ann"), annToken))
+	late := withID(as(guess("r", "late", "e"), bobToken), "late-1")
+	first := h.refused(late, CodePrecondition)
+	var d time.Duration
+	for i := range SessionWindow + 10 {
+		d += 5 * time.Millisecond
+		h.ok(withID(at(as(join("r", "p1", "Ann"), annToken), d), fmt.Sprintf("crowd-%d", i)))
+	}
+	h.ok(at(as(join("r", "late", "Late"), bobToken), d))
+	retry := h.apply(at(late, d+time.Second))
+	if !retry.Duplicate {
+		t.Fatalf("a retry %v after its refusal, %d answers later, was answered afresh: %+v", d+time.Second, SessionWindow+11, retry)
+	}
+	checkSameRefusal(t, retry, first)
+
+	d += SessionMinAge
+	h.ok(withID(at(as(join("r", "p1", "Ann"), annToken), d), "after"))
+	ids := sessionIDs(t, h.m, "r")
+	if len(ids) != SessionWindow || ids[len(ids)-1] != "after" {
+		t.Fatalf("%v later the room remembers %d ids ending %q, want its newest %d", SessionMinAge, len(ids), ids[len(ids)-1], SessionWindow)
+	}
+}
+
+// TestFullRoomRefusesBusy checks the hard bound: a room that answered
+// SessionCap requests within SessionMinAge refuses the next request with
+// an id as busy, without remembering the refusal (a retry is safe and
+// may be applied), and takes requests again once its oldest answers are
+// old enough to forget.
+func TestFullRoomRefusesBusy(t *testing.T) {
+	h := newHarness(t)
+	h.ok(withID(create("r", "apple"), "create"))
+	for i := 1; i < SessionCap; i++ {
+		h.ok(withID(join("r", "p1", "Ann"), fmt.Sprintf("j-%d", i)))
+	}
+	busy := withID(join("r", "p2", "Bob"), "one-too-many")
+	h.refusedBy(func(index uint64) Result { return h.m.ApplyCommand(index, busy) }, CodeBusy, nil)
+	if res := h.apply(withID(create("r", "apple"), "create")); !res.Duplicate || res.Err != nil {
+		t.Fatalf("the oldest answer of a full room was forgotten: %+v", res)
+	}
+	if res := h.apply(join("r", "p3", "Cy")); res.Err != nil {
+		t.Fatalf("a request without an id was refused by a full room: %v", res.Err)
+	}
+	h.ok(at(busy, SessionMinAge))
+	if ids := sessionIDs(t, h.m, "r"); len(ids) != SessionWindow || ids[len(ids)-1] != "one-too-many" {
+		t.Fatalf("the room remembers %d ids ending %q, want its newest %d", len(ids), ids[len(ids)-1], SessionWindow)
+	}
+}
+
+// TestRestoreVersion5 restores a snapshot written before answers had times
+// (testdata/snapshot-v5.json, gameMachine's state then): its answers are
+// kept by count alone, as they were, and answer retries as before.
+func TestRestoreVersion5(t *testing.T) {
+	v5 := snapshotFixture(t, 5)
+	checkFixture(t, v5, func(f *snapshotFile) { downgrade(f, 5) })
+	h := &harness{tb: t, m: restored(t, v5)}
+	h.index = h.m.Applied()
+	first := h.m.ApplyCommand(h.index, withID(guess("den", "p2", "q"), "g3"))
+	if !first.Duplicate || CodeOf(first.Err) != CodePrecondition {
+		t.Fatalf("a refusal restored from version 5 answered a retry with %+v", first)
+	}
+	for i := range SessionWindow {
+		h.ok(withID(join("den", "p9", "Nine"), fmt.Sprintf("new-%d", i)))
+	}
+	ids := sessionIDs(t, h.m, "den")
+	if len(ids) != SessionWindow || ids[0] != "new-0" {
+		t.Fatalf("after %d new answers the room remembers %d ids from %q: the untimed ones must go first", SessionWindow, len(ids), ids[0])
+	}
+}
+
+// TestFullMissingRoomsTableRefusesBusy is TestFullRoomRefusesBusy for the
+// refusals of requests to rooms that do not exist: once MissingRoomCap of
+// them are younger than SessionMinAge, the next is refused as busy,
+// unremembered, while creating a room still works.
+func TestFullMissingRoomsTableRefusesBusy(t *testing.T) {
+	h := newHarness(t)
+	for i := range MissingRoomCap {
+		checkRefused(t, h.apply(withID(join(fmt.Sprintf("m%d", i%7), "p1", "Ann"), fmt.Sprintf("j-%d", i))), CodeNotFound)
+	}
+	busy := withID(join("m0", "p1", "Ann"), "one-too-many")
+	h.refusedBy(func(index uint64) Result { return h.m.ApplyCommand(index, busy) }, CodeBusy, nil)
+	h.ok(withID(create("fresh", "apple"), "c-fresh"))
+	checkRefused(t, h.apply(at(busy, SessionMinAge)), CodeNotFound)
 }

@@ -22,17 +22,24 @@ import (
 // room's last finished round takes the room's seq at the snapshot, which
 // is later than the real one and fixed from then on (so it is still the
 // history's version: it changes when the next round finishes).
-// Restore still reads versions 1 to 4: their seats have no token (the
+// Version 6 added the time of each remembered answer (its command's At),
+// which the windows keep answers by (SessionMinAge); an answer restored
+// from an older version has none, as if it were old, and is kept by count
+// as it was then.
+// Restore still reads versions 1 to 5: their seats have no token (the
 // next join with one claims the seat), their requests the empty scope, and
 // their rooms and players the time of the room's last event (versions 1
 // and 2); their rooms have the DefaultSettings, no history and no wins.
-const snapshotVersion = 5
+const snapshotVersion = 6
 
 // MaxSnapshotSize bounds what Restore reads; a snapshot larger than any
 // state MaxRooms rooms can hold is not ours. (The largest, every room full
-// of the longest names, tokens, refusals in scopes of their own and
-// events, takes about 4.4 GB.)
-const MaxSnapshotSize = 6 << 30
+// of the longest names, tokens, events and SessionCap of the longest
+// refusals in scopes of their own, takes about 28 GB. No cluster comes
+// near it: answers past a room's SessionWindow are kept only while younger
+// than SessionMinAge, so there are at most as many as the cluster commits
+// in SessionMinAge, a few hundred thousand.)
+const MaxSnapshotSize = 32 << 30
 
 type snapshotFile struct {
 	Version int          `json:"version"`
@@ -110,13 +117,13 @@ func (m *Machine) Snapshot(w io.Writer) error {
 		for i, p := range r.players {
 			rec.Players[i] = playerRecord{Player: p.Player, TokenHash: hex.EncodeToString([]byte(p.hash)), LastAt: p.lastAt, Wins: p.wins}
 		}
-		for i, k := range r.sessions.order {
-			rec.Sessions[i] = sessionRecordOf(k, r.sessions.answers[k])
+		for i, e := range r.sessions.order {
+			rec.Sessions[i] = sessionRecordOf(e.key, r.sessions.answers[e.key])
 		}
 		f.Rooms = append(f.Rooms, rec)
 	}
-	for _, k := range m.missing.order {
-		f.Missing = append(f.Missing, missingRecord{Room: k.room, sessionRecord: sessionRecordOf(k.sessionKey, m.missing.answers[k])})
+	for _, e := range m.missing.order {
+		f.Missing = append(f.Missing, missingRecord{Room: e.key.room, sessionRecord: sessionRecordOf(e.key.sessionKey, m.missing.answers[e.key])})
 	}
 	bw := bufio.NewWriter(w)
 	if err := json.NewEncoder(bw).Encode(f); err != nil {
@@ -148,8 +155,8 @@ func (m *Machine) Restore(rd io.Reader) error {
 	if len(f.Rooms) > MaxRooms {
 		return fmt.Errorf("read snapshot: %d rooms exceed the limit of %d", len(f.Rooms), MaxRooms)
 	}
-	if len(f.Missing) > MissingRoomWindow {
-		return fmt.Errorf("read snapshot: %d refusals of requests to missing rooms exceed %d", len(f.Missing), MissingRoomWindow)
+	if len(f.Missing) > MissingRoomCap {
+		return fmt.Errorf("read snapshot: %d refusals of requests to missing rooms exceed %d", len(f.Missing), MissingRoomCap)
 	}
 	rooms := make(map[string]*room, len(f.Rooms))
 	for i := range f.Rooms {
@@ -187,7 +194,7 @@ func (m *Machine) Restore(rd io.Reader) error {
 		if err := rec.check(&f); err != nil {
 			return fmt.Errorf("read snapshot: refusal %d: %w", i, err)
 		}
-		missing.record(k, rec.session, MissingRoomWindow)
+		missing.restore(k, rec.session)
 	}
 	m.rooms = rooms
 	m.missing = missing
@@ -233,6 +240,10 @@ func (rec *sessionRecord) check(f *snapshotFile) error {
 		return fmt.Errorf("request id %q answered at %d, past the applied index %d", clip(rec.ID), s.Seq, f.Applied)
 	case s.Outcome != "" && s.Outcome != OutcomeCorrect && s.Outcome != OutcomeWrong && s.Outcome != OutcomeRepeated:
 		return fmt.Errorf("request id %q has an unknown outcome", clip(rec.ID))
+	case s.At < 0 || s.At > maxAt:
+		return fmt.Errorf("request id %q answered at time %d", clip(rec.ID), s.At)
+	case s.At != 0 && f.Version < 6:
+		return fmt.Errorf("request id %q has an answer time, which version %d does not", clip(rec.ID), f.Version)
 	case s.Code == 0 && s.Msg != "":
 		return fmt.Errorf("request id %q has a refusal message but no code", clip(rec.ID))
 	case s.Code == 0:
@@ -265,8 +276,8 @@ func (rec *roomRecord) room(f *snapshotFile) (*room, error) {
 		return nil, fmt.Errorf("round 0")
 	case len(rec.Players) > MaxPlayers:
 		return nil, fmt.Errorf("%d players exceed %d", len(rec.Players), MaxPlayers)
-	case len(rec.Sessions) > SessionWindow:
-		return nil, fmt.Errorf("%d sessions exceed %d", len(rec.Sessions), SessionWindow)
+	case len(rec.Sessions) > SessionCap:
+		return nil, fmt.Errorf("%d sessions exceed %d", len(rec.Sessions), SessionCap)
 	}
 	r := &room{
 		name: rec.Name, round: rec.Round, seq: rec.Seq, prev: rec.Prev, word: rec.Word, maxWrong: rec.MaxWrong,
@@ -335,7 +346,7 @@ func (rec *roomRecord) room(f *snapshotFile) (*room, error) {
 		if _, dup := r.sessions.get(k); dup {
 			return nil, fmt.Errorf("request id %q appears twice", clip(s.ID))
 		}
-		r.sessions.record(k, s.session, SessionWindow)
+		r.sessions.restore(k, s.session)
 	}
 	return r, nil
 }

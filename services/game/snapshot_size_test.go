@@ -8,7 +8,8 @@ import (
 
 // TestMaxSnapshotSizeHoldsTheLargestState builds the largest room the
 // rules allow (longest names, every player with a token, a full session
-// window of the longest refusals each in a scope of its own, a full event
+// window of the longest refusals each in a scope of its own, all young
+// enough to be kept up to SessionCap, a full event
 // history) and the largest table of refusals
 // of missing rooms, and checks that MaxRooms such rooms and that table fit
 // in MaxSnapshotSize: Restore must never refuse a state the cluster can
@@ -24,8 +25,10 @@ func TestMaxSnapshotSizeHoldsTheLargestState(t *testing.T) {
 	for i := range MaxPlayers {
 		h.ok(as(join(room, id("p", i), names[0]), id("t", i)))
 	}
-	for i := range SessionWindow {
-		checkRefused(t, h.apply(withID(as(guess(room, id("x", i), "a"), id("t", i)), id("q", i))), CodePrecondition)
+	// Answers stamped with the longest time, all young: SessionCap of them.
+	longest := func(c Command) Command { c.At = maxAt; return c }
+	for i := range SessionCap {
+		checkRefused(t, h.apply(longest(withID(as(guess(room, id("x", i), "a"), id("t", i)), id("q", i)))), CodePrecondition)
 	}
 	for i := range EventHistory {
 		h.ok(as(join(room, id("p", i%MaxPlayers), names[(i/MaxPlayers+1)%2]), id("t", i%MaxPlayers)))
@@ -33,8 +36,8 @@ func TestMaxSnapshotSizeHoldsTheLargestState(t *testing.T) {
 	roomSize := len(roomsBytes(t, h.m))
 
 	m := New()
-	for i := range MissingRoomWindow {
-		checkRefused(t, m.ApplyCommand(uint64(i+1), withID(as(guess(room, id("x", i), "a"), id("t", i)), id("q", i))), CodeNotFound)
+	for i := range MissingRoomCap {
+		checkRefused(t, m.ApplyCommand(uint64(i+1), longest(withID(as(guess(room, id("x", i), "a"), id("t", i)), id("q", i)))), CodeNotFound)
 	}
 	missingSize := len(snapshotBytes(t, m))
 

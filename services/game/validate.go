@@ -3,6 +3,7 @@ package game
 import (
 	"crypto/sha256"
 	"fmt"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -32,15 +33,35 @@ const (
 	// (Command.Limit of a creation) may allow, and what a snapshot may
 	// hold. The snapshot's size bound is sized for it.
 	MaxRooms = 10000
-	// SessionWindow is how many request ids a room remembers, with their
-	// first answers (applied or refused). A retry is answered as the first
-	// time as long as fewer than this many requests to the room were
-	// answered since; clients retry within seconds, so this is generous.
+	// SessionWindow is how many request ids a room remembers at least,
+	// with their first answers (applied or refused), however old. A retry
+	// is answered as the first time as long as fewer than this many
+	// requests to the room were answered since, or its first answer is
+	// younger than SessionMinAge.
 	SessionWindow = 1024
+	// SessionMinAge is how long every answer is remembered at least,
+	// whatever the count, by the times the commands carry: longer than any
+	// copy of a request lives inside the cluster (a proposer's queues and
+	// deadlines are seconds) and than clients keep retrying one, so that
+	// neither a crowd in the room nor a flood of other requests can make a
+	// room forget an answer a retry may still ask for.
+	SessionMinAge = 30 * time.Second
+	// SessionCap bounds what a room remembers, young answers included: a
+	// room that answered this many requests within SessionMinAge refuses
+	// requests with ids as busy (CodeBusy, not remembered) until its
+	// oldest answers age, rather than forget one early. It is reached only
+	// above SessionCap/SessionMinAge (about 270) requests per second to
+	// one room, sustained.
+	SessionCap = 8192
 	// MissingRoomWindow is how many refusals of requests addressed to
-	// rooms that do not exist the cluster remembers, all rooms together
-	// (a room remembers its own in its SessionWindow once it is created).
+	// rooms that do not exist the cluster remembers at least, all rooms
+	// together (a room remembers its own once it is created); younger ones
+	// are kept as a room's are, up to MissingRoomCap.
 	MissingRoomWindow = 4096
+	// MissingRoomCap bounds the refusals of requests to missing rooms, as
+	// SessionCap bounds a room's answers. It is SessionCap, so that a room
+	// created with its refusals fits them all.
+	MissingRoomCap = SessionCap
 	// MinTokenLen and MaxTokenLen bound a player's token: at least 22
 	// characters of the URL-safe base64 alphabet carry 132 bits, when
 	// drawn at random as the nodes and the page draw them.

@@ -499,6 +499,12 @@
       return;
     }
     if (cmd && cmd.type === "guess") markPending();
+    if (f.code === "busy") {
+      // The relay's queue is full, or the room answered more requests
+      // than it may remember: nothing was applied, and a later try is safe.
+      toast("The room is very busy right now: try again in a moment.", "info");
+      return;
+    }
     toast(f.message || f.code || "Something went wrong.");
   }
 
@@ -966,6 +972,49 @@
     return b;
   }
 
+  // renderList makes list show items (fresh li elements, each keyed by
+  // its dataset[key]) in that order. The lists are rebuilt at every
+  // cluster view, a few times a second while the cluster changes, and a
+  // button taken out of the document between the press and the release
+  // of a click loses the click; so an item already shown is updated in
+  // place, and its controls (.actions, its last child) stay in the
+  // document while they show the same buttons (their markup names their
+  // action and target).
+  function renderList(list, key, items) {
+    const shown = new Map([...list.children].map((li) => [li.dataset[key], li]));
+    let prev = null;
+    for (const fresh of items) {
+      let li = shown.get(fresh.dataset[key]);
+      if (li) {
+        shown.delete(fresh.dataset[key]);
+        patchItem(li, fresh);
+      } else {
+        li = fresh;
+      }
+      const want = prev ? prev.nextSibling : list.firstChild;
+      if (li !== want) list.insertBefore(li, want);
+      prev = li;
+    }
+    for (const li of shown.values()) li.remove();
+  }
+
+  // patchItem makes li look like fresh, keeping li's controls when fresh
+  // has the same.
+  function patchItem(li, fresh) {
+    li.className = fresh.className;
+    for (const k of Object.keys(li.dataset)) delete li.dataset[k];
+    Object.assign(li.dataset, fresh.dataset);
+    const acts = li.querySelector(":scope > .actions");
+    const freshActs = fresh.querySelector(":scope > .actions");
+    const keep = !!acts && !!freshActs && acts.outerHTML === freshActs.outerHTML;
+    for (const c of [...li.childNodes]) if (!keep || c !== acts) c.remove();
+    for (const c of [...fresh.childNodes]) {
+      if (keep && c === freshActs) continue;
+      if (keep) li.insertBefore(c, acts);
+      else li.append(c);
+    }
+  }
+
   function stat(label, value) {
     const d = el("div");
     d.append(el("dt", "", label), el("dd", "", String(value)));
@@ -997,8 +1046,7 @@
       if (!nodes.some((n) => n.id === d.id)) nodes.push({ id: d.id, addr: d.grpc, role: "unknown" });
     }
     nodes.sort((a, b) => String(a.id || a.addr).localeCompare(String(b.id || b.addr)));
-    const ul = $("nodes");
-    ul.textContent = "";
+    const nodeItems = [];
     for (const n of nodes) {
       const d = devNodes.get(n.id);
       const stopped = d && !d.running;
@@ -1032,8 +1080,9 @@
         }
         li.append(acts);
       }
-      ul.append(li);
+      nodeItems.push(li);
     }
+    renderList($("nodes"), "node", nodeItems);
 
     // Relays, with their open connections.
     const relays = c && c.relayList ? [...c.relayList] : [];
@@ -1042,8 +1091,7 @@
       if (!relays.some((r) => r.name === d.name)) relays.push({ name: d.name, url: d.url, sessions: null });
     }
     relays.sort((a, b) => String(a.name).localeCompare(String(b.name)));
-    const rl = $("relay-list");
-    rl.textContent = "";
+    const relayItems = [];
     for (const r of relays) {
       const d = devRelays.get(r.name);
       const stopped = d && !d.running;
@@ -1068,8 +1116,9 @@
         else acts.append(controlButton("Start", "/dev/relays/" + encodeURIComponent(d.name) + "/start", d.name + " started", "go", d.name));
         li.append(acts);
       }
-      rl.append(li);
+      relayItems.push(li);
     }
+    renderList($("relay-list"), "relay", relayItems);
 
     // Events, newest first.
     const ol = $("cluster-events");

@@ -2158,7 +2158,11 @@ func (x *EventsResponse) GetAppliedIndex() uint64 {
 }
 
 type StatusRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// state_digest asks for StatusResponse.state_digest: a digest of the
+	// node's whole game state, for checking that replicas agree. It costs a
+	// serialisation of every room, so it is computed only when asked.
+	StateDigest   bool `protobuf:"varint,1,opt,name=state_digest,json=stateDigest,proto3" json:"state_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2193,6 +2197,13 @@ func (*StatusRequest) Descriptor() ([]byte, []int) {
 	return file_hangman_v1_hangman_proto_rawDescGZIP(), []int{27}
 }
 
+func (x *StatusRequest) GetStateDigest() bool {
+	if x != nil {
+		return x.StateDigest
+	}
+	return false
+}
+
 type StatusResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -2218,6 +2229,14 @@ type StatusResponse struct {
 	// servers in order (a node whose last log index is 1 holds only the
 	// configuration it was bootstrapped with).
 	Configuration []*RaftServer `protobuf:"bytes,12,rep,name=configuration,proto3" json:"configuration,omitempty"`
+	// state_digest is, when the request asked for it, the hex SHA-256 of the
+	// node's whole deterministic game state (its snapshot bytes), sessions
+	// and histories included, and state_index the log index of the last
+	// entry that state applied (game.Machine.Applied), read under the same
+	// lock. Two replicas that report the same state_index have applied the
+	// same commands, so their digests must be equal.
+	StateDigest   string `protobuf:"bytes,13,opt,name=state_digest,json=stateDigest,proto3" json:"state_digest,omitempty"`
+	StateIndex    uint64 `protobuf:"varint,14,opt,name=state_index,json=stateIndex,proto3" json:"state_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2334,6 +2353,20 @@ func (x *StatusResponse) GetConfiguration() []*RaftServer {
 		return x.Configuration
 	}
 	return nil
+}
+
+func (x *StatusResponse) GetStateDigest() string {
+	if x != nil {
+		return x.StateDigest
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetStateIndex() uint64 {
+	if x != nil {
+		return x.StateIndex
+	}
+	return 0
 }
 
 type MembersRequest struct {
@@ -2935,8 +2968,9 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\x06events\x18\x01 \x03(\v2\x15.hangman.v1.RoomEventR\x06events\x12\x12\n" +
 	"\x04more\x18\x02 \x01(\bR\x04more\x12\x10\n" +
 	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12#\n" +
-	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\"\x0f\n" +
-	"\rStatusRequest\"\xa9\x03\n" +
+	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\"2\n" +
+	"\rStatusRequest\x12!\n" +
+	"\fstate_digest\x18\x01 \x01(\bR\vstateDigest\"\xed\x03\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -2950,7 +2984,10 @@ const file_hangman_v1_hangman_proto_rawDesc = "" +
 	"\araft_id\x18\n" +
 	" \x01(\tR\x06raftId\x12\x1b\n" +
 	"\thas_state\x18\v \x01(\bR\bhasState\x12<\n" +
-	"\rconfiguration\x18\f \x03(\v2\x16.hangman.v1.RaftServerR\rconfiguration\"\x10\n" +
+	"\rconfiguration\x18\f \x03(\v2\x16.hangman.v1.RaftServerR\rconfiguration\x12!\n" +
+	"\fstate_digest\x18\r \x01(\tR\vstateDigest\x12\x1f\n" +
+	"\vstate_index\x18\x0e \x01(\x04R\n" +
+	"stateIndex\"\x10\n" +
 	"\x0eMembersRequest\"\xdc\x01\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
