@@ -32,10 +32,13 @@ type roomHistory struct {
 	frame []byte
 }
 
-// historyKey is the outbox key of a room's history frames: a newer one
-// supersedes an older one still waiting.
+// historyKeyPrefix begins the outbox key of a room's history frames,
+// "history.<room>": a newer one supersedes an older one still waiting.
+const historyKeyPrefix = "history."
+
+// historyItem is a room's history frame as it waits in an outbox.
 func historyItem(room string, frame []byte) outItem {
-	return outItem{kind: outView, key: "history." + room, frame: frame}
+	return outItem{kind: outView, key: historyKeyPrefix + room, frame: frame}
 }
 
 // onHistoryMsg takes a room's history from NATS: at once if the latest

@@ -2,6 +2,8 @@ package relay
 
 import (
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -93,7 +95,9 @@ const maxEventsWaiting = 64
 // says a writer must be started.
 //
 // A state replaces the older states of its room waiting, and goes last, so
-// a browser gets a room's events in order and then its latest state. An
+// a browser gets a room's events in order and then its latest state; the
+// room's history, if it waits, goes right after that state, as it went
+// after the state replaced (a history follows the state naming it). An
 // event that came in a superseded state's frame stays, on its own: events
 // are dropped only past maxEventsWaiting.
 func (o *outbox) push(it outItem, limit int) (superseded int, full, start bool) {
@@ -137,13 +141,39 @@ func (o *outbox) push(it outItem, limit int) (superseded int, full, start bool) 
 		if events > maxEventsWaiting {
 			superseded += o.dropEvents(it.key, events-maxEventsWaiting)
 		}
+		if it.kind == outState && superseded > 0 {
+			// The room's history, sent after the state it followed,
+			// follows that state's replacement.
+			if h, ok := o.takeHistory(it.key); ok {
+				o.items = append(o.items, it, h)
+				return superseded, false, o.startWriter()
+			}
+		}
 	}
 	o.items = append(o.items, it)
-	if !o.writing {
-		o.writing = true
-		start = true
+	return superseded, false, o.startWriter()
+}
+
+// startWriter reports whether a writer must be started for what was just
+// queued: none runs yet.
+func (o *outbox) startWriter() bool {
+	if o.writing {
+		return false
 	}
-	return superseded, false, start
+	o.writing = true
+	return true
+}
+
+// takeHistory removes the history of room waiting, if one does.
+func (o *outbox) takeHistory(room string) (outItem, bool) {
+	for i, q := range o.items {
+		if q.kind == outView && len(q.key) == len(historyKeyPrefix)+len(room) &&
+			strings.HasPrefix(q.key, historyKeyPrefix) && strings.HasSuffix(q.key, room) {
+			o.items = slices.Delete(o.items, i, i+1)
+			return q, true
+		}
+	}
+	return outItem{}, false
 }
 
 // dropEvents drops the n oldest events of room waiting on their own.
