@@ -2,9 +2,11 @@ package raftnode
 
 import (
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 
 	"github.com/hangman/hangman/internal/harness"
@@ -60,6 +62,25 @@ func TestNewNodeJoinsAsNonVoterAndIsPromoted(t *testing.T) {
 	}
 }
 
+// failureFoundWithin bounds how long the members of a cluster of n take
+// to find a killed one failed, with FastGossip's timing (memberlist's
+// local configuration). A member that fails a probe is suspected, and
+// declared failed when the suspicion times out: after the minimum timeout
+// once another member has confirmed it, and after SuspicionMaxTimeoutMult
+// times that when no confirmation comes in time, which on a loaded machine
+// happens. Probes themselves slow down, up to AwarenessMaxMultiplier
+// times, while a member finds itself unhealthy (late to answer). The
+// bound is the longest suspicion after the slowest first probe; the
+// member table and the autopilot each add a pass of a second, which the
+// callers' slack covers.
+func failureFoundWithin(n int) time.Duration {
+	mc := memberlist.DefaultLocalConfig()
+	scale := max(1, math.Log10(float64(n)))
+	suspicion := time.Duration(float64(mc.SuspicionMult)*scale*float64(mc.ProbeInterval)) * time.Duration(mc.SuspicionMaxTimeoutMult)
+	firstProbe := time.Duration(mc.AwarenessMaxMultiplier) * (mc.ProbeInterval + mc.ProbeTimeout)
+	return firstProbe + suspicion
+}
+
 func TestDeadVoterIsReapedOnlyAboveMinimumQuorum(t *testing.T) {
 	c := newTestCluster(t, 3, func(cfg *Config) { cfg.ReapAfter = 500 * time.Millisecond })
 	c.leader()
@@ -72,7 +93,7 @@ func TestDeadVoterIsReapedOnlyAboveMinimumQuorum(t *testing.T) {
 	})
 	// Four voters, minimum three: the dead n4 is removed after the grace.
 	c.kill(i)
-	harness.Eventually(t, 20*time.Second, "dead n4 to be removed", func() error {
+	harness.Eventually(t, failureFoundWithin(4)+c.cfgs[0].ReapAfter+3*time.Second, "dead n4 to be removed", func() error {
 		if s := c.suffrage("n4"); s != "" {
 			return fmt.Errorf("n4 still %q", s)
 		}
