@@ -113,7 +113,7 @@ func (o *outbox) push(it outItem, limit int) (superseded int, full, start bool) 
 		}
 		o.plain++
 	case outState, outView:
-		events := 0
+		events, replaced := 0, false
 		kept := o.items[:0]
 		for _, q := range o.items {
 			switch {
@@ -125,6 +125,7 @@ func (o *outbox) push(it outItem, limit int) (superseded int, full, start bool) 
 				return 1, false, false
 			default:
 				superseded++
+				replaced = true
 				if q.event != nil {
 					kept = append(kept, outItem{kind: outEvent, key: q.key, seq: q.seq, frame: q.event})
 					events++
@@ -141,7 +142,7 @@ func (o *outbox) push(it outItem, limit int) (superseded int, full, start bool) 
 		if events > maxEventsWaiting {
 			superseded += o.dropEvents(it.key, events-maxEventsWaiting)
 		}
-		if it.kind == outState && superseded > 0 {
+		if it.kind == outState && replaced {
 			// The room's history, sent after the state it followed,
 			// follows that state's replacement.
 			if h, ok := o.takeHistory(it.key); ok {

@@ -34,6 +34,7 @@ func TestOutboxSupersedes(t *testing.T) {
 		{"events wait in order before the latest state", []outItem{event("a", 1), state("a", 1), event("a", 2), state("a", 2)}, "ea1 ea2 sa2", 1},
 		{"a superseded state leaves its event", []outItem{carried("a", 1), carried("a", 2)}, "ea1 sa2+e", 1},
 		{"a room's history waits after the state that replaced the one it followed", []outItem{state("a", 11), historyItem("a", []byte("ha11")), state("a", 12)}, "sa12 ha11", 1},
+		{"a history whose state was written waits where it is", []outItem{historyItem("a", []byte("ha11")), state("a", 12)}, "ha11 sa12", 0},
 		{"an older state than one waiting is dropped", []outItem{state("a", 5), state("a", 4)}, "sa5", 1},
 		{"views replace the older of their key", []outItem{view(viewCluster, "c1"), view(viewRelays, "r1"), plain("ack"), view(viewCluster, "c2")}, "r1 ack c2", 1},
 		{"answers are never superseded", []outItem{plain("a"), plain("b"), state("a", 1), plain("c")}, "a b sa1 c", 0},
