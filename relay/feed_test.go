@@ -31,7 +31,7 @@ func (rec feedRecorder) queue(c *client, it outItem) {
 		}
 	case outEvent:
 		tok = fmt.Sprintf("E%d", it.seq)
-	case outView:
+	case outHistory:
 		var f struct{ Data seqs }
 		if err := json.Unmarshal(it.frame, &f); err != nil {
 			tok = "H(" + err.Error() + ")"

@@ -32,13 +32,10 @@ type roomHistory struct {
 	frame []byte
 }
 
-// historyKeyPrefix begins the outbox key of a room's history frames,
-// "history.<room>": a newer one supersedes an older one still waiting.
-const historyKeyPrefix = "history."
-
-// historyItem is a room's history frame as it waits in an outbox.
+// historyItem is a room's history frame as it waits in an outbox: a newer
+// one supersedes an older one still waiting.
 func historyItem(room string, frame []byte) outItem {
-	return outItem{kind: outView, key: historyKeyPrefix + room, frame: frame}
+	return outItem{kind: outHistory, key: room, frame: frame}
 }
 
 // onHistoryMsg takes a room's history from NATS: at once if the latest

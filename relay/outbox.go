@@ -3,7 +3,6 @@ package relay
 import (
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 )
@@ -50,6 +49,9 @@ const (
 	// outView is a whole view (the cluster view, the relay list) named by
 	// key; the next one of the same key supersedes it.
 	outView
+	// outHistory is a room's finished rounds (history.go); the room's next
+	// history supersedes it, and it goes after the room's state waiting.
+	outHistory
 	// outClose closes the websocket once the frames before it are written.
 	outClose
 )
@@ -58,7 +60,7 @@ const (
 // session it goes to and never modified.
 type outItem struct {
 	kind  outKind
-	key   string // the room (outState, outEvent) or the view (outView)
+	key   string // the room (outState, outEvent, outHistory) or the view (outView)
 	seq   uint64 // outState, outEvent
 	frame []byte // the frame's payload; outClose: the close message
 	// event is, for a state that carries its change's event, that event's
@@ -112,7 +114,7 @@ func (o *outbox) push(it outItem, limit int) (superseded int, full, start bool) 
 			return 0, true, false
 		}
 		o.plain++
-	case outState, outView:
+	case outState, outView, outHistory:
 		events, replaced := 0, false
 		kept := o.items[:0]
 		for _, q := range o.items {
@@ -139,7 +141,7 @@ func (o *outbox) push(it outItem, limit int) (superseded int, full, start bool) 
 		if it.event != nil {
 			events++
 		}
-		if events > maxEventsWaiting {
+		if it.kind == outState && events > maxEventsWaiting {
 			superseded += o.dropEvents(it.key, events-maxEventsWaiting)
 		}
 		if it.kind == outState && replaced {
@@ -168,8 +170,7 @@ func (o *outbox) startWriter() bool {
 // takeHistory removes the history of room waiting, if one does.
 func (o *outbox) takeHistory(room string) (outItem, bool) {
 	for i, q := range o.items {
-		if q.kind == outView && len(q.key) == len(historyKeyPrefix)+len(room) &&
-			strings.HasPrefix(q.key, historyKeyPrefix) && strings.HasSuffix(q.key, room) {
+		if q.kind == outHistory && q.key == room {
 			o.items = slices.Delete(o.items, i, i+1)
 			return q, true
 		}
