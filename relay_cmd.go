@@ -59,6 +59,7 @@ func runRelay(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", relay.DefaultWriteTimeout, "longest a client may take to accept one frame")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", relay.DefaultIdleTimeout, "longest a connection may stay silent (no pong)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", relay.DefaultRequestTimeout, "longest one browser command may take across retries")
+	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "loopback address serving the Go profiler at /debug/pprof/ (empty: off)")
 	fs.StringVar(&tlsCert, "tls-cert", "", "PEM client certificate for gRPC (mutual TLS) and NATS (with --tls-key and --tls-ca; see \"hangman certs\")")
 	fs.StringVar(&tlsKey, "tls-key", "", "PEM key of --tls-cert")
 	fs.StringVar(&tlsCA, "tls-ca", "", "PEM CA the nodes' certificates must chain to")

@@ -8,10 +8,11 @@ import (
 	"testing"
 )
 
-// TestRelayPasswordFileRefusals: a relay given a NATS password file it
-// cannot use refuses to start, naming the problem, before it connects to
+// TestRelayStartRefusals: a relay given a NATS password file it cannot
+// use, a proxy list it cannot parse or a profiler address others could
+// reach refuses to start, naming the problem, before it connects to
 // anything.
-func TestRelayPasswordFileRefusals(t *testing.T) {
+func TestRelayStartRefusals(t *testing.T) {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty")
 	pw := filepath.Join(dir, "pw")
@@ -28,6 +29,7 @@ func TestRelayPasswordFileRefusals(t *testing.T) {
 		{[]string{"--nats-password-file", empty}, "is empty"},
 		{[]string{"--nats-password-file", pw, "--nats-password", "other"}, "different passwords"},
 		{[]string{"--trusted-proxies", "10.0.0.0/8,proxy.example"}, `"proxy.example" is neither an address nor a CIDR`},
+		{[]string{"--pprof-addr", "0.0.0.0:6060"}, `pprof address "0.0.0.0:6060": not a loopback address`},
 	}
 	for _, tc := range cases {
 		err := runRelay(context.Background(), append(tc.args, "--listen", "127.0.0.1:0"))

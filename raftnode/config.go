@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/hangman/hangman/internal/profiler"
 	"github.com/hangman/hangman/raftnode/natsembed"
 	"github.com/hangman/hangman/services/game"
 	"github.com/hangman/hangman/tlsutil"
@@ -290,10 +291,10 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("max players %d must be between 1 and %d", c.MaxPlayers, game.MaxPlayers))
 	}
 	if c.PprofAddr != "" {
-		if host, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
-			errs = append(errs, fmt.Errorf("pprof address %q: %w", c.PprofAddr, err))
-		} else if !loopbackHost(host) && c.TLS == nil {
-			errs = append(errs, fmt.Errorf("pprof address %q is not a loopback address: serve profiles on loopback, or give the node TLS (then only node certificates get them)", c.PprofAddr))
+		if err := profiler.CheckAddr(c.PprofAddr, c.TLS != nil); errors.Is(err, profiler.ErrNotLoopback) {
+			errs = append(errs, fmt.Errorf("%w: serve profiles on loopback, or give the node TLS (then only node certificates get them)", err))
+		} else if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if c.AuditDir != "" && c.AuditEvery == 0 {

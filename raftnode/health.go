@@ -8,10 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
-	"net/netip"
 	"time"
 
+	"github.com/hangman/hangman/internal/profiler"
 	"github.com/hashicorp/raft"
 )
 
@@ -56,7 +55,8 @@ func (n *Node) updateHealth() { n.grpc.setReady(n.Ready()) }
 // PprofAddr, apart because profiles show the process's memory and
 // goroutines to whoever asks. Neither runs without an HTTPAddr.
 type opsServer struct {
-	http, pprof *http.Server
+	http  *http.Server
+	pprof *profiler.Server
 }
 
 // start serves the operator port and the profiler of a node with cfg:
@@ -93,37 +93,22 @@ func (o *opsServer) start(cfg Config, ready func() error, metrics http.Handler, 
 	return o.startPprof(cfg, log, goRun)
 }
 
-// startPprof serves the Go profiler on PprofAddr, if set, for `go tool
-// pprof`: plain HTTP on loopback, anywhere else TLS with a node
-// certificate required (validate refuses anything else). Profiles are not
-// on the HTTP port, which probes and scrapers reach: they show the
-// process's memory and goroutines to whoever asks.
+// startPprof serves the Go profiler on PprofAddr, if set: plain HTTP on
+// loopback, anywhere else TLS with a node certificate required (validate
+// refuses anything else).
 func (o *opsServer) startPprof(cfg Config, log *slog.Logger, goRun func(func())) error {
 	if cfg.PprofAddr == "" {
 		return nil
 	}
-	ln, err := net.Listen("tcp", cfg.PprofAddr)
+	var tlsConf *tls.Config
+	if cfg.TLS != nil {
+		tlsConf = cfg.TLS.PeerConfig()
+	}
+	p, err := profiler.Start(cfg.PprofAddr, tlsConf, log, goRun)
 	if err != nil {
-		return fmt.Errorf("pprof listen on %s: %w", cfg.PprofAddr, err)
+		return err
 	}
-	host, _, _ := net.SplitHostPort(cfg.PprofAddr)
-	scheme := "http"
-	if !loopbackHost(host) {
-		ln, scheme = tls.NewListener(ln, cfg.TLS.PeerConfig()), "https"
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	o.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	log.Warn("serving profiles", "url", scheme+"://"+ln.Addr().String()+"/debug/pprof/")
-	goRun(func() {
-		if err := o.pprof.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("pprof server stopped", "err", err)
-		}
-	})
+	o.pprof = p
 	return nil
 }
 
@@ -132,19 +117,7 @@ func (o *opsServer) close() {
 	if o.http != nil {
 		_ = o.http.Close()
 	}
-	if o.pprof != nil {
-		_ = o.pprof.Close()
-	}
-}
-
-// loopbackHost reports whether a listen host is a loopback address (or
-// localhost), reachable from this machine only.
-func loopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
+	_ = o.pprof.Close()
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hangman/hangman/internal/profiler"
 	"github.com/hangman/hangman/tlsutil"
 )
 
@@ -103,6 +104,13 @@ type Config struct {
 	NATSUser     string
 	NATSPassword string
 
+	// PprofAddr serves the Go profiler (/debug/pprof/) for operators, on
+	// a loopback address of its own; empty, the default, serves it
+	// nowhere. Profiles show the relay's memory and goroutines to whoever
+	// asks, and a relay has no server certificate to serve them with
+	// elsewhere, so any other address is refused.
+	PprofAddr string
+
 	// Logger receives the relay's logs; nil discards them.
 	Logger *slog.Logger
 
@@ -166,6 +174,11 @@ func (cfg Config) withDefaults() (Config, error) {
 		if cfg.PublicURL != "" {
 			u, _ := url.Parse(cfg.PublicURL)
 			cfg.Name = u.Host
+		}
+	}
+	if cfg.PprofAddr != "" {
+		if err := profiler.CheckAddr(cfg.PprofAddr, false); err != nil {
+			return cfg, fmt.Errorf("relay config: %w: a relay serves profiles on loopback only", err)
 		}
 	}
 	setDefault(&cfg.MaxConns, DefaultMaxConns())

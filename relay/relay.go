@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"github.com/olahol/melody"
 
+	"github.com/hangman/hangman/internal/profiler"
 	"github.com/hangman/hangman/subjects"
 	"github.com/hangman/hangman/web"
 )
@@ -44,6 +45,8 @@ type Relay struct {
 	nc       *nats.Conn
 	nodes    *nodes
 	follower *follower
+	// pprof is the profiler on Config.PprofAddr, nil without one.
+	pprof *profiler.Server
 	// svc is the relay's NATS micro service (serveStatus).
 	svc micro.Service
 
@@ -124,11 +127,17 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		if r.nc != nil {
 			r.nc.Close()
 		}
+		_ = r.pprof.Close()
 		r.bg.close()
 		if r.nodes != nil {
 			r.nodes.close()
 		}
 		return nil, err
+	}
+	if cfg.PprofAddr != "" {
+		if r.pprof, err = profiler.Start(cfg.PprofAddr, nil, r.log, r.bg.run); err != nil {
+			return fail(err)
+		}
 	}
 	r.rooms = &roomSet{
 		sink:           &roomSink{queue: r.out.queue, stats: &r.stats, log: r.log, eventWait: cfg.eventWait},
@@ -281,6 +290,7 @@ func (r *Relay) Close() error {
 			_ = r.svc.Stop()
 		}
 		r.nc.Close()
+		_ = r.pprof.Close()
 		r.bg.close()
 		r.nodes.close()
 		r.log.Info("relay closed")
