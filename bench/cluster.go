@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -47,6 +49,10 @@ type System struct {
 	// PprofURLs are the started nodes' profilers, so that a run can be
 	// profiled where its cost is (empty when attached).
 	PprofURLs []string
+	// RelayPprofURLs are the started relays' profilers (empty when
+	// attached, or when the binary's relays have none: an older build
+	// under --compare).
+	RelayPprofURLs []string
 }
 
 // SystemConfig sizes the system.
@@ -56,7 +62,8 @@ type SystemConfig struct {
 	// Dir holds the nodes' data; it should be on the disk being measured.
 	Dir           string
 	Nodes, Relays int
-	// BasePort: node i uses BasePort+10*i+{0..5}; relay j BasePort+100+j.
+	// BasePort: node i uses BasePort+10*i+{0..6}; relay j BasePort+100+j,
+	// and its profiler BasePort+200+j.
 	BasePort int
 	// RelayArgs are extra flags for every relay (limits).
 	RelayArgs []string
@@ -96,6 +103,7 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
 			return nil, err
 		}
 	}
+	profiled := cfg.Relays > 0 && relayTakes(cfg.Binary, "pprof-addr")
 	for j := range cfg.Relays {
 		addr := "127.0.0.1:" + strconv.Itoa(cfg.BasePort+100+j)
 		url := "http://" + addr
@@ -103,6 +111,11 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
 		args := append([]string{"relay", "--listen", addr, "--name", "bench-relay-" + strconv.Itoa(j+1),
 			"--public-url", url, "--nats", strings.Join(s.NATSURLs, ","), "--grpc", strings.Join(s.GRPCAddrs, ","),
 			"--log-level", "warn"}, cfg.RelayArgs...)
+		if profiled {
+			pprof := "127.0.0.1:" + strconv.Itoa(cfg.BasePort+200+j)
+			args = append(args, "--pprof-addr", pprof)
+			s.RelayPprofURLs = append(s.RelayPprofURLs, "http://"+pprof+"/debug/pprof/")
+		}
 		p := &member{name: "relay" + strconv.Itoa(j+1), http: addr, args: args}
 		s.relays = append(s.relays, p)
 		if err := s.start(p); err != nil {
@@ -121,6 +134,15 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
 		}
 	}
 	return s, nil
+}
+
+// relayTakes reports whether bin's relay command knows flag, so that a
+// build from before the flag still runs as the baseline of --compare.
+func relayTakes(bin, flag string) bool {
+	out, _ := exec.Command(bin, "relay", "-h").CombinedOutput()
+	// The flag package lists each flag as "  -name type" or, for a bool,
+	// "  -name" alone on its line.
+	return bytes.Contains(out, []byte("\n  -"+flag+" ")) || bytes.Contains(out, []byte("\n  -"+flag+"\n"))
 }
 
 // Attach measures a system that is already running (hangman dev, a compose

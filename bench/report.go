@@ -96,9 +96,14 @@ type Report struct {
 	RelayCPUPercent     float64 `json:"relay_cpu_percent,omitempty"`
 	RelayIdleKiBPerConn float64 `json:"relay_idle_kib_per_conn,omitempty"`
 	// RelayLiveKiBPerConn is the growth of the relays' Go heap and stacks
-	// in use per connection: live memory, without uncollected garbage.
+	// in use per connection: live memory, after a collection where the
+	// relays serve a profiler to ask one of (relayLiveBytes).
 	RelayLiveKiBPerConn float64 `json:"relay_live_kib_per_conn,omitempty"`
-	RelayRSSMiB         float64 `json:"relay_rss_mib,omitempty"`
+	// RelayStackKiBPerConn is the relays' goroutine stacks in use, all of
+	// them, per connection: the part of the live memory that the
+	// goroutines each websocket runs on hold.
+	RelayStackKiBPerConn float64 `json:"relay_stack_kib_per_conn,omitempty"`
+	RelayRSSMiB          float64 `json:"relay_rss_mib,omitempty"`
 
 	// CPU is where the machine's CPU went during the measured run (grpc
 	// mode): every process of the system, and the load generator.
@@ -166,7 +171,7 @@ func (r *Report) WriteText(w io.Writer) {
 		lat("guess → raw NATS sub", r.RawNATSLatency)
 	}
 	if r.RelayIdleKiBPerConn > 0 {
-		fmt.Fprintf(w, "  relay memory          %10.1f KiB per idle connection resident, %.1f KiB live heap+stack (%.0f MiB resident in all)\n", r.RelayIdleKiBPerConn, r.RelayLiveKiBPerConn, r.RelayRSSMiB)
+		fmt.Fprintf(w, "  relay memory          %10.1f KiB per idle connection resident, %.1f KiB live heap+stack (%.1f KiB stacks; %.0f MiB resident in all)\n", r.RelayIdleKiBPerConn, r.RelayLiveKiBPerConn, r.RelayStackKiBPerConn, r.RelayRSSMiB)
 	}
 	if r.RelayCPUPercent > 0 {
 		fmt.Fprintf(w, "  relay CPU             %10.1f %% of one core, all relays, under load\n", r.RelayCPUPercent)

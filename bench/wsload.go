@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -227,7 +228,10 @@ func RunWS(ctx context.Context, sys *System, cfg WSConfig) (*Report, error) {
 	}
 	rep := &Report{Mode: "ws", Nodes: len(sys.GRPCAddrs), Relays: len(sys.RelayURLs), Clients: cfg.Clients, Rooms: cfg.Rooms, TargetRate: cfg.Rate, Attached: !sys.Started()}
 	rss0 := relayRSS(sys)
-	live0 := relayLiveBytes(sys)
+	live0, _, err := relayLiveBytes(ctx, sys)
+	if err != nil {
+		return nil, err
+	}
 
 	var frames atomic.Int64
 	clients := make([]*wsClient, cfg.Clients)
@@ -282,8 +286,13 @@ func RunWS(ctx context.Context, sys *System, cfg WSConfig) (*Report, error) {
 	if rss1 := relayRSS(sys); rss1 > rss0 {
 		rep.RelayIdleKiBPerConn = float64(rss1-rss0) / 1024 / float64(cfg.Clients)
 	}
-	if live1 := relayLiveBytes(sys); live1 > live0 {
+	live1, stacks1, err := relayLiveBytes(ctx, sys)
+	if err != nil {
+		return nil, err
+	}
+	if live1 > live0 {
 		rep.RelayLiveKiBPerConn = float64(live1-live0) / 1024 / float64(cfg.Clients)
+		rep.RelayStackKiBPerConn = float64(stacks1) / 1024 / float64(cfg.Clients)
 	}
 
 	sends := newSendLog(cfg.Rooms)
@@ -506,25 +515,52 @@ func relayRSS(sys *System) int64 {
 }
 
 // relayLiveBytes sums the relays' Go heap and stacks in use, read from
-// their /metrics: memory held by live objects, without the garbage a
-// resident-set reading also counts until the next collection.
+// their /metrics, and returns the stacks' share apart. Where the bench
+// started a relay with a profiler, it first makes the relay collect its
+// garbage (a heap profile with gc=1), so that the reading is live memory
+// only: objects still referenced, and stacks as the collector shrank
+// them. A relay without one is read as it is, garbage and all.
 //
 // Only the relays the bench started are read: those of a running system
 // may share their process with others (hangman dev runs everything in
 // one), and the reading would count that process once per relay.
-func relayLiveBytes(sys *System) int64 {
+func relayLiveBytes(ctx context.Context, sys *System) (live, stacks int64, err error) {
 	if !sys.Started() {
-		return 0
+		return 0, 0, nil
 	}
-	var total int64
+	for _, u := range sys.RelayPprofURLs {
+		if err := collectGarbage(ctx, u); err != nil {
+			return 0, 0, err
+		}
+	}
 	for _, u := range sys.RelayURLs {
-		m, err := harness.Scrape(context.Background(), u+"/metrics")
+		m, err := harness.Scrape(ctx, u+"/metrics")
 		if err != nil {
 			continue
 		}
-		total += int64(m["go_memstats_heap_inuse_bytes"] + m["go_memstats_stack_inuse_bytes"])
+		live += int64(m["go_memstats_heap_inuse_bytes"] + m["go_memstats_stack_inuse_bytes"])
+		stacks += int64(m["go_memstats_stack_inuse_bytes"])
 	}
-	return total
+	return live, stacks, nil
+}
+
+// collectGarbage makes the process serving the profiler at pprofURL run a
+// full garbage collection, by asking for a heap profile after one.
+func collectGarbage(ctx context.Context, pprofURL string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pprofURL+"heap?gc=1", nil)
+	if err != nil {
+		return fmt.Errorf("collect a relay's garbage: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("collect a relay's garbage: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("collect a relay's garbage at %s: %s", pprofURL, resp.Status)
+	}
+	return nil
 }
 
 func relayCPU(sys *System) time.Duration {
