@@ -207,9 +207,13 @@ func dialClient(ctx context.Context, relayURL string, i int, frames *atomic.Int6
 		return nil, fmt.Errorf("dial %s: %w", relayURL, err)
 	}
 	var hello frame
-	if err := conn.ReadJSON(&hello); err != nil || hello.Type != "welcome" {
+	if err := conn.ReadJSON(&hello); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("no welcome from %s: %v", relayURL, err)
+		return nil, fmt.Errorf("no welcome from %s: %w", relayURL, err)
+	}
+	if hello.Type != "welcome" {
+		conn.Close()
+		return nil, fmt.Errorf("no welcome from %s: the first frame is %q", relayURL, hello.Type)
 	}
 	return &wsClient{conn: conn, acks: make(chan frame, 16), frames: frames}, nil
 }

@@ -38,9 +38,12 @@ import (
 type outKind uint8
 
 const (
-	// outPlain frames are always delivered, in order: answers, welcome,
-	// lobby lines.
+	// outPlain frames are always delivered, in order: answers, lobby
+	// lines.
 	outPlain outKind = iota
+	// outWelcome is a session's first frame: it goes ahead of whatever a
+	// new session was sent before it, and releases the session's writer.
+	outWelcome
 	// outState is a room's state; a newer state of the room supersedes it.
 	outState
 	// outEvent is a room's event sent on its own; a newer state of the
@@ -81,6 +84,12 @@ type outbox struct {
 	plain   int  // outPlain frames among items
 	writing bool // a writer goroutine runs
 	closed  bool // nothing more is written
+	// held keeps a new session's writer from starting before its welcome
+	// is queued: a session becomes visible to the relay-wide tellings
+	// (the relay list, the cluster view) before its welcome is built, so
+	// that it misses none of them, and what they send it must not leave
+	// first.
+	held bool
 }
 
 // maxEventsWaiting bounds the events of one room waiting in an outbox: a
@@ -109,6 +118,10 @@ func (o *outbox) push(it outItem, limit int) (superseded int, full, start bool) 
 		return 0, false, false
 	}
 	switch it.kind {
+	case outWelcome:
+		o.items = slices.Insert(o.items, 0, it)
+		o.held = false
+		return 0, false, o.startWriter()
 	case outPlain:
 		if o.plain >= limit {
 			return 0, true, false
@@ -158,9 +171,9 @@ func (o *outbox) push(it outItem, limit int) (superseded int, full, start bool) 
 }
 
 // startWriter reports whether a writer must be started for what was just
-// queued: none runs yet.
+// queued: none runs yet, and the session's welcome is not still to come.
 func (o *outbox) startWriter() bool {
-	if o.writing {
+	if o.writing || o.held {
 		return false
 	}
 	o.writing = true

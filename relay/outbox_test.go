@@ -94,3 +94,32 @@ func TestOutboxBounds(t *testing.T) {
 		t.Fatal("answer past the limit accepted")
 	}
 }
+
+// TestOutboxHeldUntilWelcome: a new session's outbox starts no writer for
+// what it is told before its welcome, and the welcome leaves first.
+func TestOutboxHeldUntilWelcome(t *testing.T) {
+	o := outbox{held: true}
+	for i, it := range []outItem{
+		{kind: outView, key: viewRelays, frame: []byte("r1")},
+		{kind: outView, key: viewCluster, frame: []byte("c1")},
+		{kind: outView, key: viewRelays, frame: []byte("r2")},
+	} {
+		if _, full, start := o.push(it, 64); full || start {
+			t.Fatalf("push %d before the welcome: full=%v start=%v, want it held", i, full, start)
+		}
+	}
+	if _, full, start := o.push(outItem{kind: outWelcome, frame: []byte("welcome")}, 64); full || !start {
+		t.Fatalf("the welcome: full=%v start=%v, want the writer started", full, start)
+	}
+	if _, _, start := o.push(outItem{frame: []byte("ack")}, 64); start {
+		t.Fatal("a frame after the welcome started a second writer")
+	}
+	batch, ok := o.take(nil)
+	var frames []string
+	for _, it := range batch {
+		frames = append(frames, string(it.frame))
+	}
+	if got, want := strings.Join(frames, " "), "welcome c1 r2 ack"; !ok || got != want {
+		t.Fatalf("waiting: %q, want %q", got, want)
+	}
+}

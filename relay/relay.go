@@ -375,6 +375,7 @@ func (r *Relay) serveWS(w http.ResponseWriter, req *http.Request) {
 
 	c := &client{
 		r:       r,
+		out:     outbox{held: true}, // until its welcome (onConnect)
 		gate:    newFrameGate(r.cfg),
 		release: release,
 		addr:    addr,

@@ -82,15 +82,19 @@ func (r *Relay) onConnect(s *melody.Session) {
 	// costs an idle connection nothing.
 	s.Request = nil
 	c.ctx, c.cancel = context.WithCancel(r.ctx)
+	// The session joins the set before its welcome is built: a change to
+	// the relay list is then either in the welcome, or told to the session
+	// after it. What is told to it waits in its outbox, held, until the
+	// welcome goes ahead of it.
 	r.sessions.add(c)
 	r.stats.sessions.Add(1)
-	r.out.send(c, encode(welcomeFrame{
+	r.out.queue(c, outItem{kind: outWelcome, frame: encode(welcomeFrame{
 		Type:   "welcome",
 		Relay:  r.cfg.Name,
 		URL:    r.cfg.PublicURL,
 		Relays: r.peers.urls(),
 		Limits: limits{MaxFrameBytes: r.cfg.MaxFrameBytes, MessageRate: r.cfg.MessageRate, MessageBurst: r.cfg.MessageBurst},
-	}))
+	})})
 }
 
 func (r *Relay) onDisconnect(s *melody.Session) {
