@@ -315,6 +315,9 @@ func startSystem(ctx context.Context, nodes, relays, basePort int, dataDir strin
 		return nil, err
 	}
 	fmt.Fprintf(os.Stderr, "the nodes' profilers: %s\n", strings.Join(sys.PprofURLs, " "))
+	if len(sys.RelayPprofURLs) > 0 {
+		fmt.Fprintf(os.Stderr, "the relays' profilers: %s\n", strings.Join(sys.RelayPprofURLs, " "))
+	}
 	return sys, nil
 }
 
