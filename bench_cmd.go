@@ -50,7 +50,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.DurationVar(&killAt, "kill-leader-at", 0, "kill -9 the leader this far into the measured time (0: never) and report the failover gap")
 	fs.StringVar(&out, "out", "bench-report.json", "where to write the JSON report (the SVG plot goes next to it)")
 	fs.StringVar(&dataDir, "data-dir", "", "where the nodes keep their logs (default: a temporary directory on the same disk as the system temp dir)")
-	fs.IntVar(&basePort, "base-port", 31000, "first port of the system under test")
+	fs.IntVar(&basePort, "base-port", 31000, "first of the 200 ports of the system under test; refused if any it needs is taken")
 	fs.BoolVar(&noRaw, "no-raw-nats", false, "ws mode: skip the raw NATS comparison run")
 	fs.BoolVar(&leaderOnly, "leader-only", false, "grpc mode: send every guess to the leader instead of spreading them over all nodes")
 	fs.BoolVar(&unary, "unary", false, "grpc mode: send each guess as its own Guess call instead of over one Guesses stream per node, as relays do")

@@ -196,8 +196,10 @@ func TestBenchFlags(t *testing.T) {
 }
 
 // onFreePorts runs start with base ports for a system of processes until it
-// succeeds, or fails for a reason other than a node or relay exiting at
-// once (a port taken) four times. The ports lie below the kernel's
+// succeeds, or fails for a reason other than a port taken (refused before
+// the start, or a node or relay exiting at once) four times. A system of
+// this test may hold ports meanwhile (the one the bench attaches to): the
+// bench refuses them rather than start a node beside it. The ports lie below the kernel's
 // ephemeral range (32768 up), where the outgoing connections of the tests
 // running beside this one take theirs, and above the ranges of e2e's
 // systems and of the deploy test's compose projects (20000-24999).
@@ -209,7 +211,8 @@ func onFreePorts(t *testing.T, what string, start func(base int) error) {
 		if err == nil {
 			return
 		}
-		if try == 4 || !strings.Contains(err.Error(), "exited while starting") {
+		taken := strings.Contains(err.Error(), harness.ErrExited.Error()) || strings.Contains(err.Error(), bench.ErrPortInUse.Error()+": another system")
+		if try == 4 || !taken {
 			t.Fatalf("%s: %v", what, err)
 		}
 		t.Logf("%s on base port %d: %v; trying other ports", what, base, err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,7 +64,8 @@ type SystemConfig struct {
 	Dir           string
 	Nodes, Relays int
 	// BasePort: node i uses BasePort+10*i+{0..6}; relay j BasePort+100+j,
-	// and its profiler BasePort+200+j.
+	// and its profiler BasePort+150+j. A system holds at most MaxNodes
+	// nodes and MaxRelays relays, so it stays within 200 ports.
 	BasePort int
 	// RelayArgs are extra flags for every relay (limits).
 	RelayArgs []string
@@ -74,13 +76,45 @@ type SystemConfig struct {
 	Cleanup func()
 }
 
+// The most nodes and relays StartSystem starts, so that a system's ports
+// stay within BasePort..BasePort+199.
+const (
+	MaxNodes  = 10
+	MaxRelays = 50
+)
+
+// ErrPortInUse is StartSystem's refusal of a base port some of whose
+// ports another process holds.
+var ErrPortInUse = errors.New("in use")
+
 // StartSystem starts the nodes and relays and waits until all are ready.
+// It first checks that every port the system needs is free: a node started
+// on a port another system holds would exit, but its peers would join
+// that system's gossip, and the bench would take the other system's node
+// for its own, leaving that cluster with voters it cannot reach.
 func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
+	if cfg.Nodes < 1 || cfg.Nodes > MaxNodes || cfg.Relays < 0 || cfg.Relays > MaxRelays {
+		return nil, fmt.Errorf("start a system of %d nodes and %d relays: want 1 to %d nodes and 0 to %d relays", cfg.Nodes, cfg.Relays, MaxNodes, MaxRelays)
+	}
+	port := func(i, k int) string { return "127.0.0.1:" + strconv.Itoa(cfg.BasePort+10*i+k) }
+	relayPort := func(j, k int) string { return "127.0.0.1:" + strconv.Itoa(cfg.BasePort+100+50*k+j) }
+	var tcp, udp []string
+	for i := range cfg.Nodes {
+		for k := range 7 {
+			tcp = append(tcp, port(i, k))
+		}
+		udp = append(udp, port(i, 2)) // serf gossips over UDP too
+	}
+	for j := range cfg.Relays {
+		tcp = append(tcp, relayPort(j, 0), relayPort(j, 1))
+	}
+	if err := portsFree(tcp, udp); err != nil {
+		return nil, fmt.Errorf("base port %d: %w", cfg.BasePort, err)
+	}
 	s := &System{bin: cfg.Binary, dir: cfg.Dir, log: cfg.Log, cleanup: cfg.Cleanup}
 	if s.log == nil {
 		s.log = io.Discard
 	}
-	port := func(i, k int) string { return "127.0.0.1:" + strconv.Itoa(cfg.BasePort+10*i+k) }
 	var joins []string
 	for i := range cfg.Nodes {
 		joins = append(joins, port(i, 2))
@@ -105,14 +139,14 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
 	}
 	profiled := cfg.Relays > 0 && relayTakes(cfg.Binary, "pprof-addr")
 	for j := range cfg.Relays {
-		addr := "127.0.0.1:" + strconv.Itoa(cfg.BasePort+100+j)
+		addr := relayPort(j, 0)
 		url := "http://" + addr
 		s.RelayURLs = append(s.RelayURLs, url)
 		args := append([]string{"relay", "--listen", addr, "--name", "bench-relay-" + strconv.Itoa(j+1),
 			"--public-url", url, "--nats", strings.Join(s.NATSURLs, ","), "--grpc", strings.Join(s.GRPCAddrs, ","),
 			"--log-level", "warn"}, cfg.RelayArgs...)
 		if profiled {
-			pprof := "127.0.0.1:" + strconv.Itoa(cfg.BasePort+200+j)
+			pprof := relayPort(j, 1)
 			args = append(args, "--pprof-addr", pprof)
 			s.RelayPprofURLs = append(s.RelayPprofURLs, "http://"+pprof+"/debug/pprof/")
 		}
@@ -134,6 +168,26 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
 		}
 	}
 	return s, nil
+}
+
+// portsFree checks that every tcp and udp address can be listened on now,
+// or names the first that cannot, wrapping ErrPortInUse.
+func portsFree(tcp, udp []string) error {
+	for _, a := range tcp {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("port %s (tcp) is %w: another system may run there; choose another base port: %v", a, ErrPortInUse, err)
+		}
+		_ = ln.Close()
+	}
+	for _, a := range udp {
+		pc, err := net.ListenPacket("udp", a)
+		if err != nil {
+			return fmt.Errorf("port %s (udp) is %w: another system may run there; choose another base port: %v", a, ErrPortInUse, err)
+		}
+		_ = pc.Close()
+	}
+	return nil
 }
 
 // relayTakes reports whether bin's relay command knows flag, so that a
