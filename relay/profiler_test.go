@@ -2,8 +2,11 @@ package relay
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/hangman/hangman/internal/harness"
 )
 
 // TestProfilerOnlyWhereAsked: a relay serves the Go profiler on the
@@ -11,9 +14,7 @@ import (
 // reach), and refuses, before it starts, an address others could reach.
 func TestProfilerOnlyWhereAsked(t *testing.T) {
 	cl := startCluster(t)
-	ln := listen(t)
-	addr := ln.Addr().String()
-	_ = ln.Close() // a free loopback port for the profiler
+	addr := "127.0.0.1:" + strconv.Itoa(harness.FreePorts(t, 1)[0])
 	tr := startRelay(t, cl, func(c *Config) { c.PprofAddr = addr })
 
 	get := func(u string) (int, string) {
