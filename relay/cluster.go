@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"maps"
@@ -58,7 +59,9 @@ type clusterFrame struct {
 
 // clusterNode is one game node as its last Status answer showed it.
 type clusterNode struct {
-	ID   string `json:"id"`   // node id ("" until it answered once)
+	// ID is the node's id: as it answered, or, while it does not, as
+	// the members name its address or as it last answered; "" if none.
+	ID   string `json:"id"`
 	Addr string `json:"addr"` // gRPC address the relay polls
 	// Role is leader, follower, candidate or shutdown as raft says, or
 	// unreachable when the node did not answer.
@@ -198,6 +201,7 @@ func (cv *clusterView) loop() {
 // A node address the relay no longer follows leaves the view.
 func (cv *clusterView) poll(ctx context.Context) {
 	list := cv.r.nodes.snapshot()
+	names := cv.r.nodes.names()
 	results := make([]clusterNode, len(list))
 	var wg sync.WaitGroup
 	for i, nc := range list {
@@ -236,7 +240,9 @@ func (cv *clusterView) poll(ctx context.Context) {
 	for _, cn := range results {
 		old, known := cv.nodes[cn.Addr]
 		if cn.ID == "" {
-			cn.ID = old.ID // keep the name of a node that went away
+			// A node that did not answer goes by the name the members
+			// give its address, or by the one it last answered with.
+			cn.ID = cmp.Or(names[cn.Addr], old.ID)
 		}
 		name := cn.ID
 		if name == "" {

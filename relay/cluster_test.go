@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
 // clusterOf decodes a "cluster" frame.
@@ -118,4 +120,22 @@ func mustFrame(c *wsClient, typ string, ok func(frame) bool) frame {
 	c.t.Helper()
 	f, _ := c.expect(typ, ok)
 	return f
+}
+
+// TestClusterViewNamesNodesItHasNotHeard: a node that has not answered
+// this relay's status polls (down, or back but not yet answering) is shown
+// under the name the cluster's members give its address, not by its
+// address alone: the operator sees which node is silent, and the page
+// keeps it in its place in the list instead of moving every other node.
+func TestClusterViewNamesNodesItHasNotHeard(t *testing.T) {
+	cl := startCluster(t)
+	// The test cluster's node has no status to give: it stays unreachable.
+	cl.members.set(&hangmanv1.Member{Name: "n1", Address: "10.0.0.1:7946", Status: "alive", GrpcAddress: cl.grpcAddr})
+	tr := startRelay(t, cl, nil)
+	c := mustDial(t, tr.url)
+	c.send(`{"type":"cluster","watch":true,"id":"c1"}`)
+	mustFrame(c, "cluster", func(f frame) bool {
+		cf := clusterOf(t, f)
+		return len(cf.Nodes) == 1 && cf.Nodes[0].Role == "unreachable" && cf.Nodes[0].ID == "n1"
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
@@ -79,7 +80,7 @@ func (f *follower) refresh(ctx context.Context) {
 			n.log.Debug("node did not list the members", "node", nc.addr, "err", err)
 			continue
 		}
-		n.adopt(memberAddrs(resp.GetMembers()))
+		n.adopt(gameNodes(resp.GetMembers()))
 		return
 	}
 }
@@ -103,23 +104,35 @@ func boolRank(b bool) int {
 	return 0
 }
 
-// memberAddrs are the gRPC addresses of the game nodes among members:
-// those alive, and those failed (down for now, likely back at the same
+// member is a game node as the cluster lists it: where it serves gRPC,
+// and its name ("" when it gave none a page could show).
+type member struct {
+	addr, name string
+}
+
+// gameNodes are the game nodes among members, by gRPC address: those
+// alive, and those failed (down for now, likely back at the same
 // address). A member that left or is leaving is not followed.
-func memberAddrs(ms []*hangmanv1.Member) []string {
-	var out []string
+func gameNodes(ms []*hangmanv1.Member) []member {
+	var out []member
 	for _, m := range ms {
 		switch m.GetStatus() {
 		case "alive", "failed":
 		default:
 			continue
 		}
-		if a := m.GetGrpcAddress(); validNodeAddr(a) {
-			out = append(out, a)
+		a := m.GetGrpcAddress()
+		if !validNodeAddr(a) {
+			continue
 		}
+		name := m.GetName()
+		if !validName(name) {
+			name = ""
+		}
+		out = append(out, member{addr: a, name: name})
 	}
-	slices.Sort(out)
-	out = slices.Compact(out)
+	slices.SortStableFunc(out, func(a, b member) int { return strings.Compare(a.addr, b.addr) })
+	out = slices.CompactFunc(out, func(a, b member) bool { return a.addr == b.addr })
 	if len(out) > maxFollowed {
 		out = out[:maxFollowed]
 	}
@@ -139,13 +152,15 @@ func validNodeAddr(a string) bool {
 	return err == nil && p > 0
 }
 
-// adopt makes the node table the seeds plus addrs: it dials the new
-// addresses and drops the others. A dropped connection stays open for
-// one more attempt's time, so that calls on it end as they would have.
-func (n *nodes) adopt(addrs []string) {
-	want := make(map[string]bool, len(addrs))
-	for _, a := range addrs {
-		want[a] = true
+// adopt makes the node table the seeds plus ms: it dials the new
+// addresses, drops the others, and takes the names the cluster gives
+// them (the cluster view shows a node that has not answered it under that
+// name). A dropped connection stays open for one more attempt's time, so
+// that calls on it end as they would have.
+func (n *nodes) adopt(ms []member) {
+	want := make(map[string]string, len(ms))
+	for _, m := range ms {
+		want[m.addr] = m.name
 	}
 	n.mu.Lock()
 	before := n.anyServingLocked()
@@ -153,26 +168,31 @@ func (n *nodes) adopt(addrs []string) {
 	var keep, gone []*nodeConn
 	for _, nc := range n.list {
 		have[nc.addr] = true
-		if nc.seed || want[nc.addr] {
+		name, listed := want[nc.addr]
+		if !listed || name != "" {
+			nc.name = name // a seed the cluster no longer lists has none
+		}
+		if nc.seed || listed {
 			keep = append(keep, nc)
 		} else {
 			gone = append(gone, nc)
 		}
 	}
-	for _, a := range addrs {
-		if have[a] {
+	for _, m := range ms {
+		if have[m.addr] {
 			continue
 		}
-		nc, err := n.dial(a)
+		nc, err := n.dial(m.addr)
 		if err != nil {
-			n.log.Warn("cannot follow a node's address", "node", a, "err", err)
+			n.log.Warn("cannot follow a node's address", "node", m.addr, "err", err)
 			continue
 		}
+		nc.name = m.name
 		keep = append(keep, nc)
 		if n.watch != nil {
 			n.watch(nc)
 		}
-		n.log.Info("following a node address the cluster lists", "node", a)
+		n.log.Info("following a node address the cluster lists", "node", m.addr, "name", m.name)
 	}
 	n.list = keep
 	if before && !n.anyServingLocked() {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,26 +79,31 @@ func TestRelayFollowsNodesToNewAddresses(t *testing.T) {
 	create("after-n1-moved-again")
 }
 
-// TestMemberAddrs: only game nodes alive or failed, at a well-formed
-// address, are followed, each once, in order, and at most maxFollowed.
-func TestMemberAddrs(t *testing.T) {
+// TestGameNodes: only game nodes alive or failed, at a well-formed
+// address, are followed, each once, in order, and at most maxFollowed;
+// a name a page could not show is dropped, the address kept.
+func TestGameNodes(t *testing.T) {
 	m := func(status, addr string) *hangmanv1.Member {
 		return &hangmanv1.Member{Name: "n", Status: status, GrpcAddress: addr}
+	}
+	named := func(name, addr string) *hangmanv1.Member {
+		return &hangmanv1.Member{Name: name, Status: "alive", GrpcAddress: addr}
 	}
 	for _, tc := range []struct {
 		name string
 		in   []*hangmanv1.Member
-		want []string
+		want []member
 	}{
-		{"alive and failed", []*hangmanv1.Member{m("failed", "b:7000"), m("alive", "a:7000")}, []string{"a:7000", "b:7000"}},
-		{"left and leaving dropped", []*hangmanv1.Member{m("left", "a:7000"), m("leaving", "b:7000"), m("alive", "c:7000")}, []string{"c:7000"}},
+		{"alive and failed", []*hangmanv1.Member{m("failed", "b:7000"), m("alive", "a:7000")}, []member{{"a:7000", "n"}, {"b:7000", "n"}}},
+		{"left and leaving dropped", []*hangmanv1.Member{m("left", "a:7000"), m("leaving", "b:7000"), m("alive", "c:7000")}, []member{{"c:7000", "n"}}},
 		{"no game node", []*hangmanv1.Member{m("alive", "")}, nil},
 		{"malformed", []*hangmanv1.Member{m("alive", "a"), m("alive", ":7000"), m("alive", "a:0"), m("alive", "a:x"), m("alive", "a:70000")}, nil},
-		{"twice", []*hangmanv1.Member{m("alive", "a:7000"), m("failed", "a:7000")}, []string{"a:7000"}},
+		{"twice", []*hangmanv1.Member{m("alive", "a:7000"), m("failed", "a:7000")}, []member{{"a:7000", "n"}}},
+		{"names a page cannot show", []*hangmanv1.Member{named("", "a:7000"), named("two words", "b:7000"), named(strings.Repeat("n", 65), "c:7000"), named("n\x00", "d:7000")}, []member{{"a:7000", ""}, {"b:7000", ""}, {"c:7000", ""}, {"d:7000", ""}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := memberAddrs(tc.in); !slices.Equal(got, tc.want) {
-				t.Fatalf("memberAddrs = %v, want %v", got, tc.want)
+			if got := gameNodes(tc.in); !slices.Equal(got, tc.want) {
+				t.Fatalf("gameNodes = %v, want %v", got, tc.want)
 			}
 		})
 	}
@@ -105,7 +111,7 @@ func TestMemberAddrs(t *testing.T) {
 	for i := range maxFollowed + 5 {
 		many = append(many, m("alive", fmt.Sprintf("10.0.1.%d:7000", i)))
 	}
-	if got := memberAddrs(many); len(got) != maxFollowed {
+	if got := gameNodes(many); len(got) != maxFollowed {
 		t.Fatalf("%d members: %d addresses followed, want %d", len(many), len(got), maxFollowed)
 	}
 }

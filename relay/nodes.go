@@ -59,6 +59,9 @@ type nodeConn struct {
 	client hangmanv1.GameServiceClient
 	// stop ends the health watch.
 	stop context.CancelFunc
+	// name is the node's name as the cluster's members last gave it for
+	// this address, "" until they did. Guarded by nodes.mu.
+	name string
 	// serving is what the node's grpc.health.v1 says of the game service:
 	// SERVING while the node knows a raft leader (watchHealth). Guarded
 	// by nodes.mu.
@@ -131,6 +134,20 @@ func (n *nodes) snapshot() []*nodeConn {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return slices.Clone(n.list)
+}
+
+// names returns the name the cluster's members give each address, for
+// the addresses they named.
+func (n *nodes) names() map[string]string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[string]string, len(n.list))
+	for _, nc := range n.list {
+		if nc.name != "" {
+			out[nc.addr] = nc.name
+		}
+	}
+	return out
 }
 
 // ready reports whether at least one node connection is up.

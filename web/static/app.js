@@ -976,12 +976,19 @@
   // its dataset[key]) in that order. The lists are rebuilt at every
   // cluster view, a few times a second while the cluster changes, and a
   // button taken out of the document between the press and the release
-  // of a click loses the click; so an item already shown is updated in
-  // place, and its controls (.actions, its last child) stay in the
-  // document while they show the same buttons (their markup names their
-  // action and target).
+  // of a click loses the click (moving it counts); so an item already
+  // shown is updated in place, its controls (.actions, its last child)
+  // stay in the document while they show the same buttons (their markup
+  // names their action and target), and the items that go are removed
+  // first, so that those after them need not move.
   function renderList(list, key, items) {
-    const shown = new Map([...list.children].map((li) => [li.dataset[key], li]));
+    const wanted = new Set(items.map((li) => li.dataset[key]));
+    const shown = new Map();
+    for (const li of [...list.children]) {
+      const k = li.dataset[key];
+      if (wanted.has(k) && !shown.has(k)) shown.set(k, li);
+      else li.remove();
+    }
     let prev = null;
     for (const fresh of items) {
       let li = shown.get(fresh.dataset[key]);
@@ -995,7 +1002,6 @@
       if (li !== want) list.insertBefore(li, want);
       prev = li;
     }
-    for (const li of shown.values()) li.remove();
   }
 
   // patchItem makes li look like fresh, keeping li's controls when fresh
@@ -1039,13 +1045,16 @@
       sum.textContent = "No leader: the nodes are electing one (term " + c.term + ")";
     }
 
-    // Nodes: the relay's view, with the ones dev knows stopped.
-    const nodes = c ? [...c.nodes] : [];
+    // Nodes: the relay's view, with the ones dev knows stopped. A node
+    // the relay cannot name yet takes the name dev gives its address;
+    // one still nameless goes last, so that its naming moves no other.
     const devNodes = new Map(((dev && dev.nodes) || []).map((n) => [n.id, n]));
+    const devNames = new Map([...devNodes.values()].map((d) => [d.grpc, d.id]));
+    const nodes = c ? c.nodes.map((n) => (n.id || !devNames.has(n.addr) ? n : { ...n, id: devNames.get(n.addr) })) : [];
     for (const d of devNodes.values()) {
       if (!nodes.some((n) => n.id === d.id)) nodes.push({ id: d.id, addr: d.grpc, role: "unknown" });
     }
-    nodes.sort((a, b) => String(a.id || a.addr).localeCompare(String(b.id || b.addr)));
+    nodes.sort((a, b) => (!a.id - !b.id) || String(a.id || a.addr).localeCompare(String(b.id || b.addr)));
     const nodeItems = [];
     for (const n of nodes) {
       const d = devNodes.get(n.id);
