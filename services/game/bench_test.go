@@ -71,6 +71,37 @@ func benchmarkApplyGuess(b *testing.B, applyEntry func(*Machine, uint64, []byte)
 	}
 }
 
+// BenchmarkAdmit measures what a leader adds to each proposal: decoding
+// the command and asking Admit, in a room that remembers 3,000 young
+// answers (calm, as BenchmarkApplyGuess's) or PressureAt (flooded).
+func BenchmarkAdmit(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		young int
+	}{{"calm", 3000}, {"flooded", PressureAt}} {
+		b.Run(tc.name, func(b *testing.B) {
+			h := newHarness(b)
+			h.ok(create("bench", WordAt(0)))
+			tokens := []string{annToken, bobToken, anotherToken}
+			for i, tok := range tokens {
+				h.ok(as(join("bench", fmt.Sprintf("p%d", i), "Player"), tok))
+			}
+			for i := range tc.young {
+				h.apply(withID(as(guess("bench", fmt.Sprintf("p%d", i%len(tokens)), "e"), tokens[i%len(tokens)]), fmt.Sprintf("req-%d", i)))
+			}
+			cmd := withID(as(guess("bench", "p1", "t"), bobToken), "next").Encode()
+			b.ReportAllocs()
+			for b.Loop() {
+				c, err := DecodeCommand(cmd)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = h.m.Admit(c)
+			}
+		})
+	}
+}
+
 // BenchmarkEncodeState measures the payload of hangman.room.<room>.state,
 // as the publisher encodes it and by encoding/json, its reference; and, as
 // published, the state of a guess in a room that has played HistoryRounds

@@ -41,6 +41,8 @@
 // the cluster the same way (MissingRoomWindow) until their room is
 // created, which then remembers them. Memory stays bounded: a room that
 // would have to remember more than SessionCap answers refuses requests as
-// busy, unremembered, rather than forget a young one. Invalid commands are
-// refused the same whatever the state, so their refusals need no record.
+// busy, unremembered, rather than forget a young one; and so that no flood
+// fills a room for the others, a leader asks Admit before proposing (see
+// PressureAt). Invalid commands are refused the same whatever the state,
+// so their refusals need no record.
 package game

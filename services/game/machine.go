@@ -34,6 +34,9 @@ type sessionKey struct {
 	scope, id string
 }
 
+// scopeOf is the scope the request was sent in (windowKey).
+func (k sessionKey) scopeOf() string { return k.scope }
+
 // missingKey names a request addressed to a room that did not exist:
 // request ids are per room.
 type missingKey struct {
@@ -127,17 +130,28 @@ var (
 	missingRetention = retention{keep: MissingRoomWindow, minAge: SessionMinAge.Milliseconds(), limit: MissingRoomCap}
 )
 
+// windowKey is what a window remembers answers by: a request, in the
+// scope of the token it carried.
+type windowKey interface {
+	comparable
+	scopeOf() string
+}
+
 // window remembers the first answers to requests by key, forgetting the
 // oldest as its retention allows: deterministically, the same on every
 // replica, since it goes by the log's order and the commands' times.
-type window[K comparable] struct {
+type window[K windowKey] struct {
 	answers map[K]session
 	order   []stamped[K] // the keys of answers and their times, oldest first
+	// scopes counts the answers remembered per scope, so that a leader
+	// can tell who fills a room (Admit) without reading them all. It is
+	// derived from order, and rebuilt with it from a snapshot.
+	scopes map[string]int
 }
 
 // stamped is a key of a window with its answer's time (session.At), kept
 // in the order so that finding what may be forgotten reads no map.
-type stamped[K comparable] struct {
+type stamped[K windowKey] struct {
 	key K
 	at  int64
 }
@@ -161,7 +175,7 @@ func (w *window[K]) forgettable(now int64, p retention) int {
 // full reports whether w can remember one more answer at time now only by
 // forgetting one that p keeps: one that a retry may still ask for.
 func (w *window[K]) full(now int64, p retention) bool {
-	return len(w.order)-w.forgettable(now, p) >= p.limit
+	return w.young(now, p) >= p.limit
 }
 
 // record remembers s, the answer to k at s.At, forgetting what p lets go.
@@ -172,6 +186,7 @@ func (w *window[K]) record(k K, s session, p retention) {
 	n := max(w.forgettable(s.At, p), len(w.order)+1-p.limit)
 	for _, old := range w.order[:n] {
 		delete(w.answers, old.key)
+		w.uncount(old.key)
 	}
 	clear(w.order[:n])
 	w.order = w.order[n:]
@@ -183,9 +198,25 @@ func (w *window[K]) record(k K, s session, p retention) {
 func (w *window[K]) restore(k K, s session) {
 	if w.answers == nil {
 		w.answers = make(map[K]session)
+		w.scopes = make(map[string]int)
 	}
 	w.answers[k] = s
 	w.order = append(w.order, stamped[K]{key: k, at: s.At})
+	w.scopes[k.scopeOf()]++
+}
+
+// uncount takes a forgotten answer to k off its scope's count.
+func (w *window[K]) uncount(k K) {
+	scope := k.scopeOf()
+	if w.scopes[scope]--; w.scopes[scope] == 0 {
+		delete(w.scopes, scope)
+	}
+}
+
+// young returns how many answers p keeps at time now: those a retry may
+// still ask for.
+func (w *window[K]) young(now int64, p retention) int {
+	return len(w.order) - w.forgettable(now, p)
 }
 
 // take forgets the answers whose keys match and returns them, oldest first.
@@ -199,6 +230,7 @@ func (w *window[K]) take(match func(K) bool) (keys []K, answers []session) {
 		keys = append(keys, e.key)
 		answers = append(answers, w.answers[e.key])
 		delete(w.answers, e.key)
+		w.uncount(e.key)
 	}
 	clear(w.order[len(kept):])
 	w.order = kept

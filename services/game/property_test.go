@@ -433,6 +433,9 @@ func (rs *replicas) check(entry []byte, res Result, snap, game []byte) {
 	t := rs.t
 	t.Helper()
 	m := rs.ms[0]
+	for _, r := range rs.ms {
+		checkScopeCounts(t, r)
+	}
 	if m.Applied() != rs.index {
 		t.Fatalf("entry %d: Applied() = %d", rs.index, m.Applied())
 	}
