@@ -84,6 +84,12 @@ type batcher struct {
 	// dropped counts the proposals dropped because their callers had
 	// gone (hangman_proposals_dropped_total).
 	dropped atomic.Uint64
+	// admit, if set, is asked of each proposal as it is about to enter
+	// an entry: a proposal it refuses is answered with the refusal as
+	// its result, and never proposed. refused counts them
+	// (hangman_flood_refusals_total).
+	admit   func(cmd []byte) error
+	refused atomic.Uint64
 	// pack takes the next batch from pending; see pack.
 	pack func(pending []*proposal) (batch, rest []*proposal)
 	// start sends a batch on its way, in the order batches are made, and
@@ -99,9 +105,12 @@ func newLoop(inflight int, pack func([]*proposal) ([]*proposal, []*proposal), st
 // newBatcher returns the loop that packs proposals into r's log entries.
 // Each entry carries self, the proposing node's id, in its Extensions: the
 // node's FSM builds the states of results only for its own entries, the
-// ones whose results a caller waits for (fsm.go).
-func newBatcher(r *raft.Raft, self []byte) *batcher {
-	return newLoop(maxInflightEntries, pack, func(batch []*proposal) func() {
+// ones whose results a caller waits for (fsm.go). admit is the leader's
+// flood check (Node.admit): asked as each entry is made, it sees every
+// earlier command of the room applied but for those of the entries on
+// their way, at most one each.
+func newBatcher(r *raft.Raft, self []byte, admit func(cmd []byte) error) *batcher {
+	b := newLoop(maxInflightEntries, pack, func(batch []*proposal) func() {
 		entry := batch[0].cmd
 		if len(batch) > 1 {
 			cmds := make([][]byte, len(batch))
@@ -113,6 +122,8 @@ func newBatcher(r *raft.Raft, self []byte) *batcher {
 		f := r.ApplyLog(raft.Log{Data: entry, Extensions: self}, enqueueTimeout)
 		return func() { answer(f, batch) }
 	})
+	b.admit = admit
+	return b
 }
 
 // run makes and sends batches until ctx ends; proposals it still holds
@@ -156,6 +167,10 @@ func (b *batcher) run(ctx context.Context) {
 		}
 		var batch []*proposal
 		batch, pending = b.pack(pending)
+		if batch = b.admitted(batch); len(batch) == 0 {
+			<-b.inflight
+			continue
+		}
 		await := b.start(batch)
 		go func() {
 			await()
@@ -177,6 +192,25 @@ func (b *batcher) dropGone(pending []*proposal) []*proposal {
 		kept = append(kept, p)
 	}
 	clear(pending[len(kept):])
+	return kept
+}
+
+// admitted answers the proposals of batch that admit refuses, and returns
+// the others, in order.
+func (b *batcher) admitted(batch []*proposal) []*proposal {
+	if b.admit == nil {
+		return batch
+	}
+	kept := batch[:0]
+	for _, p := range batch {
+		if err := b.admit(p.cmd); err != nil {
+			p.done <- proposed{res: game.Result{Room: p.room, Err: err}}
+			b.refused.Add(1)
+			continue
+		}
+		kept = append(kept, p)
+	}
+	clear(batch[len(kept):])
 	return kept
 }
 

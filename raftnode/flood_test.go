@@ -56,8 +56,11 @@ func TestFloodedRoomKeepsItsPlayers(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("alice's flood: %d admitted, then busy", admitted.Load())
-	if got := admitted.Load(); got < game.PressureAt-game.SeatShare || got >= game.SessionCap {
-		t.Fatalf("%d of alice's requests admitted; want the room under pressure (%d) and not full (%d)", got, game.PressureAt, game.SessionCap)
+	// The leader asks as each entry is made: beyond what put the room
+	// under pressure, it admitted at most one command of the room for
+	// this entry and each on its way.
+	if got := admitted.Load(); got < game.PressureAt-game.SeatShare || got > game.PressureAt+maxInflightEntries+1 {
+		t.Fatalf("%d of alice's requests admitted; want the room under pressure (%d young answers) and at most %d beyond", got, game.PressureAt, maxInflightEntries+1)
 	}
 	for i := range game.SeatShare - 1 {
 		letter := string(rune('a' + i))
@@ -68,5 +71,17 @@ func TestFloodedRoomKeepsItsPlayers(t *testing.T) {
 	}
 	if got := c.metricsOf(li)["hangman_flood_refusals_total"]; got < float64(refused.Load()) {
 		t.Errorf("hangman_flood_refusals_total = %v; the leader refused %d", got, refused.Load())
+	}
+}
+
+// TestAdmissionFitsARoomsMemory: a room under pressure can still remember
+// every seat's share, the strangers' share, and the commands the leader
+// admitted before the room's last answers were applied (one per entry on
+// its way, and the one being made), so the seats that keep to their share
+// are never refused for the room being full.
+func TestAdmissionFitsARoomsMemory(t *testing.T) {
+	need := game.PressureAt + maxInflightEntries + 1 + game.MaxPlayers*game.SeatShare + game.OutsiderShare
+	if need > game.SessionCap {
+		t.Fatalf("a room under pressure may have to remember %d answers, more than game.SessionCap %d", need, game.SessionCap)
 	}
 }

@@ -230,12 +230,6 @@ func (s *replicaService) Propose(ctx context.Context, req *hangmanv1.ProposeRequ
 		}
 	}()
 	for i, p := range ps {
-		cancels[i] = func() {}
-		if err := n.admit(p.GetCommand()); err != nil {
-			refused := proposed{res: game.Result{Room: p.GetRoom(), Err: err}}
-			waits[i] = func() proposed { return refused }
-			continue
-		}
 		var pctx context.Context
 		pctx, cancels[i] = proposalContext(ctx, p)
 		waits[i] = n.batcher.enqueue(pctx, p.GetRoom(), p.GetCommand())

@@ -34,10 +34,6 @@ type nodeMetrics struct {
 	grpcSeconds    *prometheus.HistogramVec
 	leaderChanges  prometheus.Counter
 	failedHeartbts prometheus.Counter
-	// floodRefusals counts the commands this node, as leader, did not
-	// propose because their room was flooded and their sender had had
-	// its share (game.Machine.Admit).
-	floodRefusals prometheus.Counter
 }
 
 // raftStates are the values of the hangman_raft_state label.
@@ -112,8 +108,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	})
 	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: "hangman_raft_leader_changes_total", Help: "Leader changes this node observed (including losing the leader)."})
 	m.failedHeartbts = prometheus.NewCounter(prometheus.CounterOpts{Name: "hangman_raft_failed_heartbeats_total", Help: "Heartbeats this node, as leader, failed to deliver to a follower."})
-	m.floodRefusals = prometheus.NewCounter(prometheus.CounterOpts{Name: "hangman_flood_refusals_total", Help: "Commands this node, as leader, refused as busy without proposing them: their room was flooded with requests and their sender had had its share."})
-	reg.MustRegister(m.leaderChanges, m.failedHeartbts, m.floodRefusals)
+	reg.MustRegister(m.leaderChanges, m.failedHeartbts)
 	// A filter that never lets an observation through costs no channel
 	// and no goroutine: raft calls it inline for every observation.
 	n.raft.RegisterObserver(raft.NewObserver(nil, false, func(o *raft.Observation) bool {
@@ -169,6 +164,9 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			return float64(b.dropped.Load())
 		})
 	}
+	counter("hangman_flood_refusals_total", "Writes this node, as leader, refused busy without proposing them: their room was flooded with requests and their sender had had its share (game.Machine.Admit).", nil, func() float64 {
+		return float64(n.batcher.refused.Load())
+	})
 	counter("hangman_republishes_total", "Times this node, on becoming leader, republished every room.", nil, func() float64 {
 		if n.pub == nil {
 			return 0

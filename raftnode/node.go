@@ -287,7 +287,7 @@ func (n *Node) startRaft(ctx context.Context) error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.ident.raft.Store(n.raft)
-	n.batcher = newBatcher(n.raft, n.fsm.self)
+	n.batcher = newBatcher(n.raft, n.fsm.self, n.admit)
 	n.forwarder = newForwarder(n.raft, n.leaderChanged, n.LeaderConn)
 	n.goRun(func() { n.batcher.run(ctx) })
 	n.goRun(func() { n.forwarder.run(ctx) })

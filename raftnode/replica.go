@@ -35,30 +35,24 @@ func (n *Node) propose(ctx context.Context, room string, cmd []byte) (game.Resul
 	if n.raft.State() != raft.Leader {
 		return game.Result{}, 0, api.ErrNotLeader
 	}
-	if err := n.admit(cmd); err != nil {
-		return game.Result{Room: room, Err: err}, 0, nil
-	}
 	defer n.stall.inflight.add(1, time.Now())()
 	r := n.batcher.propose(ctx, room, cmd)
 	return r.res, r.index, r.err
 }
 
-// admit is the leader's check, before proposing an encoded command, that
-// its room is not flooded by its sender (game.Machine.Admit): nil, or the
-// busy refusal to answer instead. The command never reaches the log, so
-// its request id stays unanswered and may be sent again.
+// admit is the leader's check, as an encoded command is about to enter a
+// log entry, that its room is not flooded by its sender
+// (game.Machine.Admit): nil, or the busy refusal to answer instead. The
+// command never reaches the log, so its request id stays unanswered and
+// may be sent again.
 func (n *Node) admit(cmd []byte) error {
 	c, err := game.DecodeCommand(cmd)
 	if err != nil {
 		return nil // refused by the state machine, the same on every replica
 	}
 	n.fsm.mu.RLock()
-	err = n.fsm.machine.Admit(c)
-	n.fsm.mu.RUnlock()
-	if err != nil {
-		n.metrics.floodRefusals.Inc()
-	}
-	return err
+	defer n.fsm.mu.RUnlock()
+	return n.fsm.machine.Admit(c)
 }
 
 // ReadIndex confirms leadership and waits until everything committed before

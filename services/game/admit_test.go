@@ -103,16 +103,6 @@ func TestAdmitKeepsAFloodToItsSender(t *testing.T) {
 	checkScopeCounts(t, h.m)
 }
 
-// TestAdmitBounds: a room under pressure fills with whatever the leader
-// had admitted but not yet committed (at most about two batches' worth),
-// every seat's share and the strangers', and still has room to spare.
-func TestAdmitBounds(t *testing.T) {
-	const inflight = 1536 // raftnode: maxPending plus the entries in flight
-	if need := PressureAt + inflight + MaxPlayers*SeatShare + OutsiderShare; need > SessionCap {
-		t.Fatalf("a room under pressure may have to remember %d answers, more than SessionCap %d", need, SessionCap)
-	}
-}
-
 // checkScopeCounts fails unless every window's count of answers per
 // scope is what its answers say.
 func checkScopeCounts(tb testing.TB, m *Machine) {
