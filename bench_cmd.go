@@ -42,7 +42,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&nodes, "nodes", 3, "game nodes to start")
 	fs.IntVar(&relays, "relays", 2, "relays to start")
 	fs.IntVar(&clients, "clients", 1000, "websocket clients (ws mode)")
-	fs.IntVar(&rooms, "rooms", 100, "rooms; in ws mode one player per room guesses, the other clients watch")
+	fs.IntVar(&rooms, "rooms", 100, "rooms; in ws mode one player per room guesses, the other clients watch. A room sent over about 185 writes a second for 30 s is flooded, and the leader refuses its busiest players (game.PressureAt)")
 	fs.IntVar(&workers, "workers", 256, "concurrent gRPC guessers (grpc mode)")
 	fs.Float64Var(&rate, "rate", 0, "guesses per second over all guessers (0: ws mode 1000, grpc mode as fast as possible)")
 	fs.DurationVar(&duration, "duration", 20*time.Second, "measured time")

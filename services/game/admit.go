@@ -17,15 +17,23 @@ package game
 // any build apply the same entries the same way, and the request may be
 // sent again with the same id (it was not answered).
 const (
-	// PressureAt is how many young answers put a room under pressure.
-	PressureAt = SessionCap / 2
 	// SeatShare is what one seat may have remembered in a room under
 	// pressure: more than a person plays in SessionMinAge.
-	SeatShare = 24
+	SeatShare = 32
 	// OutsiderShare is what the requests of tokens without a seat in the
 	// room (joins, spectators' mistakes, strangers) may have remembered
 	// in a room under pressure, all together.
 	OutsiderShare = 512
+	// InflightMargin bounds the commands to one room a leader may have
+	// admitted and not yet applied when it asks again (raftnode asks as
+	// it makes each log entry, which holds at most one command per room).
+	InflightMargin = 64
+	// PressureAt is how many young answers put a room under pressure:
+	// what leaves room for every seat's share, the outsiders' and the
+	// margin, so that those who keep to their share are never refused
+	// for the room being full. A room's players below it may send about
+	// PressureAt/SessionMinAge (185) requests a second, sustained.
+	PressureAt = SessionCap - MaxPlayers*SeatShare - OutsiderShare - InflightMargin
 )
 
 // Admit says whether a leader should propose c now: nil, or a CodeBusy
