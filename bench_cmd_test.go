@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,9 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hangman/hangman/bench"
 	"github.com/hangman/hangman/internal/harness"
+	"github.com/hangman/hangman/internal/proc"
+	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
 )
 
 // TestBenchMeasuresARealSystem runs `hangman bench` as a user would, in
@@ -38,7 +42,9 @@ func TestBenchMeasuresARealSystem(t *testing.T) {
 			return err
 		}
 		runningLogs = logs.Name()
-		defer logs.Close()
+		// Open while the system runs: its logs after the start are read
+		// too (a failed attached run, the intruder below).
+		t.Cleanup(func() { _ = logs.Close() })
 		running, err = bench.StartSystem(t.Context(), bench.SystemConfig{Binary: bin, Dir: t.TempDir(), Nodes: 1, Relays: 1, BasePort: base, Log: logs})
 		if err != nil {
 			b, _ := os.ReadFile(logs.Name())
@@ -142,6 +148,42 @@ func TestBenchMeasuresARealSystem(t *testing.T) {
 			tt.check(t, &r)
 		})
 	}
+
+	// A node of another system, as a second bench whose own nodes could
+	// not take their ports would leave running, gossips to this system's
+	// node: it is let in neither serf nor raft (the system gossips with a
+	// key of its own), so the system keeps its one voter.
+	t.Run("another system's node is kept out", func(t *testing.T) {
+		host, grpcPort, err := net.SplitHostPort(running.GRPCAddrs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		port, _ := strconv.Atoi(grpcPort)
+		serf := net.JoinHostPort(host, strconv.Itoa(port+2)) // StartSystem's layout
+		ports := harness.FreePorts(t, 6)
+		addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
+		intruder, err := proc.Start(proc.Spec{Name: "intruder", Path: bin, Args: []string{"node", "--id", "intruder", "--data-dir", t.TempDir(),
+			"--grpc-addr", addr(0), "--raft-addr", addr(1), "--serf-addr", addr(2), "--nats-addr", addr(3), "--nats-cluster-addr", addr(4), "--http-addr", addr(5),
+			"--join", serf, "--log-level", "warn"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { intruder.Stop(5 * time.Second) })
+		members := func() []*hangmanv1.Member {
+			resp, err := running.Cluster[0].Members(t.Context(), &hangmanv1.MembersRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp.GetMembers()
+		}
+		harness.EventuallyTrue(t, 30*time.Second, "the intruder refused, or let in", func() bool {
+			logs, _ := os.ReadFile(runningLogs)
+			return strings.Contains(string(logs), "remote state is not encrypted") || len(members()) > 1
+		})
+		if ms := members(); len(ms) != 1 {
+			t.Fatalf("the system has %d members, want its own node alone: %v\nintruder: %s", len(ms), ms, intruder.Tail())
+		}
+	})
 }
 
 // TestBenchCompare runs an earlier report's configuration again, with the

@@ -20,6 +20,7 @@ import (
 	"github.com/hangman/hangman/internal/harness"
 	"github.com/hangman/hangman/internal/proc"
 	hangmanv1 "github.com/hangman/hangman/proto/hangman/v1"
+	"github.com/hangman/hangman/tlsutil"
 )
 
 // member is one child process of the system under test, before and
@@ -27,6 +28,7 @@ import (
 type member struct {
 	name string
 	args []string
+	env  []string
 	http string // health address
 	p    *proc.Proc
 }
@@ -111,6 +113,15 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
 	if err := portsFree(tcp, udp); err != nil {
 		return nil, fmt.Errorf("base port %d: %w", cfg.BasePort, err)
 	}
+	// The nodes gossip with a key of their own, so that they can never
+	// join another system's gossip, nor let one in: a node started on a
+	// port another system took after the check above exits, but its peers
+	// would otherwise join that system and become voters it cannot reach.
+	key, err := tlsutil.NewGossipKey()
+	if err != nil {
+		return nil, fmt.Errorf("gossip key: %w", err)
+	}
+	gossipKey := "HANGMAN_GOSSIP_KEY=" + key
 	s := &System{bin: cfg.Binary, dir: cfg.Dir, log: cfg.Log, cleanup: cfg.Cleanup}
 	if s.log == nil {
 		s.log = io.Discard
@@ -130,7 +141,7 @@ func StartSystem(ctx context.Context, cfg SystemConfig) (*System, error) {
 			"--nats-addr", port(i, 3), "--nats-cluster-addr", port(i, 4), "--http-addr", port(i, 5),
 			"--pprof-addr", port(i, 6),
 			"--join", strings.Join(joins, ","), "--bootstrap-expect", strconv.Itoa(cfg.Nodes),
-			"--log-level", "warn"}}
+			"--log-level", "warn"}, env: []string{gossipKey}}
 		s.nodes = append(s.nodes, p)
 		if err := s.start(p); err != nil {
 			s.Close()
@@ -248,7 +259,7 @@ func (s *System) dial() error {
 }
 
 func (s *System) start(m *member) error {
-	p, err := proc.Start(proc.Spec{Name: m.name, Path: s.bin, Args: m.args, Output: s.log})
+	p, err := proc.Start(proc.Spec{Name: m.name, Path: s.bin, Args: m.args, Env: m.env, Output: s.log})
 	if err != nil {
 		return err
 	}
