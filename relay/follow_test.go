@@ -60,6 +60,12 @@ func TestRelayFollowsNodesToNewAddresses(t *testing.T) {
 
 	addrB, n1 := move(cl.grpc, "n1", member("n2", seedC))
 	harness.EventuallyTrue(t, waitFor, "the relay follows n1 to "+addrB, func() bool { return follows(addrB) })
+	// The names come with the addresses: the cluster view shows n1 at its
+	// new address as n1 before it has answered there; the seed it left
+	// is no one's now.
+	if names := tr.nodes.names(); names[addrB] != "n1" || names[seedC] != "n2" || names[seedA] != "" {
+		t.Fatalf("names %v: want n1 at %s, n2 at %s, none at %s", names, addrB, seedC, seedA)
+	}
 	addrD, _ := move(n2, "n2", member("n1", addrB))
 	harness.EventuallyTrue(t, waitFor, "the relay follows n2 to "+addrD, func() bool { return follows(addrD) })
 	create("after-both-moved")
